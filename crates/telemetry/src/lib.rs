@@ -1,0 +1,65 @@
+//! Telemetry: tracing setup and the Prometheus metric registry with every metric Trellis exports.
+//!
+//! Metric names and label sets are a public interface (docs/telemetry.md); label values are
+//! bounded (operation names, status codes), never request-derived strings.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// Labels of `trellis_api_requests_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiRequestLabels {
+    /// The AWS operation name (`CreateService`), or `Unknown`.
+    pub operation: String,
+    /// The HTTP status code of the response.
+    pub code: u16,
+}
+
+/// Every metric, registered once at start-up.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub api_requests: Family<ApiRequestLabels, Counter>,
+    pub store_revision: Gauge<u64, AtomicU64>,
+    pub applied_revision: Gauge<u64, AtomicU64>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("trellis");
+        let api_requests = Family::<ApiRequestLabels, Counter>::default();
+        registry.register("api_requests", "Control-plane API requests by operation and HTTP status", api_requests.clone());
+        let store_revision = Gauge::<u64, AtomicU64>::default();
+        registry.register("store_revision", "Latest committed store revision seen by this node", store_revision.clone());
+        let applied_revision = Gauge::<u64, AtomicU64>::default();
+        registry.register("applied_revision", "Store revision the data plane has applied", applied_revision.clone());
+        Metrics { registry, api_requests, store_revision, applied_revision }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Encoding into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Installs the global tracing subscriber: human-readable lines on stderr, filtered by
+/// `RUST_LOG` (default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
