@@ -1,0 +1,369 @@
+//! The verification procedure: pick the signature form, check time and scope, rebuild the
+//! canonical request and compare signatures.
+//!
+//! The order of checks is deliberate: cheap structural checks first (so malformed requests never
+//! cost a key lookup), then the secret lookup, and only then any HMAC work.
+
+use http::HeaderValue;
+use http::header::AUTHORIZATION;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::canonical::{self, QueryParam};
+use crate::key::{KeyCache, derive_signing_key, hmac_sha256};
+use crate::parse::{self, ALGORITHM, Material};
+use crate::{SecretLookup, SigV4Error, UNSIGNED_PAYLOAD, Verified, VerifyOptions};
+
+const X_AMZ_CONTENT_SHA256: &str = "x-amz-content-sha256";
+const X_AMZ_SECURITY_TOKEN: &str = "x-amz-security-token";
+const REDACTED: &[u8] = b"** REDACTED **";
+
+pub(crate) fn verify(
+    req: &http::request::Parts,
+    payload_sha256_hex: &str,
+    lookup: &dyn SecretLookup,
+    opts: &VerifyOptions<'_>,
+    cache: Option<&KeyCache>,
+) -> Result<Verified, SigV4Error> {
+    let query = canonical::parse_query(req.uri.query());
+    let material = extract_material(req, &query)?;
+
+    check_time(&material, opts)?;
+    check_scope(&material, opts)?;
+
+    if !material.signed_headers.iter().any(|h| h == "host") {
+        return Err(SigV4Error::incomplete(
+            "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.",
+        ));
+    }
+    let header_token = req
+        .headers
+        .get(X_AMZ_SECURITY_TOKEN)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    // An unsigned token could be swapped for another session's token without breaking the
+    // signature, so a token sent as a header must be covered by it.
+    if header_token.is_some() && !is_signed(&material, X_AMZ_SECURITY_TOKEN) {
+        return Err(SigV4Error::incomplete(
+            "'X-Amz-Security-Token' must be a 'SignedHeader' in the AWS Authorization.",
+        ));
+    }
+
+    let payload_sha256_hex = payload_sha256_hex.to_ascii_lowercase();
+    let payload_hashes = payload_hash_candidates(req, &material, &payload_sha256_hex)?;
+
+    let credential = &material.credential;
+    let secret = lookup
+        .secret_access_key(&credential.access_key_id)
+        .ok_or_else(|| SigV4Error::UnrecognizedClient {
+            access_key_id: credential.access_key_id.clone(),
+        })?;
+    let signing_key = match cache {
+        Some(cache) => cache.signing_key(
+            &secret,
+            &credential.date,
+            &credential.region,
+            &credential.service,
+        ),
+        None => derive_signing_key(
+            &secret,
+            &credential.date,
+            &credential.region,
+            &credential.service,
+        ),
+    };
+
+    let signature_param = parse::X_AMZ_SIGNATURE.as_bytes();
+    let exclude = material.presigned.then_some(signature_param);
+    let pieces = Pieces {
+        method: req.method.as_str(),
+        uri: canonical::canonical_uri(req.uri.path()),
+        query: canonical::canonical_query(&query, exclude),
+        headers: canonical_headers(req, &material.signed_headers, false),
+        signed_headers: material.signed_headers.join(";"),
+    };
+    let amz_date = parse::format_amz_date(material.request_time);
+    let scope = credential.scope();
+    let provided = material.signature.to_ascii_lowercase();
+
+    for payload_hash in &payload_hashes {
+        let creq = pieces.canonical_request(&pieces.query, &pieces.headers, payload_hash);
+        let string_to_sign = string_to_sign(&amz_date, &scope, &creq);
+        let computed = hex::encode(hmac_sha256(&signing_key, string_to_sign.as_bytes()));
+        // Constant-time, so response timing reveals nothing about how much of a forged
+        // signature was right.
+        if bool::from(computed.as_bytes().ct_eq(provided.as_bytes())) {
+            return Ok(Verified {
+                access_key_id: credential.access_key_id.clone(),
+                region: credential.region.clone(),
+                service: credential.service.clone(),
+                signed_headers: material.signed_headers.clone(),
+                presigned: material.presigned,
+                security_token: header_token.or(material.query_security_token),
+                request_time: material.request_time,
+            });
+        }
+    }
+
+    // Report the first candidate (the one a well-behaved client meant) for debugging, with the
+    // session token redacted: it is a bearer credential and logs are not the place for it.
+    let payload_hash = &payload_hashes[0];
+    let creq = pieces.canonical_request(&pieces.query, &pieces.headers, payload_hash);
+    let string_to_sign = string_to_sign(&amz_date, &scope, &creq);
+    let redacted_query = canonical::canonical_query(&redact_query(&query), exclude);
+    let redacted_headers = canonical_headers(req, &material.signed_headers, true);
+    let redacted = pieces.canonical_request(&redacted_query, &redacted_headers, payload_hash);
+    Err(SigV4Error::SignatureDoesNotMatch {
+        canonical_request: String::from_utf8_lossy(&redacted).into_owned(),
+        string_to_sign,
+    })
+}
+
+/// Chooses the signature form and parses its material.
+fn extract_material(
+    req: &http::request::Parts,
+    query: &[QueryParam],
+) -> Result<Material, SigV4Error> {
+    let authorization: Vec<&HeaderValue> = req.headers.get_all(AUTHORIZATION).iter().collect();
+    if parse::has_presign_params(query) {
+        // A non-SigV4 Authorization header (an application's own bearer token, say) may travel
+        // alongside a presigned URL: that is how clients sign for VPC Lattice while keeping their
+        // Authorization header. Two SigV4 signatures on one request are ambiguous, though.
+        if authorization
+            .iter()
+            .any(|v| v.as_bytes().starts_with(b"AWS4-"))
+        {
+            return Err(SigV4Error::incomplete(
+                "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter or the \
+                 Authorization header should be specified.",
+            ));
+        }
+        return parse::from_query(query);
+    }
+    match authorization.as_slice() {
+        [] => Err(SigV4Error::MissingAuthenticationToken),
+        [value] => parse::from_authorization_header(value.as_bytes(), &req.headers, query),
+        _ => Err(SigV4Error::incomplete(
+            "Only one Authorization header is allowed.",
+        )),
+    }
+}
+
+fn check_time(material: &Material, opts: &VerifyOptions<'_>) -> Result<(), SigV4Error> {
+    let fmt = parse::format_amz_date;
+    let requested = material.request_time;
+    let now = opts.now;
+    let skew = opts.max_skew;
+    if requested > now + skew {
+        return Err(SigV4Error::SignatureNotYetCurrent {
+            message: format!(
+                "Signature not yet current: {} is still later than {} ({} + {})",
+                fmt(requested),
+                fmt(now + skew),
+                fmt(now),
+                describe(skew),
+            ),
+        });
+    }
+    // A presigned URL lives for X-Amz-Expires after its signing time; any other request lives for
+    // the skew window. Either way the message has AWS's shape.
+    let lifetime = match material.expires_seconds {
+        Some(seconds) => time::Duration::seconds(i64::try_from(seconds).unwrap_or(i64::MAX)),
+        None => skew,
+    };
+    if requested < now - lifetime {
+        return Err(SigV4Error::SignatureExpired {
+            message: format!(
+                "Signature expired: {} is now earlier than {} ({} - {})",
+                fmt(requested),
+                fmt(now - lifetime),
+                fmt(now),
+                describe(lifetime),
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// `15 min.` for whole minutes (AWS's wording), `90 sec.` otherwise.
+fn describe(d: time::Duration) -> String {
+    if d.whole_seconds() % 60 == 0 {
+        format!("{} min.", d.whole_minutes())
+    } else {
+        format!("{} sec.", d.whole_seconds())
+    }
+}
+
+fn check_scope(material: &Material, opts: &VerifyOptions<'_>) -> Result<(), SigV4Error> {
+    let credential = &material.credential;
+    parse::check_terminator(credential)?;
+    let amz_date = parse::format_amz_date(material.request_time);
+    if credential.date != amz_date[..8] {
+        return Err(SigV4Error::scope(format!(
+            "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from \
+             HTTP: '{}' != '{}', from '{}'.",
+            credential.date,
+            &amz_date[..8],
+            amz_date
+        )));
+    }
+    if credential.service != opts.service {
+        return Err(SigV4Error::scope(format!(
+            "Credential should be scoped to correct service: '{}'.",
+            opts.service
+        )));
+    }
+    let region_ok = match opts.region {
+        Some(expected) => credential.region == expected,
+        None => !credential.region.is_empty(),
+    };
+    if !region_ok {
+        return Err(SigV4Error::scope(format!(
+            "Credential should be scoped to a valid region, not '{}'.",
+            credential.region
+        )));
+    }
+    Ok(())
+}
+
+fn is_signed(material: &Material, name: &str) -> bool {
+    material.signed_headers.iter().any(|h| h == name)
+}
+
+/// The payload hashes a legitimate signer may have used, most likely first.
+fn payload_hash_candidates(
+    req: &http::request::Parts,
+    material: &Material,
+    payload_sha256_hex: &str,
+) -> Result<Vec<String>, SigV4Error> {
+    let declared = req
+        .headers
+        .get(X_AMZ_CONTENT_SHA256)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_owned());
+    if let Some(declared) = &declared {
+        // A declared digest that differs from the body means the body changed in flight; say so
+        // instead of reporting a vaguer signature mismatch.
+        if is_sha256_hex(declared) && !declared.eq_ignore_ascii_case(payload_sha256_hex) {
+            return Err(SigV4Error::ContentSha256Mismatch {
+                provided: declared.clone(),
+                computed: payload_sha256_hex.to_owned(),
+            });
+        }
+        if is_signed(material, X_AMZ_CONTENT_SHA256) {
+            if declared != UNSIGNED_PAYLOAD && !is_sha256_hex(declared) {
+                return Err(SigV4Error::incomplete(format!(
+                    "x-amz-content-sha256 must be UNSIGNED-PAYLOAD or a SHA-256 hex digest, got '{declared}'."
+                )));
+            }
+            return Ok(vec![declared.clone()]);
+        }
+    }
+    if material.presigned {
+        // Presigned URLs are signed before any body exists. S3-style signers use
+        // UNSIGNED-PAYLOAD; generic ones (aws-sigv4, the CRT) hash the body they were given,
+        // usually empty. Both leave everything but the body authenticated, so accept either.
+        Ok(vec![
+            UNSIGNED_PAYLOAD.to_owned(),
+            payload_sha256_hex.to_owned(),
+        ])
+    } else {
+        Ok(vec![payload_sha256_hex.to_owned()])
+    }
+}
+
+fn is_sha256_hex(value: &str) -> bool {
+    value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The canonical request minus its payload hash, which may vary between candidates.
+struct Pieces<'a> {
+    method: &'a str,
+    uri: String,
+    query: String,
+    headers: Vec<u8>,
+    signed_headers: String,
+}
+
+impl Pieces<'_> {
+    fn canonical_request(&self, query: &str, headers: &[u8], payload_hash: &str) -> Vec<u8> {
+        let mut out = Vec::with_capacity(
+            self.method.len() + self.uri.len() + query.len() + headers.len() + 128,
+        );
+        for line in [
+            self.method.as_bytes(),
+            self.uri.as_bytes(),
+            query.as_bytes(),
+        ] {
+            out.extend_from_slice(line);
+            out.push(b'\n');
+        }
+        // Each canonical header line ends in '\n', so a blank line separates the block from the
+        // signed-header list, as the spec requires.
+        out.extend_from_slice(headers);
+        out.push(b'\n');
+        out.extend_from_slice(self.signed_headers.as_bytes());
+        out.push(b'\n');
+        out.extend_from_slice(payload_hash.as_bytes());
+        out
+    }
+}
+
+/// `name:value\n` for every signed header, in the order the client listed them.
+fn canonical_headers(req: &http::request::Parts, signed: &[String], redact: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    for name in signed {
+        out.extend_from_slice(name.as_bytes());
+        out.push(b':');
+        if redact && name == X_AMZ_SECURITY_TOKEN {
+            out.extend_from_slice(REDACTED);
+        } else {
+            out.extend_from_slice(&header_value(req, name));
+        }
+        out.push(b'\n');
+    }
+    out
+}
+
+/// The canonical value of one header: every occurrence trimmed, joined with ','.
+///
+/// A signed header that is absent contributes an empty value; the signature then fails unless
+/// the client signed it empty too, which is the honest outcome.
+fn header_value(req: &http::request::Parts, name: &str) -> Vec<u8> {
+    let mut values = req.headers.get_all(name).iter().peekable();
+    if values.peek().is_none() && name == "host" {
+        // HTTP/2 carries the host in :authority, which lands in the URI, not in a Host header.
+        return req
+            .uri
+            .authority()
+            .map(|a| a.as_str().as_bytes().to_vec())
+            .unwrap_or_default();
+    }
+    let mut out = Vec::new();
+    for (i, value) in values.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(&canonical::trim_all(value.as_bytes()));
+    }
+    out
+}
+
+fn redact_query(query: &[QueryParam]) -> Vec<QueryParam> {
+    query
+        .iter()
+        .map(|p| {
+            if p.key == parse::X_AMZ_SECURITY_TOKEN.as_bytes() {
+                QueryParam {
+                    key: p.key.clone(),
+                    value: REDACTED.to_vec(),
+                }
+            } else {
+                p.clone()
+            }
+        })
+        .collect()
+}
+
+fn string_to_sign(amz_date: &str, scope: &str, canonical_request: &[u8]) -> String {
+    let digest = hex::encode(Sha256::digest(canonical_request));
+    format!("{ALGORITHM}\n{amz_date}\n{scope}\n{digest}")
+}
