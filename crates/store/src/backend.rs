@@ -1,0 +1,238 @@
+//! The two database engines behind one enum: opening a pool from a URL, beginning transactions the
+//! way each engine needs them, and the `on_conn!` macro that runs one piece of SQL code on either.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Connection, Postgres, Sqlite, Transaction};
+
+use crate::error::{backend, redact};
+use crate::{Backend, Result, Revision, StoreError, StoreOptions};
+
+/// Runs `$body` with `$c` bound to the open transaction of whichever engine `$conn` holds. The
+/// body is expanded once per engine, so the same source compiles against both drivers' types;
+/// both arms must evaluate to the same type (rows are decoded into tuples for that reason).
+macro_rules! on_conn {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            $crate::backend::Conn::Sqlite($c) => $body,
+            $crate::backend::Conn::Postgres($c) => $body,
+        }
+    };
+}
+pub(crate) use on_conn;
+
+/// A direct PostgreSQL connection attempt gives up after this long, so a server pointed at an
+/// unreachable host fails at startup instead of hanging in TCP retries.
+const PG_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+const SELECT_REVISION: &str = "SELECT revision FROM meta WHERE id = 1";
+const BUMP_REVISION: &str =
+    "UPDATE meta SET revision = revision + 1 WHERE id = 1 RETURNING revision";
+
+#[derive(Clone)]
+pub(crate) enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// An open transaction on either engine. Dropping it rolls back (sqlx queues the `ROLLBACK`).
+pub(crate) enum Conn {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+/// Opens a pool for `url` and checks that the database is reachable; every failure is a
+/// `Backend` error whose message names the store (the server prints it and exits).
+pub(crate) async fn open(url: &str, options: &StoreOptions) -> Result<Pool> {
+    if url.starts_with("sqlite:") {
+        open_sqlite(url, options).await.map(Pool::Sqlite)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        open_postgres(url, options).await.map(Pool::Postgres)
+    } else {
+        Err(StoreError::Backend(format!(
+            "unsupported store URL {:?}: expected sqlite:///path/to/trellis.db or postgres://…",
+            redact(url)
+        )))
+    }
+}
+
+async fn open_sqlite(url: &str, options: &StoreOptions) -> Result<SqlitePool> {
+    // An in-memory database lives only as long as its connections and shares a cache with
+    // table-level locks that the busy timeout does not cover: not a store worth offering.
+    if url.contains(":memory:") || url.contains("mode=memory") {
+        return Err(StoreError::Backend(format!(
+            "in-memory SQLite ({url}) is not supported as a store; use a file path"
+        )));
+    }
+    let connect = SqliteConnectOptions::from_str(url)
+        .map_err(|e| StoreError::Backend(format!("invalid SQLite store URL {url:?}: {e}")))?;
+    let path = connect.get_filename().display().to_string();
+    // WAL lets readers run beside the single writer; synchronous=FULL fsyncs the WAL on every
+    // commit so an acknowledged write survives a crash; the busy timeout is how long a writer
+    // waits for another process's write lock (in-process writers queue on a mutex instead).
+    let connect = connect
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(options.busy_timeout);
+    let pool_options = SqlitePoolOptions::new().max_connections(options.max_connections.max(1));
+    // Switching a new file to WAL needs an exclusive lock that SQLite does not wait for with
+    // the busy timeout, so processes opening a fresh file together can see SQLITE_BUSY here.
+    // The switch is quick and happens once per file: retry within the busy timeout.
+    let deadline = tokio::time::Instant::now() + options.busy_timeout;
+    loop {
+        match pool_options.clone().connect_with(connect.clone()).await {
+            Ok(pool) => return Ok(pool),
+            Err(e) if is_sqlite_busy(&e) && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => {
+                return Err(StoreError::Backend(format!(
+                    "cannot open SQLite store at {path}: {e}"
+                )));
+            }
+        }
+    }
+}
+
+/// SQLITE_BUSY, including its extended codes (the primary code is the low byte).
+fn is_sqlite_busy(e: &sqlx::Error) -> bool {
+    const SQLITE_BUSY: i64 = 5;
+    match e {
+        sqlx::Error::Database(db) => db
+            .code()
+            .and_then(|code| code.parse::<i64>().ok())
+            .is_some_and(|code| code & 0xff == SQLITE_BUSY),
+        _ => false,
+    }
+}
+
+async fn open_postgres(url: &str, options: &StoreOptions) -> Result<PgPool> {
+    let shown = redact(url);
+    let connect = PgConnectOptions::from_str(url)
+        .map_err(|e| StoreError::Backend(format!("invalid PostgreSQL store URL {shown}: {e}")))?;
+    // One direct connection first: a pool retries failed connects until its acquire timeout,
+    // but a bad URL or a server that is down should be reported at once and precisely.
+    match tokio::time::timeout(PG_CONNECT_TIMEOUT, PgConnection::connect_with(&connect)).await {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+        }
+        Ok(Err(e)) => {
+            return Err(StoreError::Backend(format!(
+                "cannot connect to PostgreSQL store {shown}: {e}"
+            )));
+        }
+        Err(_) => {
+            return Err(StoreError::Backend(format!(
+                "cannot connect to PostgreSQL store {shown}: timed out after {}s",
+                PG_CONNECT_TIMEOUT.as_secs()
+            )));
+        }
+    }
+    Ok(PgPoolOptions::new()
+        .max_connections(options.max_connections.max(2))
+        .connect_lazy_with(connect))
+}
+
+pub(crate) fn to_revision(value: i64) -> Result<Revision> {
+    Revision::try_from(value)
+        .map_err(|_| StoreError::Backend(format!("meta.revision holds a negative value {value}")))
+}
+
+impl Pool {
+    pub(crate) fn backend(&self) -> Backend {
+        match self {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// A transaction with a stable snapshot. SQLite's deferred `BEGIN` takes its WAL snapshot at
+    /// the first read (the caller reads the revision at once); PostgreSQL needs REPEATABLE READ,
+    /// because its default READ COMMITTED takes a new snapshot per statement.
+    pub(crate) async fn begin_read(&self) -> Result<Conn> {
+        match self {
+            Pool::Sqlite(p) => p.begin().await.map(Conn::Sqlite),
+            Pool::Postgres(p) => p
+                .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                .await
+                .map(Conn::Postgres),
+        }
+        .map_err(|e| backend("begin read transaction", e))
+    }
+
+    /// A transaction that will write. SQLite takes the database write lock at `BEGIN IMMEDIATE`,
+    /// so the transaction never has to upgrade a read lock (which could fail with SQLITE_BUSY
+    /// mid-transaction). PostgreSQL stays in READ COMMITTED: the caller's first statement locks
+    /// the `meta` row, and every later statement sees everything committed before that lock.
+    pub(crate) async fn begin_write(&self) -> Result<Conn> {
+        match self {
+            Pool::Sqlite(p) => p.begin_with("BEGIN IMMEDIATE").await.map(Conn::Sqlite),
+            Pool::Postgres(p) => p.begin().await.map(Conn::Postgres),
+        }
+        .map_err(|e| backend("begin write transaction", e))
+    }
+
+    pub(crate) async fn revision(&self) -> Result<Revision> {
+        let value = match self {
+            Pool::Sqlite(p) => {
+                sqlx::query_scalar::<_, i64>(SELECT_REVISION)
+                    .fetch_one(p)
+                    .await
+            }
+            Pool::Postgres(p) => {
+                sqlx::query_scalar::<_, i64>(SELECT_REVISION)
+                    .fetch_one(p)
+                    .await
+            }
+        }
+        .map_err(|e| backend("read revision", e))?;
+        to_revision(value)
+    }
+
+    pub(crate) async fn close(&self) {
+        match self {
+            Pool::Sqlite(p) => p.close().await,
+            Pool::Postgres(p) => p.close().await,
+        }
+    }
+}
+
+impl Conn {
+    pub(crate) async fn read_revision(&mut self) -> Result<Revision> {
+        let value = on_conn!(self, c => sqlx::query_scalar::<_, i64>(SELECT_REVISION)
+            .fetch_one(&mut **c)
+            .await)
+        .map_err(|e| backend("read revision", e))?;
+        to_revision(value)
+    }
+
+    /// Bumps the global revision inside this transaction and returns the new value, which is the
+    /// revision the transaction commits as. On PostgreSQL this statement is the writer lock.
+    pub(crate) async fn bump_revision(&mut self) -> Result<Revision> {
+        let value = on_conn!(self, c => sqlx::query_scalar::<_, i64>(BUMP_REVISION)
+            .fetch_one(&mut **c)
+            .await)
+        .map_err(|e| backend("bump revision", e))?;
+        to_revision(value)
+    }
+
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            Conn::Sqlite(t) => t.commit().await,
+            Conn::Postgres(t) => t.commit().await,
+        }
+    }
+
+    pub(crate) async fn rollback(self) -> Result<(), sqlx::Error> {
+        match self {
+            Conn::Sqlite(t) => t.rollback().await,
+            Conn::Postgres(t) => t.rollback().await,
+        }
+    }
+}

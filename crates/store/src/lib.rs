@@ -1,0 +1,271 @@
+//! Desired-state store: generic resource records in SQLite (default) or PostgreSQL, a global
+//! revision bumped by every committed write, and a change feed that publishes it.
+//!
+//! # Design
+//!
+//! * **Two typed pools, one set of SQL.** The store holds either a `SqlitePool` or a `PgPool`
+//!   (see `backend.rs`) and every statement is written once, in the SQL subset both engines accept
+//!   (`$n` placeholders work on SQLite too). The `Any` driver was the alternative; it was not used
+//!   because it re-parses the URL and drops typed SQLite options (WAL, `synchronous=FULL`,
+//!   busy timeout), and because the PostgreSQL change feed needs a real `PgPool` for `PgListener`
+//!   anyway. The only per-backend code is how a transaction begins and how commits are announced.
+//! * **Serialized writers.** [`Store::write`] takes a process-local async mutex (a fair FIFO queue,
+//!   so in-process writers never spin in SQLite's busy handler) and then the database's own write
+//!   lock, which also serializes writers in other processes and on other nodes: SQLite begins with
+//!   `BEGIN IMMEDIATE`; on both engines the first statement is
+//!   `UPDATE meta SET revision = revision + 1 … RETURNING revision`, which on PostgreSQL holds the
+//!   `meta` row lock until commit. The bumped value is the revision the transaction commits as;
+//!   a rollback undoes the bump.
+//! * **Consistent reads.** [`Store::read`] begins a deferred SQLite transaction (a WAL snapshot)
+//!   or a PostgreSQL `REPEATABLE READ READ ONLY` one, and pins the snapshot by reading the
+//!   revision first.
+//! * **Change feed.** A `tokio::sync::watch` holds the newest revision known to this process. It is
+//!   advanced after every local commit, by a background poll of `meta.revision` (other processes
+//!   on the same SQLite file, other PostgreSQL nodes, notifications missed while disconnected) and,
+//!   on PostgreSQL, by a `LISTEN trellis_revision` task fed by the `NOTIFY` each write sends inside
+//!   its transaction. The feed only moves forward.
+//! * **Schema** (`migrations/`, applied on connect, versions in `trellis_schema`): `meta` (the
+//!   single row with `revision` and the `last_seq` counter), `records` (PK `(kind, id)`, unique
+//!   `(kind, coalesce(parent, ''), name)` where `name` is set, unique `arn` where set, JSON `body`
+//!   and `refs` as TEXT), `record_refs` (the deduplicated `(kind, id, ref_id)` index behind
+//!   [`Tx::list_referencing`]) and `idempotency` (`(scope, token)` → request hash and response).
+//!   A parent of `""` shares the top-level scope with `None`; ids are never empty in practice.
+//! * **Errors.** Uniqueness violations are `Conflict` and leave the transaction usable on both
+//!   engines (each insert/update runs under a savepoint). Any other failed statement poisons the
+//!   transaction: later calls and `commit` return `Backend`, and nothing is committed.
+//!
+//! Keep read transactions short: on SQLite an open reader stops the WAL from being checkpointed,
+//! on PostgreSQL it holds back vacuum; a write transaction blocks every other writer.
+//!
+//! Tests: `cargo test -p trellis-store` runs the conformance suite on SQLite and, when
+//! `TRELLIS_TEST_POSTGRES_URL` is set, on PostgreSQL; `scripts/with-postgres cargo test -p
+//! trellis-store` provides a throwaway server for it.
+
+mod backend;
+mod error;
+mod feed;
+mod migrate;
+mod tx;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Mutex, watch};
+
+use crate::backend::Pool;
+pub use crate::tx::Tx;
+
+/// The global revision: bumped by exactly one for every committed write transaction.
+pub type Revision = u64;
+
+/// The PostgreSQL channel every write transaction notifies with its revision (decimal text).
+pub const NOTIFY_CHANNEL: &str = "trellis_revision";
+
+/// One stored resource. The store knows nothing about Lattice: `kind` is an opaque string
+/// ("service", "listener", ...), `body` is the resource's JSON document.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record {
+    pub kind: String,
+    pub id: String,
+    /// The owning resource's id (listener → service, rule → listener, target → target group).
+    pub parent: Option<String>,
+    /// When set, unique per (kind, parent) — parent `None` is its own scope.
+    pub name: Option<String>,
+    /// When set, unique across all records; lookups by ARN use it.
+    pub arn: Option<String>,
+    /// Ids of other records this one points at, for "who references X" queries.
+    pub refs: Vec<String>,
+    pub body: serde_json::Value,
+    /// Insertion order, assigned by the store on insert (ignored on input). Lists are ordered by it.
+    pub seq: i64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct IdempotencyEntry {
+    pub request_hash: String,
+    pub response: serde_json::Value,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness constraint failed: (kind, id), (kind, parent, name) or arn.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("not found")]
+    NotFound,
+    #[error("store backend error: {0}")]
+    Backend(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Tuning knobs for [`Store::connect_with`]. [`Store::connect`] uses the defaults.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// How often a background task re-reads `meta.revision` to notice commits made elsewhere
+    /// (another process on the same SQLite file, another PostgreSQL node whose `NOTIFY` was missed).
+    /// `None` disables polling. Default: one second.
+    pub poll_interval: Option<Duration>,
+    /// PostgreSQL only: follow other nodes' commits through `LISTEN trellis_revision`.
+    /// Default: true.
+    pub listen: bool,
+    /// Upper bound on pooled connections. Default: 10.
+    pub max_connections: u32,
+    /// SQLite only: how long a writer waits for another process's write lock before failing.
+    /// Default: 30 seconds.
+    pub busy_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            poll_interval: Some(Duration::from_secs(1)),
+            listen: true,
+            max_connections: 10,
+            busy_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A handle to the store; cheap to clone, all clones share one pool and one change feed.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend())
+            .field("feed_revision", &*self.inner.feed.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Inner {
+    pool: Pool,
+    feed: watch::Sender<Revision>,
+    /// Queues this process's writers before they reach the database lock (see the module docs).
+    write_lock: Arc<Mutex<()>>,
+    /// Background tasks stop when this is set or dropped (the last `Store` clone going away).
+    shutdown: watch::Sender<bool>,
+}
+
+impl Store {
+    /// `url`: `sqlite:///abs/path/file.db` (created if missing) or `postgres://…`. Runs the embedded
+    /// migrations.
+    pub async fn connect(url: &str) -> Result<Store> {
+        Store::connect_with(url, StoreOptions::default()).await
+    }
+
+    /// [`Store::connect`] with explicit [`StoreOptions`].
+    pub async fn connect_with(url: &str, options: StoreOptions) -> Result<Store> {
+        let pool = backend::open(url, &options).await?;
+        migrate::run(&pool).await?;
+        let revision = pool.revision().await?;
+
+        let (feed, _) = watch::channel(revision);
+        let (shutdown, _) = watch::channel(false);
+        feed::spawn(&pool, &options, &feed, &shutdown);
+
+        Ok(Store {
+            inner: Arc::new(Inner {
+                pool,
+                feed,
+                write_lock: Arc::new(Mutex::new(())),
+                shutdown,
+            }),
+        })
+    }
+
+    /// The `sqlite://` URL for a database file, escaping the characters the URL form reserves.
+    pub fn sqlite_url(path: &Path) -> String {
+        let mut url = String::from("sqlite://");
+        for c in path.to_string_lossy().chars() {
+            match c {
+                '%' => url.push_str("%25"),
+                '?' => url.push_str("%3F"),
+                '#' => url.push_str("%23"),
+                c => url.push(c),
+            }
+        }
+        url
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.inner.pool.backend()
+    }
+
+    /// The committed revision as the database has it now (not the feed's view).
+    pub async fn revision(&self) -> Result<Revision> {
+        self.inner.pool.revision().await
+    }
+
+    /// The change feed: the latest committed revision (local commits and, on PostgreSQL, other nodes').
+    pub fn subscribe(&self) -> watch::Receiver<Revision> {
+        self.inner.feed.subscribe()
+    }
+
+    /// A read transaction: consistent view; dropping it rolls back.
+    pub async fn read(&self) -> Result<Tx> {
+        let mut conn = self.inner.pool.begin_read().await?;
+        let revision = match conn.read_revision().await {
+            Ok(revision) => revision,
+            Err(e) => {
+                let _ = conn.rollback().await;
+                return Err(e);
+            }
+        };
+        Ok(Tx::new(conn, self.inner.clone(), revision, None))
+    }
+
+    /// A write transaction: writers are serialized; `commit` bumps the revision.
+    pub async fn write(&self) -> Result<Tx> {
+        let guard = self.inner.write_lock.clone().lock_owned().await;
+        let mut conn = self.inner.pool.begin_write().await?;
+        let revision = match conn.bump_revision().await {
+            Ok(revision) => revision,
+            Err(e) => {
+                let _ = conn.rollback().await;
+                return Err(e);
+            }
+        };
+        Ok(Tx::new(conn, self.inner.clone(), revision, Some(guard)))
+    }
+
+    /// Stops the background feed tasks and closes the pool; every clone of this store is closed.
+    pub async fn close(&self) {
+        self.inner.shutdown.send_replace(true);
+        self.inner.pool.close().await;
+    }
+}
+
+impl Inner {
+    /// Moves the feed forward to `revision`; never backwards, since local commits, the poll and
+    /// notifications can report revisions out of order.
+    pub(crate) fn publish(&self, revision: Revision) {
+        feed::publish(&self.feed, revision);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The API holds these across `.await` points in spawned handlers.
+    #[test]
+    fn handles_are_send_and_sync() {
+        fn send_sync<T: Send + Sync + 'static>() {}
+        fn send<T: Send + 'static>() {}
+        send_sync::<Store>();
+        send::<Tx>();
+        send_sync::<StoreError>();
+    }
+}
