@@ -1,0 +1,300 @@
+//! The UDP + TCP listener pair on one port and the request handler that answers every query from
+//! the [`Zone`] current at that moment.
+//!
+//! Wire framing (UDP datagrams, TCP two-octet length prefixes), FORMERR for undecodable
+//! messages, dropping of stray responses and per-connection TCP idle timeouts come from
+//! hickory-server's `Server`; this module only decides what each query is answered.
+
+use std::future::Future;
+use std::io;
+use std::iter;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use hickory_server::Server;
+use hickory_server::net::runtime::Time;
+use hickory_server::proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode};
+use hickory_server::proto::rr::{DNSClass, Record, RecordType};
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::MessageResponseBuilder;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::watch;
+
+use crate::zone::{Lookup, Zone};
+
+/// How many times [`DnsServer::bind`] tries a fresh ephemeral port when the TCP side of the one
+/// the UDP socket got is already taken by someone else.
+const BIND_ATTEMPTS: usize = 16;
+
+/// A TCP connection that sends no query for this long is closed, so idle or abandoned clients
+/// cannot pin connections (RFC 7766 §6.2.3 asks servers to bound idle time).
+const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Responses queued per TCP connection before the connection applies back-pressure.
+const TCP_RESPONSE_BUFFER: usize = 32;
+
+/// The EDNS version this server speaks (RFC 6891).
+const EDNS_VERSION: u8 = 0;
+
+/// The embedded authoritative DNS server: one UDP socket and one TCP listener on the same
+/// address and port, answering from a [`Zone`] that can be swapped at any time.
+pub struct DnsServer {
+    udp: UdpSocket,
+    tcp: TcpListener,
+    local_addr: SocketAddr,
+    handler: Handler,
+}
+
+impl std::fmt::Debug for DnsServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DnsServer")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DnsServer {
+    /// Binds UDP and TCP on `addr`.
+    ///
+    /// With port 0 the operating system picks a port for the UDP socket and TCP binds the same
+    /// one; if another process already holds that port for TCP, the pair is retried on a new
+    /// port (up to 16 times). With a fixed port there is nothing to retry and the error is
+    /// returned. Errors are returned, not logged, and name the address and protocol.
+    pub async fn bind(addr: SocketAddr, zone: watch::Receiver<Arc<Zone>>) -> io::Result<DnsServer> {
+        let mut attempt = 1;
+        loop {
+            let udp = UdpSocket::bind(addr)
+                .await
+                .map_err(|error| context(error, "UDP", addr))?;
+            let local_addr = udp.local_addr()?;
+            match TcpListener::bind(local_addr).await {
+                Ok(tcp) => {
+                    return Ok(DnsServer {
+                        udp,
+                        tcp,
+                        local_addr,
+                        handler: Handler {
+                            zone: ZoneReader::new(zone),
+                        },
+                    });
+                }
+                Err(error)
+                    if addr.port() == 0
+                        && error.kind() == io::ErrorKind::AddrInUse
+                        && attempt < BIND_ATTEMPTS =>
+                {
+                    // Dropping `udp` releases the port; the next round asks for a new one.
+                    attempt += 1;
+                }
+                Err(error) => return Err(context(error, "TCP", local_addr)),
+            }
+        }
+    }
+
+    /// The address both sockets are bound to (with the port the OS picked, if `addr` had 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, closes open TCP connections and
+    /// returns `Ok(())`.
+    ///
+    /// Returns an error only if a socket fails for good before `shutdown` (the UDP socket or the
+    /// TCP listener closed underneath the server).
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+        let mut server = Server::new(self.handler);
+        server.register_socket(self.udp);
+        server.register_listener(self.tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
+
+        let result = tokio::select! {
+            // Reached only if the socket tasks end on their own, which they do only on failure.
+            result = server.block_until_done() => result,
+            () = shutdown => server.shutdown_gracefully().await,
+        };
+        result.map_err(io::Error::other)
+    }
+}
+
+fn context(error: io::Error, protocol: &str, addr: SocketAddr) -> io::Error {
+    io::Error::new(
+        error.kind(),
+        format!("DNS server: cannot bind {protocol} {addr}: {error}"),
+    )
+}
+
+/// Lock-free access to the latest [`Zone`] published on the watch channel.
+///
+/// `watch::Receiver::borrow` takes the channel's internal read lock, which the publisher's
+/// `send` must wait out. Instead each query loads a cached `(receiver, zone)` pair from an
+/// `ArcSwap` and asks the cached receiver whether a newer zone was published, which is a single
+/// atomic load of the channel's version. Only the first query after a publish touches the
+/// channel's lock, to fetch the new zone and cache it with a receiver that has seen it. A publish
+/// is therefore visible to the very next query, with no background task to race against.
+struct ZoneReader {
+    cache: ArcSwap<CachedZone>,
+}
+
+struct CachedZone {
+    /// A receiver whose "seen" version is exactly the version `zone` was read at.
+    receiver: watch::Receiver<Arc<Zone>>,
+    zone: Arc<Zone>,
+    /// Every sender was already gone when `zone` was read, so it is the final value.
+    final_value: bool,
+}
+
+impl CachedZone {
+    fn read(mut receiver: watch::Receiver<Arc<Zone>>) -> CachedZone {
+        // Checked before reading: if the channel was already closed, no send can follow, and the
+        // value read next is the last one ever published.
+        let final_value = receiver.is_closed();
+        let zone = receiver.borrow_and_update().clone();
+        CachedZone {
+            receiver,
+            zone,
+            final_value,
+        }
+    }
+}
+
+impl ZoneReader {
+    fn new(receiver: watch::Receiver<Arc<Zone>>) -> ZoneReader {
+        ZoneReader {
+            cache: ArcSwap::from_pointee(CachedZone::read(receiver)),
+        }
+    }
+
+    fn current(&self) -> Arc<Zone> {
+        let cached = self.cache.load();
+        // `has_changed` errs once every sender is gone: the publisher shut down, and the server
+        // keeps answering from the last zone it published.
+        if cached.final_value || matches!(cached.receiver.has_changed(), Ok(false)) {
+            return Arc::clone(&cached.zone);
+        }
+        let fresh = CachedZone::read(cached.receiver.clone());
+        let zone = Arc::clone(&fresh.zone);
+        // Concurrent refreshers may store out of order; an older pair stored last still carries
+        // its own version, so the next query sees `has_changed` and refreshes again.
+        self.cache.store(Arc::new(fresh));
+        zone
+    }
+}
+
+/// Answers queries from the current zone.
+struct Handler {
+    zone: ZoneReader,
+}
+
+/// What a query is answered: response code, AA bit, answer section, SOA for the authority
+/// section.
+struct Answer<'z> {
+    code: ResponseCode,
+    authoritative: bool,
+    answers: &'z [Record],
+    soa: Option<&'z Record>,
+}
+
+impl<'z> Answer<'z> {
+    fn error(code: ResponseCode) -> Answer<'z> {
+        Answer {
+            code,
+            authoritative: false,
+            answers: &[],
+            soa: None,
+        }
+    }
+}
+
+/// Decides the answer to `request`; everything here is pure so the policy reads top to bottom.
+fn answer<'z>(zone: &'z Zone, request: &Request) -> Answer<'z> {
+    if request
+        .edns
+        .as_ref()
+        .is_some_and(|edns| edns.version() > EDNS_VERSION)
+    {
+        return Answer::error(ResponseCode::BADVERS);
+    }
+    if request.metadata.op_code != OpCode::Query {
+        // NOTIFY, UPDATE and the rest are for servers with secondaries or dynamic zones.
+        return Answer::error(ResponseCode::NotImp);
+    }
+    let Ok(info) = request.request_info() else {
+        // Anything but exactly one question (RFC 9619).
+        return Answer::error(ResponseCode::FormErr);
+    };
+    let query = info.query;
+    if query.query_class() != DNSClass::IN {
+        return Answer::error(ResponseCode::Refused);
+    }
+    if matches!(query.query_type(), RecordType::AXFR | RecordType::IXFR) {
+        // Zones are generated from configuration on every node; nothing needs to transfer them.
+        return Answer::error(ResponseCode::Refused);
+    }
+    match zone.lookup(query.name(), query.query_type()) {
+        Lookup::Found { answers, soa } => Answer {
+            code: ResponseCode::NoError,
+            authoritative: true,
+            answers,
+            // Positive answers need no authority section; NODATA carries the SOA so that
+            // resolvers can cache the negative answer (RFC 2308 §2.2).
+            soa: answers.is_empty().then_some(soa),
+        },
+        Lookup::NxDomain { soa } => Answer {
+            code: ResponseCode::NXDomain,
+            authoritative: true,
+            answers: &[],
+            soa: Some(soa),
+        },
+        Lookup::Refused => Answer::error(ResponseCode::Refused),
+    }
+}
+
+#[async_trait::async_trait]
+impl RequestHandler for Handler {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        mut response_handle: R,
+    ) -> ResponseInfo {
+        // One zone for the whole query, even if a new one is published meanwhile.
+        let zone = self.zone.current();
+        let answer = answer(&zone, request);
+
+        // A query with EDNS must get EDNS back (RFC 6891 §6.1.1); it also carries the upper
+        // bits of extended response codes such as BADVERS. The payload size is the client's,
+        // never below the 512 octets every client accepts.
+        let edns = request.edns.as_ref().map(|requested| {
+            let mut edns = Edns::new();
+            edns.set_version(EDNS_VERSION);
+            edns.set_max_payload(requested.max_payload().max(512));
+            edns.set_rcode_high(answer.code.high());
+            edns
+        });
+
+        let mut metadata = Metadata::response_from_request(&request.metadata);
+        metadata.authoritative = answer.authoritative;
+        metadata.response_code = answer.code;
+
+        let response = MessageResponseBuilder::new(&request.queries, edns.as_ref()).build(
+            metadata,
+            answer.answers.iter(),
+            iter::empty(),
+            answer.soa,
+            iter::empty(),
+        );
+        match response_handle.send_response(response).await {
+            Ok(info) => info,
+            Err(error) => {
+                // The client went away or the socket failed; hickory-server's reporter has
+                // already logged the failure, and there is no one left to answer.
+                tracing::debug!(%error, "DNS: failed to send a response");
+                metadata.response_code = ResponseCode::ServFail;
+                ResponseInfo::from(Header {
+                    metadata,
+                    counts: HeaderCounts::default(),
+                })
+            }
+        }
+    }
+}
