@@ -34,7 +34,13 @@ impl Arn {
         if partition.is_empty() || service.is_empty() || resource.is_empty() {
             return None;
         }
-        Some(Arn { partition, service, region, account_id, resource })
+        Some(Arn {
+            partition,
+            service,
+            region,
+            account_id,
+            resource,
+        })
     }
 }
 
@@ -52,7 +58,10 @@ pub enum Resolved {
 impl Context {
     /// `arn:<partition>:vpc-lattice:<region>:<account>:<resource>`.
     pub fn arn(&self, resource: &str) -> String {
-        format!("arn:{}:vpc-lattice:{}:{}:{}", self.partition, self.region, self.account_id, resource)
+        format!(
+            "arn:{}:vpc-lattice:{}:{}:{}",
+            self.partition, self.region, self.account_id, resource
+        )
     }
 
     /// The ARN of a top-level resource (everything but listeners and rules).
@@ -65,7 +74,9 @@ impl Context {
     }
 
     pub fn rule_arn(&self, service_id: &str, listener_id: &str, rule_id: &str) -> String {
-        self.arn(&format!("service/{service_id}/listener/{listener_id}/rule/{rule_id}"))
+        self.arn(&format!(
+            "service/{service_id}/listener/{listener_id}/rule/{rule_id}"
+        ))
     }
 
     /// Resolves an identifier that may be a bare ID or an ARN to the ID of a `kind` resource.
@@ -129,7 +140,11 @@ mod tests {
             "arn:aws:vpc-lattice:us-west-2:111122223333:service/svc-0123456789abcdef0"
         );
         assert_eq!(
-            c.rule_arn("svc-0123456789abcdef0", "listener-0123456789abcdef0", "rule-0123456789abcdef0"),
+            c.rule_arn(
+                "svc-0123456789abcdef0",
+                "listener-0123456789abcdef0",
+                "rule-0123456789abcdef0"
+            ),
             "arn:aws:vpc-lattice:us-west-2:111122223333:service/svc-0123456789abcdef0/listener/listener-0123456789abcdef0/rule/rule-0123456789abcdef0"
         );
     }
@@ -141,18 +156,46 @@ mod tests {
         let l = "listener-0123456789abcdef0";
         let cases: Vec<(ResourceKind, String, Resolved)> = vec![
             (ResourceKind::Service, svc.into(), Resolved::Id(svc.into())),
-            (ResourceKind::Service, c.top_level_arn(ResourceKind::Service, svc), Resolved::Id(svc.into())),
+            (
+                ResourceKind::Service,
+                c.top_level_arn(ResourceKind::Service, svc),
+                Resolved::Id(svc.into()),
+            ),
             (
                 ResourceKind::Service,
                 format!("arn:aws:vpc-lattice:us-east-1:111122223333:service/{svc}"),
                 Resolved::Foreign(svc.into()),
             ),
-            (ResourceKind::Service, "svc-nope".into(), Resolved::Malformed),
-            (ResourceKind::ServiceNetwork, c.top_level_arn(ResourceKind::Service, svc), Resolved::Malformed),
-            (ResourceKind::Listener, c.listener_arn(svc, l), Resolved::Id(l.into())),
-            (ResourceKind::Listener, format!("{}/extra", c.listener_arn(svc, l)), Resolved::Malformed),
-            (ResourceKind::Rule, c.rule_arn(svc, l, "rule-0123456789abcdef0"), Resolved::Id("rule-0123456789abcdef0".into())),
-            (ResourceKind::Service, "arn:aws:s3:::bucket".into(), Resolved::Malformed),
+            (
+                ResourceKind::Service,
+                "svc-nope".into(),
+                Resolved::Malformed,
+            ),
+            (
+                ResourceKind::ServiceNetwork,
+                c.top_level_arn(ResourceKind::Service, svc),
+                Resolved::Malformed,
+            ),
+            (
+                ResourceKind::Listener,
+                c.listener_arn(svc, l),
+                Resolved::Id(l.into()),
+            ),
+            (
+                ResourceKind::Listener,
+                format!("{}/extra", c.listener_arn(svc, l)),
+                Resolved::Malformed,
+            ),
+            (
+                ResourceKind::Rule,
+                c.rule_arn(svc, l, "rule-0123456789abcdef0"),
+                Resolved::Id("rule-0123456789abcdef0".into()),
+            ),
+            (
+                ResourceKind::Service,
+                "arn:aws:s3:::bucket".into(),
+                Resolved::Malformed,
+            ),
         ];
         for (kind, input, want) in cases {
             assert_eq!(c.resolve(kind, &input), want, "{kind:?} {input}");

@@ -99,10 +99,15 @@ impl ResourceKind {
 
     /// Whether `s` is a well-formed ID of this kind (`prefix-` + 17 of `[0-9a-z]`).
     pub fn is_id(self, s: &str) -> bool {
-        match s.strip_prefix(self.id_prefix()).and_then(|r| r.strip_prefix('-')) {
+        match s
+            .strip_prefix(self.id_prefix())
+            .and_then(|r| r.strip_prefix('-'))
+        {
             Some(rest) => {
                 rest.len() == 17
-                    && rest.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
+                    && rest
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
             }
             None => false,
         }
@@ -121,7 +126,11 @@ mod tests {
             assert!(kind.is_id(&a), "{a}");
             assert_ne!(a, b);
             assert_eq!(a.len(), kind.id_prefix().len() + 18);
-            assert!(a[kind.id_prefix().len() + 1..].bytes().all(|c| c.is_ascii_hexdigit()));
+            assert!(
+                a[kind.id_prefix().len() + 1..]
+                    .bytes()
+                    .all(|c| c.is_ascii_hexdigit())
+            );
         }
     }
 

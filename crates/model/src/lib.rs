@@ -5,6 +5,7 @@
 //! under [`resources`]; their wire shapes are the API crate's business, not this crate's.
 
 pub mod arn;
+pub mod dns;
 pub mod ids;
 pub mod resources;
 pub mod timestamp;

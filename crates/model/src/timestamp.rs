@@ -64,6 +64,9 @@ mod tests {
     fn round_trips_with_millis() {
         let t = Timestamp::parse("2023-05-05T21:35:29.339Z").unwrap();
         assert_eq!(t.to_iso8601(), "2023-05-05T21:35:29.339Z");
-        assert_eq!(Timestamp::from_unix_millis(0).to_iso8601(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            Timestamp::from_unix_millis(0).to_iso8601(),
+            "1970-01-01T00:00:00.000Z"
+        );
     }
 }

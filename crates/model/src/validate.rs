@@ -26,7 +26,11 @@ pub struct ValidationError {
 impl ValidationError {
     /// A rule about the request as a whole rather than one field (`reason: other`).
     pub fn other(message: impl Into<String>) -> ValidationError {
-        ValidationError { message: message.into(), reason: "other", fields: Vec::new() }
+        ValidationError {
+            message: message.into(),
+            reason: "other",
+            fields: Vec::new(),
+        }
     }
 
     /// A single failing field whose message is free text.
@@ -37,7 +41,11 @@ impl ValidationError {
     }
 
     pub fn cannot_parse(message: impl Into<String>) -> ValidationError {
-        ValidationError { message: message.into(), reason: "cannotParse", fields: Vec::new() }
+        ValidationError {
+            message: message.into(),
+            reason: "cannotParse",
+            fields: Vec::new(),
+        }
     }
 }
 
@@ -58,7 +66,11 @@ pub struct Checks {
 fn quote(value: &str) -> String {
     // Long values are shortened so one bad 36 KB policy doesn't produce a 36 KB message.
     let shown: String = value.chars().take(100).collect();
-    if shown.len() < value.len() { format!("'{shown}…'") } else { format!("'{shown}'") }
+    if shown.len() < value.len() {
+        format!("'{shown}…'")
+    } else {
+        format!("'{shown}'")
+    }
 }
 
 impl Checks {
@@ -68,13 +80,19 @@ impl Checks {
 
     /// Records a failure with a free-form message.
     pub fn fail(&mut self, name: impl Into<String>, message: impl Into<String>) {
-        self.errors.push(FieldError { name: name.into(), message: message.into() });
+        self.errors.push(FieldError {
+            name: name.into(),
+            message: message.into(),
+        });
     }
 
     fn constraint(&mut self, name: &str, value: &str, constraint: &str) {
         self.fail(
             name,
-            format!("Value {} at '{name}' failed to satisfy constraint: {constraint}", quote(value)),
+            format!(
+                "Value {} at '{name}' failed to satisfy constraint: {constraint}",
+                quote(value)
+            ),
         );
     }
 
@@ -84,17 +102,28 @@ impl Checks {
 
     /// A required member is absent.
     pub fn missing(&mut self, name: &str) {
-        self.fail(name, format!("Value null at '{name}' failed to satisfy constraint: Member must not be null"));
+        self.fail(
+            name,
+            format!("Value null at '{name}' failed to satisfy constraint: Member must not be null"),
+        );
     }
 
     /// Length in characters within `min..=max`. Returns whether it passed.
     pub fn length(&mut self, name: &str, value: &str, min: usize, max: usize) -> bool {
         let n = value.chars().count();
         if n < min {
-            self.constraint(name, value, &format!("Member must have length greater than or equal to {min}"));
+            self.constraint(
+                name,
+                value,
+                &format!("Member must have length greater than or equal to {min}"),
+            );
             false
         } else if n > max {
-            self.constraint(name, value, &format!("Member must have length less than or equal to {max}"));
+            self.constraint(
+                name,
+                value,
+                &format!("Member must have length less than or equal to {max}"),
+            );
             false
         } else {
             true
@@ -104,10 +133,18 @@ impl Checks {
     /// An integer within `min..=max`.
     pub fn range(&mut self, name: &str, value: i64, min: i64, max: i64) -> bool {
         if value < min {
-            self.constraint(name, &value.to_string(), &format!("Member must have value greater than or equal to {min}"));
+            self.constraint(
+                name,
+                &value.to_string(),
+                &format!("Member must have value greater than or equal to {min}"),
+            );
             false
         } else if value > max {
-            self.constraint(name, &value.to_string(), &format!("Member must have value less than or equal to {max}"));
+            self.constraint(
+                name,
+                &value.to_string(),
+                &format!("Member must have value less than or equal to {max}"),
+            );
             false
         } else {
             true
@@ -119,7 +156,14 @@ impl Checks {
         if allowed.contains(&value) {
             true
         } else {
-            self.constraint(name, value, &format!("Member must satisfy enum value set: [{}]", allowed.join(", ")));
+            self.constraint(
+                name,
+                value,
+                &format!(
+                    "Member must satisfy enum value set: [{}]",
+                    allowed.join(", ")
+                ),
+            );
             false
         }
     }
@@ -127,7 +171,11 @@ impl Checks {
     /// A predicate standing for a model regex; `pattern` is the regex as the model writes it.
     pub fn pattern(&mut self, name: &str, value: &str, ok: bool, pattern: &str) -> bool {
         if !ok {
-            self.constraint(name, value, &format!("Member must satisfy regular expression pattern: {pattern}"));
+            self.constraint(
+                name,
+                value,
+                &format!("Member must satisfy regular expression pattern: {pattern}"),
+            );
         }
         ok
     }
@@ -135,10 +183,16 @@ impl Checks {
     /// A list's length within `min..=max`.
     pub fn count(&mut self, name: &str, n: usize, min: usize, max: usize) -> bool {
         if n < min {
-            self.fail(name, format!("Member must have length greater than or equal to {min}"));
+            self.fail(
+                name,
+                format!("Member must have length greater than or equal to {min}"),
+            );
             false
         } else if n > max {
-            self.fail(name, format!("Member must have length less than or equal to {max}"));
+            self.fail(
+                name,
+                format!("Member must have length less than or equal to {max}"),
+            );
             false
         } else {
             true
@@ -153,9 +207,17 @@ impl Checks {
         let message = format!(
             "{n} validation error{} detected: {}",
             if n == 1 { "" } else { "s" },
-            self.errors.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join("; ")
+            self.errors
+                .iter()
+                .map(|e| e.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
         );
-        Err(ValidationError { message, reason: "fieldValidationFailed", fields: self.errors })
+        Err(ValidationError {
+            message,
+            reason: "fieldValidationFailed",
+            fields: self.errors,
+        })
     }
 }
 
@@ -163,7 +225,8 @@ impl Checks {
 /// (the model writes it with look-arounds, which is why it is code and not a regex here).
 pub fn is_resource_name(s: &str) -> bool {
     !s.is_empty()
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
         && !s.contains("--")
@@ -174,7 +237,14 @@ pub const NAME_PATTERN: &str = "(?![-])(?!.*[-]$)(?!.*[-]{2})[a-z0-9-]+";
 impl Checks {
     /// A resource name: length, the name pattern, and an optional reserved prefix
     /// (`svc-`, `listener-`, `rule-`, `tg-`) that would make it look like an ID.
-    pub fn resource_name(&mut self, name: &str, value: &str, min: usize, max: usize, reserved_prefix: Option<&str>) -> bool {
+    pub fn resource_name(
+        &mut self,
+        name: &str,
+        value: &str,
+        min: usize,
+        max: usize,
+        reserved_prefix: Option<&str>,
+    ) -> bool {
         if !self.length(name, value, min, max) {
             return false;
         }
@@ -202,7 +272,11 @@ impl Checks {
     }
 
     /// Tags: at most 200 (the model's bound), key 1–128 and not `aws:`, value 0–256.
-    pub fn tags<'a>(&mut self, name: &str, tags: impl IntoIterator<Item = (&'a String, &'a String)>) -> bool {
+    pub fn tags<'a>(
+        &mut self,
+        name: &str,
+        tags: impl IntoIterator<Item = (&'a String, &'a String)>,
+    ) -> bool {
         let before = self.errors.len();
         let mut n = 0;
         for (k, v) in tags {
@@ -252,7 +326,11 @@ mod tests {
         assert_eq!(err.reason, "fieldValidationFailed");
         let names: Vec<_> = err.fields.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["name", "port", "protocol", "defaultAction"]);
-        assert!(err.message.starts_with("4 validation errors detected: "), "{}", err.message);
+        assert!(
+            err.message.starts_with("4 validation errors detected: "),
+            "{}",
+            err.message
+        );
         assert!(err.fields[1].message.contains("greater than or equal to 1"));
     }
 

@@ -39,12 +39,29 @@ impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("trellis");
         let api_requests = Family::<ApiRequestLabels, Counter>::default();
-        registry.register("api_requests", "Control-plane API requests by operation and HTTP status", api_requests.clone());
+        registry.register(
+            "api_requests",
+            "Control-plane API requests by operation and HTTP status",
+            api_requests.clone(),
+        );
         let store_revision = Gauge::<u64, AtomicU64>::default();
-        registry.register("store_revision", "Latest committed store revision seen by this node", store_revision.clone());
+        registry.register(
+            "store_revision",
+            "Latest committed store revision seen by this node",
+            store_revision.clone(),
+        );
         let applied_revision = Gauge::<u64, AtomicU64>::default();
-        registry.register("applied_revision", "Store revision the data plane has applied", applied_revision.clone());
-        Metrics { registry, api_requests, store_revision, applied_revision }
+        registry.register(
+            "applied_revision",
+            "Store revision the data plane has applied",
+            applied_revision.clone(),
+        );
+        Metrics {
+            registry,
+            api_requests,
+            store_revision,
+            applied_revision,
+        }
     }
 
     /// The Prometheus text exposition of every metric.
@@ -61,5 +78,8 @@ impl Metrics {
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

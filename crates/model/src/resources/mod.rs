@@ -4,7 +4,13 @@
 //! Every document carries its own `tags` map at the top level so that the tagging operations can
 //! treat all taggable resources alike.
 
+pub mod access_log;
+pub mod association;
+pub mod listener;
+pub mod rule;
+pub mod service;
 pub mod service_network;
+pub mod target_group;
 
 use serde::{Deserialize, Serialize};
 
