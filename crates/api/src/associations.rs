@@ -1,0 +1,960 @@
+//! Service-network associations: services joined to service networks
+//! (Create/Get/List/DeleteServiceNetworkServiceAssociation) and client VPCs joined to service
+//! networks (Create/Get/List/Update/DeleteServiceNetworkVpcAssociation).
+//!
+//! Trellis has no real VPCs: any well-formed VPC ID is accepted and stands for a client network
+//! the data plane will later map peers onto. Security group IDs are likewise only checked for
+//! form. Associations are applied synchronously (status `ACTIVE` at once).
+
+use axum::Router;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use trellis_model::arn::Resolved;
+use trellis_model::resources::Tags;
+use trellis_model::resources::association::{
+    AssociationStatus, DnsOptions, PREFERENCES_WITH_DOMAINS, PRIVATE_DNS_PREFERENCES,
+    SECURITY_GROUP_ID_PATTERN, ServiceNetworkServiceAssociation, ServiceNetworkVpcAssociation,
+    VPC_ID_PATTERN, is_security_group_id, is_vpc_id,
+};
+use trellis_model::resources::service::{Service, is_domain_name};
+use trellis_model::resources::service_network::ServiceNetwork;
+use trellis_model::{Checks, Context, ResourceKind, Timestamp, ValidationError};
+use trellis_store::{Record, Tx};
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::services::check_identifier;
+use crate::wire::{
+    Idempotency, NewRecord, Page, QueryParams, body_value, doc, list_reply, load_doc, parse_body,
+    reply, set_doc,
+};
+
+const SNSA: ResourceKind = ResourceKind::ServiceNetworkServiceAssociation;
+const SNVA: ResourceKind = ResourceKind::ServiceNetworkVpcAssociation;
+/// Service associations per service network (reference §11.1).
+pub const SERVICE_ASSOCIATIONS_QUOTA: u64 = 500;
+/// VPC associations per service network (reference §11.1).
+pub const VPC_ASSOCIATIONS_QUOTA: u64 = 500;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/servicenetworkserviceassociations",
+            get(list_service).post(create_service),
+        )
+        .route(
+            "/servicenetworkserviceassociations/{id}",
+            get(read_service).delete(delete_service),
+        )
+        .route(
+            "/servicenetworkvpcassociations",
+            get(list_vpc).post(create_vpc),
+        )
+        .route(
+            "/servicenetworkvpcassociations/{id}",
+            get(read_vpc).patch(update_vpc).delete(delete_vpc),
+        )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation shared by both kinds
+// ---------------------------------------------------------------------------------------------
+
+/// One filter of a List call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Filter {
+    /// The query parameter was not given.
+    Absent,
+    /// Well formed but naming nothing of ours (another account's ARN): the list is empty.
+    Nothing,
+    /// Records with this parent (SN) or reference (service, VPC).
+    Id(String),
+}
+
+/// A list-filter identifier from the query string; a malformed one is a field error.
+fn filter_id(
+    c: &mut Checks,
+    ctx: &Context,
+    kind: ResourceKind,
+    field: &str,
+    value: Option<&str>,
+) -> Filter {
+    let Some(v) = value else {
+        return Filter::Absent;
+    };
+    match ctx.resolve(kind, v) {
+        Resolved::Id(id) => Filter::Id(id),
+        Resolved::Foreign(_) => Filter::Nothing,
+        Resolved::Malformed => {
+            check_identifier(c, ctx, kind, field, Some(v));
+            Filter::Nothing
+        }
+    }
+}
+
+fn check_vpc_id(c: &mut Checks, field: &str, v: &str) -> bool {
+    c.length(field, v, 5, 50) && c.pattern(field, v, is_vpc_id(v), VPC_ID_PATTERN)
+}
+
+/// `securityGroupIds`: `min..=5` entries, each `sg-` + 8 or 17, no repeats.
+fn check_security_groups(c: &mut Checks, ids: &[String], min: usize) {
+    c.count("securityGroupIds", ids.len(), min, 5);
+    for (i, sg) in ids.iter().enumerate() {
+        let field = format!("securityGroupIds[{i}]");
+        if c.length(&field, sg, 5, 200)
+            && c.pattern(
+                &field,
+                sg,
+                is_security_group_id(sg),
+                SECURITY_GROUP_ID_PATTERN,
+            )
+            && ids[..i].contains(sg)
+        {
+            c.fail(
+                field,
+                format!("Security group '{sg}' is listed more than once"),
+            );
+        }
+    }
+}
+
+/// `dnsOptions` rules: the preference is an enum value; specified domains (1–10, each 1–255,
+/// a host name optionally under `*.`) are required by, and only allowed with, the two
+/// `…SPECIFIED_DOMAINS…` preferences; all of it only when private DNS is enabled.
+fn check_dns_options(c: &mut Checks, private_dns_enabled: bool, opts: &DnsOptions) {
+    if !private_dns_enabled {
+        c.fail(
+            "dnsOptions",
+            "dnsOptions can only be set when privateDnsEnabled is true",
+        );
+        return;
+    }
+    let pref = opts.private_dns_preference.as_deref();
+    let pref_ok = pref.is_none_or(|p| {
+        c.one_of(
+            "dnsOptions.privateDnsPreference",
+            p,
+            &PRIVATE_DNS_PREFERENCES,
+        )
+    });
+    let field = "dnsOptions.privateDnsSpecifiedDomains";
+    let takes_domains = pref.is_some_and(|p| PREFERENCES_WITH_DOMAINS.contains(&p));
+    match &opts.private_dns_specified_domains {
+        Some(domains) => {
+            if pref_ok && !takes_domains {
+                c.fail(
+                    field,
+                    format!(
+                        "privateDnsSpecifiedDomains is only allowed with privateDnsPreference {}",
+                        PREFERENCES_WITH_DOMAINS.join(" or ")
+                    ),
+                );
+            }
+            c.count(field, domains.len(), 1, 10);
+            for (i, d) in domains.iter().enumerate() {
+                let f = format!("{field}[{i}]");
+                if c.length(&f, d, 1, 255) && !is_domain_name(d.strip_prefix("*.").unwrap_or(d)) {
+                    c.fail(&f, format!("Value '{d}' at '{f}' failed to satisfy constraint: Member must be a domain name or a wildcard (*.example.com)"));
+                }
+            }
+        }
+        None if takes_domains => c.fail(
+            field,
+            format!(
+                "privateDnsSpecifiedDomains is required with privateDnsPreference {}",
+                pref.unwrap_or("")
+            ),
+        ),
+        None => {}
+    }
+}
+
+/// The status a Delete* returns: Trellis removes the association at once, but the modelled
+/// answer is the in-progress state clients expect.
+const DELETING: AssociationStatus = AssociationStatus::DeleteInProgress;
+
+// ---------------------------------------------------------------------------------------------
+// Service network ↔ service
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct CreateServiceRequest {
+    service_identifier: Option<String>,
+    service_network_identifier: Option<String>,
+    #[serde(default)]
+    tags: Tags,
+    client_token: Option<String>,
+}
+
+fn validate_create_service(
+    ctx: &Context,
+    req: &CreateServiceRequest,
+) -> Result<(), ValidationError> {
+    let mut c = Checks::new();
+    check_identifier(
+        &mut c,
+        ctx,
+        ResourceKind::Service,
+        "serviceIdentifier",
+        req.service_identifier.as_deref(),
+    );
+    check_identifier(
+        &mut c,
+        ctx,
+        ResourceKind::ServiceNetwork,
+        "serviceNetworkIdentifier",
+        req.service_network_identifier.as_deref(),
+    );
+    c.tags("tags", &req.tags);
+    c.finish()
+}
+
+fn snsa_summary(a: &ServiceNetworkServiceAssociation) -> Value {
+    let mut v = json!({
+        "id": a.id, "status": a.status.as_str(), "arn": a.arn, "createdBy": a.created_by,
+        "createdAt": a.created_at,
+        "serviceId": a.service_id, "serviceName": a.service_name, "serviceArn": a.service_arn,
+        "serviceNetworkId": a.service_network_id, "serviceNetworkName": a.service_network_name,
+        "serviceNetworkArn": a.service_network_arn,
+        "dnsEntry": a.dns_entry,
+    });
+    if let Some(d) = &a.custom_domain_name {
+        v["customDomainName"] = json!(d);
+    }
+    v
+}
+
+async fn create_service(State(s): State<AppState>, body: Bytes) -> ApiResult<Response> {
+    let raw = body_value(&body)?;
+    let req: CreateServiceRequest = parse_body(&body)?;
+    validate_create_service(&s.ctx, &req)?;
+    let idem = Idempotency::new(
+        "CreateServiceNetworkServiceAssociation",
+        "",
+        req.client_token.as_deref(),
+        &raw,
+    )?;
+
+    let mut tx = s.store.write().await?;
+    if let Some((status, body)) = idem.replay(&mut tx, SNSA).await? {
+        return Ok(reply(status, body));
+    }
+    let sn_ident = req
+        .service_network_identifier
+        .as_deref()
+        .unwrap_or_default();
+    let svc_ident = req.service_identifier.as_deref().unwrap_or_default();
+    let (_, sn) = load_doc::<ServiceNetwork>(
+        &mut tx,
+        &s.ctx,
+        ResourceKind::ServiceNetwork,
+        "serviceNetworkIdentifier",
+        sn_ident,
+    )
+    .await?;
+    let (_, svc) = load_doc::<Service>(
+        &mut tx,
+        &s.ctx,
+        ResourceKind::Service,
+        "serviceIdentifier",
+        svc_ident,
+    )
+    .await?;
+    if let Some(existing) = tx
+        .get_by_name(SNSA.store_kind(), Some(&sn.id), &svc.id)
+        .await?
+    {
+        return Err(ApiError::conflict(
+            SNSA,
+            &existing.id,
+            format!(
+                "Service {} is already associated with service network {} ({})",
+                svc.id, sn.id, existing.id
+            ),
+        ));
+    }
+    // A custom domain must be unique within a service network (reference §2.7): the data plane
+    // could not tell two services with the same Host/SNI apart.
+    if let Some(domain) = &svc.custom_domain_name {
+        for rec in tx.list(SNSA.store_kind(), Some(&sn.id)).await? {
+            let other: ServiceNetworkServiceAssociation = doc(&rec)?;
+            if let Some(taken) = other.custom_domain_name.as_deref()
+                && taken.eq_ignore_ascii_case(domain)
+            {
+                return Err(ApiError::conflict(
+                    SNSA,
+                    &other.id,
+                    format!(
+                        "Service network {} already has service {} with custom domain name '{taken}'",
+                        sn.id, other.service_id
+                    ),
+                ));
+            }
+        }
+    }
+    if tx.count(SNSA.store_kind(), Some(&sn.id)).await? >= SERVICE_ASSOCIATIONS_QUOTA {
+        return Err(ApiError::quota(
+            SNSA,
+            Some(&sn.id),
+            "service-associations-per-service-network",
+            "service associations per service network",
+            SERVICE_ASSOCIATIONS_QUOTA,
+        ));
+    }
+    let id = SNSA.new_id();
+    let arn = s.ctx.top_level_arn(SNSA, &id);
+    let assoc = ServiceNetworkServiceAssociation {
+        id: id.clone(),
+        arn: arn.clone(),
+        status: AssociationStatus::Active,
+        created_by: s.ctx.account_id.clone(),
+        created_at: Timestamp::now(),
+        service_id: svc.id.clone(),
+        service_name: svc.name.clone(),
+        service_arn: svc.arn.clone(),
+        service_network_id: sn.id.clone(),
+        service_network_name: sn.name.clone(),
+        service_network_arn: sn.arn.clone(),
+        dns_entry: svc.dns_entry.clone(),
+        custom_domain_name: svc.custom_domain_name.clone(),
+        tags: req.tags,
+    };
+    let rec = NewRecord {
+        kind: SNSA,
+        id: &id,
+        parent: Some(&sn.id),
+        name: Some(&svc.id),
+        arn: Some(&arn),
+        refs: vec![svc.id.clone()],
+    }
+    .with_body(&assoc)?;
+    tx.insert(&rec).await?;
+    let mut out = json!({
+        "id": assoc.id, "status": assoc.status.as_str(), "arn": assoc.arn,
+        "createdBy": assoc.created_by, "dnsEntry": assoc.dns_entry,
+    });
+    if let Some(d) = &assoc.custom_domain_name {
+        out["customDomainName"] = json!(d);
+    }
+    idem.remember(&mut tx, StatusCode::OK, &out).await?;
+    tx.commit().await?;
+    Ok(reply(StatusCode::OK, out))
+}
+
+async fn read_service(State(s): State<AppState>, Path(ident): Path<String>) -> ApiResult<Response> {
+    let mut tx = s.store.read().await?;
+    let (_, a) = load_doc::<ServiceNetworkServiceAssociation>(
+        &mut tx,
+        &s.ctx,
+        SNSA,
+        "serviceNetworkServiceAssociationIdentifier",
+        &ident,
+    )
+    .await?;
+    // Get has the same members as the summary (plus failure fields, absent while ACTIVE).
+    Ok(reply(StatusCode::OK, snsa_summary(&a)))
+}
+
+/// The records a List selects by parent (SN) and/or a referenced id (service or VPC), in
+/// insertion order; both filters → the intersection.
+async fn filtered(
+    tx: &mut Tx,
+    kind: ResourceKind,
+    by_network: Filter,
+    by_ref: Filter,
+) -> ApiResult<Vec<Record>> {
+    Ok(match (by_network, by_ref) {
+        (Filter::Nothing, _) | (_, Filter::Nothing) => vec![],
+        (Filter::Id(sn), Filter::Id(r)) => tx
+            .list(kind.store_kind(), Some(&sn))
+            .await?
+            .into_iter()
+            .filter(|rec| rec.refs.contains(&r))
+            .collect(),
+        (Filter::Id(sn), Filter::Absent) => tx.list(kind.store_kind(), Some(&sn)).await?,
+        (Filter::Absent, Filter::Id(r)) => tx.list_referencing(kind.store_kind(), &r).await?,
+        (Filter::Absent, Filter::Absent) => vec![],
+    })
+}
+
+async fn list_service(State(s): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+    let q = QueryParams::parse(q.as_deref());
+    let mut c = Checks::new();
+    let by_sn = filter_id(
+        &mut c,
+        &s.ctx,
+        ResourceKind::ServiceNetwork,
+        "serviceNetworkIdentifier",
+        q.get("serviceNetworkIdentifier"),
+    );
+    let by_svc = filter_id(
+        &mut c,
+        &s.ctx,
+        ResourceKind::Service,
+        "serviceIdentifier",
+        q.get("serviceIdentifier"),
+    );
+    c.finish()?;
+    if by_sn == Filter::Absent && by_svc == Filter::Absent {
+        return Err(ApiError::validation_other(
+            "Either serviceNetworkIdentifier or serviceIdentifier must be specified",
+        ));
+    }
+    let page = Page::from_query(&q)?;
+    let mut tx = s.store.read().await?;
+    let (records, next) = page.apply(filtered(&mut tx, SNSA, by_sn, by_svc).await?);
+    let items = records
+        .iter()
+        .map(|r| doc::<ServiceNetworkServiceAssociation>(r).map(|a| snsa_summary(&a)))
+        .collect::<ApiResult<_>>()?;
+    Ok(list_reply(items, next))
+}
+
+async fn delete_service(
+    State(s): State<AppState>,
+    Path(ident): Path<String>,
+) -> ApiResult<Response> {
+    let mut tx = s.store.write().await?;
+    let (rec, a) = load_doc::<ServiceNetworkServiceAssociation>(
+        &mut tx,
+        &s.ctx,
+        SNSA,
+        "serviceNetworkServiceAssociationIdentifier",
+        &ident,
+    )
+    .await?;
+    tx.delete(SNSA.store_kind(), &rec.id).await?;
+    tx.commit().await?;
+    Ok(reply(
+        StatusCode::OK,
+        json!({ "id": a.id, "status": DELETING.as_str(), "arn": a.arn }),
+    ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Service network ↔ VPC
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct CreateVpcRequest {
+    service_network_identifier: Option<String>,
+    vpc_identifier: Option<String>,
+    private_dns_enabled: Option<bool>,
+    security_group_ids: Option<Vec<String>>,
+    dns_options: Option<DnsOptions>,
+    #[serde(default)]
+    tags: Tags,
+    client_token: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct UpdateVpcRequest {
+    security_group_ids: Option<Vec<String>>,
+}
+
+/// Validated CreateServiceNetworkVpcAssociation input (identifiers are looked up later).
+struct NewVpcAssociation {
+    vpc_id: String,
+    security_group_ids: Vec<String>,
+    private_dns_enabled: bool,
+    dns_options: Option<DnsOptions>,
+}
+
+fn validate_create_vpc(
+    ctx: &Context,
+    req: &CreateVpcRequest,
+) -> Result<NewVpcAssociation, ValidationError> {
+    let mut c = Checks::new();
+    check_identifier(
+        &mut c,
+        ctx,
+        ResourceKind::ServiceNetwork,
+        "serviceNetworkIdentifier",
+        req.service_network_identifier.as_deref(),
+    );
+    match &req.vpc_identifier {
+        Some(v) => {
+            check_vpc_id(&mut c, "vpcIdentifier", v);
+        }
+        None => c.missing("vpcIdentifier"),
+    }
+    let sgs = req.security_group_ids.clone().unwrap_or_default();
+    check_security_groups(&mut c, &sgs, 0);
+    // Private DNS is on unless turned off, as for VPC endpoints; its preference then defaults to
+    // VERIFIED_DOMAINS_ONLY (the documented default).
+    let private_dns_enabled = req.private_dns_enabled.unwrap_or(true);
+    if let Some(opts) = &req.dns_options {
+        check_dns_options(&mut c, private_dns_enabled, opts);
+    }
+    c.tags("tags", &req.tags);
+    c.finish()?;
+    let dns_options = private_dns_enabled.then(|| {
+        let mut o = req.dns_options.clone().unwrap_or(DnsOptions {
+            private_dns_preference: None,
+            private_dns_specified_domains: None,
+        });
+        o.private_dns_preference
+            .get_or_insert_with(|| PRIVATE_DNS_PREFERENCES[0].to_string());
+        o
+    });
+    Ok(NewVpcAssociation {
+        vpc_id: req.vpc_identifier.clone().unwrap_or_default(),
+        security_group_ids: sgs,
+        private_dns_enabled,
+        dns_options,
+    })
+}
+
+fn validate_update_vpc(req: &UpdateVpcRequest) -> Result<Vec<String>, ValidationError> {
+    let mut c = Checks::new();
+    match &req.security_group_ids {
+        Some(sgs) => check_security_groups(&mut c, sgs, 1),
+        None => c.missing("securityGroupIds"),
+    }
+    c.finish()?;
+    Ok(req.security_group_ids.clone().unwrap_or_default())
+}
+
+fn snva_summary(a: &ServiceNetworkVpcAssociation) -> Value {
+    let mut v = json!({
+        "id": a.id, "arn": a.arn, "status": a.status.as_str(), "createdBy": a.created_by,
+        "createdAt": a.created_at, "lastUpdatedAt": a.last_updated_at,
+        "serviceNetworkId": a.service_network_id, "serviceNetworkName": a.service_network_name,
+        "serviceNetworkArn": a.service_network_arn,
+        "vpcId": a.vpc_id, "privateDnsEnabled": a.private_dns_enabled,
+    });
+    if let Some(o) = &a.dns_options {
+        v["dnsOptions"] = json!(o);
+    }
+    v
+}
+
+fn snva_get(a: &ServiceNetworkVpcAssociation) -> Value {
+    let mut v = snva_summary(a);
+    v["securityGroupIds"] = json!(a.security_group_ids);
+    v
+}
+
+async fn create_vpc(State(s): State<AppState>, body: Bytes) -> ApiResult<Response> {
+    let raw = body_value(&body)?;
+    let req: CreateVpcRequest = parse_body(&body)?;
+    let input = validate_create_vpc(&s.ctx, &req)?;
+    let idem = Idempotency::new(
+        "CreateServiceNetworkVpcAssociation",
+        "",
+        req.client_token.as_deref(),
+        &raw,
+    )?;
+
+    let mut tx = s.store.write().await?;
+    if let Some((status, body)) = idem.replay(&mut tx, SNVA).await? {
+        return Ok(reply(status, body));
+    }
+    let sn_ident = req
+        .service_network_identifier
+        .as_deref()
+        .unwrap_or_default();
+    let (_, sn) = load_doc::<ServiceNetwork>(
+        &mut tx,
+        &s.ctx,
+        ResourceKind::ServiceNetwork,
+        "serviceNetworkIdentifier",
+        sn_ident,
+    )
+    .await?;
+    // One service network per VPC through associations (a fixed limit, reference §11.1).
+    if let Some(existing) = tx
+        .list_referencing(SNVA.store_kind(), &input.vpc_id)
+        .await?
+        .first()
+    {
+        return Err(ApiError::conflict(
+            SNVA,
+            &existing.id,
+            format!(
+                "VPC {} is already associated with service network {} ({}); a VPC can be associated with only one service network",
+                input.vpc_id,
+                existing.parent.as_deref().unwrap_or("?"),
+                existing.id
+            ),
+        ));
+    }
+    if tx.count(SNVA.store_kind(), Some(&sn.id)).await? >= VPC_ASSOCIATIONS_QUOTA {
+        return Err(ApiError::quota(
+            SNVA,
+            Some(&sn.id),
+            "vpc-associations-per-service-network",
+            "VPC associations per service network",
+            VPC_ASSOCIATIONS_QUOTA,
+        ));
+    }
+    let id = SNVA.new_id();
+    let arn = s.ctx.top_level_arn(SNVA, &id);
+    let now = Timestamp::now();
+    let assoc = ServiceNetworkVpcAssociation {
+        id: id.clone(),
+        arn: arn.clone(),
+        status: AssociationStatus::Active,
+        created_by: s.ctx.account_id.clone(),
+        created_at: now,
+        last_updated_at: now,
+        service_network_id: sn.id.clone(),
+        service_network_name: sn.name.clone(),
+        service_network_arn: sn.arn.clone(),
+        vpc_id: input.vpc_id.clone(),
+        security_group_ids: input.security_group_ids,
+        private_dns_enabled: input.private_dns_enabled,
+        dns_options: input.dns_options,
+        tags: req.tags,
+    };
+    let rec = NewRecord {
+        kind: SNVA,
+        id: &id,
+        parent: Some(&sn.id),
+        name: None,
+        arn: Some(&arn),
+        refs: vec![assoc.vpc_id.clone()],
+    }
+    .with_body(&assoc)?;
+    tx.insert(&rec).await?;
+    let mut out = json!({
+        "id": assoc.id, "status": assoc.status.as_str(), "arn": assoc.arn,
+        "createdBy": assoc.created_by, "securityGroupIds": assoc.security_group_ids,
+        "privateDnsEnabled": assoc.private_dns_enabled,
+    });
+    if let Some(o) = &assoc.dns_options {
+        out["dnsOptions"] = json!(o);
+    }
+    idem.remember(&mut tx, StatusCode::OK, &out).await?;
+    tx.commit().await?;
+    Ok(reply(StatusCode::OK, out))
+}
+
+async fn read_vpc(State(s): State<AppState>, Path(ident): Path<String>) -> ApiResult<Response> {
+    let mut tx = s.store.read().await?;
+    let (_, a) = load_doc::<ServiceNetworkVpcAssociation>(
+        &mut tx,
+        &s.ctx,
+        SNVA,
+        "serviceNetworkVpcAssociationIdentifier",
+        &ident,
+    )
+    .await?;
+    Ok(reply(StatusCode::OK, snva_get(&a)))
+}
+
+async fn list_vpc(State(s): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+    let q = QueryParams::parse(q.as_deref());
+    let mut c = Checks::new();
+    let by_sn = filter_id(
+        &mut c,
+        &s.ctx,
+        ResourceKind::ServiceNetwork,
+        "serviceNetworkIdentifier",
+        q.get("serviceNetworkIdentifier"),
+    );
+    let by_vpc = match q.get("vpcIdentifier") {
+        None => Filter::Absent,
+        Some(v) if check_vpc_id(&mut c, "vpcIdentifier", v) => Filter::Id(v.to_string()),
+        Some(_) => Filter::Nothing,
+    };
+    c.finish()?;
+    if by_sn == Filter::Absent && by_vpc == Filter::Absent {
+        return Err(ApiError::validation_other(
+            "Either serviceNetworkIdentifier or vpcIdentifier must be specified",
+        ));
+    }
+    let page = Page::from_query(&q)?;
+    let mut tx = s.store.read().await?;
+    let (records, next) = page.apply(filtered(&mut tx, SNVA, by_sn, by_vpc).await?);
+    let items = records
+        .iter()
+        .map(|r| doc::<ServiceNetworkVpcAssociation>(r).map(|a| snva_summary(&a)))
+        .collect::<ApiResult<_>>()?;
+    Ok(list_reply(items, next))
+}
+
+async fn update_vpc(
+    State(s): State<AppState>,
+    Path(ident): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let req: UpdateVpcRequest = parse_body(&body)?;
+    let sgs = validate_update_vpc(&req)?;
+    let mut tx = s.store.write().await?;
+    let (mut rec, mut a) = load_doc::<ServiceNetworkVpcAssociation>(
+        &mut tx,
+        &s.ctx,
+        SNVA,
+        "serviceNetworkVpcAssociationIdentifier",
+        &ident,
+    )
+    .await?;
+    a.security_group_ids = sgs;
+    a.last_updated_at = Timestamp::now();
+    set_doc(&mut rec, &a)?;
+    tx.update(&rec).await?;
+    tx.commit().await?;
+    Ok(reply(
+        StatusCode::OK,
+        json!({
+            "id": a.id, "arn": a.arn, "status": a.status.as_str(),
+            "createdBy": a.created_by, "securityGroupIds": a.security_group_ids,
+        }),
+    ))
+}
+
+async fn delete_vpc(State(s): State<AppState>, Path(ident): Path<String>) -> ApiResult<Response> {
+    let mut tx = s.store.write().await?;
+    let (rec, a) = load_doc::<ServiceNetworkVpcAssociation>(
+        &mut tx,
+        &s.ctx,
+        SNVA,
+        "serviceNetworkVpcAssociationIdentifier",
+        &ident,
+    )
+    .await?;
+    tx.delete(SNVA.store_kind(), &rec.id).await?;
+    tx.commit().await?;
+    Ok(reply(
+        StatusCode::OK,
+        json!({ "id": a.id, "status": DELETING.as_str(), "arn": a.arn }),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SN: &str = "sn-0123456789abcdef0";
+    const SVC: &str = "svc-0123456789abcdef0";
+
+    fn ctx() -> Context {
+        Context {
+            partition: "aws".into(),
+            region: "us-west-2".into(),
+            account_id: "111122223333".into(),
+        }
+    }
+
+    fn names(r: Result<(), ValidationError>) -> Vec<String> {
+        r.err()
+            .map(|e| e.fields.into_iter().map(|f| f.name).collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn create_service_association_table() {
+        let c = ctx();
+        let sn_arn = c.top_level_arn(ResourceKind::ServiceNetwork, SN);
+        let cases: Vec<(Value, Vec<&str>)> = vec![
+            (
+                json!({"serviceIdentifier": SVC, "serviceNetworkIdentifier": SN}),
+                vec![],
+            ),
+            (
+                json!({"serviceIdentifier": c.top_level_arn(ResourceKind::Service, SVC), "serviceNetworkIdentifier": sn_arn}),
+                vec![],
+            ),
+            (
+                json!({}),
+                vec!["serviceIdentifier", "serviceNetworkIdentifier"],
+            ),
+            (
+                json!({"serviceIdentifier": SN, "serviceNetworkIdentifier": SVC}),
+                vec!["serviceIdentifier", "serviceNetworkIdentifier"],
+            ),
+            (
+                json!({"serviceIdentifier": "svc-1", "serviceNetworkIdentifier": SN}),
+                vec!["serviceIdentifier"],
+            ),
+            (
+                json!({"serviceIdentifier": SVC, "serviceNetworkIdentifier": SN, "tags": {"": "x"}}),
+                vec!["tags."],
+            ),
+        ];
+        for (body, want) in cases {
+            let req: CreateServiceRequest = serde_json::from_value(body.clone()).unwrap();
+            assert_eq!(names(validate_create_service(&c, &req)), want, "{body}");
+        }
+    }
+
+    #[test]
+    fn create_vpc_association_table() {
+        let c = ctx();
+        let ok = |extra: Value| {
+            let mut b = json!({"serviceNetworkIdentifier": SN, "vpcIdentifier": "vpc-0123abcd"});
+            for (k, v) in extra.as_object().unwrap() {
+                b[k] = v.clone();
+            }
+            b
+        };
+        let six: Vec<String> = (0..6).map(|i| format!("sg-0000000{i}")).collect();
+        let cases: Vec<(Value, Vec<&str>)> = vec![
+            (ok(json!({})), vec![]),
+            (
+                ok(
+                    json!({"vpcIdentifier": "vpc-0123456789abcdef0", "securityGroupIds": ["sg-0123abcd", "sg-0123456789abcdef0"]}),
+                ),
+                vec![],
+            ),
+            (
+                ok(json!({"dnsOptions": {"privateDnsPreference": "ALL_DOMAINS"}})),
+                vec![],
+            ),
+            (
+                ok(
+                    json!({"dnsOptions": {"privateDnsPreference": "SPECIFIED_DOMAINS_ONLY", "privateDnsSpecifiedDomains": ["*.example.com", "a.b"]}}),
+                ),
+                vec![],
+            ),
+            (json!({}), vec!["serviceNetworkIdentifier", "vpcIdentifier"]),
+            (
+                ok(json!({"vpcIdentifier": "vpc-123"})),
+                vec!["vpcIdentifier"],
+            ),
+            (
+                ok(json!({"vpcIdentifier": "vpc-0123ABCD"})),
+                vec!["vpcIdentifier"],
+            ),
+            (
+                ok(json!({"vpcIdentifier": format!("vpc-{}", "a".repeat(47))})),
+                vec!["vpcIdentifier"],
+            ),
+            (
+                ok(json!({"securityGroupIds": six})),
+                vec!["securityGroupIds"],
+            ),
+            (
+                ok(json!({"securityGroupIds": ["sg-1"]})),
+                vec!["securityGroupIds[0]"],
+            ),
+            (
+                ok(json!({"securityGroupIds": ["sg-0123abcd", "sg-0123abcd"]})),
+                vec!["securityGroupIds[1]"],
+            ),
+            (
+                ok(json!({"dnsOptions": {"privateDnsPreference": "SOME"}})),
+                vec!["dnsOptions.privateDnsPreference"],
+            ),
+            (
+                ok(json!({"privateDnsEnabled": false, "dnsOptions": {}})),
+                vec!["dnsOptions"],
+            ),
+            (
+                ok(
+                    json!({"dnsOptions": {"privateDnsPreference": "ALL_DOMAINS", "privateDnsSpecifiedDomains": ["a.com"]}}),
+                ),
+                vec!["dnsOptions.privateDnsSpecifiedDomains"],
+            ),
+            (
+                ok(json!({"dnsOptions": {"privateDnsSpecifiedDomains": ["a.com"]}})),
+                vec!["dnsOptions.privateDnsSpecifiedDomains"],
+            ),
+            (
+                ok(json!({"dnsOptions": {"privateDnsPreference": "SPECIFIED_DOMAINS_ONLY"}})),
+                vec!["dnsOptions.privateDnsSpecifiedDomains"],
+            ),
+            (
+                ok(
+                    json!({"dnsOptions": {"privateDnsPreference": "SPECIFIED_DOMAINS_ONLY", "privateDnsSpecifiedDomains": []}}),
+                ),
+                vec!["dnsOptions.privateDnsSpecifiedDomains"],
+            ),
+            (
+                ok(
+                    json!({"dnsOptions": {"privateDnsPreference": "SPECIFIED_DOMAINS_ONLY", "privateDnsSpecifiedDomains": vec!["a.com"; 11]}}),
+                ),
+                vec!["dnsOptions.privateDnsSpecifiedDomains"],
+            ),
+            (
+                ok(
+                    json!({"dnsOptions": {"privateDnsPreference": "SPECIFIED_DOMAINS_ONLY", "privateDnsSpecifiedDomains": ["", "a b"]}}),
+                ),
+                vec![
+                    "dnsOptions.privateDnsSpecifiedDomains[0]",
+                    "dnsOptions.privateDnsSpecifiedDomains[1]",
+                ],
+            ),
+            (ok(json!({"tags": {"aws:k": "v"}})), vec!["tags.aws:k"]),
+        ];
+        for (body, want) in cases {
+            let req: CreateVpcRequest = serde_json::from_value(body.clone()).unwrap();
+            assert_eq!(
+                names(validate_create_vpc(&c, &req).map(|_| ())),
+                want,
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn vpc_association_defaults() {
+        let req: CreateVpcRequest = serde_json::from_value(
+            json!({"serviceNetworkIdentifier": SN, "vpcIdentifier": "vpc-0123abcd"}),
+        )
+        .unwrap();
+        let a = validate_create_vpc(&ctx(), &req).unwrap();
+        assert!(a.private_dns_enabled);
+        assert_eq!(
+            a.dns_options.unwrap().private_dns_preference.as_deref(),
+            Some("VERIFIED_DOMAINS_ONLY")
+        );
+        assert!(a.security_group_ids.is_empty());
+        let req: CreateVpcRequest = serde_json::from_value(
+            json!({"serviceNetworkIdentifier": SN, "vpcIdentifier": "vpc-0123abcd", "privateDnsEnabled": false}),
+        )
+        .unwrap();
+        let a = validate_create_vpc(&ctx(), &req).unwrap();
+        assert!(!a.private_dns_enabled && a.dns_options.is_none());
+    }
+
+    #[test]
+    fn update_vpc_association_table() {
+        let cases: Vec<(Value, Vec<&str>)> = vec![
+            (json!({"securityGroupIds": ["sg-0123abcd"]}), vec![]),
+            (json!({}), vec!["securityGroupIds"]),
+            (json!({"securityGroupIds": []}), vec!["securityGroupIds"]),
+            (
+                json!({"securityGroupIds": ["sg-1", "sg-0123abcd"]}),
+                vec!["securityGroupIds[0]"],
+            ),
+        ];
+        for (body, want) in cases {
+            let req: UpdateVpcRequest = serde_json::from_value(body.clone()).unwrap();
+            assert_eq!(names(validate_update_vpc(&req).map(|_| ())), want, "{body}");
+        }
+    }
+
+    #[test]
+    fn list_filters_table() {
+        let c = ctx();
+        let foreign = format!("arn:aws:vpc-lattice:us-west-2:444455556666:servicenetwork/{SN}");
+        let cases: Vec<(Option<&str>, Filter, bool)> = vec![
+            (None, Filter::Absent, true),
+            (Some(SN), Filter::Id(SN.to_string()), true),
+            (Some(foreign.as_str()), Filter::Nothing, true),
+            (Some("sn-bad"), Filter::Nothing, false),
+        ];
+        for (value, want, valid) in cases {
+            let mut checks = Checks::new();
+            let got = filter_id(
+                &mut checks,
+                &c,
+                ResourceKind::ServiceNetwork,
+                "serviceNetworkIdentifier",
+                value,
+            );
+            assert_eq!(got, want, "{value:?}");
+            assert_eq!(checks.is_empty(), valid, "{value:?}");
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! The one place API errors become responses: every failure is an [`ApiError`], rendered in the
+//! AWS rest-json error shape (`x-amzn-ErrorType` header, JSON body with `message` and the
+//! exception's members) so that botocore and the SDKs raise the modelled exception class.
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use trellis_model::{ResourceKind, ValidationError};
+use trellis_store::StoreError;
+
+/// Quota codes are opaque to clients; Trellis names them after the quota (docs/decisions.md).
+pub const SERVICE_CODE: &str = "vpc-lattice";
+
+#[derive(Debug)]
+pub enum ApiError {
+    Validation(ValidationError),
+    NotFound {
+        message: String,
+        resource_id: String,
+        resource_type: String,
+    },
+    Conflict {
+        message: String,
+        resource_id: String,
+        resource_type: String,
+    },
+    QuotaExceeded {
+        message: String,
+        resource_id: Option<String>,
+        resource_type: String,
+        quota_code: String,
+    },
+    AccessDenied(String),
+    /// SigV4 and other authentication failures: (AWS error code, HTTP status, message).
+    Auth {
+        code: &'static str,
+        status: u16,
+        message: String,
+    },
+    Internal(String),
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn not_found(kind: ResourceKind, identifier: &str) -> ApiError {
+        ApiError::NotFound {
+            message: format!("{} not found: {identifier}", human(kind)),
+            resource_id: identifier.to_string(),
+            resource_type: kind.error_type().to_string(),
+        }
+    }
+
+    pub fn conflict(kind: ResourceKind, resource_id: &str, message: impl Into<String>) -> ApiError {
+        ApiError::Conflict {
+            message: message.into(),
+            resource_id: resource_id.to_string(),
+            resource_type: kind.error_type().to_string(),
+        }
+    }
+
+    /// `quota_code` is a stable name for the quota, `limit` its value.
+    pub fn quota(
+        kind: ResourceKind,
+        resource_id: Option<&str>,
+        quota_code: &str,
+        what: &str,
+        limit: u64,
+    ) -> ApiError {
+        ApiError::QuotaExceeded {
+            message: format!("Service quota exceeded: at most {limit} {what}"),
+            resource_id: resource_id.map(str::to_string),
+            resource_type: kind.error_type().to_string(),
+            quota_code: quota_code.to_string(),
+        }
+    }
+
+    pub fn validation_field(name: &str, message: impl Into<String>) -> ApiError {
+        ApiError::Validation(ValidationError::field(name, message))
+    }
+
+    pub fn validation_other(message: impl Into<String>) -> ApiError {
+        ApiError::Validation(ValidationError::other(message))
+    }
+
+    /// The AWS error code, also the exception's shape name.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Validation(_) => "ValidationException",
+            ApiError::NotFound { .. } => "ResourceNotFoundException",
+            ApiError::Conflict { .. } => "ConflictException",
+            ApiError::QuotaExceeded { .. } => "ServiceQuotaExceededException",
+            ApiError::AccessDenied(_) => "AccessDeniedException",
+            ApiError::Auth { code, .. } => code,
+            ApiError::Internal(_) => "InternalServerException",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Validation(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            // Lattice models ServiceQuotaExceededException with HTTP 402, and clients expect it.
+            ApiError::QuotaExceeded { .. } => StatusCode::PAYMENT_REQUIRED,
+            ApiError::AccessDenied(_) => StatusCode::FORBIDDEN,
+            ApiError::Auth { status, .. } => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::FORBIDDEN)
+            }
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn body(&self) -> Value {
+        match self {
+            ApiError::Validation(v) => {
+                let mut body = json!({ "message": v.message, "reason": v.reason });
+                if !v.fields.is_empty() {
+                    body["fieldList"] = v
+                        .fields
+                        .iter()
+                        .map(|f| json!({ "name": f.name, "message": f.message }))
+                        .collect();
+                }
+                body
+            }
+            ApiError::NotFound {
+                message,
+                resource_id,
+                resource_type,
+            }
+            | ApiError::Conflict {
+                message,
+                resource_id,
+                resource_type,
+            } => {
+                json!({ "message": message, "resourceId": resource_id, "resourceType": resource_type })
+            }
+            ApiError::QuotaExceeded {
+                message,
+                resource_id,
+                resource_type,
+                quota_code,
+            } => {
+                let mut body = json!({
+                    "message": message,
+                    "resourceType": resource_type,
+                    "serviceCode": SERVICE_CODE,
+                    "quotaCode": quota_code,
+                });
+                if let Some(id) = resource_id {
+                    body["resourceId"] = json!(id);
+                }
+                body
+            }
+            ApiError::AccessDenied(m)
+            | ApiError::Internal(m)
+            | ApiError::Auth { message: m, .. } => {
+                json!({ "message": m })
+            }
+        }
+    }
+}
+
+/// "service network", "target group", … for messages.
+pub fn human(kind: ResourceKind) -> String {
+    kind.error_type().replace('_', " ").to_lowercase()
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(v: ValidationError) -> ApiError {
+        ApiError::Validation(v)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        // Handlers check uniqueness and existence themselves and answer with the resource's own
+        // error; reaching here means a race lost at commit time or a backend failure.
+        match e {
+            StoreError::Conflict(what) => ApiError::Conflict {
+                message: format!("The request conflicts with the current state: {what}"),
+                resource_id: String::new(),
+                resource_type: String::new(),
+            },
+            StoreError::NotFound => ApiError::Internal("record vanished during the request".into()),
+            StoreError::Backend(m) => {
+                tracing::error!(error = %m, "store failure");
+                ApiError::Internal("An internal error occurred.".into())
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let mut resp = (status, axum::Json(self.body())).into_response();
+        resp.headers_mut()
+            .insert("x-amzn-ErrorType", HeaderValue::from_static(self.code()));
+        resp
+    }
+}

@@ -1,0 +1,493 @@
+//! Services: CreateService, GetService, ListServices, UpdateService, DeleteService.
+//!
+//! A service's generated DNS name comes from [`trellis_model::dns`] and is stored in the
+//! document at creation. DeleteService refuses while the service is in a service network and
+//! otherwise takes its listeners, their rules, its policies and access-log subscriptions with it.
+
+use axum::Router;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use trellis_model::arn::Resolved;
+use trellis_model::resources::service::{
+    CERTIFICATE_ARN_PATTERN, Service, ServiceStatus, is_certificate_arn, is_domain_name,
+};
+use trellis_model::resources::{AuthType, Tags};
+use trellis_model::{Checks, Context, ResourceKind, Timestamp, ValidationError, dns};
+use trellis_store::Tx;
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::service_networks::check_auth_type;
+use crate::wire::{
+    Idempotency, NewRecord, Page, QueryParams, body_value, doc, list_reply, load_doc, parse_body,
+    reply, set_doc,
+};
+
+const KIND: ResourceKind = ResourceKind::Service;
+/// Services per region (reference §11.1).
+pub const QUOTA: u64 = 2000;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/services", get(list).post(create))
+        .route("/services/{id}", get(read).patch(update).delete(delete))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct CreateRequest {
+    name: Option<String>,
+    custom_domain_name: Option<String>,
+    certificate_arn: Option<String>,
+    auth_type: Option<String>,
+    #[serde(default)]
+    tags: Tags,
+    client_token: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct UpdateRequest {
+    certificate_arn: Option<String>,
+    auth_type: Option<String>,
+    /// Not a member of UpdateServiceRequest; read only to refuse a change clearly instead of
+    /// silently ignoring it (the custom domain is immutable).
+    custom_domain_name: Option<String>,
+}
+
+/// Checks an `*Identifier` member that must name a `kind` resource by ID or ARN, so that a
+/// malformed one is reported with the other field errors before anything is looked up.
+pub fn check_identifier(
+    c: &mut Checks,
+    ctx: &Context,
+    kind: ResourceKind,
+    field: &str,
+    value: Option<&str>,
+) {
+    match value {
+        None => c.missing(field),
+        Some(v) if ctx.resolve(kind, v) == Resolved::Malformed => c.fail(
+            field,
+            format!(
+                "Value '{v}' at '{field}' failed to satisfy constraint: Member must be a {} ID or ARN",
+                crate::error::human(kind)
+            ),
+        ),
+        Some(_) => {}
+    }
+}
+
+/// `certificateArn`: 0–2048 characters matching the model's pattern (empty clears it).
+fn check_certificate(c: &mut Checks, value: Option<&str>) {
+    if let Some(v) = value
+        && c.length("certificateArn", v, 0, 2048)
+    {
+        c.pattern(
+            "certificateArn",
+            v,
+            is_certificate_arn(v),
+            CERTIFICATE_ARN_PATTERN,
+        );
+    }
+}
+
+/// Validated CreateService input.
+struct NewService {
+    name: String,
+    custom_domain_name: Option<String>,
+    certificate_arn: Option<String>,
+    auth_type: AuthType,
+}
+
+fn validate_create(req: &CreateRequest) -> Result<NewService, ValidationError> {
+    let mut c = Checks::new();
+    match &req.name {
+        Some(n) => {
+            c.resource_name("name", n, 3, 40, Some("svc-"));
+        }
+        None => c.missing("name"),
+    }
+    if let Some(d) = &req.custom_domain_name
+        && c.length("customDomainName", d, 3, 255)
+        && !is_domain_name(d)
+    {
+        c.fail(
+            "customDomainName",
+            format!("Value '{d}' at 'customDomainName' failed to satisfy constraint: Member must be a valid domain name"),
+        );
+    }
+    check_certificate(&mut c, req.certificate_arn.as_deref());
+    let auth_type = check_auth_type(&mut c, req.auth_type.as_deref()).unwrap_or_default();
+    c.tags("tags", &req.tags);
+    c.finish()?;
+    Ok(NewService {
+        name: req.name.clone().unwrap_or_default(),
+        // A trailing dot is the same name; stored without it so comparisons are plain.
+        custom_domain_name: req
+            .custom_domain_name
+            .as_ref()
+            .map(|d| d.strip_suffix('.').unwrap_or(d).to_string()),
+        certificate_arn: req.certificate_arn.clone().filter(|a| !a.is_empty()),
+        auth_type,
+    })
+}
+
+/// `(certificateArn change, authType change)`; `Some(None)` clears the certificate.
+type ServiceChanges = (Option<Option<String>>, Option<AuthType>);
+
+fn validate_update(req: &UpdateRequest) -> Result<ServiceChanges, ValidationError> {
+    let mut c = Checks::new();
+    check_certificate(&mut c, req.certificate_arn.as_deref());
+    let auth_type = check_auth_type(&mut c, req.auth_type.as_deref());
+    c.finish()?;
+    Ok((
+        req.certificate_arn
+            .as_ref()
+            .map(|a| Some(a.clone()).filter(|a| !a.is_empty())),
+        auth_type,
+    ))
+}
+
+/// The members Create returns; Get and List add to them.
+fn create_view(svc: &Service) -> Value {
+    let mut v = json!({
+        "id": svc.id, "arn": svc.arn, "name": svc.name,
+        "status": svc.status.as_str(), "authType": svc.auth_type.as_str(),
+        "dnsEntry": svc.dns_entry,
+    });
+    optional_members(&mut v, svc);
+    v
+}
+
+fn optional_members(v: &mut Value, svc: &Service) {
+    if let Some(d) = &svc.custom_domain_name {
+        v["customDomainName"] = json!(d);
+    }
+    if let Some(a) = &svc.certificate_arn {
+        v["certificateArn"] = json!(a);
+    }
+}
+
+fn get_view(svc: &Service) -> Value {
+    let mut v = create_view(svc);
+    v["createdAt"] = json!(svc.created_at);
+    v["lastUpdatedAt"] = json!(svc.last_updated_at);
+    v
+}
+
+fn summary_view(svc: &Service) -> Value {
+    let mut v = json!({
+        "id": svc.id, "name": svc.name, "arn": svc.arn,
+        "createdAt": svc.created_at, "lastUpdatedAt": svc.last_updated_at,
+        "dnsEntry": svc.dns_entry, "status": svc.status.as_str(),
+    });
+    if let Some(d) = &svc.custom_domain_name {
+        v["customDomainName"] = json!(d);
+    }
+    v
+}
+
+async fn create(State(s): State<AppState>, body: Bytes) -> ApiResult<Response> {
+    let raw = body_value(&body)?;
+    let req: CreateRequest = parse_body(&body)?;
+    let input = validate_create(&req)?;
+    let idem = Idempotency::new("CreateService", "", req.client_token.as_deref(), &raw)?;
+
+    let mut tx = s.store.write().await?;
+    if let Some((status, body)) = idem.replay(&mut tx, KIND).await? {
+        return Ok(reply(status, body));
+    }
+    if let Some(existing) = tx.get_by_name(KIND.store_kind(), None, &input.name).await? {
+        return Err(ApiError::conflict(
+            KIND,
+            &existing.id,
+            format!("A service named '{}' already exists", input.name),
+        ));
+    }
+    if tx.count(KIND.store_kind(), None).await? >= QUOTA {
+        return Err(ApiError::quota(
+            KIND,
+            None,
+            "services-per-region",
+            "services per region",
+            QUOTA,
+        ));
+    }
+    let id = KIND.new_id();
+    let arn = s.ctx.top_level_arn(KIND, &id);
+    let now = Timestamp::now();
+    let svc = Service {
+        dns_entry: dns::service_dns_entry(&input.name, &id, &s.ctx.region, &s.ctx.account_id),
+        id: id.clone(),
+        name: input.name.clone(),
+        arn: arn.clone(),
+        auth_type: input.auth_type,
+        custom_domain_name: input.custom_domain_name,
+        certificate_arn: input.certificate_arn,
+        status: ServiceStatus::Active,
+        created_at: now,
+        last_updated_at: now,
+        tags: req.tags,
+    };
+    let rec = NewRecord {
+        kind: KIND,
+        id: &id,
+        parent: None,
+        name: Some(&svc.name),
+        arn: Some(&arn),
+        refs: vec![],
+    }
+    .with_body(&svc)?;
+    tx.insert(&rec).await?;
+    let out = create_view(&svc);
+    idem.remember(&mut tx, StatusCode::CREATED, &out).await?;
+    tx.commit().await?;
+    Ok(reply(StatusCode::CREATED, out))
+}
+
+async fn read(State(s): State<AppState>, Path(ident): Path<String>) -> ApiResult<Response> {
+    let mut tx = s.store.read().await?;
+    let (_, svc) = load_doc::<Service>(&mut tx, &s.ctx, KIND, "serviceIdentifier", &ident).await?;
+    Ok(reply(StatusCode::OK, get_view(&svc)))
+}
+
+async fn list(State(s): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+    let page = Page::from_query(&QueryParams::parse(q.as_deref()))?;
+    let mut tx = s.store.read().await?;
+    let (records, next) = page.apply(tx.list(KIND.store_kind(), None).await?);
+    let items = records
+        .iter()
+        .map(|r| doc::<Service>(r).map(|svc| summary_view(&svc)))
+        .collect::<ApiResult<_>>()?;
+    Ok(list_reply(items, next))
+}
+
+async fn update(
+    State(s): State<AppState>,
+    Path(ident): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let req: UpdateRequest = parse_body(&body)?;
+    let (certificate, auth_type) = validate_update(&req)?;
+    let mut tx = s.store.write().await?;
+    let (mut rec, mut svc) =
+        load_doc::<Service>(&mut tx, &s.ctx, KIND, "serviceIdentifier", &ident).await?;
+    if let Some(d) = &req.custom_domain_name
+        && svc
+            .custom_domain_name
+            .as_deref()
+            .is_none_or(|cur| !cur.eq_ignore_ascii_case(d.strip_suffix('.').unwrap_or(d)))
+    {
+        return Err(ApiError::validation_field(
+            "customDomainName",
+            "The custom domain name of a service cannot be changed after creation",
+        ));
+    }
+    if let Some(c) = certificate {
+        svc.certificate_arn = c;
+    }
+    if let Some(a) = auth_type {
+        svc.auth_type = a;
+    }
+    svc.last_updated_at = Timestamp::now();
+    set_doc(&mut rec, &svc)?;
+    tx.update(&rec).await?;
+    tx.commit().await?;
+    let mut out = json!({ "id": svc.id, "arn": svc.arn, "name": svc.name, "authType": svc.auth_type.as_str() });
+    optional_members(&mut out, &svc);
+    Ok(reply(StatusCode::OK, out))
+}
+
+/// Deletes a listener and its rules (DeleteService's cascade).
+async fn delete_listener_tree(tx: &mut Tx, listener_id: &str) -> ApiResult<()> {
+    let rule = ResourceKind::Rule.store_kind();
+    for r in tx.list(rule, Some(listener_id)).await? {
+        tx.delete(rule, &r.id).await?;
+    }
+    tx.delete(ResourceKind::Listener.store_kind(), listener_id)
+        .await?;
+    Ok(())
+}
+
+async fn delete(State(s): State<AppState>, Path(ident): Path<String>) -> ApiResult<Response> {
+    let mut tx = s.store.write().await?;
+    let (rec, svc) =
+        load_doc::<Service>(&mut tx, &s.ctx, KIND, "serviceIdentifier", &ident).await?;
+    let associations = tx
+        .list_referencing(
+            ResourceKind::ServiceNetworkServiceAssociation.store_kind(),
+            &svc.id,
+        )
+        .await?;
+    if !associations.is_empty() {
+        let networks: Vec<&str> = associations
+            .iter()
+            .filter_map(|a| a.parent.as_deref())
+            .collect();
+        return Err(ApiError::conflict(
+            KIND,
+            &svc.id,
+            format!(
+                "Service {} is associated with service network(s) {}; delete those associations first",
+                svc.id,
+                networks.join(", ")
+            ),
+        ));
+    }
+    for listener in tx
+        .list(ResourceKind::Listener.store_kind(), Some(&svc.id))
+        .await?
+    {
+        delete_listener_tree(&mut tx, &listener.id).await?;
+    }
+    crate::cascade::delete_attached(&mut tx, &rec.id).await?;
+    tx.delete(KIND.store_kind(), &rec.id).await?;
+    tx.commit().await?;
+    Ok(reply(
+        StatusCode::OK,
+        json!({
+            "id": svc.id, "arn": svc.arn, "name": svc.name,
+            "status": ServiceStatus::DeleteInProgress.as_str(),
+        }),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(body: Value, validate: impl Fn(Value) -> Result<(), ValidationError>) -> Vec<String> {
+        match validate(body) {
+            Ok(()) => vec![],
+            Err(e) => e.fields.into_iter().map(|f| f.name).collect(),
+        }
+    }
+
+    fn create(body: Value) -> Result<(), ValidationError> {
+        let req: CreateRequest = serde_json::from_value(body).unwrap();
+        validate_create(&req).map(|_| ())
+    }
+
+    fn update(body: Value) -> Result<(), ValidationError> {
+        let req: UpdateRequest = serde_json::from_value(body).unwrap();
+        validate_update(&req).map(|_| ())
+    }
+
+    #[test]
+    fn create_validation_table() {
+        let cert = "arn:aws:acm:us-west-2:111122223333:certificate/abc-123";
+        let cases: Vec<(Value, Vec<&str>)> = vec![
+            (json!({"name": "billing"}), vec![]),
+            (
+                json!({"name": "billing", "customDomainName": "api.example.com", "certificateArn": cert, "authType": "AWS_IAM"}),
+                vec![],
+            ),
+            (json!({"name": "billing", "certificateArn": ""}), vec![]),
+            (json!({}), vec!["name"]),
+            (json!({"name": "ab"}), vec!["name"]),
+            (json!({"name": "a".repeat(41)}), vec!["name"]),
+            (json!({"name": "svc-billing"}), vec!["name"]),
+            (json!({"name": "Billing"}), vec!["name"]),
+            (json!({"name": "bill--ing"}), vec!["name"]),
+            (json!({"name": "-billing"}), vec!["name"]),
+            (
+                json!({"name": "billing", "customDomainName": "ab"}),
+                vec!["customDomainName"],
+            ),
+            (
+                json!({"name": "billing", "customDomainName": format!("{}.com", "a.".repeat(127))}),
+                vec!["customDomainName"],
+            ),
+            (
+                json!({"name": "billing", "customDomainName": "bad_domain.com"}),
+                vec!["customDomainName"],
+            ),
+            (
+                json!({"name": "billing", "certificateArn": "arn:aws:acm:us-west-2:111122223333:cert/x"}),
+                vec!["certificateArn"],
+            ),
+            (
+                json!({"name": "billing", "certificateArn": format!("{cert}{}", "a".repeat(2048))}),
+                vec!["certificateArn"],
+            ),
+            (
+                json!({"name": "billing", "authType": "IAM"}),
+                vec!["authType"],
+            ),
+            (
+                json!({"name": "billing", "tags": {"aws:x": "y"}}),
+                vec!["tags.aws:x"],
+            ),
+            (
+                json!({"name": "x", "authType": "nope", "certificateArn": "z"}),
+                vec!["name", "certificateArn", "authType"],
+            ),
+        ];
+        for (body, want) in cases {
+            assert_eq!(fields(body.clone(), create), want, "{body}");
+        }
+    }
+
+    #[test]
+    fn update_validation_table() {
+        let cases: Vec<(Value, Vec<&str>)> = vec![
+            (json!({}), vec![]),
+            (json!({"authType": "NONE", "certificateArn": ""}), vec![]),
+            (json!({"authType": "none"}), vec!["authType"]),
+            (
+                json!({"certificateArn": "arn:aws:acm:us-west-2:1:certificate/UPPER"}),
+                vec!["certificateArn"],
+            ),
+        ];
+        for (body, want) in cases {
+            assert_eq!(fields(body.clone(), update), want, "{body}");
+        }
+    }
+
+    #[test]
+    fn empty_certificate_clears_and_trailing_dot_is_dropped() {
+        let req: UpdateRequest = serde_json::from_value(json!({"certificateArn": ""})).unwrap();
+        assert_eq!(validate_update(&req).unwrap(), (Some(None), None));
+        let req: CreateRequest =
+            serde_json::from_value(json!({"name": "abc", "customDomainName": "a.example.com."}))
+                .unwrap();
+        assert_eq!(
+            validate_create(&req).unwrap().custom_domain_name.as_deref(),
+            Some("a.example.com")
+        );
+    }
+
+    #[test]
+    fn identifier_checks_table() {
+        let ctx = Context {
+            partition: "aws".into(),
+            region: "us-west-2".into(),
+            account_id: "111122223333".into(),
+        };
+        let svc = "svc-0123456789abcdef0";
+        let cases: Vec<(Option<String>, bool)> = vec![
+            (Some(svc.into()), true),
+            (Some(ctx.top_level_arn(KIND, svc)), true),
+            // Another account's ARN is well formed: it is "not found" later, not invalid.
+            (
+                Some(format!(
+                    "arn:aws:vpc-lattice:us-west-2:444455556666:service/{svc}"
+                )),
+                true,
+            ),
+            (Some("sn-0123456789abcdef0".into()), false),
+            (Some("svc-123".into()), false),
+            (None, false),
+        ];
+        for (value, ok) in cases {
+            let mut c = Checks::new();
+            check_identifier(&mut c, &ctx, KIND, "serviceIdentifier", value.as_deref());
+            assert_eq!(c.is_empty(), ok, "{value:?}");
+        }
+    }
+}

@@ -1,0 +1,418 @@
+//! Wire helpers shared by every resource module: JSON bodies, query strings, pagination,
+//! idempotency tokens, record ↔ document conversion, and identifier lookups.
+
+use std::collections::BTreeMap;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use trellis_model::arn::Resolved;
+use trellis_model::{Checks, ResourceKind, ValidationError};
+use trellis_store::{IdempotencyEntry, Record, Tx};
+
+use crate::error::{ApiError, ApiResult};
+
+/// A JSON response with the operation's modelled success status.
+pub fn reply(status: StatusCode, body: Value) -> Response {
+    (status, axum::Json(body)).into_response()
+}
+
+/// A 204 response with no body, as Lattice's Delete* operations that return nothing.
+pub fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// Parses a request body into `T`. An empty body is `{}` (every member optional or checked by
+/// the handler); malformed JSON or a wrongly typed member is `ValidationException: cannotParse`.
+pub fn parse_body<T: DeserializeOwned>(body: &Bytes) -> ApiResult<T> {
+    let slice: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        body
+    };
+    serde_json::from_slice(slice).map_err(|e| {
+        ApiError::Validation(ValidationError::cannot_parse(format!(
+            "Could not parse request body: {e}"
+        )))
+    })
+}
+
+/// The request body as a JSON value (for idempotency hashing), `{}` when empty.
+pub fn body_value(body: &Bytes) -> ApiResult<Value> {
+    parse_body::<Value>(body)
+}
+
+/// Decoded query parameters in order; repeated keys (`tagKeys=a&tagKeys=b`) stay repeated.
+#[derive(Debug, Default, Clone)]
+pub struct QueryParams(pub Vec<(String, String)>);
+
+impl QueryParams {
+    pub fn parse(raw: Option<&str>) -> QueryParams {
+        let Some(raw) = raw else {
+            return QueryParams::default();
+        };
+        let decode = |s: &str| {
+            let s = s.replace('+', " ");
+            percent_encoding::percent_decode_str(&s)
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        QueryParams(
+            raw.split('&')
+                .filter(|p| !p.is_empty())
+                .map(|p| match p.split_once('=') {
+                    Some((k, v)) => (decode(k), decode(v)),
+                    None => (decode(p), String::new()),
+                })
+                .collect(),
+        )
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn get_all(&self, key: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
+/// `maxResults` / `nextToken` of a List call.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub max_results: usize,
+    /// Records with `seq` greater than this come next.
+    pub after_seq: Option<i64>,
+}
+
+impl Page {
+    pub const DEFAULT_MAX: usize = 100;
+
+    pub fn from_query(q: &QueryParams) -> ApiResult<Page> {
+        let mut checks = Checks::new();
+        let mut max_results = Page::DEFAULT_MAX;
+        if let Some(m) = q.get("maxResults") {
+            match m.parse::<i64>() {
+                Ok(n) if checks.range("maxResults", n, 1, 100) => max_results = n as usize,
+                Ok(_) => {}
+                Err(_) => checks.fail(
+                    "maxResults",
+                    format!("Value '{m}' at 'maxResults' is not an integer"),
+                ),
+            }
+        }
+        let mut after_seq = None;
+        if let Some(t) = q.get("nextToken")
+            && checks.length("nextToken", t, 1, 2048)
+        {
+            match decode_token(t) {
+                Some(seq) => after_seq = Some(seq),
+                None => checks.fail("nextToken", "The pagination token is invalid or expired"),
+            }
+        }
+        checks.finish()?;
+        Ok(Page {
+            max_results,
+            after_seq,
+        })
+    }
+
+    /// Applies the page to records already in `seq` order (and already filtered), returning the
+    /// page and the token for the next one.
+    pub fn apply(&self, records: Vec<Record>) -> (Vec<Record>, Option<String>) {
+        let mut rest: Vec<Record> = records
+            .into_iter()
+            .filter(|r| self.after_seq.is_none_or(|after| r.seq > after))
+            .collect();
+        if rest.len() > self.max_results {
+            rest.truncate(self.max_results);
+            let token = rest.last().map(|r| encode_token(r.seq));
+            (rest, token)
+        } else {
+            (rest, None)
+        }
+    }
+}
+
+fn encode_token(seq: i64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("trellis:{seq}"))
+}
+
+fn decode_token(t: &str) -> Option<i64> {
+    let raw = URL_SAFE_NO_PAD.decode(t).ok()?;
+    std::str::from_utf8(&raw)
+        .ok()?
+        .strip_prefix("trellis:")?
+        .parse()
+        .ok()
+}
+
+/// A List response body: `{"items": [...], "nextToken": ...}`.
+pub fn list_reply(items: Vec<Value>, next_token: Option<String>) -> Response {
+    let mut body = serde_json::json!({ "items": items });
+    if let Some(t) = next_token {
+        body["nextToken"] = Value::String(t);
+    }
+    reply(StatusCode::OK, body)
+}
+
+/// Idempotency for Create* calls: the same `clientToken` with the same input returns the
+/// original response; with different input it is a ConflictException.
+pub struct Idempotency {
+    scope: String,
+    token: Option<String>,
+    request_hash: String,
+}
+
+impl Idempotency {
+    /// `operation` names the call (`CreateService`); `scope` adds the parent for nested
+    /// resources so the same token can be reused under another parent; `request` is the body.
+    pub fn new(
+        operation: &str,
+        scope: &str,
+        token: Option<&str>,
+        request: &Value,
+    ) -> ApiResult<Idempotency> {
+        if let Some(t) = token {
+            let mut c = Checks::new();
+            c.client_token(t);
+            c.finish()?;
+        }
+        let mut canonical = request.clone();
+        if let Value::Object(m) = &mut canonical {
+            m.remove("clientToken");
+        }
+        let hash = hex::encode(Sha256::digest(canonical_json(&canonical).as_bytes()));
+        Ok(Idempotency {
+            scope: format!("{operation}:{scope}"),
+            token: token.map(str::to_string),
+            request_hash: hash,
+        })
+    }
+
+    /// The earlier response to replay, if this token was used before with the same input.
+    pub async fn replay(
+        &self,
+        tx: &mut Tx,
+        kind: ResourceKind,
+    ) -> ApiResult<Option<(StatusCode, Value)>> {
+        let Some(token) = &self.token else {
+            return Ok(None);
+        };
+        match tx.idempotency_get(&self.scope, token).await? {
+            None => Ok(None),
+            Some(entry) if entry.request_hash == self.request_hash => {
+                let status = entry
+                    .response
+                    .get("status")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(200) as u16;
+                let body = entry.response.get("body").cloned().unwrap_or(Value::Null);
+                Ok(Some((
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+                    body,
+                )))
+            }
+            Some(_) => Err(ApiError::Conflict {
+                message: "The clientToken was already used with different request parameters"
+                    .into(),
+                resource_id: token.clone(),
+                resource_type: kind.error_type().to_string(),
+            }),
+        }
+    }
+
+    /// Remembers the response, in the same transaction as the change it describes.
+    pub async fn remember(&self, tx: &mut Tx, status: StatusCode, body: &Value) -> ApiResult<()> {
+        let Some(token) = &self.token else {
+            return Ok(());
+        };
+        let entry = IdempotencyEntry {
+            request_hash: self.request_hash.clone(),
+            response: serde_json::json!({ "status": status.as_u16(), "body": body }),
+        };
+        tx.idempotency_put(&self.scope, token, &entry).await?;
+        Ok(())
+    }
+}
+
+/// JSON with object keys sorted, so that semantically equal requests hash alike.
+fn canonical_json(v: &Value) -> String {
+    match v {
+        Value::Object(m) => {
+            let sorted: BTreeMap<&String, String> =
+                m.iter().map(|(k, v)| (k, canonical_json(v))).collect();
+            let parts: Vec<String> = sorted
+                .iter()
+                .map(|(k, v)| format!("{}:{v}", Value::String((*k).clone())))
+                .collect();
+            format!("{{{}}}", parts.join(","))
+        }
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(canonical_json).collect::<Vec<_>>().join(",")
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// Builds a store record around a resource document.
+pub struct NewRecord<'a> {
+    pub kind: ResourceKind,
+    pub id: &'a str,
+    pub parent: Option<&'a str>,
+    pub name: Option<&'a str>,
+    pub arn: Option<&'a str>,
+    pub refs: Vec<String>,
+}
+
+impl NewRecord<'_> {
+    pub fn with_body<T: Serialize>(self, doc: &T) -> ApiResult<Record> {
+        Ok(Record {
+            kind: self.kind.store_kind().to_string(),
+            id: self.id.to_string(),
+            parent: self.parent.map(str::to_string),
+            name: self.name.map(str::to_string),
+            arn: self.arn.map(str::to_string),
+            refs: self.refs,
+            body: serde_json::to_value(doc).map_err(|e| ApiError::Internal(e.to_string()))?,
+            seq: 0,
+        })
+    }
+}
+
+/// Decodes a record's body.
+pub fn doc<T: DeserializeOwned>(rec: &Record) -> ApiResult<T> {
+    serde_json::from_value(rec.body.clone()).map_err(|e| {
+        ApiError::Internal(format!("stored {} {} is unreadable: {e}", rec.kind, rec.id))
+    })
+}
+
+/// Replaces a record's body with `doc`, keeping the rest.
+pub fn set_doc<T: Serialize>(rec: &mut Record, doc: &T) -> ApiResult<()> {
+    rec.body = serde_json::to_value(doc).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(())
+}
+
+/// Resolves `identifier` (ID or ARN) of `kind` and loads the record. A malformed identifier is a
+/// ValidationException on `field`; anything that doesn't exist here is ResourceNotFound.
+pub async fn load(
+    tx: &mut Tx,
+    ctx: &trellis_model::Context,
+    kind: ResourceKind,
+    field: &str,
+    identifier: &str,
+) -> ApiResult<Record> {
+    match ctx.resolve(kind, identifier) {
+        Resolved::Id(id) => tx
+            .get(kind.store_kind(), &id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(kind, identifier)),
+        Resolved::Foreign(_) => Err(ApiError::not_found(kind, identifier)),
+        Resolved::Malformed => Err(ApiError::validation_field(
+            field,
+            format!(
+                "Value '{identifier}' at '{field}' failed to satisfy constraint: Member must be a {} ID or ARN",
+                crate::error::human(kind)
+            ),
+        )),
+    }
+}
+
+/// Like [`load`], decoding the document too.
+pub async fn load_doc<T: DeserializeOwned>(
+    tx: &mut Tx,
+    ctx: &trellis_model::Context,
+    kind: ResourceKind,
+    field: &str,
+    identifier: &str,
+) -> ApiResult<(Record, T)> {
+    let rec = load(tx, ctx, kind, field, identifier).await?;
+    let d = doc(&rec)?;
+    Ok((rec, d))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(seq: i64) -> Record {
+        Record {
+            kind: "k".into(),
+            id: format!("id{seq}"),
+            parent: None,
+            name: None,
+            arn: None,
+            refs: vec![],
+            body: Value::Null,
+            seq,
+        }
+    }
+
+    #[test]
+    fn pagination_walks_all_records_once() {
+        let all: Vec<Record> = (1..=7).map(rec).collect();
+        let mut seen = vec![];
+        let mut q = QueryParams(vec![("maxResults".into(), "3".into())]);
+        for _ in 0..10 {
+            let page = Page::from_query(&q).unwrap();
+            let (items, next) = page.apply(all.clone());
+            seen.extend(items.iter().map(|r| r.seq));
+            match next {
+                Some(t) => {
+                    q = QueryParams(vec![
+                        ("maxResults".into(), "3".into()),
+                        ("nextToken".into(), t),
+                    ])
+                }
+                None => break,
+            }
+        }
+        assert_eq!(seen, (1..=7).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn bad_page_parameters_are_validation_errors() {
+        for (k, v) in [
+            ("maxResults", "0"),
+            ("maxResults", "101"),
+            ("maxResults", "x"),
+            ("nextToken", "garbage!"),
+        ] {
+            let q = QueryParams(vec![(k.into(), v.into())]);
+            match Page::from_query(&q) {
+                Err(ApiError::Validation(e)) => assert_eq!(e.fields[0].name, k),
+                other => panic!("{k}={v}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn query_params_decode_and_repeat() {
+        let q = QueryParams::parse(Some("tagKeys=a%20b&tagKeys=c&x=1+2"));
+        assert_eq!(q.get_all("tagKeys"), ["a b", "c"]);
+        assert_eq!(q.get("x"), Some("1 2"));
+    }
+
+    #[test]
+    fn canonical_json_ignores_key_order() {
+        let a: Value =
+            serde_json::from_str(r#"{"b":1,"a":{"y":2,"x":[1,{"q":1,"p":2}]}}"#).unwrap();
+        let b: Value =
+            serde_json::from_str(r#"{"a":{"x":[1,{"p":2,"q":1}],"y":2},"b":1}"#).unwrap();
+        assert_eq!(canonical_json(&a), canonical_json(&b));
+    }
+}
