@@ -1,0 +1,117 @@
+//! Root credentials for the API: from `TRELLIS_ROOT_ACCESS_KEY_ID` / `TRELLIS_ROOT_SECRET_ACCESS_KEY`
+//! when set; otherwise read from `DATA_DIR/credentials`, or generated on first start, printed once
+//! and written there in the AWS shared-credentials format (so `AWS_SHARED_CREDENTIALS_FILE` can
+//! point the AWS CLI and SDKs at it).
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context as _, bail};
+use rand::Rng;
+use trellis_api::RootCredentials;
+
+pub const FILE_NAME: &str = "credentials";
+
+pub fn load_or_create(data_dir: &Path) -> anyhow::Result<RootCredentials> {
+    let env_id = std::env::var("TRELLIS_ROOT_ACCESS_KEY_ID")
+        .ok()
+        .filter(|s| !s.is_empty());
+    let env_secret = std::env::var("TRELLIS_ROOT_SECRET_ACCESS_KEY")
+        .ok()
+        .filter(|s| !s.is_empty());
+    match (env_id, env_secret) {
+        (Some(access_key_id), Some(secret_access_key)) => {
+            return Ok(RootCredentials {
+                access_key_id,
+                secret_access_key,
+            });
+        }
+        (None, None) => {}
+        _ => bail!(
+            "set both TRELLIS_ROOT_ACCESS_KEY_ID and TRELLIS_ROOT_SECRET_ACCESS_KEY, or neither"
+        ),
+    }
+    let path = data_dir.join(FILE_NAME);
+    if path.exists() {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        return parse(&text)
+            .with_context(|| format!("{} is not a valid credentials file", path.display()));
+    }
+    let creds = generate();
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts
+        .open(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(render(&creds).as_bytes())?;
+    f.sync_all()?;
+    eprintln!(
+        "trellis: generated root credentials (saved to {}):\n  aws_access_key_id     = {}\n  aws_secret_access_key = {}",
+        path.display(),
+        creds.access_key_id,
+        creds.secret_access_key
+    );
+    Ok(creds)
+}
+
+fn generate() -> RootCredentials {
+    let mut rng = rand::rng();
+    const UPPER: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    const SECRET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let pick = |rng: &mut rand::rngs::ThreadRng, set: &[u8], n: usize| -> String {
+        (0..n)
+            .map(|_| set[rng.random_range(0..set.len())] as char)
+            .collect()
+    };
+    RootCredentials {
+        access_key_id: format!("AKIA{}", pick(&mut rng, UPPER, 16)),
+        secret_access_key: pick(&mut rng, SECRET, 40),
+    }
+}
+
+fn render(c: &RootCredentials) -> String {
+    format!(
+        "[default]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+        c.access_key_id, c.secret_access_key
+    )
+}
+
+fn parse(text: &str) -> anyhow::Result<RootCredentials> {
+    let mut id = None;
+    let mut secret = None;
+    for line in text.lines() {
+        if let Some((k, v)) = line.split_once('=') {
+            match k.trim() {
+                "aws_access_key_id" => id = Some(v.trim().to_string()),
+                "aws_secret_access_key" => secret = Some(v.trim().to_string()),
+                _ => {}
+            }
+        }
+    }
+    match (id, secret) {
+        (Some(access_key_id), Some(secret_access_key)) => Ok(RootCredentials {
+            access_key_id,
+            secret_access_key,
+        }),
+        _ => bail!("missing aws_access_key_id or aws_secret_access_key"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_credentials_round_trip_through_the_file_format() {
+        let c = generate();
+        assert!(c.access_key_id.starts_with("AKIA") && c.access_key_id.len() == 20);
+        assert_eq!(c.secret_access_key.len(), 40);
+        let back = parse(&render(&c)).unwrap();
+        assert_eq!(back.access_key_id, c.access_key_id);
+        assert_eq!(back.secret_access_key, c.secret_access_key);
+        assert!(parse("[default]\n").is_err());
+    }
+}
