@@ -1,0 +1,122 @@
+"""`trellis serve` as a user meets it: flags and their errors, generated credentials, the admin
+endpoints, and clean shutdown on signals."""
+
+import configparser
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+
+import pytest
+
+from conftest import BIN, Server, unique
+
+
+def run_serve(*args, env=None, timeout=20):
+    return subprocess.run([BIN, "serve", *args], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--api-listen", "not-an-address"], "--api-listen"),
+        (["--ingress-address", "300.1.1.1"], "--ingress-address"),
+        (["--account-id", "12345"], "--account-id"),
+        (["--region", "US WEST"], "--region"),
+        (["--store", "mysql://x"], "--store"),
+        (["--no-such-flag"], "--no-such-flag"),
+    ],
+)
+def test_bad_flags_fail_fast_without_binding(args, needle):
+    # The API port is held by us: a server that bound before validating would fail differently.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        d = tempfile.mkdtemp()
+        p = run_serve("--data-dir", d, "--api-listen", f"127.0.0.1:{port}", *args)
+    assert p.returncode != 0
+    assert needle in p.stderr, p.stderr
+    assert "API listening" not in p.stderr
+
+
+def test_unusable_data_dir_is_one_line_error():
+    with tempfile.NamedTemporaryFile() as f:
+        p = run_serve("--data-dir", os.path.join(f.name, "sub"), "--api-listen", "127.0.0.1:0")
+    assert p.returncode == 1
+    lines = [l for l in p.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("trellis: cannot use data dir"), p.stderr
+
+
+def test_port_in_use_is_clear_error():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        p = run_serve("--data-dir", tempfile.mkdtemp(), "--api-listen", f"127.0.0.1:{port}")
+    assert p.returncode == 1
+    assert f"cannot listen on --api-listen 127.0.0.1:{port}" in p.stderr
+
+
+def test_generated_credentials_work_with_the_aws_cli():
+    data_dir = tempfile.mkdtemp()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRELLIS_ROOT_")}
+    proc = subprocess.Popen([BIN, "serve", "--data-dir", data_dir, "--api-listen", "127.0.0.1:0",
+                             "--dns-listen", "127.0.0.1:0"], stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        first = proc.stderr.readline() + proc.stderr.readline() + proc.stderr.readline()
+        cred_file = os.path.join(data_dir, "credentials")
+        cfg = configparser.ConfigParser()
+        cfg.read(cred_file)
+        key = cfg["default"]["aws_access_key_id"]
+        assert key in first, "generated credentials are printed once at first start"
+        assert oct(os.stat(cred_file).st_mode & 0o777) == "0o600"
+        while not os.path.exists(os.path.join(data_dir, "api-address")):
+            assert proc.poll() is None
+            proc.stderr.readline()
+        endpoint = "http://" + open(os.path.join(data_dir, "api-address")).read().strip()
+        cli_env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        cli_env.update(AWS_SHARED_CREDENTIALS_FILE=cred_file, AWS_DEFAULT_REGION="us-west-2", AWS_PAGER="")
+        out = subprocess.run(["aws", "vpc-lattice", "list-service-networks", "--endpoint-url", endpoint],
+                             capture_output=True, text=True, env=cli_env, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["items"] == []
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=15) == 0
+    # Second start reuses the file and prints no secret.
+    proc = subprocess.Popen([BIN, "serve", "--data-dir", data_dir, "--api-listen", "127.0.0.1:0",
+                             "--dns-listen", "127.0.0.1:0"], stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stderr.readline()
+        while "API listening" not in line:
+            assert "aws_secret_access_key" not in line
+            line = proc.stderr.readline()
+            assert line, "server exited early"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+
+
+def test_admin_endpoints(server, lattice):
+    status, body = server.admin("/_trellis/health")
+    assert status == 200 and json.loads(body)["store"] is True
+    before = server.revision()
+    assert set(before) >= {"store", "applied"}
+    sn = lattice.create_service_network(name=unique("rev"))
+    after = server.revision()
+    assert after["store"] == before["store"] + 1
+    lattice.delete_service_network(serviceNetworkIdentifier=sn["id"])
+    status, metrics = server.admin("/metrics")
+    assert status == 200
+    assert 'trellis_api_requests_total{operation="CreateServiceNetwork",code="201"}' in metrics
+    assert "trellis_store_revision " in metrics
+
+
+def test_sigterm_shuts_down_cleanly():
+    s = Server("sqlite").start()
+    try:
+        assert s.stop(signal.SIGTERM) == 0
+    finally:
+        s.cleanup()
