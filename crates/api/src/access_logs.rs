@@ -403,25 +403,12 @@ async fn delete(State(s): State<AppState>, Path(ident): Path<String>) -> ApiResu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::*;
 
     const SN: &str = "sn-0123456789abcdef0";
     const SVC: &str = "svc-0123456789abcdef0";
     const LOGS: &str = "arn:aws:logs:us-west-2:111122223333:log-group:/lattice";
     const BUCKET: &str = "arn:aws:s3:::my-access-logs";
-
-    fn ctx() -> Context {
-        Context {
-            partition: "aws".into(),
-            region: "us-west-2".into(),
-            account_id: "111122223333".into(),
-        }
-    }
-
-    fn names(r: Result<(), ValidationError>) -> Vec<String> {
-        r.err()
-            .map(|e| e.fields.into_iter().map(|f| f.name).collect())
-            .unwrap_or_default()
-    }
 
     #[test]
     fn create_validation_table() {

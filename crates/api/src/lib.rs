@@ -19,6 +19,8 @@ pub mod service_networks;
 pub mod services;
 pub mod tags;
 pub mod target_groups;
+#[cfg(test)]
+mod testutil;
 pub mod wire;
 
 use std::sync::Arc;

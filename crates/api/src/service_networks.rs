@@ -17,8 +17,8 @@ use trellis_store::Tx;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::wire::{
-    Idempotency, NewRecord, Page, QueryParams, body_value, doc, list_reply, load_doc, no_content,
-    parse_body, reply, set_doc,
+    Idempotency, NewRecord, Page, QueryParams, body_value, check_new_top_level, doc, list_reply,
+    load_doc, no_content, parse_body, reply, set_doc,
 };
 
 const KIND: ResourceKind = ResourceKind::ServiceNetwork;
@@ -112,22 +112,7 @@ async fn create(State(s): State<AppState>, body: Bytes) -> ApiResult<Response> {
     if let Some((status, body)) = idem.replay(&mut tx, KIND).await? {
         return Ok(reply(status, body));
     }
-    if let Some(existing) = tx.get_by_name(KIND.store_kind(), None, &name).await? {
-        return Err(ApiError::conflict(
-            KIND,
-            &existing.id,
-            format!("A service network named '{name}' already exists"),
-        ));
-    }
-    if tx.count(KIND.store_kind(), None).await? >= QUOTA {
-        return Err(ApiError::quota(
-            KIND,
-            None,
-            "service-networks-per-region",
-            "service networks per region",
-            QUOTA,
-        ));
-    }
+    check_new_top_level(&mut tx, KIND, &name, QUOTA, "service-networks-per-region").await?;
     let id = KIND.new_id();
     let arn = s.ctx.top_level_arn(KIND, &id);
     let now = Timestamp::now();

@@ -24,8 +24,8 @@ use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::service_networks::check_auth_type;
 use crate::wire::{
-    Idempotency, NewRecord, Page, QueryParams, body_value, doc, list_reply, load_doc, parse_body,
-    reply, set_doc,
+    Idempotency, NewRecord, Page, QueryParams, body_value, check_new_top_level, doc, list_reply,
+    load_doc, parse_body, reply, set_doc,
 };
 
 const KIND: ResourceKind = ResourceKind::Service;
@@ -202,22 +202,7 @@ async fn create(State(s): State<AppState>, body: Bytes) -> ApiResult<Response> {
     if let Some((status, body)) = idem.replay(&mut tx, KIND).await? {
         return Ok(reply(status, body));
     }
-    if let Some(existing) = tx.get_by_name(KIND.store_kind(), None, &input.name).await? {
-        return Err(ApiError::conflict(
-            KIND,
-            &existing.id,
-            format!("A service named '{}' already exists", input.name),
-        ));
-    }
-    if tx.count(KIND.store_kind(), None).await? >= QUOTA {
-        return Err(ApiError::quota(
-            KIND,
-            None,
-            "services-per-region",
-            "services per region",
-            QUOTA,
-        ));
-    }
+    check_new_top_level(&mut tx, KIND, &input.name, QUOTA, "services-per-region").await?;
     let id = KIND.new_id();
     let arn = s.ctx.top_level_arn(KIND, &id);
     let now = Timestamp::now();

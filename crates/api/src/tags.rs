@@ -237,14 +237,7 @@ async fn list(State(s): State<AppState>, Path(arn): Path<String>) -> ApiResult<R
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ctx() -> Context {
-        Context {
-            partition: "aws".into(),
-            region: "us-west-2".into(),
-            account_id: "111122223333".into(),
-        }
-    }
+    use crate::testutil::*;
 
     #[test]
     fn arn_pattern_table() {

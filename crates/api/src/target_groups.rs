@@ -31,8 +31,8 @@ use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::rules::failure_of;
 use crate::wire::{
-    Idempotency, NewRecord, Page, QueryParams, body_value, doc, list_reply, load_doc, parse_body,
-    reply, set_doc,
+    Idempotency, NewRecord, Page, QueryParams, body_value, check_new_top_level, doc, list_reply,
+    load_doc, parse_body, reply, set_doc,
 };
 
 const KIND: ResourceKind = ResourceKind::TargetGroup;
@@ -258,22 +258,14 @@ async fn create(State(s): State<AppState>, body: Bytes) -> ApiResult<Response> {
     if let Some((status, body)) = idem.replay(&mut tx, KIND).await? {
         return Ok(reply(status, body));
     }
-    if let Some(existing) = tx.get_by_name(KIND.store_kind(), None, &name).await? {
-        return Err(ApiError::conflict(
-            KIND,
-            &existing.id,
-            format!("A target group named '{name}' already exists"),
-        ));
-    }
-    if tx.count(KIND.store_kind(), None).await? >= TARGET_GROUPS_PER_REGION {
-        return Err(ApiError::quota(
-            KIND,
-            None,
-            "target-groups-per-region",
-            "target groups per region",
-            TARGET_GROUPS_PER_REGION,
-        ));
-    }
+    check_new_top_level(
+        &mut tx,
+        KIND,
+        &name,
+        TARGET_GROUPS_PER_REGION,
+        "target-groups-per-region",
+    )
+    .await?;
     let id = KIND.new_id();
     let arn = s.ctx.top_level_arn(KIND, &id);
     let now = Timestamp::now();

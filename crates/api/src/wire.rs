@@ -294,6 +294,36 @@ impl NewRecord<'_> {
     }
 }
 
+/// The two preconditions of creating an account-scoped resource (service network, service,
+/// target group): no other resource of its kind has `name` (ConflictException), and the
+/// per-region quota has room (ServiceQuotaExceededException). `what` names the kind in messages.
+pub async fn check_new_top_level(
+    tx: &mut Tx,
+    kind: ResourceKind,
+    name: &str,
+    quota: u64,
+    quota_code: &str,
+) -> ApiResult<()> {
+    let what = crate::error::human(kind);
+    if let Some(existing) = tx.get_by_name(kind.store_kind(), None, name).await? {
+        return Err(ApiError::conflict(
+            kind,
+            &existing.id,
+            format!("A {what} named '{name}' already exists"),
+        ));
+    }
+    if tx.count(kind.store_kind(), None).await? >= quota {
+        return Err(ApiError::quota(
+            kind,
+            None,
+            quota_code,
+            &format!("{what}s per region"),
+            quota,
+        ));
+    }
+    Ok(())
+}
+
 /// Decodes a record's body.
 pub fn doc<T: DeserializeOwned>(rec: &Record) -> ApiResult<T> {
     serde_json::from_value(rec.body.clone()).map_err(|e| {
