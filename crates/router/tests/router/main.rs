@@ -1,0 +1,6 @@
+//! Integration tests of the router through its public API (one test binary, several modules).
+
+mod fuzz;
+mod matching;
+mod support;
+mod weighted;
