@@ -1,0 +1,264 @@
+//! One client connection: clear text or TLS (told apart by the first byte), HTTP/1.1 or HTTP/2,
+//! the idle timeout, and graceful shutdown when its port is removed or the proxy stops.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use http::HeaderValue;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, watch};
+
+use crate::Shared;
+use crate::listener::Phase;
+use crate::pipeline;
+
+/// The first byte of every TLS connection: a handshake record (RFC 8446 §5.1). No HTTP/1.x
+/// method and not the HTTP/2 preface starts with it.
+const TLS_HANDSHAKE: u8 = 0x16;
+
+/// What the request path knows about the connection a request came on. Built once per
+/// connection; every request holds it through an `Arc`.
+pub(crate) struct ConnCtx {
+    pub shared: Arc<Shared>,
+    pub peer: SocketAddr,
+    pub local_port: u16,
+    /// Set on TLS connections.
+    pub tls: Option<TlsInfo>,
+    /// `x-forwarded-for` and `x-forwarded-port`, formatted once per connection.
+    pub forwarded_for: HeaderValue,
+    pub forwarded_port: HeaderValue,
+    /// Requests whose response is not finished yet; the idle timer runs only while it is 0.
+    active: AtomicUsize,
+    /// Signalled when `active` drops to 0, to restart the idle timer.
+    idle: Notify,
+}
+
+pub(crate) struct TlsInfo {
+    /// The SNI, lower-cased (TLS connections without SNI are refused in the handshake).
+    pub server_name: Arc<str>,
+}
+
+/// Counts a request as active on its connection until dropped. It is dropped with the
+/// response body, so a connection streaming a long response is not idle.
+pub(crate) struct ActiveRequest(Arc<ConnCtx>);
+
+impl ActiveRequest {
+    pub(crate) fn enter(conn: &Arc<ConnCtx>) -> ActiveRequest {
+        conn.active.fetch_add(1, Ordering::AcqRel);
+        ActiveRequest(Arc::clone(conn))
+    }
+}
+
+impl Drop for ActiveRequest {
+    fn drop(&mut self) {
+        if self.0.active.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// The HTTP servers connections are served with: protocol detection (HTTP/1.1, or HTTP/2 with
+/// prior knowledge) for clear text; the ALPN-chosen protocol for TLS.
+pub(crate) struct Servers {
+    pub auto: auto::Builder<TokioExecutor>,
+    pub h1: auto::Builder<TokioExecutor>,
+    pub h2: auto::Builder<TokioExecutor>,
+}
+
+/// The most concurrent streams a client may open on one HTTP/2 connection (nginx's default).
+pub const H2_MAX_CONCURRENT_STREAMS: u32 = 128;
+
+impl Servers {
+    /// `max_headers` / `max_header_bytes` are Lattice's limits, which the pipeline enforces with
+    /// a 400. The HTTP parsers must accept more than that for the pipeline to see such requests
+    /// at all, so their own limits are set four times higher; beyond those, hyper itself answers
+    /// (431 for HTTP/1.1, a stream reset for HTTP/2). The price: above 100 fields hyper keeps
+    /// its HTTP/1.1 header index on the heap, two small allocations per request; answering
+    /// Lattice's 400 rather than hyper's 431 at 101 fields is worth it.
+    pub(crate) fn new(max_headers: usize, max_header_bytes: usize) -> Servers {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(hyper_util::rt::TokioTimer::new())
+            // The connection's own idle timer (below) covers slow header reads too.
+            .header_read_timeout(None)
+            .keep_alive(true)
+            .max_headers(max_headers.saturating_mul(4).max(max_headers + 1));
+        let header_list = (max_header_bytes + 32 * max_headers).saturating_mul(4);
+        builder
+            .http2()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .max_concurrent_streams(H2_MAX_CONCURRENT_STREAMS)
+            .max_header_list_size(u32::try_from(header_list).unwrap_or(u32::MAX))
+            // Windows large enough for fast uploads; the defaults (64 KiB) throttle them.
+            .initial_stream_window_size(1 << 20)
+            .initial_connection_window_size(4 << 20);
+        Servers {
+            auto: builder.clone(),
+            h1: builder.clone().http1_only(),
+            h2: builder.http2_only(),
+        }
+    }
+}
+
+/// Serves one accepted connection until it closes, times out idle, or is told to stop.
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    local_port: u16,
+    forwarded_port: HeaderValue,
+    mut phase: watch::Receiver<Phase>,
+) {
+    let idle = shared.config.idle_timeout;
+    // Responses are written whole by hyper; Nagle would only delay them.
+    let _ = stream.set_nodelay(true);
+
+    let mut first = [0u8; 1];
+    let peeked = tokio::select! {
+        peeked = tokio::time::timeout(idle, stream.peek(&mut first)) => peeked,
+        _ = phase.changed() => return,
+    };
+    if !matches!(peeked, Ok(Ok(1))) {
+        return; // closed, failed, or silent for the idle timeout
+    }
+
+    let forwarded_for = HeaderValue::from_str(&peer.ip().to_canonical().to_string())
+        .expect("an IP address is a valid header value");
+    let ctx = |tls| {
+        Arc::new(ConnCtx {
+            shared: Arc::clone(&shared),
+            peer,
+            local_port,
+            tls,
+            forwarded_for: forwarded_for.clone(),
+            forwarded_port: forwarded_port.clone(),
+            active: AtomicUsize::new(0),
+            idle: Notify::new(),
+        })
+    };
+
+    if first[0] != TLS_HANDSHAKE {
+        drive(&shared.servers.auto, TokioIo::new(stream), ctx(None), phase).await;
+        return;
+    }
+
+    let accepted = tokio::select! {
+        accepted = tokio::time::timeout(idle, shared.tls.accept(stream)) => accepted,
+        _ = phase.changed() => return,
+    };
+    let tls = match accepted {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(error)) => {
+            tracing::debug!(%peer, %error, "TLS handshake failed");
+            return;
+        }
+        Err(_) => return,
+    };
+    let (server_name, h2) = {
+        let (_, session) = tls.get_ref();
+        (
+            session
+                .server_name()
+                .map(|name| Arc::<str>::from(name.to_ascii_lowercase())),
+            session.alpn_protocol() == Some(trellis_tls::ALPN_H2),
+        )
+    };
+    let Some(server_name) = server_name else {
+        return; // the resolver refuses handshakes without SNI; nothing to route by
+    };
+    let builder = if h2 {
+        &shared.servers.h2
+    } else {
+        &shared.servers.h1
+    };
+    drive(
+        builder,
+        TokioIo::new(tls),
+        ctx(Some(TlsInfo { server_name })),
+        phase,
+    )
+    .await;
+}
+
+/// Runs the HTTP connection with the pipeline as its service, closing it gracefully (in-flight
+/// requests finish, HTTP/2 clients get GOAWAY) when it has been idle for the idle timeout or its
+/// port is drained, and at once when the proxy's shutdown grace has run out.
+async fn drive<I>(
+    builder: &auto::Builder<TokioExecutor>,
+    io: I,
+    ctx: Arc<ConnCtx>,
+    mut phase: watch::Receiver<Phase>,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let service_ctx = Arc::clone(&ctx);
+    let service = service_fn(move |req| {
+        let ctx = Arc::clone(&service_ctx);
+        async move { Ok::<_, Infallible>(pipeline::handle(ctx, req).await) }
+    });
+    let mut conn = pin!(builder.serve_connection(io, service));
+    let mut idle = pin!(idle_timer(&ctx, ctx.shared.config.idle_timeout));
+    let mut closing = false;
+    let mut watching = true;
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(error) = result {
+                    tracing::debug!(peer = %ctx.peer, %error, "client connection ended with an error");
+                }
+                return;
+            }
+            () = &mut idle, if !closing => {
+                tracing::debug!(peer = %ctx.peer, "closing idle client connection");
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+            }
+            changed = phase.changed(), if watching => {
+                // A dropped sender (the proxy is gone) drains like a removed port.
+                let next = match changed {
+                    Ok(()) => *phase.borrow_and_update(),
+                    Err(_) => {
+                        watching = false;
+                        Phase::Draining
+                    }
+                };
+                match next {
+                    Phase::Serving => {}
+                    Phase::Draining => {
+                        if !closing {
+                            conn.as_mut().graceful_shutdown();
+                            closing = true;
+                        }
+                    }
+                    Phase::Closing => return,
+                }
+            }
+        }
+    }
+}
+
+/// Completes once the connection has had no active request for `idle`.
+async fn idle_timer(ctx: &ConnCtx, idle: Duration) {
+    loop {
+        // Registered before `active` is read, so a request ending in between is not missed.
+        let mut ended = pin!(ctx.idle.notified());
+        ended.as_mut().enable();
+        if ctx.active.load(Ordering::Acquire) == 0 {
+            // A request that starts meanwhile does not signal; it is seen when the timer fires.
+            let timed_out = tokio::time::timeout(idle, ended).await.is_err();
+            if timed_out && ctx.active.load(Ordering::Acquire) == 0 {
+                return;
+            }
+        } else {
+            ended.await;
+        }
+    }
+}

@@ -1,0 +1,310 @@
+//! The proxy's typed failures and the one place they become HTTP responses.
+//!
+//! Every failure of the request path is a [`ProxyError`], created where it arises and carrying
+//! what the response, the access log and a retry decision need: the [`Side`] at fault, whether
+//! retrying on another target is safe, the status, Lattice's access-log `failureReason`.
+//! [`respond`] is the only function that turns one into a response, so every status and body the
+//! data plane generates can be read in one table.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+
+use crate::body::ResponseBody;
+
+/// Who is at fault: the client (downstream), the target (upstream), or Trellis itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Downstream,
+    Upstream,
+    Internal,
+}
+
+/// Lattice's body for requests that name no served service (reference §3.3, §6.3).
+pub const NON_EXISTENT_SERVICE: &str = "Non Existent Service";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// No served service has the request's host name (Host/`:authority`, or the TLS server name).
+    #[error("no served service for this host name")]
+    UnknownService,
+    /// The service has no listener on the connection's port speaking its protocol.
+    #[error("the service has no {protocol} listener on port {port}")]
+    NoListener { port: u16, protocol: &'static str },
+    /// Over TLS, the Host/`:authority` names another served service than the TLS server name
+    /// (a client reusing a connection for a name it does not belong to).
+    #[error("the request's host names another service than the TLS server name")]
+    Misdirected,
+    /// More header fields, or more header bytes, than Lattice accepts.
+    #[error(
+        "request headers over the limit: {count} fields, {bytes} bytes (at most {max_count} and {max_bytes})"
+    )]
+    HeadersTooLarge {
+        count: usize,
+        bytes: usize,
+        max_count: usize,
+        max_bytes: usize,
+    },
+    /// The auth stage denied the request; `message` is the Lattice-format 403 body.
+    #[error("{message}")]
+    AccessDenied { message: String },
+    /// Every target group of the forward action has weight 0.
+    #[error("every target group of the action has weight 0")]
+    AllWeightsZero,
+    /// The chosen target group has no registered (non-draining) target left to try.
+    #[error("no target available in target group {target_group}")]
+    NoTarget { target_group: String },
+    /// The chosen group invokes a Lambda function, which this data plane does not do yet.
+    #[error("LAMBDA target groups are not served yet")]
+    LambdaUnsupported,
+    /// The route names a target group the snapshot does not have (a snapshot compiler bug).
+    #[error("target group {0} is not in the snapshot")]
+    UnknownTargetGroup(String),
+    /// The picked target has no address to connect to (an INSTANCE or ALB target).
+    #[error("target {target} has no address to connect to")]
+    NoAddress { target: String },
+    /// The TCP connection to the target failed (refused, unreachable, timed out).
+    #[error("cannot connect to target {addr}: {source}")]
+    Connect {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    /// The TLS handshake with an HTTPS target failed.
+    #[error("TLS handshake with target {addr} failed: {source}")]
+    Tls {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    /// The HTTP/1.1 or HTTP/2 handshake with the target failed, or the connection closed before
+    /// any byte of the request was written.
+    #[error("connection to target {addr} failed before the request was sent: {source}")]
+    NotSent {
+        addr: SocketAddr,
+        source: hyper::Error,
+    },
+    /// The target sent no response head within the timeout while the request made no progress.
+    #[error("target {addr} sent no response within {timeout:?}")]
+    ResponseTimeout { addr: SocketAddr, timeout: Duration },
+    /// The exchange with the target failed after the request (or part of it) was sent.
+    #[error("exchange with target {addr} failed: {source}")]
+    Upstream {
+        addr: SocketAddr,
+        source: hyper::Error,
+    },
+}
+
+impl ProxyError {
+    pub fn side(&self) -> Side {
+        use ProxyError::*;
+        match self {
+            UnknownService
+            | NoListener { .. }
+            | Misdirected
+            | HeadersTooLarge { .. }
+            | AccessDenied { .. } => Side::Downstream,
+            AllWeightsZero
+            | NoTarget { .. }
+            | NoAddress { .. }
+            | Connect { .. }
+            | Tls { .. }
+            | NotSent { .. }
+            | ResponseTimeout { .. }
+            | Upstream { .. } => Side::Upstream,
+            LambdaUnsupported | UnknownTargetGroup(_) => Side::Internal,
+        }
+    }
+
+    /// Whether the request may be sent to another target: only when nothing of it reached the
+    /// failed one, so a retry can never duplicate a request.
+    pub fn retryable(&self) -> bool {
+        matches!(
+            self,
+            ProxyError::NoAddress { .. }
+                | ProxyError::Connect { .. }
+                | ProxyError::Tls { .. }
+                | ProxyError::NotSent { .. }
+        )
+    }
+
+    /// The status of the generated response.
+    ///
+    /// Connection failures are 502 rather than the 500 the Lattice guide lists for them: 502 is
+    /// what every other proxy answers and tells the client the target, not the proxy, failed.
+    pub fn status(&self) -> StatusCode {
+        use ProxyError::*;
+        match self {
+            HeadersTooLarge { .. } => StatusCode::BAD_REQUEST,
+            AccessDenied { .. } => StatusCode::FORBIDDEN,
+            UnknownService | NoListener { .. } => StatusCode::NOT_FOUND,
+            Misdirected => StatusCode::MISDIRECTED_REQUEST,
+            UnknownTargetGroup(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            LambdaUnsupported => StatusCode::NOT_IMPLEMENTED,
+            NoAddress { .. } | Connect { .. } | Tls { .. } | NotSent { .. } | Upstream { .. } => {
+                StatusCode::BAD_GATEWAY
+            }
+            AllWeightsZero | NoTarget { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ResponseTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// Lattice's access-log `failureReason` for this failure.
+    pub fn failure_reason(&self) -> &'static str {
+        use ProxyError::*;
+        match self {
+            UnknownService | NoListener { .. } | Misdirected | HeadersTooLarge { .. } => {
+                "ClientProtocolError"
+            }
+            AccessDenied { .. } => "ClientAccessDenied",
+            AllWeightsZero
+            | NoTarget { .. }
+            | NoAddress { .. }
+            | Connect { .. }
+            | Tls { .. }
+            | NotSent { .. } => "TargetConnectionError",
+            ResponseTimeout { .. } => "TargetDataTimeout",
+            Upstream { .. } => "TargetProtocolError",
+            LambdaUnsupported | UnknownTargetGroup(_) => "InternalError",
+        }
+    }
+}
+
+/// The response for a failure: its status and a short plain-text body. This is the only place
+/// generated error responses are made.
+pub(crate) fn respond(error: &ProxyError) -> Response<ResponseBody> {
+    use ProxyError::*;
+    let body: Bytes = match error {
+        UnknownService | NoListener { .. } => Bytes::from_static(NON_EXISTENT_SERVICE.as_bytes()),
+        HeadersTooLarge { .. } => Bytes::from_static(b"Bad Request"),
+        Misdirected => Bytes::from_static(b"Misdirected Request"),
+        AccessDenied { message } => Bytes::from(message.clone()),
+        AllWeightsZero | NoTarget { .. } => Bytes::from_static(b"Service Unavailable"),
+        LambdaUnsupported => Bytes::from_static(
+            b"Not Implemented: this Trellis does not invoke LAMBDA target groups yet",
+        ),
+        UnknownTargetGroup(_) => Bytes::from_static(b"Internal Server Error"),
+        NoAddress { .. } | Connect { .. } | Tls { .. } | NotSent { .. } | Upstream { .. } => {
+            Bytes::from_static(b"Bad Gateway")
+        }
+        ResponseTimeout { .. } => Bytes::from_static(b"Gateway Timeout"),
+    };
+    let mut response = Response::new(ResponseBody::text(body));
+    *response.status_mut() = error.status();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io_error() -> std::io::Error {
+        std::io::Error::from(std::io::ErrorKind::ConnectionRefused)
+    }
+
+    #[test]
+    fn status_side_and_retry_table() {
+        let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let cases: Vec<(ProxyError, u16, Side, bool)> = vec![
+            (ProxyError::UnknownService, 404, Side::Downstream, false),
+            (
+                ProxyError::NoListener {
+                    port: 80,
+                    protocol: "HTTP",
+                },
+                404,
+                Side::Downstream,
+                false,
+            ),
+            (ProxyError::Misdirected, 421, Side::Downstream, false),
+            (
+                ProxyError::HeadersTooLarge {
+                    count: 101,
+                    bytes: 10,
+                    max_count: 100,
+                    max_bytes: 61440,
+                },
+                400,
+                Side::Downstream,
+                false,
+            ),
+            (
+                ProxyError::AccessDenied {
+                    message: "AccessDeniedException: …".into(),
+                },
+                403,
+                Side::Downstream,
+                false,
+            ),
+            (
+                ProxyError::NoTarget {
+                    target_group: "tg-1".into(),
+                },
+                503,
+                Side::Upstream,
+                false,
+            ),
+            (ProxyError::AllWeightsZero, 503, Side::Upstream, false),
+            (ProxyError::LambdaUnsupported, 501, Side::Internal, false),
+            (
+                ProxyError::UnknownTargetGroup("tg-1".into()),
+                500,
+                Side::Internal,
+                false,
+            ),
+            (
+                ProxyError::NoAddress {
+                    target: "i-1".into(),
+                },
+                502,
+                Side::Upstream,
+                true,
+            ),
+            (
+                ProxyError::Connect {
+                    addr,
+                    source: io_error(),
+                },
+                502,
+                Side::Upstream,
+                true,
+            ),
+            (
+                ProxyError::Tls {
+                    addr,
+                    source: io_error(),
+                },
+                502,
+                Side::Upstream,
+                true,
+            ),
+            (
+                ProxyError::ResponseTimeout {
+                    addr,
+                    timeout: Duration::from_secs(1),
+                },
+                504,
+                Side::Upstream,
+                false,
+            ),
+        ];
+        for (error, status, side, retryable) in cases {
+            assert_eq!(error.status().as_u16(), status, "{error}");
+            assert_eq!(error.side(), side, "{error}");
+            assert_eq!(error.retryable(), retryable, "{error}");
+            let response = respond(&error);
+            assert_eq!(response.status().as_u16(), status, "{error}");
+            assert!(
+                response.headers()[header::CONTENT_TYPE]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("text/plain"),
+                "{error}"
+            );
+        }
+    }
+}

@@ -1,0 +1,366 @@
+//! Header handling between client and target (reference §6.2): hop-by-hop fields, the headers
+//! Trellis owns (`x-forwarded-*`, `x-amzn-lattice-*`, `x-amzn-requestid`), the request ID, and
+//! the header limits of §11.2.
+//!
+//! Decisions (see docs/decisions.md):
+//! * `x-forwarded-for`, `-port` and `-proto` are **replaced**, not appended to: Trellis is the
+//!   entry point of the service network, so a target can trust them to be exactly the client's
+//!   address, the listener port and the listener protocol (Lattice documents each as a single
+//!   value).
+//! * Incoming `x-amzn-lattice-*` and `x-amzn-source-vpc` fields are removed, whatever follows
+//!   the prefix, so no client can pose as an identity or a network.
+//! * `x-amzn-lattice-network` is sent as `SourceVpcArn=` (empty value, which the map-header
+//!   format allows) until client networks exist; `x-amzn-source-vpc` is not sent then.
+//! * The client's `x-amzn-requestid` is kept (truncated to 512 bytes); otherwise a UUID v4 is
+//!   generated. Either way it reaches the target and comes back on the response.
+
+use std::sync::{Arc, Weak};
+
+use arc_swap::ArcSwap;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use trellis_snapshot::{ServiceEntry, Snapshot, TargetGroupEntry};
+
+use crate::rng;
+
+pub const X_AMZN_REQUESTID: HeaderName = HeaderName::from_static("x-amzn-requestid");
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub const X_AMZN_LATTICE_TARGET: HeaderName = HeaderName::from_static("x-amzn-lattice-target");
+pub const X_AMZN_LATTICE_NETWORK: HeaderName = HeaderName::from_static("x-amzn-lattice-network");
+
+/// Lattice truncates client request IDs to this many bytes.
+pub const MAX_REQUEST_ID_BYTES: usize = 512;
+
+const OWNED_PREFIX: &str = "x-amzn-lattice-";
+const SOURCE_VPC: &str = "x-amzn-source-vpc";
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+
+/// Fields that describe one connection, never forwarded (RFC 9110 §7.6.1), beyond those the
+/// `Connection` field names. `TE` is handled apart: `TE: trailers` is kept (gRPC needs it).
+const HOP_BY_HOP: [HeaderName; 6] = [
+    header::CONNECTION,
+    PROXY_CONNECTION,
+    KEEP_ALIVE,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHORIZATION,
+];
+
+/// The response side's hop-by-hop fields.
+const HOP_BY_HOP_RESPONSE: [HeaderName; 6] = [
+    header::CONNECTION,
+    PROXY_CONNECTION,
+    KEEP_ALIVE,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHENTICATE,
+];
+
+/// Removes the hop-by-hop fields of a request, and `Expect` (the proxy's HTTP server already
+/// answered `100-continue` to the client when it started reading the body).
+pub(crate) fn strip_request_hop_by_hop(headers: &mut HeaderMap) {
+    remove_connection_nominated(headers);
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+    headers.remove(header::EXPECT);
+    if let Some(te) = headers.get(header::TE) {
+        let trailers = te.to_str().is_ok_and(|te| {
+            te.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+        });
+        if trailers {
+            headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        } else {
+            headers.remove(header::TE);
+        }
+    }
+}
+
+/// Removes the hop-by-hop fields of a response.
+pub(crate) fn strip_response_hop_by_hop(headers: &mut HeaderMap) {
+    remove_connection_nominated(headers);
+    for name in HOP_BY_HOP_RESPONSE {
+        headers.remove(name);
+    }
+}
+
+/// Removes the fields the `Connection` field lists (they are hop-by-hop by declaration).
+fn remove_connection_nominated(headers: &mut HeaderMap) {
+    // Taken out first so the names can be removed while it is read.
+    let Some(connection) = headers.remove(header::CONNECTION) else {
+        return;
+    };
+    let Ok(value) = connection.to_str() else {
+        return;
+    };
+    for token in value.split(',').map(str::trim) {
+        if token.is_empty()
+            || token.eq_ignore_ascii_case("close")
+            || token.eq_ignore_ascii_case("keep-alive")
+        {
+            continue;
+        }
+        if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
+            headers.remove(name);
+        }
+    }
+}
+
+/// Whether a field is one Trellis owns and a client must not send.
+fn is_owned(name: &HeaderName) -> bool {
+    let name = name.as_str();
+    name.starts_with(OWNED_PREFIX) || name == SOURCE_VPC
+}
+
+/// Removes every client-supplied copy of the fields Trellis owns.
+pub(crate) fn strip_owned(headers: &mut HeaderMap) {
+    // Scanning is cheap; collecting (an allocation) happens only for a request that sends one.
+    if !headers.keys().any(is_owned) {
+        return;
+    }
+    let spoofed: Vec<HeaderName> = headers.keys().filter(|n| is_owned(n)).cloned().collect();
+    for name in spoofed {
+        headers.remove(name);
+    }
+}
+
+/// The request's ID: the client's `x-amzn-requestid` (truncated to 512 bytes), else a new UUID.
+pub(crate) fn request_id(headers: &HeaderMap) -> HeaderValue {
+    match headers.get(X_AMZN_REQUESTID) {
+        Some(id) if !id.is_empty() && id.len() <= MAX_REQUEST_ID_BYTES => id.clone(),
+        Some(id) if !id.is_empty() => {
+            // A prefix of a valid field value is a valid field value (no byte becomes invalid
+            // by truncation), unless it ends in whitespace, which the fallback trims.
+            let prefix = &id.as_bytes()[..MAX_REQUEST_ID_BYTES];
+            HeaderValue::from_bytes(prefix)
+                .or_else(|_| HeaderValue::from_bytes(prefix.trim_ascii_end()))
+                .unwrap_or_else(|_| generate_request_id())
+        }
+        _ => generate_request_id(),
+    }
+}
+
+/// A random UUID v4 from the per-thread generator (no system call per request).
+pub(crate) fn generate_request_id() -> HeaderValue {
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&rng::next_u64().to_le_bytes());
+    bytes[8..].copy_from_slice(&rng::next_u64().to_le_bytes());
+    let uuid = uuid::Builder::from_random_bytes(bytes).into_uuid();
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    uuid.hyphenated().encode_lower(&mut text);
+    // One allocation, shared by the clones that go to the target, the response and the log.
+    HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(text))
+        .expect("a UUID is a valid header value")
+}
+
+/// The number of header fields and their size as Lattice limits them: every field counts, and
+/// its size is the name, the value and the four bytes of `": "` and CRLF (its HTTP/1.1 size).
+pub(crate) fn header_size(headers: &HeaderMap) -> (usize, usize) {
+    let bytes = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    (headers.len(), bytes)
+}
+
+/// The value of `x-amzn-lattice-target` for a service and target group, in the format real
+/// Lattice traffic shows: `ServiceArn=…; ServiceNetworkArn=…; TargetGroupArn=…`. The network is
+/// the service's first association (Trellis does not know the client's network yet).
+pub(crate) fn lattice_target_value(
+    service: &ServiceEntry,
+    group: &TargetGroupEntry,
+) -> HeaderValue {
+    let network = service.networks.first().map_or("", |n| n.arn.as_str());
+    let value = format!(
+        "ServiceArn={}; ServiceNetworkArn={}; TargetGroupArn={}",
+        service.arn, network, group.arn
+    );
+    HeaderValue::try_from(value).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// `x-amzn-lattice-target` values computed once per snapshot and target group, so the request
+/// path formats nothing. A target group serves one service, so the group's id is the key; the
+/// service id is kept to detect the (invalid) case of one group reached from two services.
+///
+/// The cache belongs to one snapshot, identified by a `Weak` pointer to it (which keeps the
+/// address from being reused). The first request that sees a newer snapshot replaces it;
+/// requests still running on an older snapshot compute their value without caching it.
+#[derive(Default)]
+pub(crate) struct TargetHeaderCache {
+    current: ArcSwap<TargetHeaders>,
+}
+
+#[derive(Default, Clone)]
+struct TargetHeaders {
+    snapshot: Weak<Snapshot>,
+    by_group: std::collections::HashMap<String, (String, HeaderValue)>,
+}
+
+impl TargetHeaderCache {
+    pub(crate) fn get(
+        &self,
+        snapshot: &Arc<Snapshot>,
+        service: &ServiceEntry,
+        group: &TargetGroupEntry,
+    ) -> HeaderValue {
+        let current = self.current.load();
+        let same_snapshot = std::ptr::eq(current.snapshot.as_ptr(), Arc::as_ptr(snapshot));
+        if same_snapshot
+            && let Some((service_id, value)) = current.by_group.get(&group.id)
+            && *service_id == service.id
+        {
+            return value.clone();
+        }
+        let value = lattice_target_value(service, group);
+        let newer = !same_snapshot
+            && current
+                .snapshot
+                .upgrade()
+                .is_none_or(|cached| cached.revision <= snapshot.revision);
+        if same_snapshot || newer {
+            drop(current);
+            self.current.rcu(|cached| {
+                let mut next = if std::ptr::eq(cached.snapshot.as_ptr(), Arc::as_ptr(snapshot)) {
+                    TargetHeaders::clone(cached)
+                } else {
+                    TargetHeaders {
+                        snapshot: Arc::downgrade(snapshot),
+                        by_group: Default::default(),
+                    }
+                };
+                next.by_group
+                    .insert(group.id.clone(), (service.id.clone(), value.clone()));
+                next
+            });
+        }
+        value
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(fields: &[(&str, &str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in fields {
+            headers.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        headers
+    }
+
+    fn names(headers: &HeaderMap) -> Vec<String> {
+        let mut names: Vec<String> = headers.keys().map(|n| n.to_string()).collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn request_hop_by_hop_table() {
+        // (incoming fields, fields left)
+        type Fields = &'static [(&'static str, &'static str)];
+        let cases: &[(Fields, &[&str])] = &[
+            (
+                &[("connection", "keep-alive"), ("accept", "*/*")],
+                &["accept"],
+            ),
+            (
+                &[
+                    ("connection", "close, x-secret"),
+                    ("x-secret", "1"),
+                    ("x-kept", "2"),
+                ],
+                &["x-kept"],
+            ),
+            (
+                &[
+                    ("keep-alive", "timeout=5"),
+                    ("proxy-connection", "keep-alive"),
+                    ("transfer-encoding", "chunked"),
+                    ("upgrade", "websocket"),
+                    ("proxy-authorization", "Basic x"),
+                    ("expect", "100-continue"),
+                ],
+                &[],
+            ),
+            (&[("te", "trailers")], &["te"]),
+            (&[("te", "gzip, trailers")], &["te"]),
+            (&[("te", "gzip")], &[]),
+            (
+                &[("trailer", "grpc-status"), ("host", "a")],
+                &["host", "trailer"],
+            ),
+        ];
+        for (fields, left) in cases {
+            let mut headers = map(fields);
+            strip_request_hop_by_hop(&mut headers);
+            assert_eq!(names(&headers), *left, "{fields:?}");
+            if let Some(te) = headers.get(header::TE) {
+                assert_eq!(te, "trailers");
+            }
+        }
+    }
+
+    #[test]
+    fn response_hop_by_hop_table() {
+        let mut headers = map(&[
+            ("connection", "x-hop"),
+            ("x-hop", "1"),
+            ("transfer-encoding", "chunked"),
+            ("keep-alive", "timeout=5"),
+            ("content-type", "text/plain"),
+            ("grpc-status", "0"),
+        ]);
+        strip_response_hop_by_hop(&mut headers);
+        assert_eq!(names(&headers), ["content-type", "grpc-status"]);
+    }
+
+    #[test]
+    fn owned_fields_are_stripped() {
+        let mut headers = map(&[
+            ("x-amzn-lattice-identity", "Principal=arn:aws:iam::1:root"),
+            ("X-Amzn-Lattice-Target", "ServiceArn=spoofed"),
+            ("x-amzn-lattice-anything-new", "1"),
+            ("x-amzn-source-vpc", "vpc-1"),
+            ("x-amzn-source-vpcs", "kept: not an owned name"),
+            ("x-amzn-requestid", "kept"),
+            ("x-forwarded-for", "replaced later, not here"),
+        ]);
+        strip_owned(&mut headers);
+        assert_eq!(
+            names(&headers),
+            ["x-amzn-requestid", "x-amzn-source-vpcs", "x-forwarded-for"]
+        );
+    }
+
+    #[test]
+    fn request_id_kept_truncated_or_generated() {
+        let kept = map(&[("x-amzn-requestid", "client-id-1")]);
+        assert_eq!(request_id(&kept), "client-id-1");
+
+        let long = "a".repeat(600);
+        let truncated = request_id(&map(&[("x-amzn-requestid", &long)]));
+        assert_eq!(truncated.len(), MAX_REQUEST_ID_BYTES);
+
+        for headers in [HeaderMap::new(), map(&[("x-amzn-requestid", "")])] {
+            let id = request_id(&headers);
+            let text = id.to_str().unwrap();
+            let uuid = uuid::Uuid::parse_str(text).unwrap();
+            assert_eq!(uuid.get_version_num(), 4, "{text}");
+        }
+        assert_ne!(generate_request_id(), generate_request_id());
+    }
+
+    #[test]
+    fn header_size_counts_every_field() {
+        let headers = map(&[("a", "1"), ("a", "22"), ("bb", "")]);
+        // a: 1 + 1 + 4, a: 1 + 2 + 4, bb: 2 + 0 + 4
+        assert_eq!(header_size(&headers), (3, 19));
+    }
+}

@@ -1,0 +1,276 @@
+//! The Trellis data plane's L7 proxy: it binds every listener port of the current snapshot on
+//! the ingress address, serves HTTP/1.1 and HTTP/2 in clear text and over TLS, runs each
+//! request through the pipeline of DESIGN.md's request path, and forwards it over pooled
+//! connections to a target.
+//!
+//! Code map:
+//! * `listener` binds ports and accepts; `conn` serves one connection (TLS sniffing, HTTP
+//!   protocol, idle timeout, graceful close).
+//! * `pipeline` is the per-request phase function: snapshot → service → listener → limits →
+//!   auth → route → target group → target → upstream → response.
+//! * `upstream` pools connections to targets and performs one exchange; `body` streams
+//!   bodies both ways; `headers` owns every header rule; `error` maps every failure to a
+//!   response in one place.
+//!
+//! Invariants: the request path reads one `Arc<Snapshot>` per request and nothing else of the
+//! configuration; it takes no lock across an `.await` (the only locks are the upstream pool's
+//! and the port table's, both held for a few pointer moves); bodies are never buffered whole.
+//!
+//! Decisions (recorded in docs/decisions.md):
+//! * Ports whose listeners are all TLS_PASSTHROUGH are not bound: passthrough is not served yet.
+//! * The response timeout: Lattice documents no request timeout besides the 60 s idle timeout
+//!   (`TargetDataTimeout` in its logs). Trellis applies the idle timeout to the wait for a
+//!   target's response head, counted from the request's last body frame, and answers 504 when
+//!   it runs out. A response body that stalls is not timed out.
+//! * LAMBDA target groups answer 501 until the functions issue lands.
+//! * Over TLS, a request whose Host names another served service than the SNI gets 421.
+//! * Shutdown waits up to [`SHUTDOWN_GRACE`] for in-flight requests, then closes what is left.
+//! * Upstream connections are pooled by Trellis itself, not hyper-util's legacy client (see
+//!   `upstream` for why): HTTP/1.1 connections per target in a LIFO stack, one shared HTTP/2
+//!   connection per target, idle ones closed after [`POOL_IDLE_TIMEOUT`].
+//! * HTTP/1.1 ⇄ HTTP/2 conversion goes both ways for every target-group protocol version,
+//!   including the combinations Lattice's matrix rejects (an HTTP/1.1 client to an HTTP2 or
+//!   GRPC group): converting costs nothing and refusing helps no one.
+
+mod body;
+mod conn;
+mod error;
+mod headers;
+mod listener;
+mod pipeline;
+mod rng;
+mod upstream;
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Once, PoisonError};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+use trellis_health::Health;
+use trellis_snapshot::Snapshot;
+
+pub use error::{NON_EXISTENT_SERVICE, ProxyError, Side};
+pub use headers::MAX_REQUEST_ID_BYTES;
+pub use pipeline::AccessRecord;
+pub use upstream::{CONNECT_TIMEOUT, MAX_IDLE_PER_TARGET, POOL_IDLE_TIMEOUT};
+
+use conn::Servers;
+use headers::TargetHeaderCache;
+use listener::{Phase, PortHandle};
+use upstream::Upstreams;
+
+/// How long [`Proxy::shutdown`] lets in-flight requests finish before closing their connections.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+#[derive(Clone, Debug)]
+pub struct ProxyConfig {
+    /// The address every listener port is bound on (`--ingress-address`).
+    pub ingress: IpAddr,
+    /// A client connection with no active request for this long is closed (Lattice: 60 s). Also
+    /// the longest a target may take to start its response once the request stopped moving.
+    pub idle_timeout: Duration,
+    /// Requests whose header fields add up to more bytes than this get 400 (Lattice: 60 KB).
+    pub max_header_bytes: usize,
+    /// Requests with more header fields than this get 400 (Lattice: 100).
+    pub max_headers: usize,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> ProxyConfig {
+        ProxyConfig {
+            ingress: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            idle_timeout: Duration::from_secs(60),
+            max_header_bytes: 60 * 1024,
+            max_headers: 100,
+        }
+    }
+}
+
+/// Counters of the proxy's own behaviour (metrics will export them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProxyStats {
+    /// Requests retried on another target after a connection failure.
+    pub retries: u64,
+    /// Connections opened to targets.
+    pub upstream_connects: u64,
+}
+
+/// Everything connections and requests share.
+pub(crate) struct Shared {
+    pub config: ProxyConfig,
+    pub snapshots: Arc<ArcSwap<Snapshot>>,
+    pub health: Arc<Health>,
+    pub upstreams: Arc<Upstreams>,
+    pub tls: TlsAcceptor,
+    pub servers: Servers,
+    pub target_headers: TargetHeaderCache,
+    pub retries: AtomicU64,
+}
+
+/// The proxy: listeners that follow the snapshot, and the request path behind them.
+pub struct Proxy {
+    shared: Arc<Shared>,
+    ports: Mutex<Ports>,
+    sweeper: Once,
+}
+
+#[derive(Default)]
+struct Ports {
+    bound: HashMap<u16, PortHandle>,
+    /// Phase senders of removed ports whose connections may still be finishing.
+    draining: Vec<watch::Sender<Phase>>,
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy")
+            .field("config", &self.shared.config)
+            .field("ports", &self.ports())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Proxy {
+    /// A proxy serving the snapshots published in `snapshots`, balancing with `health`, and
+    /// presenting certificates from `tls` on HTTPS listeners. Nothing is bound until
+    /// [`Proxy::reconcile`].
+    pub fn new(
+        config: ProxyConfig,
+        snapshots: Arc<ArcSwap<Snapshot>>,
+        health: Arc<Health>,
+        tls: Arc<trellis_tls::SniResolver>,
+    ) -> Arc<Proxy> {
+        let servers = Servers::new(config.max_headers, config.max_header_bytes);
+        Arc::new(Proxy {
+            shared: Arc::new(Shared {
+                config,
+                snapshots,
+                health,
+                upstreams: Upstreams::new(),
+                tls: TlsAcceptor::from(trellis_tls::server_config(tls)),
+                servers,
+                target_headers: TargetHeaderCache::default(),
+                retries: AtomicU64::new(0),
+            }),
+            ports: Mutex::new(Ports::default()),
+            sweeper: Once::new(),
+        })
+    }
+
+    /// Makes the bound ports those of `snapshot`: binds new ones, stops accepting on removed
+    /// ones (their connections finish their in-flight requests and close; a removed port
+    /// refuses connections once this returns). Returns the ports that could not be bound; they
+    /// are tried again on the next call.
+    pub async fn reconcile(self: &Arc<Self>, snapshot: &Snapshot) -> Vec<(u16, std::io::Error)> {
+        self.sweeper
+            .call_once(|| self.shared.upstreams.spawn_sweeper());
+        let wanted: BTreeSet<u16> = snapshot
+            .ports
+            .iter()
+            .filter(|(_, protocols)| protocols.http || protocols.https)
+            .map(|(port, _)| *port)
+            .collect();
+        let mut failures = Vec::new();
+        let mut removed = Vec::new();
+        {
+            let mut ports = self.lock_ports();
+            let gone: Vec<u16> = ports
+                .bound
+                .keys()
+                .filter(|port| !wanted.contains(port))
+                .copied()
+                .collect();
+            for port in gone {
+                if let Some(handle) = ports.bound.remove(&port) {
+                    handle.phase.send_replace(Phase::Draining);
+                    removed.push((port, handle));
+                }
+            }
+            for port in wanted {
+                if ports.bound.contains_key(&port) {
+                    continue;
+                }
+                match listener::bind(self.shared.config.ingress, port) {
+                    Ok(socket) => {
+                        tracing::info!(port, "listening");
+                        let handle = listener::spawn(Arc::clone(&self.shared), socket, port);
+                        ports.bound.insert(port, handle);
+                    }
+                    Err(error) => {
+                        tracing::warn!(port, %error, "cannot bind listener port");
+                        failures.push((port, error));
+                    }
+                }
+            }
+            ports.draining.retain(|phase| !phase.is_closed());
+        }
+        for (port, handle) in removed {
+            // Once the accept loop has ended, its socket is closed.
+            let _ = handle.accept.await;
+            tracing::info!(port, "stopped listening; connections drain");
+            self.lock_ports().draining.push(handle.phase);
+        }
+        failures
+    }
+
+    /// Stops accepting on every port, lets in-flight requests finish for up to
+    /// [`SHUTDOWN_GRACE`], then closes the connections that remain.
+    pub async fn shutdown(&self) {
+        let (handles, mut phases) = {
+            let mut ports = self.lock_ports();
+            let handles: Vec<PortHandle> = ports.bound.drain().map(|(_, h)| h).collect();
+            for handle in &handles {
+                handle.phase.send_replace(Phase::Draining);
+            }
+            (handles, std::mem::take(&mut ports.draining))
+        };
+        for handle in handles {
+            let _ = handle.accept.await;
+            phases.push(handle.phase);
+        }
+        let all_closed = async {
+            for phase in &phases {
+                phase.closed().await;
+            }
+        };
+        if tokio::time::timeout(SHUTDOWN_GRACE, all_closed)
+            .await
+            .is_err()
+        {
+            tracing::warn!("shutdown grace over: closing the remaining client connections");
+            for phase in &phases {
+                phase.send_replace(Phase::Closing);
+            }
+            let all_closed = async {
+                for phase in &phases {
+                    phase.closed().await;
+                }
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(5), all_closed).await;
+        }
+    }
+
+    /// The ports currently bound, ascending.
+    pub fn ports(&self) -> Vec<u16> {
+        let mut ports: Vec<u16> = self.lock_ports().bound.keys().copied().collect();
+        ports.sort_unstable();
+        ports
+    }
+
+    pub fn stats(&self) -> ProxyStats {
+        ProxyStats {
+            retries: self.shared.retries.load(Ordering::Relaxed),
+            upstream_connects: self.shared.upstreams.connects(),
+        }
+    }
+
+    fn lock_ports(&self) -> MutexGuard<'_, Ports> {
+        // The port table is consistent after every critical section (no panics inside hold
+        // half-done work), so a poisoned lock is as good as a healthy one.
+        self.ports.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}

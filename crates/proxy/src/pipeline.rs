@@ -1,0 +1,402 @@
+//! The per-request pipeline: one phase function, [`proxy_request`], that reads top to bottom in
+//! the order of DESIGN.md's request path, and [`handle`], which runs it and does what every
+//! request needs whatever happened: the request ID on the response, the error mapping, the
+//! access-log record.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
+
+use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version, header};
+use hyper::body::{Body, Incoming};
+use trellis_model::resources::AuthType;
+use trellis_model::resources::listener::ListenerProtocol;
+use trellis_model::resources::target_group::{
+    ProtocolVersion, TargetGroupProtocol, TargetGroupType,
+};
+use trellis_router::{Action, RequestHead};
+use trellis_snapshot::{ListenerEntry, ServiceEntry, Snapshot, TargetGroupEntry};
+
+use crate::body::{Progress, RequestBody, ResponseBody};
+use crate::conn::{ActiveRequest, ConnCtx};
+use crate::error::{self, ProxyError};
+use crate::headers::{self, X_AMZN_REQUESTID};
+use crate::upstream::{Failure, Key};
+use crate::{Shared, rng};
+
+/// Serves one request: runs the pipeline, turns a failure into its response, stamps the request
+/// ID on whatever goes back, and fills the access-log record.
+pub(crate) async fn handle(conn: Arc<ConnCtx>, req: Request<Incoming>) -> Response<ResponseBody> {
+    let active = ActiveRequest::enter(&conn);
+    let request_id = headers::request_id(req.headers());
+    let mut record = AccessRecord::start(&conn, &req, &request_id);
+
+    let mut response = match proxy_request(&conn, req, &request_id, &mut record).await {
+        Ok(response) => response,
+        Err(error) => {
+            record.failure = Some(error.failure_reason());
+            tracing::debug!(%error, side = ?error.side(), "request failed");
+            error::respond(&error)
+        }
+    };
+    response.headers_mut().insert(X_AMZN_REQUESTID, request_id);
+    *response.version_mut() = record.protocol;
+    response.body_mut().hold(active);
+
+    record.status = response.status().as_u16();
+    record.duration = record.started.elapsed();
+    record.emit();
+    response
+}
+
+/// The request path, phase by phase. Each phase either passes the request on or ends it with a
+/// typed error; nothing here builds an error response itself.
+async fn proxy_request(
+    conn: &ConnCtx,
+    mut req: Request<Incoming>,
+    request_id: &HeaderValue,
+    record: &mut AccessRecord,
+) -> Result<Response<ResponseBody>, ProxyError> {
+    let shared: &Shared = &conn.shared;
+
+    // 1. One snapshot for the whole request: a configuration change published meanwhile does
+    //    not affect it.
+    let snapshot = shared.snapshots.load_full();
+
+    // 2. The service: by TLS server name on TLS connections, else by Host / :authority.
+    let service = select_service(&snapshot, conn, &req)?;
+    record.service = Some(Arc::clone(service));
+
+    // 3. The listener: the service's listener on this port, speaking this connection's
+    //    protocol (HTTP listeners for clear text, HTTPS listeners for TLS).
+    let listener = select_listener(service, conn)?;
+    record.listener = Some(Arc::clone(listener));
+
+    // 4. Header limits (Lattice: more than 100 fields or 60 KB → 400).
+    check_header_limits(&req, shared)?;
+
+    // 5. Authentication and authorization. Until IAM auth lands, AWS_IAM on the service or any
+    //    of its networks denies everything (fail closed); NONE allows.
+    authorize(service, req.uri())?;
+
+    // 6. Rules: the first matching rule's action, else the default action.
+    let action = {
+        let head = RequestHead {
+            method: req.method().as_str(),
+            path: req.uri().path(),
+            headers: req.headers(),
+        };
+        listener.routes.route(&head).action
+    };
+    let groups = match action {
+        Action::FixedResponse { status } => return Ok(fixed_response(*status)),
+        Action::Forward(groups) => groups,
+    };
+
+    // 7. The target group: a weighted pick (weight 0 never chosen).
+    let group_id = groups
+        .pick(rng::next_u32())
+        .ok_or(ProxyError::AllWeightsZero)?;
+    let group = snapshot
+        .target_groups
+        .get(group_id)
+        .ok_or_else(|| ProxyError::UnknownTargetGroup(group_id.to_owned()))?;
+    record.target_group = Some(Arc::clone(group));
+    if group.target_type == TargetGroupType::Lambda {
+        return Err(ProxyError::LambdaUnsupported);
+    }
+
+    // 8. Headers towards the target: connection-level fields out, client copies of the fields
+    //    Trellis owns out, Trellis's own in. Host is kept as the client sent it.
+    let lattice_target = shared.target_headers.get(&snapshot, service, group);
+    prepare_request(&mut req, conn, request_id, lattice_target);
+
+    // 9. The target and the exchange: round robin over routable targets; a connection that
+    //    fails before any byte of the request was sent is retried once on another target.
+    let (upstream, pooled, in_flight) = forward(shared, group, req, record).await?;
+
+    // 10. The response, streamed back as it comes.
+    let (mut parts, body) = upstream.into_parts();
+    headers::strip_response_hop_by_hop(&mut parts.headers);
+    Ok(Response::from_parts(
+        parts,
+        ResponseBody::upstream(body, pooled, in_flight),
+    ))
+}
+
+fn select_service<'s>(
+    snapshot: &'s Snapshot,
+    conn: &ConnCtx,
+    req: &Request<Incoming>,
+) -> Result<&'s Arc<ServiceEntry>, ProxyError> {
+    let host = request_host(req);
+    let Some(tls) = &conn.tls else {
+        return host
+            .and_then(|host| snapshot.service_by_host(host))
+            .ok_or(ProxyError::UnknownService);
+    };
+    let service = snapshot
+        .service_by_host(&tls.server_name)
+        .ok_or(ProxyError::UnknownService)?;
+    // A client may reuse a TLS connection for another name its certificate covers (HTTP/2
+    // connection coalescing); sending that request to the SNI's service would be a misroute,
+    // and 421 tells the client to retry on a new connection (RFC 9110 §15.5.20). A Host that
+    // names no served service is not checked: Lattice routes HTTPS by SNI alone.
+    if let Some(other) = host.and_then(|host| snapshot.service_by_host(host))
+        && !Arc::ptr_eq(other, service)
+    {
+        return Err(ProxyError::Misdirected);
+    }
+    Ok(service)
+}
+
+/// The host the request names: `:authority` (HTTP/2, or an absolute-form HTTP/1.1 target),
+/// else the `Host` field.
+fn request_host(req: &Request<Incoming>) -> Option<&str> {
+    if let Some(authority) = req.uri().authority() {
+        return Some(authority.as_str());
+    }
+    req.headers()
+        .get(header::HOST)
+        .and_then(|host| host.to_str().ok())
+}
+
+fn select_listener<'s>(
+    service: &'s ServiceEntry,
+    conn: &ConnCtx,
+) -> Result<&'s Arc<ListenerEntry>, ProxyError> {
+    let protocol = if conn.tls.is_some() {
+        ListenerProtocol::Https
+    } else {
+        ListenerProtocol::Http
+    };
+    service
+        .listeners
+        .get(&conn.local_port)
+        .filter(|listener| listener.protocol == protocol)
+        .ok_or(ProxyError::NoListener {
+            port: conn.local_port,
+            protocol: protocol.as_str(),
+        })
+}
+
+fn check_header_limits(req: &Request<Incoming>, shared: &Shared) -> Result<(), ProxyError> {
+    let (count, bytes) = headers::header_size(req.headers());
+    let config = &shared.config;
+    if count > config.max_headers || bytes > config.max_header_bytes {
+        return Err(ProxyError::HeadersTooLarge {
+            count,
+            bytes,
+            max_count: config.max_headers,
+            max_bytes: config.max_header_bytes,
+        });
+    }
+    Ok(())
+}
+
+/// The auth stage. Lattice evaluates the service network's auth policy, then the service's;
+/// without SigV4 verification and policy evaluation (a later issue) no request can be
+/// authorized where either requires AWS_IAM, so those are denied with Lattice's 403 text for an
+/// anonymous caller, naming the layer that denied first.
+fn authorize(service: &ServiceEntry, uri: &Uri) -> Result<(), ProxyError> {
+    let layer = if service
+        .networks
+        .iter()
+        .any(|n| n.auth_type == AuthType::AwsIam)
+    {
+        "network"
+    } else if service.auth_type == AuthType::AwsIam {
+        "service"
+    } else {
+        return Ok(());
+    };
+    Err(ProxyError::AccessDenied {
+        message: format!(
+            "AccessDeniedException: User: anonymous is not authorized to perform: \
+             vpc-lattice-svcs:Invoke on resource: {}{} because no {layer}-based policy allows \
+             the vpc-lattice-svcs:Invoke action",
+            service.arn,
+            uri.path()
+        ),
+    })
+}
+
+/// A rule's fixed response: the status, an empty body.
+fn fixed_response(status: u16) -> Response<ResponseBody> {
+    let mut response = Response::new(ResponseBody::empty());
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::NOT_FOUND);
+    response
+}
+
+fn prepare_request(
+    req: &mut Request<Incoming>,
+    conn: &ConnCtx,
+    request_id: &HeaderValue,
+    lattice_target: HeaderValue,
+) {
+    // HTTP/1.0 and HTTP/1.1 clients may omit the host on TLS connections (the service came
+    // from SNI); targets still get one.
+    if req.uri().authority().is_none()
+        && !req.headers().contains_key(header::HOST)
+        && let Some(tls) = &conn.tls
+        && let Ok(host) = HeaderValue::from_str(&tls.server_name)
+    {
+        req.headers_mut().insert(header::HOST, host);
+    }
+    let headers = req.headers_mut();
+    headers::strip_request_hop_by_hop(headers);
+    headers::strip_owned(headers);
+    headers.insert(headers::X_FORWARDED_FOR, conn.forwarded_for.clone());
+    headers.insert(headers::X_FORWARDED_PORT, conn.forwarded_port.clone());
+    headers.insert(
+        headers::X_FORWARDED_PROTO,
+        HeaderValue::from_static(if conn.tls.is_some() { "https" } else { "http" }),
+    );
+    headers.insert(headers::X_AMZN_LATTICE_TARGET, lattice_target);
+    headers.insert(
+        headers::X_AMZN_LATTICE_NETWORK,
+        HeaderValue::from_static("SourceVpcArn="),
+    );
+    headers.insert(X_AMZN_REQUESTID, request_id.clone());
+}
+
+/// Picks a target and exchanges the request with it; on a failure before any byte was sent,
+/// picks another target (excluding the first) and tries once more.
+async fn forward(
+    shared: &Shared,
+    group: &TargetGroupEntry,
+    req: Request<Incoming>,
+    record: &mut AccessRecord,
+) -> Result<
+    (
+        Response<Incoming>,
+        Option<crate::upstream::Pooled>,
+        trellis_health::InFlight,
+    ),
+    ProxyError,
+> {
+    let tls = group.config.protocol == Some(TargetGroupProtocol::Https);
+    let h2 = matches!(
+        group.config.protocol_version,
+        Some(ProtocolVersion::Http2 | ProtocolVersion::Grpc)
+    );
+    let timeout = shared.config.idle_timeout;
+    // Only a request that still has a body to send needs its upload watched.
+    let progress = (!req.body().is_end_stream()).then(|| Arc::new(Progress::new()));
+    let mut req = req.map(|body| RequestBody::new(body, progress.clone()));
+
+    let no_target = || ProxyError::NoTarget {
+        target_group: group.id.clone(),
+    };
+    let mut picked = shared.health.pick(&group.id, &[]).ok_or_else(no_target)?;
+    let mut retried = false;
+    loop {
+        record.target = picked.target.addr;
+        let attempt = match picked.target.addr {
+            Some(addr) => {
+                let key = Key { addr, tls, h2 };
+                shared
+                    .upstreams
+                    .send(key, req, timeout, progress.as_deref())
+                    .await
+            }
+            None => Err(Failure::NotSent(
+                ProxyError::NoAddress {
+                    target: picked.target.id.clone(),
+                },
+                Box::new(req),
+            )),
+        };
+        match attempt {
+            Ok((response, pooled)) => return Ok((response, pooled, picked.guard)),
+            Err(Failure::NotSent(error, back)) if error.retryable() && !retried => {
+                let exclude = [picked.target.key.as_str()];
+                let Some(next) = shared.health.pick(&group.id, &exclude) else {
+                    return Err(error);
+                };
+                tracing::debug!(%error, target = %picked.target.key, retry = %next.target.key, "retrying on another target");
+                shared.retries.fetch_add(1, Ordering::Relaxed);
+                record.retries += 1;
+                req = *back;
+                retried = true;
+                picked = next;
+            }
+            Err(Failure::NotSent(error, _)) | Err(Failure::Failed(error)) => return Err(error),
+        }
+    }
+}
+
+/// What the access log will record about a request (reference §8.2). Filled as the pipeline
+/// goes and completed when the response head is ready; `AccessRecord::emit` is the hook
+/// where a log sink will receive it (for now a `tracing` debug line).
+#[derive(Debug)]
+pub struct AccessRecord {
+    pub start_time: SystemTime,
+    pub started: Instant,
+    pub source: std::net::SocketAddr,
+    pub listener_port: u16,
+    pub server_name: Option<Arc<str>>,
+    pub protocol: Version,
+    pub method: Method,
+    pub uri: Uri,
+    pub host: Option<HeaderValue>,
+    pub user_agent: Option<HeaderValue>,
+    pub request_id: HeaderValue,
+    pub service: Option<Arc<ServiceEntry>>,
+    pub listener: Option<Arc<ListenerEntry>>,
+    pub target_group: Option<Arc<TargetGroupEntry>>,
+    pub target: Option<std::net::SocketAddr>,
+    pub retries: u8,
+    pub status: u16,
+    /// Lattice's `failureReason` when the request failed in the proxy.
+    pub failure: Option<&'static str>,
+    /// Until the response head was ready (the body may still be streaming).
+    pub duration: Duration,
+}
+
+impl AccessRecord {
+    fn start(conn: &ConnCtx, req: &Request<Incoming>, request_id: &HeaderValue) -> AccessRecord {
+        AccessRecord {
+            start_time: SystemTime::now(),
+            started: Instant::now(),
+            source: conn.peer,
+            listener_port: conn.local_port,
+            server_name: conn.tls.as_ref().map(|t| Arc::clone(&t.server_name)),
+            protocol: req.version(),
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            host: req.headers().get(header::HOST).cloned(),
+            user_agent: req.headers().get(header::USER_AGENT).cloned(),
+            request_id: request_id.clone(),
+            service: None,
+            listener: None,
+            target_group: None,
+            target: None,
+            retries: 0,
+            status: 0,
+            failure: None,
+            duration: Duration::ZERO,
+        }
+    }
+
+    /// The access-log hook.
+    fn emit(&self) {
+        tracing::debug!(
+            status = self.status,
+            method = %self.method,
+            uri = %self.uri,
+            host = ?self.host,
+            protocol = ?self.protocol,
+            source = %self.source,
+            port = self.listener_port,
+            service = self.service.as_ref().map(|s| s.id.as_str()),
+            target_group = self.target_group.as_ref().map(|g| g.id.as_str()),
+            target = ?self.target,
+            retries = self.retries,
+            failure = self.failure,
+            request_id = ?self.request_id,
+            duration_us = self.duration.as_micros() as u64,
+            "request"
+        );
+    }
+}
