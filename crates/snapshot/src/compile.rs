@@ -1,0 +1,394 @@
+//! The pure half of snapshot building: store records of one revision in, a [`Snapshot`] out.
+//! No I/O, so every rule below is covered by table tests that need no store.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, LazyLock};
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use trellis_model::Context;
+use trellis_model::resources::association::{AssociationStatus, ServiceNetworkServiceAssociation};
+use trellis_model::resources::listener::{Listener, ListenerProtocol};
+use trellis_model::resources::rule::Rule;
+use trellis_model::resources::service::Service;
+use trellis_model::resources::service_network::ServiceNetwork;
+use trellis_model::resources::target_group::{Target, TargetGroup, TargetGroupType, target_key};
+use trellis_policy::{Policy, PolicyKind};
+use trellis_router::RouteTable;
+use trellis_store::Record;
+
+use crate::{
+    CompileError, ListenerEntry, NetworkEntry, PortProtocols, ServiceEntry, Snapshot, TargetEntry,
+    TargetGroupEntry,
+};
+
+/// Store kind of registered targets (parent = the target group's id).
+pub const TARGET_KIND: &str = "target";
+/// Store kind of auth policies (id = parent = the service or service network id).
+pub const AUTH_POLICY_KIND: &str = "auth-policy";
+
+/// Every record kind a snapshot is compiled from; [`crate::Snapshot::load`] reads exactly these.
+pub const KINDS: [&str; 8] = [
+    "service-network",
+    "service",
+    "service-network-service-association",
+    "listener",
+    "rule",
+    "target-group",
+    TARGET_KIND,
+    AUTH_POLICY_KIND,
+];
+
+/// What an unparseable stored auth policy is replaced by: one statement denying every action to
+/// every principal. Explicit denies win in IAM evaluation, so nothing is allowed through a
+/// service or service network whose policy Trellis can no longer read.
+pub const DENY_ALL_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Principal":"*","Action":"*","Resource":"*"}]}"#;
+
+static DENY_ALL: LazyLock<Arc<Policy>> = LazyLock::new(|| {
+    Arc::new(
+        trellis_policy::parse(DENY_ALL_POLICY, PolicyKind::Auth)
+            .expect("the built-in deny-all policy parses (unit-tested)"),
+    )
+});
+
+/// The auth-policy document as the API stores it (its `StoredPolicy`); only the members the data
+/// plane needs are read, so the API may add members without breaking compilation.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredAuthPolicy {
+    /// The service or service network the policy is attached to.
+    pub resource_id: String,
+    /// The policy document exactly as the client sent it.
+    pub policy: String,
+}
+
+/// The input of [`compile`]: the records of one store revision.
+#[derive(Clone, Debug)]
+pub struct CompileInput {
+    pub revision: u64,
+    pub ctx: Context,
+    /// Records of the kinds in [`KINDS`], in store (creation) order; other kinds are ignored.
+    pub records: Vec<Record>,
+}
+
+/// Everything decoded, in input order.
+#[derive(Default)]
+struct Documents {
+    networks: Vec<ServiceNetwork>,
+    services: Vec<Service>,
+    associations: Vec<ServiceNetworkServiceAssociation>,
+    listeners: Vec<Listener>,
+    rules: Vec<Rule>,
+    target_groups: Vec<TargetGroup>,
+    /// (target group id, target).
+    targets: Vec<(String, Target)>,
+    auth_policies: Vec<StoredAuthPolicy>,
+}
+
+fn decode<T: DeserializeOwned>(rec: &Record) -> Result<T, CompileError> {
+    T::deserialize(&rec.body).map_err(|e| CompileError::Document {
+        kind: rec.kind.clone(),
+        id: rec.id.clone(),
+        reason: e.to_string(),
+    })
+}
+
+fn decode_all(records: &[Record]) -> Result<Documents, CompileError> {
+    let mut d = Documents::default();
+    for rec in records {
+        match rec.kind.as_str() {
+            "service-network" => d.networks.push(decode(rec)?),
+            "service" => d.services.push(decode(rec)?),
+            "service-network-service-association" => d.associations.push(decode(rec)?),
+            "listener" => d.listeners.push(decode(rec)?),
+            "rule" => d.rules.push(decode(rec)?),
+            "target-group" => d.target_groups.push(decode(rec)?),
+            TARGET_KIND => {
+                let Some(tg) = rec.parent.clone() else {
+                    return Err(CompileError::Document {
+                        kind: rec.kind.clone(),
+                        id: rec.id.clone(),
+                        reason: "a target record has no parent target group".into(),
+                    });
+                };
+                d.targets.push((tg, decode(rec)?));
+            }
+            AUTH_POLICY_KIND => d.auth_policies.push(decode(rec)?),
+            _ => {}
+        }
+    }
+    Ok(d)
+}
+
+/// Whether an association puts its service in service: stored associations are `ACTIVE`
+/// (Trellis applies synchronously); failed ones and ones being deleted never serve.
+fn association_serves(status: AssociationStatus) -> bool {
+    matches!(
+        status,
+        AssociationStatus::Active
+            | AssociationStatus::CreateInProgress
+            | AssociationStatus::UpdateInProgress
+            | AssociationStatus::UpdateFailed
+    )
+}
+
+/// `name` lower-cased and without a trailing dot: how hosts, SNI names and DNS names compare.
+fn normalize_name(name: &str) -> String {
+    name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase()
+}
+
+/// Parses a stored auth policy; one that no longer parses (the policy language got stricter, or
+/// the store was edited by hand) fails closed as [`DENY_ALL_POLICY`], and the reason is logged:
+/// rejecting the whole snapshot would stop every other service's configuration from changing.
+fn parse_auth_policy(resource_id: &str, text: &str) -> Arc<Policy> {
+    match trellis_policy::parse(text, PolicyKind::Auth) {
+        Ok(p) => Arc::new(p),
+        Err(diagnostics) => {
+            let reasons: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+            tracing::warn!(
+                resource = resource_id,
+                reasons = %reasons.join("; "),
+                "stored auth policy does not parse; denying every request to the resource until it is replaced"
+            );
+            Arc::clone(&DENY_ALL)
+        }
+    }
+}
+
+/// Compiles the records of one revision into a snapshot.
+///
+/// * A record whose body does not decode as its kind's document is a [`CompileError::Document`]:
+///   the whole snapshot is rejected (the caller keeps the last good one).
+/// * A service is served when at least one association that serves (see `association_serves`)
+///   joins it to a service network that exists. Unserved services contribute nothing: no hosts,
+///   ports, DNS or TLS names.
+/// * Hosts: every served service's generated name, then every custom domain name not already
+///   taken, both lower-cased without a trailing dot. On a collision the service created first
+///   keeps the name (records arrive in creation order) and the conflict is logged; generated
+///   names can never be shadowed by a custom domain.
+/// * Each served listener gets its rules compiled with the listener's own default action and
+///   default rule ID (authoritative even if the default rule record is missing or differs).
+///   A second listener of one service on a taken port is ignored and logged.
+/// * Target groups are all included; `in_use` when some listener's default action or rule
+///   forwards to the group (weight 0 included), whether or not its service is served: Lattice
+///   reports targets `UNUSED` only when no listener or rule references the group, and the API
+///   derives ListTargets' `UNUSED` the same way, so the data plane agrees with it and keeps
+///   health-checking those targets. IP targets get `addr` from their address and port (the
+///   group's port when the target has none).
+/// * References to records that do not exist (an association to a deleted network, a rule of a
+///   deleted listener, a target of a deleted group) are skipped: the API deletes dependents in
+///   the same transaction, so they only arise from hand-edited stores.
+pub fn compile(input: &CompileInput) -> Result<Snapshot, CompileError> {
+    let docs = decode_all(&input.records)?;
+    let ctx = &input.ctx;
+
+    let policies: HashMap<&str, &str> = docs
+        .auth_policies
+        .iter()
+        .map(|p| (p.resource_id.as_str(), p.policy.as_str()))
+        .collect();
+    let policy_of = |id: &str| policies.get(id).map(|text| parse_auth_policy(id, text));
+
+    let networks: HashMap<&str, &ServiceNetwork> =
+        docs.networks.iter().map(|n| (n.id.as_str(), n)).collect();
+    let mut network_entries: HashMap<&str, NetworkEntry> = HashMap::new();
+    let mut networks_of: HashMap<&str, Vec<NetworkEntry>> = HashMap::new();
+    for assoc in &docs.associations {
+        if !association_serves(assoc.status) {
+            continue;
+        }
+        let Some(sn) = networks.get(assoc.service_network_id.as_str()) else {
+            tracing::warn!(association = %assoc.id, network = %assoc.service_network_id, "association names a service network that does not exist; ignored");
+            continue;
+        };
+        let entry = network_entries
+            .entry(sn.id.as_str())
+            .or_insert_with(|| NetworkEntry {
+                id: sn.id.clone(),
+                arn: sn.arn.clone(),
+                auth_type: sn.auth_type,
+                auth_policy: policy_of(&sn.id),
+            })
+            .clone();
+        let list = networks_of.entry(assoc.service_id.as_str()).or_default();
+        if !list.iter().any(|n| n.id == entry.id) {
+            list.push(entry);
+        }
+    }
+
+    let mut listeners_of: HashMap<&str, Vec<&Listener>> = HashMap::new();
+    for l in &docs.listeners {
+        listeners_of
+            .entry(l.service_id.as_str())
+            .or_default()
+            .push(l);
+    }
+    let mut rules_of: HashMap<&str, Vec<Rule>> = HashMap::new();
+    for r in &docs.rules {
+        rules_of
+            .entry(r.listener_id.as_str())
+            .or_default()
+            .push(r.clone());
+    }
+
+    let services: HashSet<&str> = docs.services.iter().map(|s| s.id.as_str()).collect();
+    let listener_ids: HashSet<&str> = docs
+        .listeners
+        .iter()
+        .filter(|l| services.contains(l.service_id.as_str()))
+        .map(|l| l.id.as_str())
+        .collect();
+    let forwarded_to: HashSet<String> = docs
+        .listeners
+        .iter()
+        .filter(|l| listener_ids.contains(l.id.as_str()))
+        .flat_map(|l| l.default_action.target_group_ids())
+        .chain(
+            docs.rules
+                .iter()
+                .filter(|r| listener_ids.contains(r.listener_id.as_str()))
+                .flat_map(|r| r.action.target_group_ids()),
+        )
+        .collect();
+
+    let mut served: Vec<Arc<ServiceEntry>> = Vec::new();
+    let mut ports: BTreeMap<u16, PortProtocols> = BTreeMap::new();
+    let mut tls_names: BTreeSet<String> = BTreeSet::new();
+    for svc in &docs.services {
+        let Some(svc_networks) = networks_of.remove(svc.id.as_str()) else {
+            continue;
+        };
+        let dns_name = normalize_name(&svc.dns_entry.domain_name);
+        let custom_domain_name = svc.custom_domain_name.as_deref().map(normalize_name);
+        let mut listeners: HashMap<u16, Arc<ListenerEntry>> = HashMap::new();
+        for l in listeners_of.get(svc.id.as_str()).into_iter().flatten() {
+            if let Some(taken) = listeners.get(&l.port) {
+                tracing::warn!(service = %svc.id, listener = %l.id, other = %taken.id, port = l.port, "two listeners of one service on one port; the later one is ignored");
+                continue;
+            }
+            let rules = rules_of.get(l.id.as_str()).map_or(&[][..], Vec::as_slice);
+            let p = ports.entry(l.port).or_default();
+            match l.protocol {
+                ListenerProtocol::Http => p.http = true,
+                ListenerProtocol::Https => {
+                    p.https = true;
+                    tls_names.insert(dns_name.clone());
+                    tls_names.extend(custom_domain_name.clone());
+                }
+                ListenerProtocol::TlsPassthrough => p.tls_passthrough = true,
+            }
+            listeners.insert(
+                l.port,
+                Arc::new(ListenerEntry {
+                    id: l.id.clone(),
+                    arn: l.arn.clone(),
+                    name: l.name.clone(),
+                    protocol: l.protocol,
+                    port: l.port,
+                    routes: RouteTable::compile(rules, &l.default_rule_id, &l.default_action),
+                }),
+            );
+        }
+        served.push(Arc::new(ServiceEntry {
+            id: svc.id.clone(),
+            arn: svc.arn.clone(),
+            name: svc.name.clone(),
+            auth_type: svc.auth_type,
+            dns_name,
+            custom_domain_name,
+            networks: svc_networks,
+            listeners,
+            auth_policy: policy_of(&svc.id),
+        }));
+    }
+
+    let mut hosts: HashMap<String, Arc<ServiceEntry>> = HashMap::new();
+    let mut dns_names: BTreeSet<String> = BTreeSet::new();
+    for svc in &served {
+        claim_host(&mut hosts, &svc.dns_name, svc);
+        dns_names.insert(svc.dns_name.clone());
+    }
+    for svc in &served {
+        if let Some(domain) = &svc.custom_domain_name {
+            claim_host(&mut hosts, domain, svc);
+            dns_names.insert(domain.clone());
+        }
+    }
+
+    let mut targets_of: HashMap<&str, Vec<&Target>> = HashMap::new();
+    for (tg, t) in &docs.targets {
+        targets_of.entry(tg.as_str()).or_default().push(t);
+    }
+    let target_groups = docs
+        .target_groups
+        .iter()
+        .map(|tg| {
+            let targets = targets_of
+                .get(tg.id.as_str())
+                .into_iter()
+                .flatten()
+                .map(|t| target_entry(tg, t))
+                .collect();
+            let entry = TargetGroupEntry {
+                id: tg.id.clone(),
+                arn: tg.arn.clone(),
+                name: tg.name.clone(),
+                target_type: tg.target_type,
+                config: tg.config.clone(),
+                in_use: forwarded_to.contains(&tg.id),
+                targets,
+            };
+            (tg.id.clone(), Arc::new(entry))
+        })
+        .collect();
+
+    Ok(Snapshot {
+        revision: input.revision,
+        ctx: ctx.clone(),
+        hosts,
+        ports,
+        target_groups,
+        dns_zones: vec![trellis_model::dns::zone_apex(&ctx.region, &ctx.account_id)],
+        dns_names: dns_names.into_iter().collect(),
+        tls_names: tls_names.into_iter().collect(),
+    })
+}
+
+fn claim_host(hosts: &mut HashMap<String, Arc<ServiceEntry>>, name: &str, svc: &Arc<ServiceEntry>) {
+    match hosts.get(name) {
+        Some(owner) if owner.id != svc.id => {
+            tracing::warn!(host = name, service = %svc.id, owner = %owner.id, "host name already served by another service; the earlier service keeps it");
+        }
+        Some(_) => {}
+        None => {
+            hosts.insert(name.to_string(), Arc::clone(svc));
+        }
+    }
+}
+
+fn target_entry(tg: &TargetGroup, t: &Target) -> TargetEntry {
+    let addr = match tg.target_type {
+        TargetGroupType::Ip => match (t.id.parse::<IpAddr>(), t.port.or(tg.config.port)) {
+            (Ok(ip), Some(port)) => Some(SocketAddr::new(ip, port)),
+            (Err(_), _) => {
+                tracing::warn!(target_group = %tg.id, target = %t.id, "IP target is not an IP address; it gets no traffic");
+                None
+            }
+            (Ok(_), None) => {
+                tracing::warn!(target_group = %tg.id, target = %t.id, "IP target has no port and its group none either; it gets no traffic");
+                None
+            }
+        },
+        TargetGroupType::Lambda | TargetGroupType::Instance | TargetGroupType::Alb => None,
+    };
+    TargetEntry {
+        id: t.id.clone(),
+        port: t.port,
+        key: target_key(&t.id, t.port),
+        addr,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,280 @@
+//! The data plane's view of configuration: an immutable [`Snapshot`] compiled from the store at
+//! one revision, and its publication (an `ArcSwap` for the request path, a `watch` for the
+//! reconcilers that bind listeners, run health checks and serve DNS).
+//!
+//! Compiling happens off the request path. A snapshot that fails to compile is rejected and the
+//! last good one stays in service.
+//!
+//! Loading is split in two so that every rule of compilation can be tested without a store:
+//! [`Snapshot::load`] reads the records of [`KINDS`] in one read transaction (one consistent
+//! revision), and the pure [`compile`] turns those records into a snapshot. What compile decides
+//! (which services are served, host collisions, unparseable auth policies) is documented on
+//! [`compile`].
+
+mod compile;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use tokio::sync::watch;
+use trellis_model::Context;
+use trellis_model::resources::AuthType;
+use trellis_model::resources::listener::ListenerProtocol;
+use trellis_model::resources::target_group::{TargetGroupConfig, TargetGroupType};
+use trellis_router::RouteTable;
+
+pub use compile::{
+    AUTH_POLICY_KIND, CompileInput, DENY_ALL_POLICY, KINDS, StoredAuthPolicy, TARGET_KIND, compile,
+};
+
+/// Configuration as the data plane serves it, at one store revision.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub revision: u64,
+    pub ctx: Context,
+    /// Served services by lower-case host name: each service's generated DNS name and custom
+    /// domain name. Only services associated with at least one service network are served.
+    pub hosts: HashMap<String, Arc<ServiceEntry>>,
+    /// Every port some served listener uses, with the protocols spoken on it (different services
+    /// may use one port with different protocols; connections are told apart by their first byte).
+    pub ports: BTreeMap<u16, PortProtocols>,
+    /// Every target group, by ID.
+    pub target_groups: HashMap<String, Arc<TargetGroupEntry>>,
+    /// The domains the DNS server is authoritative for (the generated-name zone of the region).
+    pub dns_zones: Vec<String>,
+    /// The names DNS answers with the ingress address: served generated names and custom domains.
+    pub dns_names: Vec<String>,
+    /// The names HTTPS listeners present certificates for (served services with an HTTPS listener).
+    pub tls_names: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortProtocols {
+    pub http: bool,
+    pub https: bool,
+    pub tls_passthrough: bool,
+}
+
+/// A served service.
+#[derive(Debug)]
+pub struct ServiceEntry {
+    pub id: String,
+    pub arn: String,
+    pub name: String,
+    pub auth_type: AuthType,
+    /// Lower case.
+    pub dns_name: String,
+    /// Lower case, without a trailing dot.
+    pub custom_domain_name: Option<String>,
+    /// The service networks it is associated with.
+    pub networks: Vec<NetworkEntry>,
+    /// Its listeners by port.
+    pub listeners: HashMap<u16, Arc<ListenerEntry>>,
+    /// The service's auth policy, parsed (evaluated when `auth_type` is AWS_IAM). A stored policy
+    /// that no longer parses is replaced by [`DENY_ALL_POLICY`] (fail closed).
+    pub auth_policy: Option<Arc<trellis_policy::Policy>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NetworkEntry {
+    pub id: String,
+    pub arn: String,
+    pub auth_type: AuthType,
+    /// As for [`ServiceEntry::auth_policy`].
+    pub auth_policy: Option<Arc<trellis_policy::Policy>>,
+}
+
+#[derive(Debug)]
+pub struct ListenerEntry {
+    pub id: String,
+    pub arn: String,
+    pub name: String,
+    pub protocol: ListenerProtocol,
+    pub port: u16,
+    pub routes: RouteTable,
+}
+
+#[derive(Debug)]
+pub struct TargetGroupEntry {
+    pub id: String,
+    pub arn: String,
+    pub name: String,
+    pub target_type: TargetGroupType,
+    pub config: TargetGroupConfig,
+    /// Whether some listener or rule forwards to it, served or not (else its targets are
+    /// `UNUSED`, as Lattice defines it: no listener or rule references the group).
+    pub in_use: bool,
+    pub targets: Vec<TargetEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TargetEntry {
+    /// As registered: an IP address, instance ID, function ARN or ALB ARN.
+    pub id: String,
+    pub port: Option<u16>,
+    /// The store's per-group key (`<id>:<port>`, or the id for LAMBDA targets).
+    pub key: String,
+    /// Where to connect, for IP targets.
+    pub addr: Option<SocketAddr>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    #[error("store: {0}")]
+    Store(#[from] trellis_store::StoreError),
+    #[error("stored {kind} {id} is unreadable: {reason}")]
+    Document {
+        kind: String,
+        id: String,
+        reason: String,
+    },
+}
+
+impl Snapshot {
+    /// An empty snapshot (nothing served), the starting point before the first compile.
+    pub fn empty(ctx: Context) -> Snapshot {
+        Snapshot {
+            revision: 0,
+            ctx,
+            hosts: HashMap::new(),
+            ports: BTreeMap::new(),
+            target_groups: HashMap::new(),
+            dns_zones: Vec::new(),
+            dns_names: Vec::new(),
+            tls_names: Vec::new(),
+        }
+    }
+
+    /// Reads the whole desired state in one read transaction and compiles it.
+    pub async fn load(
+        store: &trellis_store::Store,
+        ctx: &Context,
+    ) -> Result<Snapshot, CompileError> {
+        let mut tx = store.read().await?;
+        let revision = tx.revision();
+        let mut records = Vec::new();
+        for kind in KINDS {
+            records.extend(tx.list(kind, None).await?);
+        }
+        // Everything is read; ending the transaction now keeps the reader short (an open SQLite
+        // reader holds back WAL checkpoints). A failed rollback cannot make the reads wrong.
+        if let Err(e) = tx.rollback().await {
+            tracing::debug!(error = %e, "ending the snapshot read transaction failed");
+        }
+        compile(&CompileInput {
+            revision,
+            ctx: ctx.clone(),
+            records,
+        })
+    }
+
+    /// The served service for a `Host`/`:authority` value or an SNI name: the port (if any) is
+    /// stripped, a trailing dot ignored, and the name compared case-insensitively.
+    pub fn service_by_host(&self, host: &str) -> Option<&Arc<ServiceEntry>> {
+        let name = strip_port(host);
+        let name = name.strip_suffix('.').unwrap_or(name);
+        match self.hosts.get(name) {
+            Some(s) => Some(s),
+            None if name.bytes().any(|b| b.is_ascii_uppercase()) => {
+                self.hosts.get(&name.to_ascii_lowercase())
+            }
+            None => None,
+        }
+    }
+}
+
+/// `host[:port]` → `host`. An IPv6 literal keeps its brackets (no service is named by one).
+fn strip_port(authority: &str) -> &str {
+    if authority.starts_with('[') {
+        return match authority.find(']') {
+            Some(end) => &authority[..=end],
+            None => authority,
+        };
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => authority,
+    }
+}
+
+/// Publication of snapshots: the request path loads the current one from an `ArcSwap` (no lock,
+/// no await); reconcilers follow a `watch` that always holds the newest one.
+#[derive(Debug)]
+pub struct Publisher {
+    current: Arc<ArcSwap<Snapshot>>,
+    watch: watch::Sender<Arc<Snapshot>>,
+}
+
+impl Publisher {
+    pub fn new(initial: Arc<Snapshot>) -> Publisher {
+        let (watch, _) = watch::channel(Arc::clone(&initial));
+        Publisher {
+            current: Arc::new(ArcSwap::new(initial)),
+            watch,
+        }
+    }
+
+    /// The handle the request path reads (`load_full()` once per request).
+    pub fn handle(&self) -> Arc<ArcSwap<Snapshot>> {
+        Arc::clone(&self.current)
+    }
+
+    /// A receiver that sees every snapshot published from now on (the latest one when several
+    /// are published between two reads).
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
+        self.watch.subscribe()
+    }
+
+    /// The snapshot in service.
+    pub fn current(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// Puts `snapshot` in service: new requests see it at once; requests in flight keep the one
+    /// they loaded.
+    pub fn publish(&self, snapshot: Arc<Snapshot>) {
+        self.current.store(Arc::clone(&snapshot));
+        self.watch.send_replace(snapshot);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strip_port_table() {
+        for (input, want) in [
+            ("a.example.com", "a.example.com"),
+            ("a.example.com:8080", "a.example.com"),
+            ("a.example.com:", "a.example.com"),
+            ("[::1]:80", "[::1]"),
+            ("[::1]", "[::1]"),
+            ("a:b", "a:b"),
+        ] {
+            assert_eq!(strip_port(input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn publisher_swaps_and_notifies() {
+        let ctx = Context {
+            partition: "aws".into(),
+            region: "us-west-2".into(),
+            account_id: "111122223333".into(),
+        };
+        let p = Publisher::new(Arc::new(Snapshot::empty(ctx.clone())));
+        let handle = p.handle();
+        let mut rx = p.subscribe();
+        assert!(!rx.has_changed().unwrap());
+        let mut next = Snapshot::empty(ctx);
+        next.revision = 7;
+        p.publish(Arc::new(next));
+        assert_eq!(handle.load().revision, 7);
+        assert_eq!(p.current().revision, 7);
+        assert!(rx.has_changed().unwrap());
+        assert_eq!(rx.borrow_and_update().revision, 7);
+    }
+}
