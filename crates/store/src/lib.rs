@@ -28,7 +28,9 @@
 //!   single row with `revision` and the `last_seq` counter), `records` (PK `(kind, id)`, unique
 //!   `(kind, coalesce(parent, ''), name)` where `name` is set, unique `arn` where set, JSON `body`
 //!   and `refs` as TEXT), `record_refs` (the deduplicated `(kind, id, ref_id)` index behind
-//!   [`Tx::list_referencing`]) and `idempotency` (`(scope, token)` → request hash and response).
+//!   [`Tx::list_referencing`]), `idempotency` (`(scope, token)` → request hash and response) and
+//!   `blobs` (content-addressed bytes keyed by their SHA-256, for function code; see
+//!   [`Tx::put_blob`]).
 //!   A parent of `""` shares the top-level scope with `None`; ids are never empty in practice.
 //! * **Errors.** Uniqueness violations are `Conflict` and leave the transaction usable on both
 //!   engines (each insert/update runs under a savepoint). Any other failed statement poisons the

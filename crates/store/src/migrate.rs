@@ -14,11 +14,18 @@ struct Migration {
 }
 
 /// In version order. A migration is never edited once released; add a new one instead.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../migrations/0001_initial.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("../migrations/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "blobs",
+        sql: include_str!("../migrations/0002_blobs.sql"),
+    },
+];
 
 /// PostgreSQL advisory lock key held while migrating, so nodes starting together do not race
 /// (the bytes spell "trellis").

@@ -1,6 +1,8 @@
 //! Transactions: record, reference and idempotency operations, and commit with the revision bump
 //! and change-feed publication.
 
+mod blob;
+
 use std::collections::HashSet;
 use std::sync::Arc;
 
