@@ -1,0 +1,259 @@
+//! Alias operations: CreateAlias, GetAlias, ListAliases, UpdateAlias and DeleteAlias.
+//!
+//! An alias names `$LATEST` or a published version and may send a share of invocations to one
+//! additional version (`RoutingConfig.AdditionalVersionWeights`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde_json::json;
+use trellis_store::Tx;
+
+use super::error::{LambdaError, LambdaResult};
+use super::local_ref;
+use super::wire::{self, AliasInput, alias_configuration, check_revision, parse_body, required};
+use crate::FunctionHost;
+use crate::catalog::{self, Loaded};
+use crate::config::{self, AliasDoc, FunctionDoc, new_revision_id};
+use crate::names::{LATEST, check_alias_name, qualified_arn, version_number};
+
+fn alias_not_found(host: &FunctionHost, name: &str, alias: &str) -> LambdaError {
+    LambdaError::NotFound(format!(
+        "Cannot find alias arn: {}",
+        qualified_arn(host.ctx(), name, alias)
+    ))
+}
+
+async fn load_function(
+    host: &FunctionHost,
+    tx: &mut Tx,
+    name: &str,
+) -> LambdaResult<Loaded<FunctionDoc>> {
+    catalog::get_function(tx, name)
+        .await?
+        .ok_or_else(|| LambdaError::NotFound(catalog::not_found_message(host.ctx(), name, None)))
+}
+
+/// Checks that `version` (`$LATEST` or a number) exists for `name`.
+async fn check_version(
+    host: &FunctionHost,
+    tx: &mut Tx,
+    name: &str,
+    version: &str,
+) -> LambdaResult<()> {
+    if version == LATEST {
+        return Ok(());
+    }
+    let exists = match version_number(version) {
+        Some(n) => catalog::get_version(tx, name, n).await?.is_some(),
+        None => {
+            return Err(LambdaError::Validation(config::constraint(
+                "functionVersion",
+                version,
+                "Member must satisfy regular expression pattern: (\\$LATEST|[0-9]+)",
+            )));
+        }
+    };
+    if exists {
+        Ok(())
+    } else {
+        Err(LambdaError::NotFound(catalog::not_found_message(
+            host.ctx(),
+            name,
+            Some(version),
+        )))
+    }
+}
+
+/// Checks a routing configuration against the alias's primary version.
+async fn check_routing(
+    host: &FunctionHost,
+    tx: &mut Tx,
+    name: &str,
+    primary: &str,
+    weights: &BTreeMap<String, f64>,
+) -> LambdaResult<()> {
+    if weights.len() > 1 {
+        return Err(LambdaError::InvalidParameter(
+            "Number of items in AdditionalVersionWeights cannot be greater than 1".into(),
+        ));
+    }
+    for (version, weight) in weights {
+        if !(0.0..=1.0).contains(weight) {
+            return Err(LambdaError::Validation(config::constraint(
+                "routingConfig.additionalVersionWeights",
+                weight,
+                "Map value must satisfy constraint: [Member must have value less than or equal to 1.0, Member must have value greater than or equal to 0.0]",
+            )));
+        }
+        if version == primary {
+            return Err(LambdaError::InvalidParameter(format!(
+                "Invalid function version {version}. Function version {version} is already included in routing configuration."
+            )));
+        }
+        if version == LATEST || primary == LATEST {
+            return Err(LambdaError::InvalidParameter(
+                "$LATEST is not supported for an alias pointing to more than 1 version".into(),
+            ));
+        }
+        check_version(host, tx, name, version).await?;
+    }
+    Ok(())
+}
+
+pub async fn create_alias(
+    State(host): State<Arc<FunctionHost>>,
+    Path(function_name): Path<String>,
+    body: Bytes,
+) -> LambdaResult<Response> {
+    let input: AliasInput = parse_body(&body)?;
+    let fref = local_ref(&host, &function_name, false)?;
+    let alias = required(input.name, "name")?;
+    check_alias_name(&alias)?;
+    let function_version = required(input.function_version, "functionVersion")?;
+    let description = input.description.unwrap_or_default();
+    config::check_description(&description)?;
+    let weights = input
+        .routing_config
+        .and_then(|r| r.additional_version_weights)
+        .unwrap_or_default();
+    let mut tx = host.store().write().await?;
+    load_function(&host, &mut tx, &fref.name).await?;
+    check_version(&host, &mut tx, &fref.name, &function_version).await?;
+    check_routing(&host, &mut tx, &fref.name, &function_version, &weights).await?;
+    if catalog::get_alias(&mut tx, &fref.name, &alias)
+        .await?
+        .is_some()
+    {
+        return Err(LambdaError::Conflict(format!(
+            "Alias already exists: {}",
+            qualified_arn(host.ctx(), &fref.name, &alias)
+        )));
+    }
+    let doc = AliasDoc {
+        function: fref.name.clone(),
+        name: alias.clone(),
+        function_version,
+        description,
+        additional_version_weights: weights,
+        revision_id: new_revision_id(),
+    };
+    tx.insert(&catalog::alias_record(host.ctx(), &doc)).await?;
+    tx.commit().await?;
+    let arn = qualified_arn(host.ctx(), &fref.name, &alias);
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(alias_configuration(&arn, &doc)),
+    )
+        .into_response())
+}
+
+pub async fn get_alias(
+    State(host): State<Arc<FunctionHost>>,
+    Path((function_name, alias)): Path<(String, String)>,
+) -> LambdaResult<Response> {
+    let fref = local_ref(&host, &function_name, false)?;
+    check_alias_name(&alias)?;
+    let mut tx = host.store().read().await?;
+    load_function(&host, &mut tx, &fref.name).await?;
+    let doc = catalog::get_alias(&mut tx, &fref.name, &alias)
+        .await?
+        .ok_or_else(|| alias_not_found(&host, &fref.name, &alias))?
+        .doc;
+    let arn = qualified_arn(host.ctx(), &fref.name, &alias);
+    Ok(axum::Json(alias_configuration(&arn, &doc)).into_response())
+}
+
+pub async fn list_aliases(
+    State(host): State<Arc<FunctionHost>>,
+    Path(function_name): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> LambdaResult<Response> {
+    let fref = local_ref(&host, &function_name, false)?;
+    let page = wire::page(
+        params.get("Marker").map(String::as_str),
+        params.get("MaxItems").map(String::as_str),
+    )?;
+    let version = params.get("FunctionVersion");
+    let mut tx = host.store().read().await?;
+    load_function(&host, &mut tx, &fref.name).await?;
+    let items: Vec<_> = catalog::list_aliases(&mut tx, &fref.name)
+        .await?
+        .into_iter()
+        .filter(|a| version.is_none_or(|v| a.doc.function_version == *v))
+        .map(|a| {
+            let arn = qualified_arn(host.ctx(), &fref.name, &a.doc.name);
+            (a.record.seq, alias_configuration(&arn, &a.doc))
+        })
+        .collect();
+    let (aliases, next) = wire::paginate(items, page);
+    let mut doc = json!({ "Aliases": aliases });
+    if let Some(next) = next {
+        doc["NextMarker"] = json!(next);
+    }
+    Ok(axum::Json(doc).into_response())
+}
+
+pub async fn update_alias(
+    State(host): State<Arc<FunctionHost>>,
+    Path((function_name, alias)): Path<(String, String)>,
+    body: Bytes,
+) -> LambdaResult<Response> {
+    let input: AliasInput = parse_body(&body)?;
+    let fref = local_ref(&host, &function_name, false)?;
+    check_alias_name(&alias)?;
+    let mut tx = host.store().write().await?;
+    load_function(&host, &mut tx, &fref.name).await?;
+    let Loaded { record, mut doc } = catalog::get_alias(&mut tx, &fref.name, &alias)
+        .await?
+        .ok_or_else(|| alias_not_found(&host, &fref.name, &alias))?;
+    check_revision(input.revision_id.as_deref(), &doc.revision_id)?;
+    if let Some(version) = input.function_version {
+        check_version(&host, &mut tx, &fref.name, &version).await?;
+        doc.function_version = version;
+    }
+    if let Some(description) = input.description {
+        config::check_description(&description)?;
+        doc.description = description;
+    }
+    if let Some(routing) = input.routing_config {
+        doc.additional_version_weights = routing.additional_version_weights.unwrap_or_default();
+    }
+    check_routing(
+        &host,
+        &mut tx,
+        &fref.name,
+        &doc.function_version,
+        &doc.additional_version_weights,
+    )
+    .await?;
+    doc.revision_id = new_revision_id();
+    let mut updated = catalog::alias_record(host.ctx(), &doc);
+    updated.seq = record.seq;
+    tx.update(&updated).await?;
+    tx.commit().await?;
+    let arn = qualified_arn(host.ctx(), &fref.name, &alias);
+    Ok(axum::Json(alias_configuration(&arn, &doc)).into_response())
+}
+
+pub async fn delete_alias(
+    State(host): State<Arc<FunctionHost>>,
+    Path((function_name, alias)): Path<(String, String)>,
+) -> LambdaResult<Response> {
+    let fref = local_ref(&host, &function_name, false)?;
+    check_alias_name(&alias)?;
+    let mut tx = host.store().write().await?;
+    load_function(&host, &mut tx, &fref.name).await?;
+    // Deleting an alias that is not there succeeds, as in Lambda (the operation models no
+    // ResourceNotFoundException).
+    if let Some(existing) = catalog::get_alias(&mut tx, &fref.name, &alias).await? {
+        tx.delete(&existing.record.kind, &existing.record.id)
+            .await?;
+        tx.commit().await?;
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

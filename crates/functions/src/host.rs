@@ -1,0 +1,597 @@
+//! The function host: the one entry point for invoking functions, used by the Lambda `Invoke`
+//! API and by the data plane's LAMBDA target groups alike.
+//!
+//! [`FunctionHost::invoke`] takes what a target names — a function name, partial ARN or full
+//! ARN, optionally qualified with a version or alias — and returns the function's payload with
+//! Lambda's error signalling. Functions this Trellis holds in its store run in local runtime
+//! processes; any other function goes to the remote endpoint when one is configured.
+//!
+//! Resolution (name + qualifier → version and configuration) reads the store, and is cached
+//! per store revision: the cache is dropped whenever the change feed moves, so an update is seen
+//! by the next invocation on this node, and by other nodes as soon as their feed follows.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use tokio::sync::watch;
+use trellis_model::Context;
+use trellis_store::{Revision, Store, StoreError};
+
+use crate::catalog::{self, Resolution, ResolveError, Target};
+use crate::code;
+use crate::config::runtime_kind;
+use crate::logs::FunctionLog;
+use crate::names::{FunctionRef, parse_function_name};
+use crate::pool::{PoolKey, Pools};
+use crate::remote::{RemoteClient, RemoteConfig};
+use crate::runtime_api::Invocation;
+use crate::sandbox::{
+    NODE_BOOTSTRAP, NODE_BOOTSTRAP_FILE, PYTHON_BOOTSTRAP, PYTHON_BOOTSTRAP_FILE, SandboxSpec,
+};
+
+/// Lambda's limit for a synchronous invocation's request payload.
+pub const MAX_SYNC_PAYLOAD: usize = 6_291_456;
+/// Lambda's limit for an asynchronous (`Event`) invocation's payload.
+pub const MAX_ASYNC_PAYLOAD: usize = 1_048_576;
+
+/// Defaults of [`HostConfig`].
+pub const DEFAULT_CONCURRENCY: usize = 10;
+pub const DEFAULT_QUEUE_DEPTH: usize = 100;
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// How the host runs.
+#[derive(Clone, Debug)]
+pub struct HostConfig {
+    /// The data dir: code is unpacked under `functions/`, logs go to `logs/functions/`.
+    pub data_dir: PathBuf,
+    /// Partition, region and account of local functions' ARNs.
+    pub ctx: Context,
+    /// Concurrent invocations per function (the runtime processes it may have busy at once).
+    pub concurrency: usize,
+    /// Invocations per function that may wait for a free slot before further ones are
+    /// throttled.
+    pub queue_depth: usize,
+    /// Idle runtime processes are stopped after this long.
+    pub idle_timeout: Duration,
+    /// Programs for the Node.js and Python runtimes.
+    pub node: String,
+    pub python: String,
+    /// Where invocations of functions not in the store go.
+    pub remote: Option<RemoteConfig>,
+}
+
+impl HostConfig {
+    pub fn new(data_dir: PathBuf, ctx: Context) -> HostConfig {
+        HostConfig {
+            data_dir,
+            ctx,
+            concurrency: DEFAULT_CONCURRENCY,
+            queue_depth: DEFAULT_QUEUE_DEPTH,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            node: "node".into(),
+            python: "python3".into(),
+            remote: None,
+        }
+    }
+}
+
+/// `X-Amz-Invocation-Type`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum InvocationType {
+    #[default]
+    RequestResponse,
+    Event,
+    DryRun,
+}
+
+/// Everything about an invocation besides the target and the payload.
+#[derive(Clone, Debug, Default)]
+pub struct InvokeOptions {
+    pub invocation_type: InvocationType,
+    /// `LogType: Tail`: return the last 4 KB of the invocation's log.
+    pub log_tail: bool,
+    /// `X-Amz-Client-Context` as sent (base64 of a JSON document).
+    pub client_context_base64: Option<String>,
+    /// A `Qualifier` given separately from the function name; must agree with one in the name.
+    pub qualifier: Option<String>,
+}
+
+/// The result of an invocation that ran (or was accepted to run).
+#[derive(Clone, Debug, PartialEq)]
+pub struct InvokeOutcome {
+    /// 200 (`RequestResponse`), 202 (`Event`) or 204 (`DryRun`).
+    pub status: u16,
+    /// The function's result, or its error document when `function_error` is set.
+    pub payload: Bytes,
+    /// `Unhandled` when the function failed (an error, a crash, a timeout).
+    pub function_error: Option<String>,
+    /// Base64 of the end of the invocation's log, as in `X-Amz-Log-Result` (with `log_tail`).
+    pub log_tail: Option<String>,
+    /// The version that ran (`$LATEST` or a number).
+    pub executed_version: Option<String>,
+}
+
+/// Why an invocation did not run. Each maps to one Lambda error (see [`InvokeError::code`]).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum InvokeError {
+    /// The function name does not parse (`ValidationException`).
+    #[error("{0}")]
+    InvalidName(String),
+    /// `InvalidParameterValueException`.
+    #[error("{0}")]
+    InvalidParameter(String),
+    /// `ResourceNotFoundException`.
+    #[error("{0}")]
+    NotFound(String),
+    /// The payload is over Lambda's limit (`RequestTooLargeException`).
+    #[error("{0}")]
+    RequestTooLarge(String),
+    /// The payload is not JSON (`InvalidRequestContentException`).
+    #[error("{0}")]
+    InvalidRequestContent(String),
+    /// The function's concurrency and queue are full (`TooManyRequestsException`).
+    #[error("Rate Exceeded.")]
+    TooManyRequests,
+    /// The remote endpoint answered with an error, passed on as it is.
+    #[error("{error_type}: {message}")]
+    Remote {
+        status: u16,
+        error_type: String,
+        message: String,
+        body: Bytes,
+    },
+    /// The remote endpoint could not be reached (`ServiceException`, 502).
+    #[error("{0}")]
+    Unavailable(String),
+    /// Something on this side failed (`ServiceException`, 500).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl InvokeError {
+    /// The Lambda error code.
+    pub fn code(&self) -> &str {
+        match self {
+            InvokeError::InvalidName(_) => "ValidationException",
+            InvokeError::InvalidParameter(_) => "InvalidParameterValueException",
+            InvokeError::NotFound(_) => "ResourceNotFoundException",
+            InvokeError::RequestTooLarge(_) => "RequestTooLargeException",
+            InvokeError::InvalidRequestContent(_) => "InvalidRequestContentException",
+            InvokeError::TooManyRequests => "TooManyRequestsException",
+            InvokeError::Remote { error_type, .. } => error_type,
+            InvokeError::Unavailable(_) | InvokeError::Internal(_) => "ServiceException",
+        }
+    }
+
+    /// The HTTP status Lambda answers with.
+    pub fn status(&self) -> u16 {
+        match self {
+            InvokeError::InvalidName(_)
+            | InvokeError::InvalidParameter(_)
+            | InvokeError::InvalidRequestContent(_) => 400,
+            InvokeError::NotFound(_) => 404,
+            InvokeError::RequestTooLarge(_) => 413,
+            InvokeError::TooManyRequests => 429,
+            InvokeError::Remote { status, .. } => *status,
+            InvokeError::Unavailable(_) => 502,
+            InvokeError::Internal(_) => 500,
+        }
+    }
+}
+
+impl From<StoreError> for InvokeError {
+    fn from(e: StoreError) -> Self {
+        InvokeError::Internal(format!("store: {e}"))
+    }
+}
+
+struct ResolutionCache {
+    revision: Revision,
+    entries: HashMap<(String, Option<String>), Arc<Resolution>>,
+}
+
+/// The Lambda-compatible function host.
+pub struct FunctionHost {
+    store: Store,
+    config: HostConfig,
+    pools: Pools,
+    remote: Option<RemoteClient>,
+    runtime_dir: PathBuf,
+    feed: watch::Receiver<Revision>,
+    cache: Mutex<ResolutionCache>,
+    logs: Mutex<HashMap<String, Arc<FunctionLog>>>,
+    sweeper: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// This host, for tasks that outlive the call that started them (asynchronous invocations).
+    me: Weak<FunctionHost>,
+}
+
+impl std::fmt::Debug for FunctionHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FunctionHost")
+            .field("data_dir", &self.config.data_dir)
+            .field("concurrency", &self.config.concurrency)
+            .field("remote", &self.remote)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FunctionHost {
+    /// Prepares the data dir (bootstrap scripts, leftovers of interrupted unpacks) and starts the
+    /// idle-process sweep. Must be called inside a Tokio runtime.
+    pub fn new(store: Store, config: HostConfig) -> Result<Arc<FunctionHost>, String> {
+        let remote = match &config.remote {
+            Some(remote) => Some(RemoteClient::new(remote.clone())?),
+            None => None,
+        };
+        let root = code::functions_root(&config.data_dir);
+        let runtime_dir = root.join(code::RUNTIME_DIR);
+        std::fs::create_dir_all(&runtime_dir)
+            .map_err(|e| format!("cannot create {}: {e}", runtime_dir.display()))?;
+        for (file, content) in [
+            (PYTHON_BOOTSTRAP_FILE, PYTHON_BOOTSTRAP),
+            (NODE_BOOTSTRAP_FILE, NODE_BOOTSTRAP),
+        ] {
+            let path = runtime_dir.join(file);
+            if std::fs::read_to_string(&path).ok().as_deref() != Some(content) {
+                std::fs::write(&path, content)
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            }
+        }
+        code::clean_temporary(&config.data_dir);
+        let feed = store.subscribe();
+        let revision = *feed.borrow();
+        let host = Arc::new_cyclic(|me| FunctionHost {
+            me: me.clone(),
+            store,
+            pools: Pools::new(config.concurrency, config.queue_depth),
+            remote,
+            runtime_dir,
+            feed,
+            cache: Mutex::new(ResolutionCache {
+                revision,
+                entries: HashMap::new(),
+            }),
+            logs: Mutex::new(HashMap::new()),
+            sweeper: Mutex::new(None),
+            config,
+        });
+        let sweeper = tokio::spawn(sweep(Arc::downgrade(&host)));
+        *host.sweeper.lock().unwrap_or_else(|e| e.into_inner()) = Some(sweeper);
+        Ok(host)
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn ctx(&self) -> &Context {
+        &self.config.ctx
+    }
+
+    pub fn config(&self) -> &HostConfig {
+        &self.config
+    }
+
+    /// Whether invocations of unknown functions go to a remote endpoint.
+    pub fn has_remote(&self) -> bool {
+        self.remote.is_some()
+    }
+
+    /// Invokes synchronously (`RequestResponse`) without a log tail: what a LAMBDA target group
+    /// needs. `target` is a function name, partial or full ARN, optionally qualified.
+    pub async fn invoke(&self, target: &str, payload: Bytes) -> Result<InvokeOutcome, InvokeError> {
+        self.invoke_with(target, payload, &InvokeOptions::default())
+            .await
+    }
+
+    /// Invokes with every option of the `Invoke` API.
+    pub async fn invoke_with(
+        &self,
+        target: &str,
+        payload: Bytes,
+        options: &InvokeOptions,
+    ) -> Result<InvokeOutcome, InvokeError> {
+        let fref = parse_function_name(target, true)
+            .map_err(|e| InvokeError::InvalidName(e.to_string()))?
+            .with_qualifier(options.qualifier.as_deref())
+            .map_err(InvokeError::InvalidParameter)?;
+        check_payload(&payload, options.invocation_type)?;
+
+        if !fref.is_local(&self.config.ctx) {
+            return self.invoke_remote(&fref, payload, options).await;
+        }
+        let resolution = match self.resolve(&fref.name, fref.qualifier.as_deref()).await {
+            Ok(r) => r,
+            Err(ResolveError::NotFound(_)) if self.remote.is_some() => {
+                return self.invoke_remote(&fref, payload, options).await;
+            }
+            Err(ResolveError::NotFound(message)) => return Err(InvokeError::NotFound(message)),
+            Err(ResolveError::Store(e)) => return Err(e.into()),
+        };
+        let target = pick(&resolution);
+        let invoked_arn = fref.arn(&self.config.ctx);
+        match options.invocation_type {
+            InvocationType::DryRun => Ok(InvokeOutcome {
+                status: 204,
+                payload: Bytes::new(),
+                function_error: None,
+                log_tail: None,
+                executed_version: Some(target.version.clone()),
+            }),
+            InvocationType::Event => {
+                let host = self.me.clone();
+                let target = target.clone();
+                let options = options.clone();
+                let executed_version = target.version.clone();
+                tokio::spawn(async move {
+                    let Some(host) = host.upgrade() else { return };
+                    match host
+                        .run_local(&target, &invoked_arn, payload, &options)
+                        .await
+                    {
+                        Ok(outcome) if outcome.function_error.is_some() => tracing::info!(
+                            function = %target.name,
+                            version = %target.version,
+                            "asynchronous invocation failed (see the function log)"
+                        ),
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(function = %target.name, error = %e, "asynchronous invocation was not run")
+                        }
+                    }
+                });
+                Ok(InvokeOutcome {
+                    status: 202,
+                    payload: Bytes::new(),
+                    function_error: None,
+                    log_tail: None,
+                    executed_version: Some(executed_version),
+                })
+            }
+            InvocationType::RequestResponse => {
+                self.run_local(target, &invoked_arn, payload, options).await
+            }
+        }
+    }
+
+    async fn invoke_remote(
+        &self,
+        fref: &FunctionRef,
+        payload: Bytes,
+        options: &InvokeOptions,
+    ) -> Result<InvokeOutcome, InvokeError> {
+        match &self.remote {
+            Some(remote) => remote.invoke(fref, payload, options).await,
+            None => Err(InvokeError::NotFound(format!(
+                "Function not found: {}",
+                fref.arn(&self.config.ctx)
+            ))),
+        }
+    }
+
+    /// Resolves a local function, from the cache when the store has not moved since.
+    pub async fn resolve(
+        &self,
+        name: &str,
+        qualifier: Option<&str>,
+    ) -> Result<Arc<Resolution>, ResolveError> {
+        let key = (name.to_string(), qualifier.map(str::to_string));
+        let revision = *self.feed.borrow();
+        {
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if cache.revision != revision {
+                cache.revision = revision;
+                cache.entries.clear();
+            }
+            if let Some(hit) = cache.entries.get(&key) {
+                return Ok(hit.clone());
+            }
+        }
+        let mut tx = self.store.read().await?;
+        let resolution =
+            Arc::new(catalog::resolve(&mut tx, &self.config.ctx, name, qualifier).await?);
+        let seen = tx.revision();
+        drop(tx);
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        // Only cache what was read at the revision the cache stands for; a newer read is
+        // right but the cache would mix revisions.
+        if cache.revision == seen {
+            cache.entries.insert(key, resolution.clone());
+        }
+        Ok(resolution)
+    }
+
+    fn log_for(&self, name: &str) -> Arc<FunctionLog> {
+        self.logs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(name.to_string())
+            .or_insert_with(|| Arc::new(FunctionLog::new(&self.config.data_dir, name)))
+            .clone()
+    }
+
+    /// The unpacked code of `sha256_hex`, fetched from the store and unpacked if needed.
+    async fn code_dir(&self, sha256_hex: &str) -> Result<PathBuf, InvokeError> {
+        let dir = code::code_dir(&self.config.data_dir, sha256_hex);
+        if dir.is_dir() {
+            return Ok(dir);
+        }
+        let zip = {
+            let mut tx = self.store.read().await?;
+            tx.get_blob(sha256_hex).await?
+        }
+        .ok_or_else(|| {
+            InvokeError::Internal(format!("the code {sha256_hex} is missing from the store"))
+        })?;
+        let data_dir = self.config.data_dir.clone();
+        let sha = sha256_hex.to_string();
+        tokio::task::spawn_blocking(move || code::unpack(&data_dir, &sha, &zip))
+            .await
+            .map_err(|e| InvokeError::Internal(format!("unpacking code: {e}")))?
+            .map_err(|e| InvokeError::Internal(format!("unpacking code {sha256_hex}: {e}")))
+    }
+
+    async fn spec_for(&self, target: &Target) -> Result<Arc<SandboxSpec>, InvokeError> {
+        let config = &target.config;
+        let kind = runtime_kind(&config.runtime).ok_or_else(|| {
+            InvokeError::InvalidParameter(format!(
+                "The runtime {} is not supported by Trellis",
+                config.runtime
+            ))
+        })?;
+        let code_dir = self.code_dir(&config.code_sha256).await?;
+        Ok(Arc::new(SandboxSpec {
+            function_name: target.name.clone(),
+            version: target.version.clone(),
+            runtime: config.runtime.clone(),
+            kind,
+            handler: config.handler.clone(),
+            code_dir,
+            runtime_dir: self.runtime_dir.clone(),
+            environment: config.environment.clone(),
+            region: self.config.ctx.region.clone(),
+            timeout: Duration::from_secs(u64::from(config.timeout)),
+            memory_mb: config.memory_size,
+            node: self.config.node.clone(),
+            python: self.config.python.clone(),
+            log: self.log_for(&target.name),
+        }))
+    }
+
+    async fn run_local(
+        &self,
+        target: &Target,
+        invoked_arn: &str,
+        payload: Bytes,
+        options: &InvokeOptions,
+    ) -> Result<InvokeOutcome, InvokeError> {
+        let _permit = self
+            .pools
+            .admit(&target.name)
+            .await
+            .map_err(|_| InvokeError::TooManyRequests)?;
+        let key: PoolKey = (target.name.clone(), target.version.clone());
+        let digest = target.config.execution_digest();
+        let pool = match self.pools.existing(&key, &digest) {
+            Some(pool) => pool,
+            None => {
+                let spec = self.spec_for(target).await?;
+                self.pools.install(key.clone(), digest, spec)
+            }
+        };
+        let client_context = options.client_context_base64.as_ref().and_then(|cc| {
+            base64::engine::general_purpose::STANDARD
+                .decode(cc)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+        });
+        let invocation = Invocation {
+            request_id: uuid::Uuid::new_v4().to_string(),
+            payload,
+            invoked_arn: invoked_arn.to_string(),
+            client_context,
+            timeout: pool.spec.timeout,
+        };
+        let completed =
+            self.pools.run(&key, &pool, invocation).await.map_err(|e| {
+                InvokeError::Internal(format!("cannot start a runtime process: {e}"))
+            })?;
+        let log_tail = options
+            .log_tail
+            .then(|| base64::engine::general_purpose::STANDARD.encode(&completed.tail));
+        let (payload, function_error) = completed.into_payload();
+        Ok(InvokeOutcome {
+            status: 200,
+            payload,
+            function_error,
+            log_tail,
+            executed_version: Some(target.version.clone()),
+        })
+    }
+
+    /// Stops the runtime processes of `name` (after a delete, or when its code changed).
+    pub fn forget(&self, name: &str) {
+        self.pools.retire_function(name);
+    }
+
+    /// Process ids of the idle runtime processes of one function version (diagnostics, tests).
+    pub fn idle_pids(&self, name: &str, version: &str) -> Vec<u32> {
+        self.pools
+            .get(&(name.to_string(), version.to_string()))
+            .map(|p| p.idle_pids())
+            .unwrap_or_default()
+    }
+
+    /// How many invocations of `name` wait for a free concurrency slot (diagnostics, tests).
+    pub fn queued(&self, name: &str) -> usize {
+        self.pools.waiting(name)
+    }
+
+    /// Kills every runtime process. Call at shutdown.
+    pub fn shutdown(&self) {
+        if let Some(task) = self
+            .sweeper
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            task.abort();
+        }
+        self.pools.shutdown();
+    }
+}
+
+/// Payload checks Lambda makes before running anything.
+fn check_payload(payload: &[u8], invocation_type: InvocationType) -> Result<(), InvokeError> {
+    let limit = match invocation_type {
+        InvocationType::Event => MAX_ASYNC_PAYLOAD,
+        _ => MAX_SYNC_PAYLOAD,
+    };
+    if payload.len() > limit {
+        return Err(InvokeError::RequestTooLarge(format!(
+            "Request must be smaller than {limit} bytes for the InvokeFunction operation"
+        )));
+    }
+    if !payload.is_empty()
+        && let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(payload)
+    {
+        return Err(InvokeError::InvalidRequestContent(format!(
+            "Could not parse request body into json: Could not parse payload into json: {e}"
+        )));
+    }
+    Ok(())
+}
+
+/// Picks the version an invocation runs: an alias's additional version gets its share.
+fn pick(resolution: &Resolution) -> &Target {
+    match &resolution.additional {
+        Some((weight, additional)) if rand::random::<f64>() < *weight => additional,
+        _ => &resolution.primary,
+    }
+}
+
+/// Stops idle runtime processes now and then, until the host is dropped.
+async fn sweep(host: Weak<FunctionHost>) {
+    loop {
+        let interval = match host.upgrade() {
+            Some(h) => (h.config.idle_timeout / 4)
+                .clamp(Duration::from_millis(100), Duration::from_secs(30)),
+            None => return,
+        };
+        tokio::time::sleep(interval).await;
+        match host.upgrade() {
+            Some(h) => h.pools.sweep(h.config.idle_timeout),
+            None => return,
+        }
+    }
+}
+
+impl Drop for FunctionHost {
+    fn drop(&mut self) {
+        self.pools.shutdown();
+    }
+}
