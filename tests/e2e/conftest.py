@@ -21,6 +21,10 @@ import boto3
 import botocore.config
 import pytest
 
+# The data-plane tests' fixtures (testbackend processes, a server with a known DNS port) live in
+# backends.py.
+pytest_plugins = ["backends"]
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.environ.get("TRELLIS_BIN", os.path.join(ROOT, "target", "debug", "trellis"))
 ACCESS_KEY = "AKIATRELLISTESTKEY01"
@@ -120,6 +124,12 @@ class Server:
     def revision(self):
         return json.loads(self.admin("/_trellis/revision")[1])
 
+    def dns_address(self):
+        """(host, port) of the DNS server: DATA_DIR/dns-address, written before api-address, so a
+        server started with `--dns-listen 127.0.0.1:0` can be queried."""
+        host, _, port = open(os.path.join(self.data_dir, "dns-address")).read().strip().rpartition(":")
+        return host.strip("[]"), int(port)
+
     def client(self, service="vpc-lattice", **kw):
         return boto3.client(
             service,
@@ -166,6 +176,19 @@ def server(request):
 def lattice(server):
     """A boto3 `vpc-lattice` client for the module's server."""
     return server.client()
+
+
+def wait_applied(server, revision, timeout=STARTUP_TIMEOUT_S):
+    """Returns the `/_trellis/revision` answer once the data plane has applied `revision` (a bounded
+    poll of the admin endpoint: no test sleeps for a fixed time hoping a change has landed)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rev = server.revision()
+        if rev["applied"] >= revision:
+            return rev
+        if time.monotonic() > deadline:
+            raise AssertionError(f"revision {revision} not applied in {timeout}s: {rev}\n{server.log()}")
+        time.sleep(0.01)
 
 
 def unique(prefix="t"):

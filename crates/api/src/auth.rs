@@ -1,5 +1,7 @@
-//! The SigV4 gate: every Lattice API call must be signed (service `vpc-lattice`) with the root
-//! credentials. The body is buffered here because the signature covers its hash.
+//! The SigV4 gate: every API call must be signed with the root credentials, for service `lambda`
+//! on the Lambda API's paths (`/2015-03-31/…`) and `vpc-lattice` everywhere else; a request
+//! signed for the other service is `InvalidSignatureException`. The body is buffered here because
+//! the signature covers its hash.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -14,6 +16,11 @@ use crate::error::ApiError;
 /// auth policy, is 36,864 characters).
 const MAX_BODY: usize = 1 << 20;
 
+/// The Lambda API's paths and its request limit (a CreateFunction carrying a 50 MB zip in
+/// base64, Lambda's own limit).
+const LAMBDA_PREFIX: &str = "/2015-03-31/";
+const MAX_LAMBDA_BODY: usize = 70_167_211;
+
 struct RootLookup<'a>(&'a crate::RootCredentials);
 
 impl trellis_sigv4::SecretLookup for RootLookup<'_> {
@@ -24,8 +31,18 @@ impl trellis_sigv4::SecretLookup for RootLookup<'_> {
 
 pub async fn sigv4_gate(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
-    let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
+    let lambda = parts.uri.path().starts_with(LAMBDA_PREFIX);
+    let limit = if lambda { MAX_LAMBDA_BODY } else { MAX_BODY };
+    let bytes = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
+        Err(_) if lambda => {
+            return ApiError::Auth {
+                code: "RequestEntityTooLargeException",
+                status: 413,
+                message: format!("Request must be smaller than {limit} bytes"),
+            }
+            .into_response();
+        }
         Err(_) => {
             return ApiError::validation_other(format!("Request body exceeds {MAX_BODY} bytes"))
                 .into_response();
@@ -33,7 +50,7 @@ pub async fn sigv4_gate(State(state): State<AppState>, req: Request, next: Next)
     };
     let hash = hex::encode(Sha256::digest(&bytes));
     let opts = trellis_sigv4::VerifyOptions {
-        service: "vpc-lattice",
+        service: if lambda { "lambda" } else { "vpc-lattice" },
         region: Some(&state.ctx.region),
         now: time::OffsetDateTime::now_utc(),
         max_skew: time::Duration::minutes(15),

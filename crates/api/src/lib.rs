@@ -23,8 +23,8 @@ pub mod target_groups;
 mod testutil;
 pub mod wire;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -60,6 +60,16 @@ pub struct Inner {
     pub applied_revision: Arc<AtomicU64>,
     /// Whether the data plane is ready; `/_trellis/health` answers 503 until it is.
     pub data_plane_ready: Arc<AtomicBool>,
+    /// Listener ports the data plane could not bind at the last reconcile; `/_trellis/health`
+    /// answers 503 and lists them while any remain. Replaced wholesale by the data plane.
+    pub failed_ports: Arc<RwLock<Vec<FailedPort>>>,
+}
+
+/// A listener port the data plane failed to bind, as `/_trellis/health` reports it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct FailedPort {
+    pub port: u16,
+    pub error: String,
 }
 
 impl std::ops::Deref for AppState {
@@ -86,12 +96,26 @@ impl AppState {
             key_cache: trellis_sigv4::KeyCache::default(),
             applied_revision,
             data_plane_ready,
+            failed_ports: Arc::default(),
         }))
     }
 }
 
 /// The whole API: Lattice operations behind the SigV4 gate, admin endpoints without it.
 pub fn router(state: AppState) -> Router {
+    router_with(state, ExtraRoutes::default())
+}
+
+/// Routes another crate serves on the API address: `signed` behind the SigV4 gate (the Lambda
+/// API of `trellis-functions`), `public` without it. Each router carries its own state.
+#[derive(Default)]
+pub struct ExtraRoutes {
+    pub signed: Router,
+    pub public: Router,
+}
+
+/// [`router`] plus `extra`.
+pub fn router_with(state: AppState, extra: ExtraRoutes) -> Router {
     let lattice = Router::new()
         .merge(service_networks::routes())
         .merge(services::routes())
@@ -102,6 +126,8 @@ pub fn router(state: AppState) -> Router {
         .merge(listeners::routes())
         .merge(rules::routes())
         .merge(target_groups::routes())
+        .with_state(state.clone())
+        .merge(extra.signed)
         .fallback(unknown_operation)
         .method_not_allowed_fallback(unknown_operation)
         .layer(middleware::from_fn_with_state(
@@ -112,9 +138,10 @@ pub fn router(state: AppState) -> Router {
         .route("/_trellis/health", get(health))
         .route("/_trellis/revision", get(revision))
         .route("/metrics", get(metrics))
+        .with_state(state.clone())
+        .merge(extra.public)
         .merge(lattice)
-        .layer(middleware::from_fn_with_state(state.clone(), observe))
-        .with_state(state)
+        .layer(middleware::from_fn_with_state(state, observe))
 }
 
 /// Counts every request by operation and status and stamps `x-amzn-RequestId`.
@@ -164,14 +191,25 @@ async fn unknown_operation(method: Method, uri: axum::http::Uri) -> ApiError {
 async fn health(State(state): State<AppState>) -> Response {
     let store_ok = state.store.revision().await.is_ok();
     let dp = state.data_plane_ready.load(Ordering::Acquire);
-    let status = if store_ok && dp {
+    // A poisoned lock only means a writer panicked mid-replace; the list it left is still a list.
+    let failed_ports = state
+        .failed_ports
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    let status = if store_ok && dp && failed_ports.is_empty() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (
         status,
-        axum::Json(json!({ "api": true, "store": store_ok, "dataPlane": dp })),
+        axum::Json(json!({
+            "api": true,
+            "store": store_ok,
+            "dataPlane": dp,
+            "failedPorts": failed_ports,
+        })),
     )
         .into_response()
 }

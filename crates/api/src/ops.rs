@@ -189,6 +189,34 @@ const OPERATIONS: &[(&str, &str, &str)] = &[
         "UpdateServiceNetworkVpcAssociation",
     ),
     ("PATCH", "/targetgroups/*", "UpdateTargetGroup"),
+    // The Lambda API subset (`lambda/2015-03-31`) served by trellis-functions.
+    ("POST", "/2015-03-31/functions", "CreateFunction"),
+    ("GET", "/2015-03-31/functions", "ListFunctions"),
+    ("GET", "/2015-03-31/functions/*", "GetFunction"),
+    ("DELETE", "/2015-03-31/functions/*", "DeleteFunction"),
+    (
+        "GET",
+        "/2015-03-31/functions/*/configuration",
+        "GetFunctionConfiguration",
+    ),
+    (
+        "PUT",
+        "/2015-03-31/functions/*/configuration",
+        "UpdateFunctionConfiguration",
+    ),
+    ("PUT", "/2015-03-31/functions/*/code", "UpdateFunctionCode"),
+    ("POST", "/2015-03-31/functions/*/versions", "PublishVersion"),
+    (
+        "GET",
+        "/2015-03-31/functions/*/versions",
+        "ListVersionsByFunction",
+    ),
+    ("POST", "/2015-03-31/functions/*/aliases", "CreateAlias"),
+    ("GET", "/2015-03-31/functions/*/aliases", "ListAliases"),
+    ("GET", "/2015-03-31/functions/*/aliases/*", "GetAlias"),
+    ("PUT", "/2015-03-31/functions/*/aliases/*", "UpdateAlias"),
+    ("DELETE", "/2015-03-31/functions/*/aliases/*", "DeleteAlias"),
+    ("POST", "/2015-03-31/functions/*/invocations", "Invoke"),
 ];
 
 /// The operation name, `Admin` for Trellis's own endpoints, or `Unknown`.
@@ -232,6 +260,18 @@ mod tests {
             (Method::DELETE, "/tags/arn%3Aaws", "UntagResource"),
             (Method::GET, "/nope", "Unknown"),
             (Method::GET, "/_trellis/health", "Admin"),
+            (Method::GET, "/2015-03-31/functions/", "ListFunctions"),
+            (Method::GET, "/2015-03-31/functions/f", "GetFunction"),
+            (
+                Method::POST,
+                "/2015-03-31/functions/arn%3Aaws%3Alambda/invocations",
+                "Invoke",
+            ),
+            (
+                Method::DELETE,
+                "/2015-03-31/functions/f/aliases/a",
+                "DeleteAlias",
+            ),
         ];
         for (m, p, want) in cases {
             assert_eq!(operation_name(&m, p), want, "{m} {p}");

@@ -71,6 +71,13 @@ pub trait TargetHealthSource: Send + Sync {
         target_id: &str,
         port: Option<u16>,
     ) -> Option<ObservedTarget>;
+
+    /// Targets of the group that were deregistered and are still `DRAINING`: no longer in the
+    /// store, but ListTargets lists them until the deregistration delay ends. `(id, port)`.
+    fn draining(&self, target_group_id: &str) -> Vec<(String, Option<u16>)> {
+        let _ = target_group_id;
+        Vec::new()
+    }
 }
 
 /// The installed source. A process-wide slot rather than a member of `AppState` so that the
@@ -87,6 +94,11 @@ pub fn set_target_health_source(source: Arc<dyn TargetHealthSource>) {
 fn observed(tg_id: &str, target_id: &str, port: Option<u16>) -> Option<ObservedTarget> {
     let source = HEALTH_SOURCE.read().ok()?.clone()?;
     source.observe(tg_id, target_id, port)
+}
+
+fn draining(tg_id: &str) -> Vec<(String, Option<u16>)> {
+    let source = HEALTH_SOURCE.read().ok().and_then(|s| s.clone());
+    source.map(|s| s.draining(tg_id)).unwrap_or_default()
 }
 
 /// The status ListTargets reports: `UNUSED` while no service forwards to the group (nobody
@@ -643,14 +655,18 @@ async fn list_targets(
     let mut tx = s.store.read().await?;
     let (_, tg) = load_target_group(&mut tx, &s, &ident).await?;
     let in_use = !services_using(&mut tx, &tg.id).await?.is_empty();
-    let mut matching = Vec::new();
-    for rec in tx.list(TARGET, Some(&tg.id)).await? {
-        let t: Target = doc(&rec)?;
-        if filter.is_empty()
+    let wanted = |id: &str, port: Option<u16>| {
+        filter.is_empty()
             || filter
                 .iter()
-                .any(|(id, port)| *id == t.id && port.is_none_or(|p| Some(p) == t.port))
-        {
+                .any(|(fid, fport)| fid == id && fport.is_none_or(|p| Some(p) == port))
+    };
+    let mut matching = Vec::new();
+    let mut registered = BTreeSet::new();
+    for rec in tx.list(TARGET, Some(&tg.id)).await? {
+        let t: Target = doc(&rec)?;
+        registered.insert(target_key(&t.id, t.port));
+        if wanted(&t.id, t.port) {
             matching.push(rec);
         }
     }
@@ -669,6 +685,18 @@ async fn list_targets(
             item["reasonCode"] = json!(r);
         }
         items.push(item);
+    }
+    // Deregistered targets still draining are not records, so they cannot take part in
+    // pagination: they follow the registered ones on the last page. A group no service uses has
+    // no requests to drain, so its deregistered targets are gone at once.
+    if next.is_none() && in_use {
+        for (id, port) in draining(&tg.id) {
+            if !registered.contains(&target_key(&id, port)) && wanted(&id, port) {
+                let mut item = target_wire(&id, port);
+                item["status"] = json!(TargetStatus::Draining.as_str());
+                items.push(item);
+            }
+        }
     }
     Ok(list_reply(items, next))
 }

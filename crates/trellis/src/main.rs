@@ -1,7 +1,11 @@
 //! The `trellis` binary: command-line interface, configuration, wiring of the store, control
 //! plane and data plane, signal handling and shutdown order. The only crate that knows all others.
 
+mod ca;
 mod credentials;
+mod dataplane;
+mod functions;
+mod logs;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -21,6 +25,11 @@ struct Cli {
 enum Command {
     /// Run the control plane, data plane and DNS server.
     Serve(serve::ServeArgs),
+    /// Print the certificate of the Trellis CA (PEM), creating the CA if needed, so that clients
+    /// can trust the certificates of HTTPS listeners.
+    Ca(ca::CaArgs),
+    /// Print logs Trellis keeps: `trellis logs function NAME` prints a function's log.
+    Logs(logs::LogsArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -28,6 +37,8 @@ fn main() -> std::process::ExitCode {
     trellis_telemetry::init_tracing();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Ca(args) => ca::run(args),
+        Command::Logs(args) => logs::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,10 +1,13 @@
 //! `trellis serve`: validates every flag and the data dir before binding anything, opens the
-//! store, binds the API, follows the change feed, and shuts down cleanly on SIGINT/SIGTERM.
+//! store, binds the API and the DNS server, starts the data plane (which follows the change
+//! feed), and shuts down cleanly on SIGINT/SIGTERM: the API stops accepting, the proxy drains,
+//! DNS stops, the store closes.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::Args;
@@ -12,6 +15,8 @@ use trellis_api::AppState;
 use trellis_model::Context;
 use trellis_store::Store;
 use trellis_telemetry::Metrics;
+
+use crate::dataplane::{DataPlane, DataPlaneConfig};
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -22,7 +27,8 @@ pub struct ServeArgs {
     /// the bound address is written to DATA_DIR/api-address).
     #[arg(long, default_value = "127.0.0.1:9460")]
     api_listen: SocketAddr,
-    /// Address of the DNS server (UDP and TCP) that answers service names.
+    /// Address of the DNS server (UDP and TCP) that answers service names (port 0 picks a free
+    /// one; the bound address is written to DATA_DIR/dns-address).
     #[arg(long, default_value = "127.0.0.1:9453")]
     dns_listen: SocketAddr,
     /// Address the listeners' ports are bound on.
@@ -37,10 +43,30 @@ pub struct ServeArgs {
     /// Store URL: default SQLite in the data dir; `postgres://…` for PostgreSQL.
     #[arg(long)]
     store: Option<String>,
+    /// Seconds a deregistered target stays DRAINING (no new requests; in-flight ones finish).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    deregistration_delay: u64,
+    /// Seconds a client connection may sit without an active request before it is closed.
+    /// Lattice allows 60–600; Trellis also accepts 1–59 so that tests need not wait a minute.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    idle_timeout: u64,
+    #[command(flatten)]
+    functions: crate::functions::FunctionArgs,
 }
+
+/// The longest `--deregistration-delay` (an hour, the longest draining time AWS load balancers
+/// accept).
+pub const MAX_DEREGISTRATION_DELAY_SECS: u64 = 3600;
+/// Lattice's `idleTimeoutSeconds` range is 60–600; Trellis accepts from 1 (see the flag's help).
+pub const IDLE_TIMEOUT_SECS: std::ops::RangeInclusive<u64> = 1..=600;
+/// Below this `--idle-timeout` is outside Lattice's range, which is worth a warning.
+const LATTICE_MIN_IDLE_TIMEOUT_SECS: u64 = 60;
 
 /// The file the bound API address is written to, so tools can find a port picked with `:0`.
 pub const API_ADDRESS_FILE: &str = "api-address";
+/// The file the bound DNS address is written to (before `api-address`, so whoever waits for the
+/// API finds it too).
+pub const DNS_ADDRESS_FILE: &str = "dns-address";
 
 fn check_args(args: &ServeArgs) -> anyhow::Result<()> {
     let region_ok = !args.region.is_empty()
@@ -65,11 +91,26 @@ fn check_args(args: &ServeArgs) -> anyhow::Result<()> {
     {
         bail!("--store {url:?} must be a postgres:// URL or a sqlite: URL");
     }
+    if args.deregistration_delay > MAX_DEREGISTRATION_DELAY_SECS {
+        bail!(
+            "--deregistration-delay {} must be between 0 and {MAX_DEREGISTRATION_DELAY_SECS} seconds",
+            args.deregistration_delay
+        );
+    }
+    if !IDLE_TIMEOUT_SECS.contains(&args.idle_timeout) {
+        bail!(
+            "--idle-timeout {} must be between {} and {} seconds",
+            args.idle_timeout,
+            IDLE_TIMEOUT_SECS.start(),
+            IDLE_TIMEOUT_SECS.end()
+        );
+    }
+    args.functions.check(&args.region)?;
     Ok(())
 }
 
 /// Creates the data dir if needed and proves it is writable, returning its absolute path.
-fn prepare_data_dir(dir: &PathBuf) -> anyhow::Result<PathBuf> {
+pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot use data dir {}", dir.display()))?;
     let abs = std::fs::canonicalize(dir)
@@ -85,6 +126,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     check_args(&args)?;
     let data_dir = prepare_data_dir(&args.data_dir)?;
     let credentials = crate::credentials::load_or_create(&data_dir)?;
+    if args.idle_timeout < LATTICE_MIN_IDLE_TIMEOUT_SECS {
+        tracing::warn!(
+            idle_timeout = args.idle_timeout,
+            "--idle-timeout is below Lattice's minimum of 60 seconds (meant for tests)"
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -108,11 +155,14 @@ async fn serve(
         .await
         .with_context(|| format!("cannot listen on --api-listen {}", args.api_listen))?;
     let bound = listener.local_addr()?;
-    std::fs::write(data_dir.join(API_ADDRESS_FILE), format!("{bound}\n"))
-        .with_context(|| format!("cannot write {}", data_dir.join(API_ADDRESS_FILE).display()))?;
+    // Stale address files from an earlier run must not be mistaken for this one's.
+    for file in [API_ADDRESS_FILE, DNS_ADDRESS_FILE] {
+        let _ = std::fs::remove_file(data_dir.join(file));
+    }
 
     let metrics = Arc::new(Metrics::new());
-    let applied = Arc::new(AtomicU64::new(store.revision().await?));
+    // Nothing is applied until the data plane has compiled and reconciled its first snapshot.
+    let applied = Arc::new(AtomicU64::new(0));
     let ready = Arc::new(AtomicBool::new(false));
     let ctx = Context {
         partition: "aws".into(),
@@ -120,40 +170,58 @@ async fn serve(
         account_id: args.account_id.clone(),
     };
     let state = AppState::new(
-        ctx,
+        ctx.clone(),
         store.clone(),
         credentials,
         metrics,
         applied.clone(),
         ready.clone(),
     );
+    let status = crate::dataplane::Status {
+        applied,
+        ready,
+        failed_ports: state.failed_ports.clone(),
+    };
 
-    // Until the data plane exists, the follower only records the revisions the change feed
-    // publishes; the data plane will take its place and report what it has applied.
-    let mut feed = store.subscribe();
-    let follower = tokio::spawn({
-        let applied = applied.clone();
-        async move {
-            loop {
-                let rev = *feed.borrow_and_update();
-                applied.store(rev, Ordering::Release);
-                if feed.changed().await.is_err() {
-                    break;
-                }
-            }
-        }
-    });
-    ready.store(true, Ordering::Release);
-    tracing::info!(api = %bound, store = %redact(&store_url), data_dir = %data_dir.display(), "trellis is serving");
+    let functions =
+        crate::functions::Functions::start(&args.functions, &data_dir, ctx.clone(), store.clone())?;
+    let ca = crate::ca::load(&data_dir)?;
+    let data_plane = DataPlane::start(
+        DataPlaneConfig {
+            ctx,
+            dns_listen: args.dns_listen,
+            ingress: args.ingress_address,
+            idle_timeout: Duration::from_secs(args.idle_timeout),
+            deregistration_delay: Duration::from_secs(args.deregistration_delay),
+        },
+        store.clone(),
+        ca,
+        status,
+    )
+    .await?;
+    let dns = data_plane.dns_addr();
+    write_address(&data_dir, DNS_ADDRESS_FILE, dns)?;
+    write_address(&data_dir, API_ADDRESS_FILE, bound)?;
+    tracing::info!(api = %bound, dns = %dns, ingress = %args.ingress_address, store = %redact(&store_url), data_dir = %data_dir.display(), "trellis is serving");
+    eprintln!("trellis: DNS listening on {dns} (UDP and TCP)");
     eprintln!("trellis: API listening on http://{bound}");
 
-    axum::serve(listener, trellis_api::router(state))
+    let app = trellis_api::router_with(state, functions.routes());
+    // The API stops accepting first; then the proxy drains, DNS stops and the store closes.
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
-        .await?;
+        .await;
     tracing::info!("shutting down");
-    follower.abort();
+    data_plane.shutdown().await;
+    functions.shutdown();
     store.close().await;
-    Ok(())
+    Ok(served?)
+}
+
+fn write_address(data_dir: &Path, file: &str, addr: SocketAddr) -> anyhow::Result<()> {
+    let path = data_dir.join(file);
+    std::fs::write(&path, format!("{addr}\n"))
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Hides a password in a store URL before it is logged.
@@ -183,6 +251,56 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(clap::Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    fn check(flags: &[&str]) -> Result<(), String> {
+        use clap::Parser as _;
+        let parsed = Wrapper::try_parse_from(std::iter::once("serve").chain(flags.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        check_args(&parsed.args).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn flag_validation_table() {
+        // (flags, the flag named in the error, or None when they are accepted)
+        let cases: &[(&[&str], Option<&str>)] = &[
+            (&[], None),
+            (
+                &["--idle-timeout", "600", "--deregistration-delay", "0"],
+                None,
+            ),
+            (
+                &["--idle-timeout", "1", "--deregistration-delay", "3600"],
+                None,
+            ),
+            (&["--idle-timeout", "0"], Some("--idle-timeout")),
+            (&["--idle-timeout", "601"], Some("--idle-timeout")),
+            (&["--idle-timeout=-5"], Some("--idle-timeout")),
+            (
+                &["--deregistration-delay", "3601"],
+                Some("--deregistration-delay"),
+            ),
+            (
+                &["--deregistration-delay", "soon"],
+                Some("--deregistration-delay"),
+            ),
+            (&["--region", "Nowhere"], Some("--region")),
+            (&["--account-id", "1"], Some("--account-id")),
+            (&["--store", "mysql://x"], Some("--store")),
+        ];
+        for (flags, error) in cases {
+            match (check(flags), error) {
+                (Ok(()), None) => {}
+                (Err(e), Some(flag)) => assert!(e.contains(flag), "{flags:?}: {e}"),
+                (got, want) => panic!("{flags:?}: got {got:?}, want an error naming {want:?}"),
+            }
+        }
+    }
 
     #[test]
     fn redacts_passwords() {
