@@ -8,12 +8,17 @@ import subprocess
 from conftest import ACCESS_KEY, ROOT, SECRET_KEY
 
 
-def quickstart():
+def readme_block(marker):
+    """The bash code of the README section between `<!-- MARKER:begin -->` and `…:end -->`."""
     text = open(os.path.join(ROOT, "README.md")).read()
-    section = text.split("<!-- quickstart:begin -->", 1)[1].split("<!-- quickstart:end -->", 1)[0]
+    section = text.split(f"<!-- {marker}:begin -->", 1)[1].split(f"<!-- {marker}:end -->", 1)[0]
     blocks = re.findall(r"```bash\n(.*?)```", section, re.S)
-    assert blocks, "README quickstart has no bash block"
+    assert blocks, f"README section {marker} has no bash block"
     return "\n".join(blocks)
+
+
+def quickstart():
+    return readme_block("quickstart")
 
 
 def test_readme_quickstart_runs_as_written(server, lattice, tmp_path):
@@ -35,3 +40,31 @@ def test_readme_quickstart_runs_as_written(server, lattice, tmp_path):
     # Everything the quickstart created it also deleted.
     assert lattice.list_services()["items"] == [] or all(s["name"] != "parking" for s in lattice.list_services()["items"])
     assert all(sn["name"] != "launch-network" for sn in lattice.list_service_networks()["items"])
+
+
+def test_readme_calling_a_service_runs_as_written(dp_server, tmp_path):
+    """The "Calling a service" section: a real target behind HTTP and HTTPS listeners, reached by
+    its generated name through Trellis's DNS with curl over HTTP/1.1, HTTP/2 and TLS. Only the
+    server's addresses, the credentials file and the fixed ports are pointed at this test's."""
+    from backends import free_port
+
+    server = dp_server
+    script = readme_block("calling")
+    cred = tmp_path / "credentials"
+    cred.write_text(f"[default]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n")
+    dns_host, dns_port = server.dns_address()
+    ports = {"9001": free_port(), "8080": free_port(), "8443": free_port()}
+    script = (script.replace("http://127.0.0.1:9460", server.endpoint)
+              .replace("./trellis-data/credentials", str(cred))
+              .replace("./trellis-data/ca.pem", os.path.join(server.data_dir, "ca.pem"))
+              .replace("@127.0.0.1 -p 9453", f"@{dns_host} -p {dns_port}"))
+    for old, new in ports.items():
+        script = re.sub(rf"\b{old}\b", str(new), script)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    p = subprocess.run(["bash", "-euxo", "pipefail", "-c", script], capture_output=True, text=True,
+                       env=env, timeout=600, cwd=ROOT)
+    assert p.returncode == 0, p.stderr[-4000:]
+    lines = p.stdout.splitlines()
+    assert "1.1 200" in lines, p.stdout        # HTTP/1.1 through the HTTP listener
+    assert lines.count("2 200") == 2, p.stdout  # h2c prior knowledge, and TLS with ALPN h2
+    assert any(l.startswith("127.0.0.1\t") for l in lines), p.stdout  # list-targets row
