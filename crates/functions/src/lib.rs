@@ -15,6 +15,8 @@
 //! * [`code`] — deployment packages: checks, and unpacking into `DATA_DIR/functions/<sha256>/`.
 //! * [`logs`] — `DATA_DIR/logs/functions/<name>.log` and the per-invocation `Tail`.
 //! * [`remote`] — SigV4-signed invocations at `--lambda-endpoint`.
+//! * [`lattice`] — LAMBDA target groups: the HTTP request → Lattice event (`V1`/`V2`) and the
+//!   function's result → HTTP response mappings, pure.
 //!
 //! # Runtimes
 //!
@@ -40,6 +42,7 @@ pub mod catalog;
 pub mod code;
 pub mod config;
 pub mod host;
+pub mod lattice;
 pub mod logs;
 pub mod names;
 pub mod pool;

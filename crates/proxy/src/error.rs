@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
+use trellis_functions::lattice::LambdaTargetError;
 
 use crate::body::ResponseBody;
 
@@ -56,9 +57,25 @@ pub enum ProxyError {
     /// The chosen target group has no registered (non-draining) target left to try.
     #[error("no target available in target group {target_group}")]
     NoTarget { target_group: String },
-    /// The chosen group invokes a Lambda function, which this data plane does not do yet.
-    #[error("LAMBDA target groups are not served yet")]
-    LambdaUnsupported,
+    /// The chosen group is a LAMBDA group and this proxy was given no function host.
+    #[error("no function host to invoke LAMBDA targets with")]
+    NoFunctionHost,
+    /// A request to a LAMBDA group has a body over the 6 MB limit.
+    #[error("the request body is larger than {limit} bytes")]
+    RequestBodyTooLarge { limit: usize },
+    /// The client's request body broke off (closed, reset) before its end.
+    #[error("reading the request body failed: {0}")]
+    RequestBody(hyper::Error),
+    /// The client's request body made no progress for the idle timeout.
+    #[error("the request body made no progress for {0:?}")]
+    RequestBodyTimeout(Duration),
+    /// A LAMBDA target gave no response of its own: the function failed, timed out, returned
+    /// something malformed, or could not be invoked.
+    #[error("function {function}: {error}")]
+    Lambda {
+        function: String,
+        error: LambdaTargetError,
+    },
     /// The route names a target group the snapshot does not have (a snapshot compiler bug).
     #[error("target group {0} is not in the snapshot")]
     UnknownTargetGroup(String),
@@ -103,7 +120,10 @@ impl ProxyError {
             | NoListener { .. }
             | Misdirected
             | HeadersTooLarge { .. }
-            | AccessDenied { .. } => Side::Downstream,
+            | AccessDenied { .. }
+            | RequestBodyTooLarge { .. }
+            | RequestBody(_)
+            | RequestBodyTimeout(_) => Side::Downstream,
             AllWeightsZero
             | NoTarget { .. }
             | NoAddress { .. }
@@ -112,7 +132,14 @@ impl ProxyError {
             | NotSent { .. }
             | ResponseTimeout { .. }
             | Upstream { .. } => Side::Upstream,
-            LambdaUnsupported | UnknownTargetGroup(_) => Side::Internal,
+            Lambda { error, .. } if error.status() == StatusCode::INTERNAL_SERVER_ERROR => {
+                Side::Internal
+            }
+            Lambda { error, .. } if error.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Side::Downstream
+            }
+            Lambda { .. } => Side::Upstream,
+            NoFunctionHost | UnknownTargetGroup(_) => Side::Internal,
         }
     }
 
@@ -135,12 +162,14 @@ impl ProxyError {
     pub fn status(&self) -> StatusCode {
         use ProxyError::*;
         match self {
-            HeadersTooLarge { .. } => StatusCode::BAD_REQUEST,
+            HeadersTooLarge { .. } | RequestBody(_) => StatusCode::BAD_REQUEST,
+            RequestBodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            RequestBodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Lambda { error, .. } => error.status(),
             AccessDenied { .. } => StatusCode::FORBIDDEN,
             UnknownService | NoListener { .. } => StatusCode::NOT_FOUND,
             Misdirected => StatusCode::MISDIRECTED_REQUEST,
-            UnknownTargetGroup(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            LambdaUnsupported => StatusCode::NOT_IMPLEMENTED,
+            UnknownTargetGroup(_) | NoFunctionHost => StatusCode::INTERNAL_SERVER_ERROR,
             NoAddress { .. } | Connect { .. } | Tls { .. } | NotSent { .. } | Upstream { .. } => {
                 StatusCode::BAD_GATEWAY
             }
@@ -153,9 +182,13 @@ impl ProxyError {
     pub fn failure_reason(&self) -> &'static str {
         use ProxyError::*;
         match self {
-            UnknownService | NoListener { .. } | Misdirected | HeadersTooLarge { .. } => {
-                "ClientProtocolError"
-            }
+            UnknownService
+            | NoListener { .. }
+            | Misdirected
+            | HeadersTooLarge { .. }
+            | RequestBodyTooLarge { .. }
+            | RequestBodyTimeout(_) => "ClientProtocolError",
+            RequestBody(_) => "ClientConnectionClosed",
             AccessDenied { .. } => "ClientAccessDenied",
             AllWeightsZero
             | NoTarget { .. }
@@ -165,8 +198,25 @@ impl ProxyError {
             | NotSent { .. } => "TargetConnectionError",
             ResponseTimeout { .. } => "TargetDataTimeout",
             Upstream { .. } => "TargetProtocolError",
-            LambdaUnsupported | UnknownTargetGroup(_) => "InternalError",
+            Lambda { error, .. } => lambda_failure_reason(error),
+            NoFunctionHost | UnknownTargetGroup(_) => "InternalError",
         }
+    }
+}
+
+/// The access-log `failureReason` of a LAMBDA target's failure: the function's own failures are
+/// protocol errors of the target, an invocation that could not start is a connection error.
+fn lambda_failure_reason(error: &LambdaTargetError) -> &'static str {
+    match error {
+        LambdaTargetError::RequestTooLarge(_) => "ClientProtocolError",
+        LambdaTargetError::Timeout { .. } => "TargetDataTimeout",
+        LambdaTargetError::FunctionError { .. }
+        | LambdaTargetError::MalformedResponse(_)
+        | LambdaTargetError::ResponseTooLarge(_) => "TargetProtocolError",
+        LambdaTargetError::Invoke(_) if error.status() == StatusCode::INTERNAL_SERVER_ERROR => {
+            "InternalError"
+        }
+        LambdaTargetError::Invoke(_) => "TargetConnectionError",
     }
 }
 
@@ -176,14 +226,20 @@ pub(crate) fn respond(error: &ProxyError) -> Response<ResponseBody> {
     use ProxyError::*;
     let body: Bytes = match error {
         UnknownService | NoListener { .. } => Bytes::from_static(NON_EXISTENT_SERVICE.as_bytes()),
-        HeadersTooLarge { .. } => Bytes::from_static(b"Bad Request"),
+        HeadersTooLarge { .. } | RequestBody(_) => Bytes::from_static(b"Bad Request"),
+        RequestBodyTimeout(_) => Bytes::from_static(b"Request Timeout"),
+        RequestBodyTooLarge { .. } => Bytes::from_static(b"Payload Too Large"),
+        Lambda { error, .. } => Bytes::from_static(
+            error
+                .status()
+                .canonical_reason()
+                .unwrap_or("Bad Gateway")
+                .as_bytes(),
+        ),
         Misdirected => Bytes::from_static(b"Misdirected Request"),
         AccessDenied { message } => Bytes::from(message.clone()),
         AllWeightsZero | NoTarget { .. } => Bytes::from_static(b"Service Unavailable"),
-        LambdaUnsupported => Bytes::from_static(
-            b"Not Implemented: this Trellis does not invoke LAMBDA target groups yet",
-        ),
-        UnknownTargetGroup(_) => Bytes::from_static(b"Internal Server Error"),
+        UnknownTargetGroup(_) | NoFunctionHost => Bytes::from_static(b"Internal Server Error"),
         NoAddress { .. } | Connect { .. } | Tls { .. } | NotSent { .. } | Upstream { .. } => {
             Bytes::from_static(b"Bad Gateway")
         }
@@ -249,7 +305,59 @@ mod tests {
                 false,
             ),
             (ProxyError::AllWeightsZero, 503, Side::Upstream, false),
-            (ProxyError::LambdaUnsupported, 501, Side::Internal, false),
+            (ProxyError::NoFunctionHost, 500, Side::Internal, false),
+            (
+                ProxyError::RequestBodyTooLarge { limit: 6 },
+                413,
+                Side::Downstream,
+                false,
+            ),
+            (
+                ProxyError::RequestBodyTimeout(Duration::from_secs(1)),
+                408,
+                Side::Downstream,
+                false,
+            ),
+            (
+                ProxyError::Lambda {
+                    function: "f".into(),
+                    error: LambdaTargetError::MalformedResponse("not JSON".into()),
+                },
+                502,
+                Side::Upstream,
+                false,
+            ),
+            (
+                ProxyError::Lambda {
+                    function: "f".into(),
+                    error: LambdaTargetError::Timeout {
+                        message: "Task timed out after 3.00 seconds".into(),
+                    },
+                },
+                504,
+                Side::Upstream,
+                false,
+            ),
+            (
+                ProxyError::Lambda {
+                    function: "f".into(),
+                    error: LambdaTargetError::RequestTooLarge("big".into()),
+                },
+                413,
+                Side::Downstream,
+                false,
+            ),
+            (
+                ProxyError::Lambda {
+                    function: "f".into(),
+                    error: LambdaTargetError::Invoke(trellis_functions::InvokeError::Internal(
+                        "x".into(),
+                    )),
+                },
+                500,
+                Side::Internal,
+                false,
+            ),
             (
                 ProxyError::UnknownTargetGroup("tg-1".into()),
                 500,

@@ -8,13 +8,15 @@
 //!   protocol, idle timeout, graceful close).
 //! * `pipeline` is the per-request phase function: snapshot → service → listener → limits →
 //!   auth → route → target group → target → upstream → response.
-//! * `upstream` pools connections to targets and performs one exchange; `body` streams
+//! * `upstream` pools connections to targets and performs one exchange; `lambda` serves LAMBDA
+//!   target groups through a [`FunctionInvoker`] (buffered, bounded bodies); `body` streams
 //!   bodies both ways; `headers` owns every header rule; `error` maps every failure to a
 //!   response in one place.
 //!
 //! Invariants: the request path reads one `Arc<Snapshot>` per request and nothing else of the
 //! configuration; it takes no lock across an `.await` (the only locks are the upstream pool's
-//! and the port table's, both held for a few pointer moves); bodies are never buffered whole.
+//! and the port table's, both held for a few pointer moves); bodies are never buffered whole,
+//! except a LAMBDA target's request (at most 6 MB, the event needs it whole).
 //!
 //! Decisions (recorded in docs/decisions.md):
 //! * Ports whose listeners are all TLS_PASSTHROUGH are not bound: passthrough is not served yet.
@@ -22,7 +24,10 @@
 //!   (`TargetDataTimeout` in its logs). Trellis applies the idle timeout to the wait for a
 //!   target's response head, counted from the request's last body frame, and answers 504 when
 //!   it runs out. A response body that stalls is not timed out.
-//! * LAMBDA target groups answer 501 until the functions issue lands.
+//! * LAMBDA target groups invoke their function through the [`FunctionInvoker`] set with
+//!   [`Proxy::set_invoker`]; without one they answer 500. The proxy depends on
+//!   `trellis-functions` for the pure event/response mapping (`lattice`) and the invocation
+//!   result types only; the host itself stays behind the trait.
 //! * Over TLS, a request whose Host names another served service than the SNI gets 421.
 //! * Shutdown waits up to [`SHUTDOWN_GRACE`] for in-flight requests, then closes what is left.
 //! * Upstream connections are pooled by Trellis itself, not hyper-util's legacy client (see
@@ -36,6 +41,7 @@ mod body;
 mod conn;
 mod error;
 mod headers;
+mod lambda;
 mod listener;
 mod pipeline;
 mod rng;
@@ -44,7 +50,7 @@ mod upstream;
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Once, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, Once, OnceLock, PoisonError};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -55,6 +61,7 @@ use trellis_snapshot::Snapshot;
 
 pub use error::{NON_EXISTENT_SERVICE, ProxyError, Side};
 pub use headers::MAX_REQUEST_ID_BYTES;
+pub use lambda::{FunctionInvoker, InvokeFuture};
 pub use pipeline::AccessRecord;
 pub use upstream::{CONNECT_TIMEOUT, MAX_IDLE_PER_TARGET, POOL_IDLE_TIMEOUT};
 
@@ -109,6 +116,8 @@ pub(crate) struct Shared {
     pub servers: Servers,
     pub target_headers: TargetHeaderCache,
     pub retries: AtomicU64,
+    /// Invokes LAMBDA targets' functions; set once, after construction.
+    pub invoker: OnceLock<Arc<dyn FunctionInvoker>>,
 }
 
 /// The proxy: listeners that follow the snapshot, and the request path behind them.
@@ -155,10 +164,17 @@ impl Proxy {
                 servers,
                 target_headers: TargetHeaderCache::default(),
                 retries: AtomicU64::new(0),
+                invoker: OnceLock::new(),
             }),
             ports: Mutex::new(Ports::default()),
             sweeper: Once::new(),
         })
+    }
+
+    /// Gives LAMBDA target groups their function host. Only the first call counts; until it,
+    /// requests routed to a LAMBDA group get 500.
+    pub fn set_invoker(&self, invoker: Arc<dyn FunctionInvoker>) {
+        lambda::set(&self.shared.invoker, invoker);
     }
 
     /// Makes the bound ports those of `snapshot`: binds new ones, stops accepting on removed

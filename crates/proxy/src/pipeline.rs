@@ -21,6 +21,7 @@ use crate::body::{Progress, RequestBody, ResponseBody};
 use crate::conn::{ActiveRequest, ConnCtx};
 use crate::error::{self, ProxyError};
 use crate::headers::{self, X_AMZN_REQUESTID};
+use crate::lambda;
 use crate::upstream::{Failure, Key};
 use crate::{Shared, rng};
 
@@ -102,8 +103,11 @@ async fn proxy_request(
         .get(group_id)
         .ok_or_else(|| ProxyError::UnknownTargetGroup(group_id.to_owned()))?;
     record.target_group = Some(Arc::clone(group));
+
+    // 7b. A LAMBDA group invokes its function instead: the buffered request becomes the event,
+    //     the function's result the response.
     if group.target_type == TargetGroupType::Lambda {
-        return Err(ProxyError::LambdaUnsupported);
+        return lambda::forward(conn, &snapshot, service, group, req, request_id, record).await;
     }
 
     // 8. Headers towards the target: connection-level fields out, client copies of the fields

@@ -607,7 +607,7 @@ async fn connection_failures_are_retried_on_another_target() {
 }
 
 /// Upstream failures map to Lattice's statuses: all targets dead → 502, no target → 503,
-/// every weight 0 → 503, LAMBDA → 501.
+/// every weight 0 → 503, LAMBDA without a function host → 500.
 #[tokio::test]
 async fn upstream_failures_map_to_statuses() {
     let harness = Harness::new();
@@ -651,7 +651,7 @@ async fn upstream_failures_map_to_statuses() {
     for (path, status) in [
         ("/dead", 502),
         ("/empty", 503),
-        ("/lambda", 501),
+        ("/lambda", 500),
         ("/zero", 503),
     ] {
         let reply = client.get(path).await;

@@ -35,7 +35,7 @@ use trellis_dns::{DnsServer, Zone};
 use trellis_health::{Health, HealthConfig};
 use trellis_model::Context;
 use trellis_model::resources::target_group::{TargetStatus, target_key};
-use trellis_proxy::{Proxy, ProxyConfig};
+use trellis_proxy::{FunctionInvoker, Proxy, ProxyConfig};
 use trellis_snapshot::{CompileError, Publisher, Snapshot};
 use trellis_store::Store;
 use trellis_tls::{CertificateAuthority, SniResolver};
@@ -80,11 +80,13 @@ pub struct DataPlane {
 impl DataPlane {
     /// Binds the DNS server (a bind failure is a startup error), builds the proxy, health checks
     /// and TLS resolver, installs the ListTargets health source, and starts following the store.
+    /// `functions` invokes LAMBDA targets; it is in place before the first listener binds.
     pub async fn start(
         config: DataPlaneConfig,
         store: Store,
         ca: Arc<CertificateAuthority>,
         status: Status,
+        functions: Arc<dyn FunctionInvoker>,
     ) -> anyhow::Result<DataPlane> {
         let apex = trellis_model::dns::zone_apex(&config.ctx.region, &config.ctx.account_id);
         // Until the first snapshot, names under the zone are NXDOMAIN rather than REFUSED.
@@ -112,6 +114,7 @@ impl DataPlane {
             Arc::clone(&health),
             Arc::clone(&tls),
         );
+        proxy.set_invoker(functions);
         trellis_api::target_groups::set_target_health_source(Arc::new(HealthSource(Arc::clone(
             &health,
         ))));

@@ -69,7 +69,6 @@ impl Functions {
     }
 
     /// The host, for the data plane's LAMBDA target groups.
-    #[allow(dead_code)] // Used once the data plane invokes functions.
     pub fn host(&self) -> Arc<FunctionHost> {
         self.host.clone()
     }

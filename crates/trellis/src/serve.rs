@@ -50,6 +50,10 @@ pub struct ServeArgs {
     /// Lattice allows 60–600; Trellis also accepts 1–59 so that tests need not wait a minute.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     idle_timeout: u64,
+    /// Worker threads of the async runtime (default: one per CPU). Benchmarks pin Trellis to
+    /// one core with `--worker-threads 1`.
+    #[arg(long, env = "TRELLIS_WORKER_THREADS", value_name = "N")]
+    worker_threads: Option<usize>,
     #[command(flatten)]
     functions: crate::functions::FunctionArgs,
 }
@@ -105,6 +109,9 @@ fn check_args(args: &ServeArgs) -> anyhow::Result<()> {
             IDLE_TIMEOUT_SECS.end()
         );
     }
+    if args.worker_threads == Some(0) {
+        bail!("--worker-threads must be at least 1");
+    }
     args.functions.check(&args.region)?;
     Ok(())
 }
@@ -132,9 +139,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             "--idle-timeout is below Lattice's minimum of 60 seconds (meant for tests)"
         );
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let Some(threads) = args.worker_threads {
+        builder.worker_threads(threads);
+    }
+    let runtime = builder.build()?;
     runtime.block_on(serve(args, data_dir, credentials))
 }
 
@@ -197,6 +207,7 @@ async fn serve(
         store.clone(),
         ca,
         status,
+        functions.host(),
     )
     .await?;
     let dns = data_plane.dns_addr();
@@ -292,6 +303,8 @@ mod tests {
             (&["--region", "Nowhere"], Some("--region")),
             (&["--account-id", "1"], Some("--account-id")),
             (&["--store", "mysql://x"], Some("--store")),
+            (&["--worker-threads", "1"], None),
+            (&["--worker-threads", "0"], Some("--worker-threads")),
         ];
         for (flags, error) in cases {
             match (check(flags), error) {
