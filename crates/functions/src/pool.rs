@@ -238,17 +238,25 @@ impl Pools {
         // Counted as busy from before a new process starts, so that a sweep meanwhile does not
         // forget the pool the process will return to.
         self.mark_busy(key, 1);
-        // Returns the process to the pool (or kills it) whatever happens to this future.
+        // Returns the process to the pool (or kills it) whatever happens to this future. If the
+        // future is dropped while the invocation runs (the Invoke caller went away), the process
+        // is still busy with it: returning it to the idle pool would hand the next invocation to
+        // a process that has not finished this one, so it is killed instead.
         struct Lease<'a> {
             pools: &'a Pools,
             key: &'a PoolKey,
             pool: &'a Arc<Pool>,
             sandbox: Option<Arc<Sandbox>>,
+            finished: bool,
         }
         impl Drop for Lease<'_> {
             fn drop(&mut self) {
                 if let Some(sandbox) = self.sandbox.take() {
-                    self.pool.put_back(sandbox);
+                    if self.finished {
+                        self.pool.put_back(sandbox);
+                    } else {
+                        sandbox.kill();
+                    }
                 }
                 self.pools.mark_busy(self.key, -1);
             }
@@ -258,6 +266,7 @@ impl Pools {
             key,
             pool,
             sandbox: None,
+            finished: false,
         };
         let sandbox = match pool.take_idle() {
             Some(sandbox) => sandbox,
@@ -265,6 +274,7 @@ impl Pools {
         };
         lease.sandbox = Some(sandbox.clone());
         let completed = sandbox.invoke(invocation).await;
+        lease.finished = true;
         drop(lease);
         Ok(completed)
     }

@@ -864,3 +864,54 @@ async fn an_unreachable_remote_is_a_service_error() {
     assert!(matches!(err, InvokeError::Unavailable(_)), "{err:?}");
     assert_eq!(err.status(), 502);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_invocation_does_not_return_its_busy_process_to_the_pool() {
+    let f = fixture().await;
+    deploy_python(&f, "abandoned", 60).await;
+    let warm = f
+        .host
+        .invoke("abandoned", Bytes::from_static(br#"{"n": 1}"#))
+        .await
+        .unwrap();
+    let busy_pid = json_of(&warm.payload)["pid"].as_u64().unwrap();
+    assert_eq!(
+        f.host.idle_pids("abandoned", "$LATEST"),
+        vec![busy_pid as u32]
+    );
+
+    // The caller of a long invocation goes away (as an Invoke client that disconnects does).
+    let host = f.host.clone();
+    let abandoned = tokio::spawn(async move {
+        host.invoke("abandoned", Bytes::from_static(br#"{"sleep": 30}"#))
+            .await
+    });
+    for _ in 0..1000 {
+        if f.host.idle_pids("abandoned", "$LATEST").is_empty() {
+            break;
+        }
+        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(
+        f.host.idle_pids("abandoned", "$LATEST").is_empty(),
+        "the warm process took the long invocation"
+    );
+    abandoned.abort();
+    let _ = abandoned.await;
+
+    // The process still running that invocation must not serve the next one.
+    assert!(
+        !f.host
+            .idle_pids("abandoned", "$LATEST")
+            .contains(&(busy_pid as u32))
+    );
+    let next = f
+        .host
+        .invoke("abandoned", Bytes::from_static(br#"{"n": 7}"#))
+        .await
+        .unwrap();
+    let doc = json_of(&next.payload);
+    assert_eq!(doc["event"], json!({"n": 7}));
+    assert_ne!(doc["pid"].as_u64().unwrap(), busy_pid);
+}
