@@ -261,10 +261,44 @@ impl Health {
         let group = groups.get(tg_id)?;
         let view = group.view.load();
         // Statuses are read once: a checker may flip one while we choose.
-        let statuses: Vec<Observed> = view.active.iter().map(|s| s.state.observed()).collect();
+        let active = &view.active;
+        if active.len() <= 64 {
+            // The common case, without allocating on the request path: one pass records which
+            // targets are routable and which are excluded as bit sets, then the round-robin
+            // cursor selects the n-th candidate bit.
+            let (mut routable, mut allowed) = (0u64, 0u64);
+            for (i, s) in active.iter().enumerate() {
+                if s.state.observed().routable() {
+                    routable |= 1 << i;
+                }
+                if !exclude.contains(&s.entry.key.as_str()) {
+                    allowed |= 1 << i;
+                }
+            }
+            let all = if active.len() == 64 {
+                u64::MAX
+            } else {
+                (1u64 << active.len()) - 1
+            };
+            // Lattice fails open: with no routable target, every target is a candidate.
+            let mut candidates = (if routable != 0 { routable } else { all }) & allowed;
+            let count = candidates.count_ones() as usize;
+            if count == 0 {
+                return None;
+            }
+            let n = group.cursor.fetch_add(1, Ordering::Relaxed) % count;
+            for _ in 0..n {
+                candidates &= candidates - 1; // clear the lowest candidate
+            }
+            let slot = &active[candidates.trailing_zeros() as usize];
+            return Some(Picked {
+                target: slot.entry.clone(),
+                guard: InFlight::new(Arc::clone(&slot.state)),
+            });
+        }
+        let statuses: Vec<Observed> = active.iter().map(|s| s.state.observed()).collect();
         let any_routable = statuses.iter().any(|o| o.routable());
-        let candidates: Vec<&Arc<Slot>> = view
-            .active
+        let candidates: Vec<&Arc<Slot>> = active
             .iter()
             .zip(&statuses)
             .filter(|(s, o)| {
