@@ -624,6 +624,41 @@ async fn round_robin_is_even_and_in_order() {
     );
 }
 
+/// `pick` has a bit-set path for groups of up to 64 targets and a collecting path above; both
+/// must balance evenly and honour exclusions. The sizes straddle the boundary.
+#[tokio::test(start_paused = true)]
+async fn round_robin_and_exclusions_hold_on_both_sides_of_64_targets() {
+    for size in [1u16, 63, 64, 65, 130] {
+        let targets: Vec<TargetEntry> = (0..size).map(fake).collect();
+        let h = health();
+        h.sync(&snapshot(vec![group(
+            TG,
+            true,
+            Some(disabled()),
+            targets.clone(),
+        )]));
+        let rounds = 3;
+        assert_eq!(
+            pick_counts(&h, TG, &[], size as usize * rounds),
+            counts(&targets.iter().map(|t| (t, rounds)).collect::<Vec<_>>()),
+            "{size} targets: each picked once per cycle"
+        );
+        // Excluding every target but the last leaves only the last.
+        let excluded: Vec<&str> = targets[..size as usize - 1]
+            .iter()
+            .map(|t| t.key.as_str())
+            .collect();
+        let last = targets.last().unwrap();
+        assert_eq!(
+            pick_counts(&h, TG, &excluded, 10),
+            counts(&[(last, 10)]),
+            "{size} targets: exclusions"
+        );
+        let all: Vec<&str> = targets.iter().map(|t| t.key.as_str()).collect();
+        assert!(h.pick(TG, &all).is_none(), "{size} targets: all excluded");
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn unhealthy_targets_are_skipped_until_all_are_unhealthy() {
     let a_backend = Backend::plain(200).await;
