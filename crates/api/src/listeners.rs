@@ -28,7 +28,7 @@ use crate::rules::{
     action_wire, check_target_group_quota, resolve_action, rule_record, service_target_groups,
 };
 use crate::wire::{
-    Idempotency, NewRecord, Page, QueryParams, body_value, doc, list_reply, load, load_doc,
+    Idempotency, NewRecord, Page, QueryParams, body_value, doc, list_reply, load, load_child_doc,
     no_content, parse_body, reply, set_doc,
 };
 
@@ -74,11 +74,7 @@ pub(crate) async fn load_listener(
     service_id: &str,
     ident: &str,
 ) -> ApiResult<(Record, Listener)> {
-    let (rec, l) = load_doc::<Listener>(tx, ctx, KIND, "listenerIdentifier", ident).await?;
-    if rec.parent.as_deref() != Some(service_id) {
-        return Err(ApiError::not_found(KIND, ident));
-    }
-    Ok((rec, l))
+    load_child_doc(tx, ctx, KIND, "listenerIdentifier", ident, service_id).await
 }
 
 /// CreateListener / UpdateListener response members.

@@ -33,8 +33,8 @@ use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::listeners::{load_listener, load_service};
 use crate::wire::{
-    Idempotency, NewRecord, Page, QueryParams, body_value, doc, list_reply, load_doc, no_content,
-    parse_body, reply, set_doc,
+    Idempotency, NewRecord, Page, QueryParams, body_value, doc, list_reply, load_child_doc,
+    no_content, parse_body, reply, set_doc,
 };
 
 const KIND: ResourceKind = ResourceKind::Rule;
@@ -287,11 +287,7 @@ async fn load_rule(
     listener_id: &str,
     ident: &str,
 ) -> ApiResult<(Record, Rule)> {
-    let (rec, rule) = load_doc::<Rule>(tx, ctx, KIND, "ruleIdentifier", ident).await?;
-    if rec.parent.as_deref() != Some(listener_id) {
-        return Err(ApiError::not_found(KIND, ident));
-    }
-    Ok((rec, rule))
+    load_child_doc(tx, ctx, KIND, "ruleIdentifier", ident, listener_id).await
 }
 
 fn default_rule_is_read_only(rule: &Rule) -> ApiError {

@@ -294,6 +294,23 @@ impl NewRecord<'_> {
     }
 }
 
+/// Like [`load_doc`], for a resource nested under a parent (a listener under its service, a rule
+/// under its listener): one that belongs to another parent does not exist here.
+pub async fn load_child_doc<T: DeserializeOwned>(
+    tx: &mut Tx,
+    ctx: &trellis_model::Context,
+    kind: ResourceKind,
+    field: &str,
+    identifier: &str,
+    parent_id: &str,
+) -> ApiResult<(Record, T)> {
+    let (rec, d) = load_doc::<T>(tx, ctx, kind, field, identifier).await?;
+    if rec.parent.as_deref() != Some(parent_id) {
+        return Err(ApiError::not_found(kind, identifier));
+    }
+    Ok((rec, d))
+}
+
 /// The two preconditions of creating an account-scoped resource (service network, service,
 /// target group): no other resource of its kind has `name` (ConflictException), and the
 /// per-region quota has room (ServiceQuotaExceededException). `what` names the kind in messages.
