@@ -302,9 +302,7 @@ async fn create(State(s): State<AppState>, body: Bytes) -> ApiResult<Response> {
     .with_body(&sub)?;
     tx.insert(&rec).await?;
     let out = view(&sub, false);
-    idem.remember(&mut tx, StatusCode::CREATED, &out).await?;
-    tx.commit().await?;
-    Ok(reply(StatusCode::CREATED, out))
+    idem.finish(tx, StatusCode::CREATED, out).await
 }
 
 async fn read(State(s): State<AppState>, Path(ident): Path<String>) -> ApiResult<Response> {

@@ -342,9 +342,7 @@ async fn create_service(State(s): State<AppState>, body: Bytes) -> ApiResult<Res
     if let Some(d) = &assoc.custom_domain_name {
         out["customDomainName"] = json!(d);
     }
-    idem.remember(&mut tx, StatusCode::OK, &out).await?;
-    tx.commit().await?;
-    Ok(reply(StatusCode::OK, out))
+    idem.finish(tx, StatusCode::OK, out).await
 }
 
 async fn read_service(State(s): State<AppState>, Path(ident): Path<String>) -> ApiResult<Response> {
@@ -633,9 +631,7 @@ async fn create_vpc(State(s): State<AppState>, body: Bytes) -> ApiResult<Respons
     if let Some(o) = &assoc.dns_options {
         out["dnsOptions"] = json!(o);
     }
-    idem.remember(&mut tx, StatusCode::OK, &out).await?;
-    tx.commit().await?;
-    Ok(reply(StatusCode::OK, out))
+    idem.finish(tx, StatusCode::OK, out).await
 }
 
 async fn read_vpc(State(s): State<AppState>, Path(ident): Path<String>) -> ApiResult<Response> {

@@ -252,9 +252,7 @@ async fn create(
     tx.insert(&listener_record(&listener)?).await?;
     tx.insert(&rule_record(&default_rule)?).await?;
     let out = listener_wire(&listener);
-    idem.remember(&mut tx, StatusCode::CREATED, &out).await?;
-    tx.commit().await?;
-    Ok(reply(StatusCode::CREATED, out))
+    idem.finish(tx, StatusCode::CREATED, out).await
 }
 
 async fn read(

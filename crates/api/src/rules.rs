@@ -441,9 +441,7 @@ async fn create(
         // CreateRuleResponse has no isDefault (a created rule never is).
         m.remove("isDefault");
     }
-    idem.remember(&mut tx, StatusCode::CREATED, &out).await?;
-    tx.commit().await?;
-    Ok(reply(StatusCode::CREATED, out))
+    idem.finish(tx, StatusCode::CREATED, out).await
 }
 
 async fn read(

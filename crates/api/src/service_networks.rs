@@ -140,9 +140,7 @@ async fn create(State(s): State<AppState>, body: Bytes) -> ApiResult<Response> {
         "id": sn.id, "name": sn.name, "arn": sn.arn,
         "sharingConfig": sharing(&sn), "authType": sn.auth_type.as_str(),
     });
-    idem.remember(&mut tx, StatusCode::CREATED, &out).await?;
-    tx.commit().await?;
-    Ok(reply(StatusCode::CREATED, out))
+    idem.finish(tx, StatusCode::CREATED, out).await
 }
 
 async fn read(State(s): State<AppState>, Path(ident): Path<String>) -> ApiResult<Response> {

@@ -230,9 +230,7 @@ async fn create(State(s): State<AppState>, body: Bytes) -> ApiResult<Response> {
     .with_body(&svc)?;
     tx.insert(&rec).await?;
     let out = create_view(&svc);
-    idem.remember(&mut tx, StatusCode::CREATED, &out).await?;
-    tx.commit().await?;
-    Ok(reply(StatusCode::CREATED, out))
+    idem.finish(tx, StatusCode::CREATED, out).await
 }
 
 async fn read(State(s): State<AppState>, Path(ident): Path<String>) -> ApiResult<Response> {

@@ -303,9 +303,7 @@ async fn create(State(s): State<AppState>, body: Bytes) -> ApiResult<Response> {
     .with_body(&tg)?;
     tx.insert(&rec).await?;
     let out = target_group_wire(&tg);
-    idem.remember(&mut tx, StatusCode::CREATED, &out).await?;
-    tx.commit().await?;
-    Ok(reply(StatusCode::CREATED, out))
+    idem.finish(tx, StatusCode::CREATED, out).await
 }
 
 async fn read(State(s): State<AppState>, Path(ident): Path<String>) -> ApiResult<Response> {

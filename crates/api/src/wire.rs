@@ -235,17 +235,18 @@ impl Idempotency {
         }
     }
 
-    /// Remembers the response, in the same transaction as the change it describes.
-    pub async fn remember(&self, tx: &mut Tx, status: StatusCode, body: &Value) -> ApiResult<()> {
-        let Some(token) = &self.token else {
-            return Ok(());
-        };
-        let entry = IdempotencyEntry {
-            request_hash: self.request_hash.clone(),
-            response: serde_json::json!({ "status": status.as_u16(), "body": body }),
-        };
-        tx.idempotency_put(&self.scope, token, &entry).await?;
-        Ok(())
+    /// Finishes a Create: remembers the response for the token in the same transaction as the
+    /// change it describes, commits, and answers with it.
+    pub async fn finish(self, mut tx: Tx, status: StatusCode, body: Value) -> ApiResult<Response> {
+        if let Some(token) = &self.token {
+            let entry = IdempotencyEntry {
+                request_hash: self.request_hash.clone(),
+                response: serde_json::json!({ "status": status.as_u16(), "body": body }),
+            };
+            tx.idempotency_put(&self.scope, token, &entry).await?;
+        }
+        tx.commit().await?;
+        Ok(reply(status, body))
     }
 }
 
