@@ -10,15 +10,15 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use serde_json::json;
 use trellis_store::Tx;
 
 use super::error::{LambdaError, LambdaResult};
+use super::functions::load_function;
 use super::local_ref;
 use super::wire::{self, AliasInput, alias_configuration, check_revision, parse_body, required};
 use crate::FunctionHost;
 use crate::catalog::{self, Loaded};
-use crate::config::{self, AliasDoc, FunctionDoc, new_revision_id};
+use crate::config::{self, AliasDoc, new_revision_id};
 use crate::names::{LATEST, check_alias_name, qualified_arn, version_number};
 
 fn alias_not_found(host: &FunctionHost, name: &str, alias: &str) -> LambdaError {
@@ -26,16 +26,6 @@ fn alias_not_found(host: &FunctionHost, name: &str, alias: &str) -> LambdaError 
         "Cannot find alias arn: {}",
         qualified_arn(host.ctx(), name, alias)
     ))
-}
-
-async fn load_function(
-    host: &FunctionHost,
-    tx: &mut Tx,
-    name: &str,
-) -> LambdaResult<Loaded<FunctionDoc>> {
-    catalog::get_function(tx, name)
-        .await?
-        .ok_or_else(|| LambdaError::NotFound(catalog::not_found_message(host.ctx(), name, None)))
 }
 
 /// Checks that `version` (`$LATEST` or a number) exists for `name`.
@@ -190,12 +180,7 @@ pub async fn list_aliases(
             (a.record.seq, alias_configuration(&arn, &a.doc))
         })
         .collect();
-    let (aliases, next) = wire::paginate(items, page);
-    let mut doc = json!({ "Aliases": aliases });
-    if let Some(next) = next {
-        doc["NextMarker"] = json!(next);
-    }
-    Ok(axum::Json(doc).into_response())
+    Ok(axum::Json(wire::list_doc("Aliases", items, page)).into_response())
 }
 
 pub async fn update_alias(

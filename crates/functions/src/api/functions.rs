@@ -92,7 +92,8 @@ fn zip_from(
     Ok((zip, info))
 }
 
-async fn load_function(
+/// Loads a function's document; an unknown name is ResourceNotFoundException.
+pub(super) async fn load_function(
     host: &FunctionHost,
     tx: &mut Tx,
     name: &str,
@@ -364,12 +365,7 @@ pub async fn list_functions(
             .map(|(i, (_, doc))| (i64::try_from(i).unwrap_or(i64::MAX), doc))
             .collect();
     }
-    let (functions, next) = wire::paginate(items, page);
-    let mut doc = json!({ "Functions": functions });
-    if let Some(next) = next {
-        doc["NextMarker"] = json!(next);
-    }
-    Ok(ok(doc))
+    Ok(ok(wire::list_doc("Functions", items, page)))
 }
 
 pub async fn list_versions(
@@ -396,12 +392,7 @@ pub async fn list_versions(
     for v in catalog::list_versions(&mut tx, &fref.name).await? {
         items.push((v.record.seq, version_configuration(&host, &v.doc)));
     }
-    let (versions, next) = wire::paginate(items, page);
-    let mut doc = json!({ "Versions": versions });
-    if let Some(next) = next {
-        doc["NextMarker"] = json!(next);
-    }
-    Ok(ok(doc))
+    Ok(ok(wire::list_doc("Versions", items, page)))
 }
 
 pub async fn delete_function(

@@ -250,6 +250,16 @@ fn decode_marker(marker: &str) -> Option<i64> {
         .ok()
 }
 
+/// A List response: the page of `items` under `key`, with `NextMarker` when more follow.
+pub fn list_doc(key: &str, items: Vec<(i64, Value)>, page: Page) -> Value {
+    let (items, next) = paginate(items, page);
+    let mut doc = json!({ key: items });
+    if let Some(next) = next {
+        doc["NextMarker"] = json!(next);
+    }
+    doc
+}
+
 /// Applies a page to items in creation order (`seq` of each); returns the page and the next
 /// marker.
 pub fn paginate<T>(items: Vec<(i64, T)>, page: Page) -> (Vec<T>, Option<String>) {
