@@ -19,8 +19,8 @@ use trellis_router::RouteTable;
 use trellis_store::Record;
 
 use crate::{
-    CompileError, ListenerEntry, NetworkEntry, PortProtocols, ServiceEntry, Snapshot, TargetEntry,
-    TargetGroupEntry,
+    CompileError, HostMap, ListenerEntry, NetworkEntry, PortProtocols, ServiceEntry, Snapshot,
+    TargetEntry, TargetGroupEntry,
 };
 
 /// Store kind of registered targets (parent = the target group's id).
@@ -72,9 +72,10 @@ pub struct CompileInput {
     pub records: Vec<Record>,
 }
 
-/// Everything decoded, in input order.
+/// Everything decoded, in input order. [`compile`] builds it from records; [`crate::Snapshot::load`]
+/// decodes the store's pages straight into it (no `serde_json::Value` per record).
 #[derive(Default)]
-struct Documents {
+pub(crate) struct Documents {
     networks: Vec<ServiceNetwork>,
     services: Vec<Service>,
     associations: Vec<ServiceNetworkServiceAssociation>,
@@ -94,6 +95,105 @@ fn decode<T: DeserializeOwned>(rec: &Record) -> Result<T, CompileError> {
     })
 }
 
+/// The pages [`crate::Snapshot::load`] asks the store for: large enough that a page is cheap per
+/// record, small enough that one page's JSON text stays a few megabytes.
+const PAGE: u32 = 5_000;
+
+impl Documents {
+    /// Reads every record of [`KINDS`] from the store, page by page, decoding each page's JSON
+    /// text straight into the documents: only one page's text is held at a time.
+    pub(crate) async fn read(tx: &mut trellis_store::Tx) -> Result<Documents, CompileError> {
+        let mut d = Documents::default();
+        read_kind(tx, "service-network", &mut d.networks, |_, doc| doc).await?;
+        read_kind(tx, "service", &mut d.services, |_, doc| doc).await?;
+        read_kind(
+            tx,
+            "service-network-service-association",
+            &mut d.associations,
+            |_, doc| doc,
+        )
+        .await?;
+        read_kind(tx, "listener", &mut d.listeners, |_, doc| doc).await?;
+        read_kind(tx, "rule", &mut d.rules, |_, doc| doc).await?;
+        read_kind(tx, "target-group", &mut d.target_groups, |_, doc| doc).await?;
+        let mut targets: Vec<(Option<String>, Target, String)> = Vec::new();
+        read_kind(tx, TARGET_KIND, &mut targets, |(id, parent), doc| {
+            (parent, doc, id)
+        })
+        .await?;
+        d.targets.reserve_exact(targets.len());
+        for (parent, target, id) in targets {
+            let Some(tg) = parent else {
+                return Err(no_parent(TARGET_KIND, id));
+            };
+            d.targets.push((tg, target));
+        }
+        read_kind(tx, AUTH_POLICY_KIND, &mut d.auth_policies, |_, doc| doc).await?;
+        Ok(d)
+    }
+}
+
+/// Appends every record of `kind` to `out`, `make` turning (id and parent, document) into an
+/// element.
+async fn read_kind<T: DeserializeOwned, E>(
+    tx: &mut trellis_store::Tx,
+    kind: &str,
+    out: &mut Vec<E>,
+    make: impl Fn((String, Option<String>), T) -> E,
+) -> Result<(), CompileError> {
+    let mut after = 0;
+    while let Some(page) = tx.list_json(kind, after, PAGE).await? {
+        after = page.last_seq;
+        let rows: Vec<(String, Option<String>, T)> = match serde_json::from_str(&page.json) {
+            Ok(rows) => rows,
+            Err(e) => return Err(page_error::<T>(kind, &page.json, e)),
+        };
+        out.reserve(rows.len());
+        out.extend(
+            rows.into_iter()
+                .map(|(id, parent, doc)| make((id, parent), doc)),
+        );
+    }
+    Ok(())
+}
+
+/// Names the record of a page that failed to decode (the error path only: the page is decoded
+/// again record by record).
+fn page_error<T: DeserializeOwned>(kind: &str, json: &str, e: serde_json::Error) -> CompileError {
+    let rows: Vec<(String, Option<String>, serde_json::Value)> = match serde_json::from_str(json) {
+        Ok(rows) => rows,
+        Err(_) => {
+            return CompileError::Document {
+                kind: kind.to_string(),
+                id: "?".into(),
+                reason: e.to_string(),
+            };
+        }
+    };
+    for (id, _, body) in rows {
+        if let Err(e) = T::deserialize(&body) {
+            return CompileError::Document {
+                kind: kind.to_string(),
+                id,
+                reason: e.to_string(),
+            };
+        }
+    }
+    CompileError::Document {
+        kind: kind.to_string(),
+        id: "?".into(),
+        reason: e.to_string(),
+    }
+}
+
+fn no_parent(kind: &str, id: String) -> CompileError {
+    CompileError::Document {
+        kind: kind.to_string(),
+        id,
+        reason: "a target record has no parent target group".into(),
+    }
+}
+
 fn decode_all(records: &[Record]) -> Result<Documents, CompileError> {
     let mut d = Documents::default();
     for rec in records {
@@ -106,11 +206,7 @@ fn decode_all(records: &[Record]) -> Result<Documents, CompileError> {
             "target-group" => d.target_groups.push(decode(rec)?),
             TARGET_KIND => {
                 let Some(tg) = rec.parent.clone() else {
-                    return Err(CompileError::Document {
-                        kind: rec.kind.clone(),
-                        id: rec.id.clone(),
-                        reason: "a target record has no parent target group".into(),
-                    });
+                    return Err(no_parent(&rec.kind, rec.id.clone()));
                 };
                 d.targets.push((tg, decode(rec)?));
             }
@@ -181,8 +277,11 @@ fn parse_auth_policy(resource_id: &str, text: &str) -> Arc<Policy> {
 ///   the same transaction, so they only arise from hand-edited stores.
 pub fn compile(input: &CompileInput) -> Result<Snapshot, CompileError> {
     let docs = decode_all(&input.records)?;
-    let ctx = &input.ctx;
+    Ok(build(input.revision, &input.ctx, docs))
+}
 
+/// [`compile`] after decoding: every rule documented there except the decoding one.
+pub(crate) fn build(revision: u64, ctx: &Context, mut docs: Documents) -> Snapshot {
     let policies: HashMap<&str, &str> = docs
         .auth_policies
         .iter()
@@ -224,14 +323,6 @@ pub fn compile(input: &CompileInput) -> Result<Snapshot, CompileError> {
             .or_default()
             .push(l);
     }
-    let mut rules_of: HashMap<&str, Vec<Rule>> = HashMap::new();
-    for r in &docs.rules {
-        rules_of
-            .entry(r.listener_id.as_str())
-            .or_default()
-            .push(r.clone());
-    }
-
     let services: HashSet<&str> = docs.services.iter().map(|s| s.id.as_str()).collect();
     let listener_ids: HashSet<&str> = docs
         .listeners
@@ -251,6 +342,11 @@ pub fn compile(input: &CompileInput) -> Result<Snapshot, CompileError> {
                 .flat_map(|r| r.action.target_group_ids()),
         )
         .collect();
+    // The rules move into per-listener lists (the route tables read them once): no copy.
+    let mut rules_of: HashMap<String, Vec<Rule>> = HashMap::new();
+    for r in std::mem::take(&mut docs.rules) {
+        rules_of.entry(r.listener_id.clone()).or_default().push(r);
+    }
 
     let mut served: Vec<Arc<ServiceEntry>> = Vec::new();
     let mut ports: BTreeMap<u16, PortProtocols> = BTreeMap::new();
@@ -303,7 +399,7 @@ pub fn compile(input: &CompileInput) -> Result<Snapshot, CompileError> {
         }));
     }
 
-    let mut hosts: HashMap<String, Arc<ServiceEntry>> = HashMap::new();
+    let mut hosts = HostMap::default();
     let mut dns_names: BTreeSet<String> = BTreeSet::new();
     for svc in &served {
         claim_host(&mut hosts, &svc.dns_name, svc);
@@ -343,8 +439,8 @@ pub fn compile(input: &CompileInput) -> Result<Snapshot, CompileError> {
         })
         .collect();
 
-    Ok(Snapshot {
-        revision: input.revision,
+    Snapshot {
+        revision,
         ctx: ctx.clone(),
         hosts,
         ports,
@@ -352,10 +448,10 @@ pub fn compile(input: &CompileInput) -> Result<Snapshot, CompileError> {
         dns_zones: vec![trellis_model::dns::zone_apex(&ctx.region, &ctx.account_id)],
         dns_names: dns_names.into_iter().collect(),
         tls_names: tls_names.into_iter().collect(),
-    })
+    }
 }
 
-fn claim_host(hosts: &mut HashMap<String, Arc<ServiceEntry>>, name: &str, svc: &Arc<ServiceEntry>) {
+fn claim_host(hosts: &mut HostMap, name: &str, svc: &Arc<ServiceEntry>) {
     match hosts.get(name) {
         Some(owner) if owner.id != svc.id => {
             tracing::warn!(host = name, service = %svc.id, owner = %owner.id, "host name already served by another service; the earlier service keeps it");

@@ -83,6 +83,18 @@ pub struct Record {
     pub seq: i64,
 }
 
+/// One page of [`Tx::list_json`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct JsonPage {
+    /// A JSON array with one `[id, parent, body]` array per record, in insertion order (`parent`
+    /// is `null` for top-level records, `body` the stored document).
+    pub json: String,
+    /// How many records the page holds.
+    pub count: usize,
+    /// The `seq` of the page's last record: the `after_seq` of the next page.
+    pub last_seq: i64,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct IdempotencyEntry {
     pub request_hash: String,

@@ -10,7 +10,9 @@ use tokio::sync::OwnedMutexGuard;
 
 use crate::backend::{Conn, on_conn};
 use crate::error::{backend, write_error};
-use crate::{IdempotencyEntry, Inner, NOTIFY_CHANNEL, Record, Result, Revision, StoreError};
+use crate::{
+    IdempotencyEntry, Inner, JsonPage, NOTIFY_CHANNEL, Record, Result, Revision, StoreError,
+};
 
 /// The columns every record query selects, decoded as one tuple so both engines' rows end up in
 /// the same Rust type (see `on_conn!`).
@@ -254,6 +256,64 @@ impl Tx {
                 .await
             }
         }
+    }
+
+    /// One page of the records of `kind` for bulk readers (the data plane's snapshot compiler):
+    /// up to `limit` records with `seq > after_seq`, in insertion order, aggregated by the
+    /// database into one JSON text so that a page costs one row rather than one per record, and
+    /// the caller can decode bodies straight into its own types without a `serde_json::Value`
+    /// per record. `None` when no record is left.
+    pub async fn list_json(
+        &mut self,
+        kind: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Option<JsonPage>> {
+        self.usable()?;
+        // Each element is `[id, parent, body]`; the body is stored JSON text, spliced in as is.
+        // The aggregate's own ORDER BY keeps insertion order (SQLite 3.44+ and PostgreSQL).
+        const SQLITE: &str = "SELECT string_agg('[' || json_quote(id) || ',' || json_quote(parent) \
+             || ',' || body || ']', ',' ORDER BY seq), count(*), max(seq) FROM \
+             (SELECT id, parent, body, seq FROM records WHERE kind = $1 AND seq > $2 \
+              ORDER BY seq LIMIT $3) AS page";
+        const POSTGRES: &str = "SELECT string_agg('[' || to_json(id)::text || ',' \
+             || coalesce(to_json(parent)::text, 'null') || ',' || body || ']', ',' ORDER BY seq), \
+             count(*), max(seq) FROM \
+             (SELECT id, parent, body, seq FROM records WHERE kind = $1 AND seq > $2 \
+              ORDER BY seq LIMIT $3) AS page";
+        type PageRow = (Option<String>, i64, Option<i64>);
+        let limit = i64::from(limit.max(1));
+        let result = match &mut self.conn {
+            Conn::Sqlite(c) => {
+                sqlx::query_as::<_, PageRow>(SQLITE)
+                    .bind(kind)
+                    .bind(after_seq)
+                    .bind(limit)
+                    .fetch_one(&mut **c)
+                    .await
+            }
+            Conn::Postgres(c) => {
+                sqlx::query_as::<_, PageRow>(POSTGRES)
+                    .bind(kind)
+                    .bind(after_seq)
+                    .bind(limit)
+                    .fetch_one(&mut **c)
+                    .await
+            }
+        };
+        let (elements, count, last_seq) = self.check(result, "list records as JSON")?;
+        let (Some(elements), Some(last_seq)) = (elements, last_seq) else {
+            return Ok(None);
+        };
+        let mut json = String::with_capacity(elements.len() + 2);
+        json.push('[');
+        json.push_str(&elements);
+        json.push(']');
+        Ok(Some(JsonPage {
+            json,
+            count: usize::try_from(count).unwrap_or_default(),
+            last_seq,
+        }))
     }
 
     /// All records of `kind` whose `refs` contain `id`, in insertion order.

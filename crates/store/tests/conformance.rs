@@ -19,6 +19,7 @@ conformance!(
     insert_get_roundtrip,
     get_by_arn_and_name,
     list_is_in_insertion_order,
+    list_json_pages_in_insertion_order,
     list_referencing_follows_refs,
     count_by_kind_and_parent,
     update_replaces_fields_keeps_seq,
@@ -261,6 +262,59 @@ mod cases {
             ["r-5", "r-3", "r-9"]
         );
         tx.commit().await.unwrap();
+    }
+
+    pub async fn list_json_pages_in_insertion_order(db: TestDb) {
+        let store = db.open().await;
+        // Ids out of lexical order; a parent and a body that need JSON escaping; another kind
+        // interleaved, which no page may include.
+        let bodies = [
+            json!({"n": 1, "text": "quote \" and \\ and \u{e9}"}),
+            json!([1, 2, {"nested": null}]),
+            json!("plain string"),
+            json!({"n": 4}),
+            json!({"n": 5}),
+        ];
+        let mut records = Vec::new();
+        for (i, body) in bodies.iter().enumerate() {
+            records.push(Record {
+                parent: (i % 2 == 0).then(|| format!("tg-\"{i}\"")),
+                body: body.clone(),
+                ..rec("target", &format!("t-{}", 9 - i))
+            });
+            records.push(rec("other", &format!("o-{i}")));
+        }
+        insert_all(&store, &records).await;
+
+        let mut tx = store.read().await.unwrap();
+        let mut seen: Vec<(String, Option<String>, serde_json::Value)> = Vec::new();
+        let mut pages = Vec::new();
+        let mut after = 0;
+        while let Some(page) = tx.list_json("target", after, 2).await.unwrap() {
+            let decoded: Vec<(String, Option<String>, serde_json::Value)> =
+                serde_json::from_str(&page.json)
+                    .unwrap_or_else(|e| panic!("page is not JSON ({e}): {}", page.json));
+            assert_eq!(decoded.len(), page.count);
+            pages.push(page.count);
+            assert!(page.last_seq > after);
+            after = page.last_seq;
+            seen.extend(decoded);
+        }
+        assert_eq!(pages, [2, 2, 1]);
+        let want: Vec<(String, Option<String>, serde_json::Value)> = records
+            .iter()
+            .filter(|r| r.kind == "target")
+            .map(|r| (r.id.clone(), r.parent.clone(), r.body.clone()))
+            .collect();
+        assert_eq!(seen, want);
+        // The same as `list`, in the same order.
+        let listed = tx.list("target", None).await.unwrap();
+        assert_eq!(
+            ids(&listed),
+            seen.iter().map(|(id, ..)| id.as_str()).collect::<Vec<_>>()
+        );
+        assert_eq!(tx.list_json("nothing", 0, 10).await.unwrap(), None);
+        assert_eq!(tx.list_json("target", after, 10).await.unwrap(), None);
     }
 
     pub async fn list_referencing_follows_refs(db: TestDb) {

@@ -262,7 +262,7 @@ fn dns(name: &str, svc: &str) -> String {
     service_dns_entry(name, svc, REGION, ACCOUNT).domain_name
 }
 
-fn sorted_keys<V>(m: &HashMap<String, V>) -> Vec<String> {
+fn sorted_keys<V, S>(m: &HashMap<String, V, S>) -> Vec<String> {
     let mut keys: Vec<String> = m.keys().cloned().collect();
     keys.sort();
     keys
