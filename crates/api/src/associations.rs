@@ -298,13 +298,14 @@ async fn create_service(State(s): State<AppState>, body: Bytes) -> ApiResult<Res
             }
         }
     }
-    if tx.count(SNSA.store_kind(), Some(&sn.id)).await? >= SERVICE_ASSOCIATIONS_QUOTA {
+    let quota = s.quotas.service_associations_per_service_network;
+    if tx.count(SNSA.store_kind(), Some(&sn.id)).await? >= quota {
         return Err(ApiError::quota(
             SNSA,
             Some(&sn.id),
             "service-associations-per-service-network",
             "service associations per service network",
-            SERVICE_ASSOCIATIONS_QUOTA,
+            quota,
         ));
     }
     let id = SNSA.new_id();

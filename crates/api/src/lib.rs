@@ -63,6 +63,56 @@ pub struct Inner {
     /// Listener ports the data plane could not bind at the last reconcile; `/_trellis/health`
     /// answers 503 and lists them while any remain. Replaced wholesale by the data plane.
     pub failed_ports: Arc<RwLock<Vec<FailedPort>>>,
+    /// The adjustable account-level quotas (Lattice's defaults unless `trellis serve --quota`).
+    pub quotas: Quotas,
+}
+
+/// The account-level quotas Lattice lets an account raise through Service Quotas, with Trellis's
+/// defaults. The fixed per-resource limits (listeners per service, rules per listener, targets per
+/// group, …) stay constants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quotas {
+    pub service_networks_per_region: u64,
+    pub services_per_region: u64,
+    pub target_groups_per_region: u64,
+    pub service_associations_per_service_network: u64,
+}
+
+impl Default for Quotas {
+    fn default() -> Quotas {
+        Quotas {
+            service_networks_per_region: service_networks::QUOTA,
+            services_per_region: services::QUOTA,
+            target_groups_per_region:
+                trellis_model::resources::target_group::TARGET_GROUPS_PER_REGION,
+            service_associations_per_service_network: associations::SERVICE_ASSOCIATIONS_QUOTA,
+        }
+    }
+}
+
+impl Quotas {
+    /// The quota codes `set` accepts (the `quotaCode` of the matching ServiceQuotaExceededException).
+    pub const CODES: [&'static str; 4] = [
+        "service-networks-per-region",
+        "services-per-region",
+        "target-groups-per-region",
+        "service-associations-per-service-network",
+    ];
+
+    /// Sets the quota named by its code; `false` for an unknown code.
+    pub fn set(&mut self, code: &str, value: u64) -> bool {
+        let slot = match code {
+            "service-networks-per-region" => &mut self.service_networks_per_region,
+            "services-per-region" => &mut self.services_per_region,
+            "target-groups-per-region" => &mut self.target_groups_per_region,
+            "service-associations-per-service-network" => {
+                &mut self.service_associations_per_service_network
+            }
+            _ => return false,
+        };
+        *slot = value;
+        true
+    }
 }
 
 /// A listener port the data plane failed to bind, as `/_trellis/health` reports it.
@@ -97,7 +147,16 @@ impl AppState {
             applied_revision,
             data_plane_ready,
             failed_ports: Arc::default(),
+            quotas: Quotas::default(),
         }))
+    }
+
+    /// Replaces the default quotas; call it before the state is cloned.
+    pub fn with_quotas(mut self, quotas: Quotas) -> AppState {
+        Arc::get_mut(&mut self.0)
+            .expect("with_quotas is called before the state is shared")
+            .quotas = quotas;
+        self
     }
 }
 

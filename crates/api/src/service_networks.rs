@@ -112,7 +112,14 @@ async fn create(State(s): State<AppState>, body: Bytes) -> ApiResult<Response> {
     if let Some((status, body)) = idem.replay(&mut tx, KIND).await? {
         return Ok(reply(status, body));
     }
-    check_new_top_level(&mut tx, KIND, &name, QUOTA, "service-networks-per-region").await?;
+    check_new_top_level(
+        &mut tx,
+        KIND,
+        &name,
+        s.quotas.service_networks_per_region,
+        "service-networks-per-region",
+    )
+    .await?;
     let id = KIND.new_id();
     let arn = s.ctx.top_level_arn(KIND, &id);
     let now = Timestamp::now();

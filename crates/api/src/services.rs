@@ -202,7 +202,14 @@ async fn create(State(s): State<AppState>, body: Bytes) -> ApiResult<Response> {
     if let Some((status, body)) = idem.replay(&mut tx, KIND).await? {
         return Ok(reply(status, body));
     }
-    check_new_top_level(&mut tx, KIND, &input.name, QUOTA, "services-per-region").await?;
+    check_new_top_level(
+        &mut tx,
+        KIND,
+        &input.name,
+        s.quotas.services_per_region,
+        "services-per-region",
+    )
+    .await?;
     let id = KIND.new_id();
     let arn = s.ctx.top_level_arn(KIND, &id);
     let now = Timestamp::now();

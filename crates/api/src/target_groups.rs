@@ -20,9 +20,9 @@ use serde_json::{Value, json};
 use trellis_model::resources::Tags;
 use trellis_model::resources::rule::Rule;
 use trellis_model::resources::target_group::{
-    HealthCheck, HealthCheckInput, TARGET_GROUPS_PER_REGION, TARGETS_PER_TARGET_GROUP, Target,
-    TargetGroup, TargetGroupConfigInput, TargetGroupStatus, TargetGroupType, TargetStatus,
-    check_config, check_target, check_vpc_id, target_key,
+    HealthCheck, HealthCheckInput, TARGETS_PER_TARGET_GROUP, Target, TargetGroup,
+    TargetGroupConfigInput, TargetGroupStatus, TargetGroupType, TargetStatus, check_config,
+    check_target, check_vpc_id, target_key,
 };
 use trellis_model::{Checks, ResourceKind, Timestamp};
 use trellis_store::{Record, Tx};
@@ -274,7 +274,7 @@ async fn create(State(s): State<AppState>, body: Bytes) -> ApiResult<Response> {
         &mut tx,
         KIND,
         &name,
-        TARGET_GROUPS_PER_REGION,
+        s.quotas.target_groups_per_region,
         "target-groups-per-region",
     )
     .await?;

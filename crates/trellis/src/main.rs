@@ -24,7 +24,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the control plane, data plane and DNS server.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Print the certificate of the Trellis CA (PEM), creating the CA if needed, so that clients
     /// can trust the certificates of HTTPS listeners.
     Ca(ca::CaArgs),
@@ -36,7 +36,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     trellis_telemetry::init_tracing();
     let result = match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Ca(args) => ca::run(args),
         Command::Logs(args) => logs::run(args),
     };

@@ -54,6 +54,11 @@ pub struct ServeArgs {
     /// one core with `--worker-threads 1`.
     #[arg(long, env = "TRELLIS_WORKER_THREADS", value_name = "N")]
     worker_threads: Option<usize>,
+    /// Raises (or lowers) an adjustable account quota, as Service Quotas does for Lattice:
+    /// `CODE=N` with CODE one of services-per-region, target-groups-per-region,
+    /// service-networks-per-region, service-associations-per-service-network. Repeatable.
+    #[arg(long = "quota", value_name = "CODE=N")]
+    quotas: Vec<String>,
     #[command(flatten)]
     functions: crate::functions::FunctionArgs,
 }
@@ -112,8 +117,29 @@ fn check_args(args: &ServeArgs) -> anyhow::Result<()> {
     if args.worker_threads == Some(0) {
         bail!("--worker-threads must be at least 1");
     }
+    quotas(&args.quotas)?;
     args.functions.check(&args.region)?;
     Ok(())
+}
+
+/// The quotas with every `--quota CODE=N` applied.
+fn quotas(flags: &[String]) -> anyhow::Result<trellis_api::Quotas> {
+    let mut quotas = trellis_api::Quotas::default();
+    for flag in flags {
+        let parsed = flag
+            .split_once('=')
+            .and_then(|(code, n)| Some((code, n.parse::<u64>().ok()?)));
+        let Some((code, n)) = parsed else {
+            bail!("--quota {flag:?} must be CODE=N");
+        };
+        if !quotas.set(code, n) {
+            bail!(
+                "--quota {flag:?}: unknown quota code (one of {})",
+                trellis_api::Quotas::CODES.join(", ")
+            );
+        }
+    }
+    Ok(quotas)
 }
 
 /// Creates the data dir if needed and proves it is writable, returning its absolute path.
@@ -186,7 +212,8 @@ async fn serve(
         metrics,
         applied.clone(),
         ready.clone(),
-    );
+    )
+    .with_quotas(quotas(&args.quotas)?);
     let status = crate::dataplane::Status {
         applied,
         ready,
@@ -305,6 +332,19 @@ mod tests {
             (&["--store", "mysql://x"], Some("--store")),
             (&["--worker-threads", "1"], None),
             (&["--worker-threads", "0"], Some("--worker-threads")),
+            (&["--quota", "services-per-region=10000"], None),
+            (
+                &[
+                    "--quota",
+                    "services-per-region=1",
+                    "--quota",
+                    "service-associations-per-service-network=9",
+                ],
+                None,
+            ),
+            (&["--quota", "services-per-region"], Some("--quota")),
+            (&["--quota", "services-per-region=-1"], Some("--quota")),
+            (&["--quota", "listeners-per-service=9"], Some("--quota")),
         ];
         for (flags, error) in cases {
             match (check(flags), error) {
