@@ -29,6 +29,12 @@ pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-p
 pub const X_AMZN_LATTICE_TARGET: HeaderName = HeaderName::from_static("x-amzn-lattice-target");
 pub const X_AMZN_LATTICE_NETWORK: HeaderName = HeaderName::from_static("x-amzn-lattice-network");
 
+/// `x-forwarded-proto` values, and `x-amzn-lattice-network` until client networks exist (a
+/// `const` is built at compile time; `HeaderValue::from_static` at run time checks every byte).
+pub const PROTO_HTTP: HeaderValue = HeaderValue::from_static("http");
+pub const PROTO_HTTPS: HeaderValue = HeaderValue::from_static("https");
+pub const LATTICE_NETWORK: HeaderValue = HeaderValue::from_static("SourceVpcArn=");
+
 /// Lattice truncates client request IDs to this many bytes.
 pub const MAX_REQUEST_ID_BYTES: usize = 512;
 
@@ -37,36 +43,102 @@ const SOURCE_VPC: &str = "x-amzn-source-vpc";
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 
+/// The fields the strip functions act on, one bit each. One scan of a map's names says which
+/// of them are present; the common request and response have none, and then nothing is looked
+/// up or removed (a `HeaderMap::remove` hashes and probes even for an absent name).
+mod field {
+    pub const CONNECTION: u16 = 1 << 0;
+    pub const PROXY_CONNECTION: u16 = 1 << 1;
+    pub const KEEP_ALIVE: u16 = 1 << 2;
+    pub const TRANSFER_ENCODING: u16 = 1 << 3;
+    pub const UPGRADE: u16 = 1 << 4;
+    pub const PROXY_AUTHORIZATION: u16 = 1 << 5;
+    pub const PROXY_AUTHENTICATE: u16 = 1 << 6;
+    pub const EXPECT: u16 = 1 << 7;
+    pub const TE: u16 = 1 << 8;
+    /// A field Trellis owns (`x-amzn-lattice-*`, `x-amzn-source-vpc`).
+    pub const OWNED: u16 = 1 << 9;
+}
+
 /// Fields that describe one connection, never forwarded (RFC 9110 §7.6.1), beyond those the
-/// `Connection` field names. `TE` is handled apart: `TE: trailers` is kept (gRPC needs it).
-const HOP_BY_HOP: [HeaderName; 6] = [
-    header::CONNECTION,
-    PROXY_CONNECTION,
-    KEEP_ALIVE,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-    header::PROXY_AUTHORIZATION,
+/// `Connection` field names; and `Expect` (the proxy's HTTP server already answered
+/// `100-continue` to the client when it started reading the body). `TE` is handled apart:
+/// `TE: trailers` is kept (gRPC needs it).
+const HOP_BY_HOP: [(u16, HeaderName); 6] = [
+    (field::PROXY_CONNECTION, PROXY_CONNECTION),
+    (field::KEEP_ALIVE, KEEP_ALIVE),
+    (field::TRANSFER_ENCODING, header::TRANSFER_ENCODING),
+    (field::UPGRADE, header::UPGRADE),
+    (field::PROXY_AUTHORIZATION, header::PROXY_AUTHORIZATION),
+    (field::EXPECT, header::EXPECT),
 ];
 
-/// The response side's hop-by-hop fields.
-const HOP_BY_HOP_RESPONSE: [HeaderName; 6] = [
-    header::CONNECTION,
-    PROXY_CONNECTION,
-    KEEP_ALIVE,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-    header::PROXY_AUTHENTICATE,
+/// The response side's hop-by-hop fields, beyond those the `Connection` field names.
+const HOP_BY_HOP_RESPONSE: [(u16, HeaderName); 5] = [
+    (field::PROXY_CONNECTION, PROXY_CONNECTION),
+    (field::KEEP_ALIVE, KEEP_ALIVE),
+    (field::TRANSFER_ENCODING, header::TRANSFER_ENCODING),
+    (field::UPGRADE, header::UPGRADE),
+    (field::PROXY_AUTHENTICATE, header::PROXY_AUTHENTICATE),
 ];
 
-/// Removes the hop-by-hop fields of a request, and `Expect` (the proxy's HTTP server already
-/// answered `100-continue` to the client when it started reading the body).
-pub(crate) fn strip_request_hop_by_hop(headers: &mut HeaderMap) {
-    remove_connection_nominated(headers);
-    for name in HOP_BY_HOP {
-        headers.remove(name);
+/// The `field` bit of a name, 0 for the names the strip functions leave alone.
+fn field_bit(name: &HeaderName) -> u16 {
+    match name.as_str() {
+        "connection" => field::CONNECTION,
+        "proxy-connection" => field::PROXY_CONNECTION,
+        "keep-alive" => field::KEEP_ALIVE,
+        "transfer-encoding" => field::TRANSFER_ENCODING,
+        "upgrade" => field::UPGRADE,
+        "proxy-authorization" => field::PROXY_AUTHORIZATION,
+        "proxy-authenticate" => field::PROXY_AUTHENTICATE,
+        "expect" => field::EXPECT,
+        "te" => field::TE,
+        other if other.starts_with(OWNED_PREFIX) || other == SOURCE_VPC => field::OWNED,
+        _ => 0,
     }
-    headers.remove(header::EXPECT);
-    if let Some(te) = headers.get(header::TE) {
+}
+
+/// The `field` bits of every name in the map (each distinct name once).
+fn present(headers: &HeaderMap) -> u16 {
+    headers
+        .keys()
+        .fold(0, |found, name| found | field_bit(name))
+}
+
+/// Everything a request loses on its way to a target, in one scan of its names: the hop-by-hop
+/// fields ([`strip_request_hop_by_hop`]) and client copies of the fields Trellis owns
+/// ([`strip_owned`]).
+pub(crate) fn strip_request(headers: &mut HeaderMap) {
+    let found = present(headers);
+    if found != 0 {
+        strip_request_fields(headers, found);
+    }
+    if found & field::OWNED != 0 {
+        remove_owned(headers);
+    }
+}
+
+/// Removes the hop-by-hop fields of a request, and `Expect`.
+pub(crate) fn strip_request_hop_by_hop(headers: &mut HeaderMap) {
+    let found = present(headers);
+    if found != 0 {
+        strip_request_fields(headers, found);
+    }
+}
+
+fn strip_request_fields(headers: &mut HeaderMap, found: u16) {
+    if found & field::CONNECTION != 0 {
+        remove_connection_nominated(headers);
+    }
+    for (bit, name) in HOP_BY_HOP {
+        if found & bit != 0 {
+            headers.remove(name);
+        }
+    }
+    if found & field::TE != 0
+        && let Some(te) = headers.get(header::TE)
+    {
         let trailers = te.to_str().is_ok_and(|te| {
             te.split(',')
                 .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
@@ -81,13 +153,21 @@ pub(crate) fn strip_request_hop_by_hop(headers: &mut HeaderMap) {
 
 /// Removes the hop-by-hop fields of a response.
 pub(crate) fn strip_response_hop_by_hop(headers: &mut HeaderMap) {
-    remove_connection_nominated(headers);
-    for name in HOP_BY_HOP_RESPONSE {
-        headers.remove(name);
+    let found = present(headers);
+    if found == 0 {
+        return;
+    }
+    if found & field::CONNECTION != 0 {
+        remove_connection_nominated(headers);
+    }
+    for (bit, name) in HOP_BY_HOP_RESPONSE {
+        if found & bit != 0 {
+            headers.remove(name);
+        }
     }
 }
 
-/// Removes the fields the `Connection` field lists (they are hop-by-hop by declaration).
+/// Removes the `Connection` field and the fields it lists (they are hop-by-hop by declaration).
 fn remove_connection_nominated(headers: &mut HeaderMap) {
     // Taken out first so the names can be removed while it is read.
     let Some(connection) = headers.remove(header::CONNECTION) else {
@@ -118,9 +198,12 @@ fn is_owned(name: &HeaderName) -> bool {
 /// Removes every client-supplied copy of the fields Trellis owns.
 pub(crate) fn strip_owned(headers: &mut HeaderMap) {
     // Scanning is cheap; collecting (an allocation) happens only for a request that sends one.
-    if !headers.keys().any(is_owned) {
-        return;
+    if headers.keys().any(is_owned) {
+        remove_owned(headers);
     }
+}
+
+fn remove_owned(headers: &mut HeaderMap) {
     let spoofed: Vec<HeaderName> = headers.keys().filter(|n| is_owned(n)).cloned().collect();
     for name in spoofed {
         headers.remove(name);
@@ -337,6 +420,52 @@ mod tests {
             names(&headers),
             ["x-amzn-requestid", "x-amzn-source-vpcs", "x-forwarded-for"]
         );
+    }
+
+    /// The pipeline's one-scan strip does what the two strips above do together, whichever
+    /// of the fields it acts on are present, and leaves an ordinary request untouched.
+    #[test]
+    fn request_strip_in_one_scan() {
+        type Fields = &'static [(&'static str, &'static str)];
+        let cases: &[(Fields, &[&str])] = &[
+            (
+                &[("host", "a"), ("accept", "*/*"), ("x-bench", "on")],
+                &["accept", "host", "x-bench"],
+            ),
+            (
+                &[("x-amzn-lattice-identity", "spoofed"), ("accept", "*/*")],
+                &["accept"],
+            ),
+            (
+                &[
+                    ("connection", "x-secret, x-amzn-lattice-target"),
+                    ("x-secret", "1"),
+                    ("x-amzn-lattice-target", "spoofed"),
+                    ("x-amzn-source-vpc", "vpc-1"),
+                    ("te", "gzip"),
+                    ("expect", "100-continue"),
+                    ("upgrade", "h2c"),
+                    ("x-forwarded-for", "1.2.3.4"),
+                ],
+                &["x-forwarded-for"],
+            ),
+            (
+                &[
+                    ("te", "trailers, gzip"),
+                    ("keep-alive", "5"),
+                    ("accept", "*/*"),
+                ],
+                &["accept", "te"],
+            ),
+        ];
+        for (fields, left) in cases {
+            let mut headers = map(fields);
+            strip_request(&mut headers);
+            assert_eq!(names(&headers), *left, "{fields:?}");
+            if let Some(te) = headers.get(header::TE) {
+                assert_eq!(te, "trailers");
+            }
+        }
     }
 
     #[test]

@@ -240,27 +240,29 @@ fn prepare_request(
 ) {
     // HTTP/1.0 and HTTP/1.1 clients may omit the host on TLS connections (the service came
     // from SNI); targets still get one.
-    if req.uri().authority().is_none()
+    if let Some(tls) = &conn.tls
+        && req.uri().authority().is_none()
         && !req.headers().contains_key(header::HOST)
-        && let Some(tls) = &conn.tls
         && let Ok(host) = HeaderValue::from_str(&tls.server_name)
     {
         req.headers_mut().insert(header::HOST, host);
     }
     let headers = req.headers_mut();
-    headers::strip_request_hop_by_hop(headers);
-    headers::strip_owned(headers);
+    headers::strip_request(headers);
+    // Room for the six fields below at once, rather than growing the map as they arrive.
+    headers.reserve(6);
     headers.insert(headers::X_FORWARDED_FOR, conn.forwarded_for.clone());
     headers.insert(headers::X_FORWARDED_PORT, conn.forwarded_port.clone());
     headers.insert(
         headers::X_FORWARDED_PROTO,
-        HeaderValue::from_static(if conn.tls.is_some() { "https" } else { "http" }),
+        if conn.tls.is_some() {
+            headers::PROTO_HTTPS
+        } else {
+            headers::PROTO_HTTP
+        },
     );
     headers.insert(headers::X_AMZN_LATTICE_TARGET, lattice_target);
-    headers.insert(
-        headers::X_AMZN_LATTICE_NETWORK,
-        HeaderValue::from_static("SourceVpcArn="),
-    );
+    headers.insert(headers::X_AMZN_LATTICE_NETWORK, headers::LATTICE_NETWORK);
     headers.insert(X_AMZN_REQUESTID, request_id.clone());
 }
 

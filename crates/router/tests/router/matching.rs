@@ -442,6 +442,110 @@ fn priority_order_regardless_of_input_order() {
     }
 }
 
+/// The route looks each distinct header name up once and shares the result between rules: rules
+/// that spell the name differently, test different lines of a repeated header, or test a name
+/// that an earlier rule found absent must each still see every line of it.
+#[test]
+fn rules_sharing_header_names() {
+    let rules = [
+        default_rule(),
+        rule("rule-1", 1, &[C::HeaderExact("X-Env", "blue", true)]),
+        rule(
+            "rule-2",
+            2,
+            &[
+                C::HeaderExact("x-env", "green", true),
+                C::HeaderPrefix("X-TEAM", "a", true),
+            ],
+        ),
+        rule("rule-3", 3, &[C::HeaderContains("x-ENV", "ee", true)]),
+        rule(
+            "rule-4",
+            4,
+            &[C::HeaderExact("x-team", "b", true), C::Method("PUT")],
+        ),
+        rule("rule-5", 5, &[C::HeaderExact("x-team", "b", true)]),
+    ];
+    let cases: &[(Req<'_>, &str)] = &[
+        (req("GET", "/", &[("x-env", b"blue")]), "rule-1"),
+        (
+            req("GET", "/", &[("x-env", b"red"), ("x-env", b"blue")]),
+            "rule-1",
+        ),
+        // rule-2 needs both names, each from a later line than rule-1 tested.
+        (
+            req(
+                "GET",
+                "/",
+                &[
+                    ("x-env", b"red"),
+                    ("x-team", b"b"),
+                    ("x-env", b"green"),
+                    ("x-team", b"ab"),
+                ],
+            ),
+            "rule-2",
+        ),
+        (req("GET", "/", &[("x-env", b"green")]), "rule-3"),
+        (
+            req("GET", "/", &[("x-env", b"red"), ("x-env", b"steel")]),
+            "rule-3",
+        ),
+        // rule-2 fails on x-env before it reads x-team and rule-4 on the method, so rule-5 is
+        // the first to look x-team up.
+        (req("GET", "/", &[("x-team", b"b")]), "rule-5"),
+        (
+            req("PUT", "/", &[("x-team", b"b"), ("x-env", b"red")]),
+            "rule-4",
+        ),
+        (
+            req("GET", "/", &[("x-team", b"c"), ("x-env", b"red")]),
+            DEFAULT,
+        ),
+        (req("GET", "/", NONE), DEFAULT),
+    ];
+    for (request, expected) in cases {
+        check(&rules, *request, expected);
+    }
+}
+
+/// More distinct header names than the route keeps look-ups for (sixteen): names past those are
+/// looked up per condition and must match the same way.
+#[test]
+fn many_distinct_header_names() {
+    let names: Vec<String> = (0..40).map(|i| format!("x-h{i:02}")).collect();
+    // Ten rules of four names each; rule i matches when all four of its names carry "on".
+    let conditions: Vec<Vec<C<'_>>> = (0..10)
+        .map(|r| {
+            (0..4)
+                .map(|k| C::HeaderExact(names[r * 4 + k].as_str(), "on", true))
+                .collect()
+        })
+        .collect();
+    let mut rules = vec![default_rule()];
+    let ids: Vec<String> = (0..10).map(|r| format!("rule-{r:02}")).collect();
+    for (r, c) in conditions.iter().enumerate() {
+        rules.push(rule(&ids[r], r as u16 + 1, c));
+    }
+    for target in 0..10 {
+        // Every earlier rule has three of its four names, so each is decided by its last one.
+        let mut lines: Vec<(&str, &[u8])> = Vec::new();
+        for r in 0..target {
+            for k in 0..3 {
+                lines.push((names[r * 4 + k].as_str(), b"on"));
+            }
+            lines.push((names[r * 4 + 3].as_str(), b"off"));
+        }
+        for k in 0..4 {
+            lines.push((names[target * 4 + k].as_str(), b"on"));
+        }
+        check(&rules, req("GET", "/", &lines), &ids[target]);
+        // Without the target's last name, nothing matches.
+        lines.pop();
+        check(&rules, req("GET", "/", &lines), DEFAULT);
+    }
+}
+
 /// Every permutation of `0..n` (Heap's algorithm).
 fn permutations(n: usize) -> Vec<Vec<usize>> {
     fn heap(k: usize, a: &mut Vec<usize>, out: &mut Vec<Vec<usize>>) {
