@@ -206,8 +206,12 @@ async fn drive<I>(
 {
     let service_ctx = Arc::clone(&ctx);
     let service = service_fn(move |req| {
-        let ctx = Arc::clone(&service_ctx);
-        async move { Ok::<_, Infallible>(pipeline::handle(ctx, req).await) }
+        // Boxed once here rather than moved around by value: hyper's HTTP/2 server spawns a task
+        // per stream with this future inside, and tokio moves a task's future several times
+        // while spawning and completing it (a memcpy of the whole future each time). A pointer
+        // moves for free; the request pays one allocation instead.
+        let handling = Box::pin(pipeline::handle(Arc::clone(&service_ctx), req));
+        async move { Ok::<_, Infallible>(handling.await) }
     });
     let mut conn = pin!(builder.serve_connection(io, service));
     let mut idle = pin!(idle_timer(&ctx, ctx.shared.config.idle_timeout));

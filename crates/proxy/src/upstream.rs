@@ -252,7 +252,12 @@ impl Upstreams {
                     continue;
                 }
                 Checkout::Connect(claim) => {
-                    let connected = self.connect(key).await;
+                    // Boxed: connecting (TCP, TLS, an HTTP/2 handshake) is a ~7.5 KB future, and
+                    // inline it would make every request's future that large. Each request's
+                    // future is moved several times (into its HTTP/2 stream task, into hyper's
+                    // HTTP/1.1 dispatcher), so its size costs a memcpy per move on every request,
+                    // while a connect is rare; see docs/benchmarks.md, "HTTP/2 profile".
+                    let connected = Box::pin(self.connect(key)).await;
                     drop(claim);
                     match connected {
                         Ok(conn) => (conn, false),
@@ -327,13 +332,21 @@ impl Upstreams {
             }
             slot.h2 = None;
         }
-        while let Some(idle) = slot.idle.pop() {
-            if idle.usable(now) && idle.sender.is_ready() {
-                return Checkout::Pooled(Conn::H1(idle.sender));
+        // Most recently used first. Closed and expired connections are dropped. One that is
+        // open but not ready is still finishing its previous exchange: its response body was
+        // read to the end (that is when it came back) but its connection task has not run since
+        // to take the next request, or the target answered before reading the whole request.
+        // It is skipped and stays pooled: dropping it would close a healthy connection and make
+        // the next request open a new one, which under load churns connections.
+        let mut i = slot.idle.len();
+        while i > 0 {
+            i -= 1;
+            let idle = &slot.idle[i];
+            if !idle.usable(now) {
+                slot.idle.remove(i);
+            } else if idle.sender.is_ready() {
+                return Checkout::Pooled(Conn::H1(slot.idle.remove(i).sender));
             }
-            // Not ready means closed or still finishing the previous exchange (the target
-            // answered before reading the whole request): either way it is not worth waiting
-            // for. Dropping it closes it once that exchange is over.
         }
         self.claim(&mut pool, key, may_wait)
     }
