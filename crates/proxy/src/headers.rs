@@ -212,7 +212,7 @@ fn remove_owned(headers: &mut HeaderMap) {
 
 /// The request's ID: the client's `x-amzn-requestid` (truncated to 512 bytes), else a new UUID.
 pub(crate) fn request_id(headers: &HeaderMap) -> HeaderValue {
-    match headers.get(X_AMZN_REQUESTID) {
+    let mut id = match headers.get(X_AMZN_REQUESTID) {
         Some(id) if !id.is_empty() && id.len() <= MAX_REQUEST_ID_BYTES => id.clone(),
         Some(id) if !id.is_empty() => {
             // A prefix of a valid field value is a valid field value (no byte becomes invalid
@@ -223,7 +223,12 @@ pub(crate) fn request_id(headers: &HeaderMap) -> HeaderValue {
                 .unwrap_or_else(|_| generate_request_id())
         }
         _ => generate_request_id(),
-    }
+    };
+    // Unique per request, so HTTP/2's HPACK would only churn its dynamic table with it (and
+    // search the table first): "sensitive" makes it a never-indexed literal on h2 legs. HTTP/1.1
+    // ignores the flag.
+    id.set_sensitive(true);
+    id
 }
 
 /// A random UUID v4 from the per-thread generator (no system call per request).
