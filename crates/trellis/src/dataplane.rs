@@ -45,6 +45,8 @@ pub const PORT_RETRY_INTERVAL: Duration = Duration::from_secs(5);
 /// First and longest wait before a snapshot load that failed in the store is tried again.
 const STORE_RETRY_MIN: Duration = Duration::from_millis(100);
 const STORE_RETRY_MAX: Duration = Duration::from_secs(5);
+/// The longest the compiler holds back after a round that writes overtook (see [`follow`]).
+const HOLD_MAX: Duration = Duration::from_secs(1);
 
 /// What `trellis serve` passes the data plane.
 #[derive(Debug, Clone)]
@@ -290,6 +292,14 @@ impl Reconcile for Reconcilers {
 /// changed, and the next round reads the newest state once. A store failure is retried with
 /// backoff; a compile failure (a document that does not decode) keeps the last good snapshot and
 /// waits for the next change.
+///
+/// A round costs time in proportion to the whole configuration (about 0.15 s at 1,000 services
+/// on one core). When writes arrived while a round ran, the next round waits as long as that
+/// round took (at most [`HOLD_MAX`]) before it starts: under a stream of writes the compiler then
+/// takes at most about half of the CPU it shares with the API, instead of starting a new
+/// whole-configuration round after every write, which made loading N services through the API
+/// cost O(N²). A change made while the compiler is idle, or after the round it waited for,
+/// starts a round at once, so isolated changes are not delayed.
 pub async fn follow<R: Reconcile>(
     store: Store,
     ctx: Context,
@@ -301,12 +311,21 @@ pub async fn follow<R: Reconcile>(
     let mut pending = true;
     let mut ports_failing = false;
     let mut backoff = STORE_RETRY_MIN;
+    let mut hold = None;
     loop {
         if *stop.borrow() {
             break;
         }
         if pending {
+            if let Some(hold) = hold.take() {
+                tokio::select! {
+                    biased;
+                    _ = stop.changed() => break,
+                    () = tokio::time::sleep(hold) => {}
+                }
+            }
             feed.borrow_and_update();
+            let started = tokio::time::Instant::now();
             match Snapshot::load(&store, &ctx).await {
                 Ok(snapshot) => {
                     pending = false;
@@ -316,6 +335,9 @@ pub async fn follow<R: Reconcile>(
                     status.applied.fetch_max(revision, Ordering::AcqRel);
                     status.ready.store(true, Ordering::Release);
                     tracing::debug!(revision, "configuration applied");
+                    if *feed.borrow() > revision {
+                        hold = Some(started.elapsed().min(HOLD_MAX));
+                    }
                 }
                 Err(CompileError::Store(e)) => {
                     tracing::warn!(error = %e, retry_in = ?backoff, "cannot read the configuration from the store");

@@ -352,3 +352,119 @@ async fn follows_the_feed_and_keeps_the_last_good_snapshot() {
     assert!(status.ready.load(Ordering::Acquire));
     store.close().await;
 }
+
+/// A reconciler whose applies are held open until the test lets them finish, recording when
+/// each one started and ended.
+struct Gated {
+    started: mpsc::UnboundedSender<(u64, tokio::time::Instant)>,
+    gate: Arc<tokio::sync::Semaphore>,
+    ended: Arc<std::sync::Mutex<Vec<(u64, tokio::time::Instant)>>>,
+}
+
+impl Reconcile for Gated {
+    async fn apply(&self, snapshot: Arc<Snapshot>) -> bool {
+        let _ = self
+            .started
+            .send((snapshot.revision, tokio::time::Instant::now()));
+        self.gate.acquire().await.unwrap().forget();
+        self.ended
+            .lock()
+            .unwrap()
+            .push((snapshot.revision, tokio::time::Instant::now()));
+        false
+    }
+    async fn retry_ports(&self) -> bool {
+        false
+    }
+    fn rejected(&self, _error: &CompileError) {}
+}
+
+fn network_record(i: u32) -> Record {
+    let id = format!("sn-2{i:016}");
+    let now = Timestamp::now();
+    let network = ServiceNetwork {
+        id: id.clone(),
+        name: format!("held-{i}"),
+        arn: format!("arn:held-{i}"),
+        auth_type: AuthType::None,
+        sharing_enabled: false,
+        created_at: now,
+        last_updated_at: now,
+        tags: Tags::new(),
+    };
+    record(
+        "service-network",
+        &id,
+        None,
+        serde_json::to_value(network).unwrap(),
+    )
+}
+
+/// The next round the compiler task starts, bounded so that a broken task fails the test.
+async fn round_started(
+    rx: &mut mpsc::UnboundedReceiver<(u64, tokio::time::Instant)>,
+) -> (u64, tokio::time::Instant) {
+    tokio::time::timeout(Duration::from_secs(60), rx.recv())
+        .await
+        .expect("the compiler task did not start a round")
+        .expect("the compiler task ended")
+}
+
+/// Writes that overtake a round make the next round wait as long as that round took (the
+/// compiler's share of the CPU stays bounded under a stream of writes); the writes still
+/// coalesce into one round that applies the newest revision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_round_overtaken_by_writes_holds_the_next_one_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::connect(&Store::sqlite_url(&dir.path().join("t.db")))
+        .await
+        .unwrap();
+    let status = Status {
+        applied: Arc::new(AtomicU64::new(0)),
+        ready: Arc::new(AtomicBool::new(false)),
+        failed_ports: Arc::default(),
+    };
+    let (started_tx, mut started) = mpsc::unbounded_channel();
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let ended = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (stop, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(follow(
+        store.clone(),
+        ctx(),
+        Gated {
+            started: started_tx,
+            gate: Arc::clone(&gate),
+            ended: Arc::clone(&ended),
+        },
+        status.clone(),
+        stop_rx,
+    ));
+    // The first round (the empty store) is held open while three writes land.
+    let (first, round_start) = round_started(&mut started).await;
+    let mut last = first;
+    for i in 0..3 {
+        last = write(&store, vec![network_record(i)]).await;
+    }
+    let held = Duration::from_millis(200);
+    tokio::time::sleep(held).await;
+    gate.add_permits(1);
+
+    // One round applies all three writes, and it starts no sooner than the first round's
+    // length after that round ended.
+    let (second, second_start) = round_started(&mut started).await;
+    assert_eq!(second, last, "the three writes coalesce into one round");
+    let first_end = ended.lock().unwrap()[0].1;
+    let first_len = first_end - round_start;
+    assert!(first_len >= held);
+    assert!(
+        second_start - first_end >= first_len.min(HOLD_MAX),
+        "the next round started {:?} after a round of {first_len:?}",
+        second_start - first_end
+    );
+    gate.add_permits(1);
+
+    let _ = stop.send(true);
+    task.await.unwrap();
+    assert_eq!(status.applied.load(Ordering::Acquire), last);
+    store.close().await;
+}
