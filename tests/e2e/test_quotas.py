@@ -40,9 +40,9 @@ def test_lowered_quotas_are_enforced_at_their_value(client):
         client.create_service_network(name=unique("sn"))
     quota_error(e, "service-networks-per-region", "SERVICE_NETWORK")
 
-    services = [client.create_service(name=unique("svc"))["id"] for _ in range(3)]
+    services = [client.create_service(name=unique("web"))["id"] for _ in range(3)]
     with pytest.raises(ClientError) as e:
-        client.create_service(name=unique("svc"))
+        client.create_service(name=unique("web"))
     quota_error(e, "services-per-region", "SERVICE")
 
     for svc in services[:2]:
@@ -54,13 +54,13 @@ def test_lowered_quotas_are_enforced_at_their_value(client):
     quota_error(e, "service-associations-per-service-network", "SERVICE_NETWORK_SERVICE_ASSOCIATION")
 
     for _ in range(2):
-        client.create_target_group(name=unique("tg"), type="IP", config={
+        client.create_target_group(name=unique("grp"), type="IP", config={
             "port": 80, "protocol": "HTTP", "vpcIdentifier": "vpc-0123456789abcdef0"})
     with pytest.raises(ClientError) as e:
-        client.create_target_group(name=unique("tg"), type="IP", config={
+        client.create_target_group(name=unique("grp"), type="IP", config={
             "port": 80, "protocol": "HTTP", "vpcIdentifier": "vpc-0123456789abcdef0"})
     quota_error(e, "target-groups-per-region", "TARGET_GROUP")
 
     # Deleting frees quota: the limit counts what exists, not what was ever created.
     client.delete_service(serviceIdentifier=services[2])
-    assert client.create_service(name=unique("svc"))["status"] == "ACTIVE"
+    assert client.create_service(name=unique("web"))["status"] == "ACTIVE"
