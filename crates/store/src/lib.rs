@@ -283,3 +283,45 @@ mod tests {
         send_sync::<StoreError>();
     }
 }
+
+#[cfg(test)]
+mod plan_tests {
+    use super::*;
+
+    /// `Tx::list_referencing` must be driven by the covering by-reference index, or its cost grows
+    /// with the number of records of the kind (every CreateRule asks it). SQLite has no
+    /// statistics, so the plan depends only on the query's shape and the indexes: check it.
+    #[tokio::test]
+    async fn list_referencing_uses_the_by_reference_index_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&Store::sqlite_url(&dir.path().join("plan.db")))
+            .await
+            .unwrap();
+        let Pool::Sqlite(pool) = &store.inner.pool else {
+            unreachable!("a sqlite URL opens a SQLite pool");
+        };
+        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            // A constant of this crate prefixed with a constant: nothing from outside.
+            "EXPLAIN QUERY PLAN {}",
+            tx::LIST_REFERENCING
+        )))
+        .bind("rule")
+        .bind("tg-0123456789abcdef0")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        let steps: Vec<&str> = plan
+            .iter()
+            .map(|(_, _, _, detail)| detail.as_str())
+            .collect();
+        assert!(
+            steps[0].contains("record_refs_by_ref (ref_id=? AND kind=?)"),
+            "{steps:?}"
+        );
+        assert!(
+            steps.iter().all(|s| !s.contains("records_kind_seq")),
+            "{steps:?}"
+        );
+        store.close().await;
+    }
+}

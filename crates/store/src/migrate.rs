@@ -25,6 +25,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "blobs",
         sql: include_str!("../migrations/0002_blobs.sql"),
     },
+    Migration {
+        version: 3,
+        name: "refs_by_ref_covering",
+        sql: include_str!("../migrations/0003_refs_by_ref_covering.sql"),
+    },
 ];
 
 /// PostgreSQL advisory lock key held while migrating, so nodes starting together do not race

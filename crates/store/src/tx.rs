@@ -27,6 +27,16 @@ type RecordRow = (
     i64,
 );
 
+/// "Records of kind $1 whose refs contain $2", driven from `record_refs` (its covering index
+/// `record_refs_by_ref (ref_id, kind, id)`, migration 0003): the number of matches, not the number
+/// of records of the kind, sets the cost. SQLite keeps a `CROSS JOIN`'s tables in the written
+/// order; with an inner join and no statistics it walked every record of the kind in `seq` order
+/// instead, to skip the sort (33 ms at 17,000 rules). PostgreSQL plans a `CROSS JOIN` with a
+/// join condition like any inner join.
+pub(crate) const LIST_REFERENCING: &str = "SELECT r.kind, r.id, r.parent, r.name, r.arn, r.refs, \
+     r.body, r.seq FROM record_refs x CROSS JOIN records r \
+     WHERE x.kind = $1 AND x.ref_id = $2 AND r.kind = x.kind AND r.id = x.id ORDER BY r.seq";
+
 macro_rules! select_records {
     ($where:literal) => {
         concat!(
@@ -316,13 +326,11 @@ impl Tx {
         }))
     }
 
-    /// All records of `kind` whose `refs` contain `id`, in insertion order.
+    /// All records of `kind` whose `refs` contain `id`, in insertion order ([`LIST_REFERENCING`]).
     pub async fn list_referencing(&mut self, kind: &str, id: &str) -> Result<Vec<Record>> {
         self.usable()?;
         self.fetch_records(
-            "SELECT r.kind, r.id, r.parent, r.name, r.arn, r.refs, r.body, r.seq \
-             FROM records r JOIN record_refs x ON x.kind = r.kind AND x.id = r.id \
-             WHERE x.kind = $1 AND x.ref_id = $2 ORDER BY r.seq",
+            LIST_REFERENCING,
             &[Some(kind), Some(id)],
             "list referencing records",
         )
