@@ -241,8 +241,8 @@ async fn write(store: &Store, records: Vec<Record>) -> u64 {
     tx.commit().await.unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn follows_the_feed_and_keeps_the_last_good_snapshot() {
+/// An empty SQLite store in a temporary dir (kept alive by the returned guard) and a fresh status.
+async fn fresh_store() -> (tempfile::TempDir, Store, Status) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::connect(&Store::sqlite_url(&dir.path().join("t.db")))
         .await
@@ -252,6 +252,12 @@ async fn follows_the_feed_and_keeps_the_last_good_snapshot() {
         ready: Arc::new(AtomicBool::new(false)),
         failed_ports: Arc::default(),
     };
+    (dir, store, status)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follows_the_feed_and_keeps_the_last_good_snapshot() {
+    let (_dir, store, status) = fresh_store().await;
     let (tx, mut events) = mpsc::unbounded_channel();
     let (stop, stop_rx) = watch::channel(false);
     let task = tokio::spawn(follow(
@@ -313,21 +319,9 @@ async fn follows_the_feed_and_keeps_the_last_good_snapshot() {
     for i in 0..10 {
         last = write(
             &store,
-            vec![record(
-                "service-network",
+            vec![network_record(
                 &format!("sn-1000000000000000{i}"),
-                None,
-                serde_json::to_value(ServiceNetwork {
-                    id: format!("sn-1000000000000000{i}"),
-                    name: format!("burst-{i}"),
-                    arn: format!("arn:burst-{i}"),
-                    auth_type: AuthType::None,
-                    sharing_enabled: false,
-                    created_at: Timestamp::now(),
-                    last_updated_at: Timestamp::now(),
-                    tags: Tags::new(),
-                })
-                .unwrap(),
+                &format!("burst-{i}"),
             )],
         )
         .await;
@@ -379,13 +373,12 @@ impl Reconcile for Gated {
     fn rejected(&self, _error: &CompileError) {}
 }
 
-fn network_record(i: u32) -> Record {
-    let id = format!("sn-2{i:016}");
+fn network_record(id: &str, name: &str) -> Record {
     let now = Timestamp::now();
     let network = ServiceNetwork {
-        id: id.clone(),
-        name: format!("held-{i}"),
-        arn: format!("arn:held-{i}"),
+        id: id.into(),
+        name: name.into(),
+        arn: format!("arn:{name}"),
         auth_type: AuthType::None,
         sharing_enabled: false,
         created_at: now,
@@ -394,7 +387,7 @@ fn network_record(i: u32) -> Record {
     };
     record(
         "service-network",
-        &id,
+        id,
         None,
         serde_json::to_value(network).unwrap(),
     )
@@ -415,15 +408,7 @@ async fn round_started(
 /// coalesce into one round that applies the newest revision.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_round_overtaken_by_writes_holds_the_next_one_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::connect(&Store::sqlite_url(&dir.path().join("t.db")))
-        .await
-        .unwrap();
-    let status = Status {
-        applied: Arc::new(AtomicU64::new(0)),
-        ready: Arc::new(AtomicBool::new(false)),
-        failed_ports: Arc::default(),
-    };
+    let (_dir, store, status) = fresh_store().await;
     let (started_tx, mut started) = mpsc::unbounded_channel();
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let ended = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -443,7 +428,14 @@ async fn a_round_overtaken_by_writes_holds_the_next_one_back() {
     let (first, round_start) = round_started(&mut started).await;
     let mut last = first;
     for i in 0..3 {
-        last = write(&store, vec![network_record(i)]).await;
+        last = write(
+            &store,
+            vec![network_record(
+                &format!("sn-2{i:016}"),
+                &format!("held-{i}"),
+            )],
+        )
+        .await;
     }
     let held = Duration::from_millis(200);
     tokio::time::sleep(held).await;
