@@ -107,8 +107,8 @@ fn present(headers: &HeaderMap) -> u16 {
 }
 
 /// Everything a request loses on its way to a target, in one scan of its names: the hop-by-hop
-/// fields ([`strip_request_hop_by_hop`]) and client copies of the fields Trellis owns
-/// ([`strip_owned`]).
+/// fields (RFC 9110 §7.6.1: [`HOP_BY_HOP`], those the `Connection` field names, and `TE` other
+/// than `trailers`), `Expect`, and every client copy of the fields Trellis owns.
 pub(crate) fn strip_request(headers: &mut HeaderMap) {
     let found = present(headers);
     if found != 0 {
@@ -116,14 +116,6 @@ pub(crate) fn strip_request(headers: &mut HeaderMap) {
     }
     if found & field::OWNED != 0 {
         remove_owned(headers);
-    }
-}
-
-/// Removes the hop-by-hop fields of a request, and `Expect`.
-pub(crate) fn strip_request_hop_by_hop(headers: &mut HeaderMap) {
-    let found = present(headers);
-    if found != 0 {
-        strip_request_fields(headers, found);
     }
 }
 
@@ -195,14 +187,8 @@ fn is_owned(name: &HeaderName) -> bool {
     name.starts_with(OWNED_PREFIX) || name == SOURCE_VPC
 }
 
-/// Removes every client-supplied copy of the fields Trellis owns.
-pub(crate) fn strip_owned(headers: &mut HeaderMap) {
-    // Scanning is cheap; collecting (an allocation) happens only for a request that sends one.
-    if headers.keys().any(is_owned) {
-        remove_owned(headers);
-    }
-}
-
+/// Removes every client-supplied copy of the fields Trellis owns; called only when the scan found
+/// one, so the collecting allocation happens only for a request that sends one.
 fn remove_owned(headers: &mut HeaderMap) {
     let spoofed: Vec<HeaderName> = headers.keys().filter(|n| is_owned(n)).cloned().collect();
     for name in spoofed {
@@ -350,8 +336,10 @@ mod tests {
     }
 
     #[test]
-    fn request_hop_by_hop_table() {
-        // (incoming fields, fields left)
+    fn request_strip_table() {
+        // (incoming fields, fields left): hop-by-hop fields, `Expect`, `TE` other than
+        // `trailers` and Trellis's own fields go, in any combination; an ordinary request is
+        // untouched.
         type Fields = &'static [(&'static str, &'static str)];
         let cases: &[(Fields, &[&str])] = &[
             (
@@ -384,55 +372,6 @@ mod tests {
                 &[("trailer", "grpc-status"), ("host", "a")],
                 &["host", "trailer"],
             ),
-        ];
-        for (fields, left) in cases {
-            let mut headers = map(fields);
-            strip_request_hop_by_hop(&mut headers);
-            assert_eq!(names(&headers), *left, "{fields:?}");
-            if let Some(te) = headers.get(header::TE) {
-                assert_eq!(te, "trailers");
-            }
-        }
-    }
-
-    #[test]
-    fn response_hop_by_hop_table() {
-        let mut headers = map(&[
-            ("connection", "x-hop"),
-            ("x-hop", "1"),
-            ("transfer-encoding", "chunked"),
-            ("keep-alive", "timeout=5"),
-            ("content-type", "text/plain"),
-            ("grpc-status", "0"),
-        ]);
-        strip_response_hop_by_hop(&mut headers);
-        assert_eq!(names(&headers), ["content-type", "grpc-status"]);
-    }
-
-    #[test]
-    fn owned_fields_are_stripped() {
-        let mut headers = map(&[
-            ("x-amzn-lattice-identity", "Principal=arn:aws:iam::1:root"),
-            ("X-Amzn-Lattice-Target", "ServiceArn=spoofed"),
-            ("x-amzn-lattice-anything-new", "1"),
-            ("x-amzn-source-vpc", "vpc-1"),
-            ("x-amzn-source-vpcs", "kept: not an owned name"),
-            ("x-amzn-requestid", "kept"),
-            ("x-forwarded-for", "replaced later, not here"),
-        ]);
-        strip_owned(&mut headers);
-        assert_eq!(
-            names(&headers),
-            ["x-amzn-requestid", "x-amzn-source-vpcs", "x-forwarded-for"]
-        );
-    }
-
-    /// The pipeline's one-scan strip does what the two strips above do together, whichever
-    /// of the fields it acts on are present, and leaves an ordinary request untouched.
-    #[test]
-    fn request_strip_in_one_scan() {
-        type Fields = &'static [(&'static str, &'static str)];
-        let cases: &[(Fields, &[&str])] = &[
             (
                 &[("host", "a"), ("accept", "*/*"), ("x-bench", "on")],
                 &["accept", "host", "x-bench"],
@@ -471,6 +410,38 @@ mod tests {
                 assert_eq!(te, "trailers");
             }
         }
+    }
+
+    #[test]
+    fn response_hop_by_hop_table() {
+        let mut headers = map(&[
+            ("connection", "x-hop"),
+            ("x-hop", "1"),
+            ("transfer-encoding", "chunked"),
+            ("keep-alive", "timeout=5"),
+            ("content-type", "text/plain"),
+            ("grpc-status", "0"),
+        ]);
+        strip_response_hop_by_hop(&mut headers);
+        assert_eq!(names(&headers), ["content-type", "grpc-status"]);
+    }
+
+    #[test]
+    fn owned_fields_are_stripped() {
+        let mut headers = map(&[
+            ("x-amzn-lattice-identity", "Principal=arn:aws:iam::1:root"),
+            ("X-Amzn-Lattice-Target", "ServiceArn=spoofed"),
+            ("x-amzn-lattice-anything-new", "1"),
+            ("x-amzn-source-vpc", "vpc-1"),
+            ("x-amzn-source-vpcs", "kept: not an owned name"),
+            ("x-amzn-requestid", "kept"),
+            ("x-forwarded-for", "replaced later, not here"),
+        ]);
+        strip_request(&mut headers);
+        assert_eq!(
+            names(&headers),
+            ["x-amzn-requestid", "x-amzn-source-vpcs", "x-forwarded-for"]
+        );
     }
 
     #[test]

@@ -168,8 +168,7 @@ fn prepare_headers(parts: &mut http::request::Parts, conn: &ConnCtx, request_id:
             headers.insert(header::HOST, host);
         }
     }
-    headers::strip_request_hop_by_hop(headers);
-    headers::strip_owned(headers);
+    headers::strip_request(headers);
     headers.insert(headers::X_FORWARDED_FOR, conn.forwarded_for.clone());
     headers.insert(X_AMZN_REQUESTID, request_id.clone());
 }
