@@ -61,16 +61,6 @@ def sn(lattice):
         pass
 
 
-def services_available(lattice):
-    try:
-        lattice.list_services()
-        return True
-    except ClientError as e:
-        if e.response.get("reason") == "unknownOperation":
-            return False
-        raise
-
-
 def test_auth_policy_put_get_replace_delete(lattice, sn):
     put = lattice.put_auth_policy(resourceIdentifier=sn["id"], policy=json.dumps(ALLOW_ALL))
     assert put["ResponseMetadata"]["HTTPStatusCode"] == 200
@@ -318,8 +308,6 @@ def test_deleting_a_service_network_removes_its_policies(server, lattice):
 
 
 def test_service_auth_policy_state_and_cascade(server, lattice):
-    if not services_available(lattice):
-        pytest.skip("services are not implemented yet")
     svc = lattice.create_service(name=unique("psvc"))
     put = lattice.put_auth_policy(resourceIdentifier=svc["arn"], policy=json.dumps(ALLOW_ALL))
     assert put["state"] == "Inactive"

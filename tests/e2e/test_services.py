@@ -81,17 +81,6 @@ def stored_count(server, kind, parent):
         db.close()
 
 
-def implemented(call):
-    """Whether the server implements an operation (other modules land independently)."""
-    try:
-        call()
-        return True
-    except ClientError as e:
-        if e.response.get("reason") == "unknownOperation":
-            return False
-        return True
-
-
 def test_create_get_list_update_delete(lattice):
     name = unique("web")
     created = lattice.create_service(name=name, tags={"team": "payments"})
@@ -294,9 +283,6 @@ def test_delete_cascades_access_logs_and_policies(server, lattice):
 
 def test_delete_cascades_listeners_and_rules(server, lattice):
     svc = lattice.create_service(name=unique("lst"))
-    if not implemented(lambda: lattice.list_listeners(serviceIdentifier=svc["id"])):
-        lattice.delete_service(serviceIdentifier=svc["id"])
-        pytest.skip("listeners are not implemented yet; the cascade is covered by the store-level code path")
     fixed = {"fixedResponse": {"statusCode": 404}}
     tg = lattice.create_target_group(name=unique("lsttg"), type="IP",
                                      config={"port": 80, "protocol": "HTTP", "vpcIdentifier": "vpc-0123abcd"})

@@ -818,12 +818,15 @@ mod cases {
         assert!(rx.has_changed().unwrap());
         assert_eq!(*rx.borrow_and_update(), revision);
 
-        // A subscriber waiting in another task is woken.
+        // A subscriber waiting in another task is woken. The commit happens once the waiter
+        // runs, so it is (or is about to be) parked in `changed`, not merely spawned.
+        let (running, is_running) = tokio::sync::oneshot::channel();
         let waiter = tokio::spawn(async move {
+            running.send(()).unwrap();
             rx.changed().await.unwrap();
             *rx.borrow()
         });
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        is_running.await.unwrap();
         let revision = insert_all(&store, &[rec("a", "2")]).await;
         let seen = tokio::time::timeout(Duration::from_secs(5), waiter)
             .await
@@ -869,7 +872,9 @@ mod cases {
             .await
             .unwrap();
 
-        let second = tokio::spawn(async move {
+        let (entered, has_entered) = tokio::sync::oneshot::channel();
+        let mut second = tokio::spawn(async move {
+            entered.send(()).unwrap();
             let mut tx = b.write().await.unwrap();
             let value = tx.get("counter", "c").await.unwrap().unwrap().body;
             tx.update(&Record {
@@ -880,9 +885,13 @@ mod cases {
             .unwrap();
             (value, tx.commit().await.unwrap())
         });
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Once the second writer has asked for its transaction, it must not finish while the
+        // first holds the lock: a bounded wait on the task itself, which must run out.
+        has_entered.await.unwrap();
         assert!(
-            !second.is_finished(),
+            tokio::time::timeout(Duration::from_millis(300), &mut second)
+                .await
+                .is_err(),
             "second writer ran while the first held the lock"
         );
         let first_revision = first.commit().await.unwrap();
