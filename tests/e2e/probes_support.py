@@ -195,3 +195,126 @@ def _framed(data):
         return rebuilt > 0
     except ValueError:
         return False
+
+
+class H2:
+    """A client HTTP/2 connection (h2c with prior knowledge) over a raw socket, driven by the
+    python `h2` state machine with outbound validation off, so that it sends what an attacker
+    would (connection-specific headers, CR/LF in values, lying content-length)."""
+
+    def __init__(self, port, timeout=SOCKET_TIMEOUT_S):
+        import h2.config
+        import h2.connection
+        self.sock = connect(port, timeout)
+        cfg = h2.config.H2Configuration(client_side=True, header_encoding=None, validate_outbound_headers=False,
+                                        normalize_outbound_headers=False, validate_inbound_headers=False)
+        self.conn = h2.connection.H2Connection(config=cfg)
+        # Room for whole response bodies without window updates from the test.
+        self.conn.local_settings.initial_window_size = 1 << 24
+        self.conn.initiate_connection()
+        self.conn.increment_flow_control_window(1 << 24)
+        self.closed = False
+        self.goaway = None
+        self.streams = {}  # stream id -> {"status", "headers", "data", "reset", "ended"}
+        self.flush()
+
+    def flush(self):
+        out = self.conn.data_to_send()
+        if out and not self.closed:
+            try:
+                self.sock.sendall(out)
+            except (BrokenPipeError, ConnectionResetError):
+                self._write_failed()
+
+    def send_raw(self, data):
+        """Bytes straight onto the socket (frames the h2 state machine would not send)."""
+        if self.closed:
+            return False
+        try:
+            self.sock.sendall(data)
+            return True
+        except (BrokenPipeError, ConnectionResetError):
+            self._write_failed()
+            return False
+        except socket.timeout:
+            # The server stopped reading (back-pressure); the connection may still be open.
+            return False
+
+    def _write_failed(self):
+        """The server closed: read what it sent before closing (a GOAWAY names its reason)."""
+        self._read(0.5)
+        self.closed = True
+
+    def request(self, headers, body=None, end_stream=True):
+        sid = self.conn.get_next_available_stream_id()
+        self.streams[sid] = {"status": None, "headers": {}, "data": b"", "reset": None, "ended": False}
+        self.conn.send_headers(sid, headers, end_stream=body is None and end_stream)
+        if body is not None:
+            self.conn.send_data(sid, body, end_stream=end_stream)
+        self.flush()
+        return sid
+
+    def pump(self, timeout):
+        """Reads what the server sent within `timeout` seconds (one recv). False once closed."""
+        if self.closed:
+            return False
+        return self._read(timeout)
+
+    def _read(self, timeout):
+        import h2.events
+        import h2.exceptions
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(1 << 20)
+        except socket.timeout:
+            return True
+        except (ConnectionResetError, OSError):
+            self.closed = True
+            return False
+        if not data:
+            self.closed = True
+            return False
+        try:
+            events = self.conn.receive_data(data)
+        except h2.exceptions.ProtocolError:
+            self.closed = True
+            return False
+        for ev in events:
+            st = self.streams.get(getattr(ev, "stream_id", None))
+            if isinstance(ev, h2.events.ResponseReceived) and st is not None:
+                st["headers"] = {k.decode(): v.decode() for k, v in ev.headers}
+                st["status"] = int(st["headers"][":status"])
+            elif isinstance(ev, h2.events.DataReceived) and st is not None:
+                st["data"] += ev.data
+                self.conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+            elif isinstance(ev, h2.events.StreamEnded) and st is not None:
+                st["ended"] = True
+            elif isinstance(ev, h2.events.StreamReset) and st is not None:
+                st["reset"] = ev.error_code
+            elif isinstance(ev, h2.events.ConnectionTerminated):
+                self.goaway = ev.error_code
+        self.flush()
+        return True
+
+    def wait(self, sid, timeout=SOCKET_TIMEOUT_S):
+        """Waits until stream `sid` ended or was reset, or the connection ended; its record."""
+        deadline = time.monotonic() + timeout
+        st = self.streams[sid]
+        while not (st["ended"] or st["reset"] is not None or self.goaway is not None or self.closed):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"stream {sid} neither answered nor reset in {timeout}s: {st}")
+            self.pump(remaining)
+        return st
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def h2_get(env, path="/", extra=(), method=b"GET"):
+    """The request headers of an HTTP/2 request to the probe service."""
+    return [(b":method", method), (b":scheme", b"http"), (b":path", path.encode() if isinstance(path, str) else path),
+            (b":authority", env.name.encode()), *extra]
