@@ -80,7 +80,9 @@ async fn open_sqlite(url: &str, options: &StoreOptions) -> Result<SqlitePool> {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(options.busy_timeout);
-    let pool_options = SqlitePoolOptions::new().max_connections(options.max_connections.max(1));
+    let pool_options = SqlitePoolOptions::new()
+        .max_connections(options.max_connections.max(1))
+        .after_release(|conn, _| Box::pin(release_outside_transaction(conn)));
     // Switching a new file to WAL needs an exclusive lock that SQLite does not wait for with
     // the busy timeout, so processes opening a fresh file together can see SQLITE_BUSY here.
     // The switch is quick and happens once per file: retry within the busy timeout.
@@ -98,6 +100,19 @@ async fn open_sqlite(url: &str, options: &StoreOptions) -> Result<SqlitePool> {
             }
         }
     }
+}
+
+/// Whether a connection handed back to the pool may be reused: only if it is outside any
+/// transaction. A `COMMIT` that fails with SQLITE_FULL (a full disk) can make SQLite roll the
+/// transaction back itself; sqlx then still counts it open, its `ROLLBACK` on drop fails ("no
+/// transaction is active") and the count never returns to zero, so every later `BEGIN
+/// IMMEDIATE` on that connection failed ("begin_with at non-zero transaction depth") and the
+/// store refused all writes until a restart, even after space was freed. The ping waits for the
+/// rollback sqlx queued when the transaction was dropped; a connection still in a transaction
+/// after it is closed instead of reused (the pool opens a fresh one).
+async fn release_outside_transaction(conn: &mut sqlx::SqliteConnection) -> Result<bool, sqlx::Error> {
+    conn.ping().await?;
+    Ok(!conn.is_in_transaction())
 }
 
 /// SQLITE_BUSY, including its extended codes (the primary code is the low byte).
