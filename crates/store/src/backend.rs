@@ -110,7 +110,9 @@ async fn open_sqlite(url: &str, options: &StoreOptions) -> Result<SqlitePool> {
 /// store refused all writes until a restart, even after space was freed. The ping waits for the
 /// rollback sqlx queued when the transaction was dropped; a connection still in a transaction
 /// after it is closed instead of reused (the pool opens a fresh one).
-async fn release_outside_transaction(conn: &mut sqlx::SqliteConnection) -> Result<bool, sqlx::Error> {
+async fn release_outside_transaction(
+    conn: &mut sqlx::SqliteConnection,
+) -> Result<bool, sqlx::Error> {
     conn.ping().await?;
     Ok(!conn.is_in_transaction())
 }
