@@ -253,3 +253,31 @@ impl Conn {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A transaction that SQLite ended behind sqlx's back (as a `COMMIT` failing with SQLITE_FULL
+    /// can) must not poison the pool: with one connection, the next write transaction begins.
+    #[tokio::test]
+    async fn a_connection_left_in_a_transaction_is_not_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let options = StoreOptions {
+            max_connections: 1,
+            ..StoreOptions::default()
+        };
+        let pool = open(&url, &options).await.unwrap();
+        let mut conn = pool.begin_write().await.unwrap();
+        // SQLite's own rollback: sqlx still counts the transaction open, and its ROLLBACK on
+        // drop fails.
+        on_conn!(&mut conn, c => sqlx::query("ROLLBACK").execute(&mut **c).await.map(|_| ()))
+            .unwrap();
+        drop(conn);
+        for _ in 0..3 {
+            let conn = pool.begin_write().await.expect("a fresh write transaction");
+            conn.rollback().await.unwrap();
+        }
+    }
+}
