@@ -80,7 +80,9 @@ async fn open_sqlite(url: &str, options: &StoreOptions) -> Result<SqlitePool> {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(options.busy_timeout);
-    let pool_options = SqlitePoolOptions::new().max_connections(options.max_connections.max(1));
+    let pool_options = SqlitePoolOptions::new()
+        .max_connections(options.max_connections.max(1))
+        .after_release(|conn, _| Box::pin(release_outside_transaction(conn)));
     // Switching a new file to WAL needs an exclusive lock that SQLite does not wait for with
     // the busy timeout, so processes opening a fresh file together can see SQLITE_BUSY here.
     // The switch is quick and happens once per file: retry within the busy timeout.
@@ -98,6 +100,21 @@ async fn open_sqlite(url: &str, options: &StoreOptions) -> Result<SqlitePool> {
             }
         }
     }
+}
+
+/// Whether a connection handed back to the pool may be reused: only if it is outside any
+/// transaction. A `COMMIT` that fails with SQLITE_FULL (a full disk) can make SQLite roll the
+/// transaction back itself; sqlx then still counts it open, its `ROLLBACK` on drop fails ("no
+/// transaction is active") and the count never returns to zero, so every later `BEGIN
+/// IMMEDIATE` on that connection failed ("begin_with at non-zero transaction depth") and the
+/// store refused all writes until a restart, even after space was freed. The ping waits for the
+/// rollback sqlx queued when the transaction was dropped; a connection still in a transaction
+/// after it is closed instead of reused (the pool opens a fresh one).
+async fn release_outside_transaction(
+    conn: &mut sqlx::SqliteConnection,
+) -> Result<bool, sqlx::Error> {
+    conn.ping().await?;
+    Ok(!conn.is_in_transaction())
 }
 
 /// SQLITE_BUSY, including its extended codes (the primary code is the low byte).
@@ -233,6 +250,34 @@ impl Conn {
         match self {
             Conn::Sqlite(t) => t.rollback().await,
             Conn::Postgres(t) => t.rollback().await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A transaction that SQLite ended behind sqlx's back (as a `COMMIT` failing with SQLITE_FULL
+    /// can) must not poison the pool: with one connection, the next write transaction begins.
+    #[tokio::test]
+    async fn a_connection_left_in_a_transaction_is_not_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let options = StoreOptions {
+            max_connections: 1,
+            ..StoreOptions::default()
+        };
+        let pool = open(&url, &options).await.unwrap();
+        let mut conn = pool.begin_write().await.unwrap();
+        // SQLite's own rollback: sqlx still counts the transaction open, and its ROLLBACK on
+        // drop fails.
+        on_conn!(&mut conn, c => sqlx::query("ROLLBACK").execute(&mut **c).await.map(|_| ()))
+            .unwrap();
+        drop(conn);
+        for _ in 0..3 {
+            let conn = pool.begin_write().await.expect("a fresh write transaction");
+            conn.rollback().await.unwrap();
         }
     }
 }
