@@ -312,6 +312,27 @@ mod tests {
     }
 
     #[test]
+    fn body_faults_are_the_clients() {
+        let cases = [
+            (BodyFault::Malformed, "ClientProtocolError"),
+            (BodyFault::BrokenOff, "ClientConnectionClosed"),
+        ];
+        let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        for (fault, reason) in cases {
+            let error = ProxyError::ResponseTimeout {
+                addr,
+                timeout: Duration::from_secs(1),
+            }
+            .or_body_fault(Some(fault));
+            assert_eq!(error.failure_reason(), reason, "{fault:?}");
+            assert_eq!(error.status(), StatusCode::BAD_REQUEST, "{fault:?}");
+            assert_eq!(error.side(), Side::Downstream, "{fault:?}");
+        }
+        let untouched = ProxyError::NoFunctionHost.or_body_fault(None);
+        assert!(matches!(untouched, ProxyError::NoFunctionHost));
+    }
+
+    #[test]
     fn status_side_and_retry_table() {
         let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
         let cases: Vec<(ProxyError, u16, Side, bool)> = vec![
