@@ -269,8 +269,9 @@ mod tests {
         let settings_0 = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00";
         let detect = Scan::Detect { matched: 0 };
         let whole: Vec<u8> = [&H2_PREFACE[..], &settings_6[..]].concat();
-        // (start, chunks, chunk index where the preface ends, final scan)
-        let cases: Vec<(Scan, Vec<&[u8]>, Option<usize>, Scan)> = vec![
+        /// (start, chunks, chunk index where the preface ends, final scan)
+        type Case<'a> = (Scan, Vec<&'a [u8]>, Option<usize>, Scan);
+        let cases: Vec<Case> = vec![
             (detect, vec![b"GET / HTTP/1.1\r\n"], None, Scan::Http1),
             (detect, vec![b"P"], None, Scan::Detect { matched: 1 }),
             (detect, vec![b"P", b"OST"], None, Scan::Http1),
