@@ -10,7 +10,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
@@ -19,10 +19,12 @@ use tokio::time::Instant;
 use trellis_health::InFlight;
 
 use crate::conn::ActiveRequest;
+use crate::error::BodyFault;
 use crate::upstream::Pooled;
 
 /// A client's request body on its way to a target. When the upload is being watched (see
-/// [`Progress`]), every frame records the time it passed.
+/// [`Progress`]), every frame records the time it passed, and a failure of the client's body
+/// is recorded so that the request's failure is blamed on the client, not the target.
 pub struct RequestBody {
     inner: Incoming,
     progress: Option<Arc<Progress>>,
@@ -46,6 +48,10 @@ impl Body for RequestBody {
         let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
         if let Some(progress) = &this.progress {
             progress.mark();
+            if let Some(Err(error)) = &frame {
+                tracing::debug!(%error, "client request body failed");
+                progress.fail(BodyFault::of(error));
+            }
         }
         Poll::Ready(frame)
     }
@@ -59,14 +65,17 @@ impl Body for RequestBody {
     }
 }
 
-/// When a request body last moved towards the target. The response timeout counts from the last
-/// movement, so a long upload to a target that answers only after reading all of it is not cut
-/// off while bytes still flow. Only requests with a body pay for it (one small allocation).
+/// When a request body last moved towards the target, and whether it failed. The response
+/// timeout counts from the last movement, so a long upload to a target that answers only after
+/// reading all of it is not cut off while bytes still flow. Only requests with a body pay for it
+/// (one small allocation).
 #[derive(Debug)]
 pub(crate) struct Progress {
     base: Instant,
     /// Nanoseconds since `base` of the latest frame.
     last: AtomicU64,
+    /// How the client's body failed: 0 while it has not, else [`Progress::FAULTS`]'s index + 1.
+    fault: AtomicU8,
 }
 
 impl Progress {
@@ -74,7 +83,23 @@ impl Progress {
         Progress {
             base: Instant::now(),
             last: AtomicU64::new(0),
+            fault: AtomicU8::new(0),
         }
+    }
+
+    const FAULTS: [BodyFault; 2] = [BodyFault::Malformed, BodyFault::BrokenOff];
+
+    fn fail(&self, fault: BodyFault) {
+        let code = Self::FAULTS.iter().position(|f| *f == fault).unwrap_or(0) as u8 + 1;
+        self.fault.store(code, Ordering::Release);
+    }
+
+    /// How the client's body failed, if it did. Set before the failure reaches the exchange
+    /// with the target, so whoever sees that exchange fail sees this too.
+    pub(crate) fn fault(&self) -> Option<BodyFault> {
+        let code = self.fault.load(Ordering::Acquire);
+        code.checked_sub(1)
+            .and_then(|i| Self::FAULTS.get(usize::from(i)).copied())
     }
 
     fn mark(&self) {

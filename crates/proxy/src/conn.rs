@@ -1,5 +1,6 @@
 //! One client connection: clear text or TLS (told apart by the first byte), HTTP/1.1 or HTTP/2,
-//! the idle timeout, and graceful shutdown when its port is removed or the proxy stops.
+//! its deadlines (the handshake deadline, the header-read timeout, the idle timeout), and graceful
+//! shutdown when its port is removed or the proxy stops.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -16,6 +17,8 @@ use tokio::net::TcpStream;
 use tokio::sync::{Notify, watch};
 
 use crate::Shared;
+use crate::head::{HeadClock, Scan, Watched};
+use crate::limits::Slot;
 use crate::listener::Phase;
 use crate::pipeline;
 
@@ -38,6 +41,14 @@ pub(crate) struct ConnCtx {
     active: AtomicUsize,
     /// Signalled when `active` drops to 0, to restart the idle timer.
     idle: Notify,
+    /// The header-read deadline's clock.
+    pub head: HeadClock,
+}
+
+impl ConnCtx {
+    pub(crate) fn has_active_request(&self) -> bool {
+        self.active.load(Ordering::Acquire) != 0
+    }
 }
 
 pub(crate) struct TlsInfo {
@@ -52,6 +63,8 @@ pub(crate) struct ActiveRequest(Arc<ConnCtx>);
 impl ActiveRequest {
     pub(crate) fn enter(conn: &Arc<ConnCtx>) -> ActiveRequest {
         conn.active.fetch_add(1, Ordering::AcqRel);
+        // The request's head is complete: it reached the pipeline.
+        conn.head.stop();
         ActiveRequest(Arc::clone(conn))
     }
 }
@@ -74,6 +87,18 @@ pub(crate) struct Servers {
 
 /// The most concurrent streams a client may open on one HTTP/2 connection (nginx's default).
 pub const H2_MAX_CONCURRENT_STREAMS: u32 = 128;
+/// An HTTP/2 connection that has received nothing for this long is sent a PING; one that does
+/// not answer it within [`H2_KEEP_ALIVE_TIMEOUT`] is closed. This finds peers that vanished
+/// while a response was streaming to them, which the idle timer (it waits for the response to
+/// end) never would.
+pub const H2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(30);
+pub const H2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Streams a client may open and reset before the server accepted them, before the connection
+/// is closed with GOAWAY (the "rapid reset" bound; h2's default, made explicit).
+pub const H2_MAX_PENDING_ACCEPT_RESET_STREAMS: usize = 20;
+/// Streams the server may reset for a client's protocol errors on one connection before it
+/// closes the connection (hyper's default, made explicit).
+pub const H2_MAX_LOCAL_ERROR_RESET_STREAMS: usize = 1024;
 
 impl Servers {
     /// `max_headers` / `max_header_bytes` are Lattice's limits, which the pipeline enforces with
@@ -93,7 +118,8 @@ impl Servers {
         builder
             .http1()
             .timer(hyper_util::rt::TokioTimer::new())
-            // The connection's own idle timer (below) covers slow header reads too.
+            // hyper's header-read timer also runs between keep-alive requests, which would cut
+            // the idle timeout short; the connection's own clock (`head`) bounds heads instead.
             .header_read_timeout(None)
             .keep_alive(true);
         let header_list = (max_header_bytes + 32 * max_headers).saturating_mul(4);
@@ -101,6 +127,10 @@ impl Servers {
             .http2()
             .timer(hyper_util::rt::TokioTimer::new())
             .max_concurrent_streams(H2_MAX_CONCURRENT_STREAMS)
+            .max_pending_accept_reset_streams(H2_MAX_PENDING_ACCEPT_RESET_STREAMS)
+            .max_local_error_reset_streams(H2_MAX_LOCAL_ERROR_RESET_STREAMS)
+            .keep_alive_interval(H2_KEEP_ALIVE_INTERVAL)
+            .keep_alive_timeout(H2_KEEP_ALIVE_TIMEOUT)
             .max_header_list_size(u32::try_from(header_list).unwrap_or(u32::MAX))
             // Windows large enough for fast uploads; the defaults (64 KiB) throttle them.
             .initial_stream_window_size(1 << 20)
@@ -113,7 +143,8 @@ impl Servers {
     }
 }
 
-/// Serves one accepted connection until it closes, times out idle, or is told to stop.
+/// Serves one accepted connection until it closes, misses a deadline, times out idle, or is
+/// told to stop. `slot` holds its place under the connection caps until then.
 pub(crate) async fn serve(
     shared: Arc<Shared>,
     stream: TcpStream,
@@ -121,18 +152,22 @@ pub(crate) async fn serve(
     local_port: u16,
     forwarded_port: HeaderValue,
     mut phase: watch::Receiver<Phase>,
+    slot: Slot,
 ) {
-    let idle = shared.config.idle_timeout;
+    let _slot = slot;
+    // One deadline from accept for the first byte and the TLS handshake: a client that trickles
+    // its handshake cannot stretch it.
+    let handshake = tokio::time::Instant::now() + shared.config.limits.handshake_timeout;
     // Responses are written whole by hyper; Nagle would only delay them.
     let _ = stream.set_nodelay(true);
 
     let mut first = [0u8; 1];
     let peeked = tokio::select! {
-        peeked = tokio::time::timeout(idle, stream.peek(&mut first)) => peeked,
+        peeked = tokio::time::timeout_at(handshake, stream.peek(&mut first)) => peeked,
         _ = phase.changed() => return,
     };
     if !matches!(peeked, Ok(Ok(1))) {
-        return; // closed, failed, or silent for the idle timeout
+        return; // closed, failed, or silent until the handshake deadline
     }
 
     let forwarded_for = HeaderValue::from_str(&peer.ip().to_canonical().to_string())
@@ -147,16 +182,19 @@ pub(crate) async fn serve(
             forwarded_port: forwarded_port.clone(),
             active: AtomicUsize::new(0),
             idle: Notify::new(),
+            head: HeadClock::new(),
         })
     };
 
     if first[0] != TLS_HANDSHAKE {
-        drive(&shared.servers.auto, TokioIo::new(stream), ctx(None), phase).await;
+        let ctx = ctx(None);
+        let io = Watched::new(stream, Arc::clone(&ctx), Scan::Detect { matched: 0 });
+        drive(&shared.servers.auto, TokioIo::new(io), ctx, phase).await;
         return;
     }
 
     let accepted = tokio::select! {
-        accepted = tokio::time::timeout(idle, shared.tls.accept(stream)) => accepted,
+        accepted = tokio::time::timeout_at(handshake, shared.tls.accept(stream)) => accepted,
         _ = phase.changed() => return,
     };
     let tls = match accepted {
@@ -165,7 +203,10 @@ pub(crate) async fn serve(
             tracing::debug!(%peer, %error, "TLS handshake failed");
             return;
         }
-        Err(_) => return,
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake not complete by the handshake deadline");
+            return;
+        }
     };
     let (server_name, h2) = {
         let (_, session) = tls.get_ref();
@@ -179,23 +220,22 @@ pub(crate) async fn serve(
     let Some(server_name) = server_name else {
         return; // the resolver refuses handshakes without SNI; nothing to route by
     };
-    let builder = if h2 {
-        &shared.servers.h2
+    let (builder, scan) = if h2 {
+        (&shared.servers.h2, Scan::http2())
     } else {
-        &shared.servers.h1
+        (&shared.servers.h1, Scan::Http1)
     };
-    drive(
-        builder,
-        TokioIo::new(tls),
-        ctx(Some(TlsInfo { server_name })),
-        phase,
-    )
-    .await;
+    let ctx = ctx(Some(TlsInfo { server_name }));
+    let io = Watched::new(tls, Arc::clone(&ctx), scan);
+    drive(builder, TokioIo::new(io), ctx, phase).await;
 }
 
 /// Runs the HTTP connection with the pipeline as its service, closing it gracefully (in-flight
 /// requests finish, HTTP/2 clients get GOAWAY) when it has been idle for the idle timeout or its
-/// port is drained, and at once when the proxy's shutdown grace has run out.
+/// port is drained, and at once when the proxy's shutdown grace has run out, when a request head
+/// is not complete within the header-read timeout, or when a connection being closed gracefully
+/// has had no request for the header-read timeout (it can only be sending a head nobody will
+/// read, or ignoring the close).
 async fn drive<I>(
     builder: &auto::Builder<TokioExecutor>,
     io: I,
@@ -213,8 +253,10 @@ async fn drive<I>(
         let handling = Box::pin(pipeline::handle(Arc::clone(&service_ctx), req));
         async move { Ok::<_, Infallible>(handling.await) }
     });
+    let limits = &ctx.shared.config.limits;
     let mut conn = pin!(builder.serve_connection(io, service));
     let mut idle = pin!(idle_timer(&ctx, ctx.shared.config.idle_timeout));
+    let mut head = pin!(ctx.head.expired(limits.header_read_timeout));
     let mut closing = false;
     let mut watching = true;
     loop {
@@ -225,10 +267,19 @@ async fn drive<I>(
                 }
                 return;
             }
-            () = &mut idle, if !closing => {
+            () = &mut head => {
+                tracing::debug!(peer = %ctx.peer, "request head not complete within the header-read timeout");
+                return;
+            }
+            () = &mut idle => {
+                if closing {
+                    tracing::debug!(peer = %ctx.peer, "closing client connection did not close");
+                    return;
+                }
                 tracing::debug!(peer = %ctx.peer, "closing idle client connection");
                 conn.as_mut().graceful_shutdown();
                 closing = true;
+                idle.set(idle_timer(&ctx, limits.header_read_timeout));
             }
             changed = phase.changed(), if watching => {
                 // A dropped sender (the proxy is gone) drains like a removed port.
@@ -245,6 +296,7 @@ async fn drive<I>(
                         if !closing {
                             conn.as_mut().graceful_shutdown();
                             closing = true;
+                            idle.set(idle_timer(&ctx, limits.header_read_timeout));
                         }
                     }
                     Phase::Closing => return,

@@ -23,6 +23,43 @@ pub enum Side {
     Internal,
 }
 
+/// How a client's request body failed. Classified here, once, from the error hyper's server
+/// reports for the body; either way the client is at fault and gets 400.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyFault {
+    /// The body broke HTTP's framing: an invalid chunk size or chunk line.
+    Malformed,
+    /// The body ended before its end: the client closed or reset the connection or stream
+    /// before sending all of it.
+    BrokenOff,
+}
+
+impl BodyFault {
+    pub(crate) fn of(error: &hyper::Error) -> BodyFault {
+        // hyper's HTTP/1.1 body decoder reports bad framing as `InvalidData`; a body cut short
+        // is `UnexpectedEof` (or a reset, or an HTTP/2 stream error).
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+        while let Some(cause) = source {
+            if let Some(io) = cause.downcast_ref::<std::io::Error>()
+                && io.kind() == std::io::ErrorKind::InvalidData
+            {
+                return BodyFault::Malformed;
+            }
+            source = cause.source();
+        }
+        BodyFault::BrokenOff
+    }
+}
+
+impl std::fmt::Display for BodyFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BodyFault::Malformed => "is malformed (bad chunked framing)",
+            BodyFault::BrokenOff => "ended before its end (the client closed or reset)",
+        })
+    }
+}
+
 /// Lattice's body for requests that name no served service (reference §3.3, §6.3).
 pub const NON_EXISTENT_SERVICE: &str = "Non Existent Service";
 
@@ -63,9 +100,11 @@ pub enum ProxyError {
     /// A request to a LAMBDA group has a body over the 6 MB limit.
     #[error("the request body is larger than {limit} bytes")]
     RequestBodyTooLarge { limit: usize },
-    /// The client's request body broke off (closed, reset) before its end.
-    #[error("reading the request body failed: {0}")]
-    RequestBody(hyper::Error),
+    /// The client's request body is malformed or broke off before its end. This wins over
+    /// whatever the exchange with the target reported meanwhile: the target only saw the
+    /// client's broken body.
+    #[error("the client's request body {0}")]
+    RequestBody(BodyFault),
     /// The client's request body made no progress for the idle timeout.
     #[error("the request body made no progress for {0:?}")]
     RequestBodyTimeout(Duration),
@@ -113,6 +152,15 @@ pub enum ProxyError {
 }
 
 impl ProxyError {
+    /// The failure to report for a request whose forwarding failed with `self`: the client's
+    /// own body fault when its body broke (`fault`), else `self`.
+    pub(crate) fn or_body_fault(self, fault: Option<BodyFault>) -> ProxyError {
+        match fault {
+            Some(fault) => ProxyError::RequestBody(fault),
+            None => self,
+        }
+    }
+
     pub fn side(&self) -> Side {
         use ProxyError::*;
         match self {
@@ -188,7 +236,8 @@ impl ProxyError {
             | HeadersTooLarge { .. }
             | RequestBodyTooLarge { .. }
             | RequestBodyTimeout(_) => "ClientProtocolError",
-            RequestBody(_) => "ClientConnectionClosed",
+            RequestBody(BodyFault::Malformed) => "ClientProtocolError",
+            RequestBody(BodyFault::BrokenOff) => "ClientConnectionClosed",
             AccessDenied { .. } => "ClientAccessDenied",
             AllWeightsZero
             | NoTarget { .. }
@@ -263,6 +312,27 @@ mod tests {
     }
 
     #[test]
+    fn body_faults_are_the_clients() {
+        let cases = [
+            (BodyFault::Malformed, "ClientProtocolError"),
+            (BodyFault::BrokenOff, "ClientConnectionClosed"),
+        ];
+        let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        for (fault, reason) in cases {
+            let error = ProxyError::ResponseTimeout {
+                addr,
+                timeout: Duration::from_secs(1),
+            }
+            .or_body_fault(Some(fault));
+            assert_eq!(error.failure_reason(), reason, "{fault:?}");
+            assert_eq!(error.status(), StatusCode::BAD_REQUEST, "{fault:?}");
+            assert_eq!(error.side(), Side::Downstream, "{fault:?}");
+        }
+        let untouched = ProxyError::NoFunctionHost.or_body_fault(None);
+        assert!(matches!(untouched, ProxyError::NoFunctionHost));
+    }
+
+    #[test]
     fn status_side_and_retry_table() {
         let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
         let cases: Vec<(ProxyError, u16, Side, bool)> = vec![
@@ -315,6 +385,18 @@ mod tests {
             (
                 ProxyError::RequestBodyTimeout(Duration::from_secs(1)),
                 408,
+                Side::Downstream,
+                false,
+            ),
+            (
+                ProxyError::RequestBody(BodyFault::Malformed),
+                400,
+                Side::Downstream,
+                false,
+            ),
+            (
+                ProxyError::RequestBody(BodyFault::BrokenOff),
+                400,
                 Side::Downstream,
                 false,
             ),

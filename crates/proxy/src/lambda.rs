@@ -28,7 +28,7 @@ use trellis_snapshot::{ServiceEntry, Snapshot, TargetGroupEntry};
 
 use crate::body::ResponseBody;
 use crate::conn::ConnCtx;
-use crate::error::ProxyError;
+use crate::error::{BodyFault, ProxyError};
 use crate::headers::{self, X_AMZN_REQUESTID};
 use crate::pipeline::AccessRecord;
 
@@ -194,7 +194,9 @@ async fn read_body(
         let frame = match tokio::time::timeout(timeout, body.frame()).await {
             Err(_) => return Err(ProxyError::RequestBodyTimeout(timeout)),
             Ok(None) => break,
-            Ok(Some(frame)) => frame.map_err(ProxyError::RequestBody)?,
+            Ok(Some(frame)) => {
+                frame.map_err(|error| ProxyError::RequestBody(BodyFault::of(&error)))?
+            }
         };
         // Trailers are not part of the event.
         if let Ok(data) = frame.into_data() {

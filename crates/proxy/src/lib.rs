@@ -4,8 +4,9 @@
 //! connections to a target.
 //!
 //! Code map:
-//! * `listener` binds ports and accepts; `conn` serves one connection (TLS sniffing, HTTP
-//!   protocol, idle timeout, graceful close).
+//! * `listener` binds ports and accepts under the connection caps of `limits`; `conn` serves
+//!   one connection (TLS sniffing, HTTP protocol, handshake deadline, idle timeout, graceful
+//!   close); `head` is its header-read deadline.
 //! * `pipeline` is the per-request phase function: snapshot → service → listener → limits →
 //!   auth → route → target group → target → upstream → response.
 //! * `upstream` pools connections to targets and performs one exchange; `lambda` serves LAMBDA
@@ -30,6 +31,14 @@
 //!   result types only; the host itself stays behind the trait.
 //! * Over TLS, a request whose Host names another served service than the SNI gets 421.
 //! * Shutdown waits up to [`SHUTDOWN_GRACE`] for in-flight requests, then closes what is left.
+//! * Every client connection is bounded before it carries a request ([`ConnLimits`]): a
+//!   handshake deadline, a header-read timeout counted from a head's first byte, and caps on
+//!   concurrent connections (total, per port, per client address) enforced by closing excess
+//!   connections at accept. The total defaults to a share of the open-file limit that leaves
+//!   descriptors for the API, DNS, health checks, upstream connections and the store.
+//! * A request body the client breaks (an invalid chunk, a body cut short) is the client's
+//!   failure (400, or the connection closed once the response started), whatever the target
+//!   exchange reports about it.
 //! * Upstream connections are pooled by Trellis itself, not hyper-util's legacy client (see
 //!   `upstream` for why): HTTP/1.1 connections per target in a LIFO stack, one shared HTTP/2
 //!   connection per target, idle ones closed after [`POOL_IDLE_TIMEOUT`].
@@ -40,8 +49,10 @@
 mod body;
 mod conn;
 mod error;
+mod head;
 mod headers;
 mod lambda;
+mod limits;
 mod listener;
 mod pipeline;
 mod rng;
@@ -49,7 +60,7 @@ mod upstream;
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Once, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -59,9 +70,17 @@ use tokio_rustls::TlsAcceptor;
 use trellis_health::Health;
 use trellis_snapshot::Snapshot;
 
-pub use error::{NON_EXISTENT_SERVICE, ProxyError, Side};
+pub use conn::{
+    H2_KEEP_ALIVE_INTERVAL, H2_KEEP_ALIVE_TIMEOUT, H2_MAX_CONCURRENT_STREAMS,
+    H2_MAX_LOCAL_ERROR_RESET_STREAMS, H2_MAX_PENDING_ACCEPT_RESET_STREAMS,
+};
+pub use error::{BodyFault, NON_EXISTENT_SERVICE, ProxyError, Side};
 pub use headers::MAX_REQUEST_ID_BYTES;
 pub use lambda::{FunctionInvoker, InvokeFuture};
+pub use limits::{
+    ConnLimits, DESCRIPTOR_RESERVE, HANDSHAKE_TIMEOUT, HEADER_READ_TIMEOUT,
+    MAX_CONNECTIONS_PER_SOURCE, connection_budget, open_file_limit,
+};
 pub use pipeline::AccessRecord;
 pub use upstream::{CONNECT_TIMEOUT, MAX_IDLE_PER_TARGET, POOL_IDLE_TIMEOUT};
 
@@ -84,6 +103,8 @@ pub struct ProxyConfig {
     pub max_header_bytes: usize,
     /// Requests with more header fields than this get 400 (Lattice: 100).
     pub max_headers: usize,
+    /// Deadlines and caps on client connections.
+    pub limits: ConnLimits,
 }
 
 impl Default for ProxyConfig {
@@ -93,6 +114,7 @@ impl Default for ProxyConfig {
             idle_timeout: Duration::from_secs(60),
             max_header_bytes: 60 * 1024,
             max_headers: 100,
+            limits: ConnLimits::default(),
         }
     }
 }
@@ -104,6 +126,10 @@ pub struct ProxyStats {
     pub retries: u64,
     /// Connections opened to targets.
     pub upstream_connects: u64,
+    /// Client connections open now.
+    pub client_connections: usize,
+    /// Client connections closed at accept because a connection cap was reached.
+    pub refused_connections: u64,
 }
 
 /// Everything connections and requests share.
@@ -116,6 +142,10 @@ pub(crate) struct Shared {
     pub servers: Servers,
     pub target_headers: TargetHeaderCache,
     pub retries: AtomicU64,
+    /// Client connections open across every port (the caps' total).
+    pub connections: Arc<AtomicUsize>,
+    /// Client connections refused at accept.
+    pub refused: Arc<AtomicU64>,
     /// Invokes LAMBDA targets' functions; set once, after construction.
     pub invoker: OnceLock<Arc<dyn FunctionInvoker>>,
 }
@@ -164,6 +194,8 @@ impl Proxy {
                 servers,
                 target_headers: TargetHeaderCache::default(),
                 retries: AtomicU64::new(0),
+                connections: Arc::new(AtomicUsize::new(0)),
+                refused: Arc::new(AtomicU64::new(0)),
                 invoker: OnceLock::new(),
             }),
             ports: Mutex::new(Ports::default()),
@@ -281,6 +313,8 @@ impl Proxy {
         ProxyStats {
             retries: self.shared.retries.load(Ordering::Relaxed),
             upstream_connects: self.shared.upstreams.connects(),
+            client_connections: self.shared.connections.load(Ordering::Relaxed),
+            refused_connections: self.shared.refused.load(Ordering::Relaxed),
         }
     }
 

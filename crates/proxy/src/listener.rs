@@ -1,5 +1,6 @@
-//! Listening sockets: binding a port on the ingress address, the accept loop, and the phase
-//! signal through which a port (and every connection it accepted) is drained or closed.
+//! Listening sockets: binding a port on the ingress address, the accept loop (which admits each
+//! connection under the connection caps, or closes it at once), and the phase signal through
+//! which a port (and every connection it accepted) is drained or closed.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -13,6 +14,7 @@ use tokio::task::JoinHandle;
 
 use crate::Shared;
 use crate::conn;
+use crate::limits::{PortGate, Refusal};
 
 /// The accept backlog of every listener.
 const BACKLOG: u32 = 1024;
@@ -61,22 +63,37 @@ async fn accept_loop(
     mut phase: watch::Receiver<Phase>,
 ) {
     let forwarded_port = HeaderValue::from(port);
+    let gate = PortGate::new(
+        &shared.config.limits,
+        Arc::clone(&shared.connections),
+        Arc::clone(&shared.refused),
+    );
     loop {
         tokio::select! {
             biased;
             // Any change (or the proxy going away) ends accepting.
             _ = phase.changed() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    tokio::spawn(conn::serve(
-                        Arc::clone(&shared),
-                        stream,
-                        peer,
-                        port,
-                        forwarded_port.clone(),
-                        phase.clone(),
-                    ));
-                }
+                Ok((stream, peer)) => match gate.admit(peer.ip()) {
+                    Ok(slot) => {
+                        tokio::spawn(conn::serve(
+                            Arc::clone(&shared),
+                            stream,
+                            peer,
+                            port,
+                            forwarded_port.clone(),
+                            phase.clone(),
+                            slot,
+                        ));
+                    }
+                    Err(refusal) => {
+                        // Closed at once: a connection over a cap never holds a descriptor.
+                        // (Leaving it in the backlog instead would also stall the clients
+                        // behind it that are within their caps.)
+                        drop(stream);
+                        refused(&shared, port, peer, refusal);
+                    }
+                },
                 Err(error) => {
                     // Out of file descriptors or memory: accepting again at once would spin.
                     // Pending connections wait in the backlog meanwhile.
@@ -89,4 +106,33 @@ async fn accept_loop(
     // Dropping the listener closes the socket: new connections are refused from here on.
     drop(listener);
     tracing::debug!(port, "stopped accepting");
+}
+
+/// Logs a refused connection: each at debug level, and a warning at the first, second, fourth,
+/// eighth… refusal, so that a flood is visible without writing a line per connection.
+fn refused(shared: &Shared, port: u16, peer: SocketAddr, refusal: Refusal) {
+    let limits = &shared.config.limits;
+    let (cap, limit) = match refusal {
+        Refusal::Total => ("--max-connections", limits.max_connections),
+        Refusal::Port => (
+            "--max-connections-per-port",
+            limits.max_connections_per_port,
+        ),
+        Refusal::Source => (
+            "--max-connections-per-source",
+            limits.max_connections_per_source,
+        ),
+    };
+    tracing::debug!(port, %peer, cap, limit, "connection over a cap closed");
+    let count = shared.refused.load(std::sync::atomic::Ordering::Relaxed);
+    if count.is_power_of_two() {
+        tracing::warn!(
+            port,
+            %peer,
+            cap,
+            limit,
+            refused_so_far = count,
+            "client connections over a cap are being closed"
+        );
+    }
 }

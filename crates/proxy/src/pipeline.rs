@@ -327,7 +327,10 @@ async fn forward(
                 retried = true;
                 picked = next;
             }
-            Err(Failure::NotSent(error, _)) | Err(Failure::Failed(error)) => return Err(error),
+            Err(Failure::NotSent(error, _)) | Err(Failure::Failed(error)) => {
+                // A client body that broke is why the exchange failed, whatever it reports.
+                return Err(error.or_body_fault(progress.as_ref().and_then(|p| p.fault())));
+            }
         }
     }
 }

@@ -56,6 +56,8 @@ pub struct DataPlaneConfig {
     pub ingress: IpAddr,
     pub idle_timeout: Duration,
     pub deregistration_delay: Duration,
+    /// Client connection deadlines and caps.
+    pub conn_limits: trellis_proxy::ConnLimits,
 }
 
 /// What the data plane reports through the API's admin endpoints (shared with its `AppState`).
@@ -174,6 +176,7 @@ fn proxy_config(config: &DataPlaneConfig) -> ProxyConfig {
     ProxyConfig {
         ingress: config.ingress,
         idle_timeout: config.idle_timeout,
+        limits: config.conn_limits.clone(),
         ..ProxyConfig::default()
     }
 }

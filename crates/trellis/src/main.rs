@@ -2,6 +2,7 @@
 //! plane and data plane, signal handling and shutdown order. The only crate that knows all others.
 
 mod ca;
+mod conn_limits;
 mod credentials;
 mod dataplane;
 mod functions;

@@ -61,6 +61,10 @@ pub struct ServeArgs {
     quotas: Vec<String>,
     #[command(flatten)]
     functions: crate::functions::FunctionArgs,
+    /// Data-plane connection deadlines and caps (--handshake-timeout, --header-read-timeout,
+    /// --max-connections, --max-connections-per-port, --max-connections-per-source).
+    #[command(flatten)]
+    conn_limits: crate::conn_limits::ConnLimitArgs,
 }
 
 /// The longest `--deregistration-delay` (an hour, the longest draining time AWS load balancers
@@ -119,6 +123,7 @@ fn check_args(args: &ServeArgs) -> anyhow::Result<()> {
     }
     quotas(&args.quotas)?;
     args.functions.check(&args.region)?;
+    args.conn_limits.check()?;
     Ok(())
 }
 
@@ -230,6 +235,7 @@ async fn serve(
             ingress: args.ingress_address,
             idle_timeout: Duration::from_secs(args.idle_timeout),
             deregistration_delay: Duration::from_secs(args.deregistration_delay),
+            conn_limits: args.conn_limits.limits(),
         },
         store.clone(),
         ca,
