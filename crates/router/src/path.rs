@@ -245,7 +245,11 @@ fn rewrite(path: &[u8]) -> Result<String, PathError> {
 }
 
 fn push_encoded(out: &mut Vec<u8>, byte: u8) {
-    out.extend_from_slice(&[b'%', HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 0xf)]]);
+    out.extend_from_slice(&[
+        b'%',
+        HEX[usize::from(byte >> 4)],
+        HEX[usize::from(byte & 0xf)],
+    ]);
 }
 
 /// Whether a normalised segment is `.` or `..` followed by `;` parameters (raw or as `%3B`).
@@ -272,7 +276,11 @@ mod tests {
         ("/admin/x", Ok("/admin/x"), "already normal"),
         ("/a/", Ok("/a/"), "trailing slash kept"),
         ("/a/b/c.txt", Ok("/a/b/c.txt"), "dots inside a name"),
-        ("/.well-known/x", Ok("/.well-known/x"), "leading dot in a name"),
+        (
+            "/.well-known/x",
+            Ok("/.well-known/x"),
+            "leading dot in a name",
+        ),
         ("/..foo/x", Ok("/..foo/x"), "two dots in a name"),
         ("/a;b=c/d", Ok("/a;b=c/d"), "parameters on a plain segment"),
         ("/a/./b/../c", Ok("/a/c"), "RFC 3986 example"),
@@ -291,34 +299,94 @@ mod tests {
         ("/%61dmin/x", Ok("/admin/x"), "encoded unreserved letter"),
         ("/%41DMIN", Ok("/ADMIN"), "encoded upper-case letter"),
         ("/%2e%2e/admin/x", Ok("/admin/x"), "encoded dot-dot"),
-        ("/%2E%2E/admin/x", Ok("/admin/x"), "encoded dot-dot, upper-case hex"),
+        (
+            "/%2E%2E/admin/x",
+            Ok("/admin/x"),
+            "encoded dot-dot, upper-case hex",
+        ),
         ("/.%2e/admin", Ok("/admin"), "half-encoded dot-dot"),
         ("/x/%2e/admin", Ok("/x/admin"), "encoded dot"),
         ("/%7euser/%2D%5F", Ok("/~user/-_"), "other unreserved"),
         ("/a%20b", Ok("/a%20b"), "encoded space stays"),
-        ("/a%3bb", Ok("/a%3Bb"), "reserved stays encoded, hex upper-cased"),
+        (
+            "/a%3bb",
+            Ok("/a%3Bb"),
+            "reserved stays encoded, hex upper-cased",
+        ),
         ("/a%3Fb", Ok("/a%3Fb"), "encoded '?' stays"),
         ("/%25", Ok("/%25"), "encoded '%' stays"),
-        ("/%252e%252e/x", Ok("/%252e%252e/x"), "double encoding is not decoded twice"),
+        (
+            "/%252e%252e/x",
+            Ok("/%252e%252e/x"),
+            "double encoding is not decoded twice",
+        ),
         ("/caf%c3%a9", Ok("/caf%C3%A9"), "lower-case hex upper-cased"),
         ("/café", Ok("/caf%C3%A9"), "non-ASCII bytes encoded"),
         ("/a b", Ok("/a%20b"), "raw space encoded"),
         ("/{x}", Ok("/%7Bx%7D"), "raw braces encoded"),
-        ("/.%2fadmin/x", Err(PathError::EncodedSeparator), "encoded slash"),
-        ("/a%2Fb", Err(PathError::EncodedSeparator), "encoded slash, upper"),
-        ("/a%2fb", Err(PathError::EncodedSeparator), "encoded slash, lower"),
-        ("/a%5cb", Err(PathError::EncodedSeparator), "encoded backslash"),
-        ("/a\\..\\admin", Err(PathError::EncodedSeparator), "raw backslash"),
+        (
+            "/.%2fadmin/x",
+            Err(PathError::EncodedSeparator),
+            "encoded slash",
+        ),
+        (
+            "/a%2Fb",
+            Err(PathError::EncodedSeparator),
+            "encoded slash, upper",
+        ),
+        (
+            "/a%2fb",
+            Err(PathError::EncodedSeparator),
+            "encoded slash, lower",
+        ),
+        (
+            "/a%5cb",
+            Err(PathError::EncodedSeparator),
+            "encoded backslash",
+        ),
+        (
+            "/a\\..\\admin",
+            Err(PathError::EncodedSeparator),
+            "raw backslash",
+        ),
         ("/a%00.txt", Err(PathError::EncodedNul), "encoded NUL"),
         ("/a\u{1}b", Err(PathError::ControlCharacter), "raw control"),
         ("/a%zz", Err(PathError::InvalidPercentEncoding), "not hex"),
-        ("/a%", Err(PathError::InvalidPercentEncoding), "lone percent"),
-        ("/a%4", Err(PathError::InvalidPercentEncoding), "one hex digit"),
-        ("/a%g1", Err(PathError::InvalidPercentEncoding), "bad first digit"),
-        ("/x/..;/admin", Err(PathError::DotSegmentParameters), "servlet traversal"),
-        ("/x/.;a/admin", Err(PathError::DotSegmentParameters), "dot with parameters"),
-        ("/x/..%3b/admin", Err(PathError::DotSegmentParameters), "encoded ';'"),
-        ("/x/%2e%2e;/admin", Err(PathError::DotSegmentParameters), "encoded dots, ';'"),
+        (
+            "/a%",
+            Err(PathError::InvalidPercentEncoding),
+            "lone percent",
+        ),
+        (
+            "/a%4",
+            Err(PathError::InvalidPercentEncoding),
+            "one hex digit",
+        ),
+        (
+            "/a%g1",
+            Err(PathError::InvalidPercentEncoding),
+            "bad first digit",
+        ),
+        (
+            "/x/..;/admin",
+            Err(PathError::DotSegmentParameters),
+            "servlet traversal",
+        ),
+        (
+            "/x/.;a/admin",
+            Err(PathError::DotSegmentParameters),
+            "dot with parameters",
+        ),
+        (
+            "/x/..%3b/admin",
+            Err(PathError::DotSegmentParameters),
+            "encoded ';'",
+        ),
+        (
+            "/x/%2e%2e;/admin",
+            Err(PathError::DotSegmentParameters),
+            "encoded dots, ';'",
+        ),
         ("admin", Err(PathError::NotAbsolute), "relative"),
         ("http://x/", Err(PathError::NotAbsolute), "not a path"),
     ];
