@@ -225,12 +225,36 @@ fn request_host(req: &Request<Incoming>) -> Option<&str> {
         .and_then(|host| host.to_str().ok())
 }
 
-/// Whether a `Host` value or URI authority is `host[:port]` and nothing else: no user
-/// information (`user@`), which HTTP/2 forbids in `:authority` and which would let the name
-/// Trellis reads and the name a target reads differ.
+/// Whether a `Host` value or URI authority is `host[:port]` and nothing else: only characters a
+/// host name, an IP literal or a port can hold (RFC 3986 §3.2.2), and so no user information
+/// (`user@`), which HTTP/2 forbids in `:authority` and which would let the name Trellis reads
+/// and the name a target reads differ. A byte scan, no allocation (this runs on every request).
 fn is_plain_authority(value: &[u8]) -> bool {
-    !value.contains(&b'@')
-        && http::uri::Authority::try_from(value).is_ok_and(|a| a.as_str().len() == value.len())
+    !value.is_empty()
+        && value.iter().all(|&b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'-' | b'.'
+                        | b'_'
+                        | b'~'
+                        | b'!'
+                        | b'$'
+                        | b'&'
+                        | b'\''
+                        | b'('
+                        | b')'
+                        | b'*'
+                        | b'+'
+                        | b','
+                        | b';'
+                        | b'='
+                        | b':'
+                        | b'['
+                        | b']'
+                        | b'%'
+                )
+        })
 }
 
 fn select_service<'s>(
