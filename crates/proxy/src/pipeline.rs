@@ -65,9 +65,9 @@ async fn proxy_request(
     //    not affect it.
     let snapshot = shared.snapshots.load_full();
 
-    // 2. One authority and one path: the request is rewritten to origin form with exactly
-    //    one `Host` and the normalised path, which every later stage (service, rules, auth
-    //    policy, access log, Lambda event) and the target see alike.
+    // 2. One authority and one path: conflicting or repeated authorities and ambiguous paths
+    //    are refused; the path is replaced by its normal form, which every later stage
+    //    (service, rules, auth policy, access log, Lambda event) and the target see alike.
     //    The header limits (step 4) measure what the client sent, before a Host is added.
     let header_size = headers::header_size(req.headers());
     if canonicalize(&mut req, conn)? {
