@@ -75,6 +75,20 @@ pub enum ProxyError {
     /// (a client reusing a connection for a name it does not belong to).
     #[error("the request's host names another service than the TLS server name")]
     Misdirected,
+    /// The request has more than one `Host` field.
+    #[error("the request has more than one Host field")]
+    DuplicateHost,
+    /// The request's target carries an authority (absolute-form HTTP/1.1, HTTP/2 `:authority`)
+    /// that differs from its `Host` field.
+    #[error("the request target's authority differs from its Host field")]
+    AuthorityMismatch,
+    /// The `Host` field or the target's authority is not `host[:port]` (user information,
+    /// characters an authority cannot hold).
+    #[error("the request's host is not a plain host[:port]")]
+    InvalidHost,
+    /// The path has no single reading (see `trellis_router::path`).
+    #[error("ambiguous request path: {0}")]
+    InvalidPath(trellis_router::path::PathError),
     /// More header fields, or more header bytes, than Lattice accepts.
     #[error(
         "request headers over the limit: {count} fields, {bytes} bytes (at most {max_count} and {max_bytes})"
@@ -167,6 +181,10 @@ impl ProxyError {
             UnknownService
             | NoListener { .. }
             | Misdirected
+            | DuplicateHost
+            | AuthorityMismatch
+            | InvalidHost
+            | InvalidPath(_)
             | HeadersTooLarge { .. }
             | AccessDenied { .. }
             | RequestBodyTooLarge { .. }
@@ -210,7 +228,12 @@ impl ProxyError {
     pub fn status(&self) -> StatusCode {
         use ProxyError::*;
         match self {
-            HeadersTooLarge { .. } | RequestBody(_) => StatusCode::BAD_REQUEST,
+            HeadersTooLarge { .. }
+            | RequestBody(_)
+            | DuplicateHost
+            | AuthorityMismatch
+            | InvalidHost
+            | InvalidPath(_) => StatusCode::BAD_REQUEST,
             RequestBodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             RequestBodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Lambda { error, .. } => error.status(),
@@ -233,6 +256,10 @@ impl ProxyError {
             UnknownService
             | NoListener { .. }
             | Misdirected
+            | DuplicateHost
+            | AuthorityMismatch
+            | InvalidHost
+            | InvalidPath(_)
             | HeadersTooLarge { .. }
             | RequestBodyTooLarge { .. }
             | RequestBodyTimeout(_) => "ClientProtocolError",
@@ -275,7 +302,12 @@ pub(crate) fn respond(error: &ProxyError) -> Response<ResponseBody> {
     use ProxyError::*;
     let body: Bytes = match error {
         UnknownService | NoListener { .. } => Bytes::from_static(NON_EXISTENT_SERVICE.as_bytes()),
-        HeadersTooLarge { .. } | RequestBody(_) => Bytes::from_static(b"Bad Request"),
+        HeadersTooLarge { .. }
+        | RequestBody(_)
+        | DuplicateHost
+        | AuthorityMismatch
+        | InvalidHost
+        | InvalidPath(_) => Bytes::from_static(b"Bad Request"),
         RequestBodyTimeout(_) => Bytes::from_static(b"Request Timeout"),
         RequestBodyTooLarge { .. } => Bytes::from_static(b"Payload Too Large"),
         Lambda { error, .. } => Bytes::from_static(
@@ -347,6 +379,15 @@ mod tests {
                 false,
             ),
             (ProxyError::Misdirected, 421, Side::Downstream, false),
+            (ProxyError::DuplicateHost, 400, Side::Downstream, false),
+            (ProxyError::AuthorityMismatch, 400, Side::Downstream, false),
+            (ProxyError::InvalidHost, 400, Side::Downstream, false),
+            (
+                ProxyError::InvalidPath(trellis_router::path::PathError::EncodedSeparator),
+                400,
+                Side::Downstream,
+                false,
+            ),
             (
                 ProxyError::HeadersTooLarge {
                     count: 101,

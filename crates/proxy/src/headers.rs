@@ -121,7 +121,7 @@ pub(crate) fn strip_request(headers: &mut HeaderMap) {
 
 fn strip_request_fields(headers: &mut HeaderMap, found: u16) {
     if found & field::CONNECTION != 0 {
-        remove_connection_nominated(headers);
+        remove_connection_nominated(headers, is_kept_on_request);
     }
     for (bit, name) in HOP_BY_HOP {
         if found & bit != 0 {
@@ -150,7 +150,7 @@ pub(crate) fn strip_response_hop_by_hop(headers: &mut HeaderMap) {
         return;
     }
     if found & field::CONNECTION != 0 {
-        remove_connection_nominated(headers);
+        remove_connection_nominated(headers, |_| false);
     }
     for (bit, name) in HOP_BY_HOP_RESPONSE {
         if found & bit != 0 {
@@ -159,8 +159,20 @@ pub(crate) fn strip_response_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Removes the `Connection` field and the fields it lists (they are hop-by-hop by declaration).
-fn remove_connection_nominated(headers: &mut HeaderMap) {
+/// Fields a client's `Connection` cannot remove from a request: `Host` (the one authority the
+/// service was chosen by; `Connection: host` would send the target a request without one, and
+/// many targets then fall back to a default virtual host) and the fields Trellis sets itself.
+fn is_kept_on_request(name: &HeaderName) -> bool {
+    name == header::HOST
+        || name == X_FORWARDED_FOR
+        || name == X_FORWARDED_PORT
+        || name == X_FORWARDED_PROTO
+        || name == X_AMZN_REQUESTID
+}
+
+/// Removes the `Connection` field and the fields it lists (they are hop-by-hop by declaration),
+/// except those `kept` says must stay.
+fn remove_connection_nominated(headers: &mut HeaderMap, kept: fn(&HeaderName) -> bool) {
     // Taken out first so the names can be removed while it is read.
     let Some(connection) = headers.remove(header::CONNECTION) else {
         return;
@@ -175,7 +187,9 @@ fn remove_connection_nominated(headers: &mut HeaderMap) {
         {
             continue;
         }
-        if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
+        if let Ok(name) = HeaderName::from_bytes(token.as_bytes())
+            && !kept(&name)
+        {
             headers.remove(name);
         }
     }
@@ -400,6 +414,20 @@ mod tests {
                     ("accept", "*/*"),
                 ],
                 &["accept", "te"],
+            ),
+            // `Connection` cannot remove Host nor the fields Trellis sets.
+            (
+                &[
+                    (
+                        "connection",
+                        "Host, x-forwarded-for, x-amzn-requestid, x-secret",
+                    ),
+                    ("host", "a"),
+                    ("x-forwarded-for", "1.2.3.4"),
+                    ("x-amzn-requestid", "r"),
+                    ("x-secret", "1"),
+                ],
+                &["host", "x-amzn-requestid", "x-forwarded-for"],
             ),
         ];
         for (fields, left) in cases {

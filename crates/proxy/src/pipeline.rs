@@ -14,6 +14,7 @@ use trellis_model::resources::listener::ListenerProtocol;
 use trellis_model::resources::target_group::{
     ProtocolVersion, TargetGroupProtocol, TargetGroupType,
 };
+use trellis_router::path::PathError;
 use trellis_router::{Action, RequestHead};
 use trellis_snapshot::{ListenerEntry, ServiceEntry, Snapshot, TargetGroupEntry};
 
@@ -64,7 +65,17 @@ async fn proxy_request(
     //    not affect it.
     let snapshot = shared.snapshots.load_full();
 
-    // 2. The service: by TLS server name on TLS connections, else by Host / :authority.
+    // 2. One authority and one path: conflicting or repeated authorities and ambiguous paths
+    //    are refused; the path is replaced by its normal form, which every later stage
+    //    (service, rules, auth policy, access log, Lambda event) and the target see alike.
+    //    The header limits (step 4) measure what the client sent, before a Host is added.
+    let header_size = headers::header_size(req.headers());
+    if canonicalize(&mut req, conn)? {
+        record.uri = req.uri().clone();
+        record.host = req.headers().get(header::HOST).cloned();
+    }
+
+    // 2b. The service: by TLS server name on TLS connections, else by Host.
     let service = select_service(&snapshot, conn, &req)?;
     record.service = Some(Arc::clone(service));
 
@@ -74,7 +85,7 @@ async fn proxy_request(
     record.listener = Some(Arc::clone(listener));
 
     // 4. Header limits (Lattice: more than 100 fields or 60 KB → 400).
-    check_header_limits(&req, shared)?;
+    check_header_limits(header_size, shared)?;
 
     // 5. Authentication and authorization. Until IAM auth lands, AWS_IAM on the service or any
     //    of its networks denies everything (fail closed); NONE allows.
@@ -111,7 +122,7 @@ async fn proxy_request(
     }
 
     // 8. Headers towards the target: connection-level fields out, client copies of the fields
-    //    Trellis owns out, Trellis's own in. Host is kept as the client sent it.
+    //    Trellis owns out, Trellis's own in. Host is the one authority of step 2.
     let lattice_target = shared.target_headers.get(&snapshot, service, group);
     prepare_request(&mut req, conn, request_id, lattice_target);
 
@@ -126,6 +137,124 @@ async fn proxy_request(
         parts,
         ResponseBody::upstream(body, pooled, in_flight),
     ))
+}
+
+/// Gives the request one authority and one path, or refuses it (docs/decisions.md, "One
+/// authority, one path"):
+///
+/// * at most one `Host` field; an authority in the target (absolute-form HTTP/1.1, HTTP/2
+///   `:authority`) must equal `Host` when both are present (ASCII case-insensitively, port
+///   included), and neither may carry user information;
+/// * the path is [`trellis_router::path::normalize`]d; the query string is kept byte for byte.
+///
+/// Afterwards the request has one authority, [`request_host`] (the target's when it has one,
+/// which any `Host` equals; else `Host`; else, on TLS, the server name, added as `Host`), and
+/// the upstream code gives the target exactly that as its `Host` or `:authority`. A request that
+/// is already in this form (the common one) is left untouched, with no allocation; the result
+/// says whether the request was changed.
+fn canonicalize(req: &mut Request<Incoming>, conn: &ConnCtx) -> Result<bool, ProxyError> {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Err(ProxyError::DuplicateHost);
+    }
+    // An empty Host is what RFC 9112 §3.2 asks of a request whose URI has no authority.
+    let host = host.filter(|h| !h.is_empty());
+    if let Some(host) = host
+        && !is_plain_authority(host.as_bytes())
+    {
+        return Err(ProxyError::InvalidHost);
+    }
+    let uri = req.uri();
+    match (uri.authority(), host) {
+        (Some(authority), _) if !is_plain_authority(authority.as_str().as_bytes()) => {
+            return Err(ProxyError::InvalidHost);
+        }
+        (Some(authority), Some(host))
+            if !authority
+                .as_str()
+                .as_bytes()
+                .eq_ignore_ascii_case(host.as_bytes()) =>
+        {
+            return Err(ProxyError::AuthorityMismatch);
+        }
+        _ => {}
+    }
+    let add_server_name = host.is_none() && uri.authority().is_none();
+
+    let path = trellis_router::path::normalize(uri.path()).map_err(ProxyError::InvalidPath)?;
+    let mut changed = false;
+    if let std::borrow::Cow::Owned(path) = path {
+        changed = true;
+        let target = match uri.query() {
+            Some(query) => format!("{path}?{query}"),
+            None => path,
+        };
+        let mut parts = std::mem::take(req.uri_mut()).into_parts();
+        // The normal form holds only characters a URI path allows and the query is the one
+        // already parsed, so neither step can fail; should one, the request is refused rather
+        // than sent with its old path.
+        parts.path_and_query = Some(
+            http::uri::PathAndQuery::try_from(target)
+                .map_err(|_| ProxyError::InvalidPath(PathError::NotAbsolute))?,
+        );
+        *req.uri_mut() =
+            Uri::from_parts(parts).map_err(|_| ProxyError::InvalidPath(PathError::NotAbsolute))?;
+    }
+
+    if add_server_name
+        && let Some(tls) = &conn.tls
+        && let Ok(name) = HeaderValue::from_str(&tls.server_name)
+    {
+        // HTTP/1.0 and HTTP/1.1 clients may omit the host on TLS connections (the service
+        // comes from SNI); targets still get one.
+        req.headers_mut().insert(header::HOST, name);
+        changed = true;
+    }
+    Ok(changed)
+}
+
+/// The one authority of a request [`canonicalize`] accepted: the target's (`:authority`, an
+/// absolute-form URI), else the `Host` field.
+fn request_host(req: &Request<Incoming>) -> Option<&str> {
+    if let Some(authority) = req.uri().authority() {
+        return Some(authority.as_str());
+    }
+    req.headers()
+        .get(header::HOST)
+        .and_then(|host| host.to_str().ok())
+}
+
+/// Whether a `Host` value or URI authority is `host[:port]` and nothing else: only characters a
+/// host name, an IP literal or a port can hold (RFC 3986 §3.2.2), and so no user information
+/// (`user@`), which HTTP/2 forbids in `:authority` and which would let the name Trellis reads
+/// and the name a target reads differ. A byte scan, no allocation (this runs on every request).
+fn is_plain_authority(value: &[u8]) -> bool {
+    !value.is_empty()
+        && value.iter().all(|&b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'-' | b'.'
+                        | b'_'
+                        | b'~'
+                        | b'!'
+                        | b'$'
+                        | b'&'
+                        | b'\''
+                        | b'('
+                        | b')'
+                        | b'*'
+                        | b'+'
+                        | b','
+                        | b';'
+                        | b'='
+                        | b':'
+                        | b'['
+                        | b']'
+                        | b'%'
+                )
+        })
 }
 
 fn select_service<'s>(
@@ -145,24 +274,13 @@ fn select_service<'s>(
     // A client may reuse a TLS connection for another name its certificate covers (HTTP/2
     // connection coalescing); sending that request to the SNI's service would be a misroute,
     // and 421 tells the client to retry on a new connection (RFC 9110 §15.5.20). A Host that
-    // names no served service is not checked: Lattice routes HTTPS by SNI alone.
-    if let Some(other) = host.and_then(|host| snapshot.service_by_host(host))
-        && !Arc::ptr_eq(other, service)
-    {
-        return Err(ProxyError::Misdirected);
+    // names no served service is refused the same way: the target would otherwise receive a
+    // Host other than a name of the service Trellis routed on, and a target serving several
+    // names by virtual host would answer for one Trellis never authorised.
+    match host.and_then(|host| snapshot.service_by_host(host)) {
+        Some(other) if Arc::ptr_eq(other, service) => Ok(service),
+        _ => Err(ProxyError::Misdirected),
     }
-    Ok(service)
-}
-
-/// The host the request names: `:authority` (HTTP/2, or an absolute-form HTTP/1.1 target),
-/// else the `Host` field.
-fn request_host(req: &Request<Incoming>) -> Option<&str> {
-    if let Some(authority) = req.uri().authority() {
-        return Some(authority.as_str());
-    }
-    req.headers()
-        .get(header::HOST)
-        .and_then(|host| host.to_str().ok())
 }
 
 fn select_listener<'s>(
@@ -184,8 +302,7 @@ fn select_listener<'s>(
         })
 }
 
-fn check_header_limits(req: &Request<Incoming>, shared: &Shared) -> Result<(), ProxyError> {
-    let (count, bytes) = headers::header_size(req.headers());
+fn check_header_limits((count, bytes): (usize, usize), shared: &Shared) -> Result<(), ProxyError> {
     let config = &shared.config;
     if count > config.max_headers || bytes > config.max_header_bytes {
         return Err(ProxyError::HeadersTooLarge {
@@ -238,15 +355,6 @@ fn prepare_request(
     request_id: &HeaderValue,
     lattice_target: HeaderValue,
 ) {
-    // HTTP/1.0 and HTTP/1.1 clients may omit the host on TLS connections (the service came
-    // from SNI); targets still get one.
-    if let Some(tls) = &conn.tls
-        && req.uri().authority().is_none()
-        && !req.headers().contains_key(header::HOST)
-        && let Ok(host) = HeaderValue::from_str(&tls.server_name)
-    {
-        req.headers_mut().insert(header::HOST, host);
-    }
     let headers = req.headers_mut();
     headers::strip_request(headers);
     // Room for the six fields below at once, rather than growing the map as they arrive.
@@ -347,7 +455,11 @@ pub struct AccessRecord {
     pub server_name: Option<Arc<str>>,
     pub protocol: Version,
     pub method: Method,
+    /// The request target: as received until the request passed step 2, then its normal form
+    /// (origin form, normalised path, query as sent): Lattice's `requestPath` is its path.
     pub uri: Uri,
+    /// The `Host` field (on TLS, the server name when the client sent none). HTTP/2 requests
+    /// carry their authority in `uri` instead; when both are present they are equal.
     pub host: Option<HeaderValue>,
     pub user_agent: Option<HeaderValue>,
     pub request_id: HeaderValue,

@@ -468,3 +468,22 @@ async fn wait_for(what: &str, done: impl Fn() -> bool) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// A Lambda event carries the path the rules matched (normalised, query as sent) and the one
+/// authority routed on, also for an absolute-form HTTP/1.1 target: `/x/../v2/%61` meets the
+/// `/v2` rule and the V2 function sees `/v2/a`.
+#[tokio::test]
+async fn events_carry_the_normalised_path_and_the_routed_host() {
+    let (harness, fake, port) = setup("lamn").await;
+    let authority = format!("{}:{port}", host("lamn"));
+    let mut client = Client::connect(ClientKind::H1, port, &host("lamn"), &harness.ca_pem).await;
+    let req = http::Request::get(format!("http://{authority}/x/../v2/%61?q=%2e%2E"))
+        .header("host", &authority)
+        .body(empty())
+        .unwrap();
+    assert!(client.send(req).await.status.is_success());
+    let (function, event) = fake.last();
+    assert_eq!(function, function_arn("echo2"));
+    assert_eq!(event["path"], "/v2/a?q=%2e%2E");
+    assert_eq!(event["headers"]["host"], json!([authority]));
+}

@@ -1,6 +1,7 @@
 //! Router benchmarks: a request that is checked against nine rules with path and header
 //! conditions before the tenth matches, one that falls through all ten to the default action,
-//! and the weighted target-group pick.
+//! the weighted target-group pick, and path normalisation (an already-normal path, the common
+//! case, and one that must be rewritten).
 
 use std::hint::black_box;
 
@@ -117,6 +118,15 @@ fn bench_route(c: &mut Criterion) {
             black_box(groups.pick(black_box(r)))
         })
     });
+    for (name, path) in [
+        ("normalize/already_normal", "/api/orders/12345/items?x=1"),
+        ("normalize/rewritten", "/api/./orders//%31%32345/../items"),
+    ] {
+        let path = path.split('?').next().unwrap_or(path);
+        c.bench_function(name, |b| {
+            b.iter(|| black_box(trellis_router::path::normalize(black_box(path)).is_ok()))
+        });
+    }
 }
 
 criterion_group!(benches, bench_route);

@@ -13,8 +13,9 @@
 //! * `method` is an exact, case-sensitive comparison.
 //! * `pathMatch` (`exact` or `prefix`) compares the request path **without the query string**
 //!   (what [`http::Uri::path`] returns; gRPC requests route on their HTTP/2 `:path`, which is the
-//!   same thing). The path is compared as received: no percent-decoding and no dot-segment
-//!   normalization. A prefix is a plain string prefix with no segment awareness: `/api`
+//!   same thing). The path compared is the proxy's normal form ([`path::normalize`]: dot
+//!   segments removed, unreserved escapes decoded, slashes merged), the same path the target
+//!   receives and auth policies name; this module compares it as given. A prefix is a plain string prefix with no segment awareness: `/api`
 //!   matches `/api`, `/api/x` and `/apix`. Because the path never contains `?`, a pattern
 //!   containing `?` (which the API's pattern allows) can never match.
 //! * `headerMatches`: the header name is compared case-insensitively (as HTTP requires); the
@@ -29,6 +30,8 @@
 //!   one reach the router anyway it never matches, so a corrupt document can't swallow all
 //!   traffic. Likewise a header condition whose name is not a valid HTTP header name never
 //!   matches.
+
+pub mod path;
 
 use http::header::{GetAll, ValueIter};
 use http::{HeaderMap, HeaderName, HeaderValue};
