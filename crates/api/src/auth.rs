@@ -265,11 +265,12 @@ impl trellis_sigv4::SecretLookup for RootLookup<'_> {
 pub async fn sigv4_gate(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
     let route = Route::of(&parts.method, parts.uri.path());
+    let has_body = !axum::body::HttpBody::is_end_stream(&body);
     let refuse = |e: GateError, body_unread: bool| {
         let mut resp = e.into_api_error(&route).into_response();
         // An HTTP/1.1 connection whose body was left unread cannot carry another request; say
         // so, so that the client stops sending and hyper closes the connection.
-        if body_unread && parts.version <= Version::HTTP_11 {
+        if body_unread && has_body && parts.version <= Version::HTTP_11 {
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
@@ -631,9 +632,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_stalled_body_times_out() {
-        let mut gate = GateLimits::default();
-        gate.body_read_timeout = Duration::from_millis(300);
-        let server = gated(gate).await;
+        let server = gated(GateLimits::new(
+            GateLimits::DEFAULT_BODY_BUDGET,
+            Duration::from_millis(300),
+        ))
+        .await;
         let body = vec![b'x'; 100];
         let mut s = TcpStream::connect(server.addr).await.unwrap();
         s.write_all(&head(

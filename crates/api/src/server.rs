@@ -51,6 +51,10 @@ const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
 /// Concurrent streams per HTTP/2 connection: API clients make one call at a time per connection,
 /// and each stream may carry a body the gate reads.
 const H2_MAX_CONCURRENT_STREAMS: u32 = 32;
+/// The most an HTTP/1.1 connection buffers (a request head must fit): API request heads are a
+/// few KiB, and 1,024 connections each holding hyper's default ~400 KiB would be 400 MiB of
+/// unauthenticated memory.
+const H1_MAX_BUF: usize = 64 << 10;
 /// Pause after a failed `accept` (out of descriptors, say), so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -162,6 +166,7 @@ fn builder(limits: &ServerLimits) -> auto::Builder<TokioExecutor> {
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(H1_MAX_BUF)
         .keep_alive(true);
     builder
         .http2()
@@ -422,6 +427,50 @@ mod tests {
         }
         let _ = server.stop.send(());
         server.done.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_idle_http2_connection_is_closed_after_the_idle_timeout() {
+        let (server, _) = start(short()).await;
+        let stream = TcpStream::connect(server.addr).await.unwrap();
+        let (mut sender, connection) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+                .await
+                .unwrap();
+        let driving = tokio::spawn(connection);
+        let request = http::Request::get(format!("http://{}/ok", server.addr))
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let resp = sender.send_request(request).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"ok");
+        let start = Instant::now();
+        // The server sends GOAWAY once the connection has been idle for 600 ms, and closes it.
+        tokio::time::timeout(Duration::from_secs(5), driving)
+            .await
+            .expect("the idle HTTP/2 connection stayed open")
+            .unwrap()
+            .unwrap();
+        assert!(start.elapsed() >= Duration::from_millis(500));
+    }
+
+    #[tokio::test]
+    async fn an_oversized_head_is_refused() {
+        let (server, _) = start(short()).await;
+        let mut s = TcpStream::connect(server.addr).await.unwrap();
+        let head = format!(
+            "GET /ok HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+            "a".repeat(2 * H1_MAX_BUF)
+        );
+        // The server may close before taking it all.
+        let _ = s.write_all(head.as_bytes()).await;
+        let (out, _) = read_to_close(&mut s, Duration::from_secs(5), "an oversized head").await;
+        assert!(
+            out.starts_with(b"HTTP/1.1 431"),
+            "{}",
+            String::from_utf8_lossy(&out)
+        );
     }
 
     #[tokio::test]
