@@ -38,12 +38,12 @@ CODE_CAP = 70_167_211
 
 
 class TightServer(Server):
-    """A server with short API timeouts and a small connection cap, whose open-file limit
-    (soft and hard) is FD_LIMIT: a few hundred sockets would exhaust it if the API did not bound
-    its connections."""
+    """A server with short API timeouts and a small connection cap, started with an open-file
+    limit of FD_LIMIT / 2 (soft) and FD_LIMIT (hard): a few hundred sockets would exhaust it if
+    the API did not bound its connections."""
 
     def args(self):
-        limit = (f"import os, resource, sys; resource.setrlimit(resource.RLIMIT_NOFILE, ({FD_LIMIT}, {FD_LIMIT})); "
+        limit = (f"import os, resource, sys; resource.setrlimit(resource.RLIMIT_NOFILE, ({FD_LIMIT // 2}, {FD_LIMIT})); "
                  "os.execv(sys.argv[1], sys.argv[1:])")
         return [sys.executable, "-c", limit] + super().args() + [
             "--api-header-read-timeout", str(HEADER_READ_TIMEOUT_S),
@@ -143,6 +143,12 @@ def slow_sockets(server, count, payload=b"P"):
     finally:
         for s in socks:
             s.close()
+
+
+def test_the_server_raises_its_soft_descriptor_limit_to_the_hard_one(server):
+    with open(f"/proc/{server.proc.pid}/limits") as f:
+        line = next(l for l in f if l.startswith("Max open files"))
+    assert line.split()[3:5] == [str(FD_LIMIT), str(FD_LIMIT)], line
 
 
 def test_concurrent_unsigned_uploads_do_not_grow_the_server(server):
