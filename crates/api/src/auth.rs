@@ -267,7 +267,13 @@ pub async fn sigv4_gate(State(state): State<AppState>, req: Request, next: Next)
     let route = Route::of(&parts.method, parts.uri.path());
     let has_body = !axum::body::HttpBody::is_end_stream(&body);
     let refuse = |e: GateError, body_unread: bool| {
+        let throttled = matches!(e, GateError::Throttled);
         let mut resp = e.into_api_error(&route).into_response();
+        if throttled {
+            // Both APIs model `retryAfterSeconds` on the throttling error as this header.
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         // An HTTP/1.1 connection whose body was left unread cannot carry another request; say
         // so, so that the client stops sending and hyper closes the connection.
         if body_unread && has_body && parts.version <= Version::HTTP_11 {

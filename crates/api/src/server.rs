@@ -159,6 +159,18 @@ impl Registry {
     }
 }
 
+/// A connection's place in the registry, given up when its task ends.
+struct Slot {
+    registry: Arc<Registry>,
+    id: u64,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.registry.remove(self.id);
+    }
+}
+
 /// The HTTP server every connection is served with.
 fn builder(limits: &ServerLimits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -217,8 +229,9 @@ pub async fn serve(
         let app = app.clone();
         let stop = stop_rx.clone();
         tasks.spawn(async move {
+            // Removed from the registry however the task ends, a panicking handler included.
+            let _slot = Slot { registry, id };
             serve_connection(&builder, stream, app, &conn, &limits, stop).await;
-            registry.remove(id);
         });
     }
     drop(listener);
