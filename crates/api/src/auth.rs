@@ -299,7 +299,11 @@ pub async fn sigv4_gate(State(state): State<AppState>, req: Request, next: Next)
 
     // A body without a declared length (chunked, or HTTP/2 without content-length) may be as
     // large as its cap, so it reserves that much.
-    let declared = axum::body::HttpBody::size_hint(&body).exact();
+    let declared = if has_body {
+        axum::body::HttpBody::size_hint(&body).exact()
+    } else {
+        Some(0)
+    };
     let declared = declared.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
     if declared.is_some_and(|n| n > route.cap) {
         return refuse(GateError::TooLarge, true);
