@@ -1,25 +1,258 @@
 //! The SigV4 gate: every API call must be signed with the root credentials, for service `lambda`
 //! on the Lambda API's paths (`/2015-03-31/…`) and `vpc-lattice` everywhere else; a request
-//! signed for the other service is `InvalidSignatureException`. The body is buffered here because
-//! the signature covers its hash.
+//! signed for the other service is `InvalidSignatureException`.
+//!
+//! Nothing unauthenticated is buffered. The gate first checks everything the head decides
+//! ([`trellis_sigv4::precheck`]: the signature parses, the access key is known, the time is within
+//! the skew, the scope names the right service and region) and answers a failing request without
+//! reading a byte of its body. Only then does it read the body, because the signature covers its
+//! digest, hashing it as it arrives:
+//!
+//! * each operation has a body cap ([`BODY_CAPS`]); a declared `Content-Length` over it is
+//!   refused at once, a streamed body when it crosses it;
+//! * the bodies being read or handled at once share a byte budget ([`GateLimits::body_budget`]);
+//!   a request that cannot get its share within [`BUDGET_WAIT`] is throttled with AWS's 429
+//!   (`ThrottlingException` for Lattice, `TooManyRequestsException` for Lambda), which SDKs retry;
+//! * the gap between two pieces of body may not exceed [`GateLimits::body_read_timeout`].
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, Version, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use bytes::BytesMut;
+use http_body_util::BodyExt as _;
 use sha2::{Digest, Sha256};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::AppState;
 use crate::error::ApiError;
 
-/// Request bodies larger than this are refused before hashing (the largest modelled member, an
-/// auth policy, is 36,864 characters).
-const MAX_BODY: usize = 1 << 20;
-
-/// The Lambda API's paths and its request limit (a CreateFunction carrying a 50 MB zip in
-/// base64, Lambda's own limit).
+/// The Lambda API's paths.
 const LAMBDA_PREFIX: &str = "/2015-03-31/";
-const MAX_LAMBDA_BODY: usize = 70_167_211;
+
+/// Every request body not matched by [`BODY_CAPS`] (the largest modelled Lattice member, an auth
+/// policy, is 36,864 characters; Lambda's configuration calls are smaller still).
+pub const DEFAULT_BODY_CAP: usize = 1 << 20;
+/// CreateFunction and UpdateFunctionCode carry a zip of up to 50 MB in base64, Lambda's own limit.
+pub const CODE_BODY_CAP: usize = 70_167_211;
+/// A synchronous Invoke's payload limit (Lambda's 6 MB).
+pub const INVOKE_BODY_CAP: usize = 6_291_456;
+
+/// How long a request waits for its share of the body budget before it is throttled.
+pub const BUDGET_WAIT: Duration = Duration::from_secs(5);
+
+/// A path pattern segment.
+#[derive(Clone, Copy, Debug)]
+enum Seg {
+    Lit(&'static str),
+    /// One non-empty segment (a function name or ARN, URL-encoded).
+    Any,
+}
+
+/// An operation with a body cap other than [`DEFAULT_BODY_CAP`], and the error AWS answers when
+/// the body is larger.
+#[derive(Debug)]
+pub struct BodyCap {
+    pub operation: &'static str,
+    method: Method,
+    path: &'static [Seg],
+    pub cap: usize,
+    too_large_code: &'static str,
+    too_large_suffix: &'static str,
+}
+
+/// The operations with their own body caps; everything else gets [`DEFAULT_BODY_CAP`].
+pub static BODY_CAPS: [BodyCap; 3] = [
+    BodyCap {
+        operation: "CreateFunction",
+        method: Method::POST,
+        path: &[Seg::Lit("2015-03-31"), Seg::Lit("functions")],
+        cap: CODE_BODY_CAP,
+        too_large_code: "RequestEntityTooLargeException",
+        too_large_suffix: "",
+    },
+    BodyCap {
+        operation: "UpdateFunctionCode",
+        method: Method::PUT,
+        path: &[
+            Seg::Lit("2015-03-31"),
+            Seg::Lit("functions"),
+            Seg::Any,
+            Seg::Lit("code"),
+        ],
+        cap: CODE_BODY_CAP,
+        too_large_code: "RequestEntityTooLargeException",
+        too_large_suffix: "",
+    },
+    BodyCap {
+        operation: "Invoke",
+        method: Method::POST,
+        path: &[
+            Seg::Lit("2015-03-31"),
+            Seg::Lit("functions"),
+            Seg::Any,
+            Seg::Lit("invocations"),
+        ],
+        cap: INVOKE_BODY_CAP,
+        too_large_code: "RequestTooLargeException",
+        too_large_suffix: " for the InvokeFunction operation",
+    },
+];
+
+/// Which API a path belongs to: its SigV4 signing name and its error vocabulary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Api {
+    Lattice,
+    Lambda,
+}
+
+/// What the gate needs to know about a request before reading its body.
+#[derive(Debug)]
+struct Route {
+    api: Api,
+    cap: usize,
+    rule: Option<&'static BodyCap>,
+}
+
+impl Route {
+    fn of(method: &Method, path: &str) -> Route {
+        let api = if path.starts_with(LAMBDA_PREFIX) {
+            Api::Lambda
+        } else {
+            Api::Lattice
+        };
+        let rule = BODY_CAPS
+            .iter()
+            .find(|r| r.method == *method && matches(r.path, path));
+        Route {
+            api,
+            cap: rule.map_or(DEFAULT_BODY_CAP, |r| r.cap),
+            rule,
+        }
+    }
+}
+
+fn matches(pattern: &[Seg], path: &str) -> bool {
+    let mut segs = path.strip_prefix('/').unwrap_or(path).split('/');
+    for seg in pattern {
+        match (seg, segs.next()) {
+            (Seg::Lit(want), Some(got)) if *want == got => {}
+            (Seg::Any, Some(got)) if !got.is_empty() => {}
+            _ => return false,
+        }
+    }
+    segs.next().is_none()
+}
+
+/// The gate's tunables (`trellis serve --api-body-budget-mib`, `--api-body-read-timeout`).
+#[derive(Debug)]
+pub struct GateLimits {
+    /// Bytes of request bodies that may be read or handled at once.
+    pub body_budget: usize,
+    /// The longest pause between two pieces of a request body.
+    pub body_read_timeout: Duration,
+    /// How long a request waits for its share of the budget ([`BUDGET_WAIT`]; shorter in tests).
+    pub budget_wait: Duration,
+    budget: Arc<Semaphore>,
+}
+
+impl GateLimits {
+    pub const DEFAULT_BODY_BUDGET: usize = 256 << 20;
+    pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+    pub fn new(body_budget: usize, body_read_timeout: Duration) -> GateLimits {
+        let body_budget = body_budget.clamp(1, Semaphore::MAX_PERMITS);
+        GateLimits {
+            body_budget,
+            body_read_timeout,
+            budget_wait: BUDGET_WAIT,
+            budget: Arc::new(Semaphore::new(body_budget)),
+        }
+    }
+
+    /// A share of the budget for a body of `len` bytes (all of it when `len` exceeds it, so a
+    /// small budget serialises large uploads instead of refusing them for ever).
+    async fn reserve(&self, len: usize) -> Option<Option<OwnedSemaphorePermit>> {
+        if len == 0 {
+            return Some(None);
+        }
+        let want = u32::try_from(len.min(self.body_budget)).unwrap_or(u32::MAX);
+        let acquire = Arc::clone(&self.budget).acquire_many_owned(want);
+        match tokio::time::timeout(self.budget_wait, acquire).await {
+            Ok(Ok(permit)) => Some(Some(permit)),
+            _ => None,
+        }
+    }
+}
+
+impl Default for GateLimits {
+    fn default() -> GateLimits {
+        GateLimits::new(Self::DEFAULT_BODY_BUDGET, Self::DEFAULT_BODY_READ_TIMEOUT)
+    }
+}
+
+/// Why the gate refused a request: each case is classified here, once, into AWS's shape.
+#[derive(Debug)]
+enum GateError {
+    Auth(trellis_sigv4::SigV4Error),
+    TooLarge,
+    Throttled,
+    BodyTimeout,
+    /// The client broke off the body (or sent a malformed one).
+    BodyBroken,
+}
+
+impl GateError {
+    fn into_api_error(self, route: &Route) -> ApiError {
+        let (code, status, message) = match self {
+            GateError::Auth(e) => (e.aws_code(), e.http_status(), e.to_string()),
+            GateError::TooLarge => {
+                return match (route.api, route.rule) {
+                    (Api::Lambda, rule) => ApiError::Auth {
+                        code: rule.map_or("RequestEntityTooLargeException", |r| r.too_large_code),
+                        status: 413,
+                        message: format!(
+                            "Request must be smaller than {} bytes{}",
+                            route.cap,
+                            rule.map_or("", |r| r.too_large_suffix)
+                        ),
+                    },
+                    (Api::Lattice, _) => ApiError::validation_other(format!(
+                        "Request body exceeds {} bytes",
+                        route.cap
+                    )),
+                };
+            }
+            GateError::Throttled => (
+                match route.api {
+                    Api::Lattice => "ThrottlingException",
+                    Api::Lambda => "TooManyRequestsException",
+                },
+                429,
+                "Rate exceeded: too many large request bodies at once".to_string(),
+            ),
+            GateError::BodyTimeout => (
+                "RequestTimeoutException",
+                408,
+                "The request body was not received in time".to_string(),
+            ),
+            GateError::BodyBroken => (
+                "IncompleteBody",
+                400,
+                "The request body could not be read".to_string(),
+            ),
+        };
+        ApiError::Auth {
+            code,
+            status,
+            message,
+        }
+    }
+}
 
 struct RootLookup<'a>(&'a crate::RootCredentials);
 
@@ -31,41 +264,479 @@ impl trellis_sigv4::SecretLookup for RootLookup<'_> {
 
 pub async fn sigv4_gate(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
-    let lambda = parts.uri.path().starts_with(LAMBDA_PREFIX);
-    let limit = if lambda { MAX_LAMBDA_BODY } else { MAX_BODY };
-    let bytes = match axum::body::to_bytes(body, limit).await {
-        Ok(b) => b,
-        Err(_) if lambda => {
-            return ApiError::Auth {
-                code: "RequestEntityTooLargeException",
-                status: 413,
-                message: format!("Request must be smaller than {limit} bytes"),
-            }
-            .into_response();
+    let route = Route::of(&parts.method, parts.uri.path());
+    let has_body = !axum::body::HttpBody::is_end_stream(&body);
+    let refuse = |e: GateError, body_unread: bool| {
+        let throttled = matches!(e, GateError::Throttled);
+        let mut resp = e.into_api_error(&route).into_response();
+        if throttled {
+            // Both APIs model `retryAfterSeconds` on the throttling error as this header.
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
-        Err(_) => {
-            return ApiError::validation_other(format!("Request body exceeds {MAX_BODY} bytes"))
-                .into_response();
+        // An HTTP/1.1 connection whose body was left unread cannot carry another request; say
+        // so, so that the client stops sending and hyper closes the connection.
+        if body_unread && has_body && parts.version <= Version::HTTP_11 {
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
+        resp
     };
-    let hash = hex::encode(Sha256::digest(&bytes));
+
     let opts = trellis_sigv4::VerifyOptions {
-        service: if lambda { "lambda" } else { "vpc-lattice" },
+        service: match route.api {
+            Api::Lambda => "lambda",
+            Api::Lattice => "vpc-lattice",
+        },
         region: Some(&state.ctx.region),
         now: time::OffsetDateTime::now_utc(),
-        max_skew: time::Duration::minutes(15),
+        max_skew: trellis_sigv4::DEFAULT_MAX_SKEW,
     };
-    let lookup = RootLookup(&state.credentials);
-    if let Err(e) =
-        trellis_sigv4::verify_with_cache(&parts, &hash, &lookup, &opts, &state.key_cache)
-    {
-        return ApiError::Auth {
-            code: e.aws_code(),
-            status: e.http_status(),
-            message: e.to_string(),
-        }
-        .into_response();
+    let prechecked = match trellis_sigv4::precheck(&parts, &RootLookup(&state.credentials), &opts) {
+        Ok(p) => p,
+        Err(e) => return refuse(GateError::Auth(e), true),
+    };
+
+    // A body without a declared length (chunked, or HTTP/2 without content-length) may be as
+    // large as its cap, so it reserves that much.
+    let declared = if has_body {
+        axum::body::HttpBody::size_hint(&body).exact()
+    } else {
+        Some(0)
+    };
+    let declared = declared.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+    if declared.is_some_and(|n| n > route.cap) {
+        return refuse(GateError::TooLarge, true);
     }
-    next.run(Request::from_parts(parts, Body::from(bytes)))
+    let Some(_permit) = state.gate.reserve(declared.unwrap_or(route.cap)).await else {
+        return refuse(GateError::Throttled, true);
+    };
+    let (bytes, hash) = match read_capped(
+        body,
+        route.cap,
+        declared.unwrap_or(0),
+        state.gate.body_read_timeout,
+    )
+    .await
+    {
+        Ok(read) => read,
+        Err(e) => return refuse(e, true),
+    };
+    if let Err(e) = prechecked.finish(&parts, &hash, Some(&state.key_cache)) {
+        return refuse(GateError::Auth(e), false);
+    }
+    // The permit is held until the handler is done with the body it was granted for.
+    next.run(Request::from_parts(parts, Body::from(bytes.freeze())))
         .await
+}
+
+/// Reads a body of at most `cap` bytes, each piece within `gap` of the previous one, and returns
+/// it with its hex SHA-256 (computed as it arrives).
+async fn read_capped(
+    mut body: Body,
+    cap: usize,
+    expected: usize,
+    gap: Duration,
+) -> Result<(BytesMut, String), GateError> {
+    let mut buf = BytesMut::with_capacity(expected.min(cap));
+    let mut hasher = Sha256::new();
+    loop {
+        let frame = match tokio::time::timeout(gap, body.frame()).await {
+            Err(_) => return Err(GateError::BodyTimeout),
+            Ok(None) => return Ok((buf, hex::encode(hasher.finalize()))),
+            Ok(Some(Err(_))) => return Err(GateError::BodyBroken),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > cap {
+                return Err(GateError::TooLarge);
+            }
+            hasher.update(&data);
+            buf.extend_from_slice(&data);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::sync::atomic::{AtomicBool, AtomicU64};
+    use std::time::{Instant, SystemTime};
+
+    use aws_credential_types::Credentials;
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+    use aws_smithy_runtime_api::client::identity::Identity;
+    use axum::Router;
+    use axum::routing::{post, put};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::net::TcpStream;
+
+    use super::*;
+    use crate::server::{ServerLimits, serve};
+
+    const KEY: &str = "AKIDGATETEST";
+    const SECRET: &str = "gate/test/secret";
+    const HOST: &str = "api.test";
+
+    /// A real server (the API's accept loop) whose routes echo the body length behind the gate.
+    struct Gated {
+        addr: SocketAddr,
+        _dir: tempfile::TempDir,
+    }
+
+    async fn gated(gate: GateLimits) -> Gated {
+        let dir = tempfile::tempdir().unwrap();
+        let store = trellis_store::Store::connect(&trellis_store::Store::sqlite_url(
+            &dir.path().join("gate.db"),
+        ))
+        .await
+        .unwrap();
+        let state = AppState::new(
+            crate::testutil::ctx(),
+            store,
+            crate::RootCredentials {
+                access_key_id: KEY.into(),
+                secret_access_key: SECRET.into(),
+            },
+            Arc::default(),
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicBool::new(true)),
+        )
+        .with_gate_limits(gate);
+        let echo = |body: bytes::Bytes| async move { format!("got {}", body.len()) };
+        let app = Router::new()
+            .route("/services", post(echo))
+            .route("/2015-03-31/functions", post(echo))
+            .route("/2015-03-31/functions/{name}/code", put(echo))
+            .route("/2015-03-31/functions/{name}/invocations", post(echo))
+            // As the real routes do: the gate is what bounds bodies.
+            .layer(axum::extract::DefaultBodyLimit::disable())
+            .layer(axum::middleware::from_fn_with_state(state, sigv4_gate));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(serve(
+            listener,
+            app,
+            ServerLimits::default(),
+            std::future::pending(),
+        ));
+        Gated { addr, _dir: dir }
+    }
+
+    /// How a test request is signed.
+    #[derive(Clone, Copy, Debug)]
+    enum Signing {
+        Unsigned,
+        /// (access key, secret, service, region, seconds before now)
+        With(&'static str, &'static str, &'static str, &'static str, u64),
+    }
+
+    /// Signed correctly, now, for `service`.
+    fn good(service: &'static str) -> Signing {
+        Signing::With(KEY, SECRET, service, "us-west-2", 0)
+    }
+
+    /// The request head, signed over `body` (which need not be sent).
+    fn head(
+        method: &str,
+        path: &str,
+        body: &[u8],
+        signing: Signing,
+        length: Option<usize>,
+    ) -> Vec<u8> {
+        let mut headers = vec![
+            ("host".to_string(), HOST.to_string()),
+            ("content-type".to_string(), "application/json".to_string()),
+        ];
+        if let Signing::With(key, secret, service, region, ago) = signing {
+            let identity: Identity = Credentials::new(key, secret, None, None, "test").into();
+            let params = aws_sigv4::sign::v4::SigningParams::builder()
+                .identity(&identity)
+                .region(region)
+                .name(service)
+                .time(SystemTime::now() - Duration::from_secs(ago))
+                .settings(SigningSettings::default())
+                .build()
+                .unwrap()
+                .into();
+            let url = format!("http://{HOST}{path}");
+            let signable = SignableRequest::new(
+                method,
+                url.as_str(),
+                headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                SignableBody::Bytes(body),
+            )
+            .unwrap();
+            let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+            for (name, value) in instructions.headers() {
+                headers.push((name.to_string(), value.to_string()));
+            }
+        }
+        let mut out = format!("{method} {path} HTTP/1.1\r\n");
+        for (k, v) in &headers {
+            out.push_str(&format!("{k}: {v}\r\n"));
+        }
+        match length {
+            Some(n) => out.push_str(&format!("content-length: {n}\r\n\r\n")),
+            None => out.push_str("transfer-encoding: chunked\r\n\r\n"),
+        }
+        out.into_bytes()
+    }
+
+    /// Reads one response head (and what follows of it) and returns (status, x-amzn-ErrorType).
+    async fn response(stream: &mut (impl tokio::io::AsyncRead + Unpin)) -> (u16, String, String) {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let n = tokio::time::timeout(left, stream.read(&mut chunk))
+                .await
+                .expect("no response in time")
+                .unwrap_or(0);
+            buf.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&buf).into_owned();
+            if let Some(end) = text.find("\r\n\r\n")
+                && (n == 0 || text.len() > end + 4)
+            {
+                let status = text[9..12].parse().unwrap();
+                let code = text
+                    .lines()
+                    .find_map(|l| {
+                        let (name, value) = l.split_once(": ")?;
+                        name.eq_ignore_ascii_case("x-amzn-errortype")
+                            .then(|| value.to_owned())
+                    })
+                    .unwrap_or_default();
+                return (status, code, text[end + 4..].to_string());
+            }
+            assert!(n > 0, "connection closed before a response: {text:?}");
+        }
+    }
+
+    /// How much of the body the client sends before reading the answer.
+    #[derive(Clone, Copy, Debug)]
+    enum Send {
+        /// None of it: the answer must come from the head alone.
+        HeadOnly,
+        All,
+        /// All of it, chunked (no declared length).
+        Chunked,
+    }
+
+    async fn check(
+        server: &Gated,
+        (name, method, path, signing, len, send, status, code): (
+            &str,
+            &str,
+            &str,
+            Signing,
+            usize,
+            Send,
+            u16,
+            &str,
+        ),
+    ) {
+        let body = vec![b'x'; len];
+        let length = (!matches!(send, Send::Chunked)).then_some(len);
+        let mut s = TcpStream::connect(server.addr).await.unwrap();
+        s.write_all(&head(method, path, &body, signing, length))
+            .await
+            .unwrap();
+        let (mut rd, mut wr) = s.into_split();
+        // Written concurrently: the gate may answer (and close) before it is all sent.
+        let writer = tokio::spawn(async move {
+            match send {
+                Send::HeadOnly => {}
+                Send::All => {
+                    let _ = wr.write_all(&body).await;
+                }
+                Send::Chunked => {
+                    for piece in body.chunks(64 << 10) {
+                        let size = format!("{:x}\r\n", piece.len());
+                        let frame = [size.as_bytes(), piece, b"\r\n"].concat();
+                        if wr.write_all(&frame).await.is_err() {
+                            return wr;
+                        }
+                    }
+                    let _ = wr.write_all(b"0\r\n\r\n").await;
+                }
+            }
+            wr
+        });
+        let (got_status, got_code, text) = response(&mut rd).await;
+        drop(writer.await);
+        assert_eq!(
+            (got_status, got_code.as_str()),
+            (status, code),
+            "{name}: {text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn gate_table() {
+        let server = gated(GateLimits::default()).await;
+        let big = 66_000_000;
+        let lattice = good("vpc-lattice");
+        let lambda = good("lambda");
+        #[rustfmt::skip]
+        let cases = [
+            // (name, method, path, signing, body length, what is sent, status, error code)
+            ("unsigned, 66 MB declared", "POST", "/services", Signing::Unsigned, big, Send::HeadOnly, 403, "MissingAuthenticationTokenException"),
+            ("unsigned Lambda upload", "POST", "/2015-03-31/functions", Signing::Unsigned, big, Send::HeadOnly, 403, "MissingAuthenticationTokenException"),
+            ("unknown access key", "POST", "/2015-03-31/functions", Signing::With("AKIDUNKNOWN", SECRET, "lambda", "us-west-2", 0), big, Send::HeadOnly, 403, "UnrecognizedClientException"),
+            ("expired date", "POST", "/2015-03-31/functions", Signing::With(KEY, SECRET, "lambda", "us-west-2", 3600), big, Send::HeadOnly, 403, "InvalidSignatureException"),
+            ("wrong service", "POST", "/2015-03-31/functions", Signing::With(KEY, SECRET, "vpc-lattice", "us-west-2", 0), big, Send::HeadOnly, 403, "InvalidSignatureException"),
+            ("wrong region", "POST", "/services", Signing::With(KEY, SECRET, "vpc-lattice", "eu-west-1", 0), big, Send::HeadOnly, 403, "InvalidSignatureException"),
+            ("Lattice body over 1 MiB", "POST", "/services", lattice, DEFAULT_BODY_CAP + 1, Send::HeadOnly, 400, "ValidationException"),
+            ("CreateFunction over its cap", "POST", "/2015-03-31/functions", lambda, CODE_BODY_CAP + 1, Send::HeadOnly, 413, "RequestEntityTooLargeException"),
+            ("Invoke over 6 MB", "POST", "/2015-03-31/functions/f/invocations", lambda, INVOKE_BODY_CAP + 1, Send::HeadOnly, 413, "RequestTooLargeException"),
+            ("chunked Lattice body over 1 MiB", "POST", "/services", lattice, DEFAULT_BODY_CAP + 1, Send::Chunked, 400, "ValidationException"),
+            ("wrong secret, body read", "POST", "/services", Signing::With(KEY, "not/the/secret", "vpc-lattice", "us-west-2", 0), 10, Send::All, 403, "InvalidSignatureException"),
+            ("good Lattice call", "POST", "/services", lattice, 1000, Send::All, 200, ""),
+            ("good chunked Lattice call", "POST", "/services", lattice, 200_000, Send::Chunked, 200, ""),
+            ("good 3 MB CreateFunction", "POST", "/2015-03-31/functions", lambda, 3_000_000, Send::All, 200, ""),
+            ("good UpdateFunctionCode", "PUT", "/2015-03-31/functions/f/code", lambda, 2_000_000, Send::All, 200, ""),
+        ];
+        for case in cases {
+            check(&server, case).await;
+        }
+    }
+
+    #[test]
+    fn caps_follow_the_operation() {
+        let cases = [
+            (Method::POST, "/2015-03-31/functions", CODE_BODY_CAP),
+            (
+                Method::PUT,
+                "/2015-03-31/functions/my-fn/code",
+                CODE_BODY_CAP,
+            ),
+            (
+                Method::POST,
+                "/2015-03-31/functions/my-fn/invocations",
+                INVOKE_BODY_CAP,
+            ),
+            (Method::GET, "/2015-03-31/functions", DEFAULT_BODY_CAP),
+            (
+                Method::PUT,
+                "/2015-03-31/functions/my-fn/configuration",
+                DEFAULT_BODY_CAP,
+            ),
+            (
+                Method::POST,
+                "/2015-03-31/functions/my-fn/code/extra",
+                DEFAULT_BODY_CAP,
+            ),
+            (
+                Method::POST,
+                "/2015-03-31/functions//invocations",
+                DEFAULT_BODY_CAP,
+            ),
+            (Method::POST, "/services", DEFAULT_BODY_CAP),
+        ];
+        for (method, path, cap) in cases {
+            assert_eq!(Route::of(&method, path).cap, cap, "{method} {path}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stalled_body_times_out() {
+        let server = gated(GateLimits::new(
+            GateLimits::DEFAULT_BODY_BUDGET,
+            Duration::from_millis(300),
+        ))
+        .await;
+        let body = vec![b'x'; 100];
+        let mut s = TcpStream::connect(server.addr).await.unwrap();
+        s.write_all(&head(
+            "POST",
+            "/services",
+            &body,
+            good("vpc-lattice"),
+            Some(100),
+        ))
+        .await
+        .unwrap();
+        s.write_all(&body[..10]).await.unwrap();
+        let (status, code, _) = response(&mut s).await;
+        assert_eq!((status, code.as_str()), (408, "RequestTimeoutException"));
+    }
+
+    #[tokio::test]
+    async fn concurrent_large_bodies_share_the_budget() {
+        let mut gate = GateLimits::new(3 << 20, Duration::from_secs(10));
+        gate.budget_wait = Duration::from_millis(300);
+        let server = gated(gate).await;
+        let body = vec![b'x'; 5 << 19];
+        // The first upload takes 2.5 of the 3 MiB and stalls half-way.
+        let mut first = TcpStream::connect(server.addr).await.unwrap();
+        first
+            .write_all(&head(
+                "POST",
+                "/2015-03-31/functions",
+                &body,
+                good("lambda"),
+                Some(body.len()),
+            ))
+            .await
+            .unwrap();
+        first.write_all(&body[..1 << 20]).await.unwrap();
+        // A second one cannot get its 2.5 MiB and is throttled, in Lambda's shape, from its head.
+        let mut second = TcpStream::connect(server.addr).await.unwrap();
+        second
+            .write_all(&head(
+                "POST",
+                "/2015-03-31/functions",
+                &body,
+                good("lambda"),
+                Some(body.len()),
+            ))
+            .await
+            .unwrap();
+        let (status, code, _) = response(&mut second).await;
+        assert_eq!((status, code.as_str()), (429, "TooManyRequestsException"));
+        // A small Lattice call's share still fits; a chunked one reserves its whole 1 MiB cap,
+        // which does not, and Lattice throttles in its own shape.
+        let small = vec![b'x'; 1000];
+        let mut third = TcpStream::connect(server.addr).await.unwrap();
+        third
+            .write_all(&head(
+                "POST",
+                "/services",
+                &small,
+                good("vpc-lattice"),
+                Some(small.len()),
+            ))
+            .await
+            .unwrap();
+        third.write_all(&small).await.unwrap();
+        let (status, _, body_text) = response(&mut third).await;
+        assert_eq!(status, 200, "{body_text}");
+        let mut fourth = TcpStream::connect(server.addr).await.unwrap();
+        fourth
+            .write_all(&head("POST", "/services", &body, good("vpc-lattice"), None))
+            .await
+            .unwrap();
+        let (status, code, _) = response(&mut fourth).await;
+        assert_eq!((status, code.as_str()), (429, "ThrottlingException"));
+        // Once the first finishes, its share is free again.
+        first.write_all(&body[1 << 20..]).await.unwrap();
+        let (status, _, _) = response(&mut first).await;
+        assert_eq!(status, 200);
+        let mut fifth = TcpStream::connect(server.addr).await.unwrap();
+        fifth
+            .write_all(&head(
+                "POST",
+                "/2015-03-31/functions",
+                &body,
+                good("lambda"),
+                Some(body.len()),
+            ))
+            .await
+            .unwrap();
+        fifth.write_all(&body).await.unwrap();
+        let (status, _, _) = response(&mut fifth).await;
+        assert_eq!(status, 200);
+    }
 }

@@ -3,7 +3,8 @@
 //!
 //! AWS wire shapes live only in this crate. Each resource family has its own module that maps
 //! wire DTOs to model documents; [`error`] is the one place failures become AWS error responses,
-//! [`auth`] verifies SigV4 before any handler runs, and [`wire`] holds pagination, idempotency
+//! [`auth`] verifies SigV4 before any handler runs (and bounds request bodies), [`server`]
+//! serves the router with bounded connections, and [`wire`] holds pagination, idempotency
 //! and lookups shared by all modules.
 
 pub mod access_logs;
@@ -15,6 +16,7 @@ pub mod listeners;
 pub mod ops;
 pub mod policies;
 pub mod rules;
+pub mod server;
 pub mod service_networks;
 pub mod services;
 pub mod tags;
@@ -65,6 +67,8 @@ pub struct Inner {
     pub failed_ports: Arc<RwLock<Vec<FailedPort>>>,
     /// The adjustable account-level quotas (Lattice's defaults unless `trellis serve --quota`).
     pub quotas: Quotas,
+    /// The SigV4 gate's body limits.
+    pub gate: auth::GateLimits,
 }
 
 /// The account-level quotas Lattice lets an account raise through Service Quotas, with Trellis's
@@ -148,6 +152,7 @@ impl AppState {
             data_plane_ready,
             failed_ports: Arc::default(),
             quotas: Quotas::default(),
+            gate: auth::GateLimits::default(),
         }))
     }
 
@@ -156,6 +161,14 @@ impl AppState {
         Arc::get_mut(&mut self.0)
             .expect("with_quotas is called before the state is shared")
             .quotas = quotas;
+        self
+    }
+
+    /// Replaces the SigV4 gate's default body limits; call it before the state is cloned.
+    pub fn with_gate_limits(mut self, gate: auth::GateLimits) -> AppState {
+        Arc::get_mut(&mut self.0)
+            .expect("with_gate_limits is called before the state is shared")
+            .gate = gate;
         self
     }
 }

@@ -24,6 +24,11 @@
 //! [`SigV4Error::UnsupportedAlgorithm`]), chunked payload signing (`STREAMING-*` payload hashes),
 //! and S3's unnormalised, single-encoded path rules.
 //!
+//! Verification can run in two steps, so that a server need not read a body before it knows the
+//! request is plausibly signed: [`precheck`] checks everything the head alone decides (form, time,
+//! scope, signed `host`, known access key) and [`Prechecked::finish`] compares the signature once
+//! the body's digest is known. [`verify`] is the two in one call.
+//!
 //! The key-derivation cache is optional: [`verify`] derives the signing key on every call, and
 //! [`verify_with_cache`] consults a shared [`KeyCache`] first. Both give identical results.
 
@@ -37,6 +42,7 @@ use std::collections::HashMap;
 
 pub use error::SigV4Error;
 pub use key::{KeyCache, derive_signing_key};
+pub use verify::Prechecked;
 
 /// The clock skew AWS tolerates between a request's signing time and the server's clock.
 pub const DEFAULT_MAX_SKEW: time::Duration = time::Duration::minutes(15);
@@ -141,4 +147,15 @@ pub fn verify_with_cache(
     cache: &KeyCache,
 ) -> Result<Verified, SigV4Error> {
     verify::verify(req, payload_sha256_hex, lookup, opts, Some(cache))
+}
+
+/// The first half of [`verify`]: every check that needs only the request head, including the
+/// secret-key lookup. An `Err` here is exactly what [`verify`] returns for the same head, whatever
+/// the body; an `Ok` is finished with [`Prechecked::finish`] and the body's digest.
+pub fn precheck(
+    req: &http::request::Parts,
+    lookup: &dyn SecretLookup,
+    opts: &VerifyOptions<'_>,
+) -> Result<Prechecked, SigV4Error> {
+    verify::precheck(req, lookup, opts)
 }

@@ -25,6 +25,38 @@ pub(crate) fn verify(
     opts: &VerifyOptions<'_>,
     cache: Option<&KeyCache>,
 ) -> Result<Verified, SigV4Error> {
+    precheck(req, lookup, opts)?.finish(req, payload_sha256_hex, cache)
+}
+
+/// A request whose signature material passed every check that does not need the body: it parses,
+/// its time is within the skew (or its presigned lifetime), its credential scope names the right
+/// service and region, `host` (and any session token header) is signed, and its access key is
+/// known. Only the signature comparison, which covers the body's digest, is left.
+///
+/// Holding one proves nothing about who sent the request; it only says the request is worth
+/// reading the body of.
+pub struct Prechecked {
+    material: Material,
+    query: Vec<QueryParam>,
+    header_token: Option<String>,
+    secret: String,
+}
+
+impl std::fmt::Debug for Prechecked {
+    // By hand, so that the secret key never reaches a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prechecked")
+            .field("access_key_id", &self.material.credential.access_key_id)
+            .field("presigned", &self.material.presigned)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn precheck(
+    req: &http::request::Parts,
+    lookup: &dyn SecretLookup,
+    opts: &VerifyOptions<'_>,
+) -> Result<Prechecked, SigV4Error> {
     let query = canonical::parse_query(req.uri.query());
     let material = extract_material(req, &query)?;
 
@@ -47,75 +79,103 @@ pub(crate) fn verify(
             "'X-Amz-Security-Token' must be a 'SignedHeader' in the AWS Authorization.",
         ));
     }
+    check_declared_payload_hash(req, &material)?;
 
-    let payload_sha256_hex = payload_sha256_hex.to_ascii_lowercase();
-    let payload_hashes = payload_hash_candidates(req, &material, &payload_sha256_hex)?;
-
-    let credential = &material.credential;
     let secret = lookup
-        .secret_access_key(&credential.access_key_id)
+        .secret_access_key(&material.credential.access_key_id)
         .ok_or_else(|| SigV4Error::UnrecognizedClient {
-            access_key_id: credential.access_key_id.clone(),
+            access_key_id: material.credential.access_key_id.clone(),
         })?;
-    let signing_key = match cache {
-        Some(cache) => cache.signing_key(
-            &secret,
-            &credential.date,
-            &credential.region,
-            &credential.service,
-        ),
-        None => derive_signing_key(
-            &secret,
-            &credential.date,
-            &credential.region,
-            &credential.service,
-        ),
-    };
+    Ok(Prechecked {
+        material,
+        query,
+        header_token,
+        secret,
+    })
+}
 
-    let signature_param = parse::X_AMZ_SIGNATURE.as_bytes();
-    let exclude = material.presigned.then_some(signature_param);
-    let pieces = Pieces {
-        method: req.method.as_str(),
-        uri: canonical::canonical_uri(req.uri.path()),
-        query: canonical::canonical_query(&query, exclude),
-        headers: canonical_headers(req, &material.signed_headers, false),
-        signed_headers: material.signed_headers.join(";"),
-    };
-    let amz_date = parse::format_amz_date(material.request_time);
-    let scope = credential.scope();
-    let provided = material.signature.to_ascii_lowercase();
-
-    for payload_hash in &payload_hashes {
-        let creq = pieces.canonical_request(&pieces.query, &pieces.headers, payload_hash);
-        let string_to_sign = string_to_sign(&amz_date, &scope, &creq);
-        let computed = hex::encode(hmac_sha256(&signing_key, string_to_sign.as_bytes()));
-        // Constant-time, so response timing reveals nothing about how much of a forged
-        // signature was right.
-        if bool::from(computed.as_bytes().ct_eq(provided.as_bytes())) {
-            return Ok(Verified {
-                access_key_id: credential.access_key_id.clone(),
-                region: credential.region.clone(),
-                service: credential.service.clone(),
-                signed_headers: material.signed_headers.clone(),
-                presigned: material.presigned,
-                security_token: header_token.or(material.query_security_token),
-                request_time: material.request_time,
-            });
-        }
+impl Prechecked {
+    /// The access key id the request claims to be signed with.
+    pub fn access_key_id(&self) -> &str {
+        &self.material.credential.access_key_id
     }
 
-    // Report the first candidate (the one a well-behaved client meant) for debugging, with the
-    // session token redacted: it is a bearer credential and logs are not the place for it.
-    let payload_hash = &payload_hashes[0];
-    let creq = pieces.canonical_request(&pieces.query, &pieces.headers, payload_hash);
-    let string_to_sign = string_to_sign(&amz_date, &scope, &creq);
-    let redacted_query = canonical::canonical_query(&redact_query(&query), exclude);
-    let redacted_headers = canonical_headers(req, &material.signed_headers, true);
-    let redacted = pieces.canonical_request(&redacted_query, &redacted_headers, payload_hash);
-    Err(SigV4Error::SignatureDoesNotMatch {
-        canonical_request: String::from_utf8_lossy(&redacted).into_owned(),
-        string_to_sign,
-    })
+    /// Completes verification with the body's digest. `req` must be the head the precheck saw.
+    pub fn finish(
+        self,
+        req: &http::request::Parts,
+        payload_sha256_hex: &str,
+        cache: Option<&KeyCache>,
+    ) -> Result<Verified, SigV4Error> {
+        let Prechecked {
+            material,
+            query,
+            header_token,
+            secret,
+        } = self;
+        let payload_sha256_hex = payload_sha256_hex.to_ascii_lowercase();
+        let payload_hashes = payload_hash_candidates(req, &material, &payload_sha256_hex)?;
+        let credential = &material.credential;
+        let signing_key = match cache {
+            Some(cache) => cache.signing_key(
+                &secret,
+                &credential.date,
+                &credential.region,
+                &credential.service,
+            ),
+            None => derive_signing_key(
+                &secret,
+                &credential.date,
+                &credential.region,
+                &credential.service,
+            ),
+        };
+
+        let signature_param = parse::X_AMZ_SIGNATURE.as_bytes();
+        let exclude = material.presigned.then_some(signature_param);
+        let pieces = Pieces {
+            method: req.method.as_str(),
+            uri: canonical::canonical_uri(req.uri.path()),
+            query: canonical::canonical_query(&query, exclude),
+            headers: canonical_headers(req, &material.signed_headers, false),
+            signed_headers: material.signed_headers.join(";"),
+        };
+        let amz_date = parse::format_amz_date(material.request_time);
+        let scope = credential.scope();
+        let provided = material.signature.to_ascii_lowercase();
+
+        for payload_hash in &payload_hashes {
+            let creq = pieces.canonical_request(&pieces.query, &pieces.headers, payload_hash);
+            let string_to_sign = string_to_sign(&amz_date, &scope, &creq);
+            let computed = hex::encode(hmac_sha256(&signing_key, string_to_sign.as_bytes()));
+            // Constant-time, so response timing reveals nothing about how much of a forged
+            // signature was right.
+            if bool::from(computed.as_bytes().ct_eq(provided.as_bytes())) {
+                return Ok(Verified {
+                    access_key_id: credential.access_key_id.clone(),
+                    region: credential.region.clone(),
+                    service: credential.service.clone(),
+                    signed_headers: material.signed_headers.clone(),
+                    presigned: material.presigned,
+                    security_token: header_token.or(material.query_security_token),
+                    request_time: material.request_time,
+                });
+            }
+        }
+
+        // Report the first candidate (the one a well-behaved client meant) for debugging, with the
+        // session token redacted: it is a bearer credential and logs are not the place for it.
+        let payload_hash = &payload_hashes[0];
+        let creq = pieces.canonical_request(&pieces.query, &pieces.headers, payload_hash);
+        let string_to_sign = string_to_sign(&amz_date, &scope, &creq);
+        let redacted_query = canonical::canonical_query(&redact_query(&query), exclude);
+        let redacted_headers = canonical_headers(req, &material.signed_headers, true);
+        let redacted = pieces.canonical_request(&redacted_query, &redacted_headers, payload_hash);
+        Err(SigV4Error::SignatureDoesNotMatch {
+            canonical_request: String::from_utf8_lossy(&redacted).into_owned(),
+            string_to_sign,
+        })
+    }
 }
 
 /// Chooses the signature form and parses its material.
@@ -229,6 +289,27 @@ fn is_signed(material: &Material, name: &str) -> bool {
     material.signed_headers.iter().any(|h| h == name)
 }
 
+/// A signed `x-amz-content-sha256` must be `UNSIGNED-PAYLOAD` or a digest; this needs no body.
+fn check_declared_payload_hash(
+    req: &http::request::Parts,
+    material: &Material,
+) -> Result<(), SigV4Error> {
+    if !is_signed(material, X_AMZ_CONTENT_SHA256) {
+        return Ok(());
+    }
+    let Some(declared) = req.headers.get(X_AMZ_CONTENT_SHA256) else {
+        return Ok(());
+    };
+    let declared = String::from_utf8_lossy(declared.as_bytes());
+    let declared = declared.trim();
+    if declared != UNSIGNED_PAYLOAD && !is_sha256_hex(declared) {
+        return Err(SigV4Error::incomplete(format!(
+            "x-amz-content-sha256 must be UNSIGNED-PAYLOAD or a SHA-256 hex digest, got '{declared}'."
+        )));
+    }
+    Ok(())
+}
+
 /// The payload hashes a legitimate signer may have used, most likely first.
 fn payload_hash_candidates(
     req: &http::request::Parts,
@@ -249,11 +330,7 @@ fn payload_hash_candidates(
             });
         }
         if is_signed(material, X_AMZ_CONTENT_SHA256) {
-            if declared != UNSIGNED_PAYLOAD && !is_sha256_hex(declared) {
-                return Err(SigV4Error::incomplete(format!(
-                    "x-amz-content-sha256 must be UNSIGNED-PAYLOAD or a SHA-256 hex digest, got '{declared}'."
-                )));
-            }
+            // Its syntax was checked by the precheck.
             return Ok(vec![declared.clone()]);
         }
     }
