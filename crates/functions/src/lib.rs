@@ -12,7 +12,9 @@
 //!   the store's content-addressed blob table.
 //! * [`pool`], [`sandbox`], [`runtime_api`] — runtime processes: one Runtime API server per
 //!   process, warm reuse, concurrency, timeouts, crash and init-error reporting.
-//! * [`code`] — deployment packages: checks, and unpacking into `DATA_DIR/functions/<sha256>/`.
+//! * [`code`] — deployment packages: checks, and unpacking into `CODE_DIR/<sha256>/`.
+//! * [`isolation`] — the sandbox every runtime process runs in: its own uid, namespaces and
+//!   cgroup (memory and process limits).
 //! * [`logs`] — `DATA_DIR/logs/functions/<name>.log` and the per-invocation `Tail`.
 //! * [`remote`] — SigV4-signed invocations at `--lambda-endpoint`.
 //! * [`lattice`] — LAMBDA target groups: the HTTP request → Lattice event (`V1`/`V2`) and the
@@ -42,6 +44,7 @@ pub mod catalog;
 pub mod code;
 pub mod config;
 pub mod host;
+pub mod isolation;
 pub mod lattice;
 pub mod logs;
 pub mod names;
@@ -54,5 +57,6 @@ pub use api::{public_routes, routes};
 pub use host::{
     FunctionHost, HostConfig, InvocationType, InvokeError, InvokeOptions, InvokeOutcome,
 };
+pub use isolation::{IsolationConfig, IsolationMode};
 pub use logs::log_path;
 pub use remote::RemoteConfig;

@@ -120,8 +120,11 @@ async fn deploy(
     tx.commit().await.unwrap();
 }
 
+// `pid` is the pid in the sandbox's PID namespace (the same for every sandbox); `instance` tells
+// runtime processes apart.
 const PY_HANDLER: &str = r#"
 import os, time
+INSTANCE = os.urandom(8).hex()
 def handler(event, context):
     print("handling", event.get("n"))
     if event.get("sleep"):
@@ -130,6 +133,7 @@ def handler(event, context):
         raise ValueError("asked to fail")
     return {
         "pid": os.getpid(),
+        "instance": INSTANCE,
         "event": event,
         "greeting": os.environ.get("GREETING"),
         "function": context.function_name,
@@ -212,7 +216,7 @@ async fn python_handler_runs_and_its_process_is_reused() {
         .await
         .unwrap();
     let doc2 = json_of(&second.payload);
-    assert_eq!(doc2["pid"], doc["pid"], "a warm process is reused");
+    assert_eq!(doc2["instance"], doc["instance"], "a warm process is reused");
     let tail = decode_tail(&second.log_tail);
     assert!(
         tail.contains("handling 2\n") && !tail.contains("handling 1"),
@@ -420,7 +424,8 @@ async fn timeouts_kill_the_process_and_say_so() {
         .invoke("slow", Bytes::from_static(b"{}"))
         .await
         .unwrap();
-    let pid = json_of(&warm.payload)["pid"].as_u64().unwrap();
+    let instance = json_of(&warm.payload)["instance"].clone();
+    let pid = f.host.idle_pids("slow", "$LATEST")[0];
     let out = f
         .host
         .invoke_with(
@@ -459,7 +464,7 @@ async fn timeouts_kill_the_process_and_say_so() {
         .await
         .unwrap();
     assert_eq!(again.function_error, None);
-    assert_ne!(json_of(&again.payload)["pid"].as_u64().unwrap(), pid);
+    assert_ne!(json_of(&again.payload)["instance"], instance);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -546,7 +551,7 @@ async fn concurrent_invocations_get_their_own_processes() {
     let mut pids = Vec::new();
     for handle in invocations {
         let out = handle.await.unwrap();
-        pids.push(json_of(&out.payload)["pid"].as_u64().unwrap());
+        pids.push(json_of(&out.payload)["instance"].as_str().unwrap().to_string());
     }
     pids.sort();
     pids.dedup();
@@ -874,11 +879,10 @@ async fn an_abandoned_invocation_does_not_return_its_busy_process_to_the_pool() 
         .invoke("abandoned", Bytes::from_static(br#"{"n": 1}"#))
         .await
         .unwrap();
-    let busy_pid = json_of(&warm.payload)["pid"].as_u64().unwrap();
-    assert_eq!(
-        f.host.idle_pids("abandoned", "$LATEST"),
-        vec![busy_pid as u32]
-    );
+    let busy_instance = json_of(&warm.payload)["instance"].clone();
+    let idle = f.host.idle_pids("abandoned", "$LATEST");
+    assert_eq!(idle.len(), 1);
+    let busy_pid = idle[0];
 
     // The caller of a long invocation goes away (as an Invoke client that disconnects does).
     let host = f.host.clone();
@@ -904,7 +908,7 @@ async fn an_abandoned_invocation_does_not_return_its_busy_process_to_the_pool() 
     assert!(
         !f.host
             .idle_pids("abandoned", "$LATEST")
-            .contains(&(busy_pid as u32))
+            .contains(&busy_pid)
     );
     let next = f
         .host
@@ -913,5 +917,5 @@ async fn an_abandoned_invocation_does_not_return_its_busy_process_to_the_pool() 
         .unwrap();
     let doc = json_of(&next.payload);
     assert_eq!(doc["event"], json!({"n": 7}));
-    assert_ne!(doc["pid"].as_u64().unwrap(), busy_pid);
+    assert_ne!(doc["instance"], busy_instance);
 }

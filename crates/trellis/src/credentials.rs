@@ -2,6 +2,12 @@
 //! when set; otherwise read from `DATA_DIR/credentials`, or generated on first start, printed once
 //! and written there in the AWS shared-credentials format (so `AWS_SHARED_CREDENTIALS_FILE` can
 //! point the AWS CLI and SDKs at it).
+//!
+//! Credentials given in the environment do not stay there: the kernel keeps a process's initial
+//! environment readable in `/proc/<pid>/environ` for its whole life, whatever the process does to
+//! its own copy. So `serve` writes them to a 0600 file in the (0700) data dir and re-executes
+//! itself without them ([`hand_off_from_environment`]); the new image reads the file and deletes
+//! it ([`load_or_create`]).
 
 use std::io::Write;
 use std::path::Path;
@@ -11,25 +17,85 @@ use rand::Rng;
 use trellis_api::RootCredentials;
 
 pub const FILE_NAME: &str = "credentials";
+const ID_ENV: &str = "TRELLIS_ROOT_ACCESS_KEY_ID";
+const SECRET_ENV: &str = "TRELLIS_ROOT_SECRET_ACCESS_KEY";
+/// Set in the re-executed server: its credentials are in [`HANDOFF_FILE`].
+const HANDOFF_ENV: &str = "TRELLIS_ROOT_CREDENTIALS_HANDOFF";
+const HANDOFF_FILE: &str = ".root-credentials-handoff";
 
-pub fn load_or_create(data_dir: &Path) -> anyhow::Result<RootCredentials> {
-    let env_id = std::env::var("TRELLIS_ROOT_ACCESS_KEY_ID")
+/// Moves root credentials from the environment into a private file and re-executes the server
+/// without them. Returns (without re-executing) when the environment holds none.
+pub fn hand_off_from_environment(data_dir: &Path) -> anyhow::Result<()> {
+    let Some(creds) = from_environment()? else {
+        return Ok(());
+    };
+    let path = data_dir.join(HANDOFF_FILE);
+    let _ = std::fs::remove_file(&path);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts
+        .open(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(render(&creds).as_bytes())?;
+    f.sync_all()?;
+    drop(f);
+    let exe = std::env::current_exe().context("cannot find the trellis binary to re-execute")?;
+    let mut args = std::env::args_os();
+    let arg0 = args.next().unwrap_or_else(|| exe.clone().into_os_string());
+    use std::os::unix::process::CommandExt;
+    let err = std::process::Command::new(&exe)
+        .arg0(arg0)
+        .args(args)
+        .env_remove(ID_ENV)
+        .env_remove(SECRET_ENV)
+        .env(HANDOFF_ENV, "1")
+        .exec();
+    let _ = std::fs::remove_file(&path);
+    bail!(
+        "cannot re-execute {} without the credentials in its environment: {err}",
+        exe.display()
+    )
+}
+
+/// Credentials handed over by [`hand_off_from_environment`], once (the file is deleted).
+fn from_handoff(data_dir: &Path) -> anyhow::Result<Option<RootCredentials>> {
+    if std::env::var_os(HANDOFF_ENV).is_none() {
+        return Ok(None);
+    }
+    let path = data_dir.join(HANDOFF_FILE);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read handed-over credentials {}", path.display()))?;
+    std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+    Ok(Some(parse(&text).with_context(|| {
+        format!("{} is not a valid credentials file", path.display())
+    })?))
+}
+
+fn from_environment() -> anyhow::Result<Option<RootCredentials>> {
+    let env_id = std::env::var(ID_ENV)
         .ok()
         .filter(|s| !s.is_empty());
-    let env_secret = std::env::var("TRELLIS_ROOT_SECRET_ACCESS_KEY")
+    let env_secret = std::env::var(SECRET_ENV)
         .ok()
         .filter(|s| !s.is_empty());
     match (env_id, env_secret) {
-        (Some(access_key_id), Some(secret_access_key)) => {
-            return Ok(RootCredentials {
-                access_key_id,
-                secret_access_key,
-            });
-        }
-        (None, None) => {}
-        _ => bail!(
-            "set both TRELLIS_ROOT_ACCESS_KEY_ID and TRELLIS_ROOT_SECRET_ACCESS_KEY, or neither"
-        ),
+        (Some(access_key_id), Some(secret_access_key)) => Ok(Some(RootCredentials {
+            access_key_id,
+            secret_access_key,
+        })),
+        (None, None) => Ok(None),
+        _ => bail!("set both {ID_ENV} and {SECRET_ENV}, or neither"),
+    }
+}
+
+pub fn load_or_create(data_dir: &Path) -> anyhow::Result<RootCredentials> {
+    if let Some(creds) = from_handoff(data_dir)? {
+        return Ok(creds);
+    }
+    // Only when the hand-over could not run (it always does in `serve`).
+    if let Some(creds) = from_environment()? {
+        return Ok(creds);
     }
     let path = data_dir.join(FILE_NAME);
     if path.exists() {

@@ -142,12 +142,15 @@ fn quotas(flags: &[String]) -> anyhow::Result<trellis_api::Quotas> {
     Ok(quotas)
 }
 
-/// Creates the data dir if needed and proves it is writable, returning its absolute path.
+/// Creates the data dir if needed (0700) and proves it is writable, returning its absolute path.
+/// An existing data dir is made 0700 and its files lose every group and other permission: it
+/// holds the credentials, the CA key and the database (function environments included).
 pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot use data dir {}", dir.display()))?;
     let abs = std::fs::canonicalize(dir)
         .with_context(|| format!("cannot use data dir {}", dir.display()))?;
+    restrict_tree(&abs).with_context(|| format!("cannot restrict data dir {}", abs.display()))?;
     let probe = abs.join(".write-test");
     std::fs::write(&probe, b"ok")
         .with_context(|| format!("cannot use data dir {}: not writable", abs.display()))?;
@@ -155,9 +158,43 @@ pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(abs)
 }
 
+/// Removes group and other permissions from `dir` and everything below it (symlinks are not
+/// followed).
+fn restrict_tree(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::symlink_metadata(dir)?;
+    if meta.file_type().is_symlink() {
+        return Ok(());
+    }
+    let mode = meta.permissions().mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o7700))?;
+    }
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(dir)? {
+            restrict_tree(&entry?.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// Hardening the server process before it reads any secret: every file and dir it creates is
+/// private to its user (umask 077), and it is not dumpable, so that processes of its own user
+/// cannot read its memory or `/proc/<pid>/environ` (and no core dump holds its secrets).
+fn harden_process() -> anyhow::Result<()> {
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .context("cannot make the server non-dumpable")?;
+    Ok(())
+}
+
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     check_args(&args)?;
+    harden_process()?;
     let data_dir = prepare_data_dir(&args.data_dir)?;
+    // Root credentials given in the environment are moved out of it (re-executing this binary
+    // without them), so that /proc/<pid>/environ does not hold them.
+    crate::credentials::hand_off_from_environment(&data_dir)?;
     let credentials = crate::credentials::load_or_create(&data_dir)?;
     if args.idle_timeout < LATTICE_MIN_IDLE_TIMEOUT_SECS {
         tracing::warn!(
