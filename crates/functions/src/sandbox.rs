@@ -186,6 +186,9 @@ pub struct Sandbox {
     start_failure: Option<Failure>,
     /// The sandbox's cgroup (with isolation).
     cgroup: Option<Arc<Cgroup>>,
+    /// Set (before the exit is announced) when the OOM killer ended the sandbox: the cgroup
+    /// that says so is removed right after.
+    oom_killed: Arc<AtomicBool>,
     pub last_used: std::sync::Mutex<Instant>,
 }
 
@@ -263,6 +266,7 @@ impl Sandbox {
             killed: AtomicBool::new(false),
             start_failure: None,
             cgroup: None,
+            oom_killed: Arc::new(AtomicBool::new(false)),
             last_used: std::sync::Mutex::new(Instant::now()),
         };
         if spec.kind == RuntimeKind::Provided && !program.is_file() {
@@ -355,6 +359,7 @@ impl Sandbox {
         sandbox.capture = Some(OutputCapture::spawn(read_end, spec.log.clone())?);
         let pid = sandbox.pid;
         let cgroup = sandbox.cgroup.clone();
+        let oom_killed = sandbox.oom_killed.clone();
         tokio::spawn(async move {
             let status = child.wait().await;
             // Children the runtime left behind go with it.
@@ -362,6 +367,7 @@ impl Sandbox {
                 kill_group(pid);
             }
             if let Some(cgroup) = &cgroup {
+                oom_killed.store(cgroup.oom_killed(), Ordering::Release);
                 cgroup.kill_all();
             }
             let _ = exit_tx.send(Some(describe_exit(status)));
@@ -638,9 +644,10 @@ impl Sandbox {
 
     /// An exit, or the OOM killer's work when the sandbox's cgroup says so.
     fn exit_failure(&self, how: String) -> Failure {
-        match &self.cgroup {
-            Some(cgroup) if cgroup.oom_killed() => Failure::OutOfMemory(how),
-            _ => Failure::Exited(how),
+        if self.oom_killed.load(Ordering::Acquire) {
+            Failure::OutOfMemory(how)
+        } else {
+            Failure::Exited(how)
         }
     }
 
