@@ -379,3 +379,66 @@ def test_a_well_formed_package_with_an_inward_symlink_is_accepted(srv, lam):
                         Code={"ZipFile": buf.getvalue()})
     resp, doc = invoke(lam, name, {})
     assert "FunctionError" not in resp and doc == {"ok": True}, doc
+
+
+HANG = '''
+import subprocess, sys, time
+def handler(event, context):
+    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", event["marker"]],
+                     start_new_session=True)
+    time.sleep(120)
+'''
+
+
+def test_killing_the_server_kills_every_process_of_its_sandboxes():
+    s = Server(backends()[0]).start()
+    try:
+        lam = s.client("lambda")
+        name = unique("orphan")
+        create_python(lam, name, source=HANG, Timeout=300)
+        marker = "trellis-orphan-" + os.urandom(6).hex()
+        t = threading.Thread(target=lambda: lam.invoke(FunctionName=name, InvocationType="Event",
+                                                       Payload=json.dumps({"marker": marker})))
+        t.start()
+        t.join(timeout=30)
+        wait_for(lambda: host_processes_with(marker), 20, "the function's setsid child to start")
+        s.kill9()
+        wait_for(lambda: not host_processes_with(marker), 10, "the setsid child to die with the server")
+    finally:
+        s.cleanup()
+
+
+class NoBwrapServer(Server):
+    """A root server whose PATH lacks bwrap: it starts, says so, and refuses to run functions."""
+
+    def __init__(self, backend, tmp):
+        super().__init__(backend)
+        self.path_dir = tmp
+
+    def start(self):
+        saved = os.environ["PATH"]
+        for tool in ("python3", "node", "setpriv", "sh"):
+            found = next((os.path.join(d, tool) for d in saved.split(":")
+                          if os.path.exists(os.path.join(d, tool))), None)
+            if found and not os.path.exists(os.path.join(self.path_dir, tool)):
+                os.symlink(found, os.path.join(self.path_dir, tool))
+        os.environ["PATH"] = self.path_dir
+        try:
+            return super().start()
+        finally:
+            os.environ["PATH"] = saved
+
+
+def test_without_bwrap_the_server_starts_says_so_and_refuses_functions(tmp_path):
+    s = NoBwrapServer(backends()[0], str(tmp_path)).start()
+    try:
+        assert "cannot isolate functions on this host (missing: bwrap" in s.log()
+        lam = s.client("lambda")
+        name = unique("refused")
+        create_python(lam, name, Timeout=30)
+        with pytest.raises(ClientError) as e:
+            lam.invoke(FunctionName=name, Payload=b"{}")
+        assert error_code(e) == "InvalidRuntimeException"
+        assert "--function-isolation none" in str(e.value)
+    finally:
+        s.cleanup()
