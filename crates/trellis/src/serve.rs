@@ -382,6 +382,15 @@ mod tests {
             (&["--quota", "services-per-region"], Some("--quota")),
             (&["--quota", "services-per-region=-1"], Some("--quota")),
             (&["--quota", "listeners-per-service=9"], Some("--quota")),
+            (&["--function-isolation", "none"], None),
+            (&["--function-isolation", "sandbox"], None),
+            (&["--function-isolation", "off"], Some("--function-isolation")),
+            (&["--function-pids-max", "4"], Some("--function-pids-max")),
+            (&["--function-pids-max", "64"], None),
+            (&["--function-uid-base", "0"], Some("--function-uid-base")),
+            (&["--function-uid-base", "4294930000"], Some("--function-uid-base")),
+            (&["--function-uid-base", "100000"], None),
+            (&["--function-code-dir", "/var/lib/x"], None),
         ];
         for (flags, error) in cases {
             match (check(flags), error) {
