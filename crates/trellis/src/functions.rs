@@ -78,7 +78,8 @@ impl FunctionArgs {
         }
         match &self.lambda_endpoint {
             Some(url) => Ok(Some(
-                RemoteConfig::from_env(url, region).map_err(anyhow::Error::msg)?,
+                RemoteConfig::from_vars(url, region, crate::credentials::secret_var)
+                    .map_err(anyhow::Error::msg)?,
             )),
             None => Ok(None),
         }

@@ -189,11 +189,13 @@ fn harden_process() -> anyhow::Result<()> {
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    // In the re-executed image: the secrets the previous one moved out of the environment.
+    crate::credentials::receive_hand_off()?;
     check_args(&args)?;
     harden_process()?;
     let data_dir = prepare_data_dir(&args.data_dir)?;
-    // Root credentials given in the environment are moved out of it (re-executing this binary
-    // without them), so that /proc/<pid>/environ does not hold them.
+    // Secrets given in the environment are moved out of it (re-executing this binary without
+    // them), so that /proc/<pid>/environ does not hold them.
     crate::credentials::hand_off_from_environment(&data_dir)?;
     let credentials = crate::credentials::load_or_create(&data_dir)?;
     if args.idle_timeout < LATTICE_MIN_IDLE_TIMEOUT_SECS {
