@@ -151,7 +151,8 @@ pub fn inspect(zip: &[u8]) -> Result<CodeInfo, CodeError> {
         }
         unzipped += actual;
         if is_link {
-            let target = String::from_utf8(content).map_err(|_| CodeError::UnsafePath(name.clone()))?;
+            let target =
+                String::from_utf8(content).map_err(|_| CodeError::UnsafePath(name.clone()))?;
             if parts.is_empty() || !link_stays_inside(&parts, &target) {
                 return Err(CodeError::UnsafePath(name));
             }

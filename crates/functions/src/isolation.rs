@@ -255,8 +255,8 @@ impl Isolation {
     /// A uid no live sandbox has; returned to the range when the lease drops.
     pub fn lease_uid(self: &std::sync::Arc<Self>) -> Option<UidLease> {
         let mut used = self.uids.lock().unwrap_or_else(|e| e.into_inner());
-        let uid = (self.config.uid_base..self.config.uid_base + UID_COUNT)
-            .find(|u| !used.contains(u))?;
+        let uid =
+            (self.config.uid_base..self.config.uid_base + UID_COUNT).find(|u| !used.contains(u))?;
         used.insert(uid);
         Some(UidLease {
             uid,
@@ -372,7 +372,10 @@ impl Isolation {
             std::fs::create_dir(d)?;
         }
         let g = Cgroup { dirs, v2: false };
-        write(&g.dirs[0].join("memory.limit_in_bytes"), &memory.to_string())?;
+        write(
+            &g.dirs[0].join("memory.limit_in_bytes"),
+            &memory.to_string(),
+        )?;
         // memsw (memory + swap) is present only when swap accounting is on.
         let memsw = g.dirs[0].join("memory.memsw.limit_in_bytes");
         if memsw.exists() {
@@ -433,8 +436,7 @@ fn find_cgroups() -> Result<CgroupRoot, String> {
         }
         write(&own_dir.join("cgroup.subtree_control"), "+memory +pids")
             .map_err(|e| e.to_string())?;
-        std::fs::create_dir_all(&sandboxes)
-            .map_err(|e| format!("{}: {e}", sandboxes.display()))?;
+        std::fs::create_dir_all(&sandboxes).map_err(|e| format!("{}: {e}", sandboxes.display()))?;
         write(&sandboxes.join("cgroup.subtree_control"), "+memory +pids")
             .map_err(|e| e.to_string())?;
         return Ok(CgroupRoot::V2(sandboxes));
@@ -443,7 +445,10 @@ fn find_cgroups() -> Result<CgroupRoot, String> {
     for controller in ["memory", "pids"] {
         let mount = base.join(controller);
         if !mount.join("cgroup.procs").exists() {
-            return Err(format!("no cgroup v1 {controller} hierarchy at {}", mount.display()));
+            return Err(format!(
+                "no cgroup v1 {controller} hierarchy at {}",
+                mount.display()
+            ));
         }
         let own = own_cgroup(controller).unwrap_or_else(|| "/".into());
         let dir = mount

@@ -526,7 +526,16 @@ mod tests {
         let get = |url: String| async move {
             tokio::task::spawn_blocking(move || {
                 std::process::Command::new("curl")
-                    .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10", &url])
+                    .args([
+                        "-s",
+                        "-o",
+                        "/dev/null",
+                        "-w",
+                        "%{http_code}",
+                        "--max-time",
+                        "10",
+                        &url,
+                    ])
                     .output()
                     .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
                     .unwrap_or_default()
@@ -536,7 +545,13 @@ mod tests {
         };
         let mine = RuntimeApi::bind_for(Some(me)).await.unwrap();
         assert_eq!(get(url(mine.addr)).await, "404");
-        let theirs = RuntimeApi::bind_for(Some(me.wrapping_add(1))).await.unwrap();
-        assert_eq!(get(url(theirs.addr)).await, "000", "connection closed without an answer");
+        let theirs = RuntimeApi::bind_for(Some(me.wrapping_add(1)))
+            .await
+            .unwrap();
+        assert_eq!(
+            get(url(theirs.addr)).await,
+            "000",
+            "connection closed without an answer"
+        );
     }
 }

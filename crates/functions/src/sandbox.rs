@@ -144,9 +144,10 @@ impl Completed {
                 "Runtime.InvalidEntrypoint",
                 format!("RequestId: {id} Error: {message}"),
             ),
-            Err(Failure::OutOfMemory(how)) => {
-                error("Runtime.OutOfMemory", format!("RequestId: {id} Error: {how}"))
-            }
+            Err(Failure::OutOfMemory(how)) => error(
+                "Runtime.OutOfMemory",
+                format!("RequestId: {id} Error: {how}"),
+            ),
             Err(Failure::Sandbox(message)) => error(
                 "Runtime.SandboxError",
                 format!("RequestId: {id} Error: {message}"),
@@ -234,13 +235,14 @@ impl Sandbox {
     pub async fn start(spec: Arc<SandboxSpec>) -> std::io::Result<Sandbox> {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let isolated = spec.isolation.enabled();
-        let uid = if isolated {
-            Some(spec.isolation.lease_uid().ok_or_else(|| {
-                std::io::Error::other("every sandbox uid of the range is in use")
-            })?)
-        } else {
-            None
-        };
+        let uid =
+            if isolated {
+                Some(spec.isolation.lease_uid().ok_or_else(|| {
+                    std::io::Error::other("every sandbox uid of the range is in use")
+                })?)
+            } else {
+                None
+            };
         let server = RuntimeApi::bind_for(uid.as_ref().map(|u| u.uid)).await?;
         let (program, args) = match spec.kind {
             RuntimeKind::Node => (
@@ -681,7 +683,10 @@ fn sandboxed_program(
         }
     };
     let program = match spec.kind {
-        RuntimeKind::Python => spec.isolation.python_exe().unwrap_or_else(|| inside(program)),
+        RuntimeKind::Python => spec
+            .isolation
+            .python_exe()
+            .unwrap_or_else(|| inside(program)),
         RuntimeKind::Node => spec.isolation.node_exe().unwrap_or_else(|| inside(program)),
         RuntimeKind::Provided => inside(program),
     };

@@ -216,7 +216,10 @@ async fn python_handler_runs_and_its_process_is_reused() {
         .await
         .unwrap();
     let doc2 = json_of(&second.payload);
-    assert_eq!(doc2["instance"], doc["instance"], "a warm process is reused");
+    assert_eq!(
+        doc2["instance"], doc["instance"],
+        "a warm process is reused"
+    );
     let tail = decode_tail(&second.log_tail);
     assert!(
         tail.contains("handling 2\n") && !tail.contains("handling 1"),
@@ -551,7 +554,12 @@ async fn concurrent_invocations_get_their_own_processes() {
     let mut pids = Vec::new();
     for handle in invocations {
         let out = handle.await.unwrap();
-        pids.push(json_of(&out.payload)["instance"].as_str().unwrap().to_string());
+        pids.push(
+            json_of(&out.payload)["instance"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
     }
     pids.sort();
     pids.dedup();
@@ -905,11 +913,7 @@ async fn an_abandoned_invocation_does_not_return_its_busy_process_to_the_pool() 
     let _ = abandoned.await;
 
     // The process still running that invocation must not serve the next one.
-    assert!(
-        !f.host
-            .idle_pids("abandoned", "$LATEST")
-            .contains(&busy_pid)
-    );
+    assert!(!f.host.idle_pids("abandoned", "$LATEST").contains(&busy_pid));
     let next = f
         .host
         .invoke("abandoned", Bytes::from_static(br#"{"n": 7}"#))

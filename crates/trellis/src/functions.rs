@@ -67,7 +67,8 @@ impl FunctionArgs {
             );
         }
         if self.function_uid_base == 0
-            || u64::from(self.function_uid_base) + u64::from(trellis_functions::isolation::UID_COUNT)
+            || u64::from(self.function_uid_base)
+                + u64::from(trellis_functions::isolation::UID_COUNT)
                 >= u64::from(u32::MAX)
         {
             bail!(
@@ -119,7 +120,9 @@ impl Functions {
         let host = FunctionHost::new(store, config).map_err(anyhow::Error::msg)?;
         let isolation = host.isolation();
         if !isolation.enabled() {
-            tracing::warn!("--function-isolation none: function code runs unconfined as the server's user and can read its data dir and credentials (development only)");
+            tracing::warn!(
+                "--function-isolation none: function code runs unconfined as the server's user and can read its data dir and credentials (development only)"
+            );
             eprintln!(
                 "trellis: WARNING: --function-isolation none: functions run unconfined as the server's user (development only)"
             );
@@ -157,7 +160,9 @@ impl Functions {
 /// with different data dirs never share or wipe each other's code).
 fn default_code_dir(data_dir: &Path) -> PathBuf {
     use sha2::Digest as _;
-    let digest = hex::encode(sha2::Sha256::digest(data_dir.as_os_str().as_encoded_bytes()));
+    let digest = hex::encode(sha2::Sha256::digest(
+        data_dir.as_os_str().as_encoded_bytes(),
+    ));
     let name = &digest[..16];
     let euid = rustix::process::geteuid();
     if euid.is_root() {

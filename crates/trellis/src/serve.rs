@@ -178,11 +178,11 @@ fn restrict_tree(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Hardening the server process before it reads any secret: every file and dir it creates is
-/// private to its user (umask 077), and it is not dumpable, so that processes of its own user
-/// cannot read its memory or `/proc/<pid>/environ` (and no core dump holds its secrets).
+/// Hardening the server process before it reads any secret: it is not dumpable, so that
+/// processes of its own user cannot read its memory or `/proc/<pid>/environ` (and no core dump
+/// holds its secrets). (`main` has set umask 077 already: every file and dir it creates is
+/// private to its user.)
 fn harden_process() -> anyhow::Result<()> {
-    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .context("cannot make the server non-dumpable")?;
     Ok(())
@@ -386,11 +386,17 @@ mod tests {
             (&["--quota", "listeners-per-service=9"], Some("--quota")),
             (&["--function-isolation", "none"], None),
             (&["--function-isolation", "sandbox"], None),
-            (&["--function-isolation", "off"], Some("--function-isolation")),
+            (
+                &["--function-isolation", "off"],
+                Some("--function-isolation"),
+            ),
             (&["--function-pids-max", "4"], Some("--function-pids-max")),
             (&["--function-pids-max", "64"], None),
             (&["--function-uid-base", "0"], Some("--function-uid-base")),
-            (&["--function-uid-base", "4294930000"], Some("--function-uid-base")),
+            (
+                &["--function-uid-base", "4294930000"],
+                Some("--function-uid-base"),
+            ),
             (&["--function-uid-base", "100000"], None),
             (&["--function-code-dir", "/var/lib/x"], None),
         ];
