@@ -216,6 +216,9 @@ pub struct FunctionHost {
     /// The tree digest of every code dir this process unpacked, checked before a version's
     /// processes start.
     unpacked: Mutex<HashMap<String, String>>,
+    /// Held while a code dir is checked or unpacked: an unpack replaces the dir, which must not
+    /// happen under another invocation that has just been handed it.
+    unpacking: tokio::sync::Mutex<()>,
     feed: watch::Receiver<Revision>,
     cache: Mutex<ResolutionCache>,
     logs: Mutex<HashMap<String, Arc<FunctionLog>>>,
@@ -275,6 +278,7 @@ impl FunctionHost {
             runtime_dir,
             isolation,
             unpacked: Mutex::new(HashMap::new()),
+            unpacking: tokio::sync::Mutex::new(()),
             feed,
             cache: Mutex::new(ResolutionCache {
                 revision,
@@ -448,6 +452,7 @@ impl FunctionHost {
     /// (its tree digest is checked), else fetched from the store (its SHA-256 checked) and
     /// unpacked afresh.
     async fn code_dir(&self, sha256_hex: &str) -> Result<PathBuf, InvokeError> {
+        let _unpacking = self.unpacking.lock().await;
         let dir = code::code_dir(&self.config.code_dir, sha256_hex);
         let recorded = self
             .unpacked

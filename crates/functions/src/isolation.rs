@@ -219,7 +219,12 @@ impl Isolation {
         isolation.python_exe = found.python;
         isolation.node_exe = found.node;
         for dir in found.dirs {
-            if dir.is_absolute() && dir.is_dir() && !covered(&dir, &binds) {
+            // Never `/` itself (a PYENV_ROOT or prefix of `/` would show the whole host).
+            if dir.is_absolute()
+                && dir.components().count() >= 2
+                && dir.is_dir()
+                && !covered(&dir, &binds)
+            {
                 binds.push(dir);
             }
         }

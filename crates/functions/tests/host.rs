@@ -554,10 +554,16 @@ async fn concurrent_invocations_get_their_own_processes() {
     let mut pids = Vec::new();
     for handle in invocations {
         let out = handle.await.unwrap();
+        let doc = json_of(&out.payload);
+        let instance = doc["instance"].as_str();
         pids.push(
-            json_of(&out.payload)["instance"]
-                .as_str()
-                .unwrap()
+            instance
+                .unwrap_or_else(|| {
+                    let log =
+                        std::fs::read_to_string(trellis_functions::log_path(&f.data_dir, "wide"))
+                            .unwrap_or_default();
+                    panic!("{doc}\n{log}")
+                })
                 .to_string(),
         );
     }
