@@ -172,7 +172,12 @@ fn restrict_tree(dir: &Path) -> std::io::Result<()> {
     }
     if meta.is_dir() {
         for entry in std::fs::read_dir(dir)? {
-            restrict_tree(&entry?.path())?;
+            let path = entry?.path();
+            // A file of another user (a log a supervisor opened) cannot be changed by this one;
+            // the 0700 data dir keeps others out of it anyway.
+            if let Err(e) = restrict_tree(&path) {
+                tracing::warn!(path = %path.display(), error = %e, "cannot remove group and other permissions");
+            }
         }
     }
     Ok(())
