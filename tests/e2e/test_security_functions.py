@@ -179,6 +179,28 @@ def test_tampered_code_on_the_host_is_unpacked_again_before_a_version_starts(srv
         assert "tampered" not in f.read()
 
 
+def test_tampered_code_is_never_started_by_a_new_process(srv, lam):
+    name = unique("tamper2")
+    create_python(lam, name, Timeout=2)
+    sha_hex = __import__("base64").b64decode(
+        lam.get_function(FunctionName=name)["Configuration"]["CodeSha256"]).hex()
+    _, first = invoke(lam, name, {})
+    app = os.path.join(code_root(srv), sha_hex, "app.py")
+    os.chmod(os.path.dirname(app), 0o755)
+    os.chmod(app, 0o644)
+    with open(app, "a") as f:
+        f.write('\nVERSION = "tampered"\n')
+    # The warm process times out and is killed: the next invocation starts a new process, with
+    # the same configuration, from code that is checked first.
+    resp, doc = invoke(lam, name, {"sleep": 5})
+    assert doc["errorType"] == "Sandbox.Timedout", doc
+    resp, after = invoke(lam, name, {})
+    assert "FunctionError" not in resp, after
+    assert after["version"] == "v1" and after["instance"] != first["instance"]
+    with open(app) as f:
+        assert "tampered" not in f.read()
+
+
 def test_a_function_cannot_use_another_sandboxs_runtime_api(srv, lam):
     victim = hostile(lam)
     _, victim_doc = invoke(lam, victim, {})

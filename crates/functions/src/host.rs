@@ -31,7 +31,8 @@ use crate::pool::{PoolKey, Pools};
 use crate::remote::{RemoteClient, RemoteConfig};
 use crate::runtime_api::Invocation;
 use crate::sandbox::{
-    NODE_BOOTSTRAP, NODE_BOOTSTRAP_FILE, PYTHON_BOOTSTRAP, PYTHON_BOOTSTRAP_FILE, SandboxSpec,
+    Failure, NODE_BOOTSTRAP, NODE_BOOTSTRAP_FILE, PYTHON_BOOTSTRAP, PYTHON_BOOTSTRAP_FILE,
+    SandboxSpec,
 };
 
 /// Lambda's limit for a synchronous invocation's request payload.
@@ -451,7 +452,7 @@ impl FunctionHost {
     /// The unpacked code of `sha256_hex`: the dir this process unpacked if it is unchanged
     /// (its tree digest is checked), else fetched from the store (its SHA-256 checked) and
     /// unpacked afresh.
-    async fn code_dir(&self, sha256_hex: &str) -> Result<PathBuf, InvokeError> {
+    async fn code_dir(&self, sha256_hex: &str) -> Result<(PathBuf, String), InvokeError> {
         let _unpacking = self.unpacking.lock().await;
         let dir = code::code_dir(&self.config.code_dir, sha256_hex);
         let recorded = self
@@ -467,7 +468,7 @@ impl FunctionHost {
                 .ok()
                 .and_then(Result::ok);
             if current.as_ref() == Some(&recorded) {
-                return Ok(dir);
+                return Ok((dir, recorded));
             }
             tracing::warn!(code = %sha256_hex, dir = %dir.display(), "unpacked code changed on disk; unpacking it again");
         }
@@ -487,8 +488,8 @@ impl FunctionHost {
         self.unpacked
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(sha256_hex.to_string(), digest);
-        Ok(dir)
+            .insert(sha256_hex.to_string(), digest.clone());
+        Ok((dir, digest))
     }
 
     async fn spec_for(&self, target: &Target) -> Result<Arc<SandboxSpec>, InvokeError> {
@@ -499,7 +500,7 @@ impl FunctionHost {
                 config.runtime
             ))
         })?;
-        let code_dir = self.code_dir(&config.code_sha256).await?;
+        let (code_dir, code_digest) = self.code_dir(&config.code_sha256).await?;
         Ok(Arc::new(SandboxSpec {
             function_name: target.name.clone(),
             version: target.version.clone(),
@@ -507,6 +508,7 @@ impl FunctionHost {
             kind,
             handler: config.handler.clone(),
             code_dir,
+            code_digest,
             runtime_dir: self.runtime_dir.clone(),
             environment: config.environment.clone(),
             region: self.config.ctx.region.clone(),
@@ -540,30 +542,40 @@ impl FunctionHost {
             .map_err(|_| InvokeError::TooManyRequests)?;
         let key: PoolKey = (target.name.clone(), target.version.clone());
         let digest = target.config.execution_digest();
-        let pool = match self.pools.existing(&key, &digest) {
-            Some(pool) => pool,
-            None => {
-                let spec = self.spec_for(target).await?;
-                self.pools.install(key.clone(), digest, spec)
-            }
-        };
         let client_context = options.client_context_base64.as_ref().and_then(|cc| {
             base64::engine::general_purpose::STANDARD
                 .decode(cc)
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok())
         });
-        let invocation = Invocation {
-            request_id: uuid::Uuid::new_v4().to_string(),
-            payload,
-            invoked_arn: invoked_arn.to_string(),
-            client_context,
-            timeout: pool.spec.timeout,
-        };
-        let completed =
-            self.pools.run(&key, &pool, invocation).await.map_err(|e| {
+        let mut attempt = 0;
+        let completed = loop {
+            attempt += 1;
+            let pool = match self.pools.existing(&key, &digest) {
+                Some(pool) => pool,
+                None => {
+                    let spec = self.spec_for(target).await?;
+                    self.pools.install(key.clone(), digest.clone(), spec)
+                }
+            };
+            let invocation = Invocation {
+                request_id: uuid::Uuid::new_v4().to_string(),
+                payload: payload.clone(),
+                invoked_arn: invoked_arn.to_string(),
+                client_context: client_context.clone(),
+                timeout: pool.spec.timeout,
+            };
+            let completed = self.pools.run(&key, &pool, invocation).await.map_err(|e| {
                 InvokeError::Internal(format!("cannot start a runtime process: {e}"))
             })?;
+            // The code changed on disk under a new process: nothing ran. Its pools go, and the
+            // next attempt unpacks the stored package again.
+            if attempt == 1 && matches!(completed.outcome, Err(Failure::CodeChanged)) {
+                self.pools.retire_function(&target.name);
+                continue;
+            }
+            break completed;
+        };
         let log_tail = options
             .log_tail
             .then(|| base64::engine::general_purpose::STANDARD.encode(&completed.tail));

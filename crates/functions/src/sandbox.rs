@@ -61,6 +61,8 @@ pub struct SandboxSpec {
     pub kind: RuntimeKind,
     pub handler: String,
     pub code_dir: PathBuf,
+    /// The tree digest of `code_dir` recorded when it was unpacked; checked before each start.
+    pub code_digest: String,
     pub runtime_dir: PathBuf,
     pub environment: BTreeMap<String, String>,
     pub region: String,
@@ -90,6 +92,9 @@ pub enum Failure {
     OutOfMemory(String),
     /// The sandbox could not be set up (cgroup, uid).
     Sandbox(String),
+    /// The unpacked code is not what was unpacked: nothing was started (the host unpacks the
+    /// code again and retries).
+    CodeChanged,
 }
 
 /// The end of one invocation in a sandbox.
@@ -151,6 +156,10 @@ impl Completed {
             Err(Failure::Sandbox(message)) => error(
                 "Runtime.SandboxError",
                 format!("RequestId: {id} Error: {message}"),
+            ),
+            Err(Failure::CodeChanged) => error(
+                "Runtime.SandboxError",
+                format!("RequestId: {id} Error: the function's unpacked code changed on disk"),
             ),
         }
     }
@@ -234,6 +243,13 @@ impl Sandbox {
     /// sandbox: its first invocation reports why, as Lambda reports an init failure.
     pub async fn start(spec: Arc<SandboxSpec>) -> std::io::Result<Sandbox> {
         let id = uuid::Uuid::new_v4().simple().to_string();
+        // The code is checked before every start: a tree changed on disk is never run.
+        let check = spec.code_dir.clone();
+        let digest = tokio::task::spawn_blocking(move || crate::code::tree_digest(&check))
+            .await
+            .ok()
+            .and_then(Result::ok);
+        let code_changed = digest.as_deref() != Some(spec.code_digest.as_str());
         let isolated = spec.isolation.enabled();
         let uid =
             if isolated {
@@ -271,6 +287,11 @@ impl Sandbox {
             oom_killed: Arc::new(AtomicBool::new(false)),
             last_used: std::sync::Mutex::new(Instant::now()),
         };
+        if code_changed {
+            tracing::warn!(function = %spec.function_name, dir = %spec.code_dir.display(), "unpacked code changed on disk; not starting it");
+            sandbox.start_failure = Some(Failure::CodeChanged);
+            return Ok(sandbox);
+        }
         if spec.kind == RuntimeKind::Provided && !program.is_file() {
             sandbox.start_failure = Some(Failure::InvalidEntrypoint(format!(
                 "Couldn't find valid bootstrap(s): [{}]",
