@@ -618,6 +618,12 @@ impl FunctionHost {
             task.abort();
         }
         self.pools.shutdown();
+        // Busy sandboxes too, and their cgroups, which their exit tasks would not live to remove.
+        self.isolation.shutdown();
+        // Unpacked code is a cache that the next start would empty anyway.
+        if code::reset(&self.config.code_dir).is_ok() {
+            let _ = std::fs::remove_dir(&self.config.code_dir);
+        }
     }
 }
 
@@ -669,5 +675,6 @@ async fn sweep(host: Weak<FunctionHost>) {
 impl Drop for FunctionHost {
     fn drop(&mut self) {
         self.pools.shutdown();
+        self.isolation.shutdown();
     }
 }

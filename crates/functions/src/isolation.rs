@@ -98,6 +98,9 @@ pub struct Isolation {
     /// Host paths that are symlinks (`/bin` → `usr/bin` on merged-/usr systems).
     symlinks: Vec<(PathBuf, PathBuf)>,
     uids: Mutex<BTreeSet<u32>>,
+    /// Every sandbox cgroup created, to sweep at shutdown (the exit tasks that remove them do
+    /// not outlive the server).
+    live: Mutex<Vec<std::sync::Weak<Cgroup>>>,
     python_exe: Option<PathBuf>,
     node_exe: Option<PathBuf>,
 }
@@ -175,6 +178,7 @@ impl Isolation {
             binds: Vec::new(),
             symlinks: Vec::new(),
             uids: Mutex::new(BTreeSet::new()),
+            live: Mutex::new(Vec::new()),
             python_exe: None,
             node_exe: None,
         };
@@ -350,7 +354,30 @@ impl Isolation {
     }
 
     /// Creates the cgroup of one sandbox with its limits.
-    pub fn cgroup(&self, id: &str, memory_mb: u32) -> std::io::Result<Cgroup> {
+    pub fn cgroup(&self, id: &str, memory_mb: u32) -> std::io::Result<std::sync::Arc<Cgroup>> {
+        let cgroup = std::sync::Arc::new(self.create_cgroup(id, memory_mb)?);
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        live.retain(|w| w.strong_count() > 0);
+        live.push(std::sync::Arc::downgrade(&cgroup));
+        Ok(cgroup)
+    }
+
+    /// Kills every sandbox's processes and removes their cgroups (at shutdown; blocks briefly).
+    pub fn shutdown(&self) {
+        let live: Vec<_> =
+            std::mem::take(&mut *self.live.lock().unwrap_or_else(|e| e.into_inner()))
+                .into_iter()
+                .filter_map(|w| w.upgrade())
+                .collect();
+        for cgroup in &live {
+            cgroup.kill_all();
+        }
+        for cgroup in &live {
+            cgroup.remove_blocking();
+        }
+    }
+
+    fn create_cgroup(&self, id: &str, memory_mb: u32) -> std::io::Result<Cgroup> {
         let Some(root) = &self.cgroups else {
             return Err(std::io::Error::other("no cgroups"));
         };
@@ -413,6 +440,27 @@ fn own_cgroup(controller: &str) -> Option<String> {
     })
 }
 
+/// Removes `sandbox-*` cgroups under `dir` left by a server that ended without removing them
+/// (killed): empty ones (rmdir fails on a cgroup with processes) older than a minute, so that a
+/// cgroup another server has just created is left alone.
+fn sweep_stale(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let now = std::time::SystemTime::now();
+    for entry in entries.flatten() {
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| now.duration_since(t).ok())
+            .is_some_and(|age| age > std::time::Duration::from_secs(60));
+        if old && entry.file_name().to_string_lossy().starts_with("sandbox-") {
+            let _ = std::fs::remove_dir(entry.path());
+        }
+    }
+}
+
 /// Finds (and prepares) the dir sandbox cgroups are created in: cgroup v2 when it has the
 /// `memory` and `pids` controllers, else the v1 `memory` and `pids` hierarchies. Sandboxes go
 /// below a `trellis-sandboxes` dir beside the server's own cgroup's children, so that limits
@@ -444,6 +492,7 @@ fn find_cgroups() -> Result<CgroupRoot, String> {
         std::fs::create_dir_all(&sandboxes).map_err(|e| format!("{}: {e}", sandboxes.display()))?;
         write(&sandboxes.join("cgroup.subtree_control"), "+memory +pids")
             .map_err(|e| e.to_string())?;
+        sweep_stale(&sandboxes);
         return Ok(CgroupRoot::V2(sandboxes));
     }
     let mut v1 = Vec::new();
@@ -460,6 +509,7 @@ fn find_cgroups() -> Result<CgroupRoot, String> {
             .join(own.trim_start_matches('/'))
             .join("trellis-sandboxes");
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        sweep_stale(&dir);
         v1.push(dir);
     }
     if let Some(memory) = v1.first() {
@@ -570,19 +620,32 @@ impl Cgroup {
             .unwrap_or(false)
     }
 
+    fn try_remove(&self) -> bool {
+        self.kill_all();
+        self.dirs
+            .iter()
+            .all(|d| std::fs::remove_dir(d).is_ok() || !d.exists())
+    }
+
     /// Kills what is left and removes the cgroup dirs, retrying briefly while the kernel
     /// finishes tearing the processes down.
     pub async fn remove(&self) {
         for _ in 0..50 {
-            self.kill_all();
-            if self
-                .dirs
-                .iter()
-                .all(|d| std::fs::remove_dir(d).is_ok() || !d.exists())
-            {
+            if self.try_remove() {
                 return;
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        tracing::warn!(cgroup = ?self.dirs, "could not remove a sandbox cgroup");
+    }
+
+    /// [`Cgroup::remove`] for shutdown, outside any async context's care.
+    pub fn remove_blocking(&self) {
+        for _ in 0..50 {
+            if self.try_remove() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
         tracing::warn!(cgroup = ?self.dirs, "could not remove a sandbox cgroup");
     }

@@ -305,7 +305,7 @@ impl Sandbox {
         let mut cmd = match &uid {
             Some(lease) => {
                 let cgroup = match spec.isolation.cgroup(&id, spec.memory_mb) {
-                    Ok(c) => Arc::new(c),
+                    Ok(c) => c,
                     Err(e) => {
                         sandbox.start_failure = Some(Failure::Sandbox(format!(
                             "cannot create the sandbox's cgroup: {e}"
