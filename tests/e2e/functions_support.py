@@ -34,9 +34,12 @@ def zip_bytes(files, executable=()):
 
 
 # A Python handler that reports who ran it; `sleep`, `fail` and `print` in the event steer it.
+# `pid` is the pid inside the sandbox's PID namespace (the same in every sandbox); `instance`
+# tells runtime processes apart.
 PY_APP = """
 import os, time
 VERSION = "v1"
+INSTANCE = os.urandom(8).hex()
 def handler(event, context):
     if event.get("print"):
         print(event["print"])
@@ -47,6 +50,7 @@ def handler(event, context):
     return {
         "version": VERSION,
         "pid": os.getpid(),
+        "instance": INSTANCE,
         "event": event,
         "env": {k: v for k, v in os.environ.items() if k.startswith("APP_")},
         "function_version": context.function_version,

@@ -430,7 +430,7 @@ def test_functions_survive_a_restart_and_logs_are_readable(server, lam):
     assert lam.get_alias(FunctionName=name, Name="stable")["FunctionVersion"] == "1"
     resp, after = invoke(lam, name, {"print": "after the restart"}, Qualifier="stable")
     assert after["version"] == "v1" and resp["ExecutedVersion"] == "1"
-    assert after["pid"] != before["pid"], "a new server runs new processes"
+    assert after["instance"] != before["instance"], "a new server runs new processes"
 
     # The per-function log, through the CLI and at its documented path.
     log_path = os.path.join(server.data_dir, "logs", "functions", f"{name}.log")

@@ -48,10 +48,10 @@ def test_concurrent_invocations_start_more_processes(server):
     # for clarity; they are thread-safe, but each has a small connection pool).
     clients = [server.client("lambda") for _ in range(4)]
     results = concurrently(4, lambda i: invoke(clients[i], name, {"sleep": 2, "i": i})[1])
-    pids = {r["pid"] for r in results}
+    pids = {r["instance"] for r in results}
     assert len(pids) == 4, f"four concurrent invocations ran in {pids}"
     # Afterwards the processes are warm: sequential invocations reuse them.
-    again = {invoke(lam, name, {})[1]["pid"] for _ in range(3)}
+    again = {invoke(lam, name, {})[1]["instance"] for _ in range(3)}
     assert again <= pids
     assert len(again) == 1
 
@@ -187,4 +187,4 @@ def test_function_concurrency_flag_limits_processes(narrow):
     clients = [narrow.client("lambda") for _ in range(3)]
     results = concurrently(3, lambda i: invoke(clients[i], name, {"sleep": 0.5})[1])
     # One slot: the invocations queue and run one after another in the same process.
-    assert len({r["pid"] for r in results}) == 1
+    assert len({r["instance"] for r in results}) == 1

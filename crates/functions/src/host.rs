@@ -24,13 +24,15 @@ use trellis_store::{Revision, Store, StoreError};
 use crate::catalog::{self, Resolution, ResolveError, Target};
 use crate::code;
 use crate::config::runtime_kind;
+use crate::isolation::{Isolation, IsolationConfig};
 use crate::logs::FunctionLog;
 use crate::names::{FunctionRef, parse_function_name};
 use crate::pool::{PoolKey, Pools};
 use crate::remote::{RemoteClient, RemoteConfig};
 use crate::runtime_api::Invocation;
 use crate::sandbox::{
-    NODE_BOOTSTRAP, NODE_BOOTSTRAP_FILE, PYTHON_BOOTSTRAP, PYTHON_BOOTSTRAP_FILE, SandboxSpec,
+    Failure, NODE_BOOTSTRAP, NODE_BOOTSTRAP_FILE, PYTHON_BOOTSTRAP, PYTHON_BOOTSTRAP_FILE,
+    SandboxSpec,
 };
 
 /// Lambda's limit for a synchronous invocation's request payload.
@@ -46,8 +48,12 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 /// How the host runs.
 #[derive(Clone, Debug)]
 pub struct HostConfig {
-    /// The data dir: code is unpacked under `functions/`, logs go to `logs/functions/`.
+    /// The data dir: logs go to `logs/functions/`.
     pub data_dir: PathBuf,
+    /// Where code is unpacked (and the bootstrap scripts written); emptied at start.
+    pub code_dir: PathBuf,
+    /// How runtime processes are confined.
+    pub isolation: IsolationConfig,
     /// Partition, region and account of local functions' ARNs.
     pub ctx: Context,
     /// Concurrent invocations per function (the runtime processes it may have busy at once).
@@ -67,6 +73,8 @@ pub struct HostConfig {
 impl HostConfig {
     pub fn new(data_dir: PathBuf, ctx: Context) -> HostConfig {
         HostConfig {
+            code_dir: data_dir.join("functions"),
+            isolation: IsolationConfig::default(),
             data_dir,
             ctx,
             concurrency: DEFAULT_CONCURRENCY,
@@ -150,6 +158,9 @@ pub enum InvokeError {
     /// Something on this side failed (`ServiceException`, 500).
     #[error("{0}")]
     Internal(String),
+    /// This host cannot isolate runtime processes (`InvalidRuntimeException`, 502).
+    #[error("{0}")]
+    IsolationUnavailable(String),
 }
 
 impl InvokeError {
@@ -164,6 +175,7 @@ impl InvokeError {
             InvokeError::TooManyRequests => "TooManyRequestsException",
             InvokeError::Remote { error_type, .. } => error_type,
             InvokeError::Unavailable(_) | InvokeError::Internal(_) => "ServiceException",
+            InvokeError::IsolationUnavailable(_) => "InvalidRuntimeException",
         }
     }
 
@@ -177,7 +189,7 @@ impl InvokeError {
             InvokeError::RequestTooLarge(_) => 413,
             InvokeError::TooManyRequests => 429,
             InvokeError::Remote { status, .. } => *status,
-            InvokeError::Unavailable(_) => 502,
+            InvokeError::Unavailable(_) | InvokeError::IsolationUnavailable(_) => 502,
             InvokeError::Internal(_) => 500,
         }
     }
@@ -201,6 +213,13 @@ pub struct FunctionHost {
     pools: Pools,
     remote: Option<RemoteClient>,
     runtime_dir: PathBuf,
+    isolation: Arc<Isolation>,
+    /// The tree digest of every code dir this process unpacked, checked before a version's
+    /// processes start.
+    unpacked: Mutex<HashMap<String, String>>,
+    /// Held while a code dir is checked or unpacked: an unpack replaces the dir, which must not
+    /// happen under another invocation that has just been handed it.
+    unpacking: tokio::sync::Mutex<()>,
     feed: watch::Receiver<Revision>,
     cache: Mutex<ResolutionCache>,
     logs: Mutex<HashMap<String, Arc<FunctionLog>>>,
@@ -227,7 +246,11 @@ impl FunctionHost {
             Some(remote) => Some(RemoteClient::new(remote.clone())?),
             None => None,
         };
-        let root = code::functions_root(&config.data_dir);
+        let root = config.code_dir.clone();
+        std::fs::create_dir_all(&root)
+            .map_err(|e| format!("cannot create {}: {e}", root.display()))?;
+        // Unpacked code is a cache, and what an earlier run left is not trusted.
+        code::reset(&root).map_err(|e| format!("cannot empty {}: {e}", root.display()))?;
         let runtime_dir = root.join(code::RUNTIME_DIR);
         std::fs::create_dir_all(&runtime_dir)
             .map_err(|e| format!("cannot create {}: {e}", runtime_dir.display()))?;
@@ -236,12 +259,16 @@ impl FunctionHost {
             (NODE_BOOTSTRAP_FILE, NODE_BOOTSTRAP),
         ] {
             let path = runtime_dir.join(file);
-            if std::fs::read_to_string(&path).ok().as_deref() != Some(content) {
-                std::fs::write(&path, content)
-                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-            }
+            std::fs::write(&path, content)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         }
-        code::clean_temporary(&config.data_dir);
+        code::seal_dir(&runtime_dir)
+            .map_err(|e| format!("cannot seal {}: {e}", runtime_dir.display()))?;
+        let isolation = Arc::new(Isolation::probe(
+            config.isolation.clone(),
+            &config.python,
+            &config.node,
+        ));
         let feed = store.subscribe();
         let revision = *feed.borrow();
         let host = Arc::new_cyclic(|me| FunctionHost {
@@ -250,6 +277,9 @@ impl FunctionHost {
             pools: Pools::new(config.concurrency, config.queue_depth),
             remote,
             runtime_dir,
+            isolation,
+            unpacked: Mutex::new(HashMap::new()),
+            unpacking: tokio::sync::Mutex::new(()),
             feed,
             cache: Mutex::new(ResolutionCache {
                 revision,
@@ -274,6 +304,11 @@ impl FunctionHost {
 
     pub fn config(&self) -> &HostConfig {
         &self.config
+    }
+
+    /// How runtime processes are confined here, and what is missing when they cannot be.
+    pub fn isolation(&self) -> &Arc<Isolation> {
+        &self.isolation
     }
 
     /// Whether invocations of unknown functions go to a remote endpoint.
@@ -414,11 +449,28 @@ impl FunctionHost {
             .clone()
     }
 
-    /// The unpacked code of `sha256_hex`, fetched from the store and unpacked if needed.
-    async fn code_dir(&self, sha256_hex: &str) -> Result<PathBuf, InvokeError> {
-        let dir = code::code_dir(&self.config.data_dir, sha256_hex);
-        if dir.is_dir() {
-            return Ok(dir);
+    /// The unpacked code of `sha256_hex`: the dir this process unpacked if it is unchanged
+    /// (its tree digest is checked), else fetched from the store (its SHA-256 checked) and
+    /// unpacked afresh.
+    async fn code_dir(&self, sha256_hex: &str) -> Result<(PathBuf, String), InvokeError> {
+        let _unpacking = self.unpacking.lock().await;
+        let dir = code::code_dir(&self.config.code_dir, sha256_hex);
+        let recorded = self
+            .unpacked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(sha256_hex)
+            .cloned();
+        if let Some(recorded) = recorded {
+            let check = dir.clone();
+            let current = tokio::task::spawn_blocking(move || code::tree_digest(&check))
+                .await
+                .ok()
+                .and_then(Result::ok);
+            if current.as_ref() == Some(&recorded) {
+                return Ok((dir, recorded));
+            }
+            tracing::warn!(code = %sha256_hex, dir = %dir.display(), "unpacked code changed on disk; unpacking it again");
         }
         let zip = {
             let mut tx = self.store.read().await?;
@@ -427,12 +479,17 @@ impl FunctionHost {
         .ok_or_else(|| {
             InvokeError::Internal(format!("the code {sha256_hex} is missing from the store"))
         })?;
-        let data_dir = self.config.data_dir.clone();
+        let root = self.config.code_dir.clone();
         let sha = sha256_hex.to_string();
-        tokio::task::spawn_blocking(move || code::unpack(&data_dir, &sha, &zip))
+        let (dir, digest) = tokio::task::spawn_blocking(move || code::unpack(&root, &sha, &zip))
             .await
             .map_err(|e| InvokeError::Internal(format!("unpacking code: {e}")))?
-            .map_err(|e| InvokeError::Internal(format!("unpacking code {sha256_hex}: {e}")))
+            .map_err(|e| InvokeError::Internal(format!("unpacking code {sha256_hex}: {e}")))?;
+        self.unpacked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(sha256_hex.to_string(), digest.clone());
+        Ok((dir, digest))
     }
 
     async fn spec_for(&self, target: &Target) -> Result<Arc<SandboxSpec>, InvokeError> {
@@ -443,7 +500,7 @@ impl FunctionHost {
                 config.runtime
             ))
         })?;
-        let code_dir = self.code_dir(&config.code_sha256).await?;
+        let (code_dir, code_digest) = self.code_dir(&config.code_sha256).await?;
         Ok(Arc::new(SandboxSpec {
             function_name: target.name.clone(),
             version: target.version.clone(),
@@ -451,6 +508,7 @@ impl FunctionHost {
             kind,
             handler: config.handler.clone(),
             code_dir,
+            code_digest,
             runtime_dir: self.runtime_dir.clone(),
             environment: config.environment.clone(),
             region: self.config.ctx.region.clone(),
@@ -459,6 +517,7 @@ impl FunctionHost {
             node: self.config.node.clone(),
             python: self.config.python.clone(),
             log: self.log_for(&target.name),
+            isolation: self.isolation.clone(),
         }))
     }
 
@@ -469,6 +528,13 @@ impl FunctionHost {
         payload: Bytes,
         options: &InvokeOptions,
     ) -> Result<InvokeOutcome, InvokeError> {
+        if let Some(missing) = &self.isolation.unavailable {
+            return Err(InvokeError::IsolationUnavailable(format!(
+                "Trellis cannot isolate function runtimes on this host; missing: {missing}. \
+                 Provide it, or start trellis with --function-isolation none (development only: \
+                 functions then run unconfined as the server's user)."
+            )));
+        }
         let _permit = self
             .pools
             .admit(&target.name)
@@ -476,30 +542,40 @@ impl FunctionHost {
             .map_err(|_| InvokeError::TooManyRequests)?;
         let key: PoolKey = (target.name.clone(), target.version.clone());
         let digest = target.config.execution_digest();
-        let pool = match self.pools.existing(&key, &digest) {
-            Some(pool) => pool,
-            None => {
-                let spec = self.spec_for(target).await?;
-                self.pools.install(key.clone(), digest, spec)
-            }
-        };
         let client_context = options.client_context_base64.as_ref().and_then(|cc| {
             base64::engine::general_purpose::STANDARD
                 .decode(cc)
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok())
         });
-        let invocation = Invocation {
-            request_id: uuid::Uuid::new_v4().to_string(),
-            payload,
-            invoked_arn: invoked_arn.to_string(),
-            client_context,
-            timeout: pool.spec.timeout,
-        };
-        let completed =
-            self.pools.run(&key, &pool, invocation).await.map_err(|e| {
+        let mut attempt = 0;
+        let completed = loop {
+            attempt += 1;
+            let pool = match self.pools.existing(&key, &digest) {
+                Some(pool) => pool,
+                None => {
+                    let spec = self.spec_for(target).await?;
+                    self.pools.install(key.clone(), digest.clone(), spec)
+                }
+            };
+            let invocation = Invocation {
+                request_id: uuid::Uuid::new_v4().to_string(),
+                payload: payload.clone(),
+                invoked_arn: invoked_arn.to_string(),
+                client_context: client_context.clone(),
+                timeout: pool.spec.timeout,
+            };
+            let completed = self.pools.run(&key, &pool, invocation).await.map_err(|e| {
                 InvokeError::Internal(format!("cannot start a runtime process: {e}"))
             })?;
+            // The code changed on disk under a new process: nothing ran. Its pools go, and the
+            // next attempt unpacks the stored package again.
+            if attempt == 1 && matches!(completed.outcome, Err(Failure::CodeChanged)) {
+                self.pools.retire_function(&target.name);
+                continue;
+            }
+            break completed;
+        };
         let log_tail = options
             .log_tail
             .then(|| base64::engine::general_purpose::STANDARD.encode(&completed.tail));
@@ -542,6 +618,12 @@ impl FunctionHost {
             task.abort();
         }
         self.pools.shutdown();
+        // Busy sandboxes too, and their cgroups, which their exit tasks would not live to remove.
+        self.isolation.shutdown();
+        // Unpacked code is a cache that the next start would empty anyway.
+        if code::reset(&self.config.code_dir).is_ok() {
+            let _ = std::fs::remove_dir(&self.config.code_dir);
+        }
     }
 }
 
@@ -593,5 +675,6 @@ async fn sweep(host: Weak<FunctionHost>) {
 impl Drop for FunctionHost {
     fn drop(&mut self) {
         self.pools.shutdown();
+        self.isolation.shutdown();
     }
 }

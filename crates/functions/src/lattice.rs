@@ -320,7 +320,8 @@ impl LambdaTargetError {
                 | InvokeError::InvalidParameter(_)
                 | InvokeError::NotFound(_)
                 | InvokeError::Remote { .. }
-                | InvokeError::Unavailable(_) => StatusCode::BAD_GATEWAY,
+                | InvokeError::Unavailable(_)
+                | InvokeError::IsolationUnavailable(_) => StatusCode::BAD_GATEWAY,
                 InvokeError::InvalidRequestContent(_) | InvokeError::Internal(_) => {
                     StatusCode::INTERNAL_SERVER_ERROR
                 }

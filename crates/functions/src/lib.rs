@@ -12,7 +12,9 @@
 //!   the store's content-addressed blob table.
 //! * [`pool`], [`sandbox`], [`runtime_api`] — runtime processes: one Runtime API server per
 //!   process, warm reuse, concurrency, timeouts, crash and init-error reporting.
-//! * [`code`] — deployment packages: checks, and unpacking into `DATA_DIR/functions/<sha256>/`.
+//! * [`code`] — deployment packages: checks, and unpacking into `CODE_DIR/<sha256>/`.
+//! * [`isolation`] — the sandbox every runtime process runs in: its own uid, namespaces and
+//!   cgroup (memory and process limits).
 //! * [`logs`] — `DATA_DIR/logs/functions/<name>.log` and the per-invocation `Tail`.
 //! * [`remote`] — SigV4-signed invocations at `--lambda-endpoint`.
 //! * [`lattice`] — LAMBDA target groups: the HTTP request → Lattice event (`V1`/`V2`) and the
@@ -23,25 +25,28 @@
 //! `nodejs18.x`–`nodejs24.x` run the machine's `node` with Trellis's bootstrap
 //! (`src/bootstrap/trellis_bootstrap.mjs`), `python3.x` the machine's `python3` with
 //! `src/bootstrap/trellis_bootstrap.py`; both are embedded in the binary and written to
-//! `DATA_DIR/functions/_runtime/`. `provided`, `provided.al2` and `provided.al2023` run the
+//! `CODE_DIR/_runtime/`. `provided`, `provided.al2` and `provided.al2023` run the
 //! package's own `bootstrap`, which may be any Runtime API client (a shell loop with curl,
 //! `python3 -m awslambdaric`, a Rust or Go binary).
 //!
 //! # Invariants
 //!
-//! * Everything durable is in the store (records and code blobs); the data dir holds only
-//!   caches (unpacked code) and logs, so a node can be replaced and PostgreSQL-backed nodes share
+//! * Everything durable is in the store (records and code blobs); the code dir (outside the data
+//!   dir) holds only unpacked code, the data dir logs, so a node can be replaced and PostgreSQL-backed nodes share
 //!   their functions.
 //! * No lock is held across an `.await` on the invocation path; a runtime process runs one
 //!   invocation at a time and is killed, never reused, after a timeout or a crash.
 //! * The server's own environment (its credentials included) never reaches a runtime process:
 //!   processes get an allowlist of host variables plus Lambda's and the function's own.
+//! * With isolation (the default) no runtime process shares a uid, a PID namespace or a cgroup
+//!   with the server or another runtime process, and its Runtime API serves only its uid.
 
 pub mod api;
 pub mod catalog;
 pub mod code;
 pub mod config;
 pub mod host;
+pub mod isolation;
 pub mod lattice;
 pub mod logs;
 pub mod names;
@@ -54,5 +59,6 @@ pub use api::{public_routes, routes};
 pub use host::{
     FunctionHost, HostConfig, InvocationType, InvokeError, InvokeOptions, InvokeOutcome,
 };
+pub use isolation::{IsolationConfig, IsolationMode};
 pub use logs::log_path;
 pub use remote::RemoteConfig;

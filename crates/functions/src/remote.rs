@@ -62,6 +62,16 @@ impl RemoteConfig {
     /// (optionally) `AWS_SESSION_TOKEN`. The signing region defaults to the one in an
     /// `lambda.REGION.amazonaws.com` host name, else `default_region`.
     pub fn from_env(endpoint: &str, default_region: &str) -> Result<RemoteConfig, String> {
+        RemoteConfig::from_vars(endpoint, default_region, |k| std::env::var(k).ok())
+    }
+
+    /// As [`RemoteConfig::from_env`], with the credentials looked up by `var` (the server keeps
+    /// them out of its environment).
+    pub fn from_vars(
+        endpoint: &str,
+        default_region: &str,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<RemoteConfig, String> {
         let uri: Uri = endpoint
             .parse()
             .map_err(|e| format!("--lambda-endpoint {endpoint:?} is not a URL: {e}"))?;
@@ -76,7 +86,7 @@ impl RemoteConfig {
         let Some(host) = uri.host() else {
             return Err(format!("--lambda-endpoint {endpoint:?} has no host"));
         };
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let var = |k: &str| var(k).filter(|v| !v.is_empty());
         let (Some(access_key_id), Some(secret_access_key)) =
             (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY"))
         else {

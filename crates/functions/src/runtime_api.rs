@@ -16,6 +16,12 @@
 //!   `Lambda-Runtime-Function-Error-Type`).
 //! * `POST /2018-06-01/runtime/init/error` — the runtime could not initialize; it exits next.
 //!
+//! The port is on the host's loopback, which every local process can reach. With isolation each
+//! sandbox runs as a uid of its own, and its server accepts only connections whose socket that
+//! uid owns (the kernel's `/proc/net/tcp` says who owns each socket); any other connection — a
+//! second sandbox that found the port in `/proc` or by scanning — is closed before a byte is
+//! read. The protocol stays unauthenticated, so unmodified runtime clients keep working.
+//!
 //! [`RuntimeApi::dispatch`] is the other side: it hands one invocation to the runtime and yields
 //! the moment the runtime took it (with its deadline) and the outcome.
 
@@ -126,12 +132,19 @@ impl RuntimeApi {
         })
     }
 
-    /// Binds a new server on `127.0.0.1` with an ephemeral port.
+    /// Binds a new server on `127.0.0.1` with an ephemeral port, open to any local process.
     pub async fn bind() -> std::io::Result<RuntimeApiServer> {
+        RuntimeApi::bind_for(None).await
+    }
+
+    /// Binds a new server on `127.0.0.1`; with `owner`, only connections from sockets owned by
+    /// that uid are served.
+    pub async fn bind_for(owner: Option<u32>) -> std::io::Result<RuntimeApiServer> {
         let api = RuntimeApi::new();
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
         let app = router(api.clone());
+        let listener = OwnerListener { listener, owner };
         let task = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::warn!(error = %e, "runtime API server stopped");
@@ -168,6 +181,95 @@ impl RuntimeApi {
     pub fn initialized(&self) -> watch::Receiver<bool> {
         self.initialized.subscribe()
     }
+}
+
+/// A listener that drops connections not owned by `owner`.
+struct OwnerListener {
+    listener: tokio::net::TcpListener,
+    owner: Option<u32>,
+}
+
+impl axum::serve::Listener for OwnerListener {
+    type Io = tokio::net::TcpStream;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let (stream, peer) = match self.listener.accept().await {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of descriptors and the like: wait a moment instead of spinning.
+                    tracing::warn!(error = %e, "runtime API accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Some(owner) = self.owner else {
+                return (stream, peer);
+            };
+            let local = match stream.local_addr() {
+                Ok(a) => a,
+                Err(_) => continue,
+            };
+            match socket_owner(peer, local) {
+                Some(uid) if uid == owner => return (stream, peer),
+                found => {
+                    tracing::warn!(%peer, owner, found = ?found, "refused a Runtime API connection from another user");
+                    drop(stream);
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.listener.local_addr()
+    }
+}
+
+/// The uid owning the local TCP socket `peer` connected to `local`, from `/proc/net/tcp{,6}`.
+pub fn socket_owner(peer: std::net::SocketAddr, local: std::net::SocketAddr) -> Option<u32> {
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        if let Some(uid) = find_owner(&text, peer, local) {
+            return Some(uid);
+        }
+    }
+    None
+}
+
+/// Parses `ADDR:PORT` as the kernel prints it: the address's bytes in memory order, in hex.
+fn parse_proc_addr(s: &str) -> Option<std::net::SocketAddr> {
+    let (addr, port) = s.split_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    let ip: std::net::IpAddr = match addr.len() {
+        8 => std::net::Ipv4Addr::from(u32::from_str_radix(addr, 16).ok()?.to_ne_bytes()).into(),
+        32 => {
+            let mut bytes = [0u8; 16];
+            for i in 0..4 {
+                let word = u32::from_str_radix(&addr[i * 8..i * 8 + 8], 16).ok()?;
+                bytes[i * 4..i * 4 + 4].copy_from_slice(&word.to_ne_bytes());
+            }
+            let v6 = std::net::Ipv6Addr::from(bytes);
+            v6.to_ipv4_mapped()
+                .map(std::net::IpAddr::from)
+                .unwrap_or(v6.into())
+        }
+        _ => return None,
+    };
+    Some(std::net::SocketAddr::new(ip, port))
+}
+
+fn find_owner(table: &str, peer: std::net::SocketAddr, local: std::net::SocketAddr) -> Option<u32> {
+    table.lines().skip(1).find_map(|line| {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        // sl local_address rem_address st tx:rx tr:when retrnsmt uid …
+        let (l, r, uid) = (cols.get(1)?, cols.get(2)?, cols.get(7)?);
+        (parse_proc_addr(l)? == peer && parse_proc_addr(r)? == local)
+            .then(|| uid.parse().ok())
+            .flatten()
+    })
 }
 
 fn router(api: Arc<RuntimeApi>) -> Router {
@@ -391,4 +493,65 @@ async fn init_error(State(api): State<Arc<RuntimeApi>>, req: Request) -> Respons
     api.init_error
         .send_replace(Some(error_document(body, error_type.as_deref())));
     accepted()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_owner_of_a_socket_in_proc_net_tcp() {
+        // Two lines as Linux prints them: 127.0.0.1:40000 → 127.0.0.1:8080 (uid 2000000001)
+        // and the reverse direction (the server's side, uid 0).
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+   0: 0100007F:9C40 0100007F:1F90 01 00000000:00000000 00:00000000 00000000 2000000001        0 1 1 0000000000000000 20 4 30 10 -1\n\
+   1: 0100007F:1F90 0100007F:9C40 01 00000000:00000000 00:00000000 00000000     0        0 2 1 0000000000000000 20 4 30 10 -1\n";
+        let client: std::net::SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let server: std::net::SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        assert_eq!(find_owner(table, client, server), Some(2_000_000_001));
+        assert_eq!(find_owner(table, server, client), Some(0));
+        let other: std::net::SocketAddr = "127.0.0.1:40001".parse().unwrap();
+        assert_eq!(find_owner(table, other, server), None);
+        let v6 = "  sl  local_address                         remote_address                        st\n\
+   0: 0000000000000000FFFF00000100007F:9C40 0000000000000000FFFF00000100007F:1F90 01 00000000:00000000 00:00000000 00000000  1234 0 3\n";
+        assert_eq!(find_owner(v6, client, server), Some(1234));
+    }
+
+    #[tokio::test]
+    async fn a_connection_of_another_user_is_refused() {
+        // This process owns its sockets: a server for another uid closes them unserved, one for
+        // this uid answers.
+        let me = rustix::process::geteuid().as_raw();
+        let url = |addr: std::net::SocketAddr| format!("http://{addr}/2018-06-01/runtime/nope");
+        let get = |url: String| async move {
+            tokio::task::spawn_blocking(move || {
+                std::process::Command::new("curl")
+                    .args([
+                        "-s",
+                        "-o",
+                        "/dev/null",
+                        "-w",
+                        "%{http_code}",
+                        "--max-time",
+                        "10",
+                        &url,
+                    ])
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+                    .unwrap_or_default()
+            })
+            .await
+            .unwrap()
+        };
+        let mine = RuntimeApi::bind_for(Some(me)).await.unwrap();
+        assert_eq!(get(url(mine.addr)).await, "404");
+        let theirs = RuntimeApi::bind_for(Some(me.wrapping_add(1)))
+            .await
+            .unwrap();
+        assert_eq!(
+            get(url(theirs.addr)).await,
+            "000",
+            "connection closed without an answer"
+        );
+    }
 }

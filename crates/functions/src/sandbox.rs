@@ -1,6 +1,7 @@
 //! One runtime process ("sandbox"): its start (program, working dir, environment), its Runtime
 //! API server and output capture, one invocation at a time with the timeout enforced, and its
-//! end (the whole process group is killed).
+//! end (the whole process group is killed, and with isolation the sandbox's PID namespace and
+//! cgroup: see [`crate::isolation`]).
 //!
 //! An invocation goes through two phases. Until the runtime takes the event from `/next` it is
 //! initializing: an `/init/error`, an exit, or more than [`INIT_TIMEOUT`] ends the sandbox with an
@@ -21,6 +22,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::config::RuntimeKind;
+use crate::isolation::{Cgroup, Isolation, RUNTIME_ROOT, TASK_ROOT};
 use crate::logs::{FunctionLog, OutputCapture, TAIL_BYTES, output_pipe};
 use crate::runtime_api::{Invocation, RuntimeApi, RuntimeApiServer, RuntimeOutcome};
 
@@ -59,6 +61,8 @@ pub struct SandboxSpec {
     pub kind: RuntimeKind,
     pub handler: String,
     pub code_dir: PathBuf,
+    /// The tree digest of `code_dir` recorded when it was unpacked; checked before each start.
+    pub code_digest: String,
     pub runtime_dir: PathBuf,
     pub environment: BTreeMap<String, String>,
     pub region: String,
@@ -67,6 +71,8 @@ pub struct SandboxSpec {
     pub node: String,
     pub python: String,
     pub log: Arc<FunctionLog>,
+    /// How runtime processes are confined (or not: `--function-isolation none`).
+    pub isolation: Arc<Isolation>,
 }
 
 /// How an invocation failed outside the function's own code.
@@ -82,6 +88,13 @@ pub enum Failure {
     InitTimeout,
     /// The runtime could not be started at all (missing program or bootstrap).
     InvalidEntrypoint(String),
+    /// The sandbox used all of its `MemorySize` and the kernel killed it.
+    OutOfMemory(String),
+    /// The sandbox could not be set up (cgroup, uid).
+    Sandbox(String),
+    /// The unpacked code is not what was unpacked: nothing was started (the host unpacks the
+    /// code again and retries).
+    CodeChanged,
 }
 
 /// The end of one invocation in a sandbox.
@@ -136,6 +149,18 @@ impl Completed {
                 "Runtime.InvalidEntrypoint",
                 format!("RequestId: {id} Error: {message}"),
             ),
+            Err(Failure::OutOfMemory(how)) => error(
+                "Runtime.OutOfMemory",
+                format!("RequestId: {id} Error: {how}"),
+            ),
+            Err(Failure::Sandbox(message)) => error(
+                "Runtime.SandboxError",
+                format!("RequestId: {id} Error: {message}"),
+            ),
+            Err(Failure::CodeChanged) => error(
+                "Runtime.SandboxError",
+                format!("RequestId: {id} Error: the function's unpacked code changed on disk"),
+            ),
         }
     }
 }
@@ -169,6 +194,11 @@ pub struct Sandbox {
     killed: AtomicBool,
     /// A start failure to report to the first invocation instead of running it.
     start_failure: Option<Failure>,
+    /// The sandbox's cgroup (with isolation).
+    cgroup: Option<Arc<Cgroup>>,
+    /// Set (before the exit is announced) when the OOM killer ended the sandbox: the cgroup
+    /// that says so is removed right after.
+    oom_killed: Arc<AtomicBool>,
     pub last_used: std::sync::Mutex<Instant>,
 }
 
@@ -188,6 +218,8 @@ fn describe_exit(status: std::io::Result<std::process::ExitStatus>) -> String {
     match status {
         Ok(s) => match (s.code(), s.signal()) {
             (Some(0), _) => "Runtime exited without providing a reason".to_string(),
+            // bwrap reports a command killed by a signal as 128 + the signal.
+            (Some(137), _) => "Runtime exited with error: signal: killed".to_string(),
             (Some(code), _) => format!("Runtime exited with error: exit status {code}"),
             (None, Some(9)) => "Runtime exited with error: signal: killed".to_string(),
             (None, Some(sig)) => format!("Runtime exited with error: signal {sig}"),
@@ -211,7 +243,23 @@ impl Sandbox {
     /// sandbox: its first invocation reports why, as Lambda reports an init failure.
     pub async fn start(spec: Arc<SandboxSpec>) -> std::io::Result<Sandbox> {
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let server = RuntimeApi::bind().await?;
+        // The code is checked before every start: a tree changed on disk is never run.
+        let check = spec.code_dir.clone();
+        let digest = tokio::task::spawn_blocking(move || crate::code::tree_digest(&check))
+            .await
+            .ok()
+            .and_then(Result::ok);
+        let code_changed = digest.as_deref() != Some(spec.code_digest.as_str());
+        let isolated = spec.isolation.enabled();
+        let uid =
+            if isolated {
+                Some(spec.isolation.lease_uid().ok_or_else(|| {
+                    std::io::Error::other("every sandbox uid of the range is in use")
+                })?)
+            } else {
+                None
+            };
+        let server = RuntimeApi::bind_for(uid.as_ref().map(|u| u.uid)).await?;
         let (program, args) = match spec.kind {
             RuntimeKind::Node => (
                 PathBuf::from(&spec.node),
@@ -235,8 +283,15 @@ impl Sandbox {
             warmed: AtomicBool::new(false),
             killed: AtomicBool::new(false),
             start_failure: None,
+            cgroup: None,
+            oom_killed: Arc::new(AtomicBool::new(false)),
             last_used: std::sync::Mutex::new(Instant::now()),
         };
+        if code_changed {
+            tracing::warn!(function = %spec.function_name, dir = %spec.code_dir.display(), "unpacked code changed on disk; not starting it");
+            sandbox.start_failure = Some(Failure::CodeChanged);
+            return Ok(sandbox);
+        }
         if spec.kind == RuntimeKind::Provided && !program.is_file() {
             sandbox.start_failure = Some(Failure::InvalidEntrypoint(format!(
                 "Couldn't find valid bootstrap(s): [{}]",
@@ -247,12 +302,40 @@ impl Sandbox {
 
         let (read_end, writer) = output_pipe()?;
         let writer2 = writer.try_clone()?;
-        let mut cmd = tokio::process::Command::new(&program);
-        cmd.args(&args)
-            .current_dir(&spec.code_dir)
-            .env_clear()
+        let mut cmd = match &uid {
+            Some(lease) => {
+                let cgroup = match spec.isolation.cgroup(&id, spec.memory_mb) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        sandbox.start_failure = Some(Failure::Sandbox(format!(
+                            "cannot create the sandbox's cgroup: {e}"
+                        )));
+                        return Ok(sandbox);
+                    }
+                };
+                sandbox.cgroup = Some(cgroup);
+                let (program, args) = sandboxed_program(&spec, &program, &args);
+                spec.isolation.command(
+                    lease.uid,
+                    &spec.code_dir,
+                    &spec.runtime_dir,
+                    &program,
+                    &args,
+                )
+            }
+            None => {
+                let mut cmd = tokio::process::Command::new(&program);
+                cmd.args(&args).current_dir(&spec.code_dir);
+                cmd
+            }
+        };
+        cmd.env_clear()
             .envs(sandbox.environment(&id))
-            .stdin(Stdio::null())
+            .stdin(if isolated {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::from(writer))
             .stderr(Stdio::from(writer2))
             // Its own process group, so that a timeout kills whatever the runtime started too.
@@ -273,15 +356,49 @@ impl Sandbox {
             }
         };
         sandbox.pid = child.id();
+        if let Some(cgroup) = &sandbox.cgroup {
+            // The launcher waits on its stdin until it is in the cgroup, so that everything it
+            // starts is counted, limited and killed with it.
+            let placed = match sandbox.pid {
+                Some(pid) => cgroup.add(pid),
+                None => Err(std::io::Error::other("the launcher has no pid")),
+            };
+            let released = match (placed, child.stdin.take()) {
+                (Ok(()), Some(mut stdin)) => {
+                    use tokio::io::AsyncWriteExt;
+                    stdin.write_all(b"go\n").await
+                }
+                (Ok(()), None) => Err(std::io::Error::other("the launcher has no stdin")),
+                (Err(e), _) => Err(e),
+            };
+            if let Err(e) = released {
+                let _ = child.start_kill();
+                sandbox.start_failure = Some(Failure::Sandbox(format!(
+                    "cannot place the runtime in its cgroup: {e}"
+                )));
+                return Ok(sandbox);
+            }
+        }
         sandbox.capture = Some(OutputCapture::spawn(read_end, spec.log.clone())?);
         let pid = sandbox.pid;
+        let cgroup = sandbox.cgroup.clone();
+        let oom_killed = sandbox.oom_killed.clone();
         tokio::spawn(async move {
             let status = child.wait().await;
             // Children the runtime left behind go with it.
             if let Some(pid) = pid {
                 kill_group(pid);
             }
+            if let Some(cgroup) = &cgroup {
+                oom_killed.store(cgroup.oom_killed(), Ordering::Release);
+                cgroup.kill_all();
+            }
             let _ = exit_tx.send(Some(describe_exit(status)));
+            if let Some(cgroup) = cgroup {
+                cgroup.remove().await;
+            }
+            // The uid is free again only once no process of the sandbox is left.
+            drop(uid);
         });
         tracing::debug!(function = %spec.function_name, version = %spec.version, sandbox = %id, pid = ?sandbox.pid, "started runtime process");
         Ok(sandbox)
@@ -289,10 +406,18 @@ impl Sandbox {
 
     fn environment(&self, sandbox_id: &str) -> Vec<(String, String)> {
         let spec = &self.spec;
+        let isolated = spec.isolation.enabled();
         let mut env: Vec<(String, String)> = PASSTHROUGH_ENV
             .iter()
+            // In a sandbox, the server's home, user and temporary dir mean nothing (or are not
+            // there): /tmp is the sandbox's own.
+            .filter(|k| !isolated || !matches!(**k, "HOME" | "USER" | "TMPDIR"))
             .filter_map(|k| std::env::var(k).ok().map(|v| ((*k).to_string(), v)))
             .collect();
+        if isolated {
+            env.push(("HOME".into(), "/tmp".into()));
+            env.push(("TMPDIR".into(), "/tmp".into()));
+        }
         if !env.iter().any(|(k, _)| k == "LANG") {
             env.push(("LANG".into(), "C.UTF-8".into()));
         }
@@ -301,8 +426,13 @@ impl Sandbox {
         set("TZ", ":UTC".into());
         set("AWS_LAMBDA_RUNTIME_API", self.server.addr.to_string());
         set("_HANDLER", spec.handler.clone());
-        set("LAMBDA_TASK_ROOT", spec.code_dir.display().to_string());
-        set("LAMBDA_RUNTIME_DIR", spec.runtime_dir.display().to_string());
+        if isolated {
+            set("LAMBDA_TASK_ROOT", TASK_ROOT.into());
+            set("LAMBDA_RUNTIME_DIR", RUNTIME_ROOT.into());
+        } else {
+            set("LAMBDA_TASK_ROOT", spec.code_dir.display().to_string());
+            set("LAMBDA_RUNTIME_DIR", spec.runtime_dir.display().to_string());
+        }
         set("AWS_LAMBDA_FUNCTION_NAME", spec.function_name.clone());
         set("AWS_LAMBDA_FUNCTION_VERSION", spec.version.clone());
         set(
@@ -359,13 +489,16 @@ impl Sandbox {
             && self.exit.borrow().is_none()
     }
 
-    /// Kills the process group. Idempotent.
+    /// Kills the process group, and every process of the sandbox's cgroup. Idempotent.
     pub fn kill(&self) {
         if !self.killed.swap(true, Ordering::AcqRel)
             && let Some(pid) = self.pid
             && self.exit.borrow().is_none()
         {
             kill_group(pid);
+            if let Some(cgroup) = &self.cgroup {
+                cgroup.kill_all();
+            }
         }
     }
 
@@ -503,7 +636,7 @@ impl Sandbox {
                 if let Some(doc) = api.init_error().borrow().clone() {
                     return (Err(Failure::InitError(doc)), None);
                 }
-                return (Err(Failure::Exited(how)), None);
+                return (Err(self.exit_failure(how)), None);
             }
             _ = tokio::time::sleep_until(init_deadline) => {
                 self.kill();
@@ -526,19 +659,59 @@ impl Sandbox {
                 Ok(outcome) => Ok(outcome),
                 Err(_) => Err(Failure::Exited("Runtime API stopped".into())),
             },
-            how = exited => Err(Failure::Exited(how)),
+            how = exited => Err(self.exit_failure(how)),
             _ = tokio::time::sleep_until(deadline) => Err(Failure::Timeout),
         };
         (outcome, init_duration)
     }
 
-    /// Peak resident memory of the runtime process, from `/proc` (Linux), in MB.
+    /// An exit, or the OOM killer's work when the sandbox's cgroup says so.
+    fn exit_failure(&self, how: String) -> Failure {
+        if self.oom_killed.load(Ordering::Acquire) {
+            Failure::OutOfMemory(how)
+        } else {
+            Failure::Exited(how)
+        }
+    }
+
+    /// Peak memory of the sandbox (its cgroup), or of the runtime process (`/proc`), in MB.
     fn max_memory_mb(&self) -> Option<u64> {
+        if let Some(cgroup) = &self.cgroup {
+            return cgroup.peak_memory().map(|b| b.div_ceil(1024 * 1024));
+        }
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid?)).ok()?;
         let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
         let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
         Some(kb.div_ceil(1024))
     }
+}
+
+/// The program and arguments as the sandbox sees them: the interpreter by its real path (a
+/// pyenv shim is a shell script needing more than the installation), the bootstrap scripts under
+/// [`RUNTIME_ROOT`], a `provided` bootstrap under [`TASK_ROOT`].
+fn sandboxed_program(
+    spec: &SandboxSpec,
+    program: &std::path::Path,
+    args: &[PathBuf],
+) -> (PathBuf, Vec<PathBuf>) {
+    let inside = |p: &std::path::Path| -> PathBuf {
+        if let Ok(rest) = p.strip_prefix(&spec.runtime_dir) {
+            PathBuf::from(RUNTIME_ROOT).join(rest)
+        } else if let Ok(rest) = p.strip_prefix(&spec.code_dir) {
+            PathBuf::from(TASK_ROOT).join(rest)
+        } else {
+            p.to_path_buf()
+        }
+    };
+    let program = match spec.kind {
+        RuntimeKind::Python => spec
+            .isolation
+            .python_exe()
+            .unwrap_or_else(|| inside(program)),
+        RuntimeKind::Node => spec.isolation.node_exe().unwrap_or_else(|| inside(program)),
+        RuntimeKind::Provided => inside(program),
+    };
+    (program, args.iter().map(|a| inside(a)).collect())
 }
 
 impl Drop for Sandbox {

@@ -45,6 +45,11 @@ async fn fixture_with(configure: impl FnOnce(&mut HostConfig)) -> Fixture {
         .await
         .unwrap();
     let mut config = HostConfig::new(data_dir.clone(), ctx());
+    // Runtimes run sandboxed where the machine allows it (root, as in CI); a developer's
+    // unprivileged run uses no isolation rather than failing every invocation.
+    if !rustix::process::geteuid().is_root() {
+        config.isolation.mode = trellis_functions::IsolationMode::None;
+    }
     configure(&mut config);
     let host = FunctionHost::new(store.clone(), config).unwrap();
     Fixture {
@@ -120,8 +125,11 @@ async fn deploy(
     tx.commit().await.unwrap();
 }
 
+// `pid` is the pid in the sandbox's PID namespace (the same for every sandbox); `instance` tells
+// runtime processes apart.
 const PY_HANDLER: &str = r#"
 import os, time
+INSTANCE = os.urandom(8).hex()
 def handler(event, context):
     print("handling", event.get("n"))
     if event.get("sleep"):
@@ -130,6 +138,7 @@ def handler(event, context):
         raise ValueError("asked to fail")
     return {
         "pid": os.getpid(),
+        "instance": INSTANCE,
         "event": event,
         "greeting": os.environ.get("GREETING"),
         "function": context.function_name,
@@ -212,7 +221,10 @@ async fn python_handler_runs_and_its_process_is_reused() {
         .await
         .unwrap();
     let doc2 = json_of(&second.payload);
-    assert_eq!(doc2["pid"], doc["pid"], "a warm process is reused");
+    assert_eq!(
+        doc2["instance"], doc["instance"],
+        "a warm process is reused"
+    );
     let tail = decode_tail(&second.log_tail);
     assert!(
         tail.contains("handling 2\n") && !tail.contains("handling 1"),
@@ -420,7 +432,8 @@ async fn timeouts_kill_the_process_and_say_so() {
         .invoke("slow", Bytes::from_static(b"{}"))
         .await
         .unwrap();
-    let pid = json_of(&warm.payload)["pid"].as_u64().unwrap();
+    let instance = json_of(&warm.payload)["instance"].clone();
+    let pid = f.host.idle_pids("slow", "$LATEST")[0];
     let out = f
         .host
         .invoke_with(
@@ -459,7 +472,7 @@ async fn timeouts_kill_the_process_and_say_so() {
         .await
         .unwrap();
     assert_eq!(again.function_error, None);
-    assert_ne!(json_of(&again.payload)["pid"].as_u64().unwrap(), pid);
+    assert_ne!(json_of(&again.payload)["instance"], instance);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -546,7 +559,18 @@ async fn concurrent_invocations_get_their_own_processes() {
     let mut pids = Vec::new();
     for handle in invocations {
         let out = handle.await.unwrap();
-        pids.push(json_of(&out.payload)["pid"].as_u64().unwrap());
+        let doc = json_of(&out.payload);
+        let instance = doc["instance"].as_str();
+        pids.push(
+            instance
+                .unwrap_or_else(|| {
+                    let log =
+                        std::fs::read_to_string(trellis_functions::log_path(&f.data_dir, "wide"))
+                            .unwrap_or_default();
+                    panic!("{doc}\n{log}")
+                })
+                .to_string(),
+        );
     }
     pids.sort();
     pids.dedup();
@@ -874,11 +898,10 @@ async fn an_abandoned_invocation_does_not_return_its_busy_process_to_the_pool() 
         .invoke("abandoned", Bytes::from_static(br#"{"n": 1}"#))
         .await
         .unwrap();
-    let busy_pid = json_of(&warm.payload)["pid"].as_u64().unwrap();
-    assert_eq!(
-        f.host.idle_pids("abandoned", "$LATEST"),
-        vec![busy_pid as u32]
-    );
+    let busy_instance = json_of(&warm.payload)["instance"].clone();
+    let idle = f.host.idle_pids("abandoned", "$LATEST");
+    assert_eq!(idle.len(), 1);
+    let busy_pid = idle[0];
 
     // The caller of a long invocation goes away (as an Invoke client that disconnects does).
     let host = f.host.clone();
@@ -901,11 +924,7 @@ async fn an_abandoned_invocation_does_not_return_its_busy_process_to_the_pool() 
     let _ = abandoned.await;
 
     // The process still running that invocation must not serve the next one.
-    assert!(
-        !f.host
-            .idle_pids("abandoned", "$LATEST")
-            .contains(&(busy_pid as u32))
-    );
+    assert!(!f.host.idle_pids("abandoned", "$LATEST").contains(&busy_pid));
     let next = f
         .host
         .invoke("abandoned", Bytes::from_static(br#"{"n": 7}"#))
@@ -913,5 +932,5 @@ async fn an_abandoned_invocation_does_not_return_its_busy_process_to_the_pool() 
         .unwrap();
     let doc = json_of(&next.payload);
     assert_eq!(doc["event"], json!({"n": 7}));
-    assert_ne!(doc["pid"].as_u64().unwrap(), busy_pid);
+    assert_ne!(doc["instance"], busy_instance);
 }

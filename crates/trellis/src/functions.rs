@@ -1,13 +1,13 @@
 //! The function host in `trellis serve`: its flags (`--lambda-endpoint`,
-//! `--function-concurrency`), their validation before anything binds, and starting and stopping
-//! the host whose Lambda API the API address serves.
+//! `--function-concurrency`, the `--function-isolation` family), their validation before anything
+//! binds, and starting and stopping the host whose Lambda API the API address serves.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::bail;
 use clap::Args;
-use trellis_functions::{FunctionHost, HostConfig, RemoteConfig};
+use trellis_functions::{FunctionHost, HostConfig, IsolationConfig, IsolationMode, RemoteConfig};
 use trellis_model::Context;
 use trellis_store::Store;
 
@@ -26,6 +26,29 @@ pub struct FunctionArgs {
     /// further ones queue, and beyond the queue are throttled.
     #[arg(long, value_name = "N", default_value_t = 10)]
     function_concurrency: u32,
+    /// How runtime processes are confined. `sandbox`: each in its own sandbox (own uid, PID and
+    /// mount namespaces via bubblewrap, memory and process limits via cgroups; needs root,
+    /// `bwrap`, `setpriv` and writable cgroups, else functions are refused). `none`: unconfined,
+    /// as the server's user — development only, never with untrusted code.
+    #[arg(long, value_enum, value_name = "MODE", default_value = "sandbox")]
+    function_isolation: IsolationArg,
+    /// First uid (and gid) of sandboxes; each live sandbox gets one of the 65536 from here.
+    #[arg(long, value_name = "UID", default_value_t = trellis_functions::isolation::DEFAULT_UID_BASE)]
+    function_uid_base: u32,
+    /// Processes and threads one sandbox may have (its cgroup's pids.max).
+    #[arg(long, value_name = "N", default_value_t = trellis_functions::isolation::DEFAULT_PIDS_MAX)]
+    function_pids_max: u32,
+    /// Where deployment packages are unpacked (outside the data dir; emptied at start). Default:
+    /// /var/lib/trellis-code/<hash of the data dir> as root, else
+    /// $TMPDIR/trellis-code-<uid>/<hash of the data dir>.
+    #[arg(long, value_name = "DIR")]
+    function_code_dir: Option<PathBuf>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum IsolationArg {
+    Sandbox,
+    None,
 }
 
 impl FunctionArgs {
@@ -37,9 +60,27 @@ impl FunctionArgs {
                 self.function_concurrency
             );
         }
+        if self.function_pids_max < 8 {
+            bail!(
+                "--function-pids-max {} must be at least 8 (a runtime needs a few threads)",
+                self.function_pids_max
+            );
+        }
+        if self.function_uid_base == 0
+            || u64::from(self.function_uid_base)
+                + u64::from(trellis_functions::isolation::UID_COUNT)
+                >= u64::from(u32::MAX)
+        {
+            bail!(
+                "--function-uid-base {} must be above 0 and leave room for {} uids below 2^32-1",
+                self.function_uid_base,
+                trellis_functions::isolation::UID_COUNT
+            );
+        }
         match &self.lambda_endpoint {
             Some(url) => Ok(Some(
-                RemoteConfig::from_env(url, region).map_err(anyhow::Error::msg)?,
+                RemoteConfig::from_vars(url, region, crate::credentials::secret_var)
+                    .map_err(anyhow::Error::msg)?,
             )),
             None => Ok(None),
         }
@@ -60,11 +101,39 @@ impl Functions {
     ) -> anyhow::Result<Functions> {
         let mut config = HostConfig::new(data_dir.to_path_buf(), ctx.clone());
         config.concurrency = args.function_concurrency as usize;
+        config.code_dir = match &args.function_code_dir {
+            Some(dir) => dir.clone(),
+            None => default_code_dir(data_dir),
+        };
+        config.isolation = IsolationConfig {
+            mode: match args.function_isolation {
+                IsolationArg::Sandbox => IsolationMode::Sandbox,
+                IsolationArg::None => IsolationMode::None,
+            },
+            uid_base: args.function_uid_base,
+            pids_max: args.function_pids_max,
+        };
         config.remote = args.check(&ctx.region)?;
         if let Some(remote) = &config.remote {
             tracing::info!(endpoint = %remote.endpoint, "functions not hosted here are invoked remotely");
         }
         let host = FunctionHost::new(store, config).map_err(anyhow::Error::msg)?;
+        let isolation = host.isolation();
+        if !isolation.enabled() {
+            tracing::warn!(
+                "--function-isolation none: function code runs unconfined as the server's user and can read its data dir and credentials (development only)"
+            );
+            eprintln!(
+                "trellis: WARNING: --function-isolation none: functions run unconfined as the server's user (development only)"
+            );
+        } else if let Some(missing) = &isolation.unavailable {
+            tracing::error!(%missing, "function isolation is unavailable: functions will be refused");
+            eprintln!(
+                "trellis: ERROR: cannot isolate functions on this host (missing: {missing}); Invoke will be refused until it is provided, or start with --function-isolation none (development only)"
+            );
+        } else {
+            tracing::info!(binds = ?isolation.binds(), uid_base = args.function_uid_base, pids_max = args.function_pids_max, "functions run sandboxed");
+        }
         Ok(Functions { host })
     }
 
@@ -84,5 +153,23 @@ impl Functions {
     /// Stops every runtime process.
     pub fn shutdown(&self) {
         self.host.shutdown();
+    }
+}
+
+/// The default `--function-code-dir`: outside the data dir, one per data dir (so two servers
+/// with different data dirs never share or wipe each other's code).
+fn default_code_dir(data_dir: &Path) -> PathBuf {
+    use sha2::Digest as _;
+    let digest = hex::encode(sha2::Sha256::digest(
+        data_dir.as_os_str().as_encoded_bytes(),
+    ));
+    let name = &digest[..16];
+    let euid = rustix::process::geteuid();
+    if euid.is_root() {
+        PathBuf::from("/var/lib/trellis-code").join(name)
+    } else {
+        std::env::temp_dir()
+            .join(format!("trellis-code-{}", euid.as_raw()))
+            .join(name)
     }
 }

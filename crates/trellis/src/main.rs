@@ -35,6 +35,8 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // Everything Trellis writes (credentials, CA key, database, logs) is private to its user.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     trellis_telemetry::init_tracing();
     let result = match cli.command {
         Command::Serve(args) => serve::run(*args),

@@ -242,12 +242,15 @@ fn quotas(flags: &[String]) -> anyhow::Result<trellis_api::Quotas> {
     Ok(quotas)
 }
 
-/// Creates the data dir if needed and proves it is writable, returning its absolute path.
+/// Creates the data dir if needed (0700) and proves it is writable, returning its absolute path.
+/// An existing data dir is made 0700 and its files lose every group and other permission: it
+/// holds the credentials, the CA key and the database (function environments included).
 pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot use data dir {}", dir.display()))?;
     let abs = std::fs::canonicalize(dir)
         .with_context(|| format!("cannot use data dir {}", dir.display()))?;
+    restrict_tree(&abs).with_context(|| format!("cannot restrict data dir {}", abs.display()))?;
     let probe = abs.join(".write-test");
     std::fs::write(&probe, b"ok")
         .with_context(|| format!("cannot use data dir {}: not writable", abs.display()))?;
@@ -255,9 +258,50 @@ pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(abs)
 }
 
+/// Removes group and other permissions from `dir` and everything below it (symlinks are not
+/// followed).
+fn restrict_tree(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::symlink_metadata(dir)?;
+    if meta.file_type().is_symlink() {
+        return Ok(());
+    }
+    let mode = meta.permissions().mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o7700))?;
+    }
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            // A file of another user (a log a supervisor opened) cannot be changed by this one;
+            // the 0700 data dir keeps others out of it anyway.
+            if let Err(e) = restrict_tree(&path) {
+                tracing::warn!(path = %path.display(), error = %e, "cannot remove group and other permissions");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Hardening the server process before it reads any secret: it is not dumpable, so that
+/// processes of its own user cannot read its memory or `/proc/<pid>/environ` (and no core dump
+/// holds its secrets). (`main` has set umask 077 already: every file and dir it creates is
+/// private to its user.)
+fn harden_process() -> anyhow::Result<()> {
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .context("cannot make the server non-dumpable")?;
+    Ok(())
+}
+
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    // In the re-executed image: the secrets the previous one moved out of the environment.
+    crate::credentials::receive_hand_off()?;
     check_args(&args)?;
+    harden_process()?;
     let data_dir = prepare_data_dir(&args.data_dir)?;
+    // Secrets given in the environment are moved out of it (re-executing this binary without
+    // them), so that /proc/<pid>/environ does not hold them.
+    crate::credentials::hand_off_from_environment(&data_dir)?;
     let credentials = crate::credentials::load_or_create(&data_dir)?;
     if args.idle_timeout < LATTICE_MIN_IDLE_TIMEOUT_SECS {
         tracing::warn!(
@@ -487,6 +531,21 @@ mod tests {
                 &["--api-body-budget-mib", "0"],
                 Some("--api-body-budget-mib"),
             ),
+            (&["--function-isolation", "none"], None),
+            (&["--function-isolation", "sandbox"], None),
+            (
+                &["--function-isolation", "off"],
+                Some("--function-isolation"),
+            ),
+            (&["--function-pids-max", "4"], Some("--function-pids-max")),
+            (&["--function-pids-max", "64"], None),
+            (&["--function-uid-base", "0"], Some("--function-uid-base")),
+            (
+                &["--function-uid-base", "4294930000"],
+                Some("--function-uid-base"),
+            ),
+            (&["--function-uid-base", "100000"], None),
+            (&["--function-code-dir", "/var/lib/x"], None),
         ];
         for (flags, error) in cases {
             match (check(flags), error) {

@@ -27,6 +27,9 @@ pub enum LambdaError {
     RequestEntityTooLarge(String),
     TooManyRequests,
     Service(String),
+    /// The function's runtime cannot run here (`InvalidRuntimeException`, 502): this host
+    /// cannot isolate runtime processes.
+    InvalidRuntime(String),
     /// An error from the remote Lambda endpoint, passed on unchanged.
     Remote {
         status: u16,
@@ -50,6 +53,7 @@ impl LambdaError {
             LambdaError::RequestEntityTooLarge(_) => "RequestEntityTooLargeException",
             LambdaError::TooManyRequests => "TooManyRequestsException",
             LambdaError::Service(_) => "ServiceException",
+            LambdaError::InvalidRuntime(_) => "InvalidRuntimeException",
             LambdaError::Remote { error_type, .. } => error_type,
         }
     }
@@ -67,6 +71,7 @@ impl LambdaError {
             }
             LambdaError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             LambdaError::Service(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            LambdaError::InvalidRuntime(_) => StatusCode::BAD_GATEWAY,
             LambdaError::Remote { status, .. } => {
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY)
             }
@@ -83,7 +88,8 @@ impl LambdaError {
             | LambdaError::PreconditionFailed(m)
             | LambdaError::RequestTooLarge(m)
             | LambdaError::RequestEntityTooLarge(m)
-            | LambdaError::Service(m) => m,
+            | LambdaError::Service(m)
+            | LambdaError::InvalidRuntime(m) => m,
             LambdaError::TooManyRequests => "Rate Exceeded.",
             LambdaError::Remote { .. } => "",
         }
@@ -190,6 +196,7 @@ impl From<InvokeError> for LambdaError {
                 body,
             },
             InvokeError::Unavailable(m) | InvokeError::Internal(m) => LambdaError::Service(m),
+            InvokeError::IsolationUnavailable(m) => LambdaError::InvalidRuntime(m),
         }
     }
 }

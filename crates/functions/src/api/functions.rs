@@ -63,9 +63,11 @@ fn version_configuration(host: &FunctionHost, doc: &VersionDoc) -> Value {
 fn code_error(e: CodeError) -> LambdaError {
     match e {
         CodeError::TooLarge => LambdaError::RequestEntityTooLarge(e.to_string()),
-        CodeError::UnzippedTooLarge | CodeError::NotAZip => {
-            LambdaError::InvalidParameter(e.to_string())
-        }
+        CodeError::UnzippedTooLarge
+        | CodeError::NotAZip
+        | CodeError::UnsafePath(_)
+        | CodeError::Corrupt(_)
+        | CodeError::TooManyEntries => LambdaError::InvalidParameter(e.to_string()),
     }
 }
 

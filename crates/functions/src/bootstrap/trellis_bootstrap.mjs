@@ -3,7 +3,7 @@
 // Runtime API, calls the handler with (event, context) — async or callback style — and posts the
 // result, or the error as {errorType, errorMessage, trace} the way Lambda's Node.js runtimes do.
 //
-// Embedded in the trellis binary and written to DATA_DIR/functions/_runtime/ at start. Node's
+// Embedded in the trellis binary and written to CODE_DIR/_runtime/ (seen as /var/runtime in a sandbox) at start. Node's
 // standard library only.
 
 import http from "node:http";

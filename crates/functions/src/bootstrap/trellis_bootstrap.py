@@ -2,7 +2,7 @@
 LAMBDA_TASK_ROOT, then fetches events from the Lambda Runtime API, calls the handler with
 (event, context) and posts the result, or the error as {errorMessage, errorType, stackTrace}.
 
-Embedded in the trellis binary and written to DATA_DIR/functions/_runtime/ at start. Standard
+Embedded in the trellis binary and written to CODE_DIR/_runtime/ (seen as /var/runtime in a sandbox) at start. Standard
 library only, so it runs on any python3 the machine has.
 """
 
