@@ -732,7 +732,10 @@ mod tests {
                 vec![],
             ),
             // ...so on its own it leaves the match without any condition.
-            (json!({"httpMatch": {"method": ""}}), vec!["match.httpMatch"]),
+            (
+                json!({"httpMatch": {"method": ""}}),
+                vec!["match.httpMatch"],
+            ),
             (
                 json!({"httpMatch": {"method": "GE T"}}),
                 vec!["match.httpMatch.method"],
