@@ -47,7 +47,12 @@ impl trellis_sigv4::SecretLookup for RootLookup<'_> {
 pub async fn sigv4_gate(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
     let lambda = is_lambda_path(parts.uri.path());
-    let limit = if lambda { MAX_LAMBDA_BODY } else { MAX_BODY };
+    // Only the function operations (`/2015-03-31/…`) carry deployment packages.
+    let limit = if parts.uri.path().starts_with("/2015-03-31/") {
+        MAX_LAMBDA_BODY
+    } else {
+        MAX_BODY
+    };
     let bytes = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
         Err(_) if lambda => {
