@@ -120,7 +120,9 @@ def test_configuration_per_type(lattice):
 
     tcp = ip_group(lattice, protocol="TCP", port=5432)
     assert "protocolVersion" not in tcp["config"]
-    assert tcp["config"]["healthCheck"]["enabled"] is False and tcp["config"]["healthCheck"]["protocol"] == "TCP"
+    # ...but HTTP, the documented default, for a TCP group: TCP is no health-check protocol, and a
+    # reported value must be accepted back (the Terraform provider sends it with every change).
+    assert tcp["config"]["healthCheck"]["enabled"] is False and tcp["config"]["healthCheck"]["protocol"] == "HTTP"
     # Enabling checks on a TCP group needs an HTTP(S) check protocol.
     with pytest.raises(ClientError) as e:
         lattice.update_target_group(targetGroupIdentifier=tcp["id"], healthCheck={"enabled": True})

@@ -1,6 +1,7 @@
 //! The SigV4 gate: every API call must be signed with the root credentials, for service `lambda`
-//! on the Lambda API's paths (`/2015-03-31/…`) and `vpc-lattice` everywhere else; a request
-//! signed for the other service is `InvalidSignatureException`.
+//! on the Lambda API's paths (`/2015-03-31/…`, `/2017-03-31/tags/…`, …: [`is_lambda_path`]) and
+//! `vpc-lattice` everywhere else; a request signed for the other service is
+//! `InvalidSignatureException`.
 //!
 //! Nothing unauthenticated is buffered. The gate first checks everything the head decides
 //! ([`trellis_sigv4::precheck`]: the signature parses, the access key is known, the time is within
@@ -30,9 +31,6 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::AppState;
 use crate::error::ApiError;
-
-/// The Lambda API's paths.
-const LAMBDA_PREFIX: &str = "/2015-03-31/";
 
 /// Every request body not matched by [`BODY_CAPS`] (the largest modelled Lattice member, an auth
 /// policy, is 36,864 characters; Lambda's configuration calls are smaller still).
@@ -120,7 +118,7 @@ struct Route {
 
 impl Route {
     fn of(method: &Method, path: &str) -> Route {
-        let api = if path.starts_with(LAMBDA_PREFIX) {
+        let api = if is_lambda_path(path) {
             Api::Lambda
         } else {
             Api::Lattice
@@ -134,6 +132,22 @@ impl Route {
             rule,
         }
     }
+}
+
+/// Whether `path` is on the Lambda API: its operations' URIs start with the API version that
+/// introduced them (`/2015-03-31/functions`, `/2017-03-31/tags/…`, `/2020-06-30/…`), a date;
+/// no VPC Lattice path does.
+fn is_lambda_path(path: &str) -> bool {
+    let Some(first) = path.strip_prefix('/').and_then(|p| p.split('/').next()) else {
+        return false;
+    };
+    let b = first.as_bytes();
+    b.len() == 10
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            _ => c.is_ascii_digit(),
+        })
+        && path.len() > 11
 }
 
 fn matches(pattern: &[Seg], path: &str) -> bool {
@@ -738,5 +752,28 @@ mod tests {
         fifth.write_all(&body).await.unwrap();
         let (status, _, _) = response(&mut fifth).await;
         assert_eq!(status, 200);
+    }
+}
+
+#[cfg(test)]
+mod lambda_path_tests {
+    #[test]
+    fn lambda_paths_are_the_date_prefixed_ones() {
+        for (path, lambda) in [
+            ("/2015-03-31/functions", true),
+            (
+                "/2017-03-31/tags/arn%3Aaws%3Alambda%3Aus-west-2%3A111122223333%3Afunction%3Af",
+                true,
+            ),
+            ("/2020-06-30/functions/f/code-signing-config", true),
+            ("/2015-03-31", false),
+            ("/services", false),
+            ("/tags/arn%3Aaws%3Avpc-lattice", false),
+            ("/servicenetworks/sn-0123456789abcdef0", false),
+            ("/2015-3-31/functions", false),
+            ("/", false),
+        ] {
+            assert_eq!(super::is_lambda_path(path), lambda, "{path}");
+        }
     }
 }

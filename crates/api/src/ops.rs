@@ -217,6 +217,14 @@ const OPERATIONS: &[(&str, &str, &str)] = &[
     ("PUT", "/2015-03-31/functions/*/aliases/*", "UpdateAlias"),
     ("DELETE", "/2015-03-31/functions/*/aliases/*", "DeleteAlias"),
     ("POST", "/2015-03-31/functions/*/invocations", "Invoke"),
+    ("GET", "/2017-03-31/tags/*", "ListTags"),
+    ("POST", "/2017-03-31/tags/*", "TagResource"),
+    ("DELETE", "/2017-03-31/tags/*", "UntagResource"),
+    (
+        "GET",
+        "/2020-06-30/functions/*/code-signing-config",
+        "GetFunctionCodeSigningConfig",
+    ),
 ];
 
 /// The operation name, `Admin` for Trellis's own endpoints, or `Unknown`.
@@ -271,6 +279,16 @@ mod tests {
                 Method::DELETE,
                 "/2015-03-31/functions/f/aliases/a",
                 "DeleteAlias",
+            ),
+            (
+                Method::DELETE,
+                "/2017-03-31/tags/arn%3Aaws%3Alambda",
+                "UntagResource",
+            ),
+            (
+                Method::GET,
+                "/2020-06-30/functions/f/code-signing-config",
+                "GetFunctionCodeSigningConfig",
             ),
         ];
         for (m, p, want) in cases {

@@ -13,6 +13,7 @@ pub mod aliases;
 pub mod error;
 pub mod functions;
 pub mod invoke;
+pub mod tags;
 pub mod wire;
 
 use std::sync::{Arc, LazyLock};
@@ -40,7 +41,7 @@ const CODE_LINK_SECONDS: u64 = 600;
 /// The Lambda operations, with their own state; serve them behind the SigV4 gate.
 pub fn routes(host: Arc<FunctionHost>) -> Router {
     let f = "/2015-03-31/functions/{function_name}";
-    Router::new()
+    let mut router = Router::new()
         .route(
             "/2015-03-31/functions",
             post(functions::create_function).get(functions::list_functions),
@@ -74,10 +75,50 @@ pub fn routes(host: Arc<FunctionHost>) -> Router {
                 .delete(aliases::delete_alias),
         )
         .route(&format!("{f}/invocations"), post(invoke::invoke))
-        .route("/2015-03-31/{*rest}", axum::routing::any(unknown_operation))
+        .route(
+            "/2017-03-31/tags/{resource}",
+            get(tags::list_tags)
+                .post(tags::tag_resource)
+                .delete(tags::untag_resource),
+        )
+        .route(
+            "/2020-06-30/functions/{function_name}/code-signing-config",
+            get(tags::get_function_code_signing_config),
+        );
+    // Every other Lambda operation is answered as one Trellis does not implement, in Lambda's
+    // error shape (rather than as an unknown VPC Lattice operation).
+    for prefix in API_VERSION_PREFIXES {
+        router = router.route(
+            &format!("/{prefix}/{{*rest}}"),
+            axum::routing::any(unknown_operation),
+        );
+    }
+    router
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .with_state(host)
 }
+
+/// The first path segments of the Lambda API (`lambda/2015-03-31`): each operation's URI starts
+/// with the API version that introduced it (`/2015-03-31/functions`, `/2017-03-31/tags/…`,
+/// `/2020-06-30/functions/…/code-signing-config`). Lattice paths never start with a date.
+pub const API_VERSION_PREFIXES: &[&str] = &[
+    "2014-11-13",
+    "2015-03-31",
+    "2016-08-19",
+    "2017-03-31",
+    "2017-10-31",
+    "2018-10-31",
+    "2019-09-25",
+    "2019-09-30",
+    "2020-04-22",
+    "2020-06-30",
+    "2021-07-20",
+    "2021-10-31",
+    "2021-11-15",
+    "2024-08-31",
+    "2025-11-30",
+    "2025-12-01",
+];
 
 /// Unsigned routes: the `Code.Location` download.
 pub fn public_routes(host: Arc<FunctionHost>) -> Router {

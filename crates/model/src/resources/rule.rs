@@ -419,14 +419,18 @@ impl RuleMatchInput {
 impl HttpMatchInput {
     fn check(&self, c: &mut Checks, path: &str) -> Option<HttpMatch> {
         let mut ok = true;
-        if self.method.is_none() && self.path_match.is_none() && self.header_matches.is_none() {
+        // The model allows 0–16 characters, and an empty method is how clients say "any method":
+        // the Terraform provider always sends `"method": ""` for a rule without one. It is the
+        // same as no method condition, and is stored (and answered) as absent.
+        let method = self.method.as_deref().filter(|m| !m.is_empty());
+        if method.is_none() && self.path_match.is_none() && self.header_matches.is_none() {
             c.fail(path, format!("Value at '{path}' must specify at least one condition: method, pathMatch or headerMatches"));
             return None;
         }
-        if let Some(m) = &self.method {
+        if let Some(m) = method {
             let field = format!("{path}.method");
-            // The model allows 0–16 characters; an empty or non-token method could never match a
-            // request, so Trellis rejects it instead of storing a dead rule.
+            // A non-token method could never match a request, so Trellis rejects it instead of
+            // storing a dead rule.
             ok &= c.length(&field, m, 0, 16)
                 && c.pattern(
                     &field,
@@ -458,7 +462,7 @@ impl HttpMatchInput {
             }
         }
         ok.then(|| HttpMatch {
-            method: self.method.clone(),
+            method: method.map(str::to_string),
             path_match,
             header_matches,
         })
@@ -722,9 +726,15 @@ mod tests {
                 json!({"httpMatch": {"method": "GETTINGTOOLONGXXX"}}),
                 vec!["match.httpMatch.method"],
             ),
+            // An empty method is no method condition (what the Terraform provider sends)...
+            (
+                json!({"httpMatch": {"method": "", "pathMatch": {"match": {"prefix": "/api"}}}}),
+                vec![],
+            ),
+            // ...so on its own it leaves the match without any condition.
             (
                 json!({"httpMatch": {"method": ""}}),
-                vec!["match.httpMatch.method"],
+                vec!["match.httpMatch"],
             ),
             (
                 json!({"httpMatch": {"method": "GE T"}}),
@@ -811,7 +821,7 @@ mod tests {
                 vec!["match.httpMatch.headerMatches[0].match.contains"],
             ),
             (
-                json!({"httpMatch": {"method": "", "pathMatch": {"match": {}}, "headerMatches": [{"name": "ok", "match": {"exact": "v"}}, {}]}}),
+                json!({"httpMatch": {"method": "GE T", "pathMatch": {"match": {}}, "headerMatches": [{"name": "ok", "match": {"exact": "v"}}, {}]}}),
                 vec![
                     "match.httpMatch.method",
                     "match.httpMatch.pathMatch.match",
@@ -825,6 +835,18 @@ mod tests {
             assert_eq!(got, want, "{v}");
             assert_eq!(out.is_some(), want.is_empty(), "{v}");
         }
+    }
+
+    /// The Terraform provider sends `"method": ""` for a rule without a method: it is stored as
+    /// no method condition, so reads answer without `method` (and match every method).
+    #[test]
+    fn empty_method_is_no_method_condition() {
+        let (out, errors) = check_match(
+            json!({"httpMatch": {"method": "", "pathMatch": {"match": {"prefix": "/fn"}}, "headerMatches": null}}),
+        );
+        assert_eq!(errors, Vec::<String>::new());
+        let RuleMatch::HttpMatch(m) = out.unwrap();
+        assert_eq!(m.method, None);
     }
 
     #[test]

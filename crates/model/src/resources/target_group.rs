@@ -190,6 +190,9 @@ pub struct HealthCheck {
     pub matcher: String,
 }
 
+/// Why a health check cannot use (or default to) TCP.
+const TCP_CHECK_MESSAGE: &str = "Health checks of a TCP target group use HTTP or HTTPS: set healthCheck.protocol (and protocolVersion) when enabling them";
+
 pub const DEFAULT_HEALTH_CHECK_PATH: &str = "/";
 pub const DEFAULT_INTERVAL_SECONDS: u16 = 30;
 pub const DEFAULT_TIMEOUT_SECONDS: u16 = 5;
@@ -199,7 +202,10 @@ pub const DEFAULT_MATCHER: &str = "200";
 
 impl HealthCheck {
     /// The defaults for a target group speaking `protocol` with `version` (`None` for TCP):
-    /// enabled only for HTTP/1 groups, and checking with the group's own protocol.
+    /// enabled only for HTTP/1 groups, and checking with the group's own protocol, or with HTTP
+    /// (the documented default) for a TCP group. TCP is no health-check protocol: reporting it
+    /// would hand clients a value they cannot send back with `enabled: true` (the Terraform
+    /// provider sends the reported protocol with every health-check change).
     pub fn defaults(
         protocol: TargetGroupProtocol,
         version: Option<ProtocolVersion>,
@@ -207,7 +213,10 @@ impl HealthCheck {
         HealthCheck {
             enabled: protocol != TargetGroupProtocol::Tcp
                 && version.unwrap_or(ProtocolVersion::Http1) == ProtocolVersion::Http1,
-            protocol,
+            protocol: match protocol {
+                TargetGroupProtocol::Tcp => TargetGroupProtocol::Http,
+                p => p,
+            },
             protocol_version: HealthCheckProtocolVersion::Http1,
             port: None,
             path: DEFAULT_HEALTH_CHECK_PATH.to_string(),
@@ -338,6 +347,10 @@ impl HealthCheckInput {
     ) -> HealthCheck {
         let f = |m: &str| format!("{path}.{m}");
         let mut hc = base.clone();
+        // Groups stored before TCP stopped being a default kept it; checks run over HTTP(S).
+        if hc.protocol == TargetGroupProtocol::Tcp {
+            hc.protocol = TargetGroupProtocol::Http;
+        }
         if let Some(e) = self.enabled {
             hc.enabled = e;
         }
@@ -428,13 +441,21 @@ impl HealthCheckInput {
                 }
             }
         }
-        // Health checks are HTTP(S) requests: a TCP group that enables them must say which
-        // protocol to check with (its own protocol is the default and cannot be checked).
-        if protocol_ok && hc.enabled && hc.protocol == TargetGroupProtocol::Tcp {
+        // Health checks are HTTP(S) requests: TCP cannot be checked, and a request that turns
+        // checks on for a TCP group must say how to check it (reference §5.3) rather than rely on
+        // the HTTP default.
+        let enables_tcp_group = tg_protocol == TargetGroupProtocol::Tcp
+            && !base.enabled
+            && self.enabled == Some(true)
+            && self.protocol.is_none();
+        if protocol_ok
+            && hc.enabled
+            && (hc.protocol == TargetGroupProtocol::Tcp || enables_tcp_group)
+        {
             c.fail(
                 f("protocol"),
                 if tg_protocol == TargetGroupProtocol::Tcp {
-                    "Health checks of a TCP target group use HTTP or HTTPS: set healthCheck.protocol (and protocolVersion) when enabling them"
+                    TCP_CHECK_MESSAGE
                 } else {
                     "Health checks use HTTP or HTTPS"
                 },
@@ -884,7 +905,7 @@ mod tests {
         );
         let hc = tcp.health_check.unwrap();
         assert!(!hc.enabled);
-        assert_eq!(hc.protocol, TargetGroupProtocol::Tcp);
+        assert_eq!(hc.protocol, TargetGroupProtocol::Http);
         assert_eq!(tcp.protocol_version, None);
         let alb = check_config(
             &mut c,
@@ -1020,6 +1041,70 @@ mod tests {
         let hc = enable.apply(&mut c, "healthCheck", &tcp, TargetGroupProtocol::Tcp);
         assert!(c.is_empty());
         assert!(hc.enabled && hc.protocol == TargetGroupProtocol::Http);
+    }
+
+    /// A TCP group reports its health-check protocol as HTTP, and what it reports is accepted
+    /// back with checks enabled: the Terraform provider sends the reported protocol with every
+    /// health-check change (it reported TCP and then refused it, so every apply failed).
+    #[test]
+    fn tcp_group_health_check_round_trips() {
+        use serde_json::json;
+        let cfg = config;
+        let mut c = Checks::new();
+        let created = check_config(
+            &mut c,
+            TargetGroupType::Ip,
+            Some(&cfg(
+                json!({"protocol": "TCP", "port": 5432, "vpcIdentifier": "vpc-01234567",
+                        "healthCheck": {"enabled": false, "path": "/", "protocolVersion": "HTTP1"}}),
+            )),
+        );
+        assert!(c.is_empty());
+        let stored = created.health_check.unwrap();
+        assert_eq!(
+            (stored.enabled, stored.protocol),
+            (false, TargetGroupProtocol::Http)
+        );
+        // The update the provider sends: every member, with the reported protocol.
+        let update: HealthCheckInput = serde_json::from_value(json!({
+            "enabled": true, "protocol": stored.protocol.as_str(), "protocolVersion": "HTTP1",
+            "path": "/ready", "healthCheckIntervalSeconds": 30, "healthCheckTimeoutSeconds": 5,
+            "healthyThresholdCount": 5, "unhealthyThresholdCount": 2, "matcher": {"httpCode": "200"}
+        }))
+        .unwrap();
+        let hc = update.apply(&mut c, "healthCheck", &stored, TargetGroupProtocol::Tcp);
+        assert!(c.is_empty());
+        assert!(hc.enabled && hc.protocol == TargetGroupProtocol::Http && hc.path == "/ready");
+        // A group stored with the old TCP default is checked over HTTP once enabled.
+        let legacy = HealthCheck {
+            protocol: TargetGroupProtocol::Tcp,
+            ..stored.clone()
+        };
+        let mut c = Checks::new();
+        let hc = update.apply(&mut c, "healthCheck", &legacy, TargetGroupProtocol::Tcp);
+        assert!(c.is_empty());
+        assert_eq!(hc.protocol, TargetGroupProtocol::Http);
+        // Still refused: TCP as the check protocol, and turning checks on for a TCP group
+        // without saying how to check it (on create and on update).
+        let enable: HealthCheckInput = serde_json::from_value(json!({"enabled": true})).unwrap();
+        let mut c = Checks::new();
+        enable.apply(&mut c, "healthCheck", &stored, TargetGroupProtocol::Tcp);
+        assert_eq!(field_names(c), vec!["healthCheck.protocol"]);
+        let tcp: HealthCheckInput =
+            serde_json::from_value(json!({"enabled": true, "protocol": "TCP"})).unwrap();
+        let mut c = Checks::new();
+        tcp.apply(&mut c, "healthCheck", &stored, TargetGroupProtocol::Tcp);
+        assert_eq!(field_names(c), vec!["healthCheck.protocol"]);
+        let mut c = Checks::new();
+        check_config(
+            &mut c,
+            TargetGroupType::Ip,
+            Some(&cfg(
+                json!({"protocol": "TCP", "port": 5432, "vpcIdentifier": "vpc-01234567",
+                        "healthCheck": {"enabled": true}}),
+            )),
+        );
+        assert_eq!(field_names(c), vec!["config.healthCheck.protocol"]);
     }
 
     fn group(ty: TargetGroupType, ip: Option<IpAddressType>, port: Option<u16>) -> TargetGroup {
