@@ -1,0 +1,76 @@
+//! The embedded DNS server's request handling over arbitrary bytes: `trellis_dns::answer_bytes`
+//! is exactly what the server answers a message it received (hickory-server's decoding, the
+//! handler's policy, the response encoding), from a fixed zone with A, AAAA and empty names, a
+//! nested zone and a custom domain name.
+//!
+//! Invariants beyond "no panic":
+//! * every message hickory decodes as a query gets a response (none is silently dropped);
+//! * the response decodes, is a response, carries the query's ID and op code and echoes its
+//!   questions;
+//! * an authoritative answer's records all belong to the name asked for.
+#![no_main]
+
+use std::sync::LazyLock;
+
+use hickory_server::proto::op::{Message, MessageType};
+use libfuzzer_sys::fuzz_target;
+use trellis_dns::{Zone, answer_bytes};
+
+static ZONE: LazyLock<Zone> = LazyLock::new(|| {
+    Zone::new(
+        [
+            "vpc-lattice-svcs.us-west-2.on.aws".to_string(),
+            "inner.vpc-lattice-svcs.us-west-2.on.aws".to_string(),
+        ],
+        [
+            (
+                "billing-0123456789abcdef0.7d67968.vpc-lattice-svcs.us-west-2.on.aws".to_string(),
+                vec!["127.0.0.1".parse().unwrap(), "::1".parse().unwrap()],
+            ),
+            (
+                "empty-0123456789abcdef0.7d67968.vpc-lattice-svcs.us-west-2.on.aws".to_string(),
+                vec![],
+            ),
+            (
+                "a.inner.vpc-lattice-svcs.us-west-2.on.aws".to_string(),
+                vec!["10.0.0.1".parse().unwrap()],
+            ),
+            (
+                "Api.Example.COM.".to_string(),
+                vec!["192.0.2.7".parse().unwrap()],
+            ),
+        ],
+    )
+});
+
+fuzz_target!(|data: &[u8]| {
+    let response = answer_bytes(&ZONE, data);
+    let query = Message::from_vec(data).ok();
+    let Some(response) = response else {
+        if let Some(query) = query {
+            assert_ne!(
+                query.metadata.message_type,
+                MessageType::Query,
+                "a decodable query got no response"
+            );
+        }
+        return;
+    };
+    let response = Message::from_vec(&response).expect("the response decodes");
+    assert_eq!(response.metadata.message_type, MessageType::Response);
+    assert_eq!(&data[..2], &response.metadata.id.to_be_bytes());
+    if let Some(query) = query {
+        assert_eq!(response.metadata.op_code, query.metadata.op_code);
+        assert_eq!(response.queries, query.queries);
+        if response.metadata.authoritative
+            && let [question] = query.queries.as_slice()
+        {
+            for record in &response.answers {
+                assert!(
+                    record.name.eq_case(question.name()) || record.name == *question.name(),
+                    "{record:?} answers {question:?}"
+                );
+            }
+        }
+    }
+});
