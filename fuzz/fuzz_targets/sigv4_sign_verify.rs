@@ -99,6 +99,9 @@ fn url(input: &Input) -> String {
         path.push('?');
         let pairs: Vec<String> = query
             .iter()
+            // `X-Amz-*` parameters are the presigned form's; an application's own would be
+            // refused next to an Authorization header (AWS's "only one auth mechanism").
+            .filter(|(k, _)| !k.to_ascii_lowercase().starts_with("x-amz-"))
             .map(|(k, v)| {
                 let k = encode(k, b"!$'()*,;:@/?+");
                 match v {
