@@ -15,8 +15,12 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use hickory_server::Server;
 use hickory_server::net::runtime::Time;
-use hickory_server::proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode};
+use hickory_server::net::xfer::Protocol;
+use hickory_server::proto::op::{
+    Edns, Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode,
+};
 use hickory_server::proto::rr::{DNSClass, Record, RecordType};
+use hickory_server::proto::serialize::binary::BinEncoder;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
 use tokio::net::{TcpListener, UdpSocket};
@@ -250,6 +254,54 @@ fn answer<'z>(zone: &'z Zone, request: &Request) -> Answer<'z> {
     }
 }
 
+/// The response's metadata and EDNS for `request` answered with `answer`; the server and
+/// [`answer_bytes`] both build their responses from it, so the two cannot drift apart.
+fn response_header(request: &Request, answer: &Answer<'_>) -> (Metadata, Option<Edns>) {
+    // A query with EDNS must get EDNS back (RFC 6891 §6.1.1); it also carries the upper
+    // bits of extended response codes such as BADVERS. The payload size is the client's,
+    // never below the 512 octets every client accepts.
+    let edns = request.edns.as_ref().map(|requested| {
+        let mut edns = Edns::new();
+        edns.set_version(EDNS_VERSION);
+        edns.set_max_payload(requested.max_payload().max(512));
+        edns.set_rcode_high(answer.code.high());
+        edns
+    });
+    let mut metadata = Metadata::response_from_request(&request.metadata);
+    metadata.authoritative = answer.authoritative;
+    metadata.response_code = answer.code;
+    (metadata, edns)
+}
+
+/// Answers one DNS message given as raw bytes with the response the server sends for it over
+/// TCP (never truncated), as bytes: a pure entry point from the wire to the answer, for fuzzing
+/// and tests.
+///
+/// `None` where this module's handler is never reached: a message hickory-server cannot decode
+/// (it answers FORMERR itself when the header is readable, nothing when it is not), a response
+/// message (dropped against reflection), or a response that cannot be encoded.
+pub fn answer_bytes(zone: &Zone, query: &[u8]) -> Option<Vec<u8>> {
+    let src = SocketAddr::from(([0, 0, 0, 0], 0));
+    let request = Request::from_bytes(query.to_vec(), src, Protocol::Tcp).ok()?;
+    if request.metadata.message_type == MessageType::Response {
+        return None;
+    }
+    let answer = answer(zone, &request);
+    let (metadata, edns) = response_header(&request, &answer);
+    let response = MessageResponseBuilder::new(&request.queries, edns.as_ref()).build(
+        metadata,
+        answer.answers.iter(),
+        iter::empty(),
+        answer.soa,
+        iter::empty(),
+    );
+    let mut bytes = Vec::with_capacity(512);
+    response
+        .destructive_emit(&mut BinEncoder::new(&mut bytes))
+        .ok()?;
+    Some(bytes)
+}
+
 #[async_trait::async_trait]
 impl RequestHandler for Handler {
     async fn handle_request<R: ResponseHandler, T: Time>(
@@ -261,21 +313,7 @@ impl RequestHandler for Handler {
         let zone = self.zone.current();
         let answer = answer(&zone, request);
 
-        // A query with EDNS must get EDNS back (RFC 6891 §6.1.1); it also carries the upper
-        // bits of extended response codes such as BADVERS. The payload size is the client's,
-        // never below the 512 octets every client accepts.
-        let edns = request.edns.as_ref().map(|requested| {
-            let mut edns = Edns::new();
-            edns.set_version(EDNS_VERSION);
-            edns.set_max_payload(requested.max_payload().max(512));
-            edns.set_rcode_high(answer.code.high());
-            edns
-        });
-
-        let mut metadata = Metadata::response_from_request(&request.metadata);
-        metadata.authoritative = answer.authoritative;
-        metadata.response_code = answer.code;
-
+        let (metadata, edns) = response_header(request, &answer);
         let response = MessageResponseBuilder::new(&request.queries, edns.as_ref()).build(
             metadata,
             answer.answers.iter(),
@@ -289,6 +327,7 @@ impl RequestHandler for Handler {
                 // The client went away or the socket failed; hickory-server's reporter has
                 // already logged the failure, and there is no one left to answer.
                 tracing::debug!(%error, "DNS: failed to send a response");
+                let mut metadata = metadata;
                 metadata.response_code = ResponseCode::ServFail;
                 ResponseInfo::from(Header {
                     metadata,

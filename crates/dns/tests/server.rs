@@ -746,6 +746,63 @@ async fn tcp_uses_length_prefixed_messages() {
     server.shut_down().await.unwrap();
 }
 
+/// `answer_bytes` (the pure entry point the fuzz target drives) must answer exactly what the
+/// server sends over TCP, byte for byte, and nothing where the server's handler is not reached.
+#[tokio::test]
+async fn answer_bytes_is_what_the_server_sends() {
+    let server = Running::start(sample_zone()).await;
+    let zone = sample_zone();
+    let mut edns_v1 = query_message(6, SVC, RecordType::A);
+    let mut edns = Edns::new();
+    edns.set_version(1);
+    edns_v1.edns = Some(edns);
+    let mut notify = query_message(7, ZONE, RecordType::SOA);
+    notify.metadata.op_code = OpCode::Notify;
+    let mut two = query_message(8, SVC, RecordType::A);
+    two.add_query(Query::query(
+        Name::from_ascii(ZONE).unwrap(),
+        RecordType::SOA,
+    ));
+    let queries = [
+        query_message(1, SVC, RecordType::A),
+        query_message(2, SVC, RecordType::AAAA),
+        query_message(3, "nope.vpc-lattice-svcs.us-west-2.on.aws", RecordType::A),
+        query_message(4, ZONE, RecordType::AXFR),
+        query_message(5, CUSTOM, RecordType::MX),
+        edns_v1,
+        notify,
+        two,
+    ];
+    for query in &queries {
+        let bytes = query.to_vec().unwrap();
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        write_framed(&mut stream, std::slice::from_ref(&bytes)).await;
+        let read = async {
+            let mut sent = vec![0; usize::from(stream.read_u16().await.unwrap())];
+            stream.read_exact(&mut sent).await.unwrap();
+            sent
+        };
+        let sent = timeout(REPLY_TIMEOUT, read).await.expect("a framed reply");
+        let answered = trellis_dns::answer_bytes(&zone, &bytes).expect("an answer");
+        assert_eq!(
+            Message::from_vec(&answered).unwrap(),
+            Message::from_vec(&sent).unwrap(),
+            "{query:?}"
+        );
+        assert_eq!(answered, sent, "{query:?}");
+    }
+
+    // Not a query the handler sees: too short, undecodable after the header, a response.
+    let mut response = query_message(9, SVC, RecordType::A);
+    response.metadata.message_type = MessageType::Response;
+    let mut truncated = query_message(10, SVC, RecordType::A).to_vec().unwrap();
+    truncated.truncate(20);
+    for bytes in [vec![1, 2, 3], truncated, response.to_vec().unwrap()] {
+        assert_eq!(trellis_dns::answer_bytes(&zone, &bytes), None, "{bytes:?}");
+    }
+    server.shut_down().await.unwrap();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Binding and shutdown
 

@@ -294,7 +294,9 @@ fn bad_date(raw: &str) -> SigV4Error {
 /// Parses `YYYYMMDD'T'HHMMSS'Z'`, the only timestamp form SigV4 allows in `X-Amz-Date`.
 pub(crate) fn parse_amz_date(raw: &str) -> Option<OffsetDateTime> {
     let b = raw.as_bytes();
-    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+    // ASCII first: the fields below are sliced by byte offset, and an offset inside a multi-byte
+    // character would panic (found by fuzzing: `20150Č0T123600Z` is 16 bytes).
+    if b.len() != 16 || !raw.is_ascii() || b[8] != b'T' || b[15] != b'Z' {
         return None;
     }
     let num = |range: std::ops::Range<usize>| -> Option<u32> {
@@ -355,6 +357,9 @@ mod tests {
             "20150830T253600Z",
             "2015083+T123600Z",
             "",
+            // 16 bytes with a multi-byte character across a field boundary.
+            "20150\u{10c}0T123600Z",
+            "2015\u{10c}830T123600Z",
         ] {
             assert!(parse_amz_date(bad).is_none(), "{bad}");
         }
