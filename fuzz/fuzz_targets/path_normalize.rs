@@ -1,7 +1,6 @@
 //! Request-path normalisation (`trellis_router::path::normalize`): arbitrary text in, a
 //! normalised path or a typed error out.
 //!
-//! Built only with the fuzz crate's `path` feature: the function lands from another branch.
 //! Invariants beyond "no panic": the output has no `.` or `..` segment, and normalising it
 //! again returns it unchanged (idempotence).
 #![no_main]
