@@ -1,6 +1,7 @@
 //! The `trellis` binary: command-line interface, configuration, wiring of the store, control
 //! plane and data plane, signal handling and shutdown order. The only crate that knows all others.
 
+mod api_limits;
 mod ca;
 mod conn_limits;
 mod credentials;
