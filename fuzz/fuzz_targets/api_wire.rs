@@ -155,25 +155,10 @@ fn target_group_config(kind: u8, data: &[u8]) {
         return;
     }
     // The stored config is what Get returns; validating it again must be a fixed point.
-    // The API shows the health check under its wire names (`health_check_wire` in
-    // crates/api/src/target_groups.rs); the rest of the config as stored.
+    // The API shows the health check under its wire names; the rest of the config as stored.
     let mut shown = serde_json::to_value(&config).unwrap();
     if let Some(h) = &config.health_check {
-        let mut wire = serde_json::json!({
-            "enabled": h.enabled,
-            "protocol": h.protocol.as_str(),
-            "protocolVersion": h.protocol_version.as_str(),
-            "path": h.path,
-            "healthCheckIntervalSeconds": h.interval_seconds,
-            "healthCheckTimeoutSeconds": h.timeout_seconds,
-            "healthyThresholdCount": h.healthy_threshold_count,
-            "unhealthyThresholdCount": h.unhealthy_threshold_count,
-            "matcher": { "httpCode": h.matcher },
-        });
-        if let Some(port) = h.port {
-            wire["port"] = serde_json::json!(port);
-        }
-        shown["healthCheck"] = wire;
+        shown["healthCheck"] = trellis_api::target_groups::health_check_wire(h);
     }
     let shown = Bytes::from(shown.to_string());
     let again: TargetGroupConfigInput = parse_body(&shown).expect("shown shape parses");

@@ -1,7 +1,7 @@
 //! The router: compile a rule table from arbitrary rules and route arbitrary request heads,
-//! checked against a naive reference matcher (the one of `crates/router/tests/router/fuzz.rs`,
-//! which states the documented semantics directly: allocating lower-case copies, a linear scan
-//! of every header line, `windows` for substring search).
+//! checked against a naive reference matcher (`crates/router/tests/router/reference.rs`, included
+//! by path), which states the documented semantics directly: allocating lower-case copies, a
+//! linear scan of every header line, `windows` for substring search.
 //!
 //! Invariants beyond "no panic": the router picks the reference's rule for every request, the
 //! routed action is the rule's action, and compiling the rules in reverse order changes nothing.
@@ -17,6 +17,9 @@ use trellis_model::resources::rule::{
     WeightedTargetGroup,
 };
 use trellis_router::{Action, RequestHead, RouteTable};
+
+#[path = "../../crates/router/tests/router/reference.rs"]
+mod reference;
 
 const DEFAULT: &str = "default-rule";
 
@@ -129,63 +132,6 @@ fn to_rule(index: usize, input: &RuleInput) -> Rule {
     )
 }
 
-/// The reference: evaluates the stored rules directly, as the documentation states the semantics.
-fn reference<'a>(rules: &'a [Rule], method: &str, path: &str, headers: &HeaderMap) -> &'a str {
-    let mut ordered: Vec<&Rule> = rules.iter().filter(|r| !r.is_default).collect();
-    ordered.sort_by_key(|r| (r.priority.map_or(u32::MAX, u32::from), r.id.clone()));
-    for rule in ordered {
-        let Some(RuleMatch::HttpMatch(m)) = &rule.rule_match else {
-            continue;
-        };
-        if reference_matches(m, method, path, headers) {
-            return &rule.id;
-        }
-    }
-    DEFAULT
-}
-
-fn reference_matches(m: &HttpMatch, method: &str, path: &str, headers: &HeaderMap) -> bool {
-    if m.method.is_none() && m.path_match.is_none() && m.header_matches.is_empty() {
-        return false;
-    }
-    if m.method.as_ref().is_some_and(|want| want != method) {
-        return false;
-    }
-    if let Some(pm) = &m.path_match {
-        let (kind, pattern) = match &pm.path {
-            PathMatchType::Exact(p) => ("exact", p),
-            PathMatchType::Prefix(p) => ("prefix", p),
-        };
-        if !compare(kind, pattern.as_bytes(), path.as_bytes(), pm.case_sensitive) {
-            return false;
-        }
-    }
-    m.header_matches.iter().all(|h| {
-        let (kind, pattern) = match &h.value {
-            HeaderMatchType::Exact(p) => ("exact", p),
-            HeaderMatchType::Prefix(p) => ("prefix", p),
-            HeaderMatchType::Contains(p) => ("contains", p),
-        };
-        let name = h.name.to_ascii_lowercase();
-        headers.iter().any(|(n, v)| {
-            n.as_str() == name && compare(kind, pattern.as_bytes(), v.as_bytes(), h.case_sensitive)
-        })
-    })
-}
-
-fn compare(kind: &str, pattern: &[u8], value: &[u8], case_sensitive: bool) -> bool {
-    let (pattern, value) = if case_sensitive {
-        (pattern.to_vec(), value.to_vec())
-    } else {
-        (pattern.to_ascii_lowercase(), value.to_ascii_lowercase())
-    };
-    match kind {
-        "exact" => value == pattern,
-        "prefix" => value.starts_with(&pattern),
-        _ => pattern.is_empty() || value.windows(pattern.len()).any(|w| w == pattern),
-    }
-}
-
 fuzz_target!(|input: Input| {
     // Priorities are unique per listener (the API enforces it): keep the first rule of each.
     let mut seen = std::collections::BTreeSet::new();
@@ -227,7 +173,7 @@ fuzz_target!(|input: Input| {
             headers: &headers,
         };
         let route = table.route(&head);
-        let want = reference(&rules, &request.method, &request.path, &headers);
+        let want = reference::reference(&rules, &request.method, &request.path, &headers, DEFAULT);
         assert_eq!(route.rule_id, want, "{head:?}");
         assert_eq!(reversed_table.route(&head).rule_id, want);
         let action = rules

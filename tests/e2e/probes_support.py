@@ -60,12 +60,12 @@ def connect(port, timeout=SOCKET_TIMEOUT_S):
     return s
 
 
-def read_until_closed(sock, limit=1 << 20, timeout=SOCKET_TIMEOUT_S):
-    """Everything the peer sends until it closes the connection (or `timeout` passes with the
-    connection still open, which the caller sees as `closed=False`). Returns (bytes, closed)."""
+def _recv_until(sock, done, timeout):
+    """Receives until `done(data)` holds, the peer closes (or resets) the connection, or `timeout`
+    passes. Returns (bytes, closed)."""
     deadline = time.monotonic() + timeout
     data = b""
-    while len(data) < limit:
+    while not done(data):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return data, False
@@ -80,6 +80,12 @@ def read_until_closed(sock, limit=1 << 20, timeout=SOCKET_TIMEOUT_S):
             return data, True
         data += chunk
     return data, False
+
+
+def read_until_closed(sock, limit=1 << 20, timeout=SOCKET_TIMEOUT_S):
+    """Everything the peer sends until it closes the connection (or `timeout` passes with the
+    connection still open, which the caller sees as `closed=False`). Returns (bytes, closed)."""
+    return _recv_until(sock, lambda data: len(data) >= limit, timeout)
 
 
 def parse_responses(data):
@@ -141,24 +147,7 @@ def normal_request(env, marker):
 def read_responses(sock, want, timeout=SOCKET_TIMEOUT_S):
     """Reads until `want` complete HTTP/1.1 responses have arrived, the peer closed, or `timeout`
     passed. Returns (raw bytes, closed)."""
-    deadline = time.monotonic() + timeout
-    data = b""
-    while True:
-        if _framed(data) and len(parse_responses(data)) >= want:
-            return data, False
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return data, False
-        sock.settimeout(remaining)
-        try:
-            chunk = sock.recv(65536)
-        except socket.timeout:
-            return data, False
-        except ConnectionResetError:
-            return data, True
-        if not chunk:
-            return data, True
-        data += chunk
+    return _recv_until(sock, lambda data: _framed(data) and len(parse_responses(data)) >= want, timeout)
 
 
 def _framed(data):

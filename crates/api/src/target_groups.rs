@@ -149,7 +149,9 @@ async fn service_arns(tx: &mut Tx, s: &AppState, tg_id: &str) -> ApiResult<Vec<S
         .collect())
 }
 
-fn health_check_wire(h: &HealthCheck) -> Value {
+/// A stored health check in the wire shape Get/Create/Update answer with (also the fuzz
+/// `api_wire` target's round trip).
+pub fn health_check_wire(h: &HealthCheck) -> Value {
     let mut out = json!({
         "enabled": h.enabled,
         "protocol": h.protocol.as_str(),

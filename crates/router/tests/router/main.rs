@@ -2,5 +2,6 @@
 
 mod fuzz;
 mod matching;
+mod reference;
 mod support;
 mod weighted;
