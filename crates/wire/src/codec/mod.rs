@@ -1,0 +1,95 @@
+//! The protocol codecs: a request's input members as one JSON document, and an output or an
+//! error as the response botocore's parser for the service's protocol expects.
+//!
+//! Inputs of every protocol become a `serde_json::Value` object keyed by the members' wire
+//! names; [`crate::de::from_value`] turns it into the operation's typed input (coercing the
+//! strings that query strings, labels and form bodies carry into numbers and booleans).
+
+mod json;
+mod query;
+mod rest_json;
+
+use axum::http::request::Parts;
+use axum::response::Response;
+use bytes::Bytes;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::AwsError;
+use crate::operation::OperationMeta;
+use crate::request_id::RequestId;
+use crate::service::{Protocol, Service};
+
+pub use query::{action as query_action, decode_form};
+
+/// The request's input members.
+pub(crate) async fn decode_input(
+    meta: &OperationMeta,
+    parts: &mut Parts,
+    body: &Bytes,
+) -> Result<Value, String> {
+    match meta.service.protocol {
+        Protocol::RestJson1 => rest_json::decode(parts, body).await,
+        Protocol::AwsJson1_0 | Protocol::AwsJson1_1 => json::decode(body),
+        Protocol::AwsQuery | Protocol::Ec2Query => query::decode(meta.service.protocol, body),
+    }
+}
+
+/// A successful response carrying `output`.
+pub fn output_response<O: Serialize>(
+    meta: &OperationMeta,
+    request_id: &RequestId,
+    output: &O,
+) -> Response {
+    let value = match serde_json::to_value(output) {
+        Ok(v) => v,
+        Err(e) => {
+            return error_response(
+                meta.service,
+                request_id,
+                AwsError::internal(
+                    meta.service.errors.internal_code,
+                    format!("{} output did not serialize: {e}", meta.name),
+                ),
+            );
+        }
+    };
+    let service = meta.service;
+    match service.protocol {
+        Protocol::RestJson1 => rest_json::output(meta, value),
+        Protocol::AwsJson1_0 | Protocol::AwsJson1_1 => json::output(service, value),
+        Protocol::AwsQuery | Protocol::Ec2Query => {
+            query::output(service, meta.name, request_id, value)
+        }
+    }
+}
+
+/// An error response in the service's protocol. Internal errors are logged here, with the
+/// request ID, and answered without their detail.
+pub fn error_response(service: &Service, request_id: &RequestId, err: AwsError) -> Response {
+    if let Some(detail) = &err.internal_detail {
+        tracing::error!(request_id = %request_id, code = %err.code, detail = %detail, "internal error");
+    }
+    let mut resp = match service.protocol {
+        Protocol::RestJson1 => rest_json::error(&err, request_id),
+        Protocol::AwsJson1_0 | Protocol::AwsJson1_1 => json::error(service, &err, request_id),
+        Protocol::AwsQuery | Protocol::Ec2Query => query::error(service, &err, request_id),
+    };
+    for (k, v) in &err.headers {
+        resp.headers_mut().insert(k.clone(), v.clone());
+    }
+    resp
+}
+
+/// The members of a JSON error body: the message under its modelled name, then the others.
+fn json_error_members(err: &AwsError, request_id: &RequestId) -> serde_json::Map<String, Value> {
+    let mut body = serde_json::Map::new();
+    body.insert(
+        err.message_member.to_string(),
+        Value::String(err.public_message(request_id.as_str())),
+    );
+    for (k, v) in &err.members {
+        body.insert(k.clone(), v.clone());
+    }
+    body
+}

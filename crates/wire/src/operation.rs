@@ -1,0 +1,222 @@
+//! [`Operation`]: one AWS operation declared once — its service, name, HTTP binding, body cap,
+//! the errors it can raise and its handler. Typed handlers take a `Deserialize` input and return
+//! a `Serialize` output; the codec of the service's protocol does the rest.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderMap, Method};
+use axum::response::Response;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::AwsError;
+use crate::request_id::RequestId;
+use crate::service::Service;
+use crate::{codec, de};
+
+/// The REST binding of an operation (`http` in the botocore model).
+#[derive(Clone, Debug)]
+pub struct Http {
+    pub method: Method,
+    /// The URI template, labels in braces as the model writes it (`/services/{serviceIdentifier}`).
+    pub uri: &'static str,
+    /// The modelled success status (`responseCode`, 200 when the model is silent).
+    pub success: u16,
+}
+
+/// Everything about an operation except its handler: what the router, the SigV4 gate, the
+/// metrics and the docs read.
+#[derive(Clone, Debug)]
+pub struct OperationMeta {
+    pub service: &'static Service,
+    pub name: &'static str,
+    /// Set for REST protocols; query and JSON protocols bind by name.
+    pub http: Option<Http>,
+    /// The largest request body (bytes) the operation accepts; `None` is [`crate::DEFAULT_BODY_CAP`].
+    pub body_cap: Option<usize>,
+    /// The error for a body over the cap, when it is not the service's usual one.
+    pub too_large: Option<fn(usize) -> AwsError>,
+    /// The modelled errors the handler can raise (the model's `errors`), for the docs.
+    pub errors: &'static [&'static str],
+}
+
+impl OperationMeta {
+    pub fn body_cap(&self) -> usize {
+        self.body_cap.unwrap_or(crate::DEFAULT_BODY_CAP)
+    }
+
+    pub fn too_large_error(&self) -> AwsError {
+        (self.too_large.unwrap_or(self.service.errors.too_large))(self.body_cap())
+    }
+}
+
+/// What a handler may want to know about the call besides its input.
+#[derive(Clone, Debug)]
+pub struct Call {
+    pub request_id: RequestId,
+    pub operation: &'static str,
+    pub headers: HeaderMap,
+}
+
+pub(crate) type BoxFuture = Pin<Box<dyn Future<Output = Response> + Send>>;
+pub(crate) type Erased<S> = Arc<dyn Fn(S, Request) -> BoxFuture + Send + Sync>;
+
+/// An operation with a handler over state `S`; [`crate::Table::add`] binds the state.
+pub struct Operation<S> {
+    pub meta: OperationMeta,
+    pub(crate) handler: Erased<S>,
+}
+
+impl<S: Clone + Send + Sync + 'static> Operation<S> {
+    /// A REST operation (`method`, URI template, success status) with a typed handler.
+    pub fn rest<I, O, E, F, Fut>(
+        service: &'static Service,
+        name: &'static str,
+        (method, uri, success): (Method, &'static str, u16),
+        handler: F,
+    ) -> Operation<S>
+    where
+        I: DeserializeOwned + Send + 'static,
+        O: Serialize + Send + 'static,
+        E: Into<AwsError> + Send + 'static,
+        F: Fn(S, I, Call) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, E>> + Send + 'static,
+    {
+        let http = Http {
+            method,
+            uri,
+            success,
+        };
+        Operation::typed(service, name, Some(http), handler)
+    }
+
+    /// An operation of a JSON or query protocol service (bound by `X-Amz-Target` or `Action`).
+    pub fn rpc<I, O, E, F, Fut>(
+        service: &'static Service,
+        name: &'static str,
+        handler: F,
+    ) -> Operation<S>
+    where
+        I: DeserializeOwned + Send + 'static,
+        O: Serialize + Send + 'static,
+        E: Into<AwsError> + Send + 'static,
+        F: Fn(S, I, Call) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, E>> + Send + 'static,
+    {
+        Operation::typed(service, name, None, handler)
+    }
+
+    /// A REST operation whose handler takes the request and answers it itself: for operations
+    /// whose input or output is not a document (Lambda's `Invoke` streams a payload with its
+    /// own headers). The request's body is already read and authenticated.
+    pub fn raw<F, Fut>(
+        service: &'static Service,
+        name: &'static str,
+        (method, uri, success): (Method, &'static str, u16),
+        handler: F,
+    ) -> Operation<S>
+    where
+        F: Fn(S, Request) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Response> + Send + 'static,
+    {
+        Operation {
+            meta: OperationMeta {
+                service,
+                name,
+                http: Some(Http {
+                    method,
+                    uri,
+                    success,
+                }),
+                body_cap: None,
+                too_large: None,
+                errors: &[],
+            },
+            handler: Arc::new(move |s, req| Box::pin(handler(s, req))),
+        }
+    }
+
+    fn typed<I, O, E, F, Fut>(
+        service: &'static Service,
+        name: &'static str,
+        http: Option<Http>,
+        handler: F,
+    ) -> Operation<S>
+    where
+        I: DeserializeOwned + Send + 'static,
+        O: Serialize + Send + 'static,
+        E: Into<AwsError> + Send + 'static,
+        F: Fn(S, I, Call) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, E>> + Send + 'static,
+    {
+        let meta = OperationMeta {
+            service,
+            name,
+            http,
+            body_cap: None,
+            too_large: None,
+            errors: &[],
+        };
+        let m = meta.clone();
+        let handler: Erased<S> = Arc::new(move |state: S, req: Request| {
+            let handler = handler.clone();
+            let meta = m.clone();
+            Box::pin(async move {
+                let (mut parts, body) = req.into_parts();
+                let request_id = RequestId::of(&parts.extensions);
+                let input = match decode_input::<I>(&meta, &mut parts, body).await {
+                    Ok(i) => i,
+                    Err(e) => return codec::error_response(meta.service, &request_id, e),
+                };
+                let call = Call {
+                    request_id: request_id.clone(),
+                    operation: meta.name,
+                    headers: parts.headers,
+                };
+                match handler(state, input, call).await {
+                    Ok(out) => codec::output_response(&meta, &request_id, &out),
+                    Err(e) => codec::error_response(meta.service, &request_id, e.into()),
+                }
+            })
+        });
+        Operation { meta, handler }
+    }
+
+    /// The request body cap, when it is not [`crate::DEFAULT_BODY_CAP`], and the error for a
+    /// body over it when that is not the service's usual one.
+    pub fn body_cap(
+        mut self,
+        cap: usize,
+        too_large: Option<fn(usize) -> AwsError>,
+    ) -> Operation<S> {
+        self.meta.body_cap = Some(cap);
+        self.meta.too_large = too_large;
+        self
+    }
+
+    /// The modelled errors the handler raises.
+    pub fn errors(mut self, errors: &'static [&'static str]) -> Operation<S> {
+        self.meta.errors = errors;
+        self
+    }
+}
+
+async fn decode_input<I: DeserializeOwned>(
+    meta: &OperationMeta,
+    parts: &mut axum::http::request::Parts,
+    body: Body,
+) -> Result<I, AwsError> {
+    let bad = meta.service.errors.bad_input;
+    // The SigV4 gate has already read the body within the operation's cap; this only collects it.
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .map_err(|e| bad(format!("Could not read the request body: {e}")))?;
+    let value = codec::decode_input(meta, parts, &bytes)
+        .await
+        .map_err(bad)?;
+    de::from_value(value).map_err(|e| bad(format!("Could not parse the request: {e}")))
+}

@@ -1,0 +1,51 @@
+//! The request ID every response carries (`x-amzn-RequestId`, and `RequestId` in XML bodies),
+//! assigned once by [`assign`] before anything else sees the request.
+
+use std::fmt;
+
+use axum::extract::Request;
+use axum::http::{Extensions, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
+
+/// A request's ID: a random UUID, as AWS services use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestId(pub String);
+
+impl RequestId {
+    pub fn new() -> RequestId {
+        RequestId(uuid::Uuid::new_v4().to_string())
+    }
+
+    /// The ID [`assign`] gave the request (a fresh one where none was assigned, as in unit tests).
+    pub fn of(extensions: &Extensions) -> RequestId {
+        extensions.get::<RequestId>().cloned().unwrap_or_default()
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for RequestId {
+    fn default() -> RequestId {
+        RequestId::new()
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Middleware: gives the request its ID (in its extensions) and stamps it on the response.
+pub async fn assign(mut req: Request, next: Next) -> Response {
+    let id = RequestId::new();
+    req.extensions_mut().insert(id.clone());
+    let mut resp = next.run(req).await;
+    if let Ok(v) = HeaderValue::from_str(id.as_str()) {
+        resp.headers_mut().insert("x-amzn-RequestId", v);
+    }
+    resp
+}
