@@ -228,7 +228,7 @@ fn conflict_message(
     )
 }
 
-async fn create(State(s): State<AppState>, body: Bytes) -> ApiResult<Response> {
+pub(crate) async fn create(State(s): State<AppState>, body: Bytes) -> ApiResult<Response> {
     let raw = body_value(&body)?;
     let req: CreateRequest = parse_body(&body)?;
     let input = validate_create(&s.ctx, &req)?;
@@ -305,7 +305,10 @@ async fn create(State(s): State<AppState>, body: Bytes) -> ApiResult<Response> {
     idem.finish(tx, StatusCode::CREATED, out).await
 }
 
-async fn read(State(s): State<AppState>, Path(ident): Path<String>) -> ApiResult<Response> {
+pub(crate) async fn read(
+    State(s): State<AppState>,
+    Path(ident): Path<String>,
+) -> ApiResult<Response> {
     let mut tx = s.store.read().await?;
     let (_, sub) = load_doc::<AccessLogSubscription>(
         &mut tx,
@@ -318,7 +321,7 @@ async fn read(State(s): State<AppState>, Path(ident): Path<String>) -> ApiResult
     Ok(reply(StatusCode::OK, view(&sub, true)))
 }
 
-async fn list(State(s): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+pub(crate) async fn list(State(s): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Response> {
     let q = QueryParams::parse(q.as_deref());
     let mut c = Checks::new();
     let target = check_resource(&mut c, &s.ctx, q.get("resourceIdentifier"));
@@ -339,7 +342,7 @@ async fn list(State(s): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Res
     Ok(list_reply(items, next))
 }
 
-async fn update(
+pub(crate) async fn update(
     State(s): State<AppState>,
     Path(ident): Path<String>,
     body: Bytes,
@@ -383,7 +386,10 @@ async fn update(
     Ok(reply(StatusCode::OK, out))
 }
 
-async fn delete(State(s): State<AppState>, Path(ident): Path<String>) -> ApiResult<Response> {
+pub(crate) async fn delete(
+    State(s): State<AppState>,
+    Path(ident): Path<String>,
+) -> ApiResult<Response> {
     let mut tx = s.store.write().await?;
     let (rec, _) = load_doc::<AccessLogSubscription>(
         &mut tx,

@@ -230,7 +230,7 @@ fn snsa_summary(a: &ServiceNetworkServiceAssociation) -> Value {
     v
 }
 
-async fn create_service(State(s): State<AppState>, body: Bytes) -> ApiResult<Response> {
+pub(crate) async fn create_service(State(s): State<AppState>, body: Bytes) -> ApiResult<Response> {
     let raw = body_value(&body)?;
     let req: CreateServiceRequest = parse_body(&body)?;
     validate_create_service(&s.ctx, &req)?;
@@ -346,7 +346,10 @@ async fn create_service(State(s): State<AppState>, body: Bytes) -> ApiResult<Res
     idem.finish(tx, StatusCode::OK, out).await
 }
 
-async fn read_service(State(s): State<AppState>, Path(ident): Path<String>) -> ApiResult<Response> {
+pub(crate) async fn read_service(
+    State(s): State<AppState>,
+    Path(ident): Path<String>,
+) -> ApiResult<Response> {
     let mut tx = s.store.read().await?;
     let (_, a) = load_doc::<ServiceNetworkServiceAssociation>(
         &mut tx,
@@ -382,7 +385,10 @@ async fn filtered(
     })
 }
 
-async fn list_service(State(s): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+pub(crate) async fn list_service(
+    State(s): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     let q = QueryParams::parse(q.as_deref());
     let mut c = Checks::new();
     let by_sn = filter_id(
@@ -415,7 +421,7 @@ async fn list_service(State(s): State<AppState>, RawQuery(q): RawQuery) -> ApiRe
     Ok(list_reply(items, next))
 }
 
-async fn delete_service(
+pub(crate) async fn delete_service(
     State(s): State<AppState>,
     Path(ident): Path<String>,
 ) -> ApiResult<Response> {
@@ -542,7 +548,7 @@ fn snva_get(a: &ServiceNetworkVpcAssociation) -> Value {
     v
 }
 
-async fn create_vpc(State(s): State<AppState>, body: Bytes) -> ApiResult<Response> {
+pub(crate) async fn create_vpc(State(s): State<AppState>, body: Bytes) -> ApiResult<Response> {
     let raw = body_value(&body)?;
     let req: CreateVpcRequest = parse_body(&body)?;
     let input = validate_create_vpc(&s.ctx, &req)?;
@@ -635,7 +641,10 @@ async fn create_vpc(State(s): State<AppState>, body: Bytes) -> ApiResult<Respons
     idem.finish(tx, StatusCode::OK, out).await
 }
 
-async fn read_vpc(State(s): State<AppState>, Path(ident): Path<String>) -> ApiResult<Response> {
+pub(crate) async fn read_vpc(
+    State(s): State<AppState>,
+    Path(ident): Path<String>,
+) -> ApiResult<Response> {
     let mut tx = s.store.read().await?;
     let (_, a) = load_doc::<ServiceNetworkVpcAssociation>(
         &mut tx,
@@ -648,7 +657,10 @@ async fn read_vpc(State(s): State<AppState>, Path(ident): Path<String>) -> ApiRe
     Ok(reply(StatusCode::OK, snva_get(&a)))
 }
 
-async fn list_vpc(State(s): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+pub(crate) async fn list_vpc(
+    State(s): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     let q = QueryParams::parse(q.as_deref());
     let mut c = Checks::new();
     let by_sn = filter_id(
@@ -679,7 +691,7 @@ async fn list_vpc(State(s): State<AppState>, RawQuery(q): RawQuery) -> ApiResult
     Ok(list_reply(items, next))
 }
 
-async fn update_vpc(
+pub(crate) async fn update_vpc(
     State(s): State<AppState>,
     Path(ident): Path<String>,
     body: Bytes,
@@ -709,7 +721,10 @@ async fn update_vpc(
     ))
 }
 
-async fn delete_vpc(State(s): State<AppState>, Path(ident): Path<String>) -> ApiResult<Response> {
+pub(crate) async fn delete_vpc(
+    State(s): State<AppState>,
+    Path(ident): Path<String>,
+) -> ApiResult<Response> {
     let mut tx = s.store.write().await?;
     let (rec, a) = load_doc::<ServiceNetworkVpcAssociation>(
         &mut tx,

@@ -1,7 +1,7 @@
-//! The SigV4 gate: every API call must be signed with the root credentials, for service `lambda`
-//! on the Lambda API's paths (`/2015-03-31/…`, `/2017-03-31/tags/…`, …: [`is_lambda_path`]) and
-//! `vpc-lattice` everywhere else; a request signed for the other service is
-//! `InvalidSignatureException`.
+//! The SigV4 gate: every API call must be signed with the root credentials, for the signing name
+//! of the service the operation table ([`trellis_wire::Table::head`]) says the request is for
+//! (`vpc-lattice`, `lambda`, `tagging`, …); a request signed for another service is
+//! `InvalidSignatureException`. Refusals are answered in that service's protocol and vocabulary.
 //!
 //! Nothing unauthenticated is buffered. The gate first checks everything the head decides
 //! ([`trellis_sigv4::precheck`]: the signature parses, the access key is known, the time is within
@@ -9,7 +9,8 @@
 //! reading a byte of its body. Only then does it read the body, because the signature covers its
 //! digest, hashing it as it arrives:
 //!
-//! * each operation has a body cap ([`BODY_CAPS`]); a declared `Content-Length` over it is
+//! * each operation has a body cap (declared in the table, [`DEFAULT_BODY_CAP`] unless it says
+//!   otherwise); a declared `Content-Length` over it is
 //!   refused at once, a streamed body when it crosses it;
 //! * the bodies being read or handled at once share a byte budget ([`GateLimits::body_budget`]);
 //!   a request that cannot get its share within [`BUDGET_WAIT`] is throttled with AWS's 429
@@ -21,146 +22,22 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, Version, header};
+use axum::http::{HeaderValue, StatusCode, Version, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bytes::BytesMut;
 use http_body_util::BodyExt as _;
 use sha2::{Digest, Sha256};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::AppState;
-use crate::error::ApiError;
+use trellis_wire::{
+    AwsError, DEFAULT_BODY_CAP, Head, OperationName, Service, SignedService, Table,
+};
 
-/// Every request body not matched by [`BODY_CAPS`] (the largest modelled Lattice member, an auth
-/// policy, is 36,864 characters; Lambda's configuration calls are smaller still).
-pub const DEFAULT_BODY_CAP: usize = 1 << 20;
-/// CreateFunction and UpdateFunctionCode carry a zip of up to 50 MB in base64, Lambda's own limit.
-pub const CODE_BODY_CAP: usize = 70_167_211;
-/// A synchronous Invoke's payload limit (Lambda's 6 MB).
-pub const INVOKE_BODY_CAP: usize = 6_291_456;
+use crate::AppState;
 
 /// How long a request waits for its share of the body budget before it is throttled.
 pub const BUDGET_WAIT: Duration = Duration::from_secs(5);
-
-/// A path pattern segment.
-#[derive(Clone, Copy, Debug)]
-enum Seg {
-    Lit(&'static str),
-    /// One non-empty segment (a function name or ARN, URL-encoded).
-    Any,
-}
-
-/// An operation with a body cap other than [`DEFAULT_BODY_CAP`], and the error AWS answers when
-/// the body is larger.
-#[derive(Debug)]
-pub struct BodyCap {
-    pub operation: &'static str,
-    method: Method,
-    path: &'static [Seg],
-    pub cap: usize,
-    too_large_code: &'static str,
-    too_large_suffix: &'static str,
-}
-
-/// The operations with their own body caps; everything else gets [`DEFAULT_BODY_CAP`].
-pub static BODY_CAPS: [BodyCap; 3] = [
-    BodyCap {
-        operation: "CreateFunction",
-        method: Method::POST,
-        path: &[Seg::Lit("2015-03-31"), Seg::Lit("functions")],
-        cap: CODE_BODY_CAP,
-        too_large_code: "RequestEntityTooLargeException",
-        too_large_suffix: "",
-    },
-    BodyCap {
-        operation: "UpdateFunctionCode",
-        method: Method::PUT,
-        path: &[
-            Seg::Lit("2015-03-31"),
-            Seg::Lit("functions"),
-            Seg::Any,
-            Seg::Lit("code"),
-        ],
-        cap: CODE_BODY_CAP,
-        too_large_code: "RequestEntityTooLargeException",
-        too_large_suffix: "",
-    },
-    BodyCap {
-        operation: "Invoke",
-        method: Method::POST,
-        path: &[
-            Seg::Lit("2015-03-31"),
-            Seg::Lit("functions"),
-            Seg::Any,
-            Seg::Lit("invocations"),
-        ],
-        cap: INVOKE_BODY_CAP,
-        too_large_code: "RequestTooLargeException",
-        too_large_suffix: " for the InvokeFunction operation",
-    },
-];
-
-/// Which API a path belongs to: its SigV4 signing name and its error vocabulary.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Api {
-    Lattice,
-    Lambda,
-}
-
-/// What the gate needs to know about a request before reading its body.
-#[derive(Debug)]
-struct Route {
-    api: Api,
-    cap: usize,
-    rule: Option<&'static BodyCap>,
-}
-
-impl Route {
-    fn of(method: &Method, path: &str) -> Route {
-        let api = if is_lambda_path(path) {
-            Api::Lambda
-        } else {
-            Api::Lattice
-        };
-        let rule = BODY_CAPS
-            .iter()
-            .find(|r| r.method == *method && matches(r.path, path));
-        Route {
-            api,
-            cap: rule.map_or(DEFAULT_BODY_CAP, |r| r.cap),
-            rule,
-        }
-    }
-}
-
-/// Whether `path` is on the Lambda API: its operations' URIs start with the API version that
-/// introduced them (`/2015-03-31/functions`, `/2017-03-31/tags/…`, `/2020-06-30/…`), a date;
-/// no VPC Lattice path does.
-fn is_lambda_path(path: &str) -> bool {
-    let Some(first) = path.strip_prefix('/').and_then(|p| p.split('/').next()) else {
-        return false;
-    };
-    let b = first.as_bytes();
-    b.len() == 10
-        && b.iter().enumerate().all(|(i, c)| match i {
-            4 | 7 => *c == b'-',
-            _ => c.is_ascii_digit(),
-        })
-        && path.len() > 11
-}
-
-fn matches(pattern: &[Seg], path: &str) -> bool {
-    let mut segs = path.strip_prefix('/').unwrap_or(path).split('/');
-    for seg in pattern {
-        match (seg, segs.next()) {
-            (Seg::Lit(want), Some(got)) if *want == got => {}
-            (Seg::Any, Some(got)) if !got.is_empty() => {}
-            _ => return false,
-        }
-    }
-    segs.next().is_none()
-}
 
 /// The gate's tunables (`trellis serve --api-body-budget-mib`, `--api-body-read-timeout`).
 #[derive(Debug)]
@@ -221,34 +98,20 @@ enum GateError {
 }
 
 impl GateError {
-    fn into_api_error(self, route: &Route) -> ApiError {
+    /// The error in the vocabulary of the service the request was for.
+    fn into_aws_error(self, service: &Service, too_large: AwsError) -> AwsError {
         let (code, status, message) = match self {
             GateError::Auth(e) => (e.aws_code(), e.http_status(), e.to_string()),
-            GateError::TooLarge => {
-                return match (route.api, route.rule) {
-                    (Api::Lambda, rule) => ApiError::Auth {
-                        code: rule.map_or("RequestEntityTooLargeException", |r| r.too_large_code),
-                        status: 413,
-                        message: format!(
-                            "Request must be smaller than {} bytes{}",
-                            route.cap,
-                            rule.map_or("", |r| r.too_large_suffix)
-                        ),
-                    },
-                    (Api::Lattice, _) => ApiError::validation_other(format!(
-                        "Request body exceeds {} bytes",
-                        route.cap
-                    )),
-                };
+            GateError::TooLarge => return too_large,
+            GateError::Throttled => {
+                // Both APIs model `retryAfterSeconds` on the throttling error as this header.
+                return AwsError::new(
+                    service.errors.throttling_code,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Rate exceeded: too many large request bodies at once",
+                )
+                .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
-            GateError::Throttled => (
-                match route.api {
-                    Api::Lattice => "ThrottlingException",
-                    Api::Lambda => "TooManyRequestsException",
-                },
-                429,
-                "Rate exceeded: too many large request bodies at once".to_string(),
-            ),
             GateError::BodyTimeout => (
                 "RequestTimeoutException",
                 408,
@@ -260,11 +123,11 @@ impl GateError {
                 "The request body could not be read".to_string(),
             ),
         };
-        ApiError::Auth {
+        AwsError::new(
             code,
-            status,
+            StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN),
             message,
-        }
+        )
     }
 }
 
@@ -276,17 +139,27 @@ impl trellis_sigv4::SecretLookup for RootLookup<'_> {
     }
 }
 
-pub async fn sigv4_gate(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let (parts, body) = req.into_parts();
-    let route = Route::of(&parts.method, parts.uri.path());
+pub async fn sigv4_gate(
+    State((state, table)): State<(AppState, Arc<Table>)>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let head = table.head(&parts.method, parts.uri.path(), &parts.headers);
+    let (service, operation, cap) = match &head {
+        Head::Operation(m) => (m.service, Some(m), m.body_cap()),
+        Head::Unknown(s) => (*s, None, DEFAULT_BODY_CAP),
+        Head::Query(ss) => (ss[0], None, DEFAULT_BODY_CAP),
+    };
     let has_body = !axum::body::HttpBody::is_end_stream(&body);
     let refuse = |e: GateError, body_unread: bool| {
-        let throttled = matches!(e, GateError::Throttled);
-        let mut resp = e.into_api_error(&route).into_response();
-        if throttled {
-            // Both APIs model `retryAfterSeconds` on the throttling error as this header.
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        let too_large = match operation {
+            Some(m) => m.too_large_error(),
+            None => (service.errors.too_large)(cap),
+        };
+        let mut resp = trellis_wire::deferred(service, e.into_aws_error(service, too_large));
+        if let Some(m) = operation {
+            resp.extensions_mut().insert(OperationName(m.name));
         }
         // An HTTP/1.1 connection whose body was left unread cannot carry another request; say
         // so, so that the client stops sending and hyper closes the connection.
@@ -297,19 +170,35 @@ pub async fn sigv4_gate(State(state): State<AppState>, req: Request, next: Next)
         resp
     };
 
-    let opts = trellis_sigv4::VerifyOptions {
-        service: match route.api {
-            Api::Lambda => "lambda",
-            Api::Lattice => "vpc-lattice",
-        },
-        region: Some(&state.ctx.region),
-        now: time::OffsetDateTime::now_utc(),
-        max_skew: trellis_sigv4::DEFAULT_MAX_SKEW,
+    // The signing names the table allows here; a query-protocol request (`POST /` with a form)
+    // may be for any query service, and the one its scope names is the one it is for.
+    let names = head.signing_names();
+    let mut prechecked = None;
+    let mut first_err = None;
+    for name in &names {
+        let opts = trellis_sigv4::VerifyOptions {
+            service: name,
+            region: Some(&state.ctx.region),
+            now: time::OffsetDateTime::now_utc(),
+            max_skew: trellis_sigv4::DEFAULT_MAX_SKEW,
+        };
+        match trellis_sigv4::precheck(&parts, &RootLookup(&state.credentials), &opts) {
+            Ok(p) => {
+                prechecked = Some((p, *name));
+                break;
+            }
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    let Some((prechecked, signed_for)) = prechecked else {
+        let e = first_err.expect("the table names at least one signing name");
+        return refuse(GateError::Auth(e), true);
     };
-    let prechecked = match trellis_sigv4::precheck(&parts, &RootLookup(&state.credentials), &opts) {
-        Ok(p) => p,
-        Err(e) => return refuse(GateError::Auth(e), true),
-    };
+    if let Head::Query(_) = head {
+        parts.extensions.insert(SignedService(signed_for));
+    }
 
     // A body without a declared length (chunked, or HTTP/2 without content-length) may be as
     // large as its cap, so it reserves that much.
@@ -319,15 +208,15 @@ pub async fn sigv4_gate(State(state): State<AppState>, req: Request, next: Next)
         Some(0)
     };
     let declared = declared.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
-    if declared.is_some_and(|n| n > route.cap) {
+    if declared.is_some_and(|n| n > cap) {
         return refuse(GateError::TooLarge, true);
     }
-    let Some(_permit) = state.gate.reserve(declared.unwrap_or(route.cap)).await else {
+    let Some(_permit) = state.gate.reserve(declared.unwrap_or(cap)).await else {
         return refuse(GateError::Throttled, true);
     };
     let (bytes, hash) = match read_capped(
         body,
-        route.cap,
+        cap,
         declared.unwrap_or(0),
         state.gate.body_read_timeout,
     )
@@ -380,10 +269,10 @@ mod tests {
     use aws_credential_types::Credentials;
     use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
     use aws_smithy_runtime_api::client::identity::Identity;
-    use axum::Router;
-    use axum::routing::{post, put};
+    use axum::http::Method;
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     use tokio::net::TcpStream;
+    use trellis_functions::api::{CODE_BODY_CAP, INVOKE_BODY_CAP};
 
     use super::*;
     use crate::server::{ServerLimits, serve};
@@ -417,15 +306,14 @@ mod tests {
             Arc::new(AtomicBool::new(true)),
         )
         .with_gate_limits(gate);
-        let echo = |body: bytes::Bytes| async move { format!("got {}", body.len()) };
-        let app = Router::new()
-            .route("/services", post(echo))
-            .route("/2015-03-31/functions", post(echo))
-            .route("/2015-03-31/functions/{name}/code", put(echo))
-            .route("/2015-03-31/functions/{name}/invocations", post(echo))
-            // As the real routes do: the gate is what bounds bodies.
-            .layer(axum::extract::DefaultBodyLimit::disable())
-            .layer(axum::middleware::from_fn_with_state(state, sigv4_gate));
+        let table = echo_table();
+        let app = table
+            .router()
+            .layer(axum::middleware::from_fn_with_state(
+                (state, table.clone()),
+                sigv4_gate,
+            ))
+            .layer(axum::middleware::from_fn(trellis_wire::request_id::assign));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(serve(
@@ -435,6 +323,48 @@ mod tests {
             std::future::pending(),
         ));
         Gated { addr, _dir: dir }
+    }
+
+    /// The real table's services, bindings and caps for a few operations, each answering with
+    /// the length of the body the gate let through.
+    fn echo_table() -> Arc<Table> {
+        let echo = |body: bytes::Bytes| async move { format!("got {}", body.len()) };
+        let metas: Vec<trellis_wire::OperationMeta> = crate::operations::operations()
+            .into_iter()
+            .map(|o| o.meta)
+            .chain(trellis_functions::operations().into_iter().map(|o| o.meta))
+            .filter(|m| {
+                [
+                    "CreateService",
+                    "CreateFunction",
+                    "UpdateFunctionCode",
+                    "Invoke",
+                ]
+                .contains(&m.name)
+            })
+            .collect();
+        assert_eq!(metas.len(), 4);
+        let ops = metas
+            .into_iter()
+            .map(|m| {
+                let http = m.http.clone().expect("REST");
+                let op = trellis_wire::Operation::axum(
+                    m.service,
+                    m.name,
+                    (http.method, http.uri, 200),
+                    echo,
+                );
+                match m.body_cap {
+                    Some(cap) => op.body_cap(cap, m.too_large),
+                    None => op,
+                }
+            })
+            .collect();
+        Arc::new(
+            trellis_wire::TableBuilder::new(&crate::operations::LATTICE)
+                .add((), ops)
+                .build(),
+        )
     }
 
     /// How a test request is signed.
@@ -619,6 +549,7 @@ mod tests {
 
     #[test]
     fn caps_follow_the_operation() {
+        let table = echo_table();
         let cases = [
             (Method::POST, "/2015-03-31/functions", CODE_BODY_CAP),
             (
@@ -642,15 +573,14 @@ mod tests {
                 "/2015-03-31/functions/my-fn/code/extra",
                 DEFAULT_BODY_CAP,
             ),
-            (
-                Method::POST,
-                "/2015-03-31/functions//invocations",
-                DEFAULT_BODY_CAP,
-            ),
             (Method::POST, "/services", DEFAULT_BODY_CAP),
         ];
         for (method, path, cap) in cases {
-            assert_eq!(Route::of(&method, path).cap, cap, "{method} {path}");
+            let got = match table.head(&method, path, &Default::default()) {
+                Head::Operation(m) => m.body_cap(),
+                _ => DEFAULT_BODY_CAP,
+            };
+            assert_eq!(got, cap, "{method} {path}");
         }
     }
 
@@ -753,12 +683,10 @@ mod tests {
         let (status, _, _) = response(&mut fifth).await;
         assert_eq!(status, 200);
     }
-}
 
-#[cfg(test)]
-mod lambda_path_tests {
     #[test]
     fn lambda_paths_are_the_date_prefixed_ones() {
+        let table = echo_table();
         for (path, lambda) in [
             ("/2015-03-31/functions", true),
             (
@@ -766,14 +694,19 @@ mod lambda_path_tests {
                 true,
             ),
             ("/2020-06-30/functions/f/code-signing-config", true),
-            ("/2015-03-31", false),
+            ("/2021-10-31/functions/f/url", true),
             ("/services", false),
             ("/tags/arn%3Aaws%3Avpc-lattice", false),
             ("/servicenetworks/sn-0123456789abcdef0", false),
             ("/2015-3-31/functions", false),
             ("/", false),
         ] {
-            assert_eq!(super::is_lambda_path(path), lambda, "{path}");
+            let service = match table.head(&Method::GET, path, &Default::default()) {
+                Head::Operation(m) => m.service,
+                Head::Unknown(s) => s,
+                Head::Query(_) => panic!("{path}: no query services here"),
+            };
+            assert_eq!(service.signing_name == "lambda", lambda, "{path}");
         }
     }
 }

@@ -1,12 +1,14 @@
-//! The one place API errors become responses: every failure is an [`ApiError`], rendered in the
-//! AWS rest-json error shape (`x-amzn-ErrorType` header, JSON body with `message` and the
-//! exception's members) so that botocore and the SDKs raise the modelled exception class.
+//! The one place Lattice API failures are classified: every failure is an [`ApiError`], which
+//! becomes an [`AwsError`] (code, status, message and the exception's members) that the front
+//! door renders in the rest-json error shape, so that botocore and the SDKs raise the modelled
+//! exception class. Internal errors reach clients only as a generic message with the request ID.
 
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use trellis_model::{ResourceKind, ValidationError};
 use trellis_store::StoreError;
+use trellis_wire::AwsError;
 
 /// Quota codes are opaque to clients; Trellis names them after the quota (docs/decisions.md).
 pub const SERVICE_CODE: &str = "vpc-lattice";
@@ -184,20 +186,33 @@ impl From<StoreError> for ApiError {
                 resource_type: String::new(),
             },
             StoreError::NotFound => ApiError::Internal("record vanished during the request".into()),
-            StoreError::Backend(m) => {
-                tracing::error!(error = %m, "store failure");
-                ApiError::Internal("An internal error occurred.".into())
-            }
+            StoreError::Backend(m) => ApiError::Internal(format!("store failure: {m}")),
         }
     }
 }
 
+impl From<ApiError> for AwsError {
+    fn from(e: ApiError) -> AwsError {
+        if let ApiError::Internal(detail) = e {
+            return AwsError::internal("InternalServerException", detail);
+        }
+        let mut err = AwsError::new(e.code(), e.status(), String::new());
+        if let Value::Object(members) = e.body() {
+            for (k, v) in members {
+                if k == "message" {
+                    err.message = v.as_str().unwrap_or_default().to_string();
+                } else {
+                    err.members.insert(k, v);
+                }
+            }
+        }
+        err
+    }
+}
+
 impl IntoResponse for ApiError {
+    /// Rendered by the front door once the request ID is known ([`trellis_wire::deferred`]).
     fn into_response(self) -> Response {
-        let status = self.status();
-        let mut resp = (status, axum::Json(self.body())).into_response();
-        resp.headers_mut()
-            .insert("x-amzn-ErrorType", HeaderValue::from_static(self.code()));
-        resp
+        trellis_wire::deferred(&crate::operations::LATTICE, self.into())
     }
 }

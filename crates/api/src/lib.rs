@@ -13,7 +13,7 @@ pub mod auth;
 pub mod cascade;
 pub mod error;
 pub mod listeners;
-pub mod ops;
+pub mod operations;
 pub mod policies;
 pub mod rules;
 pub mod server;
@@ -30,7 +30,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, StatusCode};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -38,6 +38,7 @@ use serde_json::json;
 use trellis_model::Context;
 use trellis_store::Store;
 use trellis_telemetry::{ApiRequestLabels, Metrics};
+use trellis_wire::{OperationName, Table, TableBuilder};
 
 pub use error::{ApiError, ApiResult};
 
@@ -178,48 +179,57 @@ pub fn router(state: AppState) -> Router {
     router_with(state, ExtraRoutes::default())
 }
 
-/// Routes another crate serves on the API address: `signed` behind the SigV4 gate (the Lambda
-/// API of `trellis-functions`), `public` without it. Each router carries its own state.
+/// What another crate serves on the API address: operations of its own services added to the
+/// table (behind the SigV4 gate; the Lambda API of `trellis-functions`), and `public` routes
+/// without the gate. Each carries its own state.
 #[derive(Default)]
 pub struct ExtraRoutes {
-    pub signed: Router,
+    pub operations: Vec<Box<dyn FnOnce(TableBuilder) -> TableBuilder + Send>>,
     pub public: Router,
+}
+
+/// The operation table: the Lattice operations and `extra`'s.
+pub fn table(
+    state: &AppState,
+    extra: Vec<Box<dyn FnOnce(TableBuilder) -> TableBuilder + Send>>,
+) -> Arc<Table> {
+    let mut builder =
+        TableBuilder::new(&operations::LATTICE).add(state.clone(), operations::operations());
+    for add in extra {
+        builder = add(builder);
+    }
+    Arc::new(builder.build())
 }
 
 /// [`router`] plus `extra`.
 pub fn router_with(state: AppState, extra: ExtraRoutes) -> Router {
-    let lattice = Router::new()
-        .merge(service_networks::routes())
-        .merge(services::routes())
-        .merge(associations::routes())
-        .merge(access_logs::routes())
-        .merge(policies::routes())
-        .merge(tags::routes())
-        .merge(listeners::routes())
-        .merge(rules::routes())
-        .merge(target_groups::routes())
-        .with_state(state.clone())
-        .merge(extra.signed)
-        .fallback(unknown_operation)
-        .method_not_allowed_fallback(unknown_operation)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::sigv4_gate,
-        ));
+    let table = table(&state, extra.operations);
+    let signed = table.router().layer(middleware::from_fn_with_state(
+        (state.clone(), table.clone()),
+        auth::sigv4_gate,
+    ));
     Router::new()
         .route("/_trellis/health", get(health))
         .route("/_trellis/revision", get(revision))
         .route("/metrics", get(metrics))
         .with_state(state.clone())
         .merge(extra.public)
-        .merge(lattice)
+        .merge(signed)
         .layer(middleware::from_fn_with_state(state, observe))
+        .layer(middleware::from_fn(trellis_wire::request_id::assign))
 }
 
-/// Counts every request by operation and status and stamps `x-amzn-RequestId`.
+/// Counts every request by the operation the table resolved it to (`Admin` for Trellis's own
+/// endpoints, `Unknown` for anything else) and status.
 async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let operation = ops::operation_name(req.method(), req.uri().path());
-    let mut resp = next.run(req).await;
+    let path = req.uri().path();
+    let admin = path.starts_with("/_trellis/") || path == "/metrics";
+    let resp = next.run(req).await;
+    let operation = match resp.extensions().get::<OperationName>() {
+        Some(OperationName(name)) => name,
+        None if admin => "Admin",
+        None => "Unknown",
+    };
     state
         .metrics
         .api_requests
@@ -228,36 +238,7 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
             code: resp.status().as_u16(),
         })
         .inc();
-    let id = uuid_like();
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        resp.headers_mut().insert("x-amzn-RequestId", v);
-    }
     resp
-}
-
-fn uuid_like() -> String {
-    let id = trellis_model::ResourceKind::Rule.new_id();
-    let h = &id[5..];
-    // 17 random hex chars padded into the familiar 8-4-4-4-12 layout.
-    format!(
-        "{}-{}-4{}-8{}-{}000000000",
-        &h[0..8],
-        &h[8..12],
-        &h[12..15],
-        &h[15..17],
-        &h[0..3]
-    )
-}
-
-async fn unknown_operation(method: Method, uri: axum::http::Uri) -> ApiError {
-    ApiError::Validation(trellis_model::ValidationError {
-        message: format!(
-            "Trellis does not implement the operation {method} {}: resource gateways, resource configurations, domain verifications and VPC endpoint associations are not supported",
-            uri.path()
-        ),
-        reason: "unknownOperation",
-        fields: Vec::new(),
-    })
 }
 
 async fn health(State(state): State<AppState>) -> Response {

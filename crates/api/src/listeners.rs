@@ -98,7 +98,7 @@ fn listener_record(l: &Listener) -> ApiResult<Record> {
     .with_body(l)
 }
 
-async fn create(
+pub(crate) async fn create(
     State(s): State<AppState>,
     Path(service): Path<String>,
     body: Bytes,
@@ -255,7 +255,7 @@ async fn create(
     idem.finish(tx, StatusCode::CREATED, out).await
 }
 
-async fn read(
+pub(crate) async fn read(
     State(s): State<AppState>,
     Path((service, listener)): Path<(String, String)>,
 ) -> ApiResult<Response> {
@@ -268,7 +268,7 @@ async fn read(
     Ok(reply(StatusCode::OK, out))
 }
 
-async fn list(
+pub(crate) async fn list(
     State(s): State<AppState>,
     Path(service): Path<String>,
     RawQuery(q): RawQuery,
@@ -288,7 +288,7 @@ async fn list(
     Ok(list_reply(items, next))
 }
 
-async fn update(
+pub(crate) async fn update(
     State(s): State<AppState>,
     Path((service, listener)): Path<(String, String)>,
     body: Bytes,
@@ -350,7 +350,7 @@ async fn update(
     Ok(reply(StatusCode::OK, listener_wire(&l)))
 }
 
-async fn delete(
+pub(crate) async fn delete(
     State(s): State<AppState>,
     Path((service, listener)): Path<(String, String)>,
 ) -> ApiResult<Response> {

@@ -336,7 +336,7 @@ fn checked_put(
     ))
 }
 
-async fn put_auth(
+pub(crate) async fn put_auth(
     State(s): State<AppState>,
     Path(ident): Path<String>,
     body: Bytes,
@@ -352,7 +352,10 @@ async fn put_auth(
     ))
 }
 
-async fn get_auth(State(s): State<AppState>, Path(ident): Path<String>) -> ApiResult<Response> {
+pub(crate) async fn get_auth(
+    State(s): State<AppState>,
+    Path(ident): Path<String>,
+) -> ApiResult<Response> {
     let kind = checked_target(&AUTH_IDENTIFIER, &ident)?;
     let mut tx = s.store.read().await?;
     let resource = load(&mut tx, &s.ctx, kind, AUTH_IDENTIFIER.field, &ident).await?;
@@ -375,7 +378,10 @@ async fn get_auth(State(s): State<AppState>, Path(ident): Path<String>) -> ApiRe
 /// Deleting is allowed whatever the resource's authType (reference §2.5/§15 leave it open): with
 /// `AWS_IAM` and no policy every request is denied, which is the safe outcome the API reference
 /// describes, and Terraform destroys the policy before the service, which must not fail.
-async fn delete_auth(State(s): State<AppState>, Path(ident): Path<String>) -> ApiResult<Response> {
+pub(crate) async fn delete_auth(
+    State(s): State<AppState>,
+    Path(ident): Path<String>,
+) -> ApiResult<Response> {
     let kind = checked_target(&AUTH_IDENTIFIER, &ident)?;
     let mut tx = s.store.write().await?;
     let resource = load(&mut tx, &s.ctx, kind, AUTH_IDENTIFIER.field, &ident).await?;
@@ -386,7 +392,7 @@ async fn delete_auth(State(s): State<AppState>, Path(ident): Path<String>) -> Ap
     Ok(no_content())
 }
 
-async fn put_resource(
+pub(crate) async fn put_resource(
     State(s): State<AppState>,
     Path(arn): Path<String>,
     body: Bytes,
@@ -399,7 +405,10 @@ async fn put_resource(
     Ok(reply(StatusCode::OK, json!({})))
 }
 
-async fn get_resource(State(s): State<AppState>, Path(arn): Path<String>) -> ApiResult<Response> {
+pub(crate) async fn get_resource(
+    State(s): State<AppState>,
+    Path(arn): Path<String>,
+) -> ApiResult<Response> {
     let kind = checked_target(&RESOURCE_ARN, &arn)?;
     let mut tx = s.store.read().await?;
     let resource = load(&mut tx, &s.ctx, kind, RESOURCE_ARN.field, &arn).await?;
@@ -411,7 +420,7 @@ async fn get_resource(State(s): State<AppState>, Path(arn): Path<String>) -> Api
     Ok(reply(StatusCode::OK, json!({ "policy": stored.policy })))
 }
 
-async fn delete_resource(
+pub(crate) async fn delete_resource(
     State(s): State<AppState>,
     Path(arn): Path<String>,
 ) -> ApiResult<Response> {

@@ -317,7 +317,7 @@ pub(crate) fn failure_of(e: &ApiError) -> (String, String) {
 // ---------------------------------------------------------------------------------------------
 // Handlers.
 
-async fn create(
+pub(crate) async fn create(
     State(s): State<AppState>,
     Path((service, listener)): Path<(String, String)>,
     body: Bytes,
@@ -444,7 +444,7 @@ async fn create(
     idem.finish(tx, StatusCode::CREATED, out).await
 }
 
-async fn read(
+pub(crate) async fn read(
     State(s): State<AppState>,
     Path((service, listener, rule)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
@@ -459,7 +459,7 @@ async fn read(
 }
 
 /// Lists a listener's rules in evaluation order: ascending priority, the default rule last.
-async fn list(
+pub(crate) async fn list(
     State(s): State<AppState>,
     Path((service, listener)): Path<(String, String)>,
     RawQuery(q): RawQuery,
@@ -499,7 +499,7 @@ async fn list(
     Ok(list_reply(items, next))
 }
 
-async fn update(
+pub(crate) async fn update(
     State(s): State<AppState>,
     Path((service, listener, rule)): Path<(String, String, String)>,
     body: Bytes,
@@ -572,7 +572,7 @@ async fn apply_change(
     Ok(())
 }
 
-async fn delete(
+pub(crate) async fn delete(
     State(s): State<AppState>,
     Path((service, listener, rule)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
@@ -658,7 +658,7 @@ async fn apply_item(
 /// BatchUpdateRule: every item is checked like UpdateRule, items that fail are reported in
 /// `unsuccessful` and the others applied. Priority uniqueness is checked on the listener's
 /// rules as they are after the whole batch, so that a batch can swap two priorities.
-async fn batch_update(
+pub(crate) async fn batch_update(
     State(s): State<AppState>,
     Path((service, listener)): Path<(String, String)>,
     body: Bytes,

@@ -87,7 +87,7 @@ async fn association_counts(tx: &mut Tx, sn_id: &str) -> ApiResult<(u64, u64)> {
     Ok((services, vpcs))
 }
 
-async fn create(State(s): State<AppState>, body: Bytes) -> ApiResult<Response> {
+pub(crate) async fn create(State(s): State<AppState>, body: Bytes) -> ApiResult<Response> {
     let raw = body_value(&body)?;
     let req: CreateRequest = parse_body(&body)?;
     let mut c = Checks::new();
@@ -150,7 +150,10 @@ async fn create(State(s): State<AppState>, body: Bytes) -> ApiResult<Response> {
     idem.finish(tx, StatusCode::CREATED, out).await
 }
 
-async fn read(State(s): State<AppState>, Path(ident): Path<String>) -> ApiResult<Response> {
+pub(crate) async fn read(
+    State(s): State<AppState>,
+    Path(ident): Path<String>,
+) -> ApiResult<Response> {
     let mut tx = s.store.read().await?;
     let (_, sn) =
         load_doc::<ServiceNetwork>(&mut tx, &s.ctx, KIND, "serviceNetworkIdentifier", &ident)
@@ -167,7 +170,7 @@ async fn read(State(s): State<AppState>, Path(ident): Path<String>) -> ApiResult
     ))
 }
 
-async fn list(State(s): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+pub(crate) async fn list(State(s): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Response> {
     let page = Page::from_query(&QueryParams::parse(q.as_deref()))?;
     let mut tx = s.store.read().await?;
     let all = tx.list(KIND.store_kind(), None).await?;
@@ -186,7 +189,7 @@ async fn list(State(s): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Res
     Ok(list_reply(items, next))
 }
 
-async fn update(
+pub(crate) async fn update(
     State(s): State<AppState>,
     Path(ident): Path<String>,
     body: Bytes,
@@ -215,7 +218,10 @@ async fn update(
     ))
 }
 
-async fn delete(State(s): State<AppState>, Path(ident): Path<String>) -> ApiResult<Response> {
+pub(crate) async fn delete(
+    State(s): State<AppState>,
+    Path(ident): Path<String>,
+) -> ApiResult<Response> {
     let mut tx = s.store.write().await?;
     let (rec, sn) =
         load_doc::<ServiceNetwork>(&mut tx, &s.ctx, KIND, "serviceNetworkIdentifier", &ident)

@@ -192,7 +192,7 @@ fn summary_view(svc: &Service) -> Value {
     v
 }
 
-async fn create(State(s): State<AppState>, body: Bytes) -> ApiResult<Response> {
+pub(crate) async fn create(State(s): State<AppState>, body: Bytes) -> ApiResult<Response> {
     let raw = body_value(&body)?;
     let req: CreateRequest = parse_body(&body)?;
     let input = validate_create(&req)?;
@@ -240,13 +240,16 @@ async fn create(State(s): State<AppState>, body: Bytes) -> ApiResult<Response> {
     idem.finish(tx, StatusCode::CREATED, out).await
 }
 
-async fn read(State(s): State<AppState>, Path(ident): Path<String>) -> ApiResult<Response> {
+pub(crate) async fn read(
+    State(s): State<AppState>,
+    Path(ident): Path<String>,
+) -> ApiResult<Response> {
     let mut tx = s.store.read().await?;
     let (_, svc) = load_doc::<Service>(&mut tx, &s.ctx, KIND, "serviceIdentifier", &ident).await?;
     Ok(reply(StatusCode::OK, get_view(&svc)))
 }
 
-async fn list(State(s): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+pub(crate) async fn list(State(s): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Response> {
     let page = Page::from_query(&QueryParams::parse(q.as_deref()))?;
     let mut tx = s.store.read().await?;
     let (records, next) = page.apply(tx.list(KIND.store_kind(), None).await?);
@@ -257,7 +260,7 @@ async fn list(State(s): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Res
     Ok(list_reply(items, next))
 }
 
-async fn update(
+pub(crate) async fn update(
     State(s): State<AppState>,
     Path(ident): Path<String>,
     body: Bytes,
@@ -304,7 +307,10 @@ async fn delete_listener_tree(tx: &mut Tx, listener_id: &str) -> ApiResult<()> {
     Ok(())
 }
 
-async fn delete(State(s): State<AppState>, Path(ident): Path<String>) -> ApiResult<Response> {
+pub(crate) async fn delete(
+    State(s): State<AppState>,
+    Path(ident): Path<String>,
+) -> ApiResult<Response> {
     let mut tx = s.store.write().await?;
     let (rec, svc) =
         load_doc::<Service>(&mut tx, &s.ctx, KIND, "serviceIdentifier", &ident).await?;

@@ -158,7 +158,7 @@ fn merge(existing: &Tags, new: Tags) -> Result<Tags, usize> {
     Ok(merged)
 }
 
-async fn tag(
+pub(crate) async fn tag(
     State(s): State<AppState>,
     Path(arn): Path<String>,
     body: Bytes,
@@ -192,7 +192,7 @@ async fn tag(
     Ok(reply(StatusCode::OK, json!({})))
 }
 
-async fn untag(
+pub(crate) async fn untag(
     State(s): State<AppState>,
     Path(arn): Path<String>,
     RawQuery(q): RawQuery,
@@ -225,7 +225,10 @@ async fn untag(
     Ok(reply(StatusCode::OK, json!({})))
 }
 
-async fn list(State(s): State<AppState>, Path(arn): Path<String>) -> ApiResult<Response> {
+pub(crate) async fn list(
+    State(s): State<AppState>,
+    Path(arn): Path<String>,
+) -> ApiResult<Response> {
     let mut c = Checks::new();
     check_arn(&mut c, &arn);
     c.finish()?;

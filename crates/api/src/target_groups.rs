@@ -237,7 +237,7 @@ struct UpdateRequest {
     health_check: Option<HealthCheckInput>,
 }
 
-async fn create(State(s): State<AppState>, body: Bytes) -> ApiResult<Response> {
+pub(crate) async fn create(State(s): State<AppState>, body: Bytes) -> ApiResult<Response> {
     let raw = body_value(&body)?;
     let req: CreateRequest = parse_body(&body)?;
     let mut c = Checks::new();
@@ -308,7 +308,10 @@ async fn create(State(s): State<AppState>, body: Bytes) -> ApiResult<Response> {
     idem.finish(tx, StatusCode::CREATED, out).await
 }
 
-async fn read(State(s): State<AppState>, Path(ident): Path<String>) -> ApiResult<Response> {
+pub(crate) async fn read(
+    State(s): State<AppState>,
+    Path(ident): Path<String>,
+) -> ApiResult<Response> {
     let mut tx = s.store.read().await?;
     let (_, tg) = load_target_group(&mut tx, &s, &ident).await?;
     let mut out = target_group_wire(&tg);
@@ -318,7 +321,7 @@ async fn read(State(s): State<AppState>, Path(ident): Path<String>) -> ApiResult
     Ok(reply(StatusCode::OK, out))
 }
 
-async fn list(State(s): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+pub(crate) async fn list(State(s): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Response> {
     let q = QueryParams::parse(q.as_deref());
     let page = Page::from_query(&q)?;
     let mut c = Checks::new();
@@ -374,7 +377,7 @@ async fn list(State(s): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Res
     Ok(list_reply(items, next))
 }
 
-async fn update(
+pub(crate) async fn update(
     State(s): State<AppState>,
     Path(ident): Path<String>,
     body: Bytes,
@@ -409,7 +412,10 @@ async fn update(
     Ok(reply(StatusCode::OK, target_group_wire(&tg)))
 }
 
-async fn delete(State(s): State<AppState>, Path(ident): Path<String>) -> ApiResult<Response> {
+pub(crate) async fn delete(
+    State(s): State<AppState>,
+    Path(ident): Path<String>,
+) -> ApiResult<Response> {
     let mut tx = s.store.write().await?;
     let (rec, tg) = load_target_group(&mut tx, &s, &ident).await?;
     let users = services_using(&mut tx, &tg.id).await?;
@@ -512,7 +518,7 @@ fn target_failure(id: &str, port: Option<u16>, e: &ApiError) -> Value {
 /// codes of [`failure_of`]: `ValidationException` for an id or port that does not suit the group,
 /// `ConflictException` for a second target of a LAMBDA or ALB group. Exceeding the targets-per-
 /// group quota fails the whole request (402) and registers nothing.
-async fn register_targets(
+pub(crate) async fn register_targets(
     State(s): State<AppState>,
     Path(ident): Path<String>,
     body: Bytes,
@@ -600,7 +606,7 @@ async fn register_targets(
 /// DeregisterTargets: a target that is not registered (with that port, defaulting to the
 /// group's) is a per-item `ResourceNotFoundException`. The target is removed at once: draining is
 /// observed state, which the data plane owns.
-async fn deregister_targets(
+pub(crate) async fn deregister_targets(
     State(s): State<AppState>,
     Path(ident): Path<String>,
     body: Bytes,
@@ -643,7 +649,7 @@ async fn deregister_targets(
 
 /// ListTargets (a POST): the group's targets, optionally only those named in `targets` (a
 /// filter entry without a port matches every port of that id), with their status.
-async fn list_targets(
+pub(crate) async fn list_targets(
     State(s): State<AppState>,
     Path(ident): Path<String>,
     RawQuery(q): RawQuery,

@@ -55,7 +55,7 @@ pub mod remote;
 pub mod runtime_api;
 pub mod sandbox;
 
-pub use api::{public_routes, routes};
+pub use api::{LAMBDA, operations, public_routes};
 pub use host::{
     FunctionHost, HostConfig, InvocationType, InvokeError, InvokeOptions, InvokeOutcome,
 };

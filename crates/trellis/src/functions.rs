@@ -144,8 +144,11 @@ impl Functions {
 
     /// The Lambda API (behind the SigV4 gate) and the code download links (unsigned).
     pub fn routes(&self) -> trellis_api::ExtraRoutes {
+        let host = self.host.clone();
         trellis_api::ExtraRoutes {
-            signed: trellis_functions::routes(self.host.clone()),
+            operations: vec![Box::new(move |table: trellis_wire::TableBuilder| {
+                table.add(host, trellis_functions::operations())
+            })],
             public: trellis_functions::public_routes(self.host.clone()),
         }
     }

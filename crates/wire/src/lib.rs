@@ -21,7 +21,7 @@ pub mod table;
 
 pub use error::{AwsError, Fault};
 pub use operation::{Call, Http, Operation, OperationMeta};
-pub use request_id::RequestId;
+pub use request_id::{RequestId, deferred};
 pub use service::{Protocol, Service, ServiceErrors};
 pub use table::{Head, OperationName, SignedService, Table, TableBuilder};
 

@@ -140,6 +140,23 @@ impl<S: Clone + Send + Sync + 'static> Operation<S> {
         }
     }
 
+    /// A REST operation served by an axum handler (its extractors see the route's labels). A
+    /// bridge for handlers not yet written against typed inputs.
+    pub fn axum<H, T>(
+        service: &'static Service,
+        name: &'static str,
+        binding: (Method, &'static str, u16),
+        handler: H,
+    ) -> Operation<S>
+    where
+        H: axum::handler::Handler<T, S> + Send + Sync,
+        T: 'static,
+    {
+        Operation::raw(service, name, binding, move |s: S, req: Request| {
+            axum::handler::Handler::call(handler.clone(), req, s)
+        })
+    }
+
     fn typed<I, O, E, F, Fut>(
         service: &'static Service,
         name: &'static str,

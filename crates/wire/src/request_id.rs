@@ -8,6 +8,9 @@ use axum::http::{Extensions, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
 
+use crate::error::AwsError;
+use crate::service::Service;
+
 /// A request's ID: a random UUID, as AWS services use.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RequestId(pub String);
@@ -39,13 +42,40 @@ impl fmt::Display for RequestId {
     }
 }
 
-/// Middleware: gives the request its ID (in its extensions) and stamps it on the response.
+/// Middleware: gives the request its ID (in its extensions), renders a [`deferred`] error with
+/// it, and stamps it on the response.
 pub async fn assign(mut req: Request, next: Next) -> Response {
     let id = RequestId::new();
     req.extensions_mut().insert(id.clone());
     let mut resp = next.run(req).await;
+    if let Some(Deferred(service, err)) = resp.extensions_mut().remove::<Deferred>() {
+        // The placeholder's headers (`Connection: close` from the gate) and extensions (the
+        // operation's name) stay; the rendering adds the body and its own headers.
+        let (placeholder, _) = resp.into_parts();
+        let mut rendered = crate::codec::error_response(service, &id, err);
+        for (k, v) in &placeholder.headers {
+            if !rendered.headers().contains_key(k) {
+                rendered.headers_mut().insert(k.clone(), v.clone());
+            }
+        }
+        rendered.extensions_mut().extend(placeholder.extensions);
+        resp = rendered;
+    }
     if let Ok(v) = HeaderValue::from_str(id.as_str()) {
         resp.headers_mut().insert("x-amzn-RequestId", v);
     }
+    resp
+}
+
+/// An error answered by code that does not see the request ID (an `IntoResponse` impl, a
+/// middleware): [`assign`] renders it in `service`'s protocol with the ID.
+#[derive(Clone, Debug)]
+struct Deferred(&'static Service, AwsError);
+
+/// A response that [`assign`] replaces with `err` rendered for `service` and the request's ID.
+pub fn deferred(service: &'static Service, err: AwsError) -> Response {
+    let mut resp = Response::new(axum::body::Body::empty());
+    *resp.status_mut() = err.status;
+    resp.extensions_mut().insert(Deferred(service, err));
     resp
 }

@@ -57,10 +57,10 @@ pub enum Head<'a> {
     /// A served operation.
     Operation(&'a OperationMeta),
     /// A service's request for an operation Trellis does not serve.
-    Unknown(&'a Service),
+    Unknown(&'static Service),
     /// `POST /` with a form body: the operation is in the body, the service is the one among
     /// these whose signing name the credential scope names.
-    Query(Vec<&'a Service>),
+    Query(Vec<&'static Service>),
 }
 
 impl Head<'_> {
@@ -132,7 +132,7 @@ impl TableBuilder {
                 assert!(!same, "{} and entry {j} share a binding", m.name);
             }
             if let Some(http) = &m.http {
-                rest_paths.entry(http.uri.to_string()).or_default().push(i);
+                rest_paths.entry(route_path(http.uri)).or_default().push(i);
             }
         }
         // Clients differ on a trailing slash (`/2015-03-31/functions/` is ListFunctions' modelled
@@ -143,6 +143,9 @@ impl TableBuilder {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         for (path, idxs) in declared {
+            if path.contains("{*") {
+                continue;
+            }
             let twin = match path.strip_suffix('/') {
                 Some(p) if !p.is_empty() => p.to_string(),
                 Some(_) => continue,
@@ -196,7 +199,7 @@ impl Table {
             if let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
                 return self.by_target(target);
             }
-            let query: Vec<&Service> = self
+            let query: Vec<&'static Service> = self
                 .services()
                 .into_iter()
                 .filter(|s| s.protocol.is_query())
@@ -292,10 +295,13 @@ impl Table {
             );
         }
         let table = self.clone();
-        router.fallback(move |req: Request| {
-            let table = table.clone();
-            async move { table.unknown(req) }
-        })
+        router
+            .fallback(move |req: Request| {
+                let table = table.clone();
+                async move { table.unknown(req) }
+            })
+            // The SigV4 gate in front of the table bounds every body by its operation's cap.
+            .layer(axum::extract::DefaultBodyLimit::disable())
     }
 
     /// `POST /` for the JSON and query protocols: the operation is named by `X-Amz-Target` or by
@@ -395,4 +401,24 @@ impl Table {
         }
         out
     }
+}
+
+/// A model URI template as the router writes it: a greedy label `{name+}` (which may contain
+/// `/`) is a catch-all `{*name}`.
+fn route_path(uri: &str) -> String {
+    let mut out = String::with_capacity(uri.len());
+    for (i, seg) in uri.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        match seg.strip_prefix('{').and_then(|s| s.strip_suffix("+}")) {
+            Some(name) => {
+                out.push_str("{*");
+                out.push_str(name);
+                out.push('}');
+            }
+            None => out.push_str(seg),
+        }
+    }
+    out
 }

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::json;
 use trellis_store::StoreError;
+use trellis_wire::AwsError;
 
 use crate::config::ConfigError;
 use crate::host::InvokeError;
@@ -116,7 +117,36 @@ impl LambdaError {
     }
 }
 
+impl From<LambdaError> for AwsError {
+    fn from(e: LambdaError) -> AwsError {
+        if let LambdaError::Service(detail) = &e {
+            return AwsError::internal("ServiceException", detail.clone())
+                .with_message_member("Message")
+                .with_member("Type", "Service");
+        }
+        let mut err = AwsError::new(e.code(), e.status(), e.message());
+        if let serde_json::Value::Object(members) = e.body() {
+            for (k, v) in members {
+                if k == "message" || k == "Message" {
+                    err.message_member = if k == "Message" { "Message" } else { "message" };
+                } else {
+                    err.members.insert(k, v);
+                }
+            }
+        }
+        if let LambdaError::TooManyRequests = e {
+            err = err.with_header(
+                axum::http::header::RETRY_AFTER,
+                HeaderValue::from_static("1"),
+            );
+        }
+        err
+    }
+}
+
 impl IntoResponse for LambdaError {
+    /// Rendered by the front door once the request ID is known; an error from a remote Lambda
+    /// endpoint is passed on as it came.
     fn into_response(self) -> Response {
         if let LambdaError::Remote {
             error_type, body, ..
@@ -130,22 +160,7 @@ impl IntoResponse for LambdaError {
                 .insert("content-type", HeaderValue::from_static("application/json"));
             return resp;
         }
-        if self.status().is_server_error() {
-            tracing::warn!(
-                code = self.code(),
-                message = self.message(),
-                "Lambda API error"
-            );
-        }
-        let mut resp = (self.status(), axum::Json(self.body())).into_response();
-        if let Ok(v) = HeaderValue::from_str(self.code()) {
-            resp.headers_mut().insert("x-amzn-ErrorType", v);
-        }
-        if let LambdaError::TooManyRequests = self {
-            resp.headers_mut()
-                .insert("Retry-After", HeaderValue::from_static("1"));
-        }
-        resp
+        trellis_wire::deferred(&crate::api::LAMBDA, self.into())
     }
 }
 

@@ -1,8 +1,8 @@
 //! The Lambda API subset (`lambda/2015-03-31`, rest-json) on the API address, so `aws lambda …`,
 //! boto3 and the SDKs work against Trellis with an endpoint override.
 //!
-//! [`routes`] holds the operations; the API crate serves them behind its SigV4 gate (service
-//! `lambda` for paths under `/2015-03-31/`). [`public_routes`] serves the one unsigned resource:
+//! [`operations`] declares the operations for the front door's table ([`trellis_wire::Table`]);
+//! the API crate serves them behind its SigV4 gate (signing name `lambda`). [`public_routes`] serves the one unsigned resource:
 //! the `Code.Location` download link GetFunction returns, which carries its own signature and
 //! expiry like the presigned S3 URL Lambda returns.
 //!
@@ -20,12 +20,14 @@ use std::sync::{Arc, LazyLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{Path, Query, State};
+use axum::http::Method;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::get;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use trellis_wire::{AwsError, Operation, Protocol, Service, ServiceErrors};
 
 use crate::FunctionHost;
 use crate::names::{FunctionRef, parse_function_name};
@@ -38,64 +40,78 @@ pub const MAX_REQUEST_BYTES: usize = 70_167_211;
 /// How long a `Code.Location` link stays valid (as Lambda's presigned URLs do).
 const CODE_LINK_SECONDS: u64 = 600;
 
-/// The Lambda operations, with their own state; serve them behind the SigV4 gate.
-pub fn routes(host: Arc<FunctionHost>) -> Router {
-    let f = "/2015-03-31/functions/{function_name}";
-    let mut router = Router::new()
-        .route(
-            "/2015-03-31/functions",
-            post(functions::create_function).get(functions::list_functions),
+/// Lambda as the front door knows it.
+pub static LAMBDA: Service = Service {
+    id: "Lambda",
+    signing_name: "lambda",
+    endpoint_prefix: "lambda",
+    api_version: "2015-03-31",
+    protocol: Protocol::RestJson1,
+    target_prefix: None,
+    xml_namespace: None,
+    path_prefixes: API_VERSION_PREFIXES,
+    errors: ServiceErrors {
+        unknown_operation,
+        bad_input: |m| LambdaError::InvalidRequestContent(m).into(),
+        internal_code: "ServiceException",
+        throttling_code: "TooManyRequestsException",
+        too_large: |cap| {
+            LambdaError::RequestEntityTooLarge(format!("Request must be smaller than {cap} bytes"))
+                .into()
+        },
+    },
+};
+
+/// CreateFunction and UpdateFunctionCode carry a zip of up to 50 MB in base64, Lambda's own limit.
+pub const CODE_BODY_CAP: usize = MAX_REQUEST_BYTES;
+/// A synchronous Invoke's payload limit (Lambda's 6 MB).
+pub const INVOKE_BODY_CAP: usize = 6_291_456;
+
+fn invoke_too_large(cap: usize) -> AwsError {
+    LambdaError::RequestTooLarge(format!(
+        "Request must be smaller than {cap} bytes for the InvokeFunction operation"
+    ))
+    .into()
+}
+
+/// `op!(Name, METHOD "uri" status, handler)`: one Lambda operation.
+macro_rules! op {
+    ($name:ident, $method:ident $uri:literal $status:literal, $handler:path) => {
+        Operation::axum(
+            &LAMBDA,
+            stringify!($name),
+            (Method::$method, $uri, $status),
+            $handler,
         )
-        .route(
-            "/2015-03-31/functions/",
-            post(functions::create_function).get(functions::list_functions),
-        )
-        .route(
-            f,
-            get(functions::get_function).delete(functions::delete_function),
-        )
-        .route(
-            &format!("{f}/configuration"),
-            get(functions::get_function_configuration)
-                .put(functions::update_function_configuration),
-        )
-        .route(&format!("{f}/code"), put(functions::update_function_code))
-        .route(
-            &format!("{f}/versions"),
-            post(functions::publish_version).get(functions::list_versions),
-        )
-        .route(
-            &format!("{f}/aliases"),
-            post(aliases::create_alias).get(aliases::list_aliases),
-        )
-        .route(
-            &format!("{f}/aliases/{{alias}}"),
-            get(aliases::get_alias)
-                .put(aliases::update_alias)
-                .delete(aliases::delete_alias),
-        )
-        .route(&format!("{f}/invocations"), post(invoke::invoke))
-        .route(
-            "/2017-03-31/tags/{resource}",
-            get(tags::list_tags)
-                .post(tags::tag_resource)
-                .delete(tags::untag_resource),
-        )
-        .route(
-            "/2020-06-30/functions/{function_name}/code-signing-config",
-            get(tags::get_function_code_signing_config),
-        );
-    // Every other Lambda operation is answered as one Trellis does not implement, in Lambda's
-    // error shape (rather than as an unknown VPC Lattice operation).
-    for prefix in API_VERSION_PREFIXES {
-        router = router.route(
-            &format!("/{prefix}/{{*rest}}"),
-            axum::routing::any(unknown_operation),
-        );
-    }
-    router
-        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
-        .with_state(host)
+    };
+}
+
+/// The Lambda operations Trellis serves (`lambda/2015-03-31`), bindings from the model.
+pub fn operations() -> Vec<Operation<Arc<FunctionHost>>> {
+    vec![
+        op!(CreateFunction, POST "/2015-03-31/functions" 201, functions::create_function)
+            .body_cap(CODE_BODY_CAP, None),
+        op!(ListFunctions, GET "/2015-03-31/functions/" 200, functions::list_functions),
+        op!(GetFunction, GET "/2015-03-31/functions/{FunctionName}" 200, functions::get_function),
+        op!(DeleteFunction, DELETE "/2015-03-31/functions/{FunctionName}" 204, functions::delete_function),
+        op!(GetFunctionConfiguration, GET "/2015-03-31/functions/{FunctionName}/configuration" 200, functions::get_function_configuration),
+        op!(UpdateFunctionConfiguration, PUT "/2015-03-31/functions/{FunctionName}/configuration" 200, functions::update_function_configuration),
+        op!(UpdateFunctionCode, PUT "/2015-03-31/functions/{FunctionName}/code" 200, functions::update_function_code)
+            .body_cap(CODE_BODY_CAP, None),
+        op!(PublishVersion, POST "/2015-03-31/functions/{FunctionName}/versions" 201, functions::publish_version),
+        op!(ListVersionsByFunction, GET "/2015-03-31/functions/{FunctionName}/versions" 200, functions::list_versions),
+        op!(CreateAlias, POST "/2015-03-31/functions/{FunctionName}/aliases" 201, aliases::create_alias),
+        op!(ListAliases, GET "/2015-03-31/functions/{FunctionName}/aliases" 200, aliases::list_aliases),
+        op!(GetAlias, GET "/2015-03-31/functions/{FunctionName}/aliases/{Name}" 200, aliases::get_alias),
+        op!(UpdateAlias, PUT "/2015-03-31/functions/{FunctionName}/aliases/{Name}" 200, aliases::update_alias),
+        op!(DeleteAlias, DELETE "/2015-03-31/functions/{FunctionName}/aliases/{Name}" 204, aliases::delete_alias),
+        op!(Invoke, POST "/2015-03-31/functions/{FunctionName}/invocations" 200, invoke::invoke)
+            .body_cap(INVOKE_BODY_CAP, Some(invoke_too_large)),
+        op!(ListTags, GET "/2017-03-31/tags/{Resource}" 200, tags::list_tags),
+        op!(TagResource, POST "/2017-03-31/tags/{Resource}" 204, tags::tag_resource),
+        op!(UntagResource, DELETE "/2017-03-31/tags/{Resource}" 204, tags::untag_resource),
+        op!(GetFunctionCodeSigningConfig, GET "/2020-06-30/functions/{FunctionName}/code-signing-config" 200, tags::get_function_code_signing_config),
+    ]
 }
 
 /// The first path segments of the Lambda API (`lambda/2015-03-31`): each operation's URI starts
@@ -127,11 +143,11 @@ pub fn public_routes(host: Arc<FunctionHost>) -> Router {
         .with_state(host)
 }
 
-async fn unknown_operation(method: axum::http::Method, uri: axum::http::Uri) -> LambdaError {
+fn unknown_operation(what: &str) -> AwsError {
     LambdaError::InvalidParameter(format!(
-        "Trellis does not implement the Lambda operation {method} {}",
-        uri.path()
+        "Trellis does not implement the Lambda operation {what}"
     ))
+    .into()
 }
 
 /// Parses a `FunctionName` path member that must name a function of this Trellis.
