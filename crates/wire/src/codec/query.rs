@@ -122,8 +122,10 @@ impl Node {
         Node::Struct(Members::default())
     }
 
-    /// Inserts `value` at `path` below this node (an empty path sets the node itself, which
-    /// must still be empty).
+    /// Inserts `value` at `path` below this node. An empty path sets the node itself (which must
+    /// still be empty); a path that starts with a list or map wrapper (`member.N`, `N`,
+    /// `entry.N`) makes it a list or a map — a member's value, a list item or a map value alike,
+    /// so lists of lists and maps of lists nest; any other segment names a structure member.
     fn insert(&mut self, protocol: Protocol, path: &[&str], value: String) -> Result<(), String> {
         let Some((&head, rest)) = path.split_first() else {
             return match self {
@@ -134,34 +136,40 @@ impl Node {
                 _ => Err("a parameter is given twice, or both as a value and a structure".into()),
             };
         };
-        let Node::Struct(members) = self else {
-            return Err("a parameter is both a value and a structure".into());
+        // awsQuery and EC2 member names are PascalCase, so `member` and `entry` are never members.
+        let kind = if head == "member" && protocol == Protocol::AwsQuery {
+            Kind::List
+        } else if head == "entry" {
+            Kind::Map
+        } else if head.bytes().all(|b| b.is_ascii_digit()) {
+            Kind::List
+        } else {
+            Kind::Struct
         };
-        let (kind, rest) = match rest.first() {
-            Some(&"member") if protocol == Protocol::AwsQuery => (Kind::List, &rest[1..]),
-            Some(&"entry") => (Kind::Map, &rest[1..]),
-            Some(s) if s.bytes().all(|b| b.is_ascii_digit()) => (Kind::List, rest),
-            _ => (Kind::Struct, rest),
-        };
-        let i = match members.index.get(head) {
-            Some(&i) => i,
-            None => {
-                let n = match kind {
-                    Kind::List => Node::List(BTreeMap::new()),
-                    Kind::Map => Node::Map(BTreeMap::new()),
-                    Kind::Struct => Node::empty(),
+        let fresh = matches!(self, Node::Struct(m) if m.order.is_empty());
+        match kind {
+            Kind::List if fresh => *self = Node::List(BTreeMap::new()),
+            Kind::Map if fresh => *self = Node::Map(BTreeMap::new()),
+            _ => {}
+        }
+        match (kind, self) {
+            (Kind::Struct, Node::Struct(members)) => {
+                let i = match members.index.get(head) {
+                    Some(&i) => i,
+                    None => {
+                        members.order.push((head.to_string(), Node::empty()));
+                        members
+                            .index
+                            .insert(head.to_string(), members.order.len() - 1);
+                        members.order.len() - 1
+                    }
                 };
-                members.order.push((head.to_string(), n));
-                members
-                    .index
-                    .insert(head.to_string(), members.order.len() - 1);
-                members.order.len() - 1
+                members.order[i].1.insert(protocol, rest, value)
             }
-        };
-        match (kind, &mut members.order[i].1) {
-            (Kind::Struct, n) => n.insert(protocol, rest, value),
             (Kind::List, Node::List(items)) => {
-                let (idx, rest) = index(rest)?;
+                // `member.N…` names the index after the wrapper; a bare `N…` is the index.
+                let at = if head == "member" { rest } else { path };
+                let (idx, rest) = index(at)?;
                 items
                     .entry(idx)
                     .or_insert_with(Node::empty)
@@ -181,6 +189,7 @@ impl Node {
                 }
                 Ok(())
             }
+            (_, Node::Leaf(_)) => Err("a parameter is both a value and a structure".into()),
             _ => Err("a parameter is used as two kinds (list, map, structure)".into()),
         }
     }
@@ -358,6 +367,18 @@ mod tests {
                 r#"{"M":{"k":{"A":"1","B":["x"]}}}"#,
             ),
             (q, "A.B=1&A.C=x+y%26z", r#"{"A":{"B":"1","C":"x y&z"}}"#),
+            // Lists of lists, maps of lists.
+            (
+                q,
+                "L.member.1.member.2=b&L.member.1.member.1=a&L.member.2.member.1=c",
+                r#"{"L":[["a","b"],["c"]]}"#,
+            ),
+            (ec2, "L.1.1=a&L.2.1=b&L.2.2=c", r#"{"L":[["a"],["b","c"]]}"#),
+            (
+                q,
+                "M.entry.1.key=k&M.entry.1.value.member.1=x&M.entry.1.value.member.2=y",
+                r#"{"M":{"k":["x","y"]}}"#,
+            ),
         ];
         for (protocol, form, want) in cases {
             let got = decode_form(protocol, form).unwrap();
@@ -379,6 +400,11 @@ mod tests {
             ("L.member.0=1", "outside 1 to 10000"),
             ("L.member.10001=1", "outside 1 to 10000"),
             ("L.member=1", "needs an index"),
+            (
+                "L.member.1=1&L.member.1.A=2",
+                "both a value and a structure",
+            ),
+            ("L.member.1.A=1&L.member.1=2", "given twice"),
             ("L.member.1=1&L.entry.1.key=k", "two kinds"),
             ("M.entry.1.key=a&M.entry.1.key=b", "key is given twice"),
             ("M.entry.1.other=a", "only a key and a value"),
