@@ -4,10 +4,14 @@
 //! Inputs of every protocol become a `serde_json::Value` object keyed by the members' wire
 //! names; [`crate::de::from_value`] turns it into the operation's typed input (coercing the
 //! strings that query strings, labels and form bodies carry into numbers and booleans).
+//!
+//! Outputs are written from their `Serialize` impl: the JSON protocols through `serde_json`, the
+//! query protocols' XML directly (see [`Map`] for how an output marks a map, and [`Timestamp`]).
 
 mod json;
 mod query;
 mod rest_json;
+mod xml;
 
 use axum::http::request::Parts;
 use axum::response::Response;
@@ -20,7 +24,10 @@ use crate::operation::OperationMeta;
 use crate::request_id::RequestId;
 use crate::service::{Protocol, Service};
 
-pub use query::{action as query_action, decode_form};
+pub use query::{
+    MAX_FORM_PAIRS, MAX_LIST_INDEX, MAX_NAME_SEGMENTS, action as query_action, decode_form,
+};
+pub use xml::{Map, Timestamp};
 
 /// The request's input members.
 pub(crate) async fn decode_input(
@@ -35,33 +42,46 @@ pub(crate) async fn decode_input(
     }
 }
 
+/// The request's input members, as the operation's handler would get them before
+/// [`crate::de::from_value`]: for tests and tools that drive a codec without the table. REST
+/// labels are read from the request's route (`parts` must have been routed by axum on the
+/// operation's URI template).
+pub async fn decode_request(
+    meta: &OperationMeta,
+    parts: &mut Parts,
+    body: &Bytes,
+) -> Result<Value, String> {
+    decode_input(meta, parts, body).await
+}
+
 /// A successful response carrying `output`.
 pub fn output_response<O: Serialize>(
     meta: &OperationMeta,
     request_id: &RequestId,
     output: &O,
 ) -> Response {
-    let value = match serde_json::to_value(output) {
-        Ok(v) => v,
-        Err(e) => {
-            return error_response(
-                meta.service,
-                request_id,
-                AwsError::internal(
-                    meta.service.errors.internal_code,
-                    format!("{} output did not serialize: {e}", meta.name),
-                ),
-            );
+    let service = meta.service;
+    let written = match service.protocol {
+        Protocol::RestJson1 => serde_json::to_value(output)
+            .map(|v| rest_json::output(meta, v))
+            .map_err(|e| e.to_string()),
+        Protocol::AwsJson1_0 | Protocol::AwsJson1_1 => serde_json::to_value(output)
+            .map(|v| json::output(service, v))
+            .map_err(|e| e.to_string()),
+        Protocol::AwsQuery | Protocol::Ec2Query => {
+            query::output(service, meta.name, request_id, output).map_err(|e| e.to_string())
         }
     };
-    let service = meta.service;
-    match service.protocol {
-        Protocol::RestJson1 => rest_json::output(meta, value),
-        Protocol::AwsJson1_0 | Protocol::AwsJson1_1 => json::output(service, value),
-        Protocol::AwsQuery | Protocol::Ec2Query => {
-            query::output(service, meta.name, request_id, value)
-        }
-    }
+    written.unwrap_or_else(|e| {
+        error_response(
+            service,
+            request_id,
+            AwsError::internal(
+                service.errors.internal_code,
+                format!("{} output did not serialize: {e}", meta.name),
+            ),
+        )
+    })
 }
 
 /// An error response in the service's protocol. Internal errors are logged here, with the
