@@ -75,8 +75,22 @@ fn too_large(cap: usize) -> AwsError {
     ApiError::validation_other(format!("Request body exceeds {cap} bytes")).into()
 }
 
-/// `op!(Name, METHOD "uri" status, handler)`: one Lattice operation.
+/// `op!(Name, METHOD "uri" status, handler)`: one Lattice operation with a typed handler
+/// (`async fn(AppState, *Input, Call) -> ApiResult<*Output>`).
 macro_rules! op {
+    ($name:ident, $method:ident $uri:literal $status:literal, $handler:path) => {
+        Operation::rest(
+            &LATTICE,
+            stringify!($name),
+            (Method::$method, $uri, $status),
+            $handler,
+        )
+    };
+}
+
+/// `axum_op!(…)`: as [`op!`] for a handler still written as an axum handler (extractors and a
+/// `Response`); issue 10 moves the rest onto typed inputs and outputs.
+macro_rules! axum_op {
     ($name:ident, $method:ident $uri:literal $status:literal, $handler:path) => {
         Operation::axum(
             &LATTICE,
@@ -97,59 +111,59 @@ pub fn operations() -> Vec<Operation<AppState>> {
         op!(ListServiceNetworks, GET "/servicenetworks" 200, service_networks::list),
         op!(UpdateServiceNetwork, PATCH "/servicenetworks/{serviceNetworkIdentifier}" 200, service_networks::update),
         // services
-        op!(CreateService, POST "/services" 201, services::create),
-        op!(DeleteService, DELETE "/services/{serviceIdentifier}" 200, services::delete),
-        op!(GetService, GET "/services/{serviceIdentifier}" 200, services::read),
-        op!(ListServices, GET "/services" 200, services::list),
-        op!(UpdateService, PATCH "/services/{serviceIdentifier}" 200, services::update),
+        axum_op!(CreateService, POST "/services" 201, services::create),
+        axum_op!(DeleteService, DELETE "/services/{serviceIdentifier}" 200, services::delete),
+        axum_op!(GetService, GET "/services/{serviceIdentifier}" 200, services::read),
+        axum_op!(ListServices, GET "/services" 200, services::list),
+        axum_op!(UpdateService, PATCH "/services/{serviceIdentifier}" 200, services::update),
         // associations
-        op!(CreateServiceNetworkServiceAssociation, POST "/servicenetworkserviceassociations" 200, associations::create_service),
-        op!(CreateServiceNetworkVpcAssociation, POST "/servicenetworkvpcassociations" 200, associations::create_vpc),
-        op!(DeleteServiceNetworkServiceAssociation, DELETE "/servicenetworkserviceassociations/{serviceNetworkServiceAssociationIdentifier}" 200, associations::delete_service),
-        op!(DeleteServiceNetworkVpcAssociation, DELETE "/servicenetworkvpcassociations/{serviceNetworkVpcAssociationIdentifier}" 200, associations::delete_vpc),
-        op!(GetServiceNetworkServiceAssociation, GET "/servicenetworkserviceassociations/{serviceNetworkServiceAssociationIdentifier}" 200, associations::read_service),
-        op!(GetServiceNetworkVpcAssociation, GET "/servicenetworkvpcassociations/{serviceNetworkVpcAssociationIdentifier}" 200, associations::read_vpc),
-        op!(ListServiceNetworkServiceAssociations, GET "/servicenetworkserviceassociations" 200, associations::list_service),
-        op!(ListServiceNetworkVpcAssociations, GET "/servicenetworkvpcassociations" 200, associations::list_vpc),
-        op!(UpdateServiceNetworkVpcAssociation, PATCH "/servicenetworkvpcassociations/{serviceNetworkVpcAssociationIdentifier}" 200, associations::update_vpc),
+        axum_op!(CreateServiceNetworkServiceAssociation, POST "/servicenetworkserviceassociations" 200, associations::create_service),
+        axum_op!(CreateServiceNetworkVpcAssociation, POST "/servicenetworkvpcassociations" 200, associations::create_vpc),
+        axum_op!(DeleteServiceNetworkServiceAssociation, DELETE "/servicenetworkserviceassociations/{serviceNetworkServiceAssociationIdentifier}" 200, associations::delete_service),
+        axum_op!(DeleteServiceNetworkVpcAssociation, DELETE "/servicenetworkvpcassociations/{serviceNetworkVpcAssociationIdentifier}" 200, associations::delete_vpc),
+        axum_op!(GetServiceNetworkServiceAssociation, GET "/servicenetworkserviceassociations/{serviceNetworkServiceAssociationIdentifier}" 200, associations::read_service),
+        axum_op!(GetServiceNetworkVpcAssociation, GET "/servicenetworkvpcassociations/{serviceNetworkVpcAssociationIdentifier}" 200, associations::read_vpc),
+        axum_op!(ListServiceNetworkServiceAssociations, GET "/servicenetworkserviceassociations" 200, associations::list_service),
+        axum_op!(ListServiceNetworkVpcAssociations, GET "/servicenetworkvpcassociations" 200, associations::list_vpc),
+        axum_op!(UpdateServiceNetworkVpcAssociation, PATCH "/servicenetworkvpcassociations/{serviceNetworkVpcAssociationIdentifier}" 200, associations::update_vpc),
         // listeners
-        op!(CreateListener, POST "/services/{serviceIdentifier}/listeners" 201, listeners::create),
-        op!(DeleteListener, DELETE "/services/{serviceIdentifier}/listeners/{listenerIdentifier}" 204, listeners::delete),
-        op!(GetListener, GET "/services/{serviceIdentifier}/listeners/{listenerIdentifier}" 200, listeners::read),
-        op!(ListListeners, GET "/services/{serviceIdentifier}/listeners" 200, listeners::list),
-        op!(UpdateListener, PATCH "/services/{serviceIdentifier}/listeners/{listenerIdentifier}" 200, listeners::update),
+        axum_op!(CreateListener, POST "/services/{serviceIdentifier}/listeners" 201, listeners::create),
+        axum_op!(DeleteListener, DELETE "/services/{serviceIdentifier}/listeners/{listenerIdentifier}" 204, listeners::delete),
+        axum_op!(GetListener, GET "/services/{serviceIdentifier}/listeners/{listenerIdentifier}" 200, listeners::read),
+        axum_op!(ListListeners, GET "/services/{serviceIdentifier}/listeners" 200, listeners::list),
+        axum_op!(UpdateListener, PATCH "/services/{serviceIdentifier}/listeners/{listenerIdentifier}" 200, listeners::update),
         // rules
-        op!(BatchUpdateRule, PATCH "/services/{serviceIdentifier}/listeners/{listenerIdentifier}/rules" 200, rules::batch_update),
-        op!(CreateRule, POST "/services/{serviceIdentifier}/listeners/{listenerIdentifier}/rules" 201, rules::create),
-        op!(DeleteRule, DELETE "/services/{serviceIdentifier}/listeners/{listenerIdentifier}/rules/{ruleIdentifier}" 204, rules::delete),
-        op!(GetRule, GET "/services/{serviceIdentifier}/listeners/{listenerIdentifier}/rules/{ruleIdentifier}" 200, rules::read),
-        op!(ListRules, GET "/services/{serviceIdentifier}/listeners/{listenerIdentifier}/rules" 200, rules::list),
-        op!(UpdateRule, PATCH "/services/{serviceIdentifier}/listeners/{listenerIdentifier}/rules/{ruleIdentifier}" 200, rules::update),
+        axum_op!(BatchUpdateRule, PATCH "/services/{serviceIdentifier}/listeners/{listenerIdentifier}/rules" 200, rules::batch_update),
+        axum_op!(CreateRule, POST "/services/{serviceIdentifier}/listeners/{listenerIdentifier}/rules" 201, rules::create),
+        axum_op!(DeleteRule, DELETE "/services/{serviceIdentifier}/listeners/{listenerIdentifier}/rules/{ruleIdentifier}" 204, rules::delete),
+        axum_op!(GetRule, GET "/services/{serviceIdentifier}/listeners/{listenerIdentifier}/rules/{ruleIdentifier}" 200, rules::read),
+        axum_op!(ListRules, GET "/services/{serviceIdentifier}/listeners/{listenerIdentifier}/rules" 200, rules::list),
+        axum_op!(UpdateRule, PATCH "/services/{serviceIdentifier}/listeners/{listenerIdentifier}/rules/{ruleIdentifier}" 200, rules::update),
         // target_groups
-        op!(CreateTargetGroup, POST "/targetgroups" 201, target_groups::create),
-        op!(DeleteTargetGroup, DELETE "/targetgroups/{targetGroupIdentifier}" 200, target_groups::delete),
-        op!(DeregisterTargets, POST "/targetgroups/{targetGroupIdentifier}/deregistertargets" 200, target_groups::deregister_targets),
-        op!(GetTargetGroup, GET "/targetgroups/{targetGroupIdentifier}" 200, target_groups::read),
-        op!(ListTargetGroups, GET "/targetgroups" 200, target_groups::list),
-        op!(ListTargets, POST "/targetgroups/{targetGroupIdentifier}/listtargets" 200, target_groups::list_targets),
-        op!(RegisterTargets, POST "/targetgroups/{targetGroupIdentifier}/registertargets" 200, target_groups::register_targets),
-        op!(UpdateTargetGroup, PATCH "/targetgroups/{targetGroupIdentifier}" 200, target_groups::update),
+        axum_op!(CreateTargetGroup, POST "/targetgroups" 201, target_groups::create),
+        axum_op!(DeleteTargetGroup, DELETE "/targetgroups/{targetGroupIdentifier}" 200, target_groups::delete),
+        axum_op!(DeregisterTargets, POST "/targetgroups/{targetGroupIdentifier}/deregistertargets" 200, target_groups::deregister_targets),
+        axum_op!(GetTargetGroup, GET "/targetgroups/{targetGroupIdentifier}" 200, target_groups::read),
+        axum_op!(ListTargetGroups, GET "/targetgroups" 200, target_groups::list),
+        axum_op!(ListTargets, POST "/targetgroups/{targetGroupIdentifier}/listtargets" 200, target_groups::list_targets),
+        axum_op!(RegisterTargets, POST "/targetgroups/{targetGroupIdentifier}/registertargets" 200, target_groups::register_targets),
+        axum_op!(UpdateTargetGroup, PATCH "/targetgroups/{targetGroupIdentifier}" 200, target_groups::update),
         // access_logs
-        op!(CreateAccessLogSubscription, POST "/accesslogsubscriptions" 201, access_logs::create),
-        op!(DeleteAccessLogSubscription, DELETE "/accesslogsubscriptions/{accessLogSubscriptionIdentifier}" 204, access_logs::delete),
-        op!(GetAccessLogSubscription, GET "/accesslogsubscriptions/{accessLogSubscriptionIdentifier}" 200, access_logs::read),
-        op!(ListAccessLogSubscriptions, GET "/accesslogsubscriptions" 200, access_logs::list),
-        op!(UpdateAccessLogSubscription, PATCH "/accesslogsubscriptions/{accessLogSubscriptionIdentifier}" 200, access_logs::update),
+        axum_op!(CreateAccessLogSubscription, POST "/accesslogsubscriptions" 201, access_logs::create),
+        axum_op!(DeleteAccessLogSubscription, DELETE "/accesslogsubscriptions/{accessLogSubscriptionIdentifier}" 204, access_logs::delete),
+        axum_op!(GetAccessLogSubscription, GET "/accesslogsubscriptions/{accessLogSubscriptionIdentifier}" 200, access_logs::read),
+        axum_op!(ListAccessLogSubscriptions, GET "/accesslogsubscriptions" 200, access_logs::list),
+        axum_op!(UpdateAccessLogSubscription, PATCH "/accesslogsubscriptions/{accessLogSubscriptionIdentifier}" 200, access_logs::update),
         // policies
-        op!(DeleteAuthPolicy, DELETE "/authpolicy/{resourceIdentifier+}" 204, policies::delete_auth),
-        op!(DeleteResourcePolicy, DELETE "/resourcepolicy/{resourceArn+}" 204, policies::delete_resource),
-        op!(GetAuthPolicy, GET "/authpolicy/{resourceIdentifier+}" 200, policies::get_auth),
-        op!(GetResourcePolicy, GET "/resourcepolicy/{resourceArn+}" 200, policies::get_resource),
-        op!(PutAuthPolicy, PUT "/authpolicy/{resourceIdentifier+}" 200, policies::put_auth),
-        op!(PutResourcePolicy, PUT "/resourcepolicy/{resourceArn+}" 200, policies::put_resource),
+        axum_op!(DeleteAuthPolicy, DELETE "/authpolicy/{resourceIdentifier+}" 204, policies::delete_auth),
+        axum_op!(DeleteResourcePolicy, DELETE "/resourcepolicy/{resourceArn+}" 204, policies::delete_resource),
+        axum_op!(GetAuthPolicy, GET "/authpolicy/{resourceIdentifier+}" 200, policies::get_auth),
+        axum_op!(GetResourcePolicy, GET "/resourcepolicy/{resourceArn+}" 200, policies::get_resource),
+        axum_op!(PutAuthPolicy, PUT "/authpolicy/{resourceIdentifier+}" 200, policies::put_auth),
+        axum_op!(PutResourcePolicy, PUT "/resourcepolicy/{resourceArn+}" 200, policies::put_resource),
         // tags
-        op!(ListTagsForResource, GET "/tags/{resourceArn+}" 200, tags::list),
-        op!(TagResource, POST "/tags/{resourceArn+}" 200, tags::tag),
-        op!(UntagResource, DELETE "/tags/{resourceArn+}" 200, tags::untag),
+        axum_op!(ListTagsForResource, GET "/tags/{resourceArn+}" 200, tags::list),
+        axum_op!(TagResource, POST "/tags/{resourceArn+}" 200, tags::tag),
+        axum_op!(UntagResource, DELETE "/tags/{resourceArn+}" 200, tags::untag),
     ]
 }

@@ -1,42 +1,30 @@
 //! Service networks: CreateServiceNetwork, GetServiceNetwork, ListServiceNetworks,
 //! UpdateServiceNetwork, DeleteServiceNetwork.
+//!
+//! Each operation's input is a `*Input` type whose `validate` yields the checked values or one
+//! `ValidationError` naming every failing member; each output is a `Serialize` type the front
+//! door writes in the rest-json shape.
 
-use axum::Router;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
-use axum::response::Response;
-use axum::routing::get;
-use bytes::Bytes;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use trellis_model::resources::service_network::ServiceNetwork;
 use trellis_model::resources::{AuthType, Tags};
-use trellis_model::{Checks, ResourceKind, Timestamp};
+use trellis_model::{Checks, ResourceKind, Timestamp, ValidationError};
 use trellis_store::Tx;
+use trellis_wire::Call;
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::wire::{
-    Idempotency, NewRecord, Page, QueryParams, body_value, check_new_top_level, doc, list_reply,
-    load_doc, no_content, parse_body, reply, set_doc,
-};
+use crate::wire::{Idempotency, ListOutput, NewRecord, Page, check_new_top_level, doc, load_doc, set_doc};
 
 const KIND: ResourceKind = ResourceKind::ServiceNetwork;
 /// Service networks per region (reference §11.1).
 pub const QUOTA: u64 = 50;
+/// The identifier label of every operation on one service network.
+const IDENTIFIER: &str = "serviceNetworkIdentifier";
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/servicenetworks", get(list).post(create))
-        .route(
-            "/servicenetworks/{id}",
-            get(read).patch(update).delete(delete),
-        )
-}
-
-#[derive(Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct CreateRequest {
+pub struct CreateServiceNetworkInput {
     name: Option<String>,
     auth_type: Option<String>,
     sharing_config: Option<SharingConfig>,
@@ -45,16 +33,128 @@ struct CreateRequest {
     client_token: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct SharingConfig {
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+pub struct SharingConfig {
+    #[serde(default)]
     enabled: Option<bool>,
 }
 
-#[derive(Deserialize)]
+/// A checked CreateServiceNetwork.
+struct NewServiceNetwork {
+    name: String,
+    auth_type: AuthType,
+    sharing_enabled: bool,
+}
+
+impl CreateServiceNetworkInput {
+    fn validate(&self) -> Result<NewServiceNetwork, ValidationError> {
+        let mut c = Checks::new();
+        match &self.name {
+            Some(n) => {
+                c.resource_name("name", n, 3, 63, None);
+            }
+            None => c.missing("name"),
+        }
+        let auth_type = check_auth_type(&mut c, self.auth_type.as_deref()).unwrap_or_default();
+        c.tags("tags", &self.tags);
+        c.finish()?;
+        Ok(NewServiceNetwork {
+            name: self.name.clone().unwrap_or_default(),
+            auth_type,
+            sharing_enabled: self.sharing_config.and_then(|c| c.enabled).unwrap_or(false),
+        })
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct UpdateRequest {
+pub struct CreateServiceNetworkOutput {
+    id: String,
+    name: String,
+    arn: String,
+    sharing_config: SharingConfigOut,
+    auth_type: AuthType,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SharingConfigOut {
+    enabled: bool,
+}
+
+/// The input of the operations that name one service network and nothing else.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceNetworkIdentifierInput {
+    service_network_identifier: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetServiceNetworkOutput {
+    id: String,
+    name: String,
+    arn: String,
+    created_at: Timestamp,
+    last_updated_at: Timestamp,
+    auth_type: AuthType,
+    sharing_config: SharingConfigOut,
+    #[serde(rename = "numberOfAssociatedVPCs")]
+    number_of_associated_vpcs: u64,
+    number_of_associated_services: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListServiceNetworksInput {
+    max_results: Option<String>,
+    next_token: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceNetworkSummary {
+    id: String,
+    name: String,
+    arn: String,
+    created_at: Timestamp,
+    last_updated_at: Timestamp,
+    #[serde(rename = "numberOfAssociatedVPCs")]
+    number_of_associated_vpcs: u64,
+    number_of_associated_services: u64,
+    number_of_associated_resource_configurations: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateServiceNetworkInput {
+    service_network_identifier: String,
     auth_type: Option<String>,
 }
+
+impl UpdateServiceNetworkInput {
+    fn validate(&self) -> Result<AuthType, ValidationError> {
+        let mut c = Checks::new();
+        if self.auth_type.is_none() {
+            c.missing("authType");
+        }
+        let auth_type = check_auth_type(&mut c, self.auth_type.as_deref());
+        c.finish()?;
+        Ok(auth_type.unwrap_or_default())
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateServiceNetworkOutput {
+    id: String,
+    name: String,
+    arn: String,
+    auth_type: AuthType,
+}
+
+/// DeleteServiceNetwork answers 204 with no members.
+#[derive(Debug, Serialize)]
+pub struct DeleteServiceNetworkOutput {}
 
 /// Checks an `authType` member, returning the parsed value when present and valid.
 pub fn check_auth_type(c: &mut Checks, value: Option<&str>) -> Option<AuthType> {
@@ -64,10 +164,6 @@ pub fn check_auth_type(c: &mut Checks, value: Option<&str>) -> Option<AuthType> 
     } else {
         None
     }
-}
-
-fn sharing(sn: &ServiceNetwork) -> Value {
-    json!({ "enabled": sn.sharing_enabled })
 }
 
 /// Associated services and VPCs, counted from the association records.
@@ -87,35 +183,27 @@ async fn association_counts(tx: &mut Tx, sn_id: &str) -> ApiResult<(u64, u64)> {
     Ok((services, vpcs))
 }
 
-pub(crate) async fn create(State(s): State<AppState>, body: Bytes) -> ApiResult<Response> {
-    let raw = body_value(&body)?;
-    let req: CreateRequest = parse_body(&body)?;
-    let mut c = Checks::new();
-    match &req.name {
-        Some(n) => {
-            c.resource_name("name", n, 3, 63, None);
-        }
-        None => c.missing("name"),
-    }
-    let auth_type = check_auth_type(&mut c, req.auth_type.as_deref()).unwrap_or_default();
-    c.tags("tags", &req.tags);
-    c.finish()?;
-    let name = req.name.unwrap_or_default();
+pub(crate) async fn create(
+    s: AppState,
+    input: CreateServiceNetworkInput,
+    _: Call,
+) -> ApiResult<CreateServiceNetworkOutput> {
+    let new = input.validate()?;
     let idem = Idempotency::new(
         "CreateServiceNetwork",
         "",
-        req.client_token.as_deref(),
-        &raw,
+        input.client_token.as_deref(),
+        &serde_json::to_value(&input).map_err(|e| ApiError::Internal(e.to_string()))?,
     )?;
 
     let mut tx = s.store.write().await?;
-    if let Some((status, body)) = idem.replay(&mut tx, KIND).await? {
-        return Ok(reply(status, body));
+    if let Some(out) = idem.replay_output(&mut tx, KIND).await? {
+        return Ok(out);
     }
     check_new_top_level(
         &mut tx,
         KIND,
-        &name,
+        &new.name,
         s.quotas.service_networks_per_region,
         "service-networks-per-region",
     )
@@ -125,107 +213,135 @@ pub(crate) async fn create(State(s): State<AppState>, body: Bytes) -> ApiResult<
     let now = Timestamp::now();
     let sn = ServiceNetwork {
         id: id.clone(),
-        name: name.clone(),
+        name: new.name.clone(),
         arn: arn.clone(),
-        auth_type,
-        sharing_enabled: req.sharing_config.and_then(|c| c.enabled).unwrap_or(false),
+        auth_type: new.auth_type,
+        sharing_enabled: new.sharing_enabled,
         created_at: now,
         last_updated_at: now,
-        tags: req.tags,
+        tags: input.tags,
     };
     let rec = NewRecord {
         kind: KIND,
         id: &id,
         parent: None,
-        name: Some(&name),
+        name: Some(&new.name),
         arn: Some(&arn),
         refs: vec![],
     }
     .with_body(&sn)?;
     tx.insert(&rec).await?;
-    let out = json!({
-        "id": sn.id, "name": sn.name, "arn": sn.arn,
-        "sharingConfig": sharing(&sn), "authType": sn.auth_type.as_str(),
-    });
-    idem.finish(tx, StatusCode::CREATED, out).await
+    let out = CreateServiceNetworkOutput {
+        id: sn.id,
+        name: sn.name,
+        arn: sn.arn,
+        sharing_config: SharingConfigOut {
+            enabled: sn.sharing_enabled,
+        },
+        auth_type: sn.auth_type,
+    };
+    idem.finish_output(tx, out).await
 }
 
 pub(crate) async fn read(
-    State(s): State<AppState>,
-    Path(ident): Path<String>,
-) -> ApiResult<Response> {
+    s: AppState,
+    input: ServiceNetworkIdentifierInput,
+    _: Call,
+) -> ApiResult<GetServiceNetworkOutput> {
     let mut tx = s.store.read().await?;
-    let (_, sn) =
-        load_doc::<ServiceNetwork>(&mut tx, &s.ctx, KIND, "serviceNetworkIdentifier", &ident)
-            .await?;
+    let (_, sn) = load_doc::<ServiceNetwork>(
+        &mut tx,
+        &s.ctx,
+        KIND,
+        IDENTIFIER,
+        &input.service_network_identifier,
+    )
+    .await?;
     let (services, vpcs) = association_counts(&mut tx, &sn.id).await?;
-    Ok(reply(
-        StatusCode::OK,
-        json!({
-            "id": sn.id, "name": sn.name, "arn": sn.arn,
-            "createdAt": sn.created_at, "lastUpdatedAt": sn.last_updated_at,
-            "authType": sn.auth_type.as_str(), "sharingConfig": sharing(&sn),
-            "numberOfAssociatedVPCs": vpcs, "numberOfAssociatedServices": services,
-        }),
-    ))
+    Ok(GetServiceNetworkOutput {
+        sharing_config: SharingConfigOut {
+            enabled: sn.sharing_enabled,
+        },
+        id: sn.id,
+        name: sn.name,
+        arn: sn.arn,
+        created_at: sn.created_at,
+        last_updated_at: sn.last_updated_at,
+        auth_type: sn.auth_type,
+        number_of_associated_vpcs: vpcs,
+        number_of_associated_services: services,
+    })
 }
 
-pub(crate) async fn list(State(s): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Response> {
-    let page = Page::from_query(&QueryParams::parse(q.as_deref()))?;
+pub(crate) async fn list(
+    s: AppState,
+    input: ListServiceNetworksInput,
+    _: Call,
+) -> ApiResult<ListOutput<ServiceNetworkSummary>> {
+    let page = Page::new(input.max_results.as_deref(), input.next_token.as_deref())?;
     let mut tx = s.store.read().await?;
     let all = tx.list(KIND.store_kind(), None).await?;
-    let (records, next) = page.apply(all);
+    let (records, next_token) = page.apply(all);
     let mut items = Vec::with_capacity(records.len());
     for rec in &records {
         let sn: ServiceNetwork = doc(rec)?;
         let (services, vpcs) = association_counts(&mut tx, &sn.id).await?;
-        items.push(json!({
-            "id": sn.id, "name": sn.name, "arn": sn.arn,
-            "createdAt": sn.created_at, "lastUpdatedAt": sn.last_updated_at,
-            "numberOfAssociatedVPCs": vpcs, "numberOfAssociatedServices": services,
-            "numberOfAssociatedResourceConfigurations": 0,
-        }));
+        items.push(ServiceNetworkSummary {
+            id: sn.id,
+            name: sn.name,
+            arn: sn.arn,
+            created_at: sn.created_at,
+            last_updated_at: sn.last_updated_at,
+            number_of_associated_vpcs: vpcs,
+            number_of_associated_services: services,
+            number_of_associated_resource_configurations: 0,
+        });
     }
-    Ok(list_reply(items, next))
+    Ok(ListOutput { items, next_token })
 }
 
 pub(crate) async fn update(
-    State(s): State<AppState>,
-    Path(ident): Path<String>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    let req: UpdateRequest = parse_body(&body)?;
-    let mut c = Checks::new();
-    if req.auth_type.is_none() {
-        c.missing("authType");
-    }
-    let auth_type = check_auth_type(&mut c, req.auth_type.as_deref());
-    c.finish()?;
+    s: AppState,
+    input: UpdateServiceNetworkInput,
+    _: Call,
+) -> ApiResult<UpdateServiceNetworkOutput> {
+    let auth_type = input.validate()?;
     let mut tx = s.store.write().await?;
-    let (mut rec, mut sn) =
-        load_doc::<ServiceNetwork>(&mut tx, &s.ctx, KIND, "serviceNetworkIdentifier", &ident)
-            .await?;
-    if let Some(a) = auth_type {
-        sn.auth_type = a;
-    }
+    let (mut rec, mut sn) = load_doc::<ServiceNetwork>(
+        &mut tx,
+        &s.ctx,
+        KIND,
+        IDENTIFIER,
+        &input.service_network_identifier,
+    )
+    .await?;
+    sn.auth_type = auth_type;
     sn.last_updated_at = Timestamp::now();
     set_doc(&mut rec, &sn)?;
     tx.update(&rec).await?;
     tx.commit().await?;
-    Ok(reply(
-        StatusCode::OK,
-        json!({ "id": sn.id, "name": sn.name, "arn": sn.arn, "authType": sn.auth_type.as_str() }),
-    ))
+    Ok(UpdateServiceNetworkOutput {
+        id: sn.id,
+        name: sn.name,
+        arn: sn.arn,
+        auth_type: sn.auth_type,
+    })
 }
 
 pub(crate) async fn delete(
-    State(s): State<AppState>,
-    Path(ident): Path<String>,
-) -> ApiResult<Response> {
+    s: AppState,
+    input: ServiceNetworkIdentifierInput,
+    _: Call,
+) -> ApiResult<DeleteServiceNetworkOutput> {
     let mut tx = s.store.write().await?;
-    let (rec, sn) =
-        load_doc::<ServiceNetwork>(&mut tx, &s.ctx, KIND, "serviceNetworkIdentifier", &ident)
-            .await?;
+    let (rec, sn) = load_doc::<ServiceNetwork>(
+        &mut tx,
+        &s.ctx,
+        KIND,
+        IDENTIFIER,
+        &input.service_network_identifier,
+    )
+    .await?;
     let (services, vpcs) = association_counts(&mut tx, &sn.id).await?;
     if services > 0 || vpcs > 0 {
         return Err(ApiError::conflict(
@@ -240,5 +356,5 @@ pub(crate) async fn delete(
     crate::cascade::delete_attached(&mut tx, &rec.id).await?;
     tx.delete(KIND.store_kind(), &rec.id).await?;
     tx.commit().await?;
-    Ok(no_content())
+    Ok(DeleteServiceNetworkOutput {})
 }

@@ -102,11 +102,17 @@ impl Page {
     pub const DEFAULT_MAX: usize = 100;
 
     pub fn from_query(q: &QueryParams) -> ApiResult<Page> {
+        Page::new(q.get("maxResults"), q.get("nextToken"))
+    }
+
+    /// The page a List call's `maxResults` and `nextToken` members ask for. Both arrive in the
+    /// query string, so both are read as text and checked here, where a bad value can be named.
+    pub fn new(max_results: Option<&str>, next_token: Option<&str>) -> ApiResult<Page> {
         let mut checks = Checks::new();
-        let mut max_results = Page::DEFAULT_MAX;
-        if let Some(m) = q.get("maxResults") {
+        let mut max_results_n = Page::DEFAULT_MAX;
+        if let Some(m) = max_results {
             match m.parse::<i64>() {
-                Ok(n) if checks.range("maxResults", n, 1, 100) => max_results = n as usize,
+                Ok(n) if checks.range("maxResults", n, 1, 100) => max_results_n = n as usize,
                 Ok(_) => {}
                 Err(_) => checks.fail(
                     "maxResults",
@@ -115,7 +121,7 @@ impl Page {
             }
         }
         let mut after_seq = None;
-        if let Some(t) = q.get("nextToken")
+        if let Some(t) = next_token
             && checks.length("nextToken", t, 1, 2048)
         {
             match decode_token(t) {
@@ -125,7 +131,7 @@ impl Page {
         }
         checks.finish()?;
         Ok(Page {
-            max_results,
+            max_results: max_results_n,
             after_seq,
         })
     }
@@ -158,6 +164,15 @@ fn decode_token(t: &str) -> Option<i64> {
         .strip_prefix("trellis:")?
         .parse()
         .ok()
+}
+
+/// A List operation's output: `{"items": [...], "nextToken": ...}`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListOutput<T> {
+    pub items: Vec<T>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
 }
 
 /// A List response body: `{"items": [...], "nextToken": ...}`.
@@ -233,6 +248,35 @@ impl Idempotency {
                 resource_type: kind.error_type().to_string(),
             }),
         }
+    }
+
+    /// The earlier output to replay, if this token was used before with the same input.
+    pub async fn replay_output<O: DeserializeOwned>(
+        &self,
+        tx: &mut Tx,
+        kind: ResourceKind,
+    ) -> ApiResult<Option<O>> {
+        match self.replay(tx, kind).await? {
+            None => Ok(None),
+            Some((_, body)) => serde_json::from_value(body).map(Some).map_err(|e| {
+                ApiError::Internal(format!("a remembered response does not decode: {e}"))
+            }),
+        }
+    }
+
+    /// Finishes a Create whose output is typed: remembers it for the token in the same
+    /// transaction as the change it describes, and commits.
+    pub async fn finish_output<O: Serialize>(self, mut tx: Tx, output: O) -> ApiResult<O> {
+        if let Some(token) = &self.token {
+            let body = serde_json::to_value(&output).map_err(|e| ApiError::Internal(e.to_string()))?;
+            let entry = IdempotencyEntry {
+                request_hash: self.request_hash.clone(),
+                response: serde_json::json!({ "body": body }),
+            };
+            tx.idempotency_put(&self.scope, token, &entry).await?;
+        }
+        tx.commit().await?;
+        Ok(output)
     }
 
     /// Finishes a Create: remembers the response for the token in the same transaction as the
