@@ -1,5 +1,6 @@
 //! The control plane: the VPC Lattice REST-JSON API (`vpc-lattice/2022-11-30`) over the store,
-//! plus the admin endpoints (`/_trellis/health`, `/_trellis/revision`, `/metrics`).
+//! plus the admin endpoints (`/_trellis/health`, `/_trellis/revision`, `/_trellis/operations`,
+//! `/metrics`).
 //!
 //! AWS wire shapes live only in this crate. Each resource family has its own module that maps
 //! wire DTOs to model documents; [`error`] is the one place failures become AWS error responses,
@@ -208,11 +209,25 @@ pub fn router_with(state: AppState, extra: ExtraRoutes) -> Router {
         (state.clone(), table.clone()),
         auth::sigv4_gate,
     ));
+    let listing = table.markdown();
     Router::new()
         .route("/_trellis/health", get(health))
         .route("/_trellis/revision", get(revision))
         .route("/metrics", get(metrics))
         .with_state(state.clone())
+        // The operations this server serves, as docs/api.md lists them (an e2e test compares).
+        .route(
+            "/_trellis/operations",
+            get(move || async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/markdown; charset=utf-8",
+                    )],
+                    listing,
+                )
+            }),
+        )
         .merge(extra.public)
         .merge(signed)
         .layer(middleware::from_fn_with_state(state, observe))

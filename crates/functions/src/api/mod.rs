@@ -91,7 +91,7 @@ pub fn operations() -> Vec<Operation<Arc<FunctionHost>>> {
     vec![
         op!(CreateFunction, POST "/2015-03-31/functions" 201, functions::create_function)
             .body_cap(CODE_BODY_CAP, None),
-        op!(ListFunctions, GET "/2015-03-31/functions/" 200, functions::list_functions),
+        op!(ListFunctions, GET "/2015-03-31/functions" 200, functions::list_functions),
         op!(GetFunction, GET "/2015-03-31/functions/{FunctionName}" 200, functions::get_function),
         op!(DeleteFunction, DELETE "/2015-03-31/functions/{FunctionName}" 204, functions::delete_function),
         op!(GetFunctionConfiguration, GET "/2015-03-31/functions/{FunctionName}/configuration" 200, functions::get_function_configuration),

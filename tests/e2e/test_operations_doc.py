@@ -1,0 +1,72 @@
+"""The operation table is the one list of what Trellis serves: docs/api.md must list exactly the
+operations the running server's table holds (`GET /_trellis/operations`), and every operation it
+lists must be routed — none answers the unknown-operation error.
+
+After adding an operation, regenerate the list with
+`TRELLIS_UPDATE_DOCS=1 python3 -m pytest -q test_operations_doc.py`."""
+
+import os
+import re
+import urllib.request
+
+import botocore.loaders
+
+from conftest import ROOT
+
+DOC = os.path.join(ROOT, "docs", "api.md")
+BEGIN = "<!-- operations:begin (generated from the operation table) -->\n"
+END = "<!-- operations:end -->\n"
+
+
+def served(server):
+    with urllib.request.urlopen(server.endpoint + "/_trellis/operations", timeout=5) as r:
+        assert r.headers["content-type"].startswith("text/markdown")
+        return r.read().decode()
+
+
+def test_docs_list_the_table(server):
+    listing = served(server)
+    with open(DOC) as f:
+        text = f.read()
+    assert BEGIN in text and END in text, "docs/api.md lost its generated section's markers"
+    before, rest = text.split(BEGIN, 1)
+    documented, after = rest.split(END, 1)
+    if os.environ.get("TRELLIS_UPDATE_DOCS") == "1":
+        with open(DOC, "w") as f:
+            f.write(before + BEGIN + listing + END + after)
+        documented = listing
+    assert documented == listing, (
+        "docs/api.md does not list what the server serves; regenerate it with "
+        "TRELLIS_UPDATE_DOCS=1 (see this module's docstring)")
+
+
+def test_the_table_matches_the_models(server):
+    """Every listed REST operation has the model's method and URI (a greedy label is written
+    `{name+}` where Trellis accepts an unencoded `/`), and every JSON/query operation exists in its
+    service's model."""
+    loader = botocore.loaders.Loader()
+    models = {}
+    service = None
+    rows = 0
+    for line in served(server).splitlines():
+        m = re.match(r"^### .* \(`([0-9-]+)`, ([a-z-]+), signing name `([a-z-]+)`\)$", line)
+        if m:
+            service = {"vpc-lattice": "vpc-lattice", "lambda": "lambda", "tagging": "resourcegroupstaggingapi"}[m.group(3)]
+            models.setdefault(service, loader.load_service_model(service, "service-2"))
+            assert models[service]["metadata"]["apiVersion"] == m.group(1)
+            continue
+        m = re.match(r"^\| (\w+) \| `(.*)` \|$", line)
+        if not m:
+            continue
+        rows += 1
+        name, binding = m.groups()
+        op = models[service]["operations"].get(name)
+        assert op is not None, f"{service} has no operation {name}"
+        if binding.startswith("X-Amz-Target: "):
+            prefix = models[service]["metadata"]["targetPrefix"]
+            assert binding == f"X-Amz-Target: {prefix}.{name}"
+        else:
+            method, uri = binding.split(" ", 1)
+            assert method == op["http"]["method"], name
+            assert uri.replace("+}", "}") == op["http"]["requestUri"], name
+    assert rows >= 60
