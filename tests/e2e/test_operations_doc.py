@@ -9,7 +9,9 @@ import os
 import re
 import urllib.request
 
+import botocore.exceptions
 import botocore.loaders
+import pytest
 
 from conftest import ROOT
 
@@ -70,3 +72,41 @@ def test_the_table_matches_the_models(server):
             assert method == op["http"]["method"], name
             assert uri.replace("+}", "}") == op["http"]["requestUri"], name
     assert rows >= 60
+
+
+# (client service, method, kwargs, error code, message must contain)
+UNKNOWN = [
+    ("vpc-lattice", "create_resource_gateway", {"name": "rg-x", "vpcIdentifier": "vpc-1"},
+     "ValidationException", "Trellis does not implement the operation POST /resourcegateways"),
+    ("vpc-lattice", "list_domain_verifications", {}, "ValidationException",
+     "Trellis does not implement the operation GET /domainverifications"),
+    ("lambda", "get_function_url_config", {"FunctionName": "f"}, "InvalidParameterValueException",
+     "Trellis does not implement the Lambda operation GET /2021-10-31/functions/f/url"),
+    ("lambda", "list_layers", {}, "InvalidParameterValueException",
+     "Trellis does not implement the Lambda operation GET /2018-10-31/layers"),
+]
+
+
+def test_unknown_operations_are_answered_in_each_service_vocabulary(server):
+    for service, method, kwargs, code, needle in UNKNOWN:
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            getattr(server.client(service), method)(**kwargs)
+        err = e.value.response
+        assert err["Error"]["Code"] == code, (method, err)
+        assert needle in err["Error"]["Message"], (method, err)
+        # Every answer, error or not, carries a request ID.
+        assert len(err["ResponseMetadata"]["RequestId"]) == 36, err
+
+
+def test_metrics_name_operations_from_the_table(server):
+    lattice = server.client()
+    lattice.list_services()
+    server.client("lambda").list_functions()
+    try:
+        lattice.create_resource_gateway(name="rg-y", vpcIdentifier="vpc-1")
+    except botocore.exceptions.ClientError:
+        pass
+    _, metrics = server.admin("/metrics")
+    for label in ['operation="ListServices",code="200"', 'operation="ListFunctions",code="200"',
+                  'operation="Unknown",code="400"']:
+        assert f"trellis_api_requests_total{{{label}}}" in metrics, label
