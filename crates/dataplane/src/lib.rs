@@ -245,7 +245,8 @@ pub trait Reconcile: Send + Sync + 'static {
     /// Tries to bind the ports that failed, against the snapshot in service. Returns whether some
     /// still fail.
     fn retry_ports(&self) -> impl Future<Output = bool> + Send;
-    /// A snapshot was rejected (it does not compile); the one in service stays.
+    /// A snapshot was rejected (it does not compile, or its build was interrupted); the one in
+    /// service stays.
     fn rejected(&self, error: &LoadError);
 }
 
