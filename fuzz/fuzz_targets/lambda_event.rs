@@ -1,5 +1,5 @@
 //! Lattice's LAMBDA targets, request side: an arbitrary HTTP request → the `V1` and `V2` Lambda
-//! events (`trellis_functions::lattice::request_event`).
+//! events (`trellis_lambda_event::lattice::request_event`).
 //!
 //! Invariants beyond "no panic": the event is a JSON object that carries the path and query as
 //! sent and the method; its body decodes back to the request's body byte for byte (base64 or
@@ -14,7 +14,7 @@ use base64::Engine as _;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use trellis_functions::lattice::{HttpRequest, Identity, RequestContext, request_event};
+use trellis_lambda_event::lattice::{HttpRequest, Identity, RequestContext, request_event};
 use trellis_model::resources::target_group::LambdaEventStructureVersion;
 
 #[derive(Arbitrary, Debug)]

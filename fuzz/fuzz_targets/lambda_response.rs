@@ -1,5 +1,5 @@
 //! Lattice's LAMBDA targets, response side: a function's result → the HTTP response
-//! (`trellis_functions::lattice::{parse_response, response}`).
+//! (`trellis_lambda_event::lattice::{parse_response, response}`).
 //!
 //! Every input is used twice: as a raw result payload (and as a function's error document), and
 //! as the description of a well-formed result that must round-trip. Invariants beyond "no panic":
@@ -16,8 +16,8 @@ use base64::Engine as _;
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, json};
-use trellis_functions::InvokeOutcome;
-use trellis_functions::lattice::{parse_response, response};
+use trellis_lambda_event::InvokeOutcome;
+use trellis_lambda_event::lattice::{parse_response, response};
 
 const DROPPED: &[&str] = &[
     "connection",

@@ -35,8 +35,7 @@ use crate::sandbox::{
     SandboxSpec,
 };
 
-/// Lambda's limit for a synchronous invocation's request payload.
-pub const MAX_SYNC_PAYLOAD: usize = 6_291_456;
+pub use trellis_lambda_event::{InvokeError, InvokeOutcome, MAX_SYNC_PAYLOAD};
 /// Lambda's limit for an asynchronous (`Event`) invocation's payload.
 pub const MAX_ASYNC_PAYLOAD: usize = 1_048_576;
 
@@ -108,97 +107,11 @@ pub struct InvokeOptions {
     pub qualifier: Option<String>,
 }
 
-/// The result of an invocation that ran (or was accepted to run).
-#[derive(Clone, Debug, PartialEq)]
-pub struct InvokeOutcome {
-    /// 200 (`RequestResponse`), 202 (`Event`) or 204 (`DryRun`).
-    pub status: u16,
-    /// The function's result, or its error document when `function_error` is set.
-    pub payload: Bytes,
-    /// `Unhandled` when the function failed (an error, a crash, a timeout).
-    pub function_error: Option<String>,
-    /// Base64 of the end of the invocation's log, as in `X-Amz-Log-Result` (with `log_tail`).
-    pub log_tail: Option<String>,
-    /// The version that ran (`$LATEST` or a number).
-    pub executed_version: Option<String>,
-}
-
-/// Why an invocation did not run. Each maps to one Lambda error (see [`InvokeError::code`]).
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum InvokeError {
-    /// The function name does not parse (`ValidationException`).
-    #[error("{0}")]
-    InvalidName(String),
-    /// `InvalidParameterValueException`.
-    #[error("{0}")]
-    InvalidParameter(String),
-    /// `ResourceNotFoundException`.
-    #[error("{0}")]
-    NotFound(String),
-    /// The payload is over Lambda's limit (`RequestTooLargeException`).
-    #[error("{0}")]
-    RequestTooLarge(String),
-    /// The payload is not JSON (`InvalidRequestContentException`).
-    #[error("{0}")]
-    InvalidRequestContent(String),
-    /// The function's concurrency and queue are full (`TooManyRequestsException`).
-    #[error("Rate Exceeded.")]
-    TooManyRequests,
-    /// The remote endpoint answered with an error, passed on as it is.
-    #[error("{error_type}: {message}")]
-    Remote {
-        status: u16,
-        error_type: String,
-        message: String,
-        body: Bytes,
-    },
-    /// The remote endpoint could not be reached (`ServiceException`, 502).
-    #[error("{0}")]
-    Unavailable(String),
-    /// Something on this side failed (`ServiceException`, 500).
-    #[error("{0}")]
-    Internal(String),
-    /// This host cannot isolate runtime processes (`InvalidRuntimeException`, 502).
-    #[error("{0}")]
-    IsolationUnavailable(String),
-}
-
-impl InvokeError {
-    /// The Lambda error code.
-    pub fn code(&self) -> &str {
-        match self {
-            InvokeError::InvalidName(_) => "ValidationException",
-            InvokeError::InvalidParameter(_) => "InvalidParameterValueException",
-            InvokeError::NotFound(_) => "ResourceNotFoundException",
-            InvokeError::RequestTooLarge(_) => "RequestTooLargeException",
-            InvokeError::InvalidRequestContent(_) => "InvalidRequestContentException",
-            InvokeError::TooManyRequests => "TooManyRequestsException",
-            InvokeError::Remote { error_type, .. } => error_type,
-            InvokeError::Unavailable(_) | InvokeError::Internal(_) => "ServiceException",
-            InvokeError::IsolationUnavailable(_) => "InvalidRuntimeException",
-        }
-    }
-
-    /// The HTTP status Lambda answers with.
-    pub fn status(&self) -> u16 {
-        match self {
-            InvokeError::InvalidName(_)
-            | InvokeError::InvalidParameter(_)
-            | InvokeError::InvalidRequestContent(_) => 400,
-            InvokeError::NotFound(_) => 404,
-            InvokeError::RequestTooLarge(_) => 413,
-            InvokeError::TooManyRequests => 429,
-            InvokeError::Remote { status, .. } => *status,
-            InvokeError::Unavailable(_) | InvokeError::IsolationUnavailable(_) => 502,
-            InvokeError::Internal(_) => 500,
-        }
-    }
-}
-
-impl From<StoreError> for InvokeError {
-    fn from(e: StoreError) -> Self {
-        InvokeError::Internal(format!("store: {e}"))
-    }
+/// Store failures while resolving or fetching code are the host's own (`ServiceException`).
+/// A function rather than a `From` impl: [`InvokeError`] is `trellis_lambda_event`'s, which
+/// knows no store.
+fn store_error(e: StoreError) -> InvokeError {
+    InvokeError::Internal(format!("store: {e}"))
 }
 
 struct ResolutionCache {
@@ -235,6 +148,17 @@ impl std::fmt::Debug for FunctionHost {
             .field("concurrency", &self.config.concurrency)
             .field("remote", &self.remote)
             .finish_non_exhaustive()
+    }
+}
+
+/// The data plane's LAMBDA target groups invoke through this (synchronously, `RequestResponse`).
+impl trellis_lambda_event::FunctionInvoker for FunctionHost {
+    fn invoke<'a>(
+        &'a self,
+        function: &'a str,
+        event: Bytes,
+    ) -> trellis_lambda_event::InvokeFuture<'a> {
+        Box::pin(FunctionHost::invoke(self, function, event))
     }
 }
 
@@ -345,7 +269,7 @@ impl FunctionHost {
                 return self.invoke_remote(&fref, payload, options).await;
             }
             Err(ResolveError::NotFound(message)) => return Err(InvokeError::NotFound(message)),
-            Err(ResolveError::Store(e)) => return Err(e.into()),
+            Err(ResolveError::Store(e)) => return Err(store_error(e)),
         };
         let target = pick(&resolution);
         let invoked_arn = fref.arn(&self.config.ctx);
@@ -473,8 +397,8 @@ impl FunctionHost {
             tracing::warn!(code = %sha256_hex, dir = %dir.display(), "unpacked code changed on disk; unpacking it again");
         }
         let zip = {
-            let mut tx = self.store.read().await?;
-            tx.get_blob(sha256_hex).await?
+            let mut tx = self.store.read().await.map_err(store_error)?;
+            tx.get_blob(sha256_hex).await.map_err(store_error)?
         }
         .ok_or_else(|| {
             InvokeError::Internal(format!("the code {sha256_hex} is missing from the store"))

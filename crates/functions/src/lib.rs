@@ -47,7 +47,6 @@ pub mod code;
 pub mod config;
 pub mod host;
 pub mod isolation;
-pub mod lattice;
 pub mod logs;
 pub mod names;
 pub mod pool;

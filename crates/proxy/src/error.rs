@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
-use trellis_functions::lattice::LambdaTargetError;
+use trellis_lambda_event::lattice::LambdaTargetError;
 
 use crate::body::ResponseBody;
 
@@ -473,7 +473,7 @@ mod tests {
             (
                 ProxyError::Lambda {
                     function: "f".into(),
-                    error: LambdaTargetError::Invoke(trellis_functions::InvokeError::Internal(
+                    error: LambdaTargetError::Invoke(trellis_lambda_event::InvokeError::Internal(
                         "x".into(),
                     )),
                 },

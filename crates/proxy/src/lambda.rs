@@ -1,7 +1,7 @@
 //! LAMBDA target groups: the request is buffered (at most 6 MB), turned into the Lattice event of
 //! the group's structure version, sent to the group's function through a [`FunctionInvoker`],
 //! and the function's result becomes the response. The mappings themselves are
-//! `trellis_functions::lattice`'s; this module is the I/O around them.
+//! `trellis_lambda_event::lattice`'s; this module is the I/O around them.
 //!
 //! Decisions (docs/decisions.md, "Lambda targets"):
 //! * The function sees the client's headers minus hop-by-hop fields and client copies of the
@@ -14,16 +14,16 @@
 //! * The body read waits at most the idle timeout for each frame (408 when it runs out), as the
 //!   wait for a target's response does for IP targets.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, Request, Response, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use trellis_functions::lattice::{self, HttpRequest, Identity, LambdaTargetError, RequestContext};
-use trellis_functions::{FunctionHost, InvokeError, InvokeOutcome};
+use trellis_lambda_event::lattice::{
+    self, HttpRequest, Identity, LambdaTargetError, RequestContext,
+};
+use trellis_lambda_event::{FunctionInvoker, InvokeError};
 use trellis_snapshot::{ServiceEntry, Snapshot, TargetGroupEntry};
 
 use crate::body::ResponseBody;
@@ -31,27 +31,6 @@ use crate::conn::ConnCtx;
 use crate::error::{BodyFault, ProxyError};
 use crate::headers::{self, X_AMZN_REQUESTID};
 use crate::pipeline::AccessRecord;
-
-/// The future [`FunctionInvoker::invoke`] returns.
-pub type InvokeFuture<'a> =
-    Pin<Box<dyn Future<Output = Result<InvokeOutcome, InvokeError>> + Send + 'a>>;
-
-/// What invokes the functions of LAMBDA target groups: `function` is the registered target, a
-/// function ARN (unqualified, or qualified with a version or alias); `event` the Lattice event.
-/// The invocation is synchronous (`RequestResponse`).
-///
-/// [`FunctionHost`] is the implementation `trellis serve` uses; tests use fakes. The trait
-/// keeps the request path free of the host's internals (its store, its processes): the proxy
-/// sees only this call.
-pub trait FunctionInvoker: Send + Sync + 'static {
-    fn invoke<'a>(&'a self, function: &'a str, event: Bytes) -> InvokeFuture<'a>;
-}
-
-impl FunctionInvoker for FunctionHost {
-    fn invoke<'a>(&'a self, function: &'a str, event: Bytes) -> InvokeFuture<'a> {
-        Box::pin(FunctionHost::invoke(self, function, event))
-    }
-}
 
 /// Serves a request whose route chose a LAMBDA group.
 pub(crate) async fn forward(

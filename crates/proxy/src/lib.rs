@@ -76,12 +76,12 @@ pub use conn::{
 };
 pub use error::{BodyFault, NON_EXISTENT_SERVICE, ProxyError, Side};
 pub use headers::MAX_REQUEST_ID_BYTES;
-pub use lambda::{FunctionInvoker, InvokeFuture};
 pub use limits::{
     ConnLimits, DESCRIPTOR_RESERVE, HANDSHAKE_TIMEOUT, HEADER_READ_TIMEOUT,
     MAX_CONNECTIONS_PER_SOURCE, connection_budget, open_file_limit,
 };
 pub use pipeline::AccessRecord;
+pub use trellis_lambda_event::{FunctionInvoker, InvokeFuture};
 pub use upstream::{CONNECT_TIMEOUT, MAX_IDLE_PER_TARGET, POOL_IDLE_TIMEOUT};
 
 use conn::Servers;

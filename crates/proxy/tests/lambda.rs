@@ -13,7 +13,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use support::*;
 use tokio::sync::Semaphore;
-use trellis_functions::{InvokeError, InvokeOutcome};
+use trellis_lambda_event::{InvokeError, InvokeOutcome};
 use trellis_model::resources::AuthType;
 use trellis_model::resources::listener::ListenerProtocol::Http;
 use trellis_model::resources::target_group::{
@@ -358,7 +358,7 @@ async fn failures_map_to_statuses() {
 #[tokio::test]
 async fn request_body_over_6_mb_is_413() {
     let (harness, fake, port) = setup("lambig").await;
-    let limit = trellis_functions::lattice::MAX_REQUEST_BODY;
+    let limit = trellis_lambda_event::lattice::MAX_REQUEST_BODY;
     // Declared too large: refused before the body is read.
     let mut client = Client::connect(ClientKind::H1, port, &host("lambig"), &harness.ca_pem).await;
     let req = client

@@ -30,8 +30,7 @@ use trellis_model::resources::target_group::{
     TargetGroupType, target_key,
 };
 use trellis_router::RequestHead;
-use trellis_snapshot::{CompileInput, Snapshot, TARGET_KIND, compile};
-use trellis_store::Record;
+use trellis_snapshot::{CompileInput, Record, Snapshot, TARGET_KIND, compile};
 
 const REGION: &str = "us-west-2";
 const ACCOUNT: &str = "111122223333";
@@ -60,16 +59,11 @@ struct Records(Vec<Record>);
 
 impl Records {
     fn push(&mut self, kind: &str, id: &str, parent: Option<&str>, body: &impl Serialize) {
-        let seq = self.0.len() as i64 + 1;
         self.0.push(Record {
             kind: kind.into(),
             id: id.into(),
             parent: parent.map(str::to_string),
-            name: None,
-            arn: None,
-            refs: Vec::new(),
             body: serde_json::to_value(body).unwrap(),
-            seq,
         });
     }
 }

@@ -1,5 +1,5 @@
-//! The pure half of snapshot building: store records of one revision in, a [`Snapshot`] out.
-//! No I/O, so every rule below is covered by table tests that need no store.
+//! Snapshot building: the documents of one store revision in, a [`Snapshot`] out. No I/O, so
+//! every rule below is covered by table tests that need no store.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -16,7 +16,6 @@ use trellis_model::resources::service_network::ServiceNetwork;
 use trellis_model::resources::target_group::{Target, TargetGroup, TargetGroupType, target_key};
 use trellis_policy::{Policy, PolicyKind};
 use trellis_router::RouteTable;
-use trellis_store::Record;
 
 use crate::{
     CompileError, HostMap, ListenerEntry, NetworkEntry, PortProtocols, ServiceEntry, Snapshot,
@@ -28,7 +27,8 @@ pub const TARGET_KIND: &str = "target";
 /// Store kind of auth policies (id = parent = the service or service network id).
 pub const AUTH_POLICY_KIND: &str = "auth-policy";
 
-/// Every record kind a snapshot is compiled from; [`crate::Snapshot::load`] reads exactly these.
+/// Every record kind a snapshot is compiled from; the data plane's loader
+/// (`trellis_dataplane::load`) reads exactly these.
 pub const KINDS: [&str; 8] = [
     "service-network",
     "service",
@@ -63,6 +63,19 @@ pub struct StoredAuthPolicy {
     pub policy: String,
 }
 
+/// One stored record as [`compile`] needs it: the store's record without its index columns
+/// (name, ARN, references, sequence), which compilation does not read. Its own type so that this
+/// crate does not depend on the store.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record {
+    pub kind: String,
+    pub id: String,
+    /// The parent resource's id (a target's target group).
+    pub parent: Option<String>,
+    /// The stored document.
+    pub body: serde_json::Value,
+}
+
 /// The input of [`compile`]: the records of one store revision.
 #[derive(Clone, Debug)]
 pub struct CompileInput {
@@ -72,19 +85,21 @@ pub struct CompileInput {
     pub records: Vec<Record>,
 }
 
-/// Everything decoded, in input order. [`compile`] builds it from records; [`crate::Snapshot::load`]
-/// decodes the store's pages straight into it (no `serde_json::Value` per record).
-#[derive(Default)]
-pub(crate) struct Documents {
-    networks: Vec<ServiceNetwork>,
-    services: Vec<Service>,
-    associations: Vec<ServiceNetworkServiceAssociation>,
-    listeners: Vec<Listener>,
-    rules: Vec<Rule>,
-    target_groups: Vec<TargetGroup>,
+/// The decoded documents of one revision, each kind in store (creation) order: what [`build`]
+/// compiles. [`compile`] decodes records into it; the data plane's loader decodes the store's
+/// pages of JSON text straight into it (no `serde_json::Value` per record, which at 10,000
+/// services was most of a compile's time and memory).
+#[derive(Debug, Default)]
+pub struct Documents {
+    pub networks: Vec<ServiceNetwork>,
+    pub services: Vec<Service>,
+    pub associations: Vec<ServiceNetworkServiceAssociation>,
+    pub listeners: Vec<Listener>,
+    pub rules: Vec<Rule>,
+    pub target_groups: Vec<TargetGroup>,
     /// (target group id, target).
-    targets: Vec<(String, Target)>,
-    auth_policies: Vec<StoredAuthPolicy>,
+    pub targets: Vec<(String, Target)>,
+    pub auth_policies: Vec<StoredAuthPolicy>,
 }
 
 fn decode<T: DeserializeOwned>(rec: &Record) -> Result<T, CompileError> {
@@ -95,98 +110,8 @@ fn decode<T: DeserializeOwned>(rec: &Record) -> Result<T, CompileError> {
     })
 }
 
-/// The pages [`crate::Snapshot::load`] asks the store for: large enough that a page is cheap per
-/// record, small enough that one page's JSON text stays a few megabytes.
-const PAGE: u32 = 5_000;
-
-impl Documents {
-    /// Reads every record of [`KINDS`] from the store, page by page, decoding each page's JSON
-    /// text straight into the documents: only one page's text is held at a time.
-    pub(crate) async fn read(tx: &mut trellis_store::Tx) -> Result<Documents, CompileError> {
-        let mut d = Documents::default();
-        read_kind(tx, "service-network", &mut d.networks, |_, doc| doc).await?;
-        read_kind(tx, "service", &mut d.services, |_, doc| doc).await?;
-        read_kind(
-            tx,
-            "service-network-service-association",
-            &mut d.associations,
-            |_, doc| doc,
-        )
-        .await?;
-        read_kind(tx, "listener", &mut d.listeners, |_, doc| doc).await?;
-        read_kind(tx, "rule", &mut d.rules, |_, doc| doc).await?;
-        read_kind(tx, "target-group", &mut d.target_groups, |_, doc| doc).await?;
-        let mut targets: Vec<(Option<String>, Target, String)> = Vec::new();
-        read_kind(tx, TARGET_KIND, &mut targets, |(id, parent), doc| {
-            (parent, doc, id)
-        })
-        .await?;
-        d.targets.reserve_exact(targets.len());
-        for (parent, target, id) in targets {
-            let Some(tg) = parent else {
-                return Err(no_parent(TARGET_KIND, id));
-            };
-            d.targets.push((tg, target));
-        }
-        read_kind(tx, AUTH_POLICY_KIND, &mut d.auth_policies, |_, doc| doc).await?;
-        Ok(d)
-    }
-}
-
-/// Appends every record of `kind` to `out`, `make` turning (id and parent, document) into an
-/// element.
-async fn read_kind<T: DeserializeOwned, E>(
-    tx: &mut trellis_store::Tx,
-    kind: &str,
-    out: &mut Vec<E>,
-    make: impl Fn((String, Option<String>), T) -> E,
-) -> Result<(), CompileError> {
-    let mut after = 0;
-    while let Some(page) = tx.list_json(kind, after, PAGE).await? {
-        after = page.last_seq;
-        let rows: Vec<(String, Option<String>, T)> = match serde_json::from_str(&page.json) {
-            Ok(rows) => rows,
-            Err(e) => return Err(page_error::<T>(kind, &page.json, e)),
-        };
-        out.reserve(rows.len());
-        out.extend(
-            rows.into_iter()
-                .map(|(id, parent, doc)| make((id, parent), doc)),
-        );
-    }
-    Ok(())
-}
-
-/// Names the record of a page that failed to decode (the error path only: the page is decoded
-/// again record by record).
-fn page_error<T: DeserializeOwned>(kind: &str, json: &str, e: serde_json::Error) -> CompileError {
-    let rows: Vec<(String, Option<String>, serde_json::Value)> = match serde_json::from_str(json) {
-        Ok(rows) => rows,
-        Err(_) => {
-            return CompileError::Document {
-                kind: kind.to_string(),
-                id: "?".into(),
-                reason: e.to_string(),
-            };
-        }
-    };
-    for (id, _, body) in rows {
-        if let Err(e) = T::deserialize(&body) {
-            return CompileError::Document {
-                kind: kind.to_string(),
-                id,
-                reason: e.to_string(),
-            };
-        }
-    }
-    CompileError::Document {
-        kind: kind.to_string(),
-        id: "?".into(),
-        reason: e.to_string(),
-    }
-}
-
-fn no_parent(kind: &str, id: String) -> CompileError {
+/// The error for a target record that names no target group.
+pub fn no_parent(kind: &str, id: String) -> CompileError {
     CompileError::Document {
         kind: kind.to_string(),
         id,
@@ -280,8 +205,10 @@ pub fn compile(input: &CompileInput) -> Result<Snapshot, CompileError> {
     Ok(build(input.revision, &input.ctx, docs))
 }
 
-/// [`compile`] after decoding: every rule documented there except the decoding one.
-pub(crate) fn build(revision: u64, ctx: &Context, mut docs: Documents) -> Snapshot {
+/// [`compile`] after decoding: every rule documented there except the decoding one. Pure CPU
+/// (about half a second at 10,000 services); callers on an async runtime run it on a blocking
+/// thread.
+pub fn build(revision: u64, ctx: &Context, mut docs: Documents) -> Snapshot {
     let policies: HashMap<&str, &str> = docs
         .auth_policies
         .iter()

@@ -1,16 +1,16 @@
-//! The data plane's view of configuration: an immutable [`Snapshot`] compiled from the store at
-//! one revision, and its publication (an `ArcSwap` for the request path, a `watch` for the
-//! reconcilers that bind listeners, run health checks and serve DNS).
+//! The data plane's view of configuration: an immutable [`Snapshot`] compiled from the documents
+//! of one store revision, and its publication (an `ArcSwap` for the request path, a `watch` for
+//! the reconcilers that bind listeners, run health checks and serve DNS).
 //!
 //! Compiling happens off the request path. A snapshot that fails to compile is rejected and the
 //! last good one stays in service.
 //!
-//! Loading is split in two so that every rule of compilation can be tested without a store:
-//! [`Snapshot::load`] reads the records of [`KINDS`] in one read transaction (one consistent
-//! revision), decoding the store's JSON pages straight into the model documents, and the pure
-//! [`compile`] turns records into a snapshot (both end in the same build step). What compile decides
-//! (which services are served, host collisions, unparseable auth policies) is documented on
-//! [`compile`].
+//! This crate is pure: it does not read the store (nor depend on it; the crate-graph test in
+//! `crates/dataplane/tests/crate_graph.rs` checks). `trellis_dataplane::load` reads the records of
+//! [`KINDS`] in one read transaction, decodes the store's JSON pages into [`Documents`] and
+//! calls [`build`]; [`compile`] does the same from [`Record`]s (tests, benchmarks). What
+//! compilation decides (which services are served, host collisions, unparseable auth policies)
+//! is documented on [`compile`].
 
 mod compile;
 
@@ -27,7 +27,8 @@ use trellis_model::resources::target_group::{TargetGroupConfig, TargetGroupType}
 use trellis_router::RouteTable;
 
 pub use compile::{
-    AUTH_POLICY_KIND, CompileInput, DENY_ALL_POLICY, KINDS, StoredAuthPolicy, TARGET_KIND, compile,
+    AUTH_POLICY_KIND, CompileInput, DENY_ALL_POLICY, Documents, KINDS, Record, StoredAuthPolicy,
+    TARGET_KIND, build, compile, no_parent,
 };
 
 /// Configuration as the data plane serves it, at one store revision.
@@ -127,19 +128,15 @@ pub struct TargetEntry {
     pub addr: Option<SocketAddr>,
 }
 
+/// Why a revision does not compile (the last good snapshot stays in service).
 #[derive(Debug, thiserror::Error)]
 pub enum CompileError {
-    #[error("store: {0}")]
-    Store(#[from] trellis_store::StoreError),
     #[error("stored {kind} {id} is unreadable: {reason}")]
     Document {
         kind: String,
         id: String,
         reason: String,
     },
-    /// The runtime shut down while the build ran on its blocking thread.
-    #[error("the snapshot build was interrupted: {0}")]
-    Interrupted(String),
 }
 
 impl Snapshot {
@@ -155,37 +152,6 @@ impl Snapshot {
             dns_names: Vec::new(),
             tls_names: Vec::new(),
         }
-    }
-
-    /// Reads the whole desired state in one read transaction and compiles it.
-    pub async fn load(
-        store: &trellis_store::Store,
-        ctx: &Context,
-    ) -> Result<Snapshot, CompileError> {
-        let mut tx = store.read().await?;
-        let revision = tx.revision();
-        // Each kind's records come as a few pages of JSON text decoded straight into the model
-        // types (`Tx::list_json`): one row per page instead of one per record, and no
-        // `serde_json::Value` tree per record, which at 10,000 services was most of a compile's
-        // time and memory.
-        let docs = compile::Documents::read(&mut tx).await;
-        // Everything is read; ending the transaction now keeps the reader short (an open SQLite
-        // reader holds back WAL checkpoints). A failed rollback cannot make the reads wrong.
-        if let Err(e) = tx.rollback().await {
-            tracing::debug!(error = %e, "ending the snapshot read transaction failed");
-        }
-        let docs = docs?;
-        // Building is pure CPU: about half a second at 10,000 services. On a blocking thread it
-        // does not stall the runtime's workers, which with `--worker-threads 1` would otherwise
-        // stop every proxied request and API call for the whole build.
-        let ctx = ctx.clone();
-        tokio::task::spawn_blocking(move || compile::build(revision, &ctx, docs))
-            .await
-            .map_err(|e| match e.try_into_panic() {
-                // A bug in the build stays a panic of the caller, as when it ran inline.
-                Ok(panic) => std::panic::resume_unwind(panic),
-                Err(e) => CompileError::Interrupted(e.to_string()),
-            })
     }
 
     /// The served service for a `Host`/`:authority` value or an SNI name: the port (if any) is

@@ -1,391 +1,55 @@
-//! The data plane's wiring: the compiler task that follows the store's change feed, compiles
-//! snapshots off the request path and hands each one to the reconcilers (health checks, TLS
-//! names, the proxy's listeners, the DNS zone) before reporting its revision as applied; the DNS
-//! server; the adapter that lets ListTargets report observed target health; and the data plane's
-//! part of the shutdown order.
-//!
-//! Order of one apply (each step sees the new snapshot before the next one starts):
-//!
-//! 1. `health.sync` — before the snapshot is published, so that a target group a new rule
-//!    forwards to already has its targets when the first request routes to it (publishing first
-//!    would answer 503 "no target" for that instant).
-//! 2. TLS names — before publishing too, so a new HTTPS service's certificate can be issued by
-//!    the time a client knows the name.
-//! 3. Publish (`ArcSwap` for requests, `watch` for followers).
-//! 4. `proxy.reconcile` — binds new listener ports, stops accepting on removed ones (after the
-//!    publish, so removed ports never see a snapshot without their service). Ports that fail to
-//!    bind are logged, listed by `/_trellis/health` (503) and retried every
-//!    [`PORT_RETRY_INTERVAL`] until they bind or leave the configuration.
-//! 5. The DNS zone — last, so a name resolves only once everything behind it is in place.
-//! 6. The applied revision (`/_trellis/revision`, metric) — only now.
+//! The data plane's wiring into the API: `trellis serve` starts [`trellis_dataplane::DataPlane`]
+//! through [`start`], which hands its bind failures to `/_trellis/health` ([`status`]) and its
+//! health checker to ListTargets ([`HealthSource`]). Everything else of the data plane (loading,
+//! following the change feed, the apply order, DNS) is `trellis_dataplane`'s.
 
-use std::future::Future;
-use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::Duration;
 
-use anyhow::Context as _;
-use tokio::sync::{oneshot, watch};
-use tokio::task::JoinHandle;
 use trellis_api::FailedPort;
 use trellis_api::target_groups::{ObservedTarget, TargetHealthSource};
-use trellis_dns::{DnsServer, Zone};
-use trellis_health::{Health, HealthConfig};
-use trellis_model::Context;
+use trellis_dataplane::{DataPlane, DataPlaneConfig, Status};
+use trellis_health::Health;
 use trellis_model::resources::target_group::{TargetStatus, target_key};
-use trellis_proxy::{FunctionInvoker, Proxy, ProxyConfig};
-use trellis_snapshot::{CompileError, Publisher, Snapshot};
+use trellis_proxy::FunctionInvoker;
 use trellis_store::Store;
-use trellis_tls::{CertificateAuthority, SniResolver};
+use trellis_tls::CertificateAuthority;
 
-/// How often ports that failed to bind are tried again while nothing else changes.
-pub const PORT_RETRY_INTERVAL: Duration = Duration::from_secs(5);
-/// First and longest wait before a snapshot load that failed in the store is tried again.
-const STORE_RETRY_MIN: Duration = Duration::from_millis(100);
-const STORE_RETRY_MAX: Duration = Duration::from_secs(5);
-/// The longest the compiler holds back after a round that writes overtook (see [`follow`]).
-const HOLD_MAX: Duration = Duration::from_secs(1);
-
-/// What `trellis serve` passes the data plane.
-#[derive(Debug, Clone)]
-pub struct DataPlaneConfig {
-    pub ctx: Context,
-    pub dns_listen: SocketAddr,
-    pub ingress: IpAddr,
-    pub idle_timeout: Duration,
-    pub deregistration_delay: Duration,
-    /// Client connection deadlines and caps.
-    pub conn_limits: trellis_proxy::ConnLimits,
-}
-
-/// What the data plane reports through the API's admin endpoints (shared with its `AppState`).
-#[derive(Debug, Clone)]
-pub struct Status {
-    /// The revision of the snapshot every reconciler has applied.
-    pub applied: Arc<AtomicU64>,
-    /// Set once the first snapshot is applied.
-    pub ready: Arc<AtomicBool>,
-    /// Listener ports that failed to bind at the last reconcile.
-    pub failed_ports: Arc<RwLock<Vec<FailedPort>>>,
-}
-
-/// The running data plane; [`DataPlane::shutdown`] stops it in order.
-pub struct DataPlane {
-    proxy: Arc<Proxy>,
-    dns_addr: SocketAddr,
-    stop_compiler: watch::Sender<bool>,
-    compiler: JoinHandle<()>,
-    stop_dns: oneshot::Sender<()>,
-    dns: JoinHandle<io::Result<()>>,
-}
-
-impl DataPlane {
-    /// Binds the DNS server (a bind failure is a startup error), builds the proxy, health checks
-    /// and TLS resolver, installs the ListTargets health source, and starts following the store.
-    /// `functions` invokes LAMBDA targets; it is in place before the first listener binds.
-    pub async fn start(
-        config: DataPlaneConfig,
-        store: Store,
-        ca: Arc<CertificateAuthority>,
-        status: Status,
-        functions: Arc<dyn FunctionInvoker>,
-    ) -> anyhow::Result<DataPlane> {
-        let apex = trellis_model::dns::zone_apex(&config.ctx.region, &config.ctx.account_id);
-        // Until the first snapshot, names under the zone are NXDOMAIN rather than REFUSED.
-        let (zones, zone_rx) = watch::channel(Arc::new(Zone::new(
-            [apex],
-            Vec::<(String, Vec<IpAddr>)>::new(),
-        )));
-        let dns = DnsServer::bind(config.dns_listen, zone_rx)
-            .await
-            .with_context(|| format!("cannot listen on --dns-listen {}", config.dns_listen))?;
-        let dns_addr = dns.local_addr();
-        let (stop_dns, dns_stopped) = oneshot::channel::<()>();
-        let dns = tokio::spawn(dns.run(async {
-            let _ = dns_stopped.await;
-        }));
-
-        let publisher = Publisher::new(Arc::new(Snapshot::empty(config.ctx.clone())));
-        let health = Health::new(HealthConfig {
-            deregistration_delay: config.deregistration_delay,
-        });
-        let tls = Arc::new(SniResolver::new(ca));
-        let proxy = Proxy::new(
-            proxy_config(&config),
-            publisher.handle(),
-            Arc::clone(&health),
-            Arc::clone(&tls),
-        );
-        proxy.set_invoker(functions);
-        trellis_api::target_groups::set_target_health_source(Arc::new(HealthSource(Arc::clone(
-            &health,
-        ))));
-
-        let reconcilers = Reconcilers {
-            publisher,
-            proxy: Arc::clone(&proxy),
-            health,
-            tls,
-            zones,
-            dns_answer: dns_answer_address(config.ingress),
-            failed_ports: status.failed_ports.clone(),
-        };
-        let (stop_compiler, stop_rx) = watch::channel(false);
-        let compiler = tokio::spawn(follow(
-            store,
-            config.ctx.clone(),
-            reconcilers,
-            status,
-            stop_rx,
-        ));
-        Ok(DataPlane {
-            proxy,
-            dns_addr,
-            stop_compiler,
-            compiler,
-            stop_dns,
-            dns,
-        })
-    }
-
-    /// The address the DNS server is bound to (UDP and TCP).
-    pub fn dns_addr(&self) -> SocketAddr {
-        self.dns_addr
-    }
-
-    /// Stops following the store (an apply in progress completes), drains the proxy (listeners
-    /// stop accepting, in-flight requests finish, bounded by the proxy), then stops DNS.
-    pub async fn shutdown(self) {
-        let _ = self.stop_compiler.send(true);
-        if let Err(e) = self.compiler.await {
-            tracing::error!(error = %e, "the snapshot compiler task failed");
-        }
-        self.proxy.shutdown().await;
-        let _ = self.stop_dns.send(());
-        match self.dns.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "the DNS server failed"),
-            Err(e) => tracing::error!(error = %e, "the DNS server task failed"),
-        }
-    }
-}
-
-fn proxy_config(config: &DataPlaneConfig) -> ProxyConfig {
-    ProxyConfig {
-        ingress: config.ingress,
-        idle_timeout: config.idle_timeout,
-        limits: config.conn_limits.clone(),
-        ..ProxyConfig::default()
-    }
-}
-
-/// The address DNS answers service names with: the ingress address, or loopback of the same
-/// family when the ingress is a wildcard (`0.0.0.0` / `::`), which no client can connect to.
-pub fn dns_answer_address(ingress: IpAddr) -> IpAddr {
-    match ingress {
-        IpAddr::V4(a) if a.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(a) if a.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        other => other,
-    }
-}
-
-/// The DNS records of a snapshot: every served name answers `address`.
-pub fn zone_records(snapshot: &Snapshot, address: IpAddr) -> Vec<(String, Vec<IpAddr>)> {
-    snapshot
-        .dns_names
-        .iter()
-        .map(|name| (name.clone(), vec![address]))
-        .collect()
-}
-
-/// The `/_trellis/health` form of the proxy's bind failures, ordered by port.
-pub fn failed_ports(failures: &[(u16, io::Error)]) -> Vec<FailedPort> {
-    let mut out: Vec<FailedPort> = failures
-        .iter()
-        .map(|(port, error)| FailedPort {
-            port: *port,
-            error: error.to_string(),
-        })
-        .collect();
-    out.sort_by_key(|f| f.port);
-    out
-}
-
-/// The reconcilers the compiler task drives. A trait so that the task's feed handling (coalescing,
-/// retries, keeping the last good snapshot) is tested without binding ports.
-pub trait Reconcile: Send + Sync + 'static {
-    /// Puts a freshly compiled snapshot into service. Returns whether some listener ports failed
-    /// to bind (the task then calls [`Reconcile::retry_ports`] periodically).
-    fn apply(&self, snapshot: Arc<Snapshot>) -> impl Future<Output = bool> + Send;
-    /// Tries to bind the ports that failed, against the snapshot in service. Returns whether some
-    /// still fail.
-    fn retry_ports(&self) -> impl Future<Output = bool> + Send;
-    /// A snapshot was rejected; the one in service stays.
-    fn rejected(&self, error: &CompileError);
-}
-
-struct Reconcilers {
-    publisher: Publisher,
-    proxy: Arc<Proxy>,
-    health: Arc<Health>,
-    tls: Arc<SniResolver>,
-    zones: watch::Sender<Arc<Zone>>,
-    dns_answer: IpAddr,
+/// The data plane's status, shared with the API's `AppState`: bind failures replace the list
+/// `/_trellis/health` reports.
+pub fn status(
+    applied: Arc<AtomicU64>,
+    ready: Arc<AtomicBool>,
     failed_ports: Arc<RwLock<Vec<FailedPort>>>,
-}
-
-impl Reconcilers {
-    /// Records bind failures for `/_trellis/health` and logs the ones that are new.
-    fn report(&self, failures: &[(u16, io::Error)]) -> bool {
-        let now = failed_ports(failures);
-        let mut slot = self
-            .failed_ports
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        for f in &now {
-            if !slot.iter().any(|old| old.port == f.port) {
-                tracing::error!(port = f.port, error = %f.error, "cannot bind listener port; its listeners are not served until it binds");
-            }
-        }
-        for old in slot.iter() {
-            if !now.iter().any(|f| f.port == old.port) {
-                tracing::info!(
-                    port = old.port,
-                    "listener port bound after an earlier failure (or no longer configured)"
-                );
-            }
-        }
-        let failing = !now.is_empty();
-        *slot = now;
-        failing
+) -> Status {
+    Status {
+        applied,
+        ready,
+        failed_ports: Arc::new(move |now: &[trellis_dataplane::FailedPort]| {
+            *failed_ports.write().unwrap_or_else(PoisonError::into_inner) = now
+                .iter()
+                .map(|f| FailedPort {
+                    port: f.port,
+                    error: f.error.clone(),
+                })
+                .collect();
+        }),
     }
 }
 
-impl Reconcile for Reconcilers {
-    async fn apply(&self, snapshot: Arc<Snapshot>) -> bool {
-        self.health.sync(&snapshot);
-        self.tls.set_names(snapshot.tls_names.iter().cloned());
-        self.publisher.publish(Arc::clone(&snapshot));
-        let failures = self.proxy.reconcile(&snapshot).await;
-        let failing = self.report(&failures);
-        self.zones.send_replace(Arc::new(Zone::new(
-            snapshot.dns_zones.iter().cloned(),
-            zone_records(&snapshot, self.dns_answer),
-        )));
-        failing
-    }
-
-    async fn retry_ports(&self) -> bool {
-        let snapshot = self.publisher.current();
-        let failures = self.proxy.reconcile(&snapshot).await;
-        self.report(&failures)
-    }
-
-    fn rejected(&self, error: &CompileError) {
-        tracing::error!(error = %error, "configuration snapshot rejected; the last good one stays in service");
-    }
-}
-
-/// The compiler task: follows the change feed until `stop`, loading and compiling the newest
-/// state whenever the feed moves past the applied revision, and applying it.
-///
-/// Bursts coalesce: while one load/compile/apply runs, any number of commits only mark the feed
-/// changed, and the next round reads the newest state once. A store failure is retried with
-/// backoff; a compile failure (a document that does not decode) keeps the last good snapshot and
-/// waits for the next change.
-///
-/// A round costs time in proportion to the whole configuration (about 0.15 s at 1,000 services
-/// on one core). When writes arrived while a round ran, the next round waits as long as that
-/// round took (at most [`HOLD_MAX`]) before it starts: under a stream of writes the compiler then
-/// takes at most about half of the CPU it shares with the API, instead of starting a new
-/// whole-configuration round after every write, which made loading N services through the API
-/// cost O(N²). A change made while the compiler is idle, or after the round it waited for,
-/// starts a round at once, so isolated changes are not delayed.
-pub async fn follow<R: Reconcile>(
+/// Starts the data plane and installs the ListTargets health source, before the API serves.
+pub async fn start(
+    config: DataPlaneConfig,
     store: Store,
-    ctx: Context,
-    reconcile: R,
+    ca: Arc<CertificateAuthority>,
     status: Status,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut feed = store.subscribe();
-    let mut pending = true;
-    let mut ports_failing = false;
-    let mut backoff = STORE_RETRY_MIN;
-    let mut hold = None;
-    loop {
-        if *stop.borrow() {
-            break;
-        }
-        if pending {
-            if let Some(hold) = hold.take() {
-                tokio::select! {
-                    biased;
-                    _ = stop.changed() => break,
-                    () = tokio::time::sleep(hold) => {}
-                }
-            }
-            feed.borrow_and_update();
-            let started = tokio::time::Instant::now();
-            match Snapshot::load(&store, &ctx).await {
-                Ok(snapshot) => {
-                    pending = false;
-                    backoff = STORE_RETRY_MIN;
-                    let revision = snapshot.revision;
-                    ports_failing = reconcile.apply(Arc::new(snapshot)).await;
-                    status.applied.fetch_max(revision, Ordering::AcqRel);
-                    status.ready.store(true, Ordering::Release);
-                    tracing::debug!(revision, "configuration applied");
-                    if *feed.borrow() > revision {
-                        hold = Some(started.elapsed().min(HOLD_MAX));
-                    }
-                }
-                Err(CompileError::Store(e)) => {
-                    tracing::warn!(error = %e, retry_in = ?backoff, "cannot read the configuration from the store");
-                }
-                Err(e) => {
-                    pending = false;
-                    reconcile.rejected(&e);
-                }
-            }
-        }
-        let wait = if pending {
-            let wait = backoff;
-            backoff = (backoff * 2).min(STORE_RETRY_MAX);
-            Some(wait)
-        } else if ports_failing {
-            Some(PORT_RETRY_INTERVAL)
-        } else {
-            None
-        };
-        tokio::select! {
-            biased;
-            _ = stop.changed() => break,
-            changed = feed.changed() => {
-                if changed.is_err() {
-                    // The store was closed: nothing more will change.
-                    break;
-                }
-                if *feed.borrow_and_update() > status.applied.load(Ordering::Acquire) {
-                    pending = true;
-                }
-            }
-            () = sleep_opt(wait) => {
-                if !pending {
-                    ports_failing = reconcile.retry_ports().await;
-                }
-            }
-        }
-    }
-}
-
-async fn sleep_opt(wait: Option<Duration>) {
-    match wait {
-        Some(d) => tokio::time::sleep(d).await,
-        None => std::future::pending().await,
-    }
+    functions: Arc<dyn FunctionInvoker>,
+) -> anyhow::Result<DataPlane> {
+    let data_plane = DataPlane::start(config, store, ca, status, functions).await?;
+    trellis_api::target_groups::set_target_health_source(Arc::new(HealthSource(
+        data_plane.health(),
+    )));
+    Ok(data_plane)
 }
 
 /// ListTargets' view of observed health.
@@ -432,4 +96,53 @@ pub fn observed_only(status: TargetStatus) -> bool {
 }
 
 #[cfg(test)]
-mod tests;
+mod tests {
+    use super::*;
+    use trellis_health::HealthConfig;
+
+    #[test]
+    fn health_source_knows_nothing_before_the_first_sync() {
+        let source = HealthSource(Health::new(HealthConfig::default()));
+        assert_eq!(
+            source.observe("tg-00000000000000001", "10.0.0.1", Some(80)),
+            None
+        );
+    }
+
+    #[test]
+    fn only_observed_statuses_reach_list_targets() {
+        let cases = [
+            (TargetStatus::Healthy, true),
+            (TargetStatus::Unhealthy, true),
+            (TargetStatus::Draining, true),
+            (TargetStatus::Initial, false),
+            (TargetStatus::Unavailable, false),
+            (TargetStatus::Unused, false),
+        ];
+        for (status, reported) in cases {
+            assert_eq!(observed_only(status), reported, "{status:?}");
+        }
+    }
+
+    #[test]
+    fn bind_failures_replace_the_health_endpoints_list() {
+        let shared = Arc::new(RwLock::new(vec![FailedPort {
+            port: 1,
+            error: "stale".into(),
+        }]));
+        let status = status(Arc::default(), Arc::default(), Arc::clone(&shared));
+        (status.failed_ports)(&[trellis_dataplane::FailedPort {
+            port: 8443,
+            error: "address in use".into(),
+        }]);
+        assert_eq!(
+            *shared.read().unwrap(),
+            vec![FailedPort {
+                port: 8443,
+                error: "address in use".into()
+            }]
+        );
+        (status.failed_ports)(&[]);
+        assert!(shared.read().unwrap().is_empty());
+    }
+}

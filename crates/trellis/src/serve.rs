@@ -16,7 +16,7 @@ use trellis_model::Context;
 use trellis_store::Store;
 use trellis_telemetry::Metrics;
 
-use crate::dataplane::{DataPlane, DataPlaneConfig};
+use trellis_dataplane::DataPlaneConfig;
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -278,16 +278,12 @@ async fn serve(
     )
     .with_quotas(quotas(&args.quotas)?)
     .with_gate_limits(args.api_limits.gate());
-    let status = crate::dataplane::Status {
-        applied,
-        ready,
-        failed_ports: state.failed_ports.clone(),
-    };
+    let status = crate::dataplane::status(applied, ready, state.failed_ports.clone());
 
     let functions =
         crate::functions::Functions::start(&args.functions, &data_dir, ctx.clone(), store.clone())?;
     let ca = crate::ca::load(&data_dir)?;
-    let data_plane = DataPlane::start(
+    let data_plane = crate::dataplane::start(
         DataPlaneConfig {
             ctx,
             dns_listen: args.dns_listen,

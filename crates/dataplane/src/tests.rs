@@ -82,30 +82,6 @@ fn failed_ports_are_reported_by_port_with_their_error() {
     );
 }
 
-#[test]
-fn health_source_knows_nothing_before_the_first_sync() {
-    let source = HealthSource(Health::new(HealthConfig::default()));
-    assert_eq!(
-        source.observe("tg-00000000000000001", "10.0.0.1", Some(80)),
-        None
-    );
-}
-
-#[test]
-fn only_observed_statuses_reach_list_targets() {
-    let cases = [
-        (TargetStatus::Healthy, true),
-        (TargetStatus::Unhealthy, true),
-        (TargetStatus::Draining, true),
-        (TargetStatus::Initial, false),
-        (TargetStatus::Unavailable, false),
-        (TargetStatus::Unused, false),
-    ];
-    for (status, reported) in cases {
-        assert_eq!(observed_only(status), reported, "{status:?}");
-    }
-}
-
 #[derive(Debug)]
 enum Event {
     Applied(Arc<Snapshot>),
@@ -123,7 +99,7 @@ impl Reconcile for Recorder {
     async fn retry_ports(&self) -> bool {
         false
     }
-    fn rejected(&self, _error: &CompileError) {
+    fn rejected(&self, _error: &LoadError) {
         let _ = self.0.send(Event::Rejected);
     }
 }
@@ -250,7 +226,7 @@ async fn fresh_store() -> (tempfile::TempDir, Store, Status) {
     let status = Status {
         applied: Arc::new(AtomicU64::new(0)),
         ready: Arc::new(AtomicBool::new(false)),
-        failed_ports: Arc::default(),
+        failed_ports: Arc::new(|_: &[FailedPort]| {}),
     };
     (dir, store, status)
 }
@@ -370,7 +346,7 @@ impl Reconcile for Gated {
     async fn retry_ports(&self) -> bool {
         false
     }
-    fn rejected(&self, _error: &CompileError) {}
+    fn rejected(&self, _error: &LoadError) {}
 }
 
 fn network_record(id: &str, name: &str) -> Record {

@@ -3,7 +3,7 @@
 //! every way an invocation can fail classified once ([`LambdaTargetError`]).
 //!
 //! Nothing here does I/O; the data plane buffers the request, calls [`request_event`], invokes
-//! the function through [`crate::FunctionHost::invoke`] and hands the result to [`response`].
+//! the function through a [`crate::FunctionInvoker`] and hands the result to [`response`].
 //!
 //! # The event
 //!
@@ -55,7 +55,7 @@ use percent_encoding::percent_decode_str;
 use serde_json::{Map, Value, json};
 use trellis_model::resources::target_group::LambdaEventStructureVersion;
 
-use crate::host::{InvokeError, InvokeOutcome, MAX_SYNC_PAYLOAD};
+use crate::{InvokeError, InvokeOutcome, MAX_SYNC_PAYLOAD};
 
 /// The largest request body a LAMBDA target group accepts (Lattice: 6 MB). The event that
 /// carries it must also fit Lambda's 6 MB payload limit, so a base64-encoded body (a third

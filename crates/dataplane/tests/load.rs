@@ -1,6 +1,7 @@
-//! `Snapshot::load` against a real SQLite store, populated through the store API with documents
+//! `trellis_dataplane::load` against a real SQLite store, populated through the store API with documents
 //! built from the model types (laid out as the API lays them out: parents, names, refs).
 
+use trellis_dataplane::{LoadError, load};
 use trellis_model::Timestamp;
 use trellis_model::dns::service_dns_entry;
 use trellis_model::resources::association::{AssociationStatus, ServiceNetworkServiceAssociation};
@@ -14,7 +15,7 @@ use trellis_model::resources::target_group::{
 };
 use trellis_model::resources::{AuthType, Tags};
 use trellis_model::{Context, ResourceKind};
-use trellis_snapshot::{CompileError, PortProtocols, Snapshot};
+use trellis_snapshot::{CompileError, PortProtocols};
 use trellis_store::{Record, Store, Tx};
 
 const REGION: &str = "us-west-2";
@@ -209,14 +210,14 @@ async fn loads_a_consistent_snapshot_from_sqlite() {
         .await
         .unwrap();
 
-    let empty = Snapshot::load(&store, &ctx()).await.unwrap();
+    let empty = load(&store, &ctx()).await.unwrap();
     assert!(empty.hosts.is_empty() && empty.ports.is_empty());
 
     let mut tx = store.write().await.unwrap();
     populate(&mut tx).await;
     let revision = tx.commit().await.unwrap();
 
-    let snap = Snapshot::load(&store, &ctx()).await.unwrap();
+    let snap = load(&store, &ctx()).await.unwrap();
     assert_eq!(snap.revision, revision);
     let generated = service_dns_entry("billing", SVC, REGION, ACCOUNT).domain_name;
     let mut hosts: Vec<&str> = snap.hosts.keys().map(String::as_str).collect();
@@ -251,7 +252,7 @@ async fn loads_a_consistent_snapshot_from_sqlite() {
             .unwrap()
     );
     let revision = tx.commit().await.unwrap();
-    let snap = Snapshot::load(&store, &ctx()).await.unwrap();
+    let snap = load(&store, &ctx()).await.unwrap();
     assert_eq!(snap.revision, revision);
     assert!(snap.hosts.is_empty() && snap.ports.is_empty() && snap.dns_names.is_empty());
     assert!(snap.target_groups[TG].in_use);
@@ -262,8 +263,8 @@ async fn loads_a_consistent_snapshot_from_sqlite() {
     rec.body = serde_json::json!({"id": TG, "type": "CARRIER_PIGEON"});
     tx.update(&rec).await.unwrap();
     tx.commit().await.unwrap();
-    match Snapshot::load(&store, &ctx()).await {
-        Err(CompileError::Document { kind, id, .. }) => {
+    match load(&store, &ctx()).await {
+        Err(LoadError::Compile(CompileError::Document { kind, id, .. })) => {
             assert_eq!((kind.as_str(), id.as_str()), ("target-group", TG));
         }
         other => panic!("expected a document error, got {other:?}"),
