@@ -2,29 +2,15 @@
 store after API writes, `trellis ca`, DNS answers that follow service-network associations, and
 listener ports that cannot be bound showing up in `/_trellis/health`."""
 
-import json
 import socket
 import subprocess
 import tempfile
-import urllib.error
-import urllib.request
 
-from conftest import BIN, unique, wait_applied
-
-VPC = "vpc-0123456789abcdef0"
-
+from backends import dig as dig_short
+from conftest import BIN, VPC, unique, wait_applied
 
 def store_revision(server):
     return server.revision()["store"]
-
-
-def health(server):
-    """(status, body) of `/_trellis/health`, 503 included."""
-    try:
-        with urllib.request.urlopen(server.endpoint + "/_trellis/health", timeout=5) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
 
 
 def dig(server, name, rtype="A"):
@@ -37,14 +23,6 @@ def dig(server, name, rtype="A"):
     status = next(line.split("status: ")[1].split(",")[0] for line in p.stdout.splitlines() if "status: " in line)
     answers = [line.split()[-1] for line in p.stdout.splitlines() if line and not line.startswith(";")]
     return status, answers
-
-
-def dig_short(server, name):
-    host, port = server.dns_address()
-    cmd = ["dig", f"@{host}", "-p", str(port), name, "A", "+short", "+time=5", "+tries=1"]
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
-    assert p.returncode == 0, p.stderr
-    return [line for line in p.stdout.splitlines() if line]
 
 
 def test_applied_revision_catches_up_after_every_write(server, lattice):
@@ -68,7 +46,7 @@ def test_applied_revision_catches_up_after_every_write(server, lattice):
     # Nothing else writes: the applied revision is exactly the store's.
     rev = server.revision()
     assert rev["applied"] == rev["store"]
-    status, body = health(server)
+    status, body = server.health()
     assert status == 200 and body["dataPlane"] is True and body["failedPorts"] == [], body
 
 
@@ -128,12 +106,12 @@ def test_a_listener_port_that_cannot_be_bound_is_reported_by_health(server, latt
             serviceIdentifier=svc["id"], name=unique("lsn"), protocol="HTTP", port=port,
             defaultAction={"fixedResponse": {"statusCode": 404}})
         wait_applied(server, store_revision(server))
-        status, body = health(server)
+        status, body = server.health()
         assert status == 503, body
         assert [f["port"] for f in body["failedPorts"]] == [port], body
         assert body["failedPorts"][0]["error"], body
 
         lattice.delete_listener(serviceIdentifier=svc["id"], listenerIdentifier=listener["id"])
         wait_applied(server, store_revision(server))
-        status, body = health(server)
+        status, body = server.health()
         assert status == 200 and body["failedPorts"] == [], body
