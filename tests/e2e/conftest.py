@@ -69,12 +69,13 @@ def _fresh_postgres_url():
 
 
 class Server:
-    """One `trellis serve` process, with `extra_args` after the common flags. `restart()` and
-    `kill9()` keep the data dir and store."""
+    """One `trellis serve` process, with `extra_args` after the common flags and `env` over the
+    test's own environment. `restart()` and `kill9()` keep the data dir and store."""
 
-    def __init__(self, backend, extra_args=()):
+    def __init__(self, backend, extra_args=(), env=None):
         self.backend = backend
         self.extra_args = list(extra_args)
+        self.env = dict(env or {})
         self.data_dir = tempfile.mkdtemp(prefix="trellis-e2e-")
         self.store = _fresh_postgres_url() if backend == "postgres" else None
         self.proc = None
@@ -92,7 +93,8 @@ class Server:
         addr_file = os.path.join(self.data_dir, "api-address")
         if os.path.exists(addr_file):
             os.remove(addr_file)
-        env = dict(os.environ, TRELLIS_ROOT_ACCESS_KEY_ID=ACCESS_KEY, TRELLIS_ROOT_SECRET_ACCESS_KEY=SECRET_KEY)
+        env = dict(os.environ, TRELLIS_ROOT_ACCESS_KEY_ID=ACCESS_KEY, TRELLIS_ROOT_SECRET_ACCESS_KEY=SECRET_KEY,
+                   **self.env)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.args(), stdout=log, stderr=log, env=env)
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
@@ -149,6 +151,11 @@ class Server:
 
     def revision(self):
         return json.loads(self.admin("/_trellis/revision")[1])
+
+    def api_address(self):
+        """(host, port) of the API listener, for tests that speak raw sockets to it."""
+        host, _, port = self.endpoint.removeprefix("http://").rpartition(":")
+        return host, int(port)
 
     def dns_address(self):
         """(host, port) of the DNS server: DATA_DIR/dns-address, written before api-address, so a
@@ -291,6 +298,21 @@ def members(resp):
 def status(resp):
     """The HTTP status code of a boto3 response."""
     return resp["ResponseMetadata"]["HTTPStatusCode"]
+
+
+def list_by_hand(list_call, max_pages, **kwargs):
+    """Every item of a list operation, fetched a page at a time by following nextToken by hand
+    (not with botocore's paginator), each page holding at most `maxResults` items; at most
+    `max_pages` pages, so that a token that never runs out cannot loop forever."""
+    seen = []
+    for _ in range(max_pages):
+        page = list_call(**kwargs)
+        assert len(page["items"]) <= kwargs["maxResults"]
+        seen += page["items"]
+        if "nextToken" not in page:
+            break
+        kwargs["nextToken"] = page["nextToken"]
+    return seen
 
 
 def tags_of(lattice, arn):

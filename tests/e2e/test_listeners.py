@@ -8,7 +8,7 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import FIXED_404, REGION, error_code, forward, members, status, target_group, unique
+from conftest import FIXED_404, REGION, error_code, forward, list_by_hand, members, status, target_group, unique
 
 CREATE_MEMBERS = {"arn", "id", "name", "protocol", "port", "serviceArn", "serviceId", "defaultAction"}
 
@@ -272,15 +272,7 @@ def test_pagination(lattice):
     svc = service(lattice)
     ids = {lattice.create_listener(serviceIdentifier=svc["id"], name=f"l{i}x", protocol="HTTP", port=80 + i,
                                    defaultAction=FIXED_404)["id"] for i in range(2)}
-    seen = []
-    kwargs = {"serviceIdentifier": svc["id"], "maxResults": 1}
-    for _ in range(5):
-        page = lattice.list_listeners(**kwargs)
-        assert len(page["items"]) <= 1
-        seen += [i["id"] for i in page["items"]]
-        if "nextToken" not in page:
-            break
-        kwargs["nextToken"] = page["nextToken"]
+    seen = [i["id"] for i in list_by_hand(lattice.list_listeners, 5, serviceIdentifier=svc["id"], maxResults=1)]
     assert sorted(seen) == sorted(ids)
     paginator = lattice.get_paginator("list_listeners")
     assert {i["id"] for p in paginator.paginate(serviceIdentifier=svc["id"], PaginationConfig={"PageSize": 1}) for i in p["items"]} == ids

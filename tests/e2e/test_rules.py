@@ -9,7 +9,7 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import FIXED_404, error_code, forward, members, status, target_group, unique
+from conftest import FIXED_404, error_code, forward, list_by_hand, members, status, target_group, unique
 
 FIXED_500 = {"fixedResponse": {"statusCode": 500}}
 GET_MATCH = {"httpMatch": {"method": "GET"}}
@@ -219,15 +219,7 @@ def test_list_in_evaluation_order_with_pagination(lattice):
     l = Listener(lattice)
     for p in (30, 10, 50, 20, 40):
         l.rule(p)
-    seen = []
-    kwargs = {**l.ids, "maxResults": 2}
-    for _ in range(10):
-        page = lattice.list_rules(**kwargs)
-        assert len(page["items"]) <= 2
-        seen += page["items"]
-        if "nextToken" not in page:
-            break
-        kwargs["nextToken"] = page["nextToken"]
+    seen = list_by_hand(lattice.list_rules, 10, **l.ids, maxResults=2)
     assert [r.get("priority") for r in seen] == [10, 20, 30, 40, 50, None]
     assert [r["isDefault"] for r in seen] == [False] * 5 + [True]
     assert set(seen[0]) == {"arn", "id", "name", "isDefault", "priority", "createdAt", "lastUpdatedAt"}

@@ -54,11 +54,6 @@ def server(request):
     yield from running(TightServer(request.param))
 
 
-def address(server):
-    host, _, port = server.endpoint.removeprefix("http://").rpartition(":")
-    return host, int(port)
-
-
 def status_file(server):
     with open(f"/proc/{server.proc.pid}/status") as f:
         return dict(line.split(":", 1) for line in f if ":" in line)
@@ -105,7 +100,7 @@ def signed_head(server, method, path, service, body):
     """The head of a request correctly signed (botocore's SigV4) over `body`."""
     headers = sigv4_headers(server, method, path, body, service)
     headers["Content-Length"] = str(len(body))
-    host, port = address(server)
+    host, port = server.api_address()
     return raw_head(method, path, f"{host}:{port}", headers)
 
 
@@ -115,7 +110,7 @@ def slow_sockets(server, count, payload=b"P"):
     socks = []
     try:
         for _ in range(count):
-            s = socket.create_connection(address(server), timeout=5)
+            s = socket.create_connection(server.api_address(), timeout=5)
             s.sendall(payload)
             socks.append(s)
         yield socks
@@ -134,7 +129,7 @@ def test_concurrent_unsigned_uploads_do_not_grow_the_server(server):
     """20 unsigned 66 MB uploads at once: the old gate buffered each body before checking the
     signature (21 → 1,312 MiB). Now each gets its 403 from the head and its connection is closed,
     so the server's peak RSS stays far below what 20 bodies would need."""
-    host, port = address(server)
+    host, port = server.api_address()
     head = raw_head("POST", "/2015-03-31/functions", f"{host}:{port}",
                     {"Content-Type": "application/json", "Content-Length": "66000000"})
     chunk = os.urandom(MIB)
@@ -171,7 +166,7 @@ def test_concurrent_unsigned_uploads_do_not_grow_the_server(server):
 
 @pytest.mark.parametrize("path", ["/2015-03-31/functions", "/services"])
 def test_unsigned_upload_is_answered_before_its_body(server, path):
-    host, port = address(server)
+    host, port = server.api_address()
     with socket.create_connection((host, port), timeout=5) as s:
         s.sendall(raw_head("POST", path, f"{host}:{port}",
                            {"Content-Type": "application/json", "Content-Length": "66000000"}))
@@ -197,7 +192,7 @@ OVER_CAP = [
 def test_signed_body_over_its_cap_is_answered_before_its_body(server, op, method, path, service, length, status,
                                                               code):
     head = signed_head(server, method, path, service, b"x" * length)
-    with socket.create_connection(address(server), timeout=5) as s:
+    with socket.create_connection(server.api_address(), timeout=5) as s:
         s.sendall(head)
         got, headers = read_response(s)
         assert (got, headers["x-amzn-errortype"]) == (status, code), op

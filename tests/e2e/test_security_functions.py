@@ -413,21 +413,12 @@ class NoBwrapServer(Server):
     """A root server whose PATH lacks bwrap: it starts, says so, and refuses to run functions."""
 
     def __init__(self, backend, tmp):
-        super().__init__(backend)
-        self.path_dir = tmp
-
-    def start(self):
-        saved = os.environ["PATH"]
+        super().__init__(backend, env={"PATH": tmp})
         for tool in ("python3", "node", "setpriv", "sh"):
-            found = next((os.path.join(d, tool) for d in saved.split(":")
+            found = next((os.path.join(d, tool) for d in os.environ["PATH"].split(":")
                           if os.path.exists(os.path.join(d, tool))), None)
-            if found and not os.path.exists(os.path.join(self.path_dir, tool)):
-                os.symlink(found, os.path.join(self.path_dir, tool))
-        os.environ["PATH"] = self.path_dir
-        try:
-            return super().start()
-        finally:
-            os.environ["PATH"] = saved
+            if found and not os.path.exists(os.path.join(tmp, tool)):
+                os.symlink(found, os.path.join(tmp, tool))
 
 
 def test_without_bwrap_the_server_starts_says_so_and_refuses_functions(tmp_path):

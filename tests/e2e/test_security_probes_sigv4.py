@@ -60,8 +60,7 @@ def presign(server, path, expires):
 def send(server, method, path, headers, body=b""):
     """Sends exactly this request (http.client adds only Host, Accept-Encoding and Content-Length,
     none of them signed by botocore) and returns (status, x-amzn-ErrorType or None, JSON body)."""
-    host, port = urllib.parse.urlsplit(server.endpoint).netloc.split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    conn = http.client.HTTPConnection(*server.api_address(), timeout=30)
     try:
         conn.request(method, path, body=body or None, headers=headers)
         r = conn.getresponse()

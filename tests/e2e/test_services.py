@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import ACCOUNT, REGION, error_code, fields, members, signed, status, stored_count, unique
+from conftest import ACCOUNT, REGION, error_code, fields, list_by_hand, members, signed, status, stored_count, unique
 
 PARTITION_LABEL = hashlib.sha256(ACCOUNT.encode()).hexdigest()[:7]
 CERT = f"arn:aws:acm:{REGION}:{ACCOUNT}:certificate/0a1b2c3d-1111-2222-3333-444455556666"
@@ -171,14 +171,7 @@ def test_client_token_idempotency(lattice):
 
 def test_pagination_visits_every_service_once(lattice, unchecked):
     ids = {lattice.create_service(name=unique("pg"))["id"] for _ in range(7)}
-    seen, kwargs = [], {"maxResults": 3}
-    for _ in range(1000):
-        page = lattice.list_services(**kwargs)
-        assert len(page["items"]) <= 3
-        seen += [i["id"] for i in page["items"]]
-        if "nextToken" not in page:
-            break
-        kwargs["nextToken"] = page["nextToken"]
+    seen = [i["id"] for i in list_by_hand(lattice.list_services, 1000, maxResults=3)]
     assert ids <= set(seen) and len(seen) == len(set(seen))
     paginated = [i["id"] for p in lattice.get_paginator("list_services").paginate(PaginationConfig={"PageSize": 2})
                  for i in p["items"]]

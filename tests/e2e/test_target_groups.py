@@ -9,7 +9,7 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import ACCOUNT, REGION, VPC, Server, error_code, members, status, target_group, unique
+from conftest import ACCOUNT, REGION, VPC, Server, error_code, list_by_hand, members, status, target_group, unique
 
 FN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:handler"
 ALB = f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:loadbalancer/app/internal/50dc6c495c0c9188"
@@ -203,15 +203,7 @@ def test_list_filters_pagination_and_service_arns(lattice, unchecked):
     inst = lattice.create_target_group(name=unique("grp"), type="INSTANCE", config={"protocol": "HTTP", "vpcIdentifier": vpc})["id"]
     svc, _ = use(lattice, {"id": mine[0]})
 
-    seen = []
-    kwargs = {"vpcIdentifier": vpc, "maxResults": 2}
-    for _ in range(10):
-        page = lattice.list_target_groups(**kwargs)
-        assert len(page["items"]) <= 2
-        seen += page["items"]
-        if "nextToken" not in page:
-            break
-        kwargs["nextToken"] = page["nextToken"]
+    seen = list_by_hand(lattice.list_target_groups, 10, vpcIdentifier=vpc, maxResults=2)
     assert [i["id"] for i in seen] == mine + [inst]
     first = seen[0]
     assert set(first) == {"id", "arn", "name", "type", "createdAt", "lastUpdatedAt", "status", "serviceArns",
@@ -327,15 +319,8 @@ def test_list_targets_filter_and_pagination(lattice, unchecked):
     tg = target_group(lattice)
     addrs = [f"10.1.0.{i}" for i in range(1, 8)]
     lattice.register_targets(targetGroupIdentifier=tg["id"], targets=[{"id": a} for a in addrs] + [{"id": "10.1.0.1", "port": 81}])
-    seen = []
-    kwargs = {"targetGroupIdentifier": tg["id"], "maxResults": 3}
-    for _ in range(10):
-        page = lattice.list_targets(**kwargs)
-        assert len(page["items"]) <= 3
-        seen += [(t["id"], t["port"]) for t in page["items"]]
-        if "nextToken" not in page:
-            break
-        kwargs["nextToken"] = page["nextToken"]
+    seen = [(t["id"], t["port"]) for t in list_by_hand(lattice.list_targets, 10, targetGroupIdentifier=tg["id"],
+                                                        maxResults=3)]
     assert seen == [(a, 80) for a in addrs] + [("10.1.0.1", 81)]
     # A filter without a port matches every port of that id.
     assert [(t["id"], t["port"]) for t in targets(lattice, tg, targets=[{"id": "10.1.0.1"}])] == [("10.1.0.1", 80), ("10.1.0.1", 81)]
