@@ -102,7 +102,7 @@ def test_configuration_per_type(lattice):
     assert on["config"]["healthCheck"]["enabled"] is True and on["config"]["healthCheck"]["protocol"] == "HTTP"
 
     custom = target_group(lattice, healthCheck={"healthCheckIntervalSeconds": 0, "healthCheckTimeoutSeconds": 10,
-                                            "matcher": {"httpCode": "200-299"}, "protocolVersion": "HTTP2"})
+                                                "matcher": {"httpCode": "200-299"}, "protocolVersion": "HTTP2"})
     assert custom["config"]["healthCheck"] == {**DEFAULT_HC, "healthCheckTimeoutSeconds": 10,
                                                "matcher": {"httpCode": "200-299"}, "protocolVersion": "HTTP2"}
 
