@@ -30,10 +30,10 @@ import urllib.request
 
 import pytest
 
-# VPC, forward and poll are shared with the control-plane tests; the data-plane modules import them
-# from here with the rest.
+# VPC, forward, poll and wait_until_applied are shared with the control-plane tests; the data-plane
+# modules import them from here with the rest.
 from conftest import (ROOT, VPC, Server, backends as store_backends, forward, poll, running,  # noqa: F401
-                      unique, wait_applied)
+                      unique, wait_until_applied)
 
 TESTBACKEND_BIN = os.environ.get(
     "TRELLIS_TESTBACKEND_BIN", os.path.join(ROOT, "target", "debug", "trellis-testbackend"))
@@ -157,12 +157,6 @@ def dp_server(request):
 @pytest.fixture(scope="module")
 def dp_lattice(dp_server):
     return dp_server.client()
-
-
-def wait_until_applied(server):
-    """Returns once the data plane has applied every change committed so far: the store's current
-    revision (a bounded poll of `/_trellis/revision`, never a sleep)."""
-    return wait_applied(server, server.revision()["store"])
 
 
 class Response:

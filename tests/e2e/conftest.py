@@ -275,6 +275,12 @@ def wait_applied(server, revision, timeout=STARTUP_TIMEOUT_S):
         time.sleep(0.01)
 
 
+def wait_until_applied(server):
+    """Returns once the data plane has applied every change committed so far: the store's current
+    revision (a bounded poll of `/_trellis/revision`, never a sleep)."""
+    return wait_applied(server, server.revision()["store"])
+
+
 def unique(prefix="t"):
     """A fresh resource name (names are unique per account)."""
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
