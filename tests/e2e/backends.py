@@ -26,17 +26,18 @@ import signal
 import socket
 import ssl
 import subprocess
-import time
 import urllib.request
 
 import pytest
 
-from conftest import ROOT, Server, backends as store_backends, unique, wait_applied
+# VPC, forward, poll and wait_until_applied are shared with the control-plane tests; the data-plane
+# modules import them from here with the rest.
+from conftest import (ROOT, VPC, Server, backends as store_backends, forward, poll, running,  # noqa: F401
+                      unique, wait_until_applied)
 
 TESTBACKEND_BIN = os.environ.get(
     "TRELLIS_TESTBACKEND_BIN", os.path.join(ROOT, "target", "debug", "trellis-testbackend"))
 INGRESS = "127.0.0.1"
-VPC = "vpc-0123456789abcdef0"
 BACKEND_START_TIMEOUT_S = 10
 
 
@@ -135,12 +136,8 @@ def start_backend():
 class DataPlaneServer(Server):
     """`trellis serve` with the module's extra flags (`SERVER_ARGS`, e.g. `--deregistration-delay`)."""
 
-    def __init__(self, backend, extra_args=()):
-        super().__init__(backend)
-        self.extra_args = list(extra_args)
-
     def args(self):
-        return super().args() + ["--ingress-address", INGRESS] + self.extra_args
+        return super().args() + ["--ingress-address", INGRESS]
 
     @property
     def dns_port(self):
@@ -154,34 +151,12 @@ class DataPlaneServer(Server):
 
 @pytest.fixture(scope="module", params=store_backends())
 def dp_server(request):
-    extra = getattr(request.module, "SERVER_ARGS", ())
-    s = DataPlaneServer(request.param, extra).start()
-    yield s
-    s.cleanup()
+    yield from running(DataPlaneServer(request.param, getattr(request.module, "SERVER_ARGS", ())))
 
 
 @pytest.fixture(scope="module")
 def dp_lattice(dp_server):
     return dp_server.client()
-
-
-def wait_until_applied(server):
-    """Returns once the data plane has applied every change committed so far: the store's current
-    revision (a bounded poll of `/_trellis/revision`, never a sleep)."""
-    return wait_applied(server, server.revision()["store"])
-
-
-def poll(what, fn, timeout):
-    """Calls `fn` until it returns a truthy value or `timeout` seconds pass (bounded poll for observed
-    state such as target health, which no revision tracks)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {value!r}")
-        time.sleep(0.1)
 
 
 class Response:
@@ -264,7 +239,8 @@ def curl(url, *args, resolve=None, timeout=30):
 
 def dig(server, name, rtype="A", tcp=False):
     """`dig @127.0.0.1 -p DNSPORT NAME TYPE +short` against Trellis's DNS; the answer lines."""
-    cmd = ["dig", f"@{INGRESS}", "-p", str(server.dns_port), name, rtype, "+short", "+time=5", "+tries=1"]
+    host, port = server.dns_address()
+    cmd = ["dig", f"@{host}", "-p", str(port), name, rtype, "+short", "+time=5", "+tries=1"]
     if tcp:
         cmd.append("+tcp")
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
@@ -272,16 +248,16 @@ def dig(server, name, rtype="A", tcp=False):
     return [line for line in p.stdout.splitlines() if line]
 
 
-def ip_target_group(lattice, name=None, protocol="HTTP", protocol_version="HTTP1", health_check=None, port=80):
+def ip_target_group(lattice, name=None, protocol="HTTP", protocol_version="HTTP1", health_check=None, port=80,
+                    targets=()):
+    """A fresh IP target group with `targets` (Backends) registered."""
     cfg = {"protocol": protocol, "protocolVersion": protocol_version, "port": port, "vpcIdentifier": VPC}
     if health_check is not None:
         cfg["healthCheck"] = health_check
-    return lattice.create_target_group(name=name or unique("group"), type="IP", config=cfg)
-
-
-def forward(*weighted):
-    """A forward action: `forward((tg, 20), (tg2, 10))`."""
-    return {"forward": {"targetGroups": [{"targetGroupIdentifier": tg["id"], "weight": w} for tg, w in weighted]}}
+    tg = lattice.create_target_group(name=name or unique("group"), type="IP", config=cfg)
+    if targets:
+        lattice.register_targets(targetGroupIdentifier=tg["id"], targets=[b.target() for b in targets])
+    return tg
 
 
 def fixed(status):
@@ -299,6 +275,16 @@ def target_statuses(lattice, tg):
     """{(id, port): (status, reasonCode)} of a target group's targets, as ListTargets reports them."""
     items = lattice.list_targets(targetGroupIdentifier=tg["id"])["items"]
     return {(t["id"], t.get("port")): (t.get("status"), t.get("reasonCode")) for t in items}
+
+
+def forwarding_service(server, lattice, tg, protocol="HTTP"):
+    """A fresh service (associated with a fresh service network) whose one listener, on a free port,
+    forwards everything to `tg`: (ServiceBuilder, port), once the data plane has applied it."""
+    svc = ServiceBuilder(lattice)
+    port = free_port()
+    svc.listener(protocol, port, forward((tg, 1)))
+    wait_until_applied(server)
+    return svc, port
 
 
 class ServiceBuilder:

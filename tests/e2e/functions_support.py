@@ -5,7 +5,6 @@ import base64
 import io
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import zipfile
@@ -96,13 +95,7 @@ def log_result(resp):
 
 def lambda_cli(server, *args, check=True):
     """Runs `aws lambda ARGS --endpoint-url …`; returns parsed JSON output or the process."""
-    cmd = ["aws", "lambda", *args, "--endpoint-url", server.endpoint, "--output", "json"]
-    p = subprocess.run(cmd, capture_output=True, text=True, env=server.cli_env(), timeout=120)
-    if check and p.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({p.returncode}): {p.stderr}")
-    if p.returncode != 0:
-        return p
-    return json.loads(p.stdout) if p.stdout.strip() else {}
+    return server.cli(*args, check=check, service="lambda", timeout=120)
 
 
 def write_temp(data, suffix):

@@ -12,7 +12,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from backends import INGRESS, Backend, DataPlaneServer, ServiceBuilder, forward, free_port, ip_target_group, wait_until_applied
+from backends import INGRESS, Backend, DataPlaneServer, forwarding_service, ip_target_group
+from conftest import parse_head
 
 # Every socket in the probes has this timeout, so that no probe can hang a test run.
 SOCKET_TIMEOUT_S = 10
@@ -27,12 +28,8 @@ def probe_env():
     backend = Backend("probe").start()
     try:
         lattice = server.client()
-        tg = ip_target_group(lattice, health_check={"enabled": False})
-        lattice.register_targets(targetGroupIdentifier=tg["id"], targets=[backend.target()])
-        port = free_port()
-        svc = ServiceBuilder(lattice)
-        svc.listener("HTTP", port, forward((tg, 1)))
-        wait_until_applied(server)
+        tg = ip_target_group(lattice, health_check={"enabled": False}, targets=[backend])
+        svc, port = forwarding_service(server, lattice, tg)
         yield SimpleNamespace(server=server, backend=backend, lattice=lattice, port=port, name=svc.dns_name,
                               svc=svc)
     finally:
@@ -97,12 +94,7 @@ def parse_responses(data):
         if not sep:
             out.append((None, {}, data))
             break
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split()[1])
-        headers = {}
-        for line in lines[1:]:
-            k, _, v = line.partition(":")
-            headers[k.strip().lower()] = v.strip()
+        status, headers = parse_head(head)
         if headers.get("transfer-encoding", "").lower() == "chunked":
             body = b""
             while True:

@@ -4,60 +4,16 @@ Firehose stream; one subscription per destination type per resource), serviceNet
 validation, not-found, idempotency, pagination, and the cascades that remove subscriptions with
 their service network or service. Trellis stores subscriptions; log delivery comes later."""
 
-import boto3
-import botocore.config
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import ACCESS_KEY, ACCOUNT, REGION, SECRET_KEY, error_code, unique
+from conftest import ACCOUNT, REGION, error_code, fields, members, status, unique
 
 LOG_GROUP = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/vpclattice/trellis"
 BUCKET = "arn:aws:s3:::trellis-access-logs"
 STREAM = f"arn:aws:firehose:{REGION}:{ACCOUNT}:deliverystream/trellis-logs"
 CREATE_MEMBERS = {"id", "arn", "resourceId", "resourceArn", "destinationArn"}
 GET_MEMBERS = CREATE_MEMBERS | {"createdAt", "lastUpdatedAt"}
-
-
-def members(resp):
-    return set(resp) - {"ResponseMetadata"}
-
-
-def status(resp):
-    return resp["ResponseMetadata"]["HTTPStatusCode"]
-
-
-def fields(excinfo):
-    return [f["name"] for f in excinfo.value.response.get("fieldList", [])]
-
-
-@pytest.fixture(scope="module")
-def unchecked(server):
-    """A boto3 client without client-side parameter validation."""
-    return boto3.client(
-        "vpc-lattice", endpoint_url=server.endpoint, region_name=REGION,
-        aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
-        config=botocore.config.Config(retries={"max_attempts": 1}, parameter_validation=False),
-    )
-
-
-@pytest.fixture
-def sn(lattice):
-    created = lattice.create_service_network(name=unique("als"))
-    yield created
-    try:
-        lattice.delete_service_network(serviceNetworkIdentifier=created["id"])
-    except ClientError:
-        pass
-
-
-@pytest.fixture
-def svc(lattice):
-    created = lattice.create_service(name=unique("als"))
-    yield created
-    try:
-        lattice.delete_service(serviceIdentifier=created["id"])
-    except ClientError:
-        pass
 
 
 def test_service_network_subscription_lifecycle(lattice, sn):

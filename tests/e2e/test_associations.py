@@ -6,12 +6,10 @@ DeleteService preconditions they create."""
 
 from concurrent.futures import ThreadPoolExecutor
 
-import boto3
-import botocore.config
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import ACCESS_KEY, ACCOUNT, REGION, SECRET_KEY, error_code, unique
+from conftest import ACCOUNT, REGION, delete_service_network, error_code, fields, members, status, unique
 
 SNSA_CREATE = {"id", "status", "arn", "createdBy", "dnsEntry"}
 SNSA_GET = {"id", "status", "arn", "createdBy", "createdAt", "serviceId", "serviceName", "serviceArn",
@@ -22,64 +20,10 @@ SNVA_GET = {"id", "status", "arn", "createdBy", "createdAt", "lastUpdatedAt", "s
 SNVA_SUMMARY = SNVA_GET - {"securityGroupIds"}
 
 
-def members(resp):
-    return set(resp) - {"ResponseMetadata"}
-
-
-def status(resp):
-    return resp["ResponseMetadata"]["HTTPStatusCode"]
-
-
-def fields(excinfo):
-    return [f["name"] for f in excinfo.value.response.get("fieldList", [])]
-
-
 def vpc_id(n=None):
     """A well-formed, unused VPC ID (Trellis accepts any: there are no real VPCs)."""
     import uuid
     return "vpc-" + (uuid.uuid4().hex[:17] if n is None else f"{n:017x}")
-
-
-@pytest.fixture(scope="module")
-def unchecked(server):
-    """A boto3 client without client-side parameter validation."""
-    return boto3.client(
-        "vpc-lattice", endpoint_url=server.endpoint, region_name=REGION,
-        aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
-        config=botocore.config.Config(retries={"max_attempts": 1}, parameter_validation=False),
-    )
-
-
-@pytest.fixture
-def sn(lattice):
-    created = lattice.create_service_network(name=unique("asn"))
-    yield created
-    cleanup_network(lattice, created["id"])
-
-
-@pytest.fixture
-def svc(lattice):
-    created = lattice.create_service(name=unique("asvc"))
-    yield created
-    for a in lattice.list_service_network_service_associations(serviceIdentifier=created["id"])["items"]:
-        lattice.delete_service_network_service_association(serviceNetworkServiceAssociationIdentifier=a["id"])
-    try:
-        lattice.delete_service(serviceIdentifier=created["id"])
-    except ClientError:
-        pass
-
-
-def cleanup_network(lattice, sn_id):
-    for p in lattice.get_paginator("list_service_network_service_associations").paginate(serviceNetworkIdentifier=sn_id):
-        for a in p["items"]:
-            lattice.delete_service_network_service_association(serviceNetworkServiceAssociationIdentifier=a["id"])
-    for p in lattice.get_paginator("list_service_network_vpc_associations").paginate(serviceNetworkIdentifier=sn_id):
-        for a in p["items"]:
-            lattice.delete_service_network_vpc_association(serviceNetworkVpcAssociationIdentifier=a["id"])
-    try:
-        lattice.delete_service_network(serviceNetworkIdentifier=sn_id)
-    except ClientError:
-        pass
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,7 +88,7 @@ def test_service_association_conflicts_and_not_found(lattice, sn, svc):
         with pytest.raises(ClientError) as e:
             lattice.create_service_network_service_association(**kwargs)
         assert error_code(e) == "ResourceNotFoundException" and e.value.response["resourceType"] == rtype
-    cleanup_network(lattice, other["id"])
+    delete_service_network(lattice, other["id"])
 
 
 @pytest.mark.parametrize(
@@ -178,8 +122,8 @@ def test_custom_domain_unique_within_a_network(lattice, sn):
     other = lattice.create_service_network(name=unique("cdn"))
     ok = lattice.create_service_network_service_association(serviceIdentifier=b["id"], serviceNetworkIdentifier=other["id"])
     assert ok["status"] == "ACTIVE"
-    cleanup_network(lattice, other["id"])
-    cleanup_network(lattice, sn["id"])
+    delete_service_network(lattice, other["id"])
+    delete_service_network(lattice, sn["id"])
     for s in (a, b):
         lattice.delete_service(serviceIdentifier=s["id"])
 
@@ -227,7 +171,7 @@ def test_service_association_list_filters(lattice, unchecked):
         lattice.delete_service(serviceIdentifier=s1["id"])
     assert error_code(e) == "ConflictException"
     for n in (sn1, sn2):
-        cleanup_network(lattice, n["id"])
+        delete_service_network(lattice, n["id"])
     for s in (s1, s2):
         lattice.delete_service(serviceIdentifier=s["id"])
 
@@ -256,7 +200,7 @@ def test_service_association_quota_of_500(lattice, sn):
         lattice.create_service_network_service_association(serviceIdentifier=services[500], serviceNetworkIdentifier=sn["id"])
     assert error_code(e) == "ServiceQuotaExceededException" and status(e.value.response) == 402
     assert e.value.response["resourceId"] == sn["id"]
-    cleanup_network(lattice, sn["id"])
+    delete_service_network(lattice, sn["id"])
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda s: lattice.delete_service(serviceIdentifier=s), services))
 
@@ -374,7 +318,7 @@ def test_one_service_network_per_vpc(lattice, sn):
     lattice.delete_service_network_vpc_association(serviceNetworkVpcAssociationIdentifier=first["id"])
     moved = lattice.create_service_network_vpc_association(serviceNetworkIdentifier=other["id"], vpcIdentifier=vpc)
     assert moved["status"] == "ACTIVE"
-    cleanup_network(lattice, other["id"])
+    delete_service_network(lattice, other["id"])
 
 
 def test_vpc_update_validation(lattice, unchecked, sn):
@@ -423,7 +367,7 @@ def test_vpc_association_list_filters(lattice, unchecked):
         unchecked.list_service_network_vpc_associations(vpcIdentifier="vpc-XYZ")
     assert error_code(e) == "ValidationException" and fields(e) == ["vpcIdentifier"]
     for n in (sn1, sn2):
-        cleanup_network(lattice, n["id"])
+        delete_service_network(lattice, n["id"])
 
 
 def test_vpc_association_idempotency(lattice, sn):
@@ -481,5 +425,5 @@ def test_associations_survive_restart(server, lattice):
         serviceNetworkServiceAssociationIdentifier=snsa["id"])["serviceId"] == svc["id"]
     assert client.get_service_network_vpc_association(
         serviceNetworkVpcAssociationIdentifier=snva["id"])["serviceNetworkId"] == sn["id"]
-    cleanup_network(client, sn["id"])
+    delete_service_network(client, sn["id"])
     client.delete_service(serviceIdentifier=svc["id"])

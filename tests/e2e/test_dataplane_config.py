@@ -2,30 +2,12 @@
 store after API writes, `trellis ca`, DNS answers that follow service-network associations, and
 listener ports that cannot be bound showing up in `/_trellis/health`."""
 
-import json
 import socket
 import subprocess
 import tempfile
-import urllib.error
-import urllib.request
 
-from conftest import BIN, unique, wait_applied
-
-VPC = "vpc-0123456789abcdef0"
-
-
-def store_revision(server):
-    return server.revision()["store"]
-
-
-def health(server):
-    """(status, body) of `/_trellis/health`, 503 included."""
-    try:
-        with urllib.request.urlopen(server.endpoint + "/_trellis/health", timeout=5) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
-
+from backends import dig as dig_short
+from conftest import BIN, VPC, unique, wait_applied, wait_until_applied
 
 def dig(server, name, rtype="A"):
     """(status, answers): the response code dig reports and the answer records' data."""
@@ -39,16 +21,8 @@ def dig(server, name, rtype="A"):
     return status, answers
 
 
-def dig_short(server, name):
-    host, port = server.dns_address()
-    cmd = ["dig", f"@{host}", "-p", str(port), name, "A", "+short", "+time=5", "+tries=1"]
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
-    assert p.returncode == 0, p.stderr
-    return [line for line in p.stdout.splitlines() if line]
-
-
 def test_applied_revision_catches_up_after_every_write(server, lattice):
-    first = wait_applied(server, store_revision(server))
+    first = wait_until_applied(server)
     assert first["applied"] == first["store"]
     sn = lattice.create_service_network(name=unique("net"))
     svc = lattice.create_service(name=unique("web"))
@@ -63,12 +37,12 @@ def test_applied_revision_catches_up_after_every_write(server, lattice):
     ]
     for step in steps:
         step()
-        revision = store_revision(server)
+        revision = server.revision()["store"]
         assert wait_applied(server, revision)["applied"] >= revision
     # Nothing else writes: the applied revision is exactly the store's.
     rev = server.revision()
     assert rev["applied"] == rev["store"]
-    status, body = health(server)
+    status, body = server.health()
     assert status == 200 and body["dataPlane"] is True and body["failedPorts"] == [], body
 
 
@@ -98,19 +72,19 @@ def test_dns_follows_service_network_associations(server, lattice):
     sn = lattice.create_service_network(name=unique("net"))
     svc = lattice.create_service(name=unique("web"), customDomainName=domain)
     name = svc["dnsEntry"]["domainName"]
-    wait_applied(server, store_revision(server))
+    wait_until_applied(server)
     # Not in any service network: not served, so not answered.
     assert dig(server, name) == ("NXDOMAIN", [])
 
     assoc = lattice.create_service_network_service_association(
         serviceNetworkIdentifier=sn["id"], serviceIdentifier=svc["id"])
-    wait_applied(server, store_revision(server))
+    wait_until_applied(server)
     assert dig_short(server, name) == ["127.0.0.1"]
     assert dig_short(server, name.upper() + ".") == ["127.0.0.1"]
     assert dig(server, domain) == ("NOERROR", ["127.0.0.1"])
 
     lattice.delete_service_network_service_association(serviceNetworkServiceAssociationIdentifier=assoc["id"])
-    wait_applied(server, store_revision(server))
+    wait_until_applied(server)
     assert dig(server, name) == ("NXDOMAIN", [])
     # A custom domain is outside Trellis's zone: once unserved, it is not ours to answer at all.
     assert dig(server, domain)[0] == "REFUSED"
@@ -127,13 +101,13 @@ def test_a_listener_port_that_cannot_be_bound_is_reported_by_health(server, latt
         listener = lattice.create_listener(
             serviceIdentifier=svc["id"], name=unique("lsn"), protocol="HTTP", port=port,
             defaultAction={"fixedResponse": {"statusCode": 404}})
-        wait_applied(server, store_revision(server))
-        status, body = health(server)
+        wait_until_applied(server)
+        status, body = server.health()
         assert status == 503, body
         assert [f["port"] for f in body["failedPorts"]] == [port], body
         assert body["failedPorts"][0]["error"], body
 
         lattice.delete_listener(serviceIdentifier=svc["id"], listenerIdentifier=listener["id"])
-        wait_applied(server, store_revision(server))
-        status, body = health(server)
+        wait_until_applied(server)
+        status, body = server.health()
         assert status == 200 and body["failedPorts"] == [], body

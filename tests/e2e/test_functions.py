@@ -9,20 +9,12 @@ import os
 import subprocess
 import urllib.request
 
-import botocore.auth
-import botocore.awsrequest
-import botocore.credentials
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import ACCESS_KEY, BIN, REGION, SECRET_KEY, error_code, unique
+from conftest import BIN, error_code, signed, unique
 from functions_support import (NODE_APP, PY_APP, ROLE, create_python, function_arn, invoke, lambda_cli,
                                log_result, py_zip, write_temp, zip_bytes)
-
-
-@pytest.fixture(scope="module")
-def lam(server):
-    return server.client("lambda")
 
 
 def status_of(excinfo):
@@ -356,31 +348,16 @@ def test_list_functions_paginates(lam):
     assert all_names == seen
 
 
-def signed(endpoint, method, path, service, body=b""):
-    """A request signed with the root credentials for `service`."""
-    creds = botocore.credentials.Credentials(ACCESS_KEY, SECRET_KEY)
-    req = botocore.awsrequest.AWSRequest(method=method, url=endpoint + path, data=body,
-                                         headers={"Content-Type": "application/json"})
-    botocore.auth.SigV4Auth(creds, service, REGION).add_auth(req)
-    prepared = req.prepare()
-    r = urllib.request.Request(prepared.url, data=body or None, method=method, headers=dict(prepared.headers))
-    try:
-        with urllib.request.urlopen(r, timeout=10) as resp:
-            return resp.status, resp.headers, resp.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.headers, e.read()
-
-
 def test_sigv4_service_name_follows_the_path(server):
-    status, _, _ = signed(server.endpoint, "GET", "/2015-03-31/functions", "lambda")
+    status, _, _ = signed(server, "GET", "/2015-03-31/functions", service="lambda")
     assert status == 200
-    status, headers, _ = signed(server.endpoint, "GET", "/2015-03-31/functions", "vpc-lattice")
+    status, headers, _ = signed(server, "GET", "/2015-03-31/functions", service="vpc-lattice")
     assert status == 403
     assert headers["x-amzn-ErrorType"].startswith("InvalidSignatureException")
-    status, headers, _ = signed(server.endpoint, "GET", "/servicenetworks", "lambda")
+    status, headers, _ = signed(server, "GET", "/servicenetworks", service="lambda")
     assert status == 403
     assert headers["x-amzn-ErrorType"].startswith("InvalidSignatureException")
-    status, _, _ = signed(server.endpoint, "GET", "/servicenetworks", "vpc-lattice")
+    status, _, _ = signed(server, "GET", "/servicenetworks", service="vpc-lattice")
     assert status == 200
 
 

@@ -18,24 +18,9 @@ class EdgeServer(Server):
     """A server whose unknown functions go to `remote`, signing with the test credentials."""
 
     def __init__(self, backend, remote, credentials=(ACCESS_KEY, SECRET_KEY)):
-        super().__init__(backend)
-        self.remote = remote
-        self.credentials = credentials
-
-    def args(self):
-        return super().args() + ["--lambda-endpoint", self.remote]
-
-    def start(self):
-        saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
-        os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"] = self.credentials
-        try:
-            return super().start()
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+        key, secret = credentials
+        super().__init__(backend, ["--lambda-endpoint", remote],
+                         env={"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret})
 
 
 @pytest.fixture(scope="module")

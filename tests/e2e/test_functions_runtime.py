@@ -7,14 +7,9 @@ import threading
 
 import pytest
 
-from conftest import Server, backends, unique
+from conftest import Server, backends, running, unique
 from functions_support import (CURL_BOOTSTRAP, ROLE, awslambdaric_bootstrap, create_python, invoke,
                                log_result, zip_bytes)
-
-
-@pytest.fixture(scope="module")
-def lam(server):
-    return server.client("lambda")
 
 
 def concurrently(n, call):
@@ -166,18 +161,10 @@ def test_unmodified_awslambdaric_works_against_the_runtime_api(lam):
     assert doc["errorType"] == "Runtime.ImportModuleError"
 
 
-class NarrowServer(Server):
-    """A server that runs one invocation per function at a time."""
-
-    def args(self):
-        return super().args() + ["--function-concurrency", "1"]
-
-
 @pytest.fixture(scope="module")
 def narrow():
-    s = NarrowServer(backends()[0]).start()
-    yield s
-    s.cleanup()
+    """A server that runs one invocation per function at a time."""
+    yield from running(Server(backends()[0], ["--function-concurrency", "1"]))
 
 
 def test_function_concurrency_flag_limits_processes(narrow):

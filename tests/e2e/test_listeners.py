@@ -5,59 +5,16 @@ group), name/port conflicts, the 2-listener quota, idempotency, pagination and I
 
 import json
 
-import boto3
-import botocore.config
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import ACCESS_KEY, REGION, SECRET_KEY, error_code, unique
+from conftest import FIXED_404, REGION, error_code, forward, list_by_hand, members, status, target_group, unique
 
-VPC = "vpc-0123456789abcdef0"
 CREATE_MEMBERS = {"arn", "id", "name", "protocol", "port", "serviceArn", "serviceId", "defaultAction"}
-
-
-def members(resp):
-    return set(resp) - {"ResponseMetadata"}
-
-
-def status(resp):
-    return resp["ResponseMetadata"]["HTTPStatusCode"]
-
-
-@pytest.fixture(scope="module")
-def raw(server):
-    """A client without botocore's own parameter checks, to reach the server's validation."""
-    return boto3.client(
-        "vpc-lattice", endpoint_url=server.endpoint, region_name=REGION,
-        aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
-        config=botocore.config.Config(parameter_validation=False, retries={"max_attempts": 1}),
-    )
 
 
 def service(lattice, **kw):
     return lattice.create_service(name=unique("s"), **kw)
-
-
-def target_group(lattice, type="IP", protocol="HTTP", port=None, **config):
-    if type == "LAMBDA":
-        return lattice.create_target_group(name=unique("grp"), type="LAMBDA")
-    cfg = {"protocol": protocol, "vpcIdentifier": VPC, **config}
-    if port:
-        cfg["port"] = port
-    return lattice.create_target_group(name=unique("grp"), type=type, config=cfg)
-
-
-def forward(*tgs, weights=None):
-    items = []
-    for i, tg in enumerate(tgs):
-        item = {"targetGroupIdentifier": tg["id"] if isinstance(tg, dict) else tg}
-        if weights:
-            item["weight"] = weights[i]
-        items.append(item)
-    return {"forward": {"targetGroups": items}}
-
-
-FIXED_404 = {"fixedResponse": {"statusCode": 404}}
 
 
 def test_create_get_list_update_delete(lattice):
@@ -198,14 +155,14 @@ BAD_CREATES = [
 
 
 @pytest.mark.parametrize("override,fields", BAD_CREATES)
-def test_create_validation(lattice, raw, override, fields):
+def test_create_validation(lattice, unchecked, override, fields):
     svc = service(lattice)
     tg = target_group(lattice)
     req = {"serviceIdentifier": svc["id"], "name": "web", "protocol": "HTTP", "defaultAction": forward(tg)}
     req.update(json.loads(json.dumps(override).replace('"TG"', json.dumps(tg["id"]))))
     req = {k: v for k, v in req.items() if v is not None}
     with pytest.raises(ClientError) as e:
-        raw.create_listener(**req)
+        unchecked.create_listener(**req)
     assert error_code(e) == "ValidationException"
     assert e.value.response["reason"] == "fieldValidationFailed"
     assert [f["name"] for f in e.value.response["fieldList"]] == fields
@@ -213,26 +170,26 @@ def test_create_validation(lattice, raw, override, fields):
     assert lattice.list_listeners(serviceIdentifier=svc["id"])["items"] == []
 
 
-def test_update_validation(lattice, raw):
+def test_update_validation(lattice, unchecked):
     svc = service(lattice)
     l = lattice.create_listener(serviceIdentifier=svc["id"], name="web", protocol="HTTP", defaultAction=FIXED_404)
     for body, field in [({}, "defaultAction"), ({"defaultAction": {}}, "defaultAction"),
                         ({"defaultAction": {"fixedResponse": {"statusCode": 301}}}, "defaultAction.fixedResponse.statusCode")]:
         with pytest.raises(ClientError) as e:
-            raw.update_listener(serviceIdentifier=svc["id"], listenerIdentifier=l["id"], **body)
+            unchecked.update_listener(serviceIdentifier=svc["id"], listenerIdentifier=l["id"], **body)
         assert error_code(e) == "ValidationException"
         assert [f["name"] for f in e.value.response["fieldList"]] == [field]
     assert lattice.get_listener(serviceIdentifier=svc["id"], listenerIdentifier=l["id"])["defaultAction"] == FIXED_404
 
 
-def test_not_found_and_malformed_identifiers(lattice, raw):
+def test_not_found_and_malformed_identifiers(lattice, unchecked):
     svc = service(lattice)
     missing_svc = "svc-0000000000000000a"
     with pytest.raises(ClientError) as e:
         lattice.create_listener(serviceIdentifier=missing_svc, name="web", protocol="HTTP", defaultAction=FIXED_404)
     assert error_code(e) == "ResourceNotFoundException" and e.value.response["resourceType"] == "SERVICE"
     with pytest.raises(ClientError) as e:
-        raw.list_listeners(serviceIdentifier="not-a-service")
+        unchecked.list_listeners(serviceIdentifier="not-a-service")
     assert error_code(e) == "ValidationException"
     with pytest.raises(ClientError) as e:
         lattice.create_listener(serviceIdentifier=svc["id"], name="web", protocol="HTTP",
@@ -254,7 +211,7 @@ def test_not_found_and_malformed_identifiers(lattice, raw):
         lattice.update_listener(serviceIdentifier=other["id"], listenerIdentifier=l["id"], defaultAction=FIXED_404)
     assert error_code(e) == "ResourceNotFoundException"
     with pytest.raises(ClientError) as e:
-        raw.get_listener(serviceIdentifier=svc["id"], listenerIdentifier="listener-bad")
+        unchecked.get_listener(serviceIdentifier=svc["id"], listenerIdentifier="listener-bad")
     assert error_code(e) == "ValidationException"
 
 
@@ -315,15 +272,7 @@ def test_pagination(lattice):
     svc = service(lattice)
     ids = {lattice.create_listener(serviceIdentifier=svc["id"], name=f"l{i}x", protocol="HTTP", port=80 + i,
                                    defaultAction=FIXED_404)["id"] for i in range(2)}
-    seen = []
-    kwargs = {"serviceIdentifier": svc["id"], "maxResults": 1}
-    for _ in range(5):
-        page = lattice.list_listeners(**kwargs)
-        assert len(page["items"]) <= 1
-        seen += [i["id"] for i in page["items"]]
-        if "nextToken" not in page:
-            break
-        kwargs["nextToken"] = page["nextToken"]
+    seen = [i["id"] for i in list_by_hand(lattice.list_listeners, 5, serviceIdentifier=svc["id"], maxResults=1)]
     assert sorted(seen) == sorted(ids)
     paginator = lattice.get_paginator("list_listeners")
     assert {i["id"] for p in paginator.paginate(serviceIdentifier=svc["id"], PaginationConfig={"PageSize": 1}) for i in p["items"]} == ids

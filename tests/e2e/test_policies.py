@@ -3,14 +3,11 @@ state following the resource's authType, policy-language validation, identifier 
 cascade that removes a resource's policies when the resource is deleted."""
 
 import json
-import os
-import sqlite3
-import subprocess
 
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import error_code, unique
+from conftest import error_code, stored_count, unique
 
 ALLOW_ALL = {
     "Version": "2012-10-17",
@@ -35,30 +32,6 @@ def sharing_policy(arn):
             "Resource": arn,
         }],
     }
-
-
-def stored_count(server, kind, record_id):
-    """How many store records of `kind` have `record_id`: cascades are invisible through the API
-    once the parent is gone, so the test looks at the store itself."""
-    sql = "SELECT count(*) FROM records WHERE kind = '%s' AND id = '%s'" % (kind, record_id)
-    if server.store:
-        out = subprocess.run(["psql", server.store, "-tAc", sql], capture_output=True, text=True, check=True)
-        return int(out.stdout.strip())
-    db = sqlite3.connect(os.path.join(server.data_dir, "trellis.db"))
-    try:
-        return db.execute(sql).fetchone()[0]
-    finally:
-        db.close()
-
-
-@pytest.fixture
-def sn(lattice):
-    created = lattice.create_service_network(name=unique("pol"))
-    yield created
-    try:
-        lattice.delete_service_network(serviceNetworkIdentifier=created["id"])
-    except ClientError:
-        pass
 
 
 def test_auth_policy_put_get_replace_delete(lattice, sn):
@@ -288,11 +261,11 @@ def test_deleting_a_service_network_removes_its_policies(server, lattice):
     created = lattice.create_service_network(name=unique("casc"))
     lattice.put_auth_policy(resourceIdentifier=created["id"], policy=json.dumps(ALLOW_ALL))
     lattice.put_resource_policy(resourceArn=created["arn"], policy=json.dumps(sharing_policy(created["arn"])))
-    assert stored_count(server, "auth-policy", created["id"]) == 1
-    assert stored_count(server, "resource-policy", created["id"]) == 1
+    assert stored_count(server, "auth-policy", id=created["id"]) == 1
+    assert stored_count(server, "resource-policy", id=created["id"]) == 1
     lattice.delete_service_network(serviceNetworkIdentifier=created["id"])
-    assert stored_count(server, "auth-policy", created["id"]) == 0
-    assert stored_count(server, "resource-policy", created["id"]) == 0
+    assert stored_count(server, "auth-policy", id=created["id"]) == 0
+    assert stored_count(server, "resource-policy", id=created["id"]) == 0
     with pytest.raises(ClientError) as e:
         lattice.get_auth_policy(resourceIdentifier=created["id"])
     assert error_code(e) == "ResourceNotFoundException"
@@ -316,8 +289,8 @@ def test_service_auth_policy_state_and_cascade(server, lattice):
     lattice.put_resource_policy(resourceArn=svc["arn"], policy=json.dumps(sharing_policy(svc["arn"])))
     assert json.loads(lattice.get_resource_policy(resourceArn=svc["arn"])["policy"]) == sharing_policy(svc["arn"])
     lattice.delete_service(serviceIdentifier=svc["id"])
-    assert stored_count(server, "auth-policy", svc["id"]) == 0
-    assert stored_count(server, "resource-policy", svc["id"]) == 0
+    assert stored_count(server, "auth-policy", id=svc["id"]) == 0
+    assert stored_count(server, "resource-policy", id=svc["id"]) == 0
     with pytest.raises(ClientError) as e:
         lattice.get_auth_policy(resourceIdentifier=svc["id"])
     assert error_code(e) == "ResourceNotFoundException"

@@ -4,26 +4,17 @@ Lattice) are enforced at the configured value, through the real API and clients.
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import Server, backends, error_code, unique
+from conftest import Server, backends, error_code, running, unique
 
 
-class QuotaServer(Server):
-    QUOTAS = ["services-per-region=3", "service-associations-per-service-network=2",
-              "target-groups-per-region=2", "service-networks-per-region=1"]
-
-    def args(self):
-        a = super().args()
-        for q in self.QUOTAS:
-            a += ["--quota", q]
-        return a
+QUOTAS = ["services-per-region=3", "service-associations-per-service-network=2",
+          "target-groups-per-region=2", "service-networks-per-region=1"]
 
 
 @pytest.fixture(scope="module", params=backends())
 def client(request):
-    s = QuotaServer(request.param).start()
-    yield s.client()
-    s.stop()
-    s.cleanup()
+    for s in running(Server(request.param, [a for q in QUOTAS for a in ("--quota", q)])):
+        yield s.client()
 
 
 def quota_error(excinfo, code, resource_type):

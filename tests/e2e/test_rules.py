@@ -6,47 +6,13 @@ listing with pagination, idempotency and ID-or-ARN paths."""
 
 import json
 
-import boto3
-import botocore.config
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import ACCESS_KEY, REGION, SECRET_KEY, error_code, unique
+from conftest import FIXED_404, error_code, forward, list_by_hand, members, status, target_group, unique
 
-VPC = "vpc-0123456789abcdef0"
-FIXED_404 = {"fixedResponse": {"statusCode": 404}}
 FIXED_500 = {"fixedResponse": {"statusCode": 500}}
 GET_MATCH = {"httpMatch": {"method": "GET"}}
-
-
-def members(resp):
-    return set(resp) - {"ResponseMetadata"}
-
-
-def status(resp):
-    return resp["ResponseMetadata"]["HTTPStatusCode"]
-
-
-@pytest.fixture(scope="module")
-def raw(server):
-    """A client without botocore's own parameter checks, to reach the server's validation."""
-    return boto3.client(
-        "vpc-lattice", endpoint_url=server.endpoint, region_name=REGION,
-        aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
-        config=botocore.config.Config(parameter_validation=False, retries={"max_attempts": 1}),
-    )
-
-
-def target_group(lattice, protocol="HTTP", port=None):
-    cfg = {"protocol": protocol, "vpcIdentifier": VPC}
-    if port:
-        cfg["port"] = port
-    return lattice.create_target_group(name=unique("grp"), type="IP", config=cfg)
-
-
-def forward(*tgs, weights=None):
-    return {"forward": {"targetGroups": [
-        {"targetGroupIdentifier": tg["id"], **({"weight": weights[i]} if weights else {})} for i, tg in enumerate(tgs)]}}
 
 
 class Listener:
@@ -116,7 +82,7 @@ def test_create_get_list_update_delete(lattice):
     assert error_code(e) == "ResourceNotFoundException"
 
 
-def test_default_rule_is_read_only(lattice, raw):
+def test_default_rule_is_read_only(lattice, unchecked):
     l = Listener(lattice)
     default = l.default_rule()
     got = l.get(default["id"])
@@ -166,12 +132,12 @@ BAD_RULES = [
 
 
 @pytest.mark.parametrize("override,fields", BAD_RULES)
-def test_create_validation(lattice, raw, override, fields):
+def test_create_validation(lattice, unchecked, override, fields):
     l = Listener(lattice)
     req = {**l.ids, "name": "good", "priority": 1, "match": GET_MATCH, "action": FIXED_500, **override}
     req = {k: v for k, v in req.items() if v is not None}
     with pytest.raises(ClientError) as e:
-        raw.create_rule(**req)
+        unchecked.create_rule(**req)
     assert error_code(e) == "ValidationException"
     assert [f["name"] for f in e.value.response["fieldList"]] == fields
     assert len(l.listed()) == 1
@@ -253,15 +219,7 @@ def test_list_in_evaluation_order_with_pagination(lattice):
     l = Listener(lattice)
     for p in (30, 10, 50, 20, 40):
         l.rule(p)
-    seen = []
-    kwargs = {**l.ids, "maxResults": 2}
-    for _ in range(10):
-        page = lattice.list_rules(**kwargs)
-        assert len(page["items"]) <= 2
-        seen += page["items"]
-        if "nextToken" not in page:
-            break
-        kwargs["nextToken"] = page["nextToken"]
+    seen = list_by_hand(lattice.list_rules, 10, **l.ids, maxResults=2)
     assert [r.get("priority") for r in seen] == [10, 20, 30, 40, 50, None]
     assert [r["isDefault"] for r in seen] == [False] * 5 + [True]
     assert set(seen[0]) == {"arn", "id", "name", "isDefault", "priority", "createdAt", "lastUpdatedAt"}
@@ -328,7 +286,7 @@ def test_batch_update_cascading_priority_failure(lattice):
     assert (l.get(a["id"])["priority"], l.get(b["id"])["priority"]) == (1, 2)
 
 
-def test_batch_update_validation(lattice, raw):
+def test_batch_update_validation(lattice, unchecked):
     l = Listener(lattice)
     a = l.rule(1)
     cases = [
@@ -343,19 +301,19 @@ def test_batch_update_validation(lattice, raw):
     ]
     for body, fields in cases:
         with pytest.raises(ClientError) as e:
-            raw.batch_update_rule(**l.ids, **body)
+            unchecked.batch_update_rule(**l.ids, **body)
         assert error_code(e) == "ValidationException", body
         assert [f["name"] for f in e.value.response["fieldList"]] == fields, body
     assert l.get(a["id"])["priority"] == 1
 
 
-def test_update_validation(lattice, raw):
+def test_update_validation(lattice, unchecked):
     l = Listener(lattice)
     a = l.rule(1)
     for body, fields in [({"priority": 2001}, ["priority"]), ({"match": {"httpMatch": {}}}, ["match.httpMatch"]),
                          ({"action": {}}, ["action"])]:
         with pytest.raises(ClientError) as e:
-            raw.update_rule(**l.ids, ruleIdentifier=a["id"], **body)
+            unchecked.update_rule(**l.ids, ruleIdentifier=a["id"], **body)
         assert error_code(e) == "ValidationException"
         assert [f["name"] for f in e.value.response["fieldList"]] == fields
 

@@ -14,14 +14,10 @@ import socket
 import sys
 import threading
 import time
-import urllib.request
 
-import botocore.auth
-import botocore.awsrequest
-import botocore.credentials
 import pytest
 
-from conftest import ACCESS_KEY, REGION, SECRET_KEY, Server, backends, unique
+from conftest import Server, backends, parse_head, running, sigv4_headers, unique
 from functions_support import ROLE, PY_APP, zip_bytes
 
 HEADER_READ_TIMEOUT_S = 2
@@ -55,14 +51,7 @@ class TightServer(Server):
 
 @pytest.fixture(scope="module", params=backends())
 def server(request):
-    s = TightServer(request.param).start()
-    yield s
-    s.cleanup()
-
-
-def address(server):
-    host, _, port = server.endpoint.removeprefix("http://").rpartition(":")
-    return host, int(port)
+    yield from running(TightServer(request.param))
 
 
 def status_file(server):
@@ -83,12 +72,7 @@ def read_response(sock, timeout=5):
         if not chunk:
             raise AssertionError(f"connection closed before a response: {data!r}")
         data += chunk
-    head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
-    headers = {}
-    for line in head[1:]:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return int(head[0].split()[1]), headers
+    return parse_head(data.split(b"\r\n\r\n", 1)[0])
 
 
 def wait_closed(sock, timeout):
@@ -114,20 +98,10 @@ def raw_head(method, path, host, headers):
 
 def signed_head(server, method, path, service, body):
     """The head of a request correctly signed (botocore's SigV4) over `body`."""
-    creds = botocore.credentials.Credentials(ACCESS_KEY, SECRET_KEY)
-    req = botocore.awsrequest.AWSRequest(method=method, url=server.endpoint + path, data=body,
-                                         headers={"Content-Type": "application/json"})
-    botocore.auth.SigV4Auth(creds, service, REGION).add_auth(req)
-    prepared = req.prepare()
-    headers = dict(prepared.headers)
+    headers = sigv4_headers(server, method, path, body, service)
     headers["Content-Length"] = str(len(body))
-    host, port = address(server)
+    host, port = server.api_address()
     return raw_head(method, path, f"{host}:{port}", headers)
-
-
-def health(server):
-    with urllib.request.urlopen(server.endpoint + "/_trellis/health", timeout=5) as r:
-        return r.status
 
 
 @contextlib.contextmanager
@@ -136,7 +110,7 @@ def slow_sockets(server, count, payload=b"P"):
     socks = []
     try:
         for _ in range(count):
-            s = socket.create_connection(address(server), timeout=5)
+            s = socket.create_connection(server.api_address(), timeout=5)
             s.sendall(payload)
             socks.append(s)
         yield socks
@@ -155,7 +129,7 @@ def test_concurrent_unsigned_uploads_do_not_grow_the_server(server):
     """20 unsigned 66 MB uploads at once: the old gate buffered each body before checking the
     signature (21 → 1,312 MiB). Now each gets its 403 from the head and its connection is closed,
     so the server's peak RSS stays far below what 20 bodies would need."""
-    host, port = address(server)
+    host, port = server.api_address()
     head = raw_head("POST", "/2015-03-31/functions", f"{host}:{port}",
                     {"Content-Type": "application/json", "Content-Length": "66000000"})
     chunk = os.urandom(MIB)
@@ -187,12 +161,12 @@ def test_concurrent_unsigned_uploads_do_not_grow_the_server(server):
     peak = kib(status_file(server)["VmHWM"])
     assert peak < 200 * 1024, f"peak RSS {peak} KiB"
     assert all(r is not None and r[0] == "closed" for r in results), results
-    assert health(server) == 200
+    assert server.health()[0] == 200
 
 
 @pytest.mark.parametrize("path", ["/2015-03-31/functions", "/services"])
 def test_unsigned_upload_is_answered_before_its_body(server, path):
-    host, port = address(server)
+    host, port = server.api_address()
     with socket.create_connection((host, port), timeout=5) as s:
         s.sendall(raw_head("POST", path, f"{host}:{port}",
                            {"Content-Type": "application/json", "Content-Length": "66000000"}))
@@ -218,7 +192,7 @@ OVER_CAP = [
 def test_signed_body_over_its_cap_is_answered_before_its_body(server, op, method, path, service, length, status,
                                                               code):
     head = signed_head(server, method, path, service, b"x" * length)
-    with socket.create_connection(address(server), timeout=5) as s:
+    with socket.create_connection(server.api_address(), timeout=5) as s:
         s.sendall(head)
         got, headers = read_response(s)
         assert (got, headers["x-amzn-errortype"]) == (status, code), op
@@ -237,12 +211,12 @@ def test_health_answers_with_more_slow_sockets_than_descriptors(server):
     out and then answered nothing. The connection cap makes each newcomer replace the oldest
     silent one, so health keeps answering; every silent socket is closed in the end."""
     with slow_sockets(server, FD_LIMIT + 144) as socks:
-        assert health(server) == 200
+        assert server.health()[0] == 200
         open_fds = len(os.listdir(f"/proc/{server.proc.pid}/fd"))
         assert open_fds < FD_LIMIT - 64, open_fds
         for s in socks:
             wait_closed(s, HEADER_READ_TIMEOUT_S + CLOSE_MARGIN_S)
-    assert health(server) == 200
+    assert server.health()[0] == 200
 
 
 def test_signed_calls_with_bodies_work_while_slow_sockets_wait(server):
@@ -260,4 +234,4 @@ def test_signed_calls_with_bodies_work_while_slow_sockets_wait(server):
                             Code={"ZipFile": package})
         got = lam.get_function(FunctionName=fn)
         assert got["Configuration"]["CodeSize"] == len(package)
-    assert health(server) == 200
+    assert server.health()[0] == 200

@@ -14,17 +14,14 @@ make them (issue 9, defects 4 and 9):
   answer 400, not 502.
 """
 
-import os
 import resource
 import select
 import socket
-import ssl
 import time
 
 import pytest
 
-from backends import INGRESS, DataPlaneServer, ServiceBuilder, forward, free_port, ip_target_group, \
-    wait_until_applied
+from backends import INGRESS, DataPlaneServer, forwarding_service, ip_target_group
 from conftest import backends as store_backends
 
 # Well above every deadline configured below, so that a slow machine does not fail the tests, and
@@ -69,12 +66,8 @@ def serve_service(server, backend, tls=False):
     """A service forwarding to `backend` on a fresh port (HTTP, or HTTPS with `tls`); returns
     (dns name, port) once the data plane serves it."""
     lattice = server.client()
-    tg = ip_target_group(lattice, health_check={"enabled": False})
-    lattice.register_targets(targetGroupIdentifier=tg["id"], targets=[backend.target()])
-    svc = ServiceBuilder(lattice)
-    port = free_port()
-    svc.listener("HTTPS" if tls else "HTTP", port, forward((tg, 1)))
-    wait_until_applied(server)
+    tg = ip_target_group(lattice, health_check={"enabled": False}, targets=[backend])
+    svc, port = forwarding_service(server, lattice, tg, "HTTPS" if tls else "HTTP")
     return svc.dns_name, port
 
 

@@ -10,30 +10,21 @@ import json
 import os
 import stat
 import threading
-import time
 import zipfile
 
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import SECRET_KEY, Server, backends, error_code, unique
+from conftest import SECRET_KEY, Server, backends, error_code, poll, running, unique
 from functions_support import ROLE, create_python, invoke, zip_bytes
 
 PIDS_MAX = 64
 
 
-class IsolatedServer(Server):
-    """A server with a small per-sandbox process limit, so the fork bomb ends quickly."""
-
-    def args(self):
-        return super().args() + ["--function-pids-max", str(PIDS_MAX)]
-
-
 @pytest.fixture(scope="module", params=backends())
 def srv(request):
-    s = IsolatedServer(request.param).start()
-    yield s
-    s.cleanup()
+    """A server with a small per-sandbox process limit, so the fork bomb ends quickly."""
+    yield from running(Server(request.param, ["--function-pids-max", str(PIDS_MAX)]))
 
 
 @pytest.fixture(scope="module")
@@ -228,15 +219,6 @@ def host_processes_with(marker):
     return found
 
 
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 ESCAPER = '''
 import subprocess, sys, time
 def handler(event, context):
@@ -253,12 +235,12 @@ def test_a_setsid_child_does_not_outlive_a_timed_out_invocation(srv, lam):
     result = {}
     t = threading.Thread(target=lambda: result.update(out=invoke(lam, name, {"marker": marker})))
     t.start()
-    wait_for(lambda: host_processes_with(marker), 20, "the function's setsid child to start")
+    poll("the function's setsid child to start", lambda: host_processes_with(marker), 20, interval=0.05)
     t.join(timeout=60)
     assert not t.is_alive()
     resp, doc = result["out"]
     assert resp["FunctionError"] == "Unhandled" and doc["errorType"] == "Sandbox.Timedout", doc
-    wait_for(lambda: not host_processes_with(marker), 10, "the setsid child to be killed")
+    poll("the setsid child to be killed", lambda: not host_processes_with(marker), 10, interval=0.05)
 
 
 FORK_BOMB = '''
@@ -420,9 +402,9 @@ def test_killing_the_server_kills_every_process_of_its_sandboxes():
                                                        Payload=json.dumps({"marker": marker})))
         t.start()
         t.join(timeout=30)
-        wait_for(lambda: host_processes_with(marker), 20, "the function's setsid child to start")
+        poll("the function's setsid child to start", lambda: host_processes_with(marker), 20, interval=0.05)
         s.kill9()
-        wait_for(lambda: not host_processes_with(marker), 10, "the setsid child to die with the server")
+        poll("the setsid child to die with the server", lambda: not host_processes_with(marker), 10, interval=0.05)
     finally:
         s.cleanup()
 
@@ -431,21 +413,12 @@ class NoBwrapServer(Server):
     """A root server whose PATH lacks bwrap: it starts, says so, and refuses to run functions."""
 
     def __init__(self, backend, tmp):
-        super().__init__(backend)
-        self.path_dir = tmp
-
-    def start(self):
-        saved = os.environ["PATH"]
+        super().__init__(backend, env={"PATH": tmp})
         for tool in ("python3", "node", "setpriv", "sh"):
-            found = next((os.path.join(d, tool) for d in saved.split(":")
+            found = next((os.path.join(d, tool) for d in os.environ["PATH"].split(":")
                           if os.path.exists(os.path.join(d, tool))), None)
-            if found and not os.path.exists(os.path.join(self.path_dir, tool)):
-                os.symlink(found, os.path.join(self.path_dir, tool))
-        os.environ["PATH"] = self.path_dir
-        try:
-            return super().start()
-        finally:
-            os.environ["PATH"] = saved
+            if found and not os.path.exists(os.path.join(tmp, tool)):
+                os.symlink(found, os.path.join(tmp, tool))
 
 
 def test_without_bwrap_the_server_starts_says_so_and_refuses_functions(tmp_path):

@@ -22,16 +22,14 @@ import botocore.awsrequest
 import botocore.credentials
 import pytest
 
-from conftest import ACCESS_KEY, REGION, SECRET_KEY, Server, unique
+from conftest import ACCESS_KEY, REGION, SECRET_KEY, Server, running, sigv4_headers, unique
 
 CREDENTIALS = botocore.credentials.Credentials(ACCESS_KEY, SECRET_KEY)
 
 
 @pytest.fixture(scope="module")
 def api():
-    s = Server("sqlite").start()
-    yield s
-    s.cleanup()
+    yield from running(Server("sqlite"))
 
 
 @pytest.fixture
@@ -48,12 +46,9 @@ def clock(monkeypatch):
 
 def sign(server, method, path, body=b"", headers=None):
     """A request signed by botocore's SigV4 signer: (method, path with query, headers, body)."""
-    req = botocore.awsrequest.AWSRequest(method=method, url=server.endpoint + path, data=body,
-                                         headers=dict(headers or {}))
-    if body:
-        req.headers["Content-Type"] = "application/json"
-    botocore.auth.SigV4Auth(CREDENTIALS, "vpc-lattice", REGION).add_auth(req)
-    return method, path, dict(req.headers.items()), body
+    signed = sigv4_headers(server, method, path, body, headers=headers,
+                           content_type="application/json" if body else None)
+    return method, path, signed, body
 
 
 def presign(server, path, expires):
@@ -65,8 +60,7 @@ def presign(server, path, expires):
 def send(server, method, path, headers, body=b""):
     """Sends exactly this request (http.client adds only Host, Accept-Encoding and Content-Length,
     none of them signed by botocore) and returns (status, x-amzn-ErrorType or None, JSON body)."""
-    host, port = urllib.parse.urlsplit(server.endpoint).netloc.split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    conn = http.client.HTTPConnection(*server.api_address(), timeout=30)
     try:
         conn.request(method, path, body=body or None, headers=headers)
         r = conn.getresponse()
@@ -206,6 +200,5 @@ def test_untampered_requests_are_accepted(api, networks):
 def test_replay_to_another_service_is_refused(api):
     """A request signed for the Lambda API's scope (same host, same credentials) is refused on a
     Lattice path: the service is part of what is signed. (Another region: test_auth.py.)"""
-    req = botocore.awsrequest.AWSRequest(method="GET", url=api.endpoint + "/servicenetworks")
-    botocore.auth.SigV4Auth(CREDENTIALS, "lambda", REGION).add_auth(req)
-    assert_refused(send(api, "GET", "/servicenetworks", dict(req.headers.items())))
+    headers = sigv4_headers(api, "GET", "/servicenetworks", service="lambda", content_type=None)
+    assert_refused(send(api, "GET", "/servicenetworks", headers))

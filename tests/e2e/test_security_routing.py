@@ -27,6 +27,7 @@ import pytest
 
 from backends import (INGRESS, ServiceBuilder, fixed, forward, free_port, ip_target_group, path_prefix,
                       wait_until_applied)
+from conftest import parse_head
 
 TIMEOUT_S = 15
 
@@ -40,8 +41,7 @@ def env(dp_server, dp_lattice, start_backend):
     locked = ServiceBuilder(lattice, auth_type="AWS_IAM")
     for svc in (open_svc, locked):
         # A target group serves one service; both groups hold the same backend.
-        tg = ip_target_group(lattice, health_check={"enabled": False})
-        lattice.register_targets(targetGroupIdentifier=tg["id"], targets=[backend.target()])
+        tg = ip_target_group(lattice, health_check={"enabled": False}, targets=[backend])
         http = svc.listener("HTTP", port, forward((tg, 1)))
         https = svc.listener("HTTPS", tls_port, forward((tg, 1)))
         if svc is open_svc:
@@ -60,13 +60,7 @@ def served(env):
 def parse(answer):
     """(status, headers, body) of a raw HTTP/1.1 answer."""
     head, _, body = answer.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split(" ")[1])
-    headers = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return status, headers, body
+    return (*parse_head(head), body)
 
 
 def read_all(sock):

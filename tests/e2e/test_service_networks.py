@@ -4,7 +4,7 @@ pagination, quotas-free error paths and persistence across restarts."""
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import error_code, unique
+from conftest import error_code, list_by_hand, unique
 
 
 def test_create_get_update_delete(lattice):
@@ -69,15 +69,7 @@ def test_client_token_idempotency(lattice):
 
 def test_pagination_visits_every_network_once(lattice):
     ids = {lattice.create_service_network(name=unique("pg"))["id"] for _ in range(7)}
-    seen = []
-    kwargs = {"maxResults": 3}
-    for _ in range(20):
-        page = lattice.list_service_networks(**kwargs)
-        assert len(page["items"]) <= 3
-        seen += [i["id"] for i in page["items"]]
-        if "nextToken" not in page:
-            break
-        kwargs["nextToken"] = page["nextToken"]
+    seen = [i["id"] for i in list_by_hand(lattice.list_service_networks, 20, maxResults=3)]
     assert ids <= set(seen)
     assert len(seen) == len(set(seen))
     paginated = [i["id"] for p in lattice.get_paginator("list_service_networks").paginate(PaginationConfig={"PageSize": 2}) for i in p["items"]]

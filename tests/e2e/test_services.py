@@ -5,80 +5,19 @@ subscriptions, policies, listeners and rules), and persistence across a restart.
 
 import hashlib
 import json
-import os
 import re
-import sqlite3
-import subprocess
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
-import boto3
-import botocore.config
 import pytest
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from conftest import ACCESS_KEY, ACCOUNT, REGION, SECRET_KEY, error_code, unique
+from conftest import ACCOUNT, REGION, error_code, fields, list_by_hand, members, signed, status, stored_count, unique
 
 PARTITION_LABEL = hashlib.sha256(ACCOUNT.encode()).hexdigest()[:7]
 CERT = f"arn:aws:acm:{REGION}:{ACCOUNT}:certificate/0a1b2c3d-1111-2222-3333-444455556666"
 CREATE_MEMBERS = {"id", "arn", "name", "status", "authType", "dnsEntry"}
 GET_MEMBERS = CREATE_MEMBERS | {"createdAt", "lastUpdatedAt"}
 SUMMARY_MEMBERS = {"id", "name", "arn", "createdAt", "lastUpdatedAt", "dnsEntry", "status"}
-
-
-def members(resp):
-    return set(resp) - {"ResponseMetadata"}
-
-
-def status(resp):
-    return resp["ResponseMetadata"]["HTTPStatusCode"]
-
-
-def fields(excinfo):
-    return [f["name"] for f in excinfo.value.response.get("fieldList", [])]
-
-
-@pytest.fixture(scope="module")
-def unchecked(server):
-    """A boto3 client that sends whatever it is given, so the server's own validation is tested
-    (botocore would otherwise refuse missing members and short strings itself)."""
-    return boto3.client(
-        "vpc-lattice", endpoint_url=server.endpoint, region_name=REGION,
-        aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
-        config=botocore.config.Config(retries={"max_attempts": 1}, parameter_validation=False),
-    )
-
-
-def signed_request(server, method, path, body):
-    """A raw SigV4-signed request with an arbitrary JSON body (members no SDK would send)."""
-    data = json.dumps(body).encode()
-    req = AWSRequest(method=method, url=server.endpoint + path, data=data, headers={"Content-Type": "application/json"})
-    SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "vpc-lattice", REGION).add_auth(req)
-    prepared = req.prepare()
-    r = urllib.request.Request(prepared.url, data=data, method=method, headers=dict(prepared.headers))
-    try:
-        with urllib.request.urlopen(r, timeout=10) as resp:
-            return resp.status, json.loads(resp.read() or b"{}")
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"{}")
-
-
-def stored_count(server, kind, parent):
-    """Records of `kind` under `parent` in the store itself: once a service is deleted its
-    children are unreachable through the API, so the cascade is checked at the source."""
-    sql = "SELECT count(*) FROM records WHERE kind = '%s' AND parent = '%s'" % (kind, parent)
-    if server.store:
-        out = subprocess.run(["psql", server.store, "-tAc", sql], capture_output=True, text=True, check=True)
-        return int(out.stdout.strip())
-    db = sqlite3.connect(os.path.join(server.data_dir, "trellis.db"))
-    try:
-        return db.execute(sql).fetchone()[0]
-    finally:
-        db.close()
 
 
 def test_create_get_list_update_delete(lattice):
@@ -142,11 +81,15 @@ def test_custom_domain_and_certificate(lattice, unchecked, server):
     assert "certificateArn" not in lattice.get_service(serviceIdentifier=created["id"])
 
     # The custom domain cannot change: UpdateService has no such member, a raw request is refused.
-    code, body = signed_request(server, "PATCH", f"/services/{created['id']}", {"customDomainName": "other.example.com"})
+    code, _, body = signed(server, "PATCH", f"/services/{created['id']}",
+                           json.dumps({"customDomainName": "other.example.com"}).encode())
+    body = json.loads(body or b"{}")
     assert code == 400 and [f["name"] for f in body["fieldList"]] == ["customDomainName"]
     assert lattice.get_service(serviceIdentifier=created["id"])["customDomainName"] == f"{name}.example.com"
     # Repeating the same domain is harmless.
-    code, body = signed_request(server, "PATCH", f"/services/{created['id']}", {"customDomainName": f"{name}.example.com"})
+    code, _, body = signed(server, "PATCH", f"/services/{created['id']}",
+                           json.dumps({"customDomainName": f"{name}.example.com"}).encode())
+    body = json.loads(body or b"{}")
     assert code == 200 and body["customDomainName"] == f"{name}.example.com"
     lattice.delete_service(serviceIdentifier=created["id"])
 
@@ -228,14 +171,7 @@ def test_client_token_idempotency(lattice):
 
 def test_pagination_visits_every_service_once(lattice, unchecked):
     ids = {lattice.create_service(name=unique("pg"))["id"] for _ in range(7)}
-    seen, kwargs = [], {"maxResults": 3}
-    for _ in range(1000):
-        page = lattice.list_services(**kwargs)
-        assert len(page["items"]) <= 3
-        seen += [i["id"] for i in page["items"]]
-        if "nextToken" not in page:
-            break
-        kwargs["nextToken"] = page["nextToken"]
+    seen = [i["id"] for i in list_by_hand(lattice.list_services, 1000, maxResults=3)]
     assert ids <= set(seen) and len(seen) == len(set(seen))
     paginated = [i["id"] for p in lattice.get_paginator("list_services").paginate(PaginationConfig={"PageSize": 2})
                  for i in p["items"]]
@@ -270,15 +206,15 @@ def test_delete_cascades_access_logs_and_policies(server, lattice):
     policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*",
                                                       "Action": "vpc-lattice-svcs:Invoke", "Resource": "*"}]}
     lattice.put_auth_policy(resourceIdentifier=svc["id"], policy=json.dumps(policy))
-    assert stored_count(server, "access-log-subscription", svc["id"]) == 2
-    assert stored_count(server, "auth-policy", svc["id"]) == 1
+    assert stored_count(server, "access-log-subscription", parent=svc["id"]) == 2
+    assert stored_count(server, "auth-policy", parent=svc["id"]) == 1
     lattice.delete_service(serviceIdentifier=svc["id"])
     for sub in (logs, s3):
         with pytest.raises(ClientError) as e:
             lattice.get_access_log_subscription(accessLogSubscriptionIdentifier=sub["id"])
         assert error_code(e) == "ResourceNotFoundException"
-    assert stored_count(server, "access-log-subscription", svc["id"]) == 0
-    assert stored_count(server, "auth-policy", svc["id"]) == 0
+    assert stored_count(server, "access-log-subscription", parent=svc["id"]) == 0
+    assert stored_count(server, "auth-policy", parent=svc["id"]) == 0
 
 
 def test_delete_cascades_listeners_and_rules(server, lattice):
@@ -291,15 +227,15 @@ def test_delete_cascades_listeners_and_rules(server, lattice):
                                          defaultAction=fixed) for port in (80, 8080)]
     lattice.create_rule(serviceIdentifier=svc["id"], listenerIdentifier=listeners[0]["id"], name="r-one", priority=1,
                         match={"httpMatch": {"pathMatch": {"match": {"prefix": "/a"}}}}, action=forward)
-    assert stored_count(server, "listener", svc["id"]) == 2
-    assert sum(stored_count(server, "rule", l["id"]) for l in listeners) >= 1
+    assert stored_count(server, "listener", parent=svc["id"]) == 2
+    assert sum(stored_count(server, "rule", parent=l["id"]) for l in listeners) >= 1
     # While the rule forwards to it, the target group cannot be deleted …
     with pytest.raises(ClientError) as e:
         lattice.delete_target_group(targetGroupIdentifier=tg["id"])
     assert error_code(e) == "ConflictException"
     lattice.delete_service(serviceIdentifier=svc["id"])
-    assert stored_count(server, "listener", svc["id"]) == 0
-    assert sum(stored_count(server, "rule", l["id"]) for l in listeners) == 0
+    assert stored_count(server, "listener", parent=svc["id"]) == 0
+    assert sum(stored_count(server, "rule", parent=l["id"]) for l in listeners) == 0
     for l in listeners:
         with pytest.raises(ClientError) as e:
             lattice.get_listener(serviceIdentifier=svc["id"], listenerIdentifier=l["id"])

@@ -6,25 +6,13 @@ unknown ARNs."""
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import ACCOUNT, REGION, error_code, unique
-
-FIXED_404 = {"fixedResponse": {"statusCode": 404}}
-
-
-def tags_of(lattice, arn):
-    resp = lattice.list_tags_for_resource(resourceArn=arn)
-    assert resp["ResponseMetadata"]["HTTPStatusCode"] == 200
-    return resp["tags"]
-
+from conftest import ACCOUNT, FIXED_404, REGION, delete_service_network, error_code, tags_of, unique
 
 @pytest.fixture
 def sn(lattice):
     created = lattice.create_service_network(name=unique("tag"), tags={"team": "platform", "env": "test"})
     yield created
-    try:
-        lattice.delete_service_network(serviceNetworkIdentifier=created["id"])
-    except ClientError:
-        pass
+    delete_service_network(lattice, created["id"])
 
 
 def test_create_time_tags_are_listed(lattice, sn):

@@ -6,14 +6,11 @@ per-group and per-region quotas."""
 
 import json
 
-import boto3
-import botocore.config
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import ACCESS_KEY, ACCOUNT, REGION, SECRET_KEY, Server, error_code, unique
+from conftest import ACCOUNT, REGION, VPC, Server, error_code, list_by_hand, members, status, target_group, unique
 
-VPC = "vpc-0123456789abcdef0"
 FN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:handler"
 ALB = f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:loadbalancer/app/internal/50dc6c495c0c9188"
 DEFAULT_HC = {
@@ -21,33 +18,6 @@ DEFAULT_HC = {
     "healthCheckIntervalSeconds": 30, "healthCheckTimeoutSeconds": 5, "healthyThresholdCount": 5,
     "unhealthyThresholdCount": 2, "matcher": {"httpCode": "200"},
 }
-
-
-def members(resp):
-    return set(resp) - {"ResponseMetadata"}
-
-
-def status(resp):
-    return resp["ResponseMetadata"]["HTTPStatusCode"]
-
-
-def raw_client(server):
-    return boto3.client(
-        "vpc-lattice", endpoint_url=server.endpoint, region_name=REGION,
-        aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
-        config=botocore.config.Config(parameter_validation=False, retries={"max_attempts": 1}),
-    )
-
-
-@pytest.fixture(scope="module")
-def raw(server):
-    """A client without botocore's own parameter checks, to reach the server's validation."""
-    return raw_client(server)
-
-
-def ip_group(lattice, **config):
-    return lattice.create_target_group(name=unique("grp"), type="IP",
-                                       config={"protocol": "HTTP", "vpcIdentifier": VPC, **config})
 
 
 def use(lattice, tg):
@@ -115,10 +85,10 @@ def test_configuration_per_type(lattice):
     assert "ipAddressType" not in inst["config"] and inst["config"]["port"] == 8443
     # Health checks are off by default for HTTP2/GRPC/TCP and check with the group's protocol.
     assert inst["config"]["healthCheck"] == {**DEFAULT_HC, "enabled": False, "protocol": "HTTPS"}
-    grpc = ip_group(lattice, protocolVersion="GRPC", ipAddressType="IPV6")
+    grpc = target_group(lattice, protocolVersion="GRPC", ipAddressType="IPV6")
     assert grpc["config"]["healthCheck"]["enabled"] is False and grpc["config"]["ipAddressType"] == "IPV6"
 
-    tcp = ip_group(lattice, protocol="TCP", port=5432)
+    tcp = target_group(lattice, protocol="TCP", port=5432)
     assert "protocolVersion" not in tcp["config"]
     # ...but HTTP, the documented default, for a TCP group: TCP is no health-check protocol, and a
     # reported value must be accepted back (the Terraform provider sends it with every change).
@@ -131,8 +101,8 @@ def test_configuration_per_type(lattice):
     on = lattice.update_target_group(targetGroupIdentifier=tcp["id"], healthCheck={"enabled": True, "protocol": "HTTP", "path": "/hc"})
     assert on["config"]["healthCheck"]["enabled"] is True and on["config"]["healthCheck"]["protocol"] == "HTTP"
 
-    custom = ip_group(lattice, healthCheck={"healthCheckIntervalSeconds": 0, "healthCheckTimeoutSeconds": 10,
-                                            "matcher": {"httpCode": "200-299"}, "protocolVersion": "HTTP2"})
+    custom = target_group(lattice, healthCheck={"healthCheckIntervalSeconds": 0, "healthCheckTimeoutSeconds": 10,
+                                                "matcher": {"httpCode": "200-299"}, "protocolVersion": "HTTP2"})
     assert custom["config"]["healthCheck"] == {**DEFAULT_HC, "healthCheckTimeoutSeconds": 10,
                                                "matcher": {"httpCode": "200-299"}, "protocolVersion": "HTTP2"}
 
@@ -178,33 +148,33 @@ BAD_CREATES = [
 
 
 @pytest.mark.parametrize("override,fields", BAD_CREATES)
-def test_create_validation(raw, override, fields):
+def test_create_validation(unchecked, override, fields):
     req = {"name": unique("grp"), "type": "IP", "config": {"protocol": "HTTP", "vpcIdentifier": VPC}, **override}
     req = {k: v for k, v in req.items() if v is not None}
     with pytest.raises(ClientError) as e:
-        raw.create_target_group(**req)
+        unchecked.create_target_group(**req)
     assert error_code(e) == "ValidationException"
     assert e.value.response["reason"] == "fieldValidationFailed"
     assert [f["name"] for f in e.value.response["fieldList"]] == fields
 
 
-def test_update_validation_and_not_found(lattice, raw):
-    tg = ip_group(lattice)
+def test_update_validation_and_not_found(lattice, unchecked):
+    tg = target_group(lattice)
     for hc, field in [({"healthCheckIntervalSeconds": 301}, "healthCheck.healthCheckIntervalSeconds"),
                       ({"protocol": "FTP"}, "healthCheck.protocol"), ({"matcher": {"httpCode": "abc"}}, "healthCheck.matcher.httpCode")]:
         with pytest.raises(ClientError) as e:
-            raw.update_target_group(targetGroupIdentifier=tg["id"], healthCheck=hc)
+            unchecked.update_target_group(targetGroupIdentifier=tg["id"], healthCheck=hc)
         assert error_code(e) == "ValidationException"
         assert [f["name"] for f in e.value.response["fieldList"]] == [field]
     with pytest.raises(ClientError) as e:
-        raw.update_target_group(targetGroupIdentifier=tg["id"])
+        unchecked.update_target_group(targetGroupIdentifier=tg["id"])
     assert error_code(e) == "ValidationException"
     assert lattice.get_target_group(targetGroupIdentifier=tg["id"])["config"]["healthCheck"] == DEFAULT_HC
     with pytest.raises(ClientError) as e:
         lattice.update_target_group(targetGroupIdentifier="tg-0000000000000000a", healthCheck={"enabled": False})
     assert error_code(e) == "ResourceNotFoundException"
     with pytest.raises(ClientError) as e:
-        raw.get_target_group(targetGroupIdentifier="tg-short")
+        unchecked.get_target_group(targetGroupIdentifier="tg-short")
     assert error_code(e) == "ValidationException"
     with pytest.raises(ClientError) as e:
         lattice.delete_target_group(targetGroupIdentifier=f"arn:aws:vpc-lattice:{REGION}:999999999999:targetgroup/{tg['id']}")
@@ -226,22 +196,14 @@ def test_duplicate_name_and_idempotency(lattice):
     assert error_code(e) == "ConflictException"
 
 
-def test_list_filters_pagination_and_service_arns(lattice, raw):
+def test_list_filters_pagination_and_service_arns(lattice, unchecked):
     vpc = "vpc-" + unique("f")[2:10].ljust(8, "0")
     mine = [lattice.create_target_group(name=unique("grp"), type="IP", config={"protocol": "HTTP", "vpcIdentifier": vpc})["id"]
             for _ in range(3)]
     inst = lattice.create_target_group(name=unique("grp"), type="INSTANCE", config={"protocol": "HTTP", "vpcIdentifier": vpc})["id"]
     svc, _ = use(lattice, {"id": mine[0]})
 
-    seen = []
-    kwargs = {"vpcIdentifier": vpc, "maxResults": 2}
-    for _ in range(10):
-        page = lattice.list_target_groups(**kwargs)
-        assert len(page["items"]) <= 2
-        seen += page["items"]
-        if "nextToken" not in page:
-            break
-        kwargs["nextToken"] = page["nextToken"]
+    seen = list_by_hand(lattice.list_target_groups, 10, vpcIdentifier=vpc, maxResults=2)
     assert [i["id"] for i in seen] == mine + [inst]
     first = seen[0]
     assert set(first) == {"id", "arn", "name", "type", "createdAt", "lastUpdatedAt", "status", "serviceArns",
@@ -256,13 +218,13 @@ def test_list_filters_pagination_and_service_arns(lattice, raw):
     for kw, field in [({"vpcIdentifier": "vpc-x"}, "vpcIdentifier"), ({"targetGroupType": "NOPE"}, "targetGroupType"),
                       ({"maxResults": 0}, "maxResults")]:
         with pytest.raises(ClientError) as e:
-            raw.list_target_groups(**kw)
+            unchecked.list_target_groups(**kw)
         assert error_code(e) == "ValidationException"
         assert [f["name"] for f in e.value.response["fieldList"]] == [field]
 
 
 def test_delete_in_use_conflicts(lattice):
-    tg = ip_group(lattice)
+    tg = target_group(lattice)
     lattice.register_targets(targetGroupIdentifier=tg["id"], targets=[{"id": "10.0.0.1"}])
     svc, listener = use(lattice, tg)
     with pytest.raises(ClientError) as e:
@@ -286,7 +248,7 @@ def test_delete_in_use_conflicts(lattice):
 
 
 def test_register_and_deregister_ip_targets(lattice):
-    tg = ip_group(lattice)
+    tg = target_group(lattice)
     resp = lattice.register_targets(targetGroupIdentifier=tg["id"], targets=[
         {"id": "10.0.0.1"}, {"id": "10.0.0.2", "port": 8080}, {"id": "fd00::1"}, {"id": "i-0123456789abcdef0"},
     ])
@@ -314,7 +276,7 @@ def test_register_and_deregister_ip_targets(lattice):
 
 
 def test_target_status_follows_configuration(lattice):
-    tg = ip_group(lattice)
+    tg = target_group(lattice)
     lattice.register_targets(targetGroupIdentifier=tg["id"], targets=[{"id": "127.0.0.1", "port": 8080}])
     assert targets(lattice, tg)[0]["status"] == "UNUSED"
     use(lattice, tg)
@@ -353,19 +315,12 @@ def test_single_target_types(lattice):
     assert [f["id"] for f in resp["unsuccessful"]] == ["i-xyz", "10.0.0.1"]
 
 
-def test_list_targets_filter_and_pagination(lattice, raw):
-    tg = ip_group(lattice)
+def test_list_targets_filter_and_pagination(lattice, unchecked):
+    tg = target_group(lattice)
     addrs = [f"10.1.0.{i}" for i in range(1, 8)]
     lattice.register_targets(targetGroupIdentifier=tg["id"], targets=[{"id": a} for a in addrs] + [{"id": "10.1.0.1", "port": 81}])
-    seen = []
-    kwargs = {"targetGroupIdentifier": tg["id"], "maxResults": 3}
-    for _ in range(10):
-        page = lattice.list_targets(**kwargs)
-        assert len(page["items"]) <= 3
-        seen += [(t["id"], t["port"]) for t in page["items"]]
-        if "nextToken" not in page:
-            break
-        kwargs["nextToken"] = page["nextToken"]
+    seen = [(t["id"], t["port"]) for t in list_by_hand(lattice.list_targets, 10, targetGroupIdentifier=tg["id"],
+                                                        maxResults=3)]
     assert seen == [(a, 80) for a in addrs] + [("10.1.0.1", 81)]
     # A filter without a port matches every port of that id.
     assert [(t["id"], t["port"]) for t in targets(lattice, tg, targets=[{"id": "10.1.0.1"}])] == [("10.1.0.1", 80), ("10.1.0.1", 81)]
@@ -373,13 +328,13 @@ def test_list_targets_filter_and_pagination(lattice, raw):
         ("10.1.0.3", 80), ("10.1.0.1", 81)]
     assert targets(lattice, tg, targets=[{"id": "10.200.0.1"}]) == []
     with pytest.raises(ClientError) as e:
-        raw.list_targets(targetGroupIdentifier=tg["id"], targets=[{"id": f"10.2.0.{i}"} for i in range(21)])
+        unchecked.list_targets(targetGroupIdentifier=tg["id"], targets=[{"id": f"10.2.0.{i}"} for i in range(21)])
     assert error_code(e) == "ValidationException"
     assert [f["name"] for f in e.value.response["fieldList"]] == ["targets"]
 
 
-def test_register_validation(lattice, raw):
-    tg = ip_group(lattice)
+def test_register_validation(lattice, unchecked):
+    tg = target_group(lattice)
     cases = [
         ({}, ["targets"]),
         ({"targets": []}, ["targets"]),
@@ -388,7 +343,7 @@ def test_register_validation(lattice, raw):
         ({"targets": [{"id": "10.0.0.1", "port": 0}]}, ["targets[0].port"]),
         ({"targets": [{"id": "x" * 201}]}, ["targets[0].id"]),
     ]
-    for call in (raw.register_targets, raw.deregister_targets):
+    for call in (unchecked.register_targets, unchecked.deregister_targets):
         for body, fields in cases:
             with pytest.raises(ClientError) as e:
                 call(targetGroupIdentifier=tg["id"], **body)
@@ -401,7 +356,7 @@ def test_register_validation(lattice, raw):
 
 
 def test_targets_per_group_quota(lattice):
-    tg = ip_group(lattice)
+    tg = target_group(lattice)
     for batch in range(10):
         resp = lattice.register_targets(targetGroupIdentifier=tg["id"],
                                         targets=[{"id": f"10.4.{batch}.{i}"} for i in range(100)])

@@ -40,10 +40,9 @@ import zipfile
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import ACCESS_KEY, ACCOUNT, REGION, SECRET_KEY, error_code, unique
+from conftest import ACCESS_KEY, ACCOUNT, REGION, SECRET_KEY, VPC, error_code, tags_of, unique
 
 PLUGINS = os.environ.get("TRELLIS_TF_PLUGINS", "/opt/tf-plugins")
-VPC = "vpc-0123456789abcdef0"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/tf-lambda"
 # Every terraform command is bounded; a hang fails the test instead of the suite.
 COMMAND_TIMEOUT_S = 300
@@ -429,10 +428,6 @@ class Workspace:
 
     def cleanup(self):
         shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def tags_of(lattice, arn):
-    return lattice.list_tags_for_resource(resourceArn=arn)["tags"]
 
 
 def check_stage(server, ws, stage):

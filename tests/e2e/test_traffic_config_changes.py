@@ -17,10 +17,8 @@ CHANGES = 20
 def test_changes_under_load_fail_no_request(dp_server, dp_lattice, start_backend):
     lattice = dp_lattice
     a, b, c = start_backend("load-a"), start_backend("load-b"), start_backend("load-c")
-    tg_a = ip_target_group(lattice, health_check={"enabled": False})
-    tg_b = ip_target_group(lattice, health_check={"enabled": False})
-    lattice.register_targets(targetGroupIdentifier=tg_a["id"], targets=[a.target()])
-    lattice.register_targets(targetGroupIdentifier=tg_b["id"], targets=[b.target()])
+    tg_a = ip_target_group(lattice, health_check={"enabled": False}, targets=[a])
+    tg_b = ip_target_group(lattice, health_check={"enabled": False}, targets=[b])
     svc = ServiceBuilder(lattice)
     port = free_port()
     listener = svc.listener("HTTP", port, forward((tg_a, 1), (tg_b, 1)))

@@ -11,8 +11,7 @@ from backends import INGRESS, Caller, forward, free_port, ip_target_group, uniqu
 def test_https_to_a_custom_domain_uses_a_certificate_for_that_name(dp_server, dp_lattice, start_backend):
     lattice = dp_lattice
     backend = start_backend("custom")
-    tg = ip_target_group(lattice, health_check={"enabled": False})
-    lattice.register_targets(targetGroupIdentifier=tg["id"], targets=[backend.target()])
+    tg = ip_target_group(lattice, health_check={"enabled": False}, targets=[backend])
     domain = f"{unique('parking')}.example.com"
     svc = lattice.create_service(name=unique("custom"), customDomainName=domain)
     sn = lattice.create_service_network(name=unique("network"))

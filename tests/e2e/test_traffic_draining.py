@@ -11,7 +11,7 @@ draining targets in exactly that case (reference §12)."""
 import http.client
 import uuid
 
-from backends import INGRESS, Caller, ServiceBuilder, forward, free_port, ip_target_group, poll, target_statuses, wait_until_applied
+from backends import INGRESS, Caller, forwarding_service, ip_target_group, poll, target_statuses, wait_until_applied
 
 DELAY_S = 5
 SERVER_ARGS = ["--deregistration-delay", str(DELAY_S)]
@@ -21,12 +21,8 @@ def test_deregistered_target_drains(dp_server, dp_lattice, start_backend):
     lattice = dp_lattice
     one, two = start_backend("drain-1"), start_backend("drain-2")
     by_name = {one.name: one, two.name: two}
-    tg = ip_target_group(lattice, health_check={"enabled": False})
-    lattice.register_targets(targetGroupIdentifier=tg["id"], targets=[one.target(), two.target()])
-    svc = ServiceBuilder(lattice)
-    port = free_port()
-    svc.listener("HTTP", port, forward((tg, 1)))
-    wait_until_applied(dp_server)
+    tg = ip_target_group(lattice, health_check={"enabled": False}, targets=[one, two])
+    svc, port = forwarding_service(dp_server, lattice, tg)
 
     key = uuid.uuid4().hex
     slow = http.client.HTTPConnection(INGRESS, port, timeout=60)

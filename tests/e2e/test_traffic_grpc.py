@@ -20,8 +20,7 @@ def grpc_service(dp_server, dp_lattice, start_backend):
     main, other = start_backend("grpc-main", protocol="h2c", grpc=True), start_backend("grpc-other", protocol="h2c", grpc=True)
     tgs = []
     for backend in (main, other):
-        tg = ip_target_group(lattice, protocol="HTTP", protocol_version="GRPC")
-        lattice.register_targets(targetGroupIdentifier=tg["id"], targets=[backend.target()])
+        tg = ip_target_group(lattice, protocol="HTTP", protocol_version="GRPC", targets=[backend])
         tgs.append(tg)
     svc = ServiceBuilder(lattice)
     port = free_port()

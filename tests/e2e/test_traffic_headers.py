@@ -16,15 +16,13 @@ from backends import INGRESS, Caller, ServiceBuilder, forward, free_port, ip_tar
 def env(dp_server, dp_lattice, start_backend):
     lattice = dp_lattice
     backend = start_backend("hdr")
-    tg = ip_target_group(lattice, health_check={"enabled": False})
-    lattice.register_targets(targetGroupIdentifier=tg["id"], targets=[backend.target()])
+    tg = ip_target_group(lattice, health_check={"enabled": False}, targets=[backend])
     port, other_port = free_port(), free_port()
     open_svc = ServiceBuilder(lattice)
     open_svc.listener("HTTP", port, forward((tg, 1)))
     # A second service on another port, so that the first service's name on this port has no listener.
     other = ServiceBuilder(lattice)
-    tg2 = ip_target_group(lattice, health_check={"enabled": False})
-    lattice.register_targets(targetGroupIdentifier=tg2["id"], targets=[backend.target()])
+    tg2 = ip_target_group(lattice, health_check={"enabled": False}, targets=[backend])
     other.listener("HTTP", other_port, forward((tg2, 1)))
     # Services that must not be served: not in any service network; AWS_IAM on the service; a NONE
     # service in an AWS_IAM service network.
@@ -32,8 +30,7 @@ def env(dp_server, dp_lattice, start_backend):
     iam_service = ServiceBuilder(lattice, auth_type="AWS_IAM")
     iam_network = ServiceBuilder(lattice, network_auth_type="AWS_IAM")
     for s in (unassociated, iam_service, iam_network):
-        t = ip_target_group(lattice, health_check={"enabled": False})
-        lattice.register_targets(targetGroupIdentifier=t["id"], targets=[backend.target()])
+        t = ip_target_group(lattice, health_check={"enabled": False}, targets=[backend])
         s.listener("HTTP", port, forward((t, 1)))
     wait_until_applied(dp_server)
     return SimpleNamespace(svc=open_svc, tg=tg, port=port, other=other, other_port=other_port,

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from backends import INGRESS, Caller, ServiceBuilder, forward, free_port, ip_target_group, poll, target_statuses, wait_until_applied
+from backends import INGRESS, Caller, forwarding_service, ip_target_group, poll, target_statuses
 
 INTERVAL_S = 5
 HEALTHY_THRESHOLD = 2
@@ -33,12 +33,8 @@ TO_HEALTHY_S = INTERVAL_S * (HEALTHY_THRESHOLD + 1) + 5
 
 def make_group(server, lattice, start_backend, prefix):
     one, two = start_backend(f"{prefix}-1"), start_backend(f"{prefix}-2")
-    tg = ip_target_group(lattice, health_check=CHECK)
-    lattice.register_targets(targetGroupIdentifier=tg["id"], targets=[one.target(), two.target()])
-    svc = ServiceBuilder(lattice)
-    port = free_port()
-    svc.listener("HTTP", port, forward((tg, 1)))
-    wait_until_applied(server)
+    tg = ip_target_group(lattice, health_check=CHECK, targets=[one, two])
+    svc, port = forwarding_service(server, lattice, tg)
     group = SimpleNamespace(tg=tg, one=one, two=two, caller=Caller(svc.dns_name, port))
     wait_status(lattice, group, one, "HEALTHY", FIRST_HEALTHY_S)
     wait_status(lattice, group, two, "HEALTHY", FIRST_HEALTHY_S)
@@ -113,11 +109,7 @@ def test_killed_target_is_retried_elsewhere_then_marked_unhealthy(dp_server, dp_
 ])
 def test_status_without_checks(dp_server, dp_lattice, start_backend, check, expected):
     b = start_backend("unchecked")
-    tg = ip_target_group(dp_lattice, health_check=check)
-    dp_lattice.register_targets(targetGroupIdentifier=tg["id"], targets=[b.target()])
-    svc = ServiceBuilder(dp_lattice)
-    port = free_port()
-    svc.listener("HTTP", port, forward((tg, 1)))
-    wait_until_applied(dp_server)
+    tg = ip_target_group(dp_lattice, health_check=check, targets=[b])
+    svc, port = forwarding_service(dp_server, dp_lattice, tg)
     assert target_statuses(dp_lattice, tg)[(INGRESS, b.port)][0] == expected
     assert Caller(svc.dns_name, port).request("/").backend == "unchecked"

@@ -9,7 +9,6 @@ The two target groups are IP target groups of testbackends named `instance` and 
 post's instance and Lambda targets; function targets arrive with the functions issue)."""
 
 import json
-import math
 import subprocess
 from collections import Counter
 from types import SimpleNamespace
@@ -22,7 +21,7 @@ import dns.resolver
 import pytest
 
 from backends import (INGRESS, VPC, Caller, curl, dig, fixed, forward, free_port, path_prefix, wait_until_applied)
-from conftest import BIN, unique
+from conftest import BIN, binomial_bounds, unique
 
 
 @pytest.fixture(scope="module")
@@ -138,11 +137,6 @@ def test_curl_through_the_generated_name(dp_server, launch, scheme, flags, versi
         # The Host header reaches the target unchanged, port included.
         assert doc["authority"] == f"{launch.name}:{port}"
         assert doc["headers"]["x-forwarded-proto"] == scheme
-
-
-def binomial_bounds(n, p, sigmas=5):
-    mean, sd = n * p, math.sqrt(n * p * (1 - p))
-    return mean - sigmas * sd, mean + sigmas * sd
 
 
 def test_default_action_splits_20_to_10(launch):

@@ -30,8 +30,7 @@ def upstreams(dp_server, dp_lattice, start_backend):
     for i, (prefix, protocol, version, backend_protocol, _) in enumerate(UPSTREAMS):
         backend = start_backend(f"up{prefix.replace('/', '-')}", protocol=backend_protocol)
         tg = ip_target_group(lattice, protocol=protocol, protocol_version=version,
-                             port=443 if protocol == "HTTPS" else 80)
-        lattice.register_targets(targetGroupIdentifier=tg["id"], targets=[backend.target()])
+                             port=443 if protocol == "HTTPS" else 80, targets=[backend])
         for listener in (https, http):
             svc.rule(listener, 10 + i, path_prefix(prefix + "/"), forward((tg, 1)))
     wait_until_applied(dp_server)

@@ -7,7 +7,6 @@ the generated name resolved by Trellis's DNS, and checks the split against binom
 (`--check`). The tests check its exit status, what it printed, and that it left nothing behind —
 also across a `--keep` run, a second run beside it and `--cleanup`."""
 
-import math
 import os
 import re
 import shutil
@@ -18,7 +17,7 @@ import sys
 import pytest
 
 from backends import free_port
-from conftest import ROOT
+from conftest import ROOT, binomial_bounds
 
 SCRIPT = os.path.join(ROOT, "examples", "launch-walkthrough", "run.sh")
 PREFIX = "walkthrough-"
@@ -54,11 +53,6 @@ def leftovers(server):
     names += [n["name"] for n in lattice.list_service_networks()["items"]]
     names += [f["FunctionName"] for f in lam.list_functions()["Functions"]]
     return [n for n in names if n.startswith(PREFIX)]
-
-
-def binomial_bounds(n, p, sigmas=5):
-    mean, sd = n * p, math.sqrt(n * p * (1 - p))
-    return mean - sigmas * sd, mean + sigmas * sd
 
 
 def test_walkthrough_runs_and_splits_two_to_one(dp_server, tmp_path):
