@@ -438,3 +438,77 @@ pub(crate) async fn delete(
     tx.commit().await?;
     Ok(DeleteListenerOutput {})
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    const TG: &str = "tg-0123456789abcdef0";
+
+    /// (CreateListener body, failing members)
+    #[test]
+    fn create_listener_validation_table() {
+        let ok = json!({
+            "name": "web", "protocol": "HTTP",
+            "defaultAction": {"forward": {"targetGroups": [{"targetGroupIdentifier": TG}]}},
+        });
+        let with = |k: &str, v: Value| {
+            let mut b = ok.clone();
+            b[k] = v;
+            b
+        };
+        let cases: Vec<(Value, Vec<&str>)> = vec![
+            (ok.clone(), vec![]),
+            (json!({}), vec!["name", "protocol", "defaultAction"]),
+            (with("name", json!("a")), vec!["name"]),
+            (with("protocol", json!("TCP")), vec!["protocol"]),
+            (with("port", json!(0)), vec!["port"]),
+            (with("port", json!(65536)), vec!["port"]),
+            (with("port", json!("8080")), vec![]),
+            (with("defaultAction", json!({})), vec!["defaultAction"]),
+            (
+                with(
+                    "defaultAction",
+                    json!({"fixedResponse": {"statusCode": 200}}),
+                ),
+                vec!["defaultAction.fixedResponse.statusCode"],
+            ),
+            (with("clientToken", json!("")), vec!["clientToken"]),
+        ];
+        for (mut body, want) in cases {
+            body["serviceIdentifier"] = json!("svc-0123456789abcdef0");
+            let input: CreateListenerInput = trellis_wire::de::from_value(body.clone()).unwrap();
+            let got = crate::testutil::names(input.validate().map(|_| ()));
+            assert_eq!(got, want, "{body}");
+        }
+    }
+
+    /// A listener without a port gets its protocol's default.
+    #[test]
+    fn port_defaults_by_protocol() {
+        for (protocol, port) in [("HTTP", 80), ("HTTPS", 443), ("TLS_PASSTHROUGH", 443)] {
+            let input: CreateListenerInput = trellis_wire::de::from_value(json!({
+                "serviceIdentifier": "svc-0123456789abcdef0", "name": "web", "protocol": protocol,
+                "defaultAction": {"fixedResponse": {"statusCode": 404}},
+            }))
+            .unwrap();
+            assert_eq!(input.validate().unwrap().port, port, "{protocol}");
+        }
+    }
+
+    /// UpdateListener requires its defaultAction.
+    #[test]
+    fn update_listener_requires_default_action() {
+        let input: UpdateListenerInput = trellis_wire::de::from_value(json!({
+            "serviceIdentifier": "svc-0123456789abcdef0",
+            "listenerIdentifier": "listener-0123456789abcdef0",
+        }))
+        .unwrap();
+        assert_eq!(
+            crate::testutil::names(input.validate().map(|_| ())),
+            vec!["defaultAction"]
+        );
+    }
+}

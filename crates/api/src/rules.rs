@@ -833,6 +833,126 @@ mod tests {
         assert!(c.finish().is_ok());
     }
 
+    const TG: &str = "tg-0123456789abcdef0";
+    const RULE: &str = "rule-0123456789abcdef0";
+
+    /// The failing members of an input (labels added), decoded as the front door would.
+    fn failing<I: serde::de::DeserializeOwned>(
+        mut body: serde_json::Value,
+        check: impl Fn(&I) -> Result<(), ValidationError>,
+    ) -> Vec<String> {
+        body["serviceIdentifier"] = json!("svc-0123456789abcdef0");
+        body["listenerIdentifier"] = json!("listener-0123456789abcdef0");
+        body["ruleIdentifier"] = json!(RULE);
+        let input: I = trellis_wire::de::from_value(body).unwrap();
+        crate::testutil::names(check(&input))
+    }
+
+    /// (CreateRule body, failing members)
+    #[test]
+    fn create_rule_validation_table() {
+        let ok = json!({
+            "name": "api", "priority": 1,
+            "match": {"httpMatch": {"method": "GET"}},
+            "action": {"fixedResponse": {"statusCode": 404}},
+        });
+        let with = |k: &str, v: serde_json::Value| {
+            let mut b = ok.clone();
+            b[k] = v;
+            b
+        };
+        let without = |k: &str| {
+            let mut b = ok.clone();
+            b.as_object_mut().unwrap().remove(k);
+            b
+        };
+        let cases: Vec<(serde_json::Value, Vec<&str>)> = vec![
+            (ok.clone(), vec![]),
+            (json!({}), vec!["name", "match", "priority", "action"]),
+            (without("name"), vec!["name"]),
+            (with("name", json!("rule-x")), vec!["name"]),
+            (without("priority"), vec!["priority"]),
+            (with("priority", json!(0)), vec!["priority"]),
+            (with("priority", json!("7")), vec![]),
+            (with("match", json!({})), vec!["match"]),
+            (
+                with(
+                    "action",
+                    json!({"forward": {"targetGroups": [{"targetGroupIdentifier": TG, "weight": 1000}]}}),
+                ),
+                vec!["action.forward.targetGroups[0].weight"],
+            ),
+            (with("tags", json!({"aws:x": "v"})), vec!["tags.aws:x"]),
+            (with("clientToken", json!("")), vec!["clientToken"]),
+        ];
+        for (body, want) in cases {
+            let got = failing(body.clone(), |i: &CreateRuleInput| i.validate().map(|_| ()));
+            assert_eq!(got, want, "{body}");
+        }
+    }
+
+    /// (UpdateRule body, failing members): every member is optional.
+    #[test]
+    fn update_rule_validation_table() {
+        let cases: Vec<(serde_json::Value, Vec<&str>)> = vec![
+            (json!({}), vec![]),
+            (json!({"priority": 2001}), vec!["priority"]),
+            (json!({"match": {"httpMatch": {}}}), vec!["match.httpMatch"]),
+            (json!({"action": {}}), vec!["action"]),
+        ];
+        for (body, want) in cases {
+            let got = failing(body.clone(), |i: &UpdateRuleInput| i.validate().map(|_| ()));
+            assert_eq!(got, want, "{body}");
+        }
+    }
+
+    /// (BatchUpdateRule body, failing members): members are named by their place in the batch.
+    #[test]
+    fn batch_update_rule_validation_table() {
+        let ctx = crate::testutil::ctx();
+        let arn = format!(
+            "arn:aws:vpc-lattice:us-west-2:111122223333:service/svc-0123456789abcdef0/listener/listener-0123456789abcdef0/rule/{RULE}"
+        );
+        let cases: Vec<(serde_json::Value, Vec<&str>)> = vec![
+            (
+                json!({"rules": [{"ruleIdentifier": RULE, "priority": 3}]}),
+                vec![],
+            ),
+            (json!({"rules": [{"ruleIdentifier": arn}]}), vec![]),
+            (json!({}), vec!["rules"]),
+            (json!({"rules": []}), vec!["rules"]),
+            (
+                json!({"rules": (0..11).map(|_| json!({"ruleIdentifier": RULE})).collect::<Vec<_>>()}),
+                vec!["rules"],
+            ),
+            (
+                json!({"rules": [{"priority": 3}]}),
+                vec!["rules[0].ruleIdentifier"],
+            ),
+            (
+                json!({"rules": [{"ruleIdentifier": "rule-1"}]}),
+                vec!["rules[0].ruleIdentifier"],
+            ),
+            (
+                json!({"rules": [{"ruleIdentifier": "svc-0123456789abcdef0xx"}]}),
+                vec!["rules[0].ruleIdentifier"],
+            ),
+            (
+                json!({"rules": [{"ruleIdentifier": RULE}, {"ruleIdentifier": RULE, "priority": 0, "action": {"fixedResponse": {"statusCode": 200}}}]}),
+                vec![
+                    "rules[1].priority",
+                    "rules[1].action.fixedResponse.statusCode",
+                ],
+            ),
+        ];
+        for (body, want) in cases {
+            let got = failing(body.clone(), |i: &BatchUpdateRuleInput| {
+                i.validate(&ctx).map(|_| ())
+            });
+            assert_eq!(got, want, "{body}");
+        }
+    }
+
     /// The default rule has no match and no priority, and its output leaves both out.
     #[test]
     fn default_rule_output_omits_match_and_priority() {
