@@ -3,8 +3,8 @@
 //! query strings, and pagination tokens.
 //!
 //! The first byte picks the decoder, the rest is its input. Invariants beyond "no panic":
-//! * a rule match / rule action / target group config that validates serialises to the stored
-//!   shape, which parses and validates back to the same value;
+//! * a rule match / rule action / target group config that validates serialises to the shape
+//!   the API answers with, which parses and validates back to the same value;
 //! * query parsing: one pair per non-empty `&` segment; `get` is the first of `get_all`; pairs
 //!   re-encoded and parsed again come back unchanged;
 //! * a `nextToken` / `Marker` the server issued decodes to the position it was issued for, and a
@@ -17,11 +17,12 @@ use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use trellis_api::actions::{RuleActionInput, RuleActionOutput};
+use trellis_api::rules::input::RuleMatchInput;
 use trellis_api::wire::{Page, QueryParams, parse_body};
 use trellis_functions::api::wire as lambda;
 use trellis_model::Checks;
 use trellis_model::resources::Tags;
-use trellis_model::resources::rule::{RuleActionInput, RuleMatchInput};
 use trellis_model::resources::target_group::{
     HealthCheckInput, TargetGroupConfigInput, TargetGroupType, check_config,
 };
@@ -128,10 +129,8 @@ fn rule_action(data: &[u8]) {
     let Some(checked) = checked.filter(|_| c.finish().is_ok()) else {
         return;
     };
-    // The API shows a forward's target group as `targetGroupIdentifier`, the stored `…Id`.
-    let shown = serde_json::to_string(&checked)
-        .unwrap()
-        .replace("\"targetGroupId\":", "\"targetGroupIdentifier\":");
+    // What the API shows for the action parses and validates back to it.
+    let shown = serde_json::to_vec(&RuleActionOutput::from(&checked)).unwrap();
     let again: RuleActionInput = parse_body(&Bytes::from(shown)).expect("shown shape parses");
     let mut c = Checks::new();
     assert_eq!(again.check(&mut c, "action"), Some(checked));

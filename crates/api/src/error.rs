@@ -169,6 +169,23 @@ pub fn human(kind: ResourceKind) -> String {
     kind.error_type().replace('_', " ").to_lowercase()
 }
 
+/// `(failureCode, failureMessage)` of a batch item that failed with `e`. Lattice does not
+/// document failure codes; Trellis uses the name of the exception the single-item operation
+/// would have raised: `ValidationException` (default rule, rule repeated in the batch, action
+/// unsuitable for the listener, target not valid for the group), `ResourceNotFoundException`
+/// (unknown rule or target group, target not registered), `ConflictException` (priority taken
+/// after the batch, target group of another service, second LAMBDA/ALB target) and
+/// `ServiceQuotaExceededException` (target groups per service).
+pub(crate) fn failure_of(e: &ApiError) -> (String, String) {
+    let msg = e
+        .body()
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    (e.code().to_string(), msg)
+}
+
 impl From<ValidationError> for ApiError {
     fn from(v: ValidationError) -> ApiError {
         ApiError::Validation(v)

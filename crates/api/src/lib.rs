@@ -9,6 +9,7 @@
 //! and lookups shared by all modules.
 
 pub mod access_logs;
+pub mod actions;
 pub mod associations;
 pub mod auth;
 pub mod cascade;

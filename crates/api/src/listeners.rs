@@ -3,50 +3,36 @@
 //! A listener owns a default rule record (`isDefault`, named `default`, no priority) whose action
 //! mirrors the listener's `defaultAction`: CreateListener creates it, UpdateListener keeps it in
 //! sync and DeleteListener removes it with the listener's other rules. The data plane can thus
-//! compile a listener from its rules alone.
+//! compile a listener from its rules alone. What listeners share with rules is in
+//! [`crate::actions`].
 
-use axum::Router;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
-use axum::response::Response;
-use axum::routing::get;
-use bytes::Bytes;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use trellis_model::resources::Tags;
 use trellis_model::resources::listener::{
     LISTENERS_PER_SERVICE, Listener, ListenerProtocol, check_listener_name,
 };
-use trellis_model::resources::rule::{DEFAULT_RULE_NAME, Rule, RuleActionInput};
+use trellis_model::resources::rule::{DEFAULT_RULE_NAME, Rule, RuleAction};
 use trellis_model::resources::service::Service;
-use trellis_model::{Checks, Context, ResourceKind, Timestamp};
-use trellis_store::{Record, Tx};
+use trellis_model::{Checks, ResourceKind, Timestamp, ValidationError};
+use trellis_store::Record;
+use trellis_wire::Call;
 
 use crate::AppState;
+use crate::actions::{
+    RuleActionInput, RuleActionOutput, check_target_group_quota, load_listener, load_service,
+    resolve_action, rule_record, service_target_groups,
+};
 use crate::error::{ApiError, ApiResult};
-use crate::rules::{
-    action_wire, check_target_group_quota, resolve_action, rule_record, service_target_groups,
-};
-use crate::wire::{
-    Idempotency, NewRecord, Page, QueryParams, body_value, doc, list_reply, load, load_child_doc,
-    no_content, parse_body, reply, set_doc,
-};
+use crate::wire::{Idempotency, ListOutput, NewRecord, Page, doc, set_doc};
 
 const KIND: ResourceKind = ResourceKind::Listener;
 
-pub fn routes() -> Router<AppState> {
-    // `{id}` is the service segment: the name must match the services module's routes.
-    Router::new()
-        .route("/services/{id}/listeners", get(list).post(create))
-        .route(
-            "/services/{id}/listeners/{listener}",
-            get(read).patch(update).delete(delete),
-        )
-}
-
-#[derive(Deserialize, Default)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct CreateRequest {
+pub struct CreateListenerInput {
+    // The path label is the idempotency scope (by ID), not part of the remembered request.
+    #[serde(skip_serializing)]
+    service_identifier: String,
     name: Option<String>,
     protocol: Option<String>,
     port: Option<i64>,
@@ -56,35 +42,155 @@ struct CreateRequest {
     client_token: Option<String>,
 }
 
-#[derive(Deserialize, Default)]
+/// A checked CreateListener (the default action's target groups not yet resolved).
+struct NewListener {
+    name: String,
+    protocol: ListenerProtocol,
+    port: u16,
+    action: RuleAction,
+}
+
+impl CreateListenerInput {
+    fn validate(&self) -> Result<NewListener, ValidationError> {
+        let mut c = Checks::new();
+        match &self.name {
+            Some(n) => {
+                check_listener_name(&mut c, "name", n);
+            }
+            None => c.missing("name"),
+        }
+        let protocol = match &self.protocol {
+            Some(p) => c
+                .one_of("protocol", p, ListenerProtocol::VALUES)
+                .then(|| ListenerProtocol::parse(p))
+                .flatten(),
+            None => {
+                c.missing("protocol");
+                None
+            }
+        };
+        let port = self
+            .port
+            .and_then(|p| c.range("port", p, 1, 65535).then_some(p as u16));
+        let action = check_default_action(&mut c, self.default_action.as_ref());
+        c.tags("tags", &self.tags);
+        if let Some(t) = &self.client_token {
+            c.client_token(t);
+        }
+        c.finish()?;
+        match (protocol, action) {
+            (Some(protocol), Some(action)) => Ok(NewListener {
+                name: self.name.clone().unwrap_or_default(),
+                protocol,
+                port: port.unwrap_or_else(|| protocol.default_port()),
+                action,
+            }),
+            // Every check that leaves a member unset also records a failure, so `finish` has
+            // already returned; this names the members should that ever stop holding.
+            _ => Err(ValidationError::other(
+                "protocol and defaultAction must both be valid",
+            )),
+        }
+    }
+}
+
+/// The required `defaultAction` of CreateListener and UpdateListener.
+fn check_default_action(c: &mut Checks, action: Option<&RuleActionInput>) -> Option<RuleAction> {
+    match action {
+        Some(a) => a.check(c, "defaultAction"),
+        None => {
+            c.missing("defaultAction");
+            None
+        }
+    }
+}
+
+/// The input of the operations that name one listener and nothing else.
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct UpdateRequest {
+pub struct ListenerIdentifierInput {
+    service_identifier: String,
+    listener_identifier: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListListenersInput {
+    service_identifier: String,
+    max_results: Option<String>,
+    next_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateListenerInput {
+    service_identifier: String,
+    listener_identifier: String,
     default_action: Option<RuleActionInput>,
 }
 
-/// Loads the service a path names (`serviceIdentifier`, ID or ARN).
-pub(crate) async fn load_service(tx: &mut Tx, ctx: &Context, ident: &str) -> ApiResult<Record> {
-    load(tx, ctx, ResourceKind::Service, "serviceIdentifier", ident).await
+impl UpdateListenerInput {
+    fn validate(&self) -> Result<RuleAction, ValidationError> {
+        let mut c = Checks::new();
+        let action = check_default_action(&mut c, self.default_action.as_ref());
+        c.finish()?;
+        action.ok_or_else(|| ValidationError::other("defaultAction must be valid"))
+    }
 }
 
-/// Loads the listener a path names; a listener of another service does not exist here.
-pub(crate) async fn load_listener(
-    tx: &mut Tx,
-    ctx: &Context,
-    service_id: &str,
-    ident: &str,
-) -> ApiResult<(Record, Listener)> {
-    load_child_doc(tx, ctx, KIND, "listenerIdentifier", ident, service_id).await
+/// CreateListener's and UpdateListener's output.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerOutput {
+    arn: String,
+    id: String,
+    name: String,
+    protocol: ListenerProtocol,
+    port: u16,
+    service_arn: String,
+    service_id: String,
+    default_action: RuleActionOutput,
 }
 
-/// CreateListener / UpdateListener response members.
-fn listener_wire(l: &Listener) -> Value {
-    json!({
-        "arn": l.arn, "id": l.id, "name": l.name, "protocol": l.protocol.as_str(), "port": l.port,
-        "serviceArn": l.service_arn, "serviceId": l.service_id,
-        "defaultAction": action_wire(&l.default_action),
-    })
+impl From<&Listener> for ListenerOutput {
+    fn from(l: &Listener) -> ListenerOutput {
+        ListenerOutput {
+            arn: l.arn.clone(),
+            id: l.id.clone(),
+            name: l.name.clone(),
+            protocol: l.protocol,
+            port: l.port,
+            service_arn: l.service_arn.clone(),
+            service_id: l.service_id.clone(),
+            default_action: RuleActionOutput::from(&l.default_action),
+        }
+    }
 }
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetListenerOutput {
+    #[serde(flatten)]
+    listener: ListenerOutput,
+    created_at: Timestamp,
+    last_updated_at: Timestamp,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerSummary {
+    arn: String,
+    id: String,
+    name: String,
+    protocol: ListenerProtocol,
+    port: u16,
+    created_at: Timestamp,
+    last_updated_at: Timestamp,
+}
+
+/// DeleteListener answers 204 with no members.
+#[derive(Debug, Serialize)]
+pub struct DeleteListenerOutput {}
 
 fn listener_record(l: &Listener) -> ApiResult<Record> {
     NewRecord {
@@ -99,57 +205,27 @@ fn listener_record(l: &Listener) -> ApiResult<Record> {
 }
 
 pub(crate) async fn create(
-    State(s): State<AppState>,
-    Path(service): Path<String>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    let raw = body_value(&body)?;
-    let req: CreateRequest = parse_body(&body)?;
-    let mut c = Checks::new();
-    match &req.name {
-        Some(n) => {
-            check_listener_name(&mut c, "name", n);
-        }
-        None => c.missing("name"),
-    }
-    let protocol = match &req.protocol {
-        Some(p) => c
-            .one_of("protocol", p, ListenerProtocol::VALUES)
-            .then(|| ListenerProtocol::parse(p))
-            .flatten(),
-        None => {
-            c.missing("protocol");
-            None
-        }
-    };
-    let port = req
-        .port
-        .and_then(|p| c.range("port", p, 1, 65535).then_some(p as u16));
-    let action = match &req.default_action {
-        Some(a) => a.check(&mut c, "defaultAction"),
-        None => {
-            c.missing("defaultAction");
-            None
-        }
-    };
-    c.tags("tags", &req.tags);
-    if let Some(t) = &req.client_token {
-        c.client_token(t);
-    }
-    c.finish()?;
-    let (Some(protocol), Some(mut action)) = (protocol, action) else {
-        return Err(ApiError::Internal(
-            "validated listener members missing".into(),
-        ));
-    };
-    let port = port.unwrap_or_else(|| protocol.default_port());
-    let name = req.name.unwrap_or_default();
+    s: AppState,
+    input: CreateListenerInput,
+    _: Call,
+) -> ApiResult<ListenerOutput> {
+    let NewListener {
+        name,
+        protocol,
+        port,
+        mut action,
+    } = input.validate()?;
 
     let mut tx = s.store.write().await?;
-    let svc = load_service(&mut tx, &s.ctx, &service).await?;
-    let idem = Idempotency::new("CreateListener", &svc.id, req.client_token.as_deref(), &raw)?;
-    if let Some((status, body)) = idem.replay(&mut tx, KIND).await? {
-        return Ok(reply(status, body));
+    let svc = load_service(&mut tx, &s.ctx, &input.service_identifier).await?;
+    let idem = Idempotency::new(
+        "CreateListener",
+        &svc.id,
+        input.client_token.as_deref(),
+        &serde_json::to_value(&input).map_err(|e| ApiError::Internal(e.to_string()))?,
+    )?;
+    if let Some(out) = idem.replay_output(&mut tx, KIND).await? {
+        return Ok(out);
     }
     if let Some(existing) = tx
         .get_by_name(KIND.store_kind(), Some(&svc.id), &name)
@@ -233,7 +309,7 @@ pub(crate) async fn create(
         default_rule_id: rule_id.clone(),
         created_at: now,
         last_updated_at: now,
-        tags: req.tags,
+        tags: input.tags,
     };
     let default_rule = Rule {
         arn: s.ctx.rule_arn(&svc.id, &id, &rule_id),
@@ -251,65 +327,61 @@ pub(crate) async fn create(
     };
     tx.insert(&listener_record(&listener)?).await?;
     tx.insert(&rule_record(&default_rule)?).await?;
-    let out = listener_wire(&listener);
-    idem.finish(tx, StatusCode::CREATED, out).await
+    idem.finish_output(tx, ListenerOutput::from(&listener))
+        .await
 }
 
 pub(crate) async fn read(
-    State(s): State<AppState>,
-    Path((service, listener)): Path<(String, String)>,
-) -> ApiResult<Response> {
+    s: AppState,
+    input: ListenerIdentifierInput,
+    _: Call,
+) -> ApiResult<GetListenerOutput> {
     let mut tx = s.store.read().await?;
-    let svc = load_service(&mut tx, &s.ctx, &service).await?;
-    let (_, l) = load_listener(&mut tx, &s.ctx, &svc.id, &listener).await?;
-    let mut out = listener_wire(&l);
-    out["createdAt"] = json!(l.created_at);
-    out["lastUpdatedAt"] = json!(l.last_updated_at);
-    Ok(reply(StatusCode::OK, out))
+    let svc = load_service(&mut tx, &s.ctx, &input.service_identifier).await?;
+    let (_, l) = load_listener(&mut tx, &s.ctx, &svc.id, &input.listener_identifier).await?;
+    Ok(GetListenerOutput {
+        listener: ListenerOutput::from(&l),
+        created_at: l.created_at,
+        last_updated_at: l.last_updated_at,
+    })
 }
 
 pub(crate) async fn list(
-    State(s): State<AppState>,
-    Path(service): Path<String>,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Response> {
-    let page = Page::from_query(&QueryParams::parse(q.as_deref()))?;
+    s: AppState,
+    input: ListListenersInput,
+    _: Call,
+) -> ApiResult<ListOutput<ListenerSummary>> {
+    let page = Page::new(input.max_results.as_deref(), input.next_token.as_deref())?;
     let mut tx = s.store.read().await?;
-    let svc = load_service(&mut tx, &s.ctx, &service).await?;
-    let (records, next) = page.apply(tx.list(KIND.store_kind(), Some(&svc.id)).await?);
+    let svc = load_service(&mut tx, &s.ctx, &input.service_identifier).await?;
+    let (records, next_token) = page.apply(tx.list(KIND.store_kind(), Some(&svc.id)).await?);
     let mut items = Vec::with_capacity(records.len());
     for rec in &records {
         let l: Listener = doc(rec)?;
-        items.push(json!({
-            "arn": l.arn, "id": l.id, "name": l.name, "protocol": l.protocol.as_str(), "port": l.port,
-            "createdAt": l.created_at, "lastUpdatedAt": l.last_updated_at,
-        }));
+        items.push(ListenerSummary {
+            arn: l.arn,
+            id: l.id,
+            name: l.name,
+            protocol: l.protocol,
+            port: l.port,
+            created_at: l.created_at,
+            last_updated_at: l.last_updated_at,
+        });
     }
-    Ok(list_reply(items, next))
+    Ok(ListOutput { items, next_token })
 }
 
 pub(crate) async fn update(
-    State(s): State<AppState>,
-    Path((service, listener)): Path<(String, String)>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    let req: UpdateRequest = parse_body(&body)?;
-    let mut c = Checks::new();
-    let action = match &req.default_action {
-        Some(a) => a.check(&mut c, "defaultAction"),
-        None => {
-            c.missing("defaultAction");
-            None
-        }
-    };
-    c.finish()?;
-    let Some(mut action) = action else {
-        return Err(ApiError::Internal("validated defaultAction missing".into()));
-    };
+    s: AppState,
+    input: UpdateListenerInput,
+    _: Call,
+) -> ApiResult<ListenerOutput> {
+    let mut action = input.validate()?;
 
     let mut tx = s.store.write().await?;
-    let svc = load_service(&mut tx, &s.ctx, &service).await?;
-    let (mut rec, mut l) = load_listener(&mut tx, &s.ctx, &svc.id, &listener).await?;
+    let svc = load_service(&mut tx, &s.ctx, &input.service_identifier).await?;
+    let (mut rec, mut l) =
+        load_listener(&mut tx, &s.ctx, &svc.id, &input.listener_identifier).await?;
     resolve_action(
         &mut tx,
         &s.ctx,
@@ -347,21 +419,96 @@ pub(crate) async fn update(
         }
     }
     tx.commit().await?;
-    Ok(reply(StatusCode::OK, listener_wire(&l)))
+    Ok(ListenerOutput::from(&l))
 }
 
 pub(crate) async fn delete(
-    State(s): State<AppState>,
-    Path((service, listener)): Path<(String, String)>,
-) -> ApiResult<Response> {
+    s: AppState,
+    input: ListenerIdentifierInput,
+    _: Call,
+) -> ApiResult<DeleteListenerOutput> {
     let mut tx = s.store.write().await?;
-    let svc = load_service(&mut tx, &s.ctx, &service).await?;
-    let (rec, _) = load_listener(&mut tx, &s.ctx, &svc.id, &listener).await?;
+    let svc = load_service(&mut tx, &s.ctx, &input.service_identifier).await?;
+    let (rec, _) = load_listener(&mut tx, &s.ctx, &svc.id, &input.listener_identifier).await?;
     let rule_kind = ResourceKind::Rule.store_kind();
     for r in tx.list(rule_kind, Some(&rec.id)).await? {
         tx.delete(rule_kind, &r.id).await?;
     }
     tx.delete(KIND.store_kind(), &rec.id).await?;
     tx.commit().await?;
-    Ok(no_content())
+    Ok(DeleteListenerOutput {})
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    const TG: &str = "tg-0123456789abcdef0";
+
+    /// (CreateListener body, failing members)
+    #[test]
+    fn create_listener_validation_table() {
+        let ok = json!({
+            "name": "web", "protocol": "HTTP",
+            "defaultAction": {"forward": {"targetGroups": [{"targetGroupIdentifier": TG}]}},
+        });
+        let with = |k: &str, v: Value| {
+            let mut b = ok.clone();
+            b[k] = v;
+            b
+        };
+        let cases: Vec<(Value, Vec<&str>)> = vec![
+            (ok.clone(), vec![]),
+            (json!({}), vec!["name", "protocol", "defaultAction"]),
+            (with("name", json!("a")), vec!["name"]),
+            (with("protocol", json!("TCP")), vec!["protocol"]),
+            (with("port", json!(0)), vec!["port"]),
+            (with("port", json!(65536)), vec!["port"]),
+            (with("port", json!("8080")), vec![]),
+            (with("defaultAction", json!({})), vec!["defaultAction"]),
+            (
+                with(
+                    "defaultAction",
+                    json!({"fixedResponse": {"statusCode": 200}}),
+                ),
+                vec!["defaultAction.fixedResponse.statusCode"],
+            ),
+            (with("clientToken", json!("")), vec!["clientToken"]),
+        ];
+        for (mut body, want) in cases {
+            body["serviceIdentifier"] = json!("svc-0123456789abcdef0");
+            let input: CreateListenerInput = trellis_wire::de::from_value(body.clone()).unwrap();
+            let got = crate::testutil::names(input.validate().map(|_| ()));
+            assert_eq!(got, want, "{body}");
+        }
+    }
+
+    /// A listener without a port gets its protocol's default.
+    #[test]
+    fn port_defaults_by_protocol() {
+        for (protocol, port) in [("HTTP", 80), ("HTTPS", 443), ("TLS_PASSTHROUGH", 443)] {
+            let input: CreateListenerInput = trellis_wire::de::from_value(json!({
+                "serviceIdentifier": "svc-0123456789abcdef0", "name": "web", "protocol": protocol,
+                "defaultAction": {"fixedResponse": {"statusCode": 404}},
+            }))
+            .unwrap();
+            assert_eq!(input.validate().unwrap().port, port, "{protocol}");
+        }
+    }
+
+    /// UpdateListener requires its defaultAction.
+    #[test]
+    fn update_listener_requires_default_action() {
+        let input: UpdateListenerInput = trellis_wire::de::from_value(json!({
+            "serviceIdentifier": "svc-0123456789abcdef0",
+            "listenerIdentifier": "listener-0123456789abcdef0",
+        }))
+        .unwrap();
+        assert_eq!(
+            crate::testutil::names(input.validate().map(|_| ())),
+            vec!["defaultAction"]
+        );
+    }
 }

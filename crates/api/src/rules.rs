@@ -1,60 +1,49 @@
-//! Listener rules: CreateRule, GetRule, ListRules, UpdateRule, DeleteRule, BatchUpdateRule, and
-//! the pieces listeners share with rules: resolving an action's target groups (existence,
-//! listener compatibility, one service per target group, the per-service quota) and the wire
-//! form of actions and matches.
+//! Listener rules: CreateRule, GetRule, ListRules, UpdateRule, DeleteRule, BatchUpdateRule.
 //!
-//! Every listener has a default rule (created and kept in sync by [`crate::listeners`]); it is
-//! readable here but only UpdateListener changes it and only DeleteListener removes it.
+//! Every listener has a default rule (created and kept in sync by the listener operations); it is
+//! readable here but only UpdateListener changes it and only DeleteListener removes it. What
+//! rules share with listeners (actions, their target groups, loading the service and listener a
+//! path names) is in [`crate::actions`]; the request shape of a match is in [`input`].
+
+pub mod input;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use axum::Router;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
-use axum::response::Response;
-use axum::routing::get;
-use bytes::Bytes;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use trellis_model::arn::Resolved;
 use trellis_model::resources::Tags;
-use trellis_model::resources::listener::{
-    Listener, ListenerProtocol, check_action_for_listener, check_target_group_for_listener,
-};
-use trellis_model::resources::rule::{
-    HeaderMatchType, PathMatchType, RULES_PER_LISTENER, Rule, RuleAction, RuleActionInput,
-    RuleMatch, RuleMatchInput, TARGET_GROUPS_PER_SERVICE, check_priority, check_rule_name,
-};
-use trellis_model::resources::target_group::TargetGroup;
-use trellis_model::{Checks, Context, ResourceKind, Timestamp};
+use trellis_model::resources::listener::{Listener, ListenerProtocol};
+use trellis_model::resources::rule::{RULES_PER_LISTENER, Rule, RuleAction, RuleMatch};
+use trellis_model::{Checks, Context, ResourceKind, Timestamp, ValidationError};
 use trellis_store::{Record, Tx};
+use trellis_wire::Call;
 
+use self::input::{RuleMatchInput, check_priority, check_rule_name};
 use crate::AppState;
-use crate::error::{ApiError, ApiResult};
-use crate::listeners::{load_listener, load_service};
-use crate::wire::{
-    Idempotency, NewRecord, Page, QueryParams, body_value, doc, list_reply, load_child_doc,
-    no_content, parse_body, reply, set_doc,
+use crate::actions::{
+    RuleActionInput, RuleActionOutput, check_target_group_quota, load_listener, load_service,
+    resolve_action, rule_record, service_target_groups,
 };
+use crate::error::{ApiError, ApiResult};
+use crate::wire::{Idempotency, ListOutput, Page, doc, load_child_doc, set_doc};
+
+/// Kept at its old path so that callers written against it (target groups' batch operations)
+/// still build; the function lives in [`crate::error`].
+pub(crate) use crate::error::failure_of;
 
 const KIND: ResourceKind = ResourceKind::Rule;
 
-pub fn routes() -> Router<AppState> {
-    // `{id}` is the service segment: the name must match the services module's routes.
-    Router::new()
-        .route(
-            "/services/{id}/listeners/{listener}/rules",
-            get(list).post(create).patch(batch_update),
-        )
-        .route(
-            "/services/{id}/listeners/{listener}/rules/{rule}",
-            get(read).patch(update).delete(delete),
-        )
-}
+// ---------------------------------------------------------------------------------------------
+// Inputs.
 
-#[derive(Deserialize, Default)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct CreateRequest {
+pub struct CreateRuleInput {
+    // The path labels are the idempotency scope (by ID), not part of the remembered request.
+    #[serde(skip_serializing)]
+    service_identifier: String,
+    #[serde(skip_serializing)]
+    listener_identifier: String,
     name: Option<String>,
     #[serde(rename = "match")]
     rule_match: Option<RuleMatchInput>,
@@ -65,29 +54,168 @@ struct CreateRequest {
     client_token: Option<String>,
 }
 
-#[derive(Deserialize, Default)]
+/// A checked CreateRule (the action's target groups not yet resolved).
+struct NewRule {
+    name: String,
+    rule_match: RuleMatch,
+    priority: u16,
+    action: RuleAction,
+}
+
+impl CreateRuleInput {
+    fn validate(&self) -> Result<NewRule, ValidationError> {
+        let mut c = Checks::new();
+        match &self.name {
+            Some(n) => {
+                check_rule_name(&mut c, "name", n);
+            }
+            None => c.missing("name"),
+        }
+        let rule_match = match &self.rule_match {
+            Some(m) => m.check(&mut c, "match"),
+            None => {
+                c.missing("match");
+                None
+            }
+        };
+        let priority = match self.priority {
+            Some(p) => check_priority(&mut c, "priority", p),
+            None => {
+                c.missing("priority");
+                None
+            }
+        };
+        let action = match &self.action {
+            Some(a) => a.check(&mut c, "action"),
+            None => {
+                c.missing("action");
+                None
+            }
+        };
+        c.tags("tags", &self.tags);
+        if let Some(t) = &self.client_token {
+            c.client_token(t);
+        }
+        c.finish()?;
+        match (rule_match, priority, action) {
+            (Some(rule_match), Some(priority), Some(action)) => Ok(NewRule {
+                name: self.name.clone().unwrap_or_default(),
+                rule_match,
+                priority,
+                action,
+            }),
+            // Every check that leaves a member unset also records a failure, so `finish` has
+            // already returned; this names the members should that ever stop holding.
+            _ => Err(ValidationError::other(
+                "match, priority and action must all be valid",
+            )),
+        }
+    }
+}
+
+/// The input of the operations that name one rule and nothing else.
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct UpdateRequest {
+pub struct RuleIdentifierInput {
+    service_identifier: String,
+    listener_identifier: String,
+    rule_identifier: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListRulesInput {
+    service_identifier: String,
+    listener_identifier: String,
+    max_results: Option<String>,
+    next_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateRuleInput {
+    service_identifier: String,
+    listener_identifier: String,
+    rule_identifier: String,
     #[serde(rename = "match")]
     rule_match: Option<RuleMatchInput>,
     priority: Option<i64>,
     action: Option<RuleActionInput>,
 }
 
-#[derive(Deserialize, Default)]
+impl UpdateRuleInput {
+    fn validate(&self) -> Result<Change, ValidationError> {
+        let mut c = Checks::new();
+        let change = check_change(
+            &mut c,
+            "",
+            self.rule_match.as_ref(),
+            self.priority,
+            self.action.as_ref(),
+        );
+        c.finish()?;
+        Ok(change)
+    }
+}
+
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct BatchRequest {
+pub struct BatchUpdateRuleInput {
+    service_identifier: String,
+    listener_identifier: String,
     rules: Option<Vec<RuleUpdateInput>>,
 }
 
-#[derive(Deserialize, Default)]
+/// One item of a BatchUpdateRule.
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct RuleUpdateInput {
+pub struct RuleUpdateInput {
     rule_identifier: Option<String>,
     #[serde(rename = "match")]
     rule_match: Option<RuleMatchInput>,
     priority: Option<i64>,
     action: Option<RuleActionInput>,
+}
+
+impl BatchUpdateRuleInput {
+    /// The items as (rule identifier, checked change), in order.
+    fn validate(&self, ctx: &Context) -> Result<Vec<(String, Change)>, ValidationError> {
+        let mut c = Checks::new();
+        let mut items = Vec::new();
+        match &self.rules {
+            None => c.missing("rules"),
+            Some(list) => {
+                if c.count("rules", list.len(), 1, 10) {
+                    for (i, item) in list.iter().enumerate() {
+                        let field = format!("rules[{i}].ruleIdentifier");
+                        match &item.rule_identifier {
+                            None => c.missing(&field),
+                            Some(v) => {
+                                if c.length(&field, v, 20, 2048)
+                                    && ctx.resolve(KIND, v) == Resolved::Malformed
+                                {
+                                    c.fail(
+                                        &field,
+                                        format!("Value '{v}' at '{field}' failed to satisfy constraint: Member must be a rule ID or ARN"),
+                                    );
+                                }
+                            }
+                        }
+                        let change = check_change(
+                            &mut c,
+                            &format!("rules[{i}]."),
+                            item.rule_match.as_ref(),
+                            item.priority,
+                            item.action.as_ref(),
+                        );
+                        items.push((item.rule_identifier.clone().unwrap_or_default(), change));
+                    }
+                }
+            }
+        }
+        c.finish()?;
+        Ok(items)
+    }
 }
 
 /// A validated change to one rule (UpdateRule, or one item of BatchUpdateRule).
@@ -113,262 +241,124 @@ fn check_change(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Wire forms.
+// Outputs. A stored match is already in its wire shape (`RuleMatch` serialises as the API
+// writes it; `match_output_shape` pins that), so outputs carry it as is.
 
-/// A `RuleAction` as the API returns it (target groups by ID).
-pub(crate) fn action_wire(action: &RuleAction) -> Value {
-    match action {
-        RuleAction::Forward { target_groups } => json!({
-            "forward": {
-                "targetGroups": target_groups
-                    .iter()
-                    .map(|t| json!({ "targetGroupIdentifier": t.target_group_id, "weight": t.weight }))
-                    .collect::<Vec<_>>()
-            }
-        }),
-        RuleAction::FixedResponse { status_code } => {
-            json!({ "fixedResponse": { "statusCode": status_code } })
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateRuleOutput {
+    arn: String,
+    id: String,
+    name: String,
+    #[serde(rename = "match")]
+    rule_match: RuleMatch,
+    priority: u16,
+    action: RuleActionOutput,
+}
+
+/// UpdateRule's output, and each item BatchUpdateRule reports as successful.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleOutput {
+    arn: String,
+    id: String,
+    name: String,
+    is_default: bool,
+    #[serde(rename = "match", skip_serializing_if = "Option::is_none")]
+    rule_match: Option<RuleMatch>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    priority: Option<u16>,
+    action: RuleActionOutput,
+}
+
+impl From<&Rule> for RuleOutput {
+    fn from(r: &Rule) -> RuleOutput {
+        RuleOutput {
+            arn: r.arn.clone(),
+            id: r.id.clone(),
+            name: r.name.clone(),
+            is_default: r.is_default,
+            rule_match: r.rule_match.clone(),
+            priority: r.priority,
+            action: RuleActionOutput::from(&r.action),
         }
     }
 }
 
-/// A `RuleMatch` as the API returns it.
-pub(crate) fn match_wire(m: &RuleMatch) -> Value {
-    let RuleMatch::HttpMatch(h) = m;
-    let mut http = serde_json::Map::new();
-    if let Some(method) = &h.method {
-        http.insert("method".into(), json!(method));
-    }
-    if let Some(p) = &h.path_match {
-        let inner = match &p.path {
-            PathMatchType::Exact(v) => json!({ "exact": v }),
-            PathMatchType::Prefix(v) => json!({ "prefix": v }),
-        };
-        http.insert(
-            "pathMatch".into(),
-            json!({ "match": inner, "caseSensitive": p.case_sensitive }),
-        );
-    }
-    if !h.header_matches.is_empty() {
-        let list: Vec<Value> = h
-            .header_matches
-            .iter()
-            .map(|hm| {
-                let inner = match &hm.value {
-                    HeaderMatchType::Exact(v) => json!({ "exact": v }),
-                    HeaderMatchType::Prefix(v) => json!({ "prefix": v }),
-                    HeaderMatchType::Contains(v) => json!({ "contains": v }),
-                };
-                json!({ "name": hm.name, "match": inner, "caseSensitive": hm.case_sensitive })
-            })
-            .collect();
-        http.insert("headerMatches".into(), Value::Array(list));
-    }
-    json!({ "httpMatch": http })
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetRuleOutput {
+    arn: String,
+    id: String,
+    name: String,
+    is_default: bool,
+    #[serde(rename = "match", skip_serializing_if = "Option::is_none")]
+    rule_match: Option<RuleMatch>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    priority: Option<u16>,
+    action: RuleActionOutput,
+    created_at: Timestamp,
+    last_updated_at: Timestamp,
 }
 
-/// The members every rule response shares: `arn, id, name, isDefault, match, priority, action`.
-fn rule_wire(r: &Rule) -> Value {
-    let mut out = json!({
-        "arn": r.arn, "id": r.id, "name": r.name, "isDefault": r.is_default,
-        "action": action_wire(&r.action),
-    });
-    if let Some(m) = &r.rule_match {
-        out["match"] = match_wire(m);
-    }
-    if let Some(p) = r.priority {
-        out["priority"] = json!(p);
-    }
-    out
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleSummary {
+    arn: String,
+    id: String,
+    name: String,
+    is_default: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    priority: Option<u16>,
+    created_at: Timestamp,
+    last_updated_at: Timestamp,
 }
 
-// ---------------------------------------------------------------------------------------------
-// Shared with listeners.
+/// DeleteRule answers 204 with no members.
+#[derive(Debug, Serialize)]
+pub struct DeleteRuleOutput {}
 
-/// Resolves the target groups of a validated `action` for a listener of `protocol` in
-/// `service_id`: each identifier becomes the target group's ID, and each group must exist, suit
-/// the listener's protocol, and not serve another service. `field` is the action's wire path.
-pub(crate) async fn resolve_action(
-    tx: &mut Tx,
-    ctx: &Context,
-    protocol: ListenerProtocol,
-    service_id: &str,
-    field: &str,
-    action: &mut RuleAction,
-) -> ApiResult<()> {
-    check_action_for_listener(protocol, action)
-        .map_err(|m| ApiError::validation_field(field, m))?;
-    for (i, wtg) in action.target_groups_mut().iter_mut().enumerate() {
-        let identifier = wtg.target_group_id.clone();
-        let Resolved::Id(id) = ctx.resolve(ResourceKind::TargetGroup, &identifier) else {
-            return Err(ApiError::not_found(ResourceKind::TargetGroup, &identifier));
-        };
-        let rec = tx
-            .get(ResourceKind::TargetGroup.store_kind(), &id)
-            .await?
-            .ok_or_else(|| ApiError::not_found(ResourceKind::TargetGroup, &identifier))?;
-        let tg: TargetGroup = doc(&rec)?;
-        check_target_group_for_listener(protocol, &tg).map_err(|m| {
-            ApiError::validation_field(
-                &format!("{field}.forward.targetGroups[{i}].targetGroupIdentifier"),
-                m,
-            )
-        })?;
-        let users = crate::target_groups::services_using(tx, &id).await?;
-        if let Some(other) = users.iter().find(|s| s.as_str() != service_id) {
-            return Err(ApiError::conflict(
-                ResourceKind::TargetGroup,
-                &id,
-                format!(
-                    "Target group {id} is already used by service {other}; a target group can serve only one service"
-                ),
-            ));
-        }
-        wtg.target_group_id = id;
-    }
-    Ok(())
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchUpdateRuleOutput {
+    successful: Vec<RuleOutput>,
+    unsuccessful: Vec<RuleUpdateFailure>,
 }
 
-/// The distinct target groups that the listeners and rules of `service_id` forward to, leaving
-/// out the records in `exclude` (the ones a request is about to replace).
-pub(crate) async fn service_target_groups(
-    tx: &mut Tx,
-    service_id: &str,
-    exclude: &[&str],
-) -> ApiResult<BTreeSet<String>> {
-    let mut set = BTreeSet::new();
-    for l in tx
-        .list(ResourceKind::Listener.store_kind(), Some(service_id))
-        .await?
-    {
-        if !exclude.contains(&l.id.as_str()) {
-            set.extend(l.refs.iter().cloned());
-        }
-        for r in tx.list(KIND.store_kind(), Some(&l.id)).await? {
-            if !exclude.contains(&r.id.as_str()) {
-                set.extend(r.refs.iter().cloned());
-            }
-        }
-    }
-    Ok(set)
-}
-
-/// ServiceQuotaExceeded when `set` holds more target groups than one service may use.
-pub(crate) fn check_target_group_quota(service_id: &str, set: &BTreeSet<String>) -> ApiResult<()> {
-    if set.len() > TARGET_GROUPS_PER_SERVICE {
-        return Err(ApiError::quota(
-            ResourceKind::TargetGroup,
-            Some(service_id),
-            "target-groups-per-service",
-            "target groups per service",
-            TARGET_GROUPS_PER_SERVICE as u64,
-        ));
-    }
-    Ok(())
-}
-
-/// Builds a rule record (refs = the action's target groups).
-pub(crate) fn rule_record(rule: &Rule) -> ApiResult<Record> {
-    NewRecord {
-        kind: KIND,
-        id: &rule.id,
-        parent: Some(&rule.listener_id),
-        name: Some(&rule.name),
-        arn: Some(&rule.arn),
-        refs: rule.action.target_group_ids(),
-    }
-    .with_body(rule)
-}
-
-/// Loads the rule a path names; a rule of another listener does not exist here.
-async fn load_rule(
-    tx: &mut Tx,
-    ctx: &Context,
-    listener_id: &str,
-    ident: &str,
-) -> ApiResult<(Record, Rule)> {
-    load_child_doc(tx, ctx, KIND, "ruleIdentifier", ident, listener_id).await
-}
-
-fn default_rule_is_read_only(rule: &Rule) -> ApiError {
-    ApiError::validation_other(format!(
-        "Rule {} is the listener's default rule; use UpdateListener to change its action (the default rule cannot be updated or deleted on its own)",
-        rule.id
-    ))
-}
-
-/// `(failureCode, failureMessage)` of a batch item that failed with `e`. Lattice does not
-/// document failure codes; Trellis uses the name of the exception the single-item operation
-/// would have raised: `ValidationException` (default rule, rule repeated in the batch, action
-/// unsuitable for the listener, target not valid for the group), `ResourceNotFoundException`
-/// (unknown rule or target group, target not registered), `ConflictException` (priority taken
-/// after the batch, target group of another service, second LAMBDA/ALB target) and
-/// `ServiceQuotaExceededException` (target groups per service).
-pub(crate) fn failure_of(e: &ApiError) -> (String, String) {
-    let msg = e
-        .body()
-        .get("message")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    (e.code().to_string(), msg)
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleUpdateFailure {
+    rule_identifier: String,
+    failure_code: String,
+    failure_message: String,
 }
 
 // ---------------------------------------------------------------------------------------------
 // Handlers.
 
 pub(crate) async fn create(
-    State(s): State<AppState>,
-    Path((service, listener)): Path<(String, String)>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    let raw = body_value(&body)?;
-    let req: CreateRequest = parse_body(&body)?;
-    let mut c = Checks::new();
-    match &req.name {
-        Some(n) => {
-            check_rule_name(&mut c, "name", n);
-        }
-        None => c.missing("name"),
-    }
-    let rule_match = match &req.rule_match {
-        Some(m) => m.check(&mut c, "match"),
-        None => {
-            c.missing("match");
-            None
-        }
-    };
-    let priority = match req.priority {
-        Some(p) => check_priority(&mut c, "priority", p),
-        None => {
-            c.missing("priority");
-            None
-        }
-    };
-    let action = match &req.action {
-        Some(a) => a.check(&mut c, "action"),
-        None => {
-            c.missing("action");
-            None
-        }
-    };
-    c.tags("tags", &req.tags);
-    if let Some(t) = &req.client_token {
-        c.client_token(t);
-    }
-    c.finish()?;
-    let (Some(rule_match), Some(priority), Some(mut action)) = (rule_match, priority, action)
-    else {
-        return Err(ApiError::Internal("validated rule members missing".into()));
-    };
-    let name = req.name.unwrap_or_default();
+    s: AppState,
+    input: CreateRuleInput,
+    _: Call,
+) -> ApiResult<CreateRuleOutput> {
+    let NewRule {
+        name,
+        rule_match,
+        priority,
+        mut action,
+    } = input.validate()?;
 
     let mut tx = s.store.write().await?;
-    let svc = load_service(&mut tx, &s.ctx, &service).await?;
-    let (lrec, l) = load_listener(&mut tx, &s.ctx, &svc.id, &listener).await?;
-    let idem = Idempotency::new("CreateRule", &lrec.id, req.client_token.as_deref(), &raw)?;
-    if let Some((status, body)) = idem.replay(&mut tx, KIND).await? {
-        return Ok(reply(status, body));
+    let svc = load_service(&mut tx, &s.ctx, &input.service_identifier).await?;
+    let (lrec, l) = load_listener(&mut tx, &s.ctx, &svc.id, &input.listener_identifier).await?;
+    let idem = Idempotency::new(
+        "CreateRule",
+        &lrec.id,
+        input.client_token.as_deref(),
+        &serde_json::to_value(&input).map_err(|e| ApiError::Internal(e.to_string()))?,
+    )?;
+    if let Some(out) = idem.replay_output(&mut tx, KIND).await? {
+        return Ok(out);
     }
     if l.protocol == ListenerProtocol::TlsPassthrough {
         return Err(ApiError::validation_other(format!(
@@ -429,45 +419,57 @@ pub(crate) async fn create(
         listener_id: l.id.clone(),
         is_default: false,
         priority: Some(priority),
-        rule_match: Some(rule_match),
+        rule_match: Some(rule_match.clone()),
         action,
         created_at: now,
         last_updated_at: now,
-        tags: req.tags,
+        tags: input.tags,
     };
     tx.insert(&rule_record(&rule)?).await?;
-    let mut out = rule_wire(&rule);
-    if let Value::Object(m) = &mut out {
-        // CreateRuleResponse has no isDefault (a created rule never is).
-        m.remove("isDefault");
-    }
-    idem.finish(tx, StatusCode::CREATED, out).await
+    // CreateRuleResponse has no isDefault (a created rule never is).
+    let out = CreateRuleOutput {
+        arn: rule.arn,
+        id: rule.id,
+        name: rule.name,
+        rule_match,
+        priority,
+        action: RuleActionOutput::from(&rule.action),
+    };
+    idem.finish_output(tx, out).await
 }
 
 pub(crate) async fn read(
-    State(s): State<AppState>,
-    Path((service, listener, rule)): Path<(String, String, String)>,
-) -> ApiResult<Response> {
+    s: AppState,
+    input: RuleIdentifierInput,
+    _: Call,
+) -> ApiResult<GetRuleOutput> {
     let mut tx = s.store.read().await?;
-    let svc = load_service(&mut tx, &s.ctx, &service).await?;
-    let (lrec, _) = load_listener(&mut tx, &s.ctx, &svc.id, &listener).await?;
-    let (_, r) = load_rule(&mut tx, &s.ctx, &lrec.id, &rule).await?;
-    let mut out = rule_wire(&r);
-    out["createdAt"] = json!(r.created_at);
-    out["lastUpdatedAt"] = json!(r.last_updated_at);
-    Ok(reply(StatusCode::OK, out))
+    let svc = load_service(&mut tx, &s.ctx, &input.service_identifier).await?;
+    let (lrec, _) = load_listener(&mut tx, &s.ctx, &svc.id, &input.listener_identifier).await?;
+    let (_, r) = load_rule(&mut tx, &s.ctx, &lrec.id, &input.rule_identifier).await?;
+    Ok(GetRuleOutput {
+        action: RuleActionOutput::from(&r.action),
+        arn: r.arn,
+        id: r.id,
+        name: r.name,
+        is_default: r.is_default,
+        rule_match: r.rule_match,
+        priority: r.priority,
+        created_at: r.created_at,
+        last_updated_at: r.last_updated_at,
+    })
 }
 
 /// Lists a listener's rules in evaluation order: ascending priority, the default rule last.
 pub(crate) async fn list(
-    State(s): State<AppState>,
-    Path((service, listener)): Path<(String, String)>,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Response> {
-    let page = Page::from_query(&QueryParams::parse(q.as_deref()))?;
+    s: AppState,
+    input: ListRulesInput,
+    _: Call,
+) -> ApiResult<ListOutput<RuleSummary>> {
+    let page = Page::new(input.max_results.as_deref(), input.next_token.as_deref())?;
     let mut tx = s.store.read().await?;
-    let svc = load_service(&mut tx, &s.ctx, &service).await?;
-    let (lrec, _) = load_listener(&mut tx, &s.ctx, &svc.id, &listener).await?;
+    let svc = load_service(&mut tx, &s.ctx, &input.service_identifier).await?;
+    let (lrec, _) = load_listener(&mut tx, &s.ctx, &svc.id, &input.listener_identifier).await?;
     let mut records = Vec::new();
     for mut rec in tx.list(KIND.store_kind(), Some(&lrec.id)).await? {
         let rule: Rule = doc(&rec)?;
@@ -477,54 +479,39 @@ pub(crate) async fn list(
         records.push((rec, rule));
     }
     records.sort_by_key(|(rec, _)| rec.seq);
-    let by_id: BTreeMap<String, Rule> = records
+    let mut by_id: BTreeMap<String, Rule> = records
         .iter()
         .map(|(rec, r)| (rec.id.clone(), r.clone()))
         .collect();
-    let (page_records, next) = page.apply(records.into_iter().map(|(rec, _)| rec).collect());
+    let (page_records, next_token) = page.apply(records.into_iter().map(|(rec, _)| rec).collect());
     let items = page_records
         .iter()
-        .filter_map(|rec| by_id.get(&rec.id))
-        .map(|r| {
-            let mut item = json!({
-                "arn": r.arn, "id": r.id, "name": r.name, "isDefault": r.is_default,
-                "createdAt": r.created_at, "lastUpdatedAt": r.last_updated_at,
-            });
-            if let Some(p) = r.priority {
-                item["priority"] = json!(p);
-            }
-            item
+        .filter_map(|rec| by_id.remove(&rec.id))
+        .map(|r| RuleSummary {
+            arn: r.arn,
+            id: r.id,
+            name: r.name,
+            is_default: r.is_default,
+            priority: r.priority,
+            created_at: r.created_at,
+            last_updated_at: r.last_updated_at,
         })
         .collect();
-    Ok(list_reply(items, next))
+    Ok(ListOutput { items, next_token })
 }
 
-pub(crate) async fn update(
-    State(s): State<AppState>,
-    Path((service, listener, rule)): Path<(String, String, String)>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    let req: UpdateRequest = parse_body(&body)?;
-    let mut c = Checks::new();
-    let change = check_change(
-        &mut c,
-        "",
-        req.rule_match.as_ref(),
-        req.priority,
-        req.action.as_ref(),
-    );
-    c.finish()?;
-
+pub(crate) async fn update(s: AppState, input: UpdateRuleInput, _: Call) -> ApiResult<RuleOutput> {
+    let change = input.validate()?;
     let mut tx = s.store.write().await?;
-    let svc = load_service(&mut tx, &s.ctx, &service).await?;
-    let (lrec, l) = load_listener(&mut tx, &s.ctx, &svc.id, &listener).await?;
-    let (mut rec, mut r) = load_rule(&mut tx, &s.ctx, &lrec.id, &rule).await?;
+    let svc = load_service(&mut tx, &s.ctx, &input.service_identifier).await?;
+    let (lrec, l) = load_listener(&mut tx, &s.ctx, &svc.id, &input.listener_identifier).await?;
+    let (mut rec, mut r) = load_rule(&mut tx, &s.ctx, &lrec.id, &input.rule_identifier).await?;
     apply_change(&mut tx, &s.ctx, &l, &mut r, change).await?;
     set_doc(&mut rec, &r)?;
     rec.refs = r.action.target_group_ids();
     tx.update(&rec).await?;
     tx.commit().await?;
-    Ok(reply(StatusCode::OK, rule_wire(&r)))
+    Ok(RuleOutput::from(&r))
 }
 
 /// Applies `change` to rule `r` of listener `l` with every check UpdateRule makes.
@@ -573,20 +560,24 @@ async fn apply_change(
 }
 
 pub(crate) async fn delete(
-    State(s): State<AppState>,
-    Path((service, listener, rule)): Path<(String, String, String)>,
-) -> ApiResult<Response> {
+    s: AppState,
+    input: RuleIdentifierInput,
+    _: Call,
+) -> ApiResult<DeleteRuleOutput> {
     let mut tx = s.store.write().await?;
-    let svc = load_service(&mut tx, &s.ctx, &service).await?;
-    let (lrec, _) = load_listener(&mut tx, &s.ctx, &svc.id, &listener).await?;
-    let (rec, r) = load_rule(&mut tx, &s.ctx, &lrec.id, &rule).await?;
+    let svc = load_service(&mut tx, &s.ctx, &input.service_identifier).await?;
+    let (lrec, _) = load_listener(&mut tx, &s.ctx, &svc.id, &input.listener_identifier).await?;
+    let (rec, r) = load_rule(&mut tx, &s.ctx, &lrec.id, &input.rule_identifier).await?;
     if r.is_default {
         return Err(default_rule_is_read_only(&r));
     }
     tx.delete(KIND.store_kind(), &rec.id).await?;
     tx.commit().await?;
-    Ok(no_content())
+    Ok(DeleteRuleOutput {})
 }
+
+// ---------------------------------------------------------------------------------------------
+// BatchUpdateRule.
 
 /// One item of a batch on its way through: the identifier as given, the rule's id once the
 /// item has been applied, and the error that failed it, if any.
@@ -659,49 +650,15 @@ async fn apply_item(
 /// `unsuccessful` and the others applied. Priority uniqueness is checked on the listener's
 /// rules as they are after the whole batch, so that a batch can swap two priorities.
 pub(crate) async fn batch_update(
-    State(s): State<AppState>,
-    Path((service, listener)): Path<(String, String)>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    let req: BatchRequest = parse_body(&body)?;
-    let mut c = Checks::new();
-    let mut inputs = Vec::new();
-    match &req.rules {
-        None => c.missing("rules"),
-        Some(list) => {
-            if c.count("rules", list.len(), 1, 10) {
-                for (i, item) in list.iter().enumerate() {
-                    let field = format!("rules[{i}].ruleIdentifier");
-                    match &item.rule_identifier {
-                        None => c.missing(&field),
-                        Some(v) => {
-                            if c.length(&field, v, 20, 2048)
-                                && s.ctx.resolve(KIND, v) == Resolved::Malformed
-                            {
-                                c.fail(
-                                    &field,
-                                    format!("Value '{v}' at '{field}' failed to satisfy constraint: Member must be a rule ID or ARN"),
-                                );
-                            }
-                        }
-                    }
-                    let change = check_change(
-                        &mut c,
-                        &format!("rules[{i}]."),
-                        item.rule_match.as_ref(),
-                        item.priority,
-                        item.action.as_ref(),
-                    );
-                    inputs.push((item.rule_identifier.clone().unwrap_or_default(), change));
-                }
-            }
-        }
-    }
-    c.finish()?;
+    s: AppState,
+    input: BatchUpdateRuleInput,
+    _: Call,
+) -> ApiResult<BatchUpdateRuleOutput> {
+    let inputs = input.validate(&s.ctx)?;
 
     let mut tx = s.store.write().await?;
-    let svc = load_service(&mut tx, &s.ctx, &service).await?;
-    let (lrec, l) = load_listener(&mut tx, &s.ctx, &svc.id, &listener).await?;
+    let svc = load_service(&mut tx, &s.ctx, &input.service_identifier).await?;
+    let (lrec, l) = load_listener(&mut tx, &s.ctx, &svc.id, &input.listener_identifier).await?;
     let mut state: RuleSet = BTreeMap::new();
     for rec in tx.list(KIND.store_kind(), Some(&lrec.id)).await? {
         let r: Rule = doc(&rec)?;
@@ -792,23 +749,238 @@ pub(crate) async fn batch_update(
     for item in &items {
         match (&item.failure, &item.rule_id) {
             (Some(e), _) => {
-                let (code, message) = failure_of(e);
-                unsuccessful.push(json!({ "ruleIdentifier": item.identifier, "failureCode": code, "failureMessage": message }));
+                let (failure_code, failure_message) = failure_of(e);
+                unsuccessful.push(RuleUpdateFailure {
+                    rule_identifier: item.identifier.clone(),
+                    failure_code,
+                    failure_message,
+                });
             }
             (None, Some(id)) => {
                 if let Some((rec, r)) = state.get_mut(id) {
                     set_doc(rec, &*r)?;
                     rec.refs = r.action.target_group_ids();
                     tx.update(rec).await?;
-                    successful.push(rule_wire(r));
+                    successful.push(RuleOutput::from(&*r));
                 }
             }
             (None, None) => {}
         }
     }
     tx.commit().await?;
-    Ok(reply(
-        StatusCode::OK,
-        json!({ "successful": successful, "unsuccessful": unsuccessful }),
+    Ok(BatchUpdateRuleOutput {
+        successful,
+        unsuccessful,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers.
+
+/// Loads the rule a path names; a rule of another listener does not exist here.
+async fn load_rule(
+    tx: &mut Tx,
+    ctx: &Context,
+    listener_id: &str,
+    ident: &str,
+) -> ApiResult<(Record, Rule)> {
+    load_child_doc(tx, ctx, KIND, "ruleIdentifier", ident, listener_id).await
+}
+
+fn default_rule_is_read_only(rule: &Rule) -> ApiError {
+    ApiError::validation_other(format!(
+        "Rule {} is the listener's default rule; use UpdateListener to change its action (the default rule cannot be updated or deleted on its own)",
+        rule.id
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use trellis_model::resources::rule::{
+        HeaderMatch, HeaderMatchType, HttpMatch, PathMatch, PathMatchType, WeightedTargetGroup,
+    };
+
+    use super::*;
+
+    /// Outputs carry the stored match as is: its serialisation must be the API's `RuleMatch`.
+    #[test]
+    fn match_output_shape() {
+        let m = RuleMatch::HttpMatch(HttpMatch {
+            method: Some("GET".into()),
+            path_match: Some(PathMatch {
+                path: PathMatchType::Prefix("/api".into()),
+                case_sensitive: false,
+            }),
+            header_matches: vec![HeaderMatch {
+                name: "x-env".into(),
+                value: HeaderMatchType::Contains("blue".into()),
+                case_sensitive: true,
+            }],
+        });
+        let shown = serde_json::to_value(&m).unwrap();
+        assert_eq!(
+            shown,
+            json!({"httpMatch": {
+                "method": "GET",
+                "pathMatch": {"match": {"prefix": "/api"}, "caseSensitive": false},
+                "headerMatches": [{"name": "x-env", "match": {"contains": "blue"}, "caseSensitive": true}],
+            }})
+        );
+        let again: RuleMatchInput = serde_json::from_value(shown).unwrap();
+        let mut c = Checks::new();
+        assert_eq!(again.check(&mut c, "match"), Some(m));
+        assert!(c.finish().is_ok());
+    }
+
+    const TG: &str = "tg-0123456789abcdef0";
+    const RULE: &str = "rule-0123456789abcdef0";
+
+    /// The failing members of an input (labels added), decoded as the front door would.
+    fn failing<I: serde::de::DeserializeOwned>(
+        mut body: serde_json::Value,
+        check: impl Fn(&I) -> Result<(), ValidationError>,
+    ) -> Vec<String> {
+        body["serviceIdentifier"] = json!("svc-0123456789abcdef0");
+        body["listenerIdentifier"] = json!("listener-0123456789abcdef0");
+        body["ruleIdentifier"] = json!(RULE);
+        let input: I = trellis_wire::de::from_value(body).unwrap();
+        crate::testutil::names(check(&input))
+    }
+
+    /// (CreateRule body, failing members)
+    #[test]
+    fn create_rule_validation_table() {
+        let ok = json!({
+            "name": "api", "priority": 1,
+            "match": {"httpMatch": {"method": "GET"}},
+            "action": {"fixedResponse": {"statusCode": 404}},
+        });
+        let with = |k: &str, v: serde_json::Value| {
+            let mut b = ok.clone();
+            b[k] = v;
+            b
+        };
+        let without = |k: &str| {
+            let mut b = ok.clone();
+            b.as_object_mut().unwrap().remove(k);
+            b
+        };
+        let cases: Vec<(serde_json::Value, Vec<&str>)> = vec![
+            (ok.clone(), vec![]),
+            (json!({}), vec!["name", "match", "priority", "action"]),
+            (without("name"), vec!["name"]),
+            (with("name", json!("rule-x")), vec!["name"]),
+            (without("priority"), vec!["priority"]),
+            (with("priority", json!(0)), vec!["priority"]),
+            (with("priority", json!("7")), vec![]),
+            (with("match", json!({})), vec!["match"]),
+            (
+                with(
+                    "action",
+                    json!({"forward": {"targetGroups": [{"targetGroupIdentifier": TG, "weight": 1000}]}}),
+                ),
+                vec!["action.forward.targetGroups[0].weight"],
+            ),
+            (with("tags", json!({"aws:x": "v"})), vec!["tags.aws:x"]),
+            (with("clientToken", json!("")), vec!["clientToken"]),
+        ];
+        for (body, want) in cases {
+            let got = failing(body.clone(), |i: &CreateRuleInput| i.validate().map(|_| ()));
+            assert_eq!(got, want, "{body}");
+        }
+    }
+
+    /// (UpdateRule body, failing members): every member is optional.
+    #[test]
+    fn update_rule_validation_table() {
+        let cases: Vec<(serde_json::Value, Vec<&str>)> = vec![
+            (json!({}), vec![]),
+            (json!({"priority": 2001}), vec!["priority"]),
+            (json!({"match": {"httpMatch": {}}}), vec!["match.httpMatch"]),
+            (json!({"action": {}}), vec!["action"]),
+        ];
+        for (body, want) in cases {
+            let got = failing(body.clone(), |i: &UpdateRuleInput| i.validate().map(|_| ()));
+            assert_eq!(got, want, "{body}");
+        }
+    }
+
+    /// (BatchUpdateRule body, failing members): members are named by their place in the batch.
+    #[test]
+    fn batch_update_rule_validation_table() {
+        let ctx = crate::testutil::ctx();
+        let arn = format!(
+            "arn:aws:vpc-lattice:us-west-2:111122223333:service/svc-0123456789abcdef0/listener/listener-0123456789abcdef0/rule/{RULE}"
+        );
+        let cases: Vec<(serde_json::Value, Vec<&str>)> = vec![
+            (
+                json!({"rules": [{"ruleIdentifier": RULE, "priority": 3}]}),
+                vec![],
+            ),
+            (json!({"rules": [{"ruleIdentifier": arn}]}), vec![]),
+            (json!({}), vec!["rules"]),
+            (json!({"rules": []}), vec!["rules"]),
+            (
+                json!({"rules": (0..11).map(|_| json!({"ruleIdentifier": RULE})).collect::<Vec<_>>()}),
+                vec!["rules"],
+            ),
+            (
+                json!({"rules": [{"priority": 3}]}),
+                vec!["rules[0].ruleIdentifier"],
+            ),
+            (
+                json!({"rules": [{"ruleIdentifier": "rule-1"}]}),
+                vec!["rules[0].ruleIdentifier"],
+            ),
+            (
+                json!({"rules": [{"ruleIdentifier": "svc-0123456789abcdef0xx"}]}),
+                vec!["rules[0].ruleIdentifier"],
+            ),
+            (
+                json!({"rules": [{"ruleIdentifier": RULE}, {"ruleIdentifier": RULE, "priority": 0, "action": {"fixedResponse": {"statusCode": 200}}}]}),
+                vec![
+                    "rules[1].priority",
+                    "rules[1].action.fixedResponse.statusCode",
+                ],
+            ),
+        ];
+        for (body, want) in cases {
+            let got = failing(body.clone(), |i: &BatchUpdateRuleInput| {
+                i.validate(&ctx).map(|_| ())
+            });
+            assert_eq!(got, want, "{body}");
+        }
+    }
+
+    /// The default rule has no match and no priority, and its output leaves both out.
+    #[test]
+    fn default_rule_output_omits_match_and_priority() {
+        let rule = Rule {
+            id: "rule-0123456789abcdef0".into(),
+            name: "default".into(),
+            arn: "arn".into(),
+            service_id: "svc-0123456789abcdef0".into(),
+            listener_id: "listener-0123456789abcdef0".into(),
+            is_default: true,
+            priority: None,
+            rule_match: None,
+            action: RuleAction::Forward {
+                target_groups: vec![WeightedTargetGroup {
+                    target_group_id: "tg-0123456789abcdef0".into(),
+                    weight: 100,
+                }],
+            },
+            created_at: Timestamp::from_unix_millis(0),
+            last_updated_at: Timestamp::from_unix_millis(0),
+            tags: Tags::new(),
+        };
+        assert_eq!(
+            serde_json::to_value(RuleOutput::from(&rule)).unwrap(),
+            json!({
+                "arn": "arn", "id": "rule-0123456789abcdef0", "name": "default", "isDefault": true,
+                "action": {"forward": {"targetGroups": [{"targetGroupIdentifier": "tg-0123456789abcdef0", "weight": 100}]}},
+            })
+        );
+    }
 }

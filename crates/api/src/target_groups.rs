@@ -18,7 +18,6 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use trellis_model::resources::Tags;
-use trellis_model::resources::rule::Rule;
 use trellis_model::resources::target_group::{
     HealthCheck, HealthCheckInput, TARGETS_PER_TARGET_GROUP, Target, TargetGroup,
     TargetGroupConfigInput, TargetGroupStatus, TargetGroupType, TargetStatus, check_config,
@@ -28,8 +27,9 @@ use trellis_model::{Checks, ResourceKind, Timestamp};
 use trellis_store::{Record, Tx};
 
 use crate::AppState;
+use crate::actions::services_using;
+use crate::error::failure_of;
 use crate::error::{ApiError, ApiResult};
-use crate::rules::failure_of;
 use crate::wire::{
     Idempotency, NewRecord, Page, QueryParams, body_value, check_new_top_level, doc, list_reply,
     load_doc, parse_body, reply, set_doc,
@@ -119,27 +119,6 @@ pub fn target_status(
 
 // ---------------------------------------------------------------------------------------------
 // Shared helpers.
-
-/// The ids of the services whose listeners or rules forward to target group `tg_id`.
-pub(crate) async fn services_using(tx: &mut Tx, tg_id: &str) -> ApiResult<BTreeSet<String>> {
-    let mut out = BTreeSet::new();
-    for l in tx
-        .list_referencing(ResourceKind::Listener.store_kind(), tg_id)
-        .await?
-    {
-        if let Some(p) = l.parent {
-            out.insert(p);
-        }
-    }
-    for r in tx
-        .list_referencing(ResourceKind::Rule.store_kind(), tg_id)
-        .await?
-    {
-        let rule: Rule = doc(&r)?;
-        out.insert(rule.service_id);
-    }
-    Ok(out)
-}
 
 async fn service_arns(tx: &mut Tx, s: &AppState, tg_id: &str) -> ApiResult<Vec<String>> {
     Ok(services_using(tx, tg_id)
