@@ -176,7 +176,15 @@ pub fn human(kind: ResourceKind) -> String {
 /// (unknown rule or target group, target not registered), `ConflictException` (priority taken
 /// after the batch, target group of another service, second LAMBDA/ALB target) and
 /// `ServiceQuotaExceededException` (target groups per service).
+/// An internal error's cause is logged, never answered (as for whole requests).
 pub(crate) fn failure_of(e: &ApiError) -> (String, String) {
+    if let ApiError::Internal(detail) = e {
+        tracing::error!(detail = %detail, "internal error in one item of a batch");
+        return (
+            e.code().to_string(),
+            "An internal error occurred".to_string(),
+        );
+    }
     let msg = e
         .body()
         .get("message")
@@ -231,5 +239,40 @@ impl IntoResponse for ApiError {
     /// Rendered by the front door once the request ID is known ([`trellis_wire::deferred`]).
     fn into_response(self) -> Response {
         trellis_wire::deferred(&crate::operations::LATTICE, self.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_causes_never_reach_clients() {
+        let e = ApiError::Internal("store failure: disk /var/lib/x is full".into());
+        let (code, message) = failure_of(&e);
+        assert_eq!(code, "InternalServerException");
+        assert!(!message.contains("disk"), "{message}");
+        let aws: AwsError = e.into();
+        assert_eq!(aws.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!aws.public_message("req-1").contains("disk"));
+        assert!(aws.public_message("req-1").contains("req-1"));
+        assert!(
+            aws.internal_detail.unwrap().contains("disk"),
+            "the cause is kept for the log"
+        );
+    }
+
+    #[test]
+    fn client_errors_keep_their_members() {
+        let e = ApiError::Validation(ValidationError::field("name", "Member must have length 3"));
+        let aws: AwsError = e.into();
+        assert_eq!(aws.code, "ValidationException");
+        assert_eq!(aws.members["reason"], "fieldValidationFailed");
+        assert_eq!(aws.members["fieldList"][0]["name"], "name");
+        let aws: AwsError = ApiError::not_found(ResourceKind::Service, "svc-1").into();
+        assert_eq!(
+            (aws.status, aws.members["resourceId"].as_str()),
+            (StatusCode::NOT_FOUND, Some("svc-1"))
+        );
     }
 }
