@@ -142,8 +142,28 @@ impl From<TaggingError> for AwsError {
 }
 
 impl From<ValidationError> for TaggingError {
+    /// The Tagging API's errors have no `fieldList`, so the message names every failing member.
     fn from(v: ValidationError) -> TaggingError {
-        TaggingError::InvalidParameter(v.message)
+        if v.fields.is_empty() {
+            return TaggingError::InvalidParameter(v.message);
+        }
+        let n = v.fields.len();
+        let parts: Vec<String> = v
+            .fields
+            .into_iter()
+            .map(|f| {
+                if f.message.contains(&format!("'{}'", f.name)) {
+                    f.message
+                } else {
+                    format!("'{}': {}", f.name, f.message)
+                }
+            })
+            .collect();
+        TaggingError::InvalidParameter(format!(
+            "{n} validation error{} detected: {}",
+            if n == 1 { "" } else { "s" },
+            parts.join("; ")
+        ))
     }
 }
 
@@ -1197,10 +1217,11 @@ mod tests {
         ];
         let arns = |page: &[(String, Tags)]| page.iter().map(|p| p.0.clone()).collect::<Vec<_>>();
         // (after, per_page, tags_per_page) → (page, next)
-        let cases: Vec<(
-            (Option<&str>, usize, Option<usize>),
-            (Vec<&str>, Option<&str>),
-        )> = vec![
+        type Case<'a> = (
+            (Option<&'a str>, usize, Option<usize>),
+            (Vec<&'a str>, Option<&'a str>),
+        );
+        let cases: Vec<Case> = vec![
             ((None, 100, None), (vec!["a", "b", "c", "d", "e"], None)),
             ((None, 2, None), (vec!["a", "b"], Some("b"))),
             ((Some("b"), 2, None), (vec!["c", "d"], Some("d"))),
@@ -1257,6 +1278,35 @@ mod tests {
         let e: AwsError = TaggingError::PaginationTokenExpired("x".into()).into();
         assert_eq!(e.code, "PaginationTokenExpiredException");
         assert_eq!(e.message_member, "Message");
+    }
+
+    #[test]
+    fn the_error_message_names_every_failing_member() {
+        let v = input::<TagResourcesInput>(json!({"ResourceARNList": [], "Tags": {"aws:x": "v"}}))
+            .validate()
+            .unwrap_err();
+        let TaggingError::InvalidParameter(m) = v.into() else {
+            panic!("not InvalidParameter");
+        };
+        assert!(m.starts_with("2 validation errors detected: "), "{m}");
+        assert!(
+            m.contains("'ResourceARNList': Member must have length"),
+            "{m}"
+        );
+        assert!(
+            m.contains("'Tags.aws:x': Tag keys must not begin with 'aws:'"),
+            "{m}"
+        );
+        let v = input::<GetTagValuesInput>(json!({}))
+            .validate()
+            .unwrap_err();
+        let TaggingError::InvalidParameter(m) = v.into() else {
+            panic!("not InvalidParameter");
+        };
+        assert_eq!(
+            m,
+            "1 validation error detected: Value null at 'Key' failed to satisfy constraint: Member must not be null"
+        );
     }
 
     #[test]
@@ -1511,7 +1561,7 @@ mod tests {
                     .await
                     .unwrap()
             ),
-            [svc.clone()]
+            vec![svc.clone()]
         );
         assert_eq!(
             arns(
@@ -1519,7 +1569,7 @@ mod tests {
                     .await
                     .unwrap()
             ),
-            [sn.clone()]
+            vec![sn.clone()]
         );
         // By ARN: existing Lattice resources, tagged or not; unknown ARNs are left out.
         let out = get(json!({"ResourceARNList": [untagged, "arn:aws:lambda:us-west-2:111122223333:function:f", svc]}))
