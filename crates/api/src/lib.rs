@@ -21,6 +21,7 @@ pub mod rules;
 pub mod server;
 pub mod service_networks;
 pub mod services;
+pub mod tagging;
 pub mod tags;
 pub mod target_groups;
 #[cfg(test)]
@@ -197,6 +198,7 @@ pub fn table(
 ) -> Arc<Table> {
     let mut builder =
         TableBuilder::new(&operations::LATTICE).add(state.clone(), operations::operations());
+    builder = builder.add(state.clone(), tagging::operations());
     for add in extra {
         builder = add(builder);
     }

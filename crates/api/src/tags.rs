@@ -55,7 +55,7 @@ fn is_line_char(c: char) -> bool {
 }
 
 /// The model's `Arn` pattern, matched against the whole string.
-fn is_lattice_arn(s: &str) -> bool {
+pub(crate) fn is_lattice_arn(s: &str) -> bool {
     let mut parts = s.splitn(6, ':');
     let (
         Some("arn"),
@@ -123,7 +123,7 @@ async fn load_by_arn(tx: &mut Tx, ctx: &Context, arn: &str) -> ApiResult<Record>
 }
 
 /// The record's tags: its body's top-level `tags` object (absent means none).
-fn tags_of(rec: &Record) -> ApiResult<Tags> {
+pub(crate) fn tags_of(rec: &Record) -> ApiResult<Tags> {
     match rec.body.get("tags") {
         None | Some(Value::Null) => Ok(Tags::new()),
         Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
@@ -175,21 +175,49 @@ pub(crate) async fn tag(
     c.finish()?;
     let mut tx = s.store.write().await?;
     let mut rec = load_by_arn(&mut tx, &s.ctx, &arn).await?;
-    let existing = tags_of(&rec)?;
+    if add_tags(&mut rec, req.tags.unwrap_or_default())? {
+        tx.update(&rec).await?;
+        tx.commit().await?;
+    }
+    Ok(reply(StatusCode::OK, json!({})))
+}
+
+/// Adds `new` to the record's tags (overwriting values of keys it has), in memory; whether
+/// anything changed. The one tag-write rule of both tagging APIs (Lattice's TagResource and the
+/// Resource Groups Tagging API's TagResources), so they enforce the same limit.
+pub(crate) fn add_tags(rec: &mut Record, new: Tags) -> ApiResult<bool> {
+    let existing = tags_of(rec)?;
     // A ValidationException: TagResource does not model ServiceQuotaExceededException, and the
     // limit is a fixed property of tagging, not an account quota.
-    let merged = merge(&existing, req.tags.unwrap_or_default()).map_err(|n| {
+    let merged = merge(&existing, new).map_err(|n| {
         ApiError::validation_field(
             "tags",
             format!("The resource would have {n} tags; a resource can have at most {MAX_TAGS_PER_RESOURCE} tags"),
         )
     })?;
-    if merged != existing {
-        set_tags(&mut rec, &merged)?;
-        tx.update(&rec).await?;
-        tx.commit().await?;
+    if merged == existing {
+        return Ok(false);
     }
-    Ok(reply(StatusCode::OK, json!({})))
+    set_tags(rec, &merged)?;
+    Ok(true)
+}
+
+/// Removes `keys` from the record's tags, in memory; whether anything changed. Keys the resource
+/// does not have are ignored, as in every AWS untag operation.
+pub(crate) fn remove_tags<'a>(
+    rec: &mut Record,
+    keys: impl IntoIterator<Item = &'a str>,
+) -> ApiResult<bool> {
+    let mut tags = tags_of(rec)?;
+    let before = tags.len();
+    for k in keys {
+        tags.remove(k);
+    }
+    if tags.len() == before {
+        return Ok(false);
+    }
+    set_tags(rec, &tags)?;
+    Ok(true)
 }
 
 pub(crate) async fn untag(
@@ -211,14 +239,7 @@ pub(crate) async fn untag(
     c.finish()?;
     let mut tx = s.store.write().await?;
     let mut rec = load_by_arn(&mut tx, &s.ctx, &arn).await?;
-    let mut tags = tags_of(&rec)?;
-    let before = tags.len();
-    for k in keys {
-        tags.remove(k);
-    }
-    // Keys the resource does not have are ignored, as in every AWS UntagResource.
-    if tags.len() != before {
-        set_tags(&mut rec, &tags)?;
+    if remove_tags(&mut rec, keys)? {
         tx.update(&rec).await?;
         tx.commit().await?;
     }
