@@ -246,7 +246,11 @@ pub(crate) async fn list_aliases(
     let items: Vec<_> = catalog::list_aliases(&mut tx, &fref.name)
         .await?
         .into_iter()
-        .filter(|a| version.as_ref().is_none_or(|v| a.doc.function_version == *v))
+        .filter(|a| {
+            version
+                .as_ref()
+                .is_none_or(|v| a.doc.function_version == *v)
+        })
         .map(|a| {
             let arn = qualified_arn(host.ctx(), &fref.name, &a.doc.name);
             (a.record.seq, AliasConfiguration::new(&arn, &a.doc))

@@ -703,3 +703,240 @@ pub(crate) async fn publish_version(
     tx.commit().await?;
     Ok(version_configuration(&host, &version))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use base64::Engine as _;
+    use serde_json::{Value, json};
+    use trellis_model::Context;
+    use trellis_store::Store;
+
+    use super::*;
+    use crate::HostConfig;
+
+    const ROLE: &str = "arn:aws:iam::111122223333:role/fn";
+
+    async fn host() -> (tempfile::TempDir, Arc<FunctionHost>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&Store::sqlite_url(&dir.path().join("t.db")))
+            .await
+            .unwrap();
+        let ctx = Context {
+            partition: "aws".into(),
+            region: "us-west-2".into(),
+            account_id: "111122223333".into(),
+        };
+        let host =
+            FunctionHost::new(store, HostConfig::new(dir.path().to_path_buf(), ctx)).unwrap();
+        (dir, host)
+    }
+
+    fn zip_base64() -> String {
+        let mut out = std::io::Cursor::new(Vec::new());
+        {
+            let mut w = zip::ZipWriter::new(&mut out);
+            w.start_file("app.py", zip::write::SimpleFileOptions::default())
+                .unwrap();
+            w.write_all(b"def handler(e, c):\n    return 1\n").unwrap();
+            w.finish().unwrap();
+        }
+        base64::engine::general_purpose::STANDARD.encode(out.into_inner())
+    }
+
+    /// A CreateFunction document with `patch` merged over a valid one (`null` removes a member).
+    fn create_doc(patch: Value) -> Value {
+        let mut doc = json!({
+            "FunctionName": "f",
+            "Runtime": "python3.12",
+            "Role": ROLE,
+            "Handler": "app.handler",
+            "Code": {"ZipFile": zip_base64()},
+        });
+        for (k, v) in patch.as_object().unwrap() {
+            if v.is_null() {
+                doc.as_object_mut().unwrap().remove(k);
+            } else {
+                doc[k] = v.clone();
+            }
+        }
+        doc
+    }
+
+    /// CreateFunction's checks, in Lambda's order: each case's first failing member decides
+    /// the error code and message.
+    #[tokio::test]
+    async fn create_function_inputs() {
+        let (_dir, host) = host().await;
+        let cases: &[(Value, &str, &str)] = &[
+            (
+                json!({"FunctionName": null}),
+                "ValidationException",
+                "Value null at 'functionName'",
+            ),
+            (
+                json!({"FunctionName": null, "Role": null}),
+                "ValidationException",
+                "'functionName'",
+            ),
+            (
+                json!({"FunctionName": "bad name"}),
+                "ValidationException",
+                "functionName",
+            ),
+            (
+                json!({"FunctionName": "arn:aws:lambda:us-west-2:999999999999:function:f"}),
+                "ResourceNotFoundException",
+                "Function not found",
+            ),
+            (
+                json!({"Role": null}),
+                "ValidationException",
+                "Value null at 'role'",
+            ),
+            (json!({"Role": "nope"}), "ValidationException", "at 'role'"),
+            (
+                json!({"Code": null}),
+                "ValidationException",
+                "Value null at 'code'",
+            ),
+            (
+                json!({"PackageType": "Image"}),
+                "InvalidParameterValueException",
+                "PackageType Zip",
+            ),
+            (
+                json!({"Runtime": null}),
+                "InvalidParameterValueException",
+                "Runtime and Handler are mandatory",
+            ),
+            (
+                json!({"Runtime": "cobol"}),
+                "InvalidParameterValueException",
+                "cobol",
+            ),
+            (
+                json!({"Handler": "a b"}),
+                "ValidationException",
+                "at 'handler'",
+            ),
+            (json!({"Timeout": 0}), "ValidationException", "at 'timeout'"),
+            (
+                json!({"MemorySize": 64}),
+                "ValidationException",
+                "at 'memorySize'",
+            ),
+            (
+                json!({"Code": {"S3Bucket": "b", "S3Key": "k"}}),
+                "InvalidParameterValueException",
+                "S3Bucket/S3Key",
+            ),
+            (
+                json!({"Code": {}}),
+                "InvalidParameterValueException",
+                "Please provide a source",
+            ),
+            (
+                json!({"Code": {"ImageUri": "x"}}),
+                "InvalidParameterValueException",
+                "container images",
+            ),
+            (
+                json!({"Code": {"ZipFile": "not base64!"}}),
+                "InvalidParameterValueException",
+                "Could not unzip",
+            ),
+        ];
+        for (patch, code, message) in cases {
+            let input: CreateFunctionInput =
+                trellis_wire::de::from_value(create_doc(patch.clone())).unwrap();
+            match input.validate(&host) {
+                Ok(_) => panic!("{patch} was accepted"),
+                Err(e) => {
+                    assert_eq!(e.code(), *code, "{patch}: {e:?}");
+                    let aws = trellis_wire::AwsError::from(e);
+                    assert!(aws.message.contains(message), "{patch}: {}", aws.message);
+                }
+            }
+        }
+        // Defaults, and numbers given as strings (as the lenient decoder allows).
+        let input: CreateFunctionInput =
+            trellis_wire::de::from_value(create_doc(json!({"MemorySize": "256", "Publish": true})))
+                .unwrap();
+        let new = input.validate(&host).unwrap();
+        assert_eq!(new.doc.name, "f");
+        assert_eq!(new.doc.config.timeout, DEFAULT_TIMEOUT);
+        assert_eq!(new.doc.config.memory_size, 256);
+        assert!(new.publish);
+        assert!(!new.zip.is_empty());
+        // A member of the wrong type is an input the decoder refuses.
+        assert!(
+            trellis_wire::de::from_value::<CreateFunctionInput>(create_doc(
+                json!({"Timeout": "x"})
+            ))
+            .is_err()
+        );
+    }
+
+    /// The name and qualifier a case resolves to, or the error code it is refused with.
+    type Resolved = Result<(&'static str, Option<&'static str>), &'static str>;
+
+    /// The `Qualifier` query member is checked and must agree with a qualified name.
+    #[tokio::test]
+    async fn qualified_names() {
+        let (_dir, host) = host().await;
+        let cases: &[(Value, Resolved)] = &[
+            (json!({"FunctionName": "f"}), Ok(("f", None))),
+            (
+                json!({"FunctionName": "f", "Qualifier": "1"}),
+                Ok(("f", Some("1"))),
+            ),
+            (json!({"FunctionName": "f:live"}), Ok(("f", Some("live")))),
+            (
+                json!({"FunctionName": "f:1", "Qualifier": "1"}),
+                Ok(("f", Some("1"))),
+            ),
+            (
+                json!({"FunctionName": "f:1", "Qualifier": "2"}),
+                Err("InvalidParameterValueException"),
+            ),
+            (
+                json!({"FunctionName": "f", "Qualifier": "a b"}),
+                Err("ValidationException"),
+            ),
+        ];
+        for (doc, want) in cases {
+            let input: QualifiedFunctionInput = trellis_wire::de::from_value(doc.clone()).unwrap();
+            match (input.validate(&host), want) {
+                (Ok(fref), Ok((name, qualifier))) => {
+                    assert_eq!(fref.name, *name, "{doc}");
+                    assert_eq!(fref.qualifier.as_deref(), *qualifier, "{doc}");
+                }
+                (Err(e), Err(code)) => assert_eq!(e.code(), *code, "{doc}"),
+                (got, _) => panic!("{doc}: {got:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn list_functions_inputs() {
+        let input: ListFunctionsInput = trellis_wire::de::from_value(
+            json!({"MaxItems": "2", "FunctionVersion": "ALL", "MasterRegion": "ALL"}),
+        )
+        .unwrap();
+        let (page, all) = input.validate().unwrap();
+        assert_eq!(page.size, 2);
+        assert!(all);
+        let input: ListFunctionsInput =
+            trellis_wire::de::from_value(json!({"FunctionVersion": "SOME"})).unwrap();
+        assert!(
+            matches!(input.validate(), Err(LambdaError::Validation(m)) if m.contains("functionVersion"))
+        );
+        let input: ListFunctionsInput =
+            trellis_wire::de::from_value(json!({"MaxItems": "0"})).unwrap();
+        assert!(
+            matches!(input.validate(), Err(LambdaError::Validation(m)) if m.contains("maxItems"))
+        );
+    }
+}

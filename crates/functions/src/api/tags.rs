@@ -47,7 +47,10 @@ pub struct TagResourceInput {
 }
 
 impl TagResourceInput {
-    fn validate(self, host: &FunctionHost) -> LambdaResult<(FunctionRef, BTreeMap<String, String>)> {
+    fn validate(
+        self,
+        host: &FunctionHost,
+    ) -> LambdaResult<(FunctionRef, BTreeMap<String, String>)> {
         let fref = tagged_function(host, &self.resource)?;
         let tags = required(self.tags, "tags")?;
         check_tags(&tags)?;
@@ -199,6 +202,23 @@ pub(crate) async fn get_function_code_signing_config(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `tagKeys` given once is a one-element list; left out, it is the model's missing member.
+    #[test]
+    fn untag_keys_from_the_query() {
+        let input: UntagResourceInput = trellis_wire::de::from_value(serde_json::json!({
+            "Resource": "arn:aws:lambda:us-west-2:111122223333:function:f",
+            "tagKeys": "a",
+        }))
+        .unwrap();
+        assert_eq!(input.tag_keys, Some(vec!["a".to_string()]));
+        let input: UntagResourceInput = trellis_wire::de::from_value(serde_json::json!({
+            "Resource": "arn:aws:lambda:us-west-2:111122223333:function:f",
+            "tagKeys": ["a", "b"],
+        }))
+        .unwrap();
+        assert_eq!(input.tag_keys.map(|k| k.len()), Some(2));
+    }
 
     #[test]
     fn tag_limits() {

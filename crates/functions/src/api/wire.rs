@@ -206,10 +206,8 @@ impl AliasConfiguration {
             name: alias.name.clone(),
             function_version: alias.function_version.clone(),
             description: alias.description.clone(),
-            routing_config: (!alias.additional_version_weights.is_empty()).then(|| {
-                RoutingConfig {
-                    additional_version_weights: Some(alias.additional_version_weights.clone()),
-                }
+            routing_config: (!alias.additional_version_weights.is_empty()).then(|| RoutingConfig {
+                additional_version_weights: Some(alias.additional_version_weights.clone()),
             }),
             revision_id: alias.revision_id.clone(),
         }
@@ -356,10 +354,14 @@ mod tests {
             last_modified: "2024-05-01T12:34:56.789+0000".into(),
             revision_id: "rev".into(),
         };
-        let doc = serde_json::to_value(FunctionConfiguration::new("f", "arn:f", "$LATEST", &config))
-            .unwrap();
+        let doc =
+            serde_json::to_value(FunctionConfiguration::new("f", "arn:f", "$LATEST", &config))
+                .unwrap();
         assert_eq!(doc["FunctionName"], "f");
-        assert_eq!(doc["CodeSha256"], "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=");
+        assert_eq!(
+            doc["CodeSha256"],
+            "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
+        );
         assert_eq!(doc["Description"], "");
         assert_eq!(doc["TracingConfig"]["Mode"], "PassThrough");
         assert_eq!(doc["EphemeralStorage"]["Size"], 512);
@@ -368,8 +370,8 @@ mod tests {
         assert_eq!(doc["Architectures"][0], architecture());
         assert!(doc.get("Environment").is_none());
         config.environment.insert("A".into(), "b".into());
-        let doc = serde_json::to_value(FunctionConfiguration::new("f", "arn:f", "1", &config))
-            .unwrap();
+        let doc =
+            serde_json::to_value(FunctionConfiguration::new("f", "arn:f", "1", &config)).unwrap();
         assert_eq!(doc["Environment"]["Variables"]["A"], "b");
 
         let mut alias = AliasDoc {
