@@ -793,7 +793,7 @@ mod tests {
             (
                 json!({"Role": null}),
                 "ValidationException",
-                "Value null at 'role'",
+                "1 validation error detected: Value null at 'role' failed to satisfy constraint: Member must not be null",
             ),
             (json!({"Role": "nope"}), "ValidationException", "at 'role'"),
             (
