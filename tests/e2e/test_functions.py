@@ -361,6 +361,30 @@ def test_sigv4_service_name_follows_the_path(server):
     assert status == 200
 
 
+BAD_BODIES = [
+    ("POST", "/2015-03-31/functions", b"{not json"),
+    ("POST", "/2015-03-31/functions", b"[1, 2]"),
+    ("POST", "/2015-03-31/functions", b'{"FunctionName": "f", "Timeout": "soon"}'),
+    ("PUT", "/2015-03-31/functions/{name}/configuration", b'{"MemorySize": {"a": 1}}'),
+    ("POST", "/2015-03-31/functions/{name}/aliases", b'{"Name": ["x"]}'),
+]
+
+
+@pytest.mark.parametrize("method,path,body", BAD_BODIES)
+def test_bodies_that_are_not_the_input_document(server, lam, method, path, body):
+    """A body that is not JSON, not an object, or has a member of the wrong type is
+    InvalidRequestContentException (400), as Lambda answers, and changes nothing."""
+    name = unique("body")
+    create_python(lam, name)
+    before = lam.get_function_configuration(FunctionName=name)["RevisionId"]
+    status, headers, raw = signed(server.endpoint, method, path.format(name=name), "lambda", body)
+    assert status == 400, raw
+    assert headers["x-amzn-ErrorType"] == "InvalidRequestContentException"
+    assert json.loads(raw)["message"]
+    assert lam.get_function_configuration(FunctionName=name)["RevisionId"] == before
+    assert lam.list_aliases(FunctionName=name)["Aliases"] == []
+
+
 def test_sigv4_unsigned_lambda_requests_are_refused(server):
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(server.endpoint + "/2015-03-31/functions", timeout=10)

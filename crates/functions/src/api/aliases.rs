@@ -3,23 +3,105 @@
 //! An alias names `$LATEST` or a published version and may send a share of invocations to one
 //! additional version (`RoutingConfig.AdditionalVersionWeights`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 use trellis_store::Tx;
+use trellis_wire::Call;
 
 use super::error::{LambdaError, LambdaResult};
 use super::functions::load_function;
 use super::local_ref;
-use super::wire::{self, AliasInput, alias_configuration, check_revision, parse_body, required};
+use super::wire::{self, AliasConfiguration, NoContent, RoutingConfig, check_revision, required};
 use crate::FunctionHost;
 use crate::catalog::{self, Loaded};
 use crate::config::{self, AliasDoc, new_revision_id};
-use crate::names::{LATEST, check_alias_name, qualified_arn, version_number};
+use crate::names::{FunctionRef, LATEST, check_alias_name, qualified_arn, version_number};
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateAliasInput {
+    function_name: String,
+    name: Option<String>,
+    function_version: Option<String>,
+    description: Option<String>,
+    routing_config: Option<RoutingConfig>,
+}
+
+/// A checked CreateAlias; the versions it names are checked against the store.
+struct NewAlias {
+    fref: FunctionRef,
+    name: String,
+    function_version: String,
+    description: String,
+    weights: BTreeMap<String, f64>,
+}
+
+impl CreateAliasInput {
+    fn validate(self, host: &FunctionHost) -> LambdaResult<NewAlias> {
+        let fref = local_ref(host, &self.function_name, false)?;
+        let name = required(self.name, "name")?;
+        check_alias_name(&name)?;
+        let function_version = required(self.function_version, "functionVersion")?;
+        let description = self.description.unwrap_or_default();
+        config::check_description(&description)?;
+        Ok(NewAlias {
+            fref,
+            name,
+            function_version,
+            description,
+            weights: self
+                .routing_config
+                .and_then(|r| r.additional_version_weights)
+                .unwrap_or_default(),
+        })
+    }
+}
+
+/// GetAlias and DeleteAlias: the function and alias labels.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AliasNameInput {
+    function_name: String,
+    name: String,
+}
+
+impl AliasNameInput {
+    fn validate(&self, host: &FunctionHost) -> LambdaResult<FunctionRef> {
+        let fref = local_ref(host, &self.function_name, false)?;
+        check_alias_name(&self.name)?;
+        Ok(fref)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListAliasesInput {
+    function_name: String,
+    function_version: Option<String>,
+    marker: Option<String>,
+    max_items: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListAliasesOutput {
+    aliases: Vec<AliasConfiguration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_marker: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UpdateAliasInput {
+    function_name: String,
+    name: String,
+    function_version: Option<String>,
+    description: Option<String>,
+    routing_config: Option<RoutingConfig>,
+    revision_id: Option<String>,
+}
 
 fn alias_not_found(host: &FunctionHost, name: &str, alias: &str) -> LambdaError {
     LambdaError::NotFound(format!(
@@ -95,22 +177,18 @@ async fn check_routing(
     Ok(())
 }
 
-pub async fn create_alias(
-    State(host): State<Arc<FunctionHost>>,
-    Path(function_name): Path<String>,
-    body: Bytes,
-) -> LambdaResult<Response> {
-    let input: AliasInput = parse_body(&body)?;
-    let fref = local_ref(&host, &function_name, false)?;
-    let alias = required(input.name, "name")?;
-    check_alias_name(&alias)?;
-    let function_version = required(input.function_version, "functionVersion")?;
-    let description = input.description.unwrap_or_default();
-    config::check_description(&description)?;
-    let weights = input
-        .routing_config
-        .and_then(|r| r.additional_version_weights)
-        .unwrap_or_default();
+pub(crate) async fn create_alias(
+    host: Arc<FunctionHost>,
+    input: CreateAliasInput,
+    _: Call,
+) -> LambdaResult<AliasConfiguration> {
+    let NewAlias {
+        fref,
+        name: alias,
+        function_version,
+        description,
+        weights,
+    } = input.validate(&host)?;
     let mut tx = host.store().write().await?;
     load_function(&host, &mut tx, &fref.name).await?;
     check_version(&host, &mut tx, &fref.name, &function_version).await?;
@@ -135,19 +213,16 @@ pub async fn create_alias(
     tx.insert(&catalog::alias_record(host.ctx(), &doc)).await?;
     tx.commit().await?;
     let arn = qualified_arn(host.ctx(), &fref.name, &alias);
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(alias_configuration(&arn, &doc)),
-    )
-        .into_response())
+    Ok(AliasConfiguration::new(&arn, &doc))
 }
 
-pub async fn get_alias(
-    State(host): State<Arc<FunctionHost>>,
-    Path((function_name, alias)): Path<(String, String)>,
-) -> LambdaResult<Response> {
-    let fref = local_ref(&host, &function_name, false)?;
-    check_alias_name(&alias)?;
+pub(crate) async fn get_alias(
+    host: Arc<FunctionHost>,
+    input: AliasNameInput,
+    _: Call,
+) -> LambdaResult<AliasConfiguration> {
+    let fref = input.validate(&host)?;
+    let alias = input.name;
     let mut tx = host.store().read().await?;
     load_function(&host, &mut tx, &fref.name).await?;
     let doc = catalog::get_alias(&mut tx, &fref.name, &alias)
@@ -155,41 +230,46 @@ pub async fn get_alias(
         .ok_or_else(|| alias_not_found(&host, &fref.name, &alias))?
         .doc;
     let arn = qualified_arn(host.ctx(), &fref.name, &alias);
-    Ok(axum::Json(alias_configuration(&arn, &doc)).into_response())
+    Ok(AliasConfiguration::new(&arn, &doc))
 }
 
-pub async fn list_aliases(
-    State(host): State<Arc<FunctionHost>>,
-    Path(function_name): Path<String>,
-    Query(params): Query<HashMap<String, String>>,
-) -> LambdaResult<Response> {
-    let fref = local_ref(&host, &function_name, false)?;
-    let page = wire::page(
-        params.get("Marker").map(String::as_str),
-        params.get("MaxItems").map(String::as_str),
-    )?;
-    let version = params.get("FunctionVersion");
+pub(crate) async fn list_aliases(
+    host: Arc<FunctionHost>,
+    input: ListAliasesInput,
+    _: Call,
+) -> LambdaResult<ListAliasesOutput> {
+    let fref = local_ref(&host, &input.function_name, false)?;
+    let page = wire::page(input.marker.as_deref(), input.max_items.as_deref())?;
+    let version = input.function_version;
     let mut tx = host.store().read().await?;
     load_function(&host, &mut tx, &fref.name).await?;
     let items: Vec<_> = catalog::list_aliases(&mut tx, &fref.name)
         .await?
         .into_iter()
-        .filter(|a| version.is_none_or(|v| a.doc.function_version == *v))
+        .filter(|a| {
+            version
+                .as_ref()
+                .is_none_or(|v| a.doc.function_version == *v)
+        })
         .map(|a| {
             let arn = qualified_arn(host.ctx(), &fref.name, &a.doc.name);
-            (a.record.seq, alias_configuration(&arn, &a.doc))
+            (a.record.seq, AliasConfiguration::new(&arn, &a.doc))
         })
         .collect();
-    Ok(axum::Json(wire::list_doc("Aliases", items, page)).into_response())
+    let (aliases, next_marker) = wire::paginate(items, page);
+    Ok(ListAliasesOutput {
+        aliases,
+        next_marker,
+    })
 }
 
-pub async fn update_alias(
-    State(host): State<Arc<FunctionHost>>,
-    Path((function_name, alias)): Path<(String, String)>,
-    body: Bytes,
-) -> LambdaResult<Response> {
-    let input: AliasInput = parse_body(&body)?;
-    let fref = local_ref(&host, &function_name, false)?;
+pub(crate) async fn update_alias(
+    host: Arc<FunctionHost>,
+    input: UpdateAliasInput,
+    _: Call,
+) -> LambdaResult<AliasConfiguration> {
+    let fref = local_ref(&host, &input.function_name, false)?;
+    let alias = input.name;
     check_alias_name(&alias)?;
     let mut tx = host.store().write().await?;
     load_function(&host, &mut tx, &fref.name).await?;
@@ -222,15 +302,16 @@ pub async fn update_alias(
     tx.update(&updated).await?;
     tx.commit().await?;
     let arn = qualified_arn(host.ctx(), &fref.name, &alias);
-    Ok(axum::Json(alias_configuration(&arn, &doc)).into_response())
+    Ok(AliasConfiguration::new(&arn, &doc))
 }
 
-pub async fn delete_alias(
-    State(host): State<Arc<FunctionHost>>,
-    Path((function_name, alias)): Path<(String, String)>,
-) -> LambdaResult<Response> {
-    let fref = local_ref(&host, &function_name, false)?;
-    check_alias_name(&alias)?;
+pub(crate) async fn delete_alias(
+    host: Arc<FunctionHost>,
+    input: AliasNameInput,
+    _: Call,
+) -> LambdaResult<NoContent> {
+    let fref = input.validate(&host)?;
+    let alias = input.name;
     let mut tx = host.store().write().await?;
     load_function(&host, &mut tx, &fref.name).await?;
     // Deleting an alias that is not there succeeds, as in Lambda (the operation models no
@@ -240,5 +321,5 @@ pub async fn delete_alias(
             .await?;
         tx.commit().await?;
     }
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(NoContent {})
 }

@@ -74,10 +74,12 @@ fn invoke_too_large(cap: usize) -> AwsError {
     .into()
 }
 
-/// `op!(Name, METHOD "uri" status, handler)`: one Lambda operation.
+/// `op!(Name, METHOD "uri" status, handler)`: one Lambda operation with a typed input (the
+/// JSON body, the query members and the URI labels, named as the model names them) and a typed
+/// output, written with the model's success status (204: no body).
 macro_rules! op {
     ($name:ident, $method:ident $uri:literal $status:literal, $handler:path) => {
-        Operation::axum(
+        Operation::rest(
             &LAMBDA,
             stringify!($name),
             (Method::$method, $uri, $status),
@@ -93,6 +95,8 @@ pub fn operations() -> Vec<Operation<Arc<FunctionHost>>> {
             .body_cap(CODE_BODY_CAP, None),
         op!(ListFunctions, GET "/2015-03-31/functions" 200, functions::list_functions),
         op!(GetFunction, GET "/2015-03-31/functions/{FunctionName}" 200, functions::get_function),
+        // The model says 200 with a `StatusCode` member bound to the HTTP status; Lambda answers
+        // 204 with no body, and so does Trellis.
         op!(DeleteFunction, DELETE "/2015-03-31/functions/{FunctionName}" 204, functions::delete_function),
         op!(GetFunctionConfiguration, GET "/2015-03-31/functions/{FunctionName}/configuration" 200, functions::get_function_configuration),
         op!(UpdateFunctionConfiguration, PUT "/2015-03-31/functions/{FunctionName}/configuration" 200, functions::update_function_configuration),
@@ -105,8 +109,16 @@ pub fn operations() -> Vec<Operation<Arc<FunctionHost>>> {
         op!(GetAlias, GET "/2015-03-31/functions/{FunctionName}/aliases/{Name}" 200, aliases::get_alias),
         op!(UpdateAlias, PUT "/2015-03-31/functions/{FunctionName}/aliases/{Name}" 200, aliases::update_alias),
         op!(DeleteAlias, DELETE "/2015-03-31/functions/{FunctionName}/aliases/{Name}" 204, aliases::delete_alias),
-        op!(Invoke, POST "/2015-03-31/functions/{FunctionName}/invocations" 200, invoke::invoke)
-            .body_cap(INVOKE_BODY_CAP, Some(invoke_too_large)),
+        // Invoke's payload is the function's event, not a JSON document of members (any bytes,
+        // up to 6 MB), its options are headers, and its answer is the function's payload with
+        // its own status (200, 202, 204) and headers: so it stays a handler of the request.
+        Operation::axum(
+            &LAMBDA,
+            "Invoke",
+            (Method::POST, "/2015-03-31/functions/{FunctionName}/invocations", 200),
+            invoke::invoke,
+        )
+        .body_cap(INVOKE_BODY_CAP, Some(invoke_too_large)),
         op!(ListTags, GET "/2017-03-31/tags/{Resource}" 200, tags::list_tags),
         op!(TagResource, POST "/2017-03-31/tags/{Resource}" 204, tags::tag_resource),
         op!(UntagResource, DELETE "/2017-03-31/tags/{Resource}" 204, tags::untag_resource),

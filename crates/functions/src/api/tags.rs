@@ -9,17 +9,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use trellis_wire::Call;
 
 use super::error::{LambdaError, LambdaResult};
 use super::functions::load_function;
 use super::local_ref;
-use super::wire::{parse_body, required};
+use super::wire::{NoContent, required};
 use crate::FunctionHost;
 use crate::catalog::{self, Loaded};
 use crate::names::FunctionRef;
@@ -30,10 +26,71 @@ const MAX_TAGS: usize = 50;
 const MAX_KEY_CHARS: usize = 128;
 const MAX_VALUE_CHARS: usize = 256;
 
-#[derive(Debug, Default, Deserialize)]
+/// ListTags: the `Resource` label (an ARN).
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct TagResourceInput {
+pub struct ListTagsInput {
+    resource: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListTagsOutput {
+    tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TagResourceInput {
+    resource: String,
     tags: Option<BTreeMap<String, String>>,
+}
+
+impl TagResourceInput {
+    fn validate(
+        self,
+        host: &FunctionHost,
+    ) -> LambdaResult<(FunctionRef, BTreeMap<String, String>)> {
+        let fref = tagged_function(host, &self.resource)?;
+        let tags = required(self.tags, "tags")?;
+        check_tags(&tags)?;
+        Ok((fref, tags))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct UntagResourceInput {
+    #[serde(rename = "Resource")]
+    resource: String,
+    /// A repeated query member (`?tagKeys=a&tagKeys=b`), named as the model's `locationName`.
+    #[serde(rename = "tagKeys")]
+    tag_keys: Option<Vec<String>>,
+}
+
+impl UntagResourceInput {
+    fn validate(self, host: &FunctionHost) -> LambdaResult<(FunctionRef, Vec<String>)> {
+        let fref = tagged_function(host, &self.resource)?;
+        match self.tag_keys {
+            Some(keys) if !keys.is_empty() => Ok((fref, keys)),
+            _ => Err(LambdaError::Validation(
+                "1 validation error detected: Value null at 'tagKeys' failed to satisfy constraint: Member must not be null".into(),
+            )),
+        }
+    }
+}
+
+/// GetFunctionCodeSigningConfig: the `FunctionName` label.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct FunctionNameInput {
+    function_name: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GetFunctionCodeSigningConfigOutput {
+    code_signing_config_arn: &'static str,
+    function_name: String,
 }
 
 /// The function a `Resource` (TaggableResource) names: only unqualified function ARNs of this
@@ -76,15 +133,12 @@ fn check_tags(tags: &BTreeMap<String, String>) -> LambdaResult<()> {
     Ok(())
 }
 
-pub async fn tag_resource(
-    State(host): State<Arc<FunctionHost>>,
-    Path(resource): Path<String>,
-    body: Bytes,
-) -> LambdaResult<Response> {
-    let input: TagResourceInput = parse_body(&body)?;
-    let fref = tagged_function(&host, &resource)?;
-    let tags = required(input.tags, "tags")?;
-    check_tags(&tags)?;
+pub(crate) async fn tag_resource(
+    host: Arc<FunctionHost>,
+    input: TagResourceInput,
+    _: Call,
+) -> LambdaResult<NoContent> {
+    let (fref, tags) = input.validate(&host)?;
     let mut tx = host.store().write().await?;
     let Loaded { record, mut doc } = load_function(&host, &mut tx, &fref.name).await?;
     doc.tags.extend(tags);
@@ -97,26 +151,15 @@ pub async fn tag_resource(
     updated.seq = record.seq;
     tx.update(&updated).await?;
     tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(NoContent {})
 }
 
-pub async fn untag_resource(
-    State(host): State<Arc<FunctionHost>>,
-    Path(resource): Path<String>,
-    Query(params): Query<Vec<(String, String)>>,
-) -> LambdaResult<Response> {
-    let fref = tagged_function(&host, &resource)?;
-    // `tagKeys` is a repeated query member (`?tagKeys=a&tagKeys=b`).
-    let keys: Vec<String> = params
-        .into_iter()
-        .filter(|(k, _)| k == "tagKeys")
-        .map(|(_, v)| v)
-        .collect();
-    if keys.is_empty() {
-        return Err(LambdaError::Validation(
-            "1 validation error detected: Value null at 'tagKeys' failed to satisfy constraint: Member must not be null".into(),
-        ));
-    }
+pub(crate) async fn untag_resource(
+    host: Arc<FunctionHost>,
+    input: UntagResourceInput,
+    _: Call,
+) -> LambdaResult<NoContent> {
+    let (fref, keys) = input.validate(&host)?;
     let mut tx = host.store().write().await?;
     let Loaded { record, mut doc } = load_function(&host, &mut tx, &fref.name).await?;
     for k in &keys {
@@ -126,38 +169,56 @@ pub async fn untag_resource(
     updated.seq = record.seq;
     tx.update(&updated).await?;
     tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(NoContent {})
 }
 
-pub async fn list_tags(
-    State(host): State<Arc<FunctionHost>>,
-    Path(resource): Path<String>,
-) -> LambdaResult<Response> {
-    let fref = tagged_function(&host, &resource)?;
+pub(crate) async fn list_tags(
+    host: Arc<FunctionHost>,
+    input: ListTagsInput,
+    _: Call,
+) -> LambdaResult<ListTagsOutput> {
+    let fref = tagged_function(&host, &input.resource)?;
     let mut tx = host.store().read().await?;
     let doc = load_function(&host, &mut tx, &fref.name).await?.doc;
-    Ok((StatusCode::OK, axum::Json(json!({ "Tags": doc.tags }))).into_response())
+    Ok(ListTagsOutput { tags: doc.tags })
 }
 
 /// GetFunctionCodeSigningConfig: Trellis has no code signing, so every function answers with
 /// Lambda's "none" (an empty `CodeSigningConfigArn`; the model allows 0 characters).
-pub async fn get_function_code_signing_config(
-    State(host): State<Arc<FunctionHost>>,
-    Path(function_name): Path<String>,
-) -> LambdaResult<Response> {
-    let fref = local_ref(&host, &function_name, false)?;
+pub(crate) async fn get_function_code_signing_config(
+    host: Arc<FunctionHost>,
+    input: FunctionNameInput,
+    _: Call,
+) -> LambdaResult<GetFunctionCodeSigningConfigOutput> {
+    let fref = local_ref(&host, &input.function_name, false)?;
     let mut tx = host.store().read().await?;
     let doc = load_function(&host, &mut tx, &fref.name).await?.doc;
-    Ok((
-        StatusCode::OK,
-        axum::Json(json!({ "CodeSigningConfigArn": "", "FunctionName": doc.name })),
-    )
-        .into_response())
+    Ok(GetFunctionCodeSigningConfigOutput {
+        code_signing_config_arn: "",
+        function_name: doc.name,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `tagKeys` given once is a one-element list; left out, it is the model's missing member.
+    #[test]
+    fn untag_keys_from_the_query() {
+        let input: UntagResourceInput = trellis_wire::de::from_value(serde_json::json!({
+            "Resource": "arn:aws:lambda:us-west-2:111122223333:function:f",
+            "tagKeys": "a",
+        }))
+        .unwrap();
+        assert_eq!(input.tag_keys, Some(vec!["a".to_string()]));
+        let input: UntagResourceInput = trellis_wire::de::from_value(serde_json::json!({
+            "Resource": "arn:aws:lambda:us-west-2:111122223333:function:f",
+            "tagKeys": ["a", "b"],
+        }))
+        .unwrap();
+        assert_eq!(input.tag_keys.map(|k| k.len()), Some(2));
+    }
 
     #[test]
     fn tag_limits() {

@@ -1,30 +1,16 @@
-//! Lambda wire shapes (botocore's `lambda/2015-03-31`): request bodies, the
-//! `FunctionConfiguration` and `AliasConfiguration` documents built from stored documents, and
-//! `Marker`/`MaxItems` pagination.
+//! Lambda wire shapes (botocore's `lambda/2015-03-31`): the members requests share, the
+//! `FunctionConfiguration` and `AliasConfiguration` outputs built from stored documents, and
+//! `Marker`/`MaxItems` pagination. Each operation's own input type lives with its handler.
 
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
-use serde::Deserialize;
-use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 use super::error::{LambdaError, LambdaResult};
 use crate::config::{AliasDoc, FunctionConfig, constraint};
 
-/// Parses a JSON request body (an empty body is an empty object).
-pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> LambdaResult<T> {
-    let body = if body.iter().all(u8::is_ascii_whitespace) {
-        &b"{}"[..]
-    } else {
-        body
-    };
-    serde_json::from_slice(body).map_err(|e| {
-        LambdaError::InvalidRequestContent(format!("Could not parse request body into json: {e}"))
-    })
-}
-
-/// A required member that the body left out.
+/// A required member that the request left out.
 pub fn required<T>(value: Option<T>, member: &str) -> LambdaResult<T> {
     value.ok_or_else(|| {
         LambdaError::Validation(format!(
@@ -40,6 +26,7 @@ pub struct EnvironmentInput {
     pub variables: Option<BTreeMap<String, String>>,
 }
 
+/// `FunctionCode`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct CodeInput {
@@ -52,71 +39,17 @@ pub struct CodeInput {
     pub image_uri: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// `AliasRoutingConfiguration`, in and out.
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct CreateFunctionInput {
-    pub function_name: Option<String>,
-    pub runtime: Option<String>,
-    pub role: Option<String>,
-    pub handler: Option<String>,
-    pub code: Option<CodeInput>,
-    pub description: Option<String>,
-    pub timeout: Option<i64>,
-    pub memory_size: Option<i64>,
-    pub publish: Option<bool>,
-    pub environment: Option<EnvironmentInput>,
-    pub package_type: Option<String>,
-    pub tags: Option<BTreeMap<String, String>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct UpdateCodeInput {
-    pub zip_file: Option<String>,
-    #[serde(rename = "S3Bucket")]
-    pub s3_bucket: Option<String>,
-    pub image_uri: Option<String>,
-    pub publish: Option<bool>,
-    pub dry_run: Option<bool>,
-    pub revision_id: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct UpdateConfigurationInput {
-    pub role: Option<String>,
-    pub handler: Option<String>,
-    pub description: Option<String>,
-    pub timeout: Option<i64>,
-    pub memory_size: Option<i64>,
-    pub environment: Option<EnvironmentInput>,
-    pub runtime: Option<String>,
-    pub revision_id: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct PublishVersionInput {
-    pub code_sha256: Option<String>,
-    pub description: Option<String>,
-    pub revision_id: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct RoutingConfigInput {
+pub struct RoutingConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub additional_version_weights: Option<BTreeMap<String, f64>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct AliasInput {
-    pub name: Option<String>,
-    pub function_version: Option<String>,
-    pub description: Option<String>,
-    pub routing_config: Option<RoutingConfigInput>,
-    pub revision_id: Option<String>,
-}
+/// The operations the model answers with 204 and no members.
+#[derive(Debug, Serialize)]
+pub struct NoContent {}
 
 /// Decodes the base64 `ZipFile` member.
 pub fn decode_zip(zip_file: &str) -> LambdaResult<Vec<u8>> {
@@ -145,56 +78,140 @@ pub fn architecture() -> &'static str {
     }
 }
 
-/// A `FunctionConfiguration` document.
-pub fn function_configuration(
-    name: &str,
-    function_arn: &str,
-    version: &str,
-    config: &FunctionConfig,
-) -> Value {
-    let mut doc = json!({
-        "FunctionName": name,
-        "FunctionArn": function_arn,
-        "Runtime": config.runtime,
-        "Role": config.role,
-        "Handler": config.handler,
-        "CodeSize": config.code_size,
-        "Description": config.description,
-        "Timeout": config.timeout,
-        "MemorySize": config.memory_size,
-        "LastModified": config.last_modified,
-        "CodeSha256": code_sha256_base64(&config.code_sha256),
-        "Version": version,
-        "TracingConfig": { "Mode": "PassThrough" },
-        "RevisionId": config.revision_id,
-        "State": "Active",
-        "LastUpdateStatus": "Successful",
-        "PackageType": "Zip",
-        "Architectures": [architecture()],
-        "EphemeralStorage": { "Size": 512 },
-        "SnapStart": { "ApplyOn": "None", "OptimizationStatus": "Off" },
-        "LoggingConfig": { "LogFormat": "Text", "LogGroup": format!("/aws/lambda/{name}") },
-    });
-    if !config.environment.is_empty() {
-        doc["Environment"] = json!({ "Variables": config.environment });
-    }
-    doc
+/// `FunctionConfiguration`: what Trellis reports of a function version. The members Trellis
+/// does not model have Lambda's values for a zip function without those features.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct FunctionConfiguration {
+    pub function_name: String,
+    pub function_arn: String,
+    pub runtime: String,
+    pub role: String,
+    pub handler: String,
+    pub code_size: u64,
+    pub description: String,
+    pub timeout: u32,
+    pub memory_size: u32,
+    pub last_modified: String,
+    pub code_sha256: String,
+    pub version: String,
+    /// Only when the function has variables, as Lambda answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment: Option<EnvironmentResponse>,
+    pub tracing_config: TracingConfig,
+    pub revision_id: String,
+    pub state: &'static str,
+    pub last_update_status: &'static str,
+    pub package_type: &'static str,
+    pub architectures: [&'static str; 1],
+    pub ephemeral_storage: EphemeralStorage,
+    pub snap_start: SnapStart,
+    pub logging_config: LoggingConfig,
 }
 
-/// An `AliasConfiguration` document.
-pub fn alias_configuration(alias_arn: &str, alias: &AliasDoc) -> Value {
-    let mut doc = json!({
-        "AliasArn": alias_arn,
-        "Name": alias.name,
-        "FunctionVersion": alias.function_version,
-        "Description": alias.description,
-        "RevisionId": alias.revision_id,
-    });
-    if !alias.additional_version_weights.is_empty() {
-        doc["RoutingConfig"] =
-            json!({ "AdditionalVersionWeights": alias.additional_version_weights });
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EnvironmentResponse {
+    pub variables: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TracingConfig {
+    pub mode: &'static str,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EphemeralStorage {
+    pub size: u32,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SnapStart {
+    pub apply_on: &'static str,
+    pub optimization_status: &'static str,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LoggingConfig {
+    pub log_format: &'static str,
+    pub log_group: String,
+}
+
+impl FunctionConfiguration {
+    pub fn new(
+        name: &str,
+        function_arn: &str,
+        version: &str,
+        config: &FunctionConfig,
+    ) -> FunctionConfiguration {
+        FunctionConfiguration {
+            function_name: name.to_string(),
+            function_arn: function_arn.to_string(),
+            runtime: config.runtime.clone(),
+            role: config.role.clone(),
+            handler: config.handler.clone(),
+            code_size: config.code_size,
+            description: config.description.clone(),
+            timeout: config.timeout,
+            memory_size: config.memory_size,
+            last_modified: config.last_modified.clone(),
+            code_sha256: code_sha256_base64(&config.code_sha256),
+            version: version.to_string(),
+            environment: (!config.environment.is_empty()).then(|| EnvironmentResponse {
+                variables: config.environment.clone(),
+            }),
+            tracing_config: TracingConfig {
+                mode: "PassThrough",
+            },
+            revision_id: config.revision_id.clone(),
+            state: "Active",
+            last_update_status: "Successful",
+            package_type: "Zip",
+            architectures: [architecture()],
+            ephemeral_storage: EphemeralStorage { size: 512 },
+            snap_start: SnapStart {
+                apply_on: "None",
+                optimization_status: "Off",
+            },
+            logging_config: LoggingConfig {
+                log_format: "Text",
+                log_group: format!("/aws/lambda/{name}"),
+            },
+        }
     }
-    doc
+}
+
+/// `AliasConfiguration`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AliasConfiguration {
+    pub alias_arn: String,
+    pub name: String,
+    pub function_version: String,
+    pub description: String,
+    /// Only when the alias routes to an additional version, as Lambda answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routing_config: Option<RoutingConfig>,
+    pub revision_id: String,
+}
+
+impl AliasConfiguration {
+    pub fn new(alias_arn: &str, alias: &AliasDoc) -> AliasConfiguration {
+        AliasConfiguration {
+            alias_arn: alias_arn.to_string(),
+            name: alias.name.clone(),
+            function_version: alias.function_version.clone(),
+            description: alias.description.clone(),
+            routing_config: (!alias.additional_version_weights.is_empty()).then(|| RoutingConfig {
+                additional_version_weights: Some(alias.additional_version_weights.clone()),
+            }),
+            revision_id: alias.revision_id.clone(),
+        }
+    }
 }
 
 /// `Marker` and `MaxItems` of a list operation. Lists are in creation order; the marker is the
@@ -248,16 +265,6 @@ fn decode_marker(marker: &str) -> Option<i64> {
         .strip_prefix("trellis:")?
         .parse()
         .ok()
-}
-
-/// A List response: the page of `items` under `key`, with `NextMarker` when more follow.
-pub fn list_doc(key: &str, items: Vec<(i64, Value)>, page: Page) -> Value {
-    let (items, next) = paginate(items, page);
-    let mut doc = json!({ key: items });
-    if let Some(next) = next {
-        doc["NextMarker"] = json!(next);
-    }
-    doc
 }
 
 /// Applies a page to items in creation order (`seq` of each); returns the page and the next
@@ -333,21 +340,54 @@ mod tests {
     }
 
     #[test]
-    fn bodies_and_members() {
-        let input: CreateFunctionInput = parse_body(
-            br#"{"FunctionName":"f","Code":{"ZipFile":"UEsFBg=="},"Timeout":5,"Environment":{"Variables":{"A1":"b"}},"Unknown":1}"#,
-        )
-        .unwrap();
-        assert_eq!(input.function_name.as_deref(), Some("f"));
-        assert_eq!(input.timeout, Some(5));
-        assert_eq!(input.code.unwrap().zip_file.as_deref(), Some("UEsFBg=="));
-        assert!(parse_body::<CreateFunctionInput>(b"{not json").is_err());
-        assert!(parse_body::<CreateFunctionInput>(br#"{"Timeout":"x"}"#).is_err());
-        let empty: UpdateConfigurationInput = parse_body(b"").unwrap();
-        assert!(empty.handler.is_none());
-        assert!(
-            matches!(required::<u8>(None, "role"), Err(LambdaError::Validation(m)) if m.contains("'role'"))
+    fn configurations_carry_the_model_member_names() {
+        let mut config = FunctionConfig {
+            runtime: "python3.12".into(),
+            handler: "app.handler".into(),
+            role: "arn:aws:iam::123456789012:role/r".into(),
+            description: String::new(),
+            timeout: 3,
+            memory_size: 128,
+            environment: BTreeMap::new(),
+            code_sha256: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".into(),
+            code_size: 22,
+            last_modified: "2024-05-01T12:34:56.789+0000".into(),
+            revision_id: "rev".into(),
+        };
+        let doc =
+            serde_json::to_value(FunctionConfiguration::new("f", "arn:f", "$LATEST", &config))
+                .unwrap();
+        assert_eq!(doc["FunctionName"], "f");
+        assert_eq!(
+            doc["CodeSha256"],
+            "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
         );
+        assert_eq!(doc["Description"], "");
+        assert_eq!(doc["TracingConfig"]["Mode"], "PassThrough");
+        assert_eq!(doc["EphemeralStorage"]["Size"], 512);
+        assert_eq!(doc["SnapStart"]["OptimizationStatus"], "Off");
+        assert_eq!(doc["LoggingConfig"]["LogGroup"], "/aws/lambda/f");
+        assert_eq!(doc["Architectures"][0], architecture());
+        assert!(doc.get("Environment").is_none());
+        config.environment.insert("A".into(), "b".into());
+        let doc =
+            serde_json::to_value(FunctionConfiguration::new("f", "arn:f", "1", &config)).unwrap();
+        assert_eq!(doc["Environment"]["Variables"]["A"], "b");
+
+        let mut alias = AliasDoc {
+            function: "f".into(),
+            name: "live".into(),
+            function_version: "1".into(),
+            description: String::new(),
+            additional_version_weights: BTreeMap::new(),
+            revision_id: "r".into(),
+        };
+        let doc = serde_json::to_value(AliasConfiguration::new("arn:f:live", &alias)).unwrap();
+        assert_eq!(doc["AliasArn"], "arn:f:live");
+        assert!(doc.get("RoutingConfig").is_none());
+        alias.additional_version_weights.insert("2".into(), 0.25);
+        let doc = serde_json::to_value(AliasConfiguration::new("arn:f:live", &alias)).unwrap();
+        assert_eq!(doc["RoutingConfig"]["AdditionalVersionWeights"]["2"], 0.25);
     }
 
     #[test]
