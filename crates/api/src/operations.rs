@@ -111,11 +111,11 @@ pub fn operations() -> Vec<Operation<AppState>> {
         op!(ListServiceNetworks, GET "/servicenetworks" 200, service_networks::list),
         op!(UpdateServiceNetwork, PATCH "/servicenetworks/{serviceNetworkIdentifier}" 200, service_networks::update),
         // services
-        axum_op!(CreateService, POST "/services" 201, services::create),
-        axum_op!(DeleteService, DELETE "/services/{serviceIdentifier}" 200, services::delete),
-        axum_op!(GetService, GET "/services/{serviceIdentifier}" 200, services::read),
-        axum_op!(ListServices, GET "/services" 200, services::list),
-        axum_op!(UpdateService, PATCH "/services/{serviceIdentifier}" 200, services::update),
+        op!(CreateService, POST "/services" 201, services::create),
+        op!(DeleteService, DELETE "/services/{serviceIdentifier}" 200, services::delete),
+        op!(GetService, GET "/services/{serviceIdentifier}" 200, services::read),
+        op!(ListServices, GET "/services" 200, services::list),
+        op!(UpdateService, PATCH "/services/{serviceIdentifier}" 200, services::update),
         // associations
         axum_op!(CreateServiceNetworkServiceAssociation, POST "/servicenetworkserviceassociations" 200, associations::create_service),
         axum_op!(CreateServiceNetworkVpcAssociation, POST "/servicenetworkvpcassociations" 200, associations::create_vpc),
