@@ -149,11 +149,11 @@ pub fn operations() -> Vec<Operation<AppState>> {
         axum_op!(RegisterTargets, POST "/targetgroups/{targetGroupIdentifier}/registertargets" 200, target_groups::register_targets),
         axum_op!(UpdateTargetGroup, PATCH "/targetgroups/{targetGroupIdentifier}" 200, target_groups::update),
         // access_logs
-        axum_op!(CreateAccessLogSubscription, POST "/accesslogsubscriptions" 201, access_logs::create),
-        axum_op!(DeleteAccessLogSubscription, DELETE "/accesslogsubscriptions/{accessLogSubscriptionIdentifier}" 204, access_logs::delete),
-        axum_op!(GetAccessLogSubscription, GET "/accesslogsubscriptions/{accessLogSubscriptionIdentifier}" 200, access_logs::read),
-        axum_op!(ListAccessLogSubscriptions, GET "/accesslogsubscriptions" 200, access_logs::list),
-        axum_op!(UpdateAccessLogSubscription, PATCH "/accesslogsubscriptions/{accessLogSubscriptionIdentifier}" 200, access_logs::update),
+        op!(CreateAccessLogSubscription, POST "/accesslogsubscriptions" 201, access_logs::create),
+        op!(DeleteAccessLogSubscription, DELETE "/accesslogsubscriptions/{accessLogSubscriptionIdentifier}" 204, access_logs::delete),
+        op!(GetAccessLogSubscription, GET "/accesslogsubscriptions/{accessLogSubscriptionIdentifier}" 200, access_logs::read),
+        op!(ListAccessLogSubscriptions, GET "/accesslogsubscriptions" 200, access_logs::list),
+        op!(UpdateAccessLogSubscription, PATCH "/accesslogsubscriptions/{accessLogSubscriptionIdentifier}" 200, access_logs::update),
         // policies
         axum_op!(DeleteAuthPolicy, DELETE "/authpolicy/{resourceIdentifier+}" 204, policies::delete_auth),
         axum_op!(DeleteResourcePolicy, DELETE "/resourcepolicy/{resourceArn+}" 204, policies::delete_resource),
