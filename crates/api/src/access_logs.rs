@@ -5,14 +5,7 @@
 //! records is the telemetry sinks' job and reads these documents. A resource may have one
 //! subscription per destination type (and, for service networks, per log type).
 
-use axum::Router;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
-use axum::response::Response;
-use axum::routing::get;
-use bytes::Bytes;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use trellis_model::arn::Resolved;
 use trellis_model::resources::Tags;
 use trellis_model::resources::access_log::{
@@ -21,28 +14,19 @@ use trellis_model::resources::access_log::{
 };
 use trellis_model::{Checks, Context, ResourceKind, Timestamp, ValidationError};
 use trellis_store::Tx;
+use trellis_wire::Call;
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::wire::{
-    Idempotency, NewRecord, Page, QueryParams, body_value, doc, list_reply, load_doc, no_content,
-    parse_body, reply, set_doc,
-};
+use crate::wire::{Idempotency, ListOutput, NewRecord, Page, doc, load_doc, set_doc};
 
 const KIND: ResourceKind = ResourceKind::AccessLogSubscription;
+/// The identifier label of every operation on one subscription.
+const IDENTIFIER: &str = "accessLogSubscriptionIdentifier";
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/accesslogsubscriptions", get(list).post(create))
-        .route(
-            "/accesslogsubscriptions/{id}",
-            get(read).patch(update).delete(delete),
-        )
-}
-
-#[derive(Deserialize, Default)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct CreateRequest {
+pub struct CreateAccessLogSubscriptionInput {
     resource_identifier: Option<String>,
     destination_arn: Option<String>,
     service_network_log_type: Option<String>,
@@ -51,11 +35,85 @@ struct CreateRequest {
     client_token: Option<String>,
 }
 
-#[derive(Deserialize, Default)]
+/// The input of the operations that name one subscription and nothing else.
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct UpdateRequest {
+pub struct AccessLogSubscriptionIdentifierInput {
+    access_log_subscription_identifier: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListAccessLogSubscriptionsInput {
+    resource_identifier: Option<String>,
+    max_results: Option<String>,
+    next_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateAccessLogSubscriptionInput {
+    access_log_subscription_identifier: String,
     destination_arn: Option<String>,
 }
+
+/// CreateAccessLogSubscription's output; also what an idempotent retry replays.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateAccessLogSubscriptionOutput {
+    id: String,
+    arn: String,
+    resource_id: String,
+    resource_arn: String,
+    destination_arn: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service_network_log_type: Option<String>,
+}
+
+/// A subscription as Get and List show it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessLogSubscriptionSummary {
+    id: String,
+    arn: String,
+    resource_id: String,
+    resource_arn: String,
+    destination_arn: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service_network_log_type: Option<String>,
+    created_at: Timestamp,
+    last_updated_at: Timestamp,
+}
+
+impl From<AccessLogSubscription> for AccessLogSubscriptionSummary {
+    fn from(a: AccessLogSubscription) -> Self {
+        AccessLogSubscriptionSummary {
+            id: a.id,
+            arn: a.arn,
+            resource_id: a.resource_id,
+            resource_arn: a.resource_arn,
+            destination_arn: a.destination_arn,
+            service_network_log_type: a.service_network_log_type,
+            created_at: a.created_at,
+            last_updated_at: a.last_updated_at,
+        }
+    }
+}
+
+/// UpdateAccessLogSubscriptionResponse has no serviceNetworkLogType member.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateAccessLogSubscriptionOutput {
+    id: String,
+    arn: String,
+    resource_id: String,
+    resource_arn: String,
+    destination_arn: String,
+}
+
+/// DeleteAccessLogSubscription answers 204 with no members.
+#[derive(Debug, Serialize)]
+pub struct DeleteAccessLogSubscriptionOutput {}
 
 /// What a `resourceIdentifier` names.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -128,41 +186,49 @@ fn check_destination(c: &mut Checks, value: Option<&str>) -> Option<DestinationT
 
 /// Validated CreateAccessLogSubscription input.
 struct NewSubscription {
+    /// The `resourceIdentifier` as given, for messages.
+    resource_identifier: String,
     target: Target,
+    destination_arn: String,
     destination_type: DestinationType,
     log_type: Option<String>,
 }
 
-fn validate_create(ctx: &Context, req: &CreateRequest) -> Result<NewSubscription, ValidationError> {
-    let mut c = Checks::new();
-    let target = check_resource(&mut c, ctx, req.resource_identifier.as_deref());
-    let dest = check_destination(&mut c, req.destination_arn.as_deref());
-    let mut log_type = None;
-    if let Some(t) = &req.service_network_log_type
-        && c.one_of("serviceNetworkLogType", t, &SERVICE_NETWORK_LOG_TYPES)
-    {
-        log_type = Some(t.clone());
-    }
-    match &target {
-        Some(Target::Resource(ResourceKind::ServiceNetwork, _)) => {
-            // SERVICE is what a service-network subscription receives unless RESOURCE is asked for.
-            log_type.get_or_insert_with(|| "SERVICE".to_string());
+impl CreateAccessLogSubscriptionInput {
+    fn validate(&self, ctx: &Context) -> Result<NewSubscription, ValidationError> {
+        let mut c = Checks::new();
+        let target = check_resource(&mut c, ctx, self.resource_identifier.as_deref());
+        let dest = check_destination(&mut c, self.destination_arn.as_deref());
+        let mut log_type = None;
+        if let Some(t) = &self.service_network_log_type
+            && c.one_of("serviceNetworkLogType", t, &SERVICE_NETWORK_LOG_TYPES)
+        {
+            log_type = Some(t.clone());
         }
-        Some(_) if req.service_network_log_type.is_some() => c.fail(
-            "serviceNetworkLogType",
-            "serviceNetworkLogType can only be specified for service network subscriptions",
-        ),
-        _ => {}
-    }
-    c.tags("tags", &req.tags);
-    c.finish()?;
-    match (target, dest) {
-        (Some(target), Some(destination_type)) => Ok(NewSubscription {
-            target,
-            destination_type,
-            log_type,
-        }),
-        _ => unreachable_validation(),
+        match &target {
+            Some(Target::Resource(ResourceKind::ServiceNetwork, _)) => {
+                // SERVICE is what a service-network subscription receives unless RESOURCE is
+                // asked for.
+                log_type.get_or_insert_with(|| "SERVICE".to_string());
+            }
+            Some(_) if self.service_network_log_type.is_some() => c.fail(
+                "serviceNetworkLogType",
+                "serviceNetworkLogType can only be specified for service network subscriptions",
+            ),
+            _ => {}
+        }
+        c.tags("tags", &self.tags);
+        c.finish()?;
+        match (target, dest) {
+            (Some(target), Some(destination_type)) => Ok(NewSubscription {
+                resource_identifier: self.resource_identifier.clone().unwrap_or_default(),
+                target,
+                destination_arn: self.destination_arn.clone().unwrap_or_default(),
+                destination_type,
+                log_type,
+            }),
+            _ => unreachable_validation(),
+        }
     }
 }
 
@@ -171,26 +237,27 @@ fn unreachable_validation<T>() -> Result<T, ValidationError> {
     Err(ValidationError::other("request could not be validated"))
 }
 
-fn validate_update(req: &UpdateRequest) -> Result<DestinationType, ValidationError> {
-    let mut c = Checks::new();
-    let dest = check_destination(&mut c, req.destination_arn.as_deref());
-    c.finish()?;
-    dest.map_or_else(unreachable_validation, Ok)
+impl ListAccessLogSubscriptionsInput {
+    /// What `resourceIdentifier` (required) names.
+    fn validate(&self, ctx: &Context) -> Result<Target, ValidationError> {
+        let mut c = Checks::new();
+        let target = check_resource(&mut c, ctx, self.resource_identifier.as_deref());
+        c.finish()?;
+        target.map_or_else(unreachable_validation, Ok)
+    }
 }
 
-fn view(a: &AccessLogSubscription, timestamps: bool) -> Value {
-    let mut v = json!({
-        "id": a.id, "arn": a.arn, "resourceId": a.resource_id, "resourceArn": a.resource_arn,
-        "destinationArn": a.destination_arn,
-    });
-    if let Some(t) = &a.service_network_log_type {
-        v["serviceNetworkLogType"] = json!(t);
+impl UpdateAccessLogSubscriptionInput {
+    /// The new destination and its type.
+    fn validate(&self) -> Result<(String, DestinationType), ValidationError> {
+        let mut c = Checks::new();
+        let dest = check_destination(&mut c, self.destination_arn.as_deref());
+        c.finish()?;
+        match (&self.destination_arn, dest) {
+            (Some(arn), Some(t)) => Ok((arn.clone(), t)),
+            _ => unreachable_validation(),
+        }
     }
-    if timestamps {
-        v["createdAt"] = json!(a.created_at);
-        v["lastUpdatedAt"] = json!(a.last_updated_at);
-    }
-    v
 }
 
 /// Another subscription of the same resource (and log type) that already delivers to this
@@ -228,14 +295,17 @@ fn conflict_message(
     )
 }
 
-pub(crate) async fn create(State(s): State<AppState>, body: Bytes) -> ApiResult<Response> {
-    let raw = body_value(&body)?;
-    let req: CreateRequest = parse_body(&body)?;
-    let input = validate_create(&s.ctx, &req)?;
-    let ident = req.resource_identifier.clone().unwrap_or_default();
-    let (kind, resource_id) = match input.target {
+pub(crate) async fn create(
+    s: AppState,
+    input: CreateAccessLogSubscriptionInput,
+    _: Call,
+) -> ApiResult<CreateAccessLogSubscriptionOutput> {
+    let new = input.validate(&s.ctx)?;
+    let (kind, resource_id) = match new.target {
         Target::Resource(kind, Some(id)) => (kind, id),
-        Target::Resource(kind, None) => return Err(ApiError::not_found(kind, &ident)),
+        Target::Resource(kind, None) => {
+            return Err(ApiError::not_found(kind, &new.resource_identifier));
+        }
         Target::ResourceConfiguration => {
             return Err(ApiError::validation_field(
                 "resourceIdentifier",
@@ -246,18 +316,18 @@ pub(crate) async fn create(State(s): State<AppState>, body: Bytes) -> ApiResult<
     let idem = Idempotency::new(
         "CreateAccessLogSubscription",
         "",
-        req.client_token.as_deref(),
-        &raw,
+        input.client_token.as_deref(),
+        &serde_json::to_value(&input).map_err(|e| ApiError::Internal(e.to_string()))?,
     )?;
 
     let mut tx = s.store.write().await?;
-    if let Some((status, body)) = idem.replay(&mut tx, KIND).await? {
-        return Ok(reply(status, body));
+    if let Some(out) = idem.replay_output(&mut tx, KIND).await? {
+        return Ok(out);
     }
     let resource = tx
         .get(kind.store_kind(), &resource_id)
         .await?
-        .ok_or_else(|| ApiError::not_found(kind, &ident))?;
+        .ok_or_else(|| ApiError::not_found(kind, &new.resource_identifier))?;
     let resource_arn = resource
         .arn
         .clone()
@@ -265,8 +335,8 @@ pub(crate) async fn create(State(s): State<AppState>, body: Bytes) -> ApiResult<
     if let Some(existing) = same_type_subscription(
         &mut tx,
         &resource_id,
-        input.log_type.as_deref(),
-        input.destination_type,
+        new.log_type.as_deref(),
+        new.destination_type,
         None,
     )
     .await?
@@ -274,7 +344,7 @@ pub(crate) async fn create(State(s): State<AppState>, body: Bytes) -> ApiResult<
         return Err(ApiError::conflict(
             KIND,
             &existing.id,
-            conflict_message(&resource_id, input.destination_type, &existing),
+            conflict_message(&resource_id, new.destination_type, &existing),
         ));
     }
     let id = KIND.new_id();
@@ -285,11 +355,11 @@ pub(crate) async fn create(State(s): State<AppState>, body: Bytes) -> ApiResult<
         arn: arn.clone(),
         resource_id: resource_id.clone(),
         resource_arn,
-        destination_arn: req.destination_arn.clone().unwrap_or_default(),
-        service_network_log_type: input.log_type,
+        destination_arn: new.destination_arn,
+        service_network_log_type: new.log_type,
         created_at: now,
         last_updated_at: now,
-        tags: req.tags,
+        tags: input.tags,
     };
     let rec = NewRecord {
         kind: KIND,
@@ -301,61 +371,69 @@ pub(crate) async fn create(State(s): State<AppState>, body: Bytes) -> ApiResult<
     }
     .with_body(&sub)?;
     tx.insert(&rec).await?;
-    let out = view(&sub, false);
-    idem.finish(tx, StatusCode::CREATED, out).await
+    let out = CreateAccessLogSubscriptionOutput {
+        id: sub.id,
+        arn: sub.arn,
+        resource_id: sub.resource_id,
+        resource_arn: sub.resource_arn,
+        destination_arn: sub.destination_arn,
+        service_network_log_type: sub.service_network_log_type,
+    };
+    idem.finish_output(tx, out).await
 }
 
 pub(crate) async fn read(
-    State(s): State<AppState>,
-    Path(ident): Path<String>,
-) -> ApiResult<Response> {
+    s: AppState,
+    input: AccessLogSubscriptionIdentifierInput,
+    _: Call,
+) -> ApiResult<AccessLogSubscriptionSummary> {
     let mut tx = s.store.read().await?;
     let (_, sub) = load_doc::<AccessLogSubscription>(
         &mut tx,
         &s.ctx,
         KIND,
-        "accessLogSubscriptionIdentifier",
-        &ident,
+        IDENTIFIER,
+        &input.access_log_subscription_identifier,
     )
     .await?;
-    Ok(reply(StatusCode::OK, view(&sub, true)))
+    Ok(sub.into())
 }
 
-pub(crate) async fn list(State(s): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Response> {
-    let q = QueryParams::parse(q.as_deref());
-    let mut c = Checks::new();
-    let target = check_resource(&mut c, &s.ctx, q.get("resourceIdentifier"));
-    c.finish()?;
-    let page = Page::from_query(&q)?;
+pub(crate) async fn list(
+    s: AppState,
+    input: ListAccessLogSubscriptionsInput,
+    _: Call,
+) -> ApiResult<ListOutput<AccessLogSubscriptionSummary>> {
+    let target = input.validate(&s.ctx)?;
+    let page = Page::new(input.max_results.as_deref(), input.next_token.as_deref())?;
     let mut tx = s.store.read().await?;
     // A resource that is not (or no longer) here simply has no subscriptions: the operation
     // does not model ResourceNotFoundException.
     let all = match target {
-        Some(Target::Resource(_, Some(id))) => tx.list(KIND.store_kind(), Some(&id)).await?,
+        Target::Resource(_, Some(id)) => tx.list(KIND.store_kind(), Some(&id)).await?,
         _ => vec![],
     };
-    let (records, next) = page.apply(all);
+    let (records, next_token) = page.apply(all);
     let items = records
         .iter()
-        .map(|r| doc::<AccessLogSubscription>(r).map(|a| view(&a, true)))
+        .map(|r| doc::<AccessLogSubscription>(r).map(Into::into))
         .collect::<ApiResult<_>>()?;
-    Ok(list_reply(items, next))
+    Ok(ListOutput { items, next_token })
 }
 
 pub(crate) async fn update(
-    State(s): State<AppState>,
-    Path(ident): Path<String>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    let req: UpdateRequest = parse_body(&body)?;
-    let dest = validate_update(&req)?;
+    s: AppState,
+    input: UpdateAccessLogSubscriptionInput,
+    _: Call,
+) -> ApiResult<UpdateAccessLogSubscriptionOutput> {
+    let (destination_arn, dest) = input.validate()?;
     let mut tx = s.store.write().await?;
     let (mut rec, mut sub) = load_doc::<AccessLogSubscription>(
         &mut tx,
         &s.ctx,
         KIND,
-        "accessLogSubscriptionIdentifier",
-        &ident,
+        IDENTIFIER,
+        &input.access_log_subscription_identifier,
     )
     .await?;
     if let Some(existing) = same_type_subscription(
@@ -373,41 +451,44 @@ pub(crate) async fn update(
             conflict_message(&sub.resource_id, dest, &existing),
         ));
     }
-    sub.destination_arn = req.destination_arn.unwrap_or_default();
+    sub.destination_arn = destination_arn;
     sub.last_updated_at = Timestamp::now();
     set_doc(&mut rec, &sub)?;
     tx.update(&rec).await?;
     tx.commit().await?;
-    let mut out = view(&sub, false);
-    // UpdateAccessLogSubscriptionResponse has no serviceNetworkLogType member.
-    if let Value::Object(m) = &mut out {
-        m.remove("serviceNetworkLogType");
-    }
-    Ok(reply(StatusCode::OK, out))
+    Ok(UpdateAccessLogSubscriptionOutput {
+        id: sub.id,
+        arn: sub.arn,
+        resource_id: sub.resource_id,
+        resource_arn: sub.resource_arn,
+        destination_arn: sub.destination_arn,
+    })
 }
 
 pub(crate) async fn delete(
-    State(s): State<AppState>,
-    Path(ident): Path<String>,
-) -> ApiResult<Response> {
+    s: AppState,
+    input: AccessLogSubscriptionIdentifierInput,
+    _: Call,
+) -> ApiResult<DeleteAccessLogSubscriptionOutput> {
     let mut tx = s.store.write().await?;
     let (rec, _) = load_doc::<AccessLogSubscription>(
         &mut tx,
         &s.ctx,
         KIND,
-        "accessLogSubscriptionIdentifier",
-        &ident,
+        IDENTIFIER,
+        &input.access_log_subscription_identifier,
     )
     .await?;
     tx.delete(KIND.store_kind(), &rec.id).await?;
     tx.commit().await?;
-    Ok(no_content())
+    Ok(DeleteAccessLogSubscriptionOutput {})
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testutil::*;
+    use serde_json::{Value, json};
 
     const SN: &str = "sn-0123456789abcdef0";
     const SVC: &str = "svc-0123456789abcdef0";
@@ -477,25 +558,26 @@ mod tests {
             ),
         ];
         for (body, want) in cases {
-            let req: CreateRequest = serde_json::from_value(body.clone()).unwrap();
-            assert_eq!(names(validate_create(&c, &req).map(|_| ())), want, "{body}");
+            let input: CreateAccessLogSubscriptionInput =
+                serde_json::from_value(body.clone()).unwrap();
+            assert_eq!(names(input.validate(&c).map(|_| ())), want, "{body}");
         }
     }
 
     #[test]
     fn log_type_defaults_to_service_for_networks_only() {
         let c = ctx();
-        let req: CreateRequest =
+        let input: CreateAccessLogSubscriptionInput =
             serde_json::from_value(json!({"resourceIdentifier": SN, "destinationArn": LOGS}))
                 .unwrap();
         assert_eq!(
-            validate_create(&c, &req).unwrap().log_type.as_deref(),
+            input.validate(&c).unwrap().log_type.as_deref(),
             Some("SERVICE")
         );
-        let req: CreateRequest =
+        let input: CreateAccessLogSubscriptionInput =
             serde_json::from_value(json!({"resourceIdentifier": SVC, "destinationArn": LOGS}))
                 .unwrap();
-        let v = validate_create(&c, &req).unwrap();
+        let v = input.validate(&c).unwrap();
         assert_eq!(v.log_type, None);
         assert_eq!(v.destination_type, DestinationType::CloudWatchLogs);
         assert_eq!(
@@ -515,8 +597,47 @@ mod tests {
             ),
         ];
         for (body, want) in cases {
-            let req: UpdateRequest = serde_json::from_value(body.clone()).unwrap();
-            assert_eq!(names(validate_update(&req).map(|_| ())), want, "{body}");
+            // The front door merges the URI label into the input.
+            let mut merged = body.clone();
+            merged["accessLogSubscriptionIdentifier"] = json!("als-0123456789abcdef0");
+            let input: UpdateAccessLogSubscriptionInput = serde_json::from_value(merged).unwrap();
+            assert_eq!(names(input.validate().map(|_| ())), want, "{body}");
+        }
+    }
+
+    #[test]
+    fn list_validation_table() {
+        let c = ctx();
+        let foreign = format!("arn:aws:vpc-lattice:us-west-2:444455556666:service/{SVC}");
+        let cases: Vec<(Value, Result<Target, Vec<&str>>)> = vec![
+            (
+                json!({"resourceIdentifier": SN}),
+                Ok(Target::Resource(
+                    ResourceKind::ServiceNetwork,
+                    Some(SN.into()),
+                )),
+            ),
+            (
+                json!({"resourceIdentifier": foreign, "maxResults": "5"}),
+                Ok(Target::Resource(ResourceKind::Service, None)),
+            ),
+            (json!({}), Err(vec!["resourceIdentifier"])),
+            (
+                json!({"resourceIdentifier": "tg-0123456789abcdef0"}),
+                Err(vec!["resourceIdentifier"]),
+            ),
+        ];
+        for (query, want) in cases {
+            let input: ListAccessLogSubscriptionsInput =
+                serde_json::from_value(query.clone()).unwrap();
+            let got = input
+                .validate(&c)
+                .map_err(|e| e.fields.into_iter().map(|f| f.name).collect::<Vec<_>>());
+            assert_eq!(
+                got,
+                want.map_err(|w| w.into_iter().map(String::from).collect()),
+                "{query}"
+            );
         }
     }
 }

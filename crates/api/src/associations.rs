@@ -6,15 +6,9 @@
 //! the data plane will later map peers onto. Security group IDs are likewise only checked for
 //! form. Associations are applied synchronously (status `ACTIVE` at once).
 
-use axum::Router;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
-use axum::response::Response;
-use axum::routing::get;
-use bytes::Bytes;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use trellis_model::arn::Resolved;
+use trellis_model::dns::DnsEntry;
 use trellis_model::resources::Tags;
 use trellis_model::resources::association::{
     AssociationStatus, DnsOptions, PREFERENCES_WITH_DOMAINS, PRIVATE_DNS_PREFERENCES,
@@ -25,14 +19,12 @@ use trellis_model::resources::service::{Service, is_domain_name};
 use trellis_model::resources::service_network::ServiceNetwork;
 use trellis_model::{Checks, Context, ResourceKind, Timestamp, ValidationError};
 use trellis_store::{Record, Tx};
+use trellis_wire::Call;
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::services::check_identifier;
-use crate::wire::{
-    Idempotency, NewRecord, Page, QueryParams, body_value, doc, list_reply, load_doc, parse_body,
-    reply, set_doc,
-};
+use crate::wire::{Idempotency, ListOutput, NewRecord, Page, doc, load_doc, set_doc};
 
 const SNSA: ResourceKind = ResourceKind::ServiceNetworkServiceAssociation;
 const SNVA: ResourceKind = ResourceKind::ServiceNetworkVpcAssociation;
@@ -40,26 +32,10 @@ const SNVA: ResourceKind = ResourceKind::ServiceNetworkVpcAssociation;
 pub const SERVICE_ASSOCIATIONS_QUOTA: u64 = 500;
 /// VPC associations per service network (reference §11.1).
 pub const VPC_ASSOCIATIONS_QUOTA: u64 = 500;
-
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/servicenetworkserviceassociations",
-            get(list_service).post(create_service),
-        )
-        .route(
-            "/servicenetworkserviceassociations/{id}",
-            get(read_service).delete(delete_service),
-        )
-        .route(
-            "/servicenetworkvpcassociations",
-            get(list_vpc).post(create_vpc),
-        )
-        .route(
-            "/servicenetworkvpcassociations/{id}",
-            get(read_vpc).patch(update_vpc).delete(delete_vpc),
-        )
-}
+/// The identifier label of the operations on one service association.
+const SNSA_IDENTIFIER: &str = "serviceNetworkServiceAssociationIdentifier";
+/// The identifier label of the operations on one VPC association.
+const SNVA_IDENTIFIER: &str = "serviceNetworkVpcAssociationIdentifier";
 
 // ---------------------------------------------------------------------------------------------
 // Validation shared by both kinds
@@ -182,9 +158,9 @@ const DELETING: AssociationStatus = AssociationStatus::DeleteInProgress;
 // Service network ↔ service
 // ---------------------------------------------------------------------------------------------
 
-#[derive(Deserialize, Default)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct CreateServiceRequest {
+pub struct CreateServiceNetworkServiceAssociationInput {
     service_identifier: Option<String>,
     service_network_identifier: Option<String>,
     #[serde(default)]
@@ -192,70 +168,168 @@ struct CreateServiceRequest {
     client_token: Option<String>,
 }
 
-fn validate_create_service(
-    ctx: &Context,
-    req: &CreateServiceRequest,
-) -> Result<(), ValidationError> {
-    let mut c = Checks::new();
-    check_identifier(
-        &mut c,
-        ctx,
-        ResourceKind::Service,
-        "serviceIdentifier",
-        req.service_identifier.as_deref(),
-    );
-    check_identifier(
-        &mut c,
-        ctx,
-        ResourceKind::ServiceNetwork,
-        "serviceNetworkIdentifier",
-        req.service_network_identifier.as_deref(),
-    );
-    c.tags("tags", &req.tags);
-    c.finish()
+/// A checked CreateServiceNetworkServiceAssociation: the two identifiers, well formed (they are
+/// looked up later, in the write transaction).
+struct NewServiceAssociation {
+    service_identifier: String,
+    service_network_identifier: String,
 }
 
-fn snsa_summary(a: &ServiceNetworkServiceAssociation) -> Value {
-    let mut v = json!({
-        "id": a.id, "status": a.status.as_str(), "arn": a.arn, "createdBy": a.created_by,
-        "createdAt": a.created_at,
-        "serviceId": a.service_id, "serviceName": a.service_name, "serviceArn": a.service_arn,
-        "serviceNetworkId": a.service_network_id, "serviceNetworkName": a.service_network_name,
-        "serviceNetworkArn": a.service_network_arn,
-        "dnsEntry": a.dns_entry,
-    });
-    if let Some(d) = &a.custom_domain_name {
-        v["customDomainName"] = json!(d);
+impl CreateServiceNetworkServiceAssociationInput {
+    fn validate(&self, ctx: &Context) -> Result<NewServiceAssociation, ValidationError> {
+        let mut c = Checks::new();
+        check_identifier(
+            &mut c,
+            ctx,
+            ResourceKind::Service,
+            "serviceIdentifier",
+            self.service_identifier.as_deref(),
+        );
+        check_identifier(
+            &mut c,
+            ctx,
+            ResourceKind::ServiceNetwork,
+            "serviceNetworkIdentifier",
+            self.service_network_identifier.as_deref(),
+        );
+        c.tags("tags", &self.tags);
+        c.finish()?;
+        Ok(NewServiceAssociation {
+            service_identifier: self.service_identifier.clone().unwrap_or_default(),
+            service_network_identifier: self.service_network_identifier.clone().unwrap_or_default(),
+        })
     }
-    v
 }
 
-pub(crate) async fn create_service(State(s): State<AppState>, body: Bytes) -> ApiResult<Response> {
-    let raw = body_value(&body)?;
-    let req: CreateServiceRequest = parse_body(&body)?;
-    validate_create_service(&s.ctx, &req)?;
+/// CreateServiceNetworkServiceAssociation's output; also what an idempotent retry replays.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateServiceNetworkServiceAssociationOutput {
+    id: String,
+    status: AssociationStatus,
+    arn: String,
+    created_by: String,
+    dns_entry: DnsEntry,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    custom_domain_name: Option<String>,
+}
+
+/// The input of the operations that name one service association and nothing else.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceNetworkServiceAssociationIdentifierInput {
+    service_network_service_association_identifier: String,
+}
+
+/// A service association as Get and List show it (Get's failure members are absent while the
+/// association is ACTIVE, which in Trellis it always is).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceNetworkServiceAssociationSummary {
+    id: String,
+    status: AssociationStatus,
+    arn: String,
+    created_by: String,
+    created_at: Timestamp,
+    service_id: String,
+    service_name: String,
+    service_arn: String,
+    service_network_id: String,
+    service_network_name: String,
+    service_network_arn: String,
+    dns_entry: DnsEntry,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    custom_domain_name: Option<String>,
+}
+
+impl From<ServiceNetworkServiceAssociation> for ServiceNetworkServiceAssociationSummary {
+    fn from(a: ServiceNetworkServiceAssociation) -> Self {
+        ServiceNetworkServiceAssociationSummary {
+            id: a.id,
+            status: a.status,
+            arn: a.arn,
+            created_by: a.created_by,
+            created_at: a.created_at,
+            service_id: a.service_id,
+            service_name: a.service_name,
+            service_arn: a.service_arn,
+            service_network_id: a.service_network_id,
+            service_network_name: a.service_network_name,
+            service_network_arn: a.service_network_arn,
+            dns_entry: a.dns_entry,
+            custom_domain_name: a.custom_domain_name,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListServiceNetworkServiceAssociationsInput {
+    service_network_identifier: Option<String>,
+    service_identifier: Option<String>,
+    max_results: Option<String>,
+    next_token: Option<String>,
+}
+
+impl ListServiceNetworkServiceAssociationsInput {
+    /// The two filters (service network, service); at least one must be given.
+    fn validate(&self, ctx: &Context) -> Result<(Filter, Filter), ValidationError> {
+        let mut c = Checks::new();
+        let by_sn = filter_id(
+            &mut c,
+            ctx,
+            ResourceKind::ServiceNetwork,
+            "serviceNetworkIdentifier",
+            self.service_network_identifier.as_deref(),
+        );
+        let by_svc = filter_id(
+            &mut c,
+            ctx,
+            ResourceKind::Service,
+            "serviceIdentifier",
+            self.service_identifier.as_deref(),
+        );
+        c.finish()?;
+        if by_sn == Filter::Absent && by_svc == Filter::Absent {
+            return Err(ValidationError::other(
+                "Either serviceNetworkIdentifier or serviceIdentifier must be specified",
+            ));
+        }
+        Ok((by_sn, by_svc))
+    }
+}
+
+/// The members both Delete*Association operations answer with.
+#[derive(Debug, Serialize)]
+pub struct DeleteAssociationOutput {
+    id: String,
+    status: AssociationStatus,
+    arn: String,
+}
+
+pub(crate) async fn create_service(
+    s: AppState,
+    input: CreateServiceNetworkServiceAssociationInput,
+    _: Call,
+) -> ApiResult<CreateServiceNetworkServiceAssociationOutput> {
+    let new = input.validate(&s.ctx)?;
     let idem = Idempotency::new(
         "CreateServiceNetworkServiceAssociation",
         "",
-        req.client_token.as_deref(),
-        &raw,
+        input.client_token.as_deref(),
+        &serde_json::to_value(&input).map_err(|e| ApiError::Internal(e.to_string()))?,
     )?;
 
     let mut tx = s.store.write().await?;
-    if let Some((status, body)) = idem.replay(&mut tx, SNSA).await? {
-        return Ok(reply(status, body));
+    if let Some(out) = idem.replay_output(&mut tx, SNSA).await? {
+        return Ok(out);
     }
-    let sn_ident = req
-        .service_network_identifier
-        .as_deref()
-        .unwrap_or_default();
-    let svc_ident = req.service_identifier.as_deref().unwrap_or_default();
     let (_, sn) = load_doc::<ServiceNetwork>(
         &mut tx,
         &s.ctx,
         ResourceKind::ServiceNetwork,
         "serviceNetworkIdentifier",
-        sn_ident,
+        &new.service_network_identifier,
     )
     .await?;
     let (_, svc) = load_doc::<Service>(
@@ -263,7 +337,7 @@ pub(crate) async fn create_service(State(s): State<AppState>, body: Bytes) -> Ap
         &s.ctx,
         ResourceKind::Service,
         "serviceIdentifier",
-        svc_ident,
+        &new.service_identifier,
     )
     .await?;
     if let Some(existing) = tx
@@ -324,7 +398,7 @@ pub(crate) async fn create_service(State(s): State<AppState>, body: Bytes) -> Ap
         service_network_arn: sn.arn.clone(),
         dns_entry: svc.dns_entry.clone(),
         custom_domain_name: svc.custom_domain_name.clone(),
-        tags: req.tags,
+        tags: input.tags,
     };
     let rec = NewRecord {
         kind: SNSA,
@@ -336,31 +410,33 @@ pub(crate) async fn create_service(State(s): State<AppState>, body: Bytes) -> Ap
     }
     .with_body(&assoc)?;
     tx.insert(&rec).await?;
-    let mut out = json!({
-        "id": assoc.id, "status": assoc.status.as_str(), "arn": assoc.arn,
-        "createdBy": assoc.created_by, "dnsEntry": assoc.dns_entry,
-    });
-    if let Some(d) = &assoc.custom_domain_name {
-        out["customDomainName"] = json!(d);
-    }
-    idem.finish(tx, StatusCode::OK, out).await
+    let out = CreateServiceNetworkServiceAssociationOutput {
+        id: assoc.id,
+        status: assoc.status,
+        arn: assoc.arn,
+        created_by: assoc.created_by,
+        dns_entry: assoc.dns_entry,
+        custom_domain_name: assoc.custom_domain_name,
+    };
+    idem.finish_output(tx, out).await
 }
 
 pub(crate) async fn read_service(
-    State(s): State<AppState>,
-    Path(ident): Path<String>,
-) -> ApiResult<Response> {
+    s: AppState,
+    input: ServiceNetworkServiceAssociationIdentifierInput,
+    _: Call,
+) -> ApiResult<ServiceNetworkServiceAssociationSummary> {
     let mut tx = s.store.read().await?;
     let (_, a) = load_doc::<ServiceNetworkServiceAssociation>(
         &mut tx,
         &s.ctx,
         SNSA,
-        "serviceNetworkServiceAssociationIdentifier",
-        &ident,
+        SNSA_IDENTIFIER,
+        &input.service_network_service_association_identifier,
     )
     .await?;
     // Get has the same members as the summary (plus failure fields, absent while ACTIVE).
-    Ok(reply(StatusCode::OK, snsa_summary(&a)))
+    Ok(a.into())
 }
 
 /// The records a List selects by parent (SN) and/or a referenced id (service or VPC), in
@@ -386,69 +462,51 @@ async fn filtered(
 }
 
 pub(crate) async fn list_service(
-    State(s): State<AppState>,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Response> {
-    let q = QueryParams::parse(q.as_deref());
-    let mut c = Checks::new();
-    let by_sn = filter_id(
-        &mut c,
-        &s.ctx,
-        ResourceKind::ServiceNetwork,
-        "serviceNetworkIdentifier",
-        q.get("serviceNetworkIdentifier"),
-    );
-    let by_svc = filter_id(
-        &mut c,
-        &s.ctx,
-        ResourceKind::Service,
-        "serviceIdentifier",
-        q.get("serviceIdentifier"),
-    );
-    c.finish()?;
-    if by_sn == Filter::Absent && by_svc == Filter::Absent {
-        return Err(ApiError::validation_other(
-            "Either serviceNetworkIdentifier or serviceIdentifier must be specified",
-        ));
-    }
-    let page = Page::from_query(&q)?;
+    s: AppState,
+    input: ListServiceNetworkServiceAssociationsInput,
+    _: Call,
+) -> ApiResult<ListOutput<ServiceNetworkServiceAssociationSummary>> {
+    let (by_sn, by_svc) = input.validate(&s.ctx)?;
+    let page = Page::new(input.max_results.as_deref(), input.next_token.as_deref())?;
     let mut tx = s.store.read().await?;
-    let (records, next) = page.apply(filtered(&mut tx, SNSA, by_sn, by_svc).await?);
+    let (records, next_token) = page.apply(filtered(&mut tx, SNSA, by_sn, by_svc).await?);
     let items = records
         .iter()
-        .map(|r| doc::<ServiceNetworkServiceAssociation>(r).map(|a| snsa_summary(&a)))
+        .map(|r| doc::<ServiceNetworkServiceAssociation>(r).map(Into::into))
         .collect::<ApiResult<_>>()?;
-    Ok(list_reply(items, next))
+    Ok(ListOutput { items, next_token })
 }
 
 pub(crate) async fn delete_service(
-    State(s): State<AppState>,
-    Path(ident): Path<String>,
-) -> ApiResult<Response> {
+    s: AppState,
+    input: ServiceNetworkServiceAssociationIdentifierInput,
+    _: Call,
+) -> ApiResult<DeleteAssociationOutput> {
     let mut tx = s.store.write().await?;
     let (rec, a) = load_doc::<ServiceNetworkServiceAssociation>(
         &mut tx,
         &s.ctx,
         SNSA,
-        "serviceNetworkServiceAssociationIdentifier",
-        &ident,
+        SNSA_IDENTIFIER,
+        &input.service_network_service_association_identifier,
     )
     .await?;
     tx.delete(SNSA.store_kind(), &rec.id).await?;
     tx.commit().await?;
-    Ok(reply(
-        StatusCode::OK,
-        json!({ "id": a.id, "status": DELETING.as_str(), "arn": a.arn }),
-    ))
+    Ok(DeleteAssociationOutput {
+        id: a.id,
+        status: DELETING,
+        arn: a.arn,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
 // Service network ↔ VPC
 // ---------------------------------------------------------------------------------------------
 
-#[derive(Deserialize, Default)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct CreateVpcRequest {
+pub struct CreateServiceNetworkVpcAssociationInput {
     service_network_identifier: Option<String>,
     vpc_identifier: Option<String>,
     private_dns_enabled: Option<bool>,
@@ -459,125 +517,220 @@ struct CreateVpcRequest {
     client_token: Option<String>,
 }
 
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct UpdateVpcRequest {
-    security_group_ids: Option<Vec<String>>,
-}
-
-/// Validated CreateServiceNetworkVpcAssociation input (identifiers are looked up later).
+/// Validated CreateServiceNetworkVpcAssociation input (the service network is looked up later).
 struct NewVpcAssociation {
+    service_network_identifier: String,
     vpc_id: String,
     security_group_ids: Vec<String>,
     private_dns_enabled: bool,
     dns_options: Option<DnsOptions>,
 }
 
-fn validate_create_vpc(
-    ctx: &Context,
-    req: &CreateVpcRequest,
-) -> Result<NewVpcAssociation, ValidationError> {
-    let mut c = Checks::new();
-    check_identifier(
-        &mut c,
-        ctx,
-        ResourceKind::ServiceNetwork,
-        "serviceNetworkIdentifier",
-        req.service_network_identifier.as_deref(),
-    );
-    match &req.vpc_identifier {
-        Some(v) => {
-            check_vpc_id(&mut c, "vpcIdentifier", v);
+impl CreateServiceNetworkVpcAssociationInput {
+    fn validate(&self, ctx: &Context) -> Result<NewVpcAssociation, ValidationError> {
+        let mut c = Checks::new();
+        check_identifier(
+            &mut c,
+            ctx,
+            ResourceKind::ServiceNetwork,
+            "serviceNetworkIdentifier",
+            self.service_network_identifier.as_deref(),
+        );
+        match &self.vpc_identifier {
+            Some(v) => {
+                check_vpc_id(&mut c, "vpcIdentifier", v);
+            }
+            None => c.missing("vpcIdentifier"),
         }
-        None => c.missing("vpcIdentifier"),
-    }
-    let sgs = req.security_group_ids.clone().unwrap_or_default();
-    check_security_groups(&mut c, &sgs, 0);
-    // Private DNS is on unless turned off, as for VPC endpoints; its preference then defaults to
-    // VERIFIED_DOMAINS_ONLY (the documented default).
-    let private_dns_enabled = req.private_dns_enabled.unwrap_or(true);
-    if let Some(opts) = &req.dns_options {
-        check_dns_options(&mut c, private_dns_enabled, opts);
-    }
-    c.tags("tags", &req.tags);
-    c.finish()?;
-    let dns_options = private_dns_enabled.then(|| {
-        let mut o = req.dns_options.clone().unwrap_or(DnsOptions {
-            private_dns_preference: None,
-            private_dns_specified_domains: None,
+        let sgs = self.security_group_ids.clone().unwrap_or_default();
+        check_security_groups(&mut c, &sgs, 0);
+        // Private DNS is on unless turned off, as for VPC endpoints; its preference then defaults
+        // to VERIFIED_DOMAINS_ONLY (the documented default).
+        let private_dns_enabled = self.private_dns_enabled.unwrap_or(true);
+        if let Some(opts) = &self.dns_options {
+            check_dns_options(&mut c, private_dns_enabled, opts);
+        }
+        c.tags("tags", &self.tags);
+        c.finish()?;
+        let dns_options = private_dns_enabled.then(|| {
+            let mut o = self.dns_options.clone().unwrap_or(DnsOptions {
+                private_dns_preference: None,
+                private_dns_specified_domains: None,
+            });
+            o.private_dns_preference
+                .get_or_insert_with(|| PRIVATE_DNS_PREFERENCES[0].to_string());
+            o
         });
-        o.private_dns_preference
-            .get_or_insert_with(|| PRIVATE_DNS_PREFERENCES[0].to_string());
-        o
-    });
-    Ok(NewVpcAssociation {
-        vpc_id: req.vpc_identifier.clone().unwrap_or_default(),
-        security_group_ids: sgs,
-        private_dns_enabled,
-        dns_options,
-    })
-}
-
-fn validate_update_vpc(req: &UpdateVpcRequest) -> Result<Vec<String>, ValidationError> {
-    let mut c = Checks::new();
-    match &req.security_group_ids {
-        Some(sgs) => check_security_groups(&mut c, sgs, 1),
-        None => c.missing("securityGroupIds"),
+        Ok(NewVpcAssociation {
+            service_network_identifier: self.service_network_identifier.clone().unwrap_or_default(),
+            vpc_id: self.vpc_identifier.clone().unwrap_or_default(),
+            security_group_ids: sgs,
+            private_dns_enabled,
+            dns_options,
+        })
     }
-    c.finish()?;
-    Ok(req.security_group_ids.clone().unwrap_or_default())
 }
 
-fn snva_summary(a: &ServiceNetworkVpcAssociation) -> Value {
-    let mut v = json!({
-        "id": a.id, "arn": a.arn, "status": a.status.as_str(), "createdBy": a.created_by,
-        "createdAt": a.created_at, "lastUpdatedAt": a.last_updated_at,
-        "serviceNetworkId": a.service_network_id, "serviceNetworkName": a.service_network_name,
-        "serviceNetworkArn": a.service_network_arn,
-        "vpcId": a.vpc_id, "privateDnsEnabled": a.private_dns_enabled,
-    });
-    if let Some(o) = &a.dns_options {
-        v["dnsOptions"] = json!(o);
+/// CreateServiceNetworkVpcAssociation's output; also what an idempotent retry replays.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateServiceNetworkVpcAssociationOutput {
+    id: String,
+    status: AssociationStatus,
+    arn: String,
+    created_by: String,
+    security_group_ids: Vec<String>,
+    private_dns_enabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dns_options: Option<DnsOptions>,
+}
+
+/// The input of the operations that name one VPC association and nothing else.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceNetworkVpcAssociationIdentifierInput {
+    service_network_vpc_association_identifier: String,
+}
+
+/// A VPC association as List shows it; Get adds the security groups.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceNetworkVpcAssociationSummary {
+    id: String,
+    arn: String,
+    status: AssociationStatus,
+    created_by: String,
+    created_at: Timestamp,
+    last_updated_at: Timestamp,
+    service_network_id: String,
+    service_network_name: String,
+    service_network_arn: String,
+    vpc_id: String,
+    private_dns_enabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dns_options: Option<DnsOptions>,
+}
+
+impl From<ServiceNetworkVpcAssociation> for ServiceNetworkVpcAssociationSummary {
+    fn from(a: ServiceNetworkVpcAssociation) -> Self {
+        ServiceNetworkVpcAssociationSummary {
+            id: a.id,
+            arn: a.arn,
+            status: a.status,
+            created_by: a.created_by,
+            created_at: a.created_at,
+            last_updated_at: a.last_updated_at,
+            service_network_id: a.service_network_id,
+            service_network_name: a.service_network_name,
+            service_network_arn: a.service_network_arn,
+            vpc_id: a.vpc_id,
+            private_dns_enabled: a.private_dns_enabled,
+            dns_options: a.dns_options,
+        }
     }
-    v
 }
 
-fn snva_get(a: &ServiceNetworkVpcAssociation) -> Value {
-    let mut v = snva_summary(a);
-    v["securityGroupIds"] = json!(a.security_group_ids);
-    v
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetServiceNetworkVpcAssociationOutput {
+    #[serde(flatten)]
+    summary: ServiceNetworkVpcAssociationSummary,
+    security_group_ids: Vec<String>,
 }
 
-pub(crate) async fn create_vpc(State(s): State<AppState>, body: Bytes) -> ApiResult<Response> {
-    let raw = body_value(&body)?;
-    let req: CreateVpcRequest = parse_body(&body)?;
-    let input = validate_create_vpc(&s.ctx, &req)?;
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListServiceNetworkVpcAssociationsInput {
+    service_network_identifier: Option<String>,
+    vpc_identifier: Option<String>,
+    max_results: Option<String>,
+    next_token: Option<String>,
+}
+
+impl ListServiceNetworkVpcAssociationsInput {
+    /// The two filters (service network, VPC); at least one must be given.
+    fn validate(&self, ctx: &Context) -> Result<(Filter, Filter), ValidationError> {
+        let mut c = Checks::new();
+        let by_sn = filter_id(
+            &mut c,
+            ctx,
+            ResourceKind::ServiceNetwork,
+            "serviceNetworkIdentifier",
+            self.service_network_identifier.as_deref(),
+        );
+        let by_vpc = match self.vpc_identifier.as_deref() {
+            None => Filter::Absent,
+            Some(v) if check_vpc_id(&mut c, "vpcIdentifier", v) => Filter::Id(v.to_string()),
+            Some(_) => Filter::Nothing,
+        };
+        c.finish()?;
+        if by_sn == Filter::Absent && by_vpc == Filter::Absent {
+            return Err(ValidationError::other(
+                "Either serviceNetworkIdentifier or vpcIdentifier must be specified",
+            ));
+        }
+        Ok((by_sn, by_vpc))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateServiceNetworkVpcAssociationInput {
+    service_network_vpc_association_identifier: String,
+    security_group_ids: Option<Vec<String>>,
+}
+
+impl UpdateServiceNetworkVpcAssociationInput {
+    /// The new security groups (1–5, required).
+    fn validate(&self) -> Result<Vec<String>, ValidationError> {
+        let mut c = Checks::new();
+        match &self.security_group_ids {
+            Some(sgs) => check_security_groups(&mut c, sgs, 1),
+            None => c.missing("securityGroupIds"),
+        }
+        c.finish()?;
+        Ok(self.security_group_ids.clone().unwrap_or_default())
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateServiceNetworkVpcAssociationOutput {
+    id: String,
+    arn: String,
+    status: AssociationStatus,
+    created_by: String,
+    security_group_ids: Vec<String>,
+}
+
+pub(crate) async fn create_vpc(
+    s: AppState,
+    input: CreateServiceNetworkVpcAssociationInput,
+    _: Call,
+) -> ApiResult<CreateServiceNetworkVpcAssociationOutput> {
+    let new = input.validate(&s.ctx)?;
     let idem = Idempotency::new(
         "CreateServiceNetworkVpcAssociation",
         "",
-        req.client_token.as_deref(),
-        &raw,
+        input.client_token.as_deref(),
+        &serde_json::to_value(&input).map_err(|e| ApiError::Internal(e.to_string()))?,
     )?;
 
     let mut tx = s.store.write().await?;
-    if let Some((status, body)) = idem.replay(&mut tx, SNVA).await? {
-        return Ok(reply(status, body));
+    if let Some(out) = idem.replay_output(&mut tx, SNVA).await? {
+        return Ok(out);
     }
-    let sn_ident = req
-        .service_network_identifier
-        .as_deref()
-        .unwrap_or_default();
     let (_, sn) = load_doc::<ServiceNetwork>(
         &mut tx,
         &s.ctx,
         ResourceKind::ServiceNetwork,
         "serviceNetworkIdentifier",
-        sn_ident,
+        &new.service_network_identifier,
     )
     .await?;
     // One service network per VPC through associations (a fixed limit, reference §11.1).
     if let Some(existing) = tx
-        .list_referencing(SNVA.store_kind(), &input.vpc_id)
+        .list_referencing(SNVA.store_kind(), &new.vpc_id)
         .await?
         .first()
     {
@@ -586,7 +739,7 @@ pub(crate) async fn create_vpc(State(s): State<AppState>, body: Bytes) -> ApiRes
             &existing.id,
             format!(
                 "VPC {} is already associated with service network {} ({}); a VPC can be associated with only one service network",
-                input.vpc_id,
+                new.vpc_id,
                 existing.parent.as_deref().unwrap_or("?"),
                 existing.id
             ),
@@ -614,11 +767,11 @@ pub(crate) async fn create_vpc(State(s): State<AppState>, body: Bytes) -> ApiRes
         service_network_id: sn.id.clone(),
         service_network_name: sn.name.clone(),
         service_network_arn: sn.arn.clone(),
-        vpc_id: input.vpc_id.clone(),
-        security_group_ids: input.security_group_ids,
-        private_dns_enabled: input.private_dns_enabled,
-        dns_options: input.dns_options,
-        tags: req.tags,
+        vpc_id: new.vpc_id.clone(),
+        security_group_ids: new.security_group_ids,
+        private_dns_enabled: new.private_dns_enabled,
+        dns_options: new.dns_options,
+        tags: input.tags,
     };
     let rec = NewRecord {
         kind: SNVA,
@@ -630,81 +783,67 @@ pub(crate) async fn create_vpc(State(s): State<AppState>, body: Bytes) -> ApiRes
     }
     .with_body(&assoc)?;
     tx.insert(&rec).await?;
-    let mut out = json!({
-        "id": assoc.id, "status": assoc.status.as_str(), "arn": assoc.arn,
-        "createdBy": assoc.created_by, "securityGroupIds": assoc.security_group_ids,
-        "privateDnsEnabled": assoc.private_dns_enabled,
-    });
-    if let Some(o) = &assoc.dns_options {
-        out["dnsOptions"] = json!(o);
-    }
-    idem.finish(tx, StatusCode::OK, out).await
+    let out = CreateServiceNetworkVpcAssociationOutput {
+        id: assoc.id,
+        status: assoc.status,
+        arn: assoc.arn,
+        created_by: assoc.created_by,
+        security_group_ids: assoc.security_group_ids,
+        private_dns_enabled: assoc.private_dns_enabled,
+        dns_options: assoc.dns_options,
+    };
+    idem.finish_output(tx, out).await
 }
 
 pub(crate) async fn read_vpc(
-    State(s): State<AppState>,
-    Path(ident): Path<String>,
-) -> ApiResult<Response> {
+    s: AppState,
+    input: ServiceNetworkVpcAssociationIdentifierInput,
+    _: Call,
+) -> ApiResult<GetServiceNetworkVpcAssociationOutput> {
     let mut tx = s.store.read().await?;
-    let (_, a) = load_doc::<ServiceNetworkVpcAssociation>(
+    let (_, mut a) = load_doc::<ServiceNetworkVpcAssociation>(
         &mut tx,
         &s.ctx,
         SNVA,
-        "serviceNetworkVpcAssociationIdentifier",
-        &ident,
+        SNVA_IDENTIFIER,
+        &input.service_network_vpc_association_identifier,
     )
     .await?;
-    Ok(reply(StatusCode::OK, snva_get(&a)))
+    Ok(GetServiceNetworkVpcAssociationOutput {
+        security_group_ids: std::mem::take(&mut a.security_group_ids),
+        summary: a.into(),
+    })
 }
 
 pub(crate) async fn list_vpc(
-    State(s): State<AppState>,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Response> {
-    let q = QueryParams::parse(q.as_deref());
-    let mut c = Checks::new();
-    let by_sn = filter_id(
-        &mut c,
-        &s.ctx,
-        ResourceKind::ServiceNetwork,
-        "serviceNetworkIdentifier",
-        q.get("serviceNetworkIdentifier"),
-    );
-    let by_vpc = match q.get("vpcIdentifier") {
-        None => Filter::Absent,
-        Some(v) if check_vpc_id(&mut c, "vpcIdentifier", v) => Filter::Id(v.to_string()),
-        Some(_) => Filter::Nothing,
-    };
-    c.finish()?;
-    if by_sn == Filter::Absent && by_vpc == Filter::Absent {
-        return Err(ApiError::validation_other(
-            "Either serviceNetworkIdentifier or vpcIdentifier must be specified",
-        ));
-    }
-    let page = Page::from_query(&q)?;
+    s: AppState,
+    input: ListServiceNetworkVpcAssociationsInput,
+    _: Call,
+) -> ApiResult<ListOutput<ServiceNetworkVpcAssociationSummary>> {
+    let (by_sn, by_vpc) = input.validate(&s.ctx)?;
+    let page = Page::new(input.max_results.as_deref(), input.next_token.as_deref())?;
     let mut tx = s.store.read().await?;
-    let (records, next) = page.apply(filtered(&mut tx, SNVA, by_sn, by_vpc).await?);
+    let (records, next_token) = page.apply(filtered(&mut tx, SNVA, by_sn, by_vpc).await?);
     let items = records
         .iter()
-        .map(|r| doc::<ServiceNetworkVpcAssociation>(r).map(|a| snva_summary(&a)))
+        .map(|r| doc::<ServiceNetworkVpcAssociation>(r).map(Into::into))
         .collect::<ApiResult<_>>()?;
-    Ok(list_reply(items, next))
+    Ok(ListOutput { items, next_token })
 }
 
 pub(crate) async fn update_vpc(
-    State(s): State<AppState>,
-    Path(ident): Path<String>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    let req: UpdateVpcRequest = parse_body(&body)?;
-    let sgs = validate_update_vpc(&req)?;
+    s: AppState,
+    input: UpdateServiceNetworkVpcAssociationInput,
+    _: Call,
+) -> ApiResult<UpdateServiceNetworkVpcAssociationOutput> {
+    let sgs = input.validate()?;
     let mut tx = s.store.write().await?;
     let (mut rec, mut a) = load_doc::<ServiceNetworkVpcAssociation>(
         &mut tx,
         &s.ctx,
         SNVA,
-        "serviceNetworkVpcAssociationIdentifier",
-        &ident,
+        SNVA_IDENTIFIER,
+        &input.service_network_vpc_association_identifier,
     )
     .await?;
     a.security_group_ids = sgs;
@@ -712,40 +851,43 @@ pub(crate) async fn update_vpc(
     set_doc(&mut rec, &a)?;
     tx.update(&rec).await?;
     tx.commit().await?;
-    Ok(reply(
-        StatusCode::OK,
-        json!({
-            "id": a.id, "arn": a.arn, "status": a.status.as_str(),
-            "createdBy": a.created_by, "securityGroupIds": a.security_group_ids,
-        }),
-    ))
+    Ok(UpdateServiceNetworkVpcAssociationOutput {
+        id: a.id,
+        arn: a.arn,
+        status: a.status,
+        created_by: a.created_by,
+        security_group_ids: a.security_group_ids,
+    })
 }
 
 pub(crate) async fn delete_vpc(
-    State(s): State<AppState>,
-    Path(ident): Path<String>,
-) -> ApiResult<Response> {
+    s: AppState,
+    input: ServiceNetworkVpcAssociationIdentifierInput,
+    _: Call,
+) -> ApiResult<DeleteAssociationOutput> {
     let mut tx = s.store.write().await?;
     let (rec, a) = load_doc::<ServiceNetworkVpcAssociation>(
         &mut tx,
         &s.ctx,
         SNVA,
-        "serviceNetworkVpcAssociationIdentifier",
-        &ident,
+        SNVA_IDENTIFIER,
+        &input.service_network_vpc_association_identifier,
     )
     .await?;
     tx.delete(SNVA.store_kind(), &rec.id).await?;
     tx.commit().await?;
-    Ok(reply(
-        StatusCode::OK,
-        json!({ "id": a.id, "status": DELETING.as_str(), "arn": a.arn }),
-    ))
+    Ok(DeleteAssociationOutput {
+        id: a.id,
+        status: DELETING,
+        arn: a.arn,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testutil::*;
+    use serde_json::{Value, json};
 
     const SN: &str = "sn-0123456789abcdef0";
     const SVC: &str = "svc-0123456789abcdef0";
@@ -781,8 +923,9 @@ mod tests {
             ),
         ];
         for (body, want) in cases {
-            let req: CreateServiceRequest = serde_json::from_value(body.clone()).unwrap();
-            assert_eq!(names(validate_create_service(&c, &req)), want, "{body}");
+            let input: CreateServiceNetworkServiceAssociationInput =
+                serde_json::from_value(body.clone()).unwrap();
+            assert_eq!(names(input.validate(&c).map(|_| ())), want, "{body}");
         }
     }
 
@@ -886,33 +1029,30 @@ mod tests {
             (ok(json!({"tags": {"aws:k": "v"}})), vec!["tags.aws:k"]),
         ];
         for (body, want) in cases {
-            let req: CreateVpcRequest = serde_json::from_value(body.clone()).unwrap();
-            assert_eq!(
-                names(validate_create_vpc(&c, &req).map(|_| ())),
-                want,
-                "{body}"
-            );
+            let input: CreateServiceNetworkVpcAssociationInput =
+                serde_json::from_value(body.clone()).unwrap();
+            assert_eq!(names(input.validate(&c).map(|_| ())), want, "{body}");
         }
     }
 
     #[test]
     fn vpc_association_defaults() {
-        let req: CreateVpcRequest = serde_json::from_value(
+        let input: CreateServiceNetworkVpcAssociationInput = serde_json::from_value(
             json!({"serviceNetworkIdentifier": SN, "vpcIdentifier": "vpc-0123abcd"}),
         )
         .unwrap();
-        let a = validate_create_vpc(&ctx(), &req).unwrap();
+        let a = input.validate(&ctx()).unwrap();
         assert!(a.private_dns_enabled);
         assert_eq!(
             a.dns_options.unwrap().private_dns_preference.as_deref(),
             Some("VERIFIED_DOMAINS_ONLY")
         );
         assert!(a.security_group_ids.is_empty());
-        let req: CreateVpcRequest = serde_json::from_value(
+        let input: CreateServiceNetworkVpcAssociationInput = serde_json::from_value(
             json!({"serviceNetworkIdentifier": SN, "vpcIdentifier": "vpc-0123abcd", "privateDnsEnabled": false}),
         )
         .unwrap();
-        let a = validate_create_vpc(&ctx(), &req).unwrap();
+        let a = input.validate(&ctx()).unwrap();
         assert!(!a.private_dns_enabled && a.dns_options.is_none());
     }
 
@@ -928,8 +1068,12 @@ mod tests {
             ),
         ];
         for (body, want) in cases {
-            let req: UpdateVpcRequest = serde_json::from_value(body.clone()).unwrap();
-            assert_eq!(names(validate_update_vpc(&req).map(|_| ())), want, "{body}");
+            // The front door merges the URI label into the input.
+            let mut merged = body.clone();
+            merged["serviceNetworkVpcAssociationIdentifier"] = json!("snva-0123456789abcdef0");
+            let input: UpdateServiceNetworkVpcAssociationInput =
+                serde_json::from_value(merged).unwrap();
+            assert_eq!(names(input.validate().map(|_| ())), want, "{body}");
         }
     }
 

@@ -4,43 +4,33 @@
 //! document at creation. DeleteService refuses while the service is in a service network and
 //! otherwise takes its listeners, their rules, its policies and access-log subscriptions with it.
 
-use axum::Router;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
-use axum::response::Response;
-use axum::routing::get;
-use bytes::Bytes;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use trellis_model::arn::Resolved;
+use trellis_model::dns::DnsEntry;
 use trellis_model::resources::service::{
     CERTIFICATE_ARN_PATTERN, Service, ServiceStatus, is_certificate_arn, is_domain_name,
 };
 use trellis_model::resources::{AuthType, Tags};
 use trellis_model::{Checks, Context, ResourceKind, Timestamp, ValidationError, dns};
 use trellis_store::Tx;
+use trellis_wire::Call;
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::service_networks::check_auth_type;
 use crate::wire::{
-    Idempotency, NewRecord, Page, QueryParams, body_value, check_new_top_level, doc, list_reply,
-    load_doc, parse_body, reply, set_doc,
+    Idempotency, ListOutput, NewRecord, Page, check_new_top_level, doc, load_doc, set_doc,
 };
 
 const KIND: ResourceKind = ResourceKind::Service;
 /// Services per region (reference §11.1).
 pub const QUOTA: u64 = 2000;
+/// The identifier label of every operation on one service.
+const IDENTIFIER: &str = "serviceIdentifier";
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/services", get(list).post(create))
-        .route("/services/{id}", get(read).patch(update).delete(delete))
-}
-
-#[derive(Deserialize, Default)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct CreateRequest {
+pub struct CreateServiceInput {
     name: Option<String>,
     custom_domain_name: Option<String>,
     certificate_arn: Option<String>,
@@ -50,14 +40,98 @@ struct CreateRequest {
     client_token: Option<String>,
 }
 
-#[derive(Deserialize, Default)]
+/// The input of the operations that name one service and nothing else.
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct UpdateRequest {
+pub struct ServiceIdentifierInput {
+    service_identifier: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListServicesInput {
+    max_results: Option<String>,
+    next_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateServiceInput {
+    service_identifier: String,
     certificate_arn: Option<String>,
     auth_type: Option<String>,
     /// Not a member of UpdateServiceRequest; read only to refuse a change clearly instead of
     /// silently ignoring it (the custom domain is immutable).
     custom_domain_name: Option<String>,
+}
+
+/// CreateService's output; also what an idempotent retry replays.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateServiceOutput {
+    id: String,
+    arn: String,
+    name: String,
+    status: ServiceStatus,
+    auth_type: AuthType,
+    dns_entry: DnsEntry,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    custom_domain_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    certificate_arn: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetServiceOutput {
+    id: String,
+    arn: String,
+    name: String,
+    status: ServiceStatus,
+    auth_type: AuthType,
+    dns_entry: DnsEntry,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    custom_domain_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    certificate_arn: Option<String>,
+    created_at: Timestamp,
+    last_updated_at: Timestamp,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceSummary {
+    id: String,
+    name: String,
+    arn: String,
+    created_at: Timestamp,
+    last_updated_at: Timestamp,
+    dns_entry: DnsEntry,
+    status: ServiceStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    custom_domain_name: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateServiceOutput {
+    id: String,
+    arn: String,
+    name: String,
+    auth_type: AuthType,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    custom_domain_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    certificate_arn: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteServiceOutput {
+    id: String,
+    arn: String,
+    name: String,
+    status: ServiceStatus,
 }
 
 /// Checks an `*Identifier` member that must name a `kind` resource by ID or ARN, so that a
@@ -104,108 +178,80 @@ struct NewService {
     auth_type: AuthType,
 }
 
-fn validate_create(req: &CreateRequest) -> Result<NewService, ValidationError> {
-    let mut c = Checks::new();
-    match &req.name {
-        Some(n) => {
-            c.resource_name("name", n, 3, 40, Some("svc-"));
+impl CreateServiceInput {
+    fn validate(&self) -> Result<NewService, ValidationError> {
+        let mut c = Checks::new();
+        match &self.name {
+            Some(n) => {
+                c.resource_name("name", n, 3, 40, Some("svc-"));
+            }
+            None => c.missing("name"),
         }
-        None => c.missing("name"),
+        if let Some(d) = &self.custom_domain_name
+            && c.length("customDomainName", d, 3, 255)
+            && !is_domain_name(d)
+        {
+            c.fail(
+                "customDomainName",
+                format!("Value '{d}' at 'customDomainName' failed to satisfy constraint: Member must be a valid domain name"),
+            );
+        }
+        check_certificate(&mut c, self.certificate_arn.as_deref());
+        let auth_type = check_auth_type(&mut c, self.auth_type.as_deref()).unwrap_or_default();
+        c.tags("tags", &self.tags);
+        c.finish()?;
+        Ok(NewService {
+            name: self.name.clone().unwrap_or_default(),
+            // A trailing dot is the same name; stored without it so comparisons are plain.
+            custom_domain_name: self
+                .custom_domain_name
+                .as_ref()
+                .map(|d| d.strip_suffix('.').unwrap_or(d).to_string()),
+            certificate_arn: self.certificate_arn.clone().filter(|a| !a.is_empty()),
+            auth_type,
+        })
     }
-    if let Some(d) = &req.custom_domain_name
-        && c.length("customDomainName", d, 3, 255)
-        && !is_domain_name(d)
-    {
-        c.fail(
-            "customDomainName",
-            format!("Value '{d}' at 'customDomainName' failed to satisfy constraint: Member must be a valid domain name"),
-        );
-    }
-    check_certificate(&mut c, req.certificate_arn.as_deref());
-    let auth_type = check_auth_type(&mut c, req.auth_type.as_deref()).unwrap_or_default();
-    c.tags("tags", &req.tags);
-    c.finish()?;
-    Ok(NewService {
-        name: req.name.clone().unwrap_or_default(),
-        // A trailing dot is the same name; stored without it so comparisons are plain.
-        custom_domain_name: req
-            .custom_domain_name
-            .as_ref()
-            .map(|d| d.strip_suffix('.').unwrap_or(d).to_string()),
-        certificate_arn: req.certificate_arn.clone().filter(|a| !a.is_empty()),
-        auth_type,
-    })
 }
 
 /// `(certificateArn change, authType change)`; `Some(None)` clears the certificate.
 type ServiceChanges = (Option<Option<String>>, Option<AuthType>);
 
-fn validate_update(req: &UpdateRequest) -> Result<ServiceChanges, ValidationError> {
-    let mut c = Checks::new();
-    check_certificate(&mut c, req.certificate_arn.as_deref());
-    let auth_type = check_auth_type(&mut c, req.auth_type.as_deref());
-    c.finish()?;
-    Ok((
-        req.certificate_arn
-            .as_ref()
-            .map(|a| Some(a.clone()).filter(|a| !a.is_empty())),
-        auth_type,
-    ))
-}
-
-/// The members Create returns; Get and List add to them.
-fn create_view(svc: &Service) -> Value {
-    let mut v = json!({
-        "id": svc.id, "arn": svc.arn, "name": svc.name,
-        "status": svc.status.as_str(), "authType": svc.auth_type.as_str(),
-        "dnsEntry": svc.dns_entry,
-    });
-    optional_members(&mut v, svc);
-    v
-}
-
-fn optional_members(v: &mut Value, svc: &Service) {
-    if let Some(d) = &svc.custom_domain_name {
-        v["customDomainName"] = json!(d);
-    }
-    if let Some(a) = &svc.certificate_arn {
-        v["certificateArn"] = json!(a);
+impl UpdateServiceInput {
+    fn validate(&self) -> Result<ServiceChanges, ValidationError> {
+        let mut c = Checks::new();
+        check_certificate(&mut c, self.certificate_arn.as_deref());
+        let auth_type = check_auth_type(&mut c, self.auth_type.as_deref());
+        c.finish()?;
+        Ok((
+            self.certificate_arn
+                .as_ref()
+                .map(|a| Some(a.clone()).filter(|a| !a.is_empty())),
+            auth_type,
+        ))
     }
 }
 
-fn get_view(svc: &Service) -> Value {
-    let mut v = create_view(svc);
-    v["createdAt"] = json!(svc.created_at);
-    v["lastUpdatedAt"] = json!(svc.last_updated_at);
-    v
-}
-
-fn summary_view(svc: &Service) -> Value {
-    let mut v = json!({
-        "id": svc.id, "name": svc.name, "arn": svc.arn,
-        "createdAt": svc.created_at, "lastUpdatedAt": svc.last_updated_at,
-        "dnsEntry": svc.dns_entry, "status": svc.status.as_str(),
-    });
-    if let Some(d) = &svc.custom_domain_name {
-        v["customDomainName"] = json!(d);
-    }
-    v
-}
-
-pub(crate) async fn create(State(s): State<AppState>, body: Bytes) -> ApiResult<Response> {
-    let raw = body_value(&body)?;
-    let req: CreateRequest = parse_body(&body)?;
-    let input = validate_create(&req)?;
-    let idem = Idempotency::new("CreateService", "", req.client_token.as_deref(), &raw)?;
+pub(crate) async fn create(
+    s: AppState,
+    input: CreateServiceInput,
+    _: Call,
+) -> ApiResult<CreateServiceOutput> {
+    let new = input.validate()?;
+    let idem = Idempotency::new(
+        "CreateService",
+        "",
+        input.client_token.as_deref(),
+        &serde_json::to_value(&input).map_err(|e| ApiError::Internal(e.to_string()))?,
+    )?;
 
     let mut tx = s.store.write().await?;
-    if let Some((status, body)) = idem.replay(&mut tx, KIND).await? {
-        return Ok(reply(status, body));
+    if let Some(out) = idem.replay_output(&mut tx, KIND).await? {
+        return Ok(out);
     }
     check_new_top_level(
         &mut tx,
         KIND,
-        &input.name,
+        &new.name,
         s.quotas.services_per_region,
         "services-per-region",
     )
@@ -214,17 +260,17 @@ pub(crate) async fn create(State(s): State<AppState>, body: Bytes) -> ApiResult<
     let arn = s.ctx.top_level_arn(KIND, &id);
     let now = Timestamp::now();
     let svc = Service {
-        dns_entry: dns::service_dns_entry(&input.name, &id, &s.ctx.region, &s.ctx.account_id),
+        dns_entry: dns::service_dns_entry(&new.name, &id, &s.ctx.region, &s.ctx.account_id),
         id: id.clone(),
-        name: input.name.clone(),
+        name: new.name.clone(),
         arn: arn.clone(),
-        auth_type: input.auth_type,
-        custom_domain_name: input.custom_domain_name,
-        certificate_arn: input.certificate_arn,
+        auth_type: new.auth_type,
+        custom_domain_name: new.custom_domain_name,
+        certificate_arn: new.certificate_arn,
         status: ServiceStatus::Active,
         created_at: now,
         last_updated_at: now,
-        tags: req.tags,
+        tags: input.tags,
     };
     let rec = NewRecord {
         kind: KIND,
@@ -236,41 +282,77 @@ pub(crate) async fn create(State(s): State<AppState>, body: Bytes) -> ApiResult<
     }
     .with_body(&svc)?;
     tx.insert(&rec).await?;
-    let out = create_view(&svc);
-    idem.finish(tx, StatusCode::CREATED, out).await
+    let out = CreateServiceOutput {
+        id: svc.id,
+        arn: svc.arn,
+        name: svc.name,
+        status: svc.status,
+        auth_type: svc.auth_type,
+        dns_entry: svc.dns_entry,
+        custom_domain_name: svc.custom_domain_name,
+        certificate_arn: svc.certificate_arn,
+    };
+    idem.finish_output(tx, out).await
 }
 
 pub(crate) async fn read(
-    State(s): State<AppState>,
-    Path(ident): Path<String>,
-) -> ApiResult<Response> {
+    s: AppState,
+    input: ServiceIdentifierInput,
+    _: Call,
+) -> ApiResult<GetServiceOutput> {
     let mut tx = s.store.read().await?;
-    let (_, svc) = load_doc::<Service>(&mut tx, &s.ctx, KIND, "serviceIdentifier", &ident).await?;
-    Ok(reply(StatusCode::OK, get_view(&svc)))
+    let (_, svc) =
+        load_doc::<Service>(&mut tx, &s.ctx, KIND, IDENTIFIER, &input.service_identifier).await?;
+    Ok(GetServiceOutput {
+        id: svc.id,
+        arn: svc.arn,
+        name: svc.name,
+        status: svc.status,
+        auth_type: svc.auth_type,
+        dns_entry: svc.dns_entry,
+        custom_domain_name: svc.custom_domain_name,
+        certificate_arn: svc.certificate_arn,
+        created_at: svc.created_at,
+        last_updated_at: svc.last_updated_at,
+    })
 }
 
-pub(crate) async fn list(State(s): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Response> {
-    let page = Page::from_query(&QueryParams::parse(q.as_deref()))?;
+pub(crate) async fn list(
+    s: AppState,
+    input: ListServicesInput,
+    _: Call,
+) -> ApiResult<ListOutput<ServiceSummary>> {
+    let page = Page::new(input.max_results.as_deref(), input.next_token.as_deref())?;
     let mut tx = s.store.read().await?;
-    let (records, next) = page.apply(tx.list(KIND.store_kind(), None).await?);
+    let (records, next_token) = page.apply(tx.list(KIND.store_kind(), None).await?);
     let items = records
         .iter()
-        .map(|r| doc::<Service>(r).map(|svc| summary_view(&svc)))
+        .map(|r| {
+            doc::<Service>(r).map(|svc| ServiceSummary {
+                id: svc.id,
+                name: svc.name,
+                arn: svc.arn,
+                created_at: svc.created_at,
+                last_updated_at: svc.last_updated_at,
+                dns_entry: svc.dns_entry,
+                status: svc.status,
+                custom_domain_name: svc.custom_domain_name,
+            })
+        })
         .collect::<ApiResult<_>>()?;
-    Ok(list_reply(items, next))
+    Ok(ListOutput { items, next_token })
 }
 
 pub(crate) async fn update(
-    State(s): State<AppState>,
-    Path(ident): Path<String>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    let req: UpdateRequest = parse_body(&body)?;
-    let (certificate, auth_type) = validate_update(&req)?;
+    s: AppState,
+    input: UpdateServiceInput,
+    _: Call,
+) -> ApiResult<UpdateServiceOutput> {
+    let (certificate, auth_type) = input.validate()?;
     let mut tx = s.store.write().await?;
     let (mut rec, mut svc) =
-        load_doc::<Service>(&mut tx, &s.ctx, KIND, "serviceIdentifier", &ident).await?;
-    if let Some(d) = &req.custom_domain_name
+        load_doc::<Service>(&mut tx, &s.ctx, KIND, IDENTIFIER, &input.service_identifier).await?;
+    if let Some(d) = &input.custom_domain_name
         && svc
             .custom_domain_name
             .as_deref()
@@ -291,9 +373,14 @@ pub(crate) async fn update(
     set_doc(&mut rec, &svc)?;
     tx.update(&rec).await?;
     tx.commit().await?;
-    let mut out = json!({ "id": svc.id, "arn": svc.arn, "name": svc.name, "authType": svc.auth_type.as_str() });
-    optional_members(&mut out, &svc);
-    Ok(reply(StatusCode::OK, out))
+    Ok(UpdateServiceOutput {
+        id: svc.id,
+        arn: svc.arn,
+        name: svc.name,
+        auth_type: svc.auth_type,
+        custom_domain_name: svc.custom_domain_name,
+        certificate_arn: svc.certificate_arn,
+    })
 }
 
 /// Deletes a listener and its rules (DeleteService's cascade).
@@ -308,12 +395,13 @@ async fn delete_listener_tree(tx: &mut Tx, listener_id: &str) -> ApiResult<()> {
 }
 
 pub(crate) async fn delete(
-    State(s): State<AppState>,
-    Path(ident): Path<String>,
-) -> ApiResult<Response> {
+    s: AppState,
+    input: ServiceIdentifierInput,
+    _: Call,
+) -> ApiResult<DeleteServiceOutput> {
     let mut tx = s.store.write().await?;
     let (rec, svc) =
-        load_doc::<Service>(&mut tx, &s.ctx, KIND, "serviceIdentifier", &ident).await?;
+        load_doc::<Service>(&mut tx, &s.ctx, KIND, IDENTIFIER, &input.service_identifier).await?;
     let associations = tx
         .list_referencing(
             ResourceKind::ServiceNetworkServiceAssociation.store_kind(),
@@ -344,18 +432,18 @@ pub(crate) async fn delete(
     crate::cascade::delete_attached(&mut tx, &rec.id).await?;
     tx.delete(KIND.store_kind(), &rec.id).await?;
     tx.commit().await?;
-    Ok(reply(
-        StatusCode::OK,
-        json!({
-            "id": svc.id, "arn": svc.arn, "name": svc.name,
-            "status": ServiceStatus::DeleteInProgress.as_str(),
-        }),
-    ))
+    Ok(DeleteServiceOutput {
+        id: svc.id,
+        arn: svc.arn,
+        name: svc.name,
+        status: ServiceStatus::DeleteInProgress,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{Value, json};
 
     fn fields(body: Value, validate: impl Fn(Value) -> Result<(), ValidationError>) -> Vec<String> {
         match validate(body) {
@@ -365,13 +453,18 @@ mod tests {
     }
 
     fn create(body: Value) -> Result<(), ValidationError> {
-        let req: CreateRequest = serde_json::from_value(body).unwrap();
-        validate_create(&req).map(|_| ())
+        let input: CreateServiceInput = serde_json::from_value(body).unwrap();
+        input.validate().map(|_| ())
+    }
+
+    /// UpdateService's input as the front door merges it: the URI label and the body.
+    fn update_input(mut body: Value) -> UpdateServiceInput {
+        body["serviceIdentifier"] = json!("svc-0123456789abcdef0");
+        serde_json::from_value(body).unwrap()
     }
 
     fn update(body: Value) -> Result<(), ValidationError> {
-        let req: UpdateRequest = serde_json::from_value(body).unwrap();
-        validate_update(&req).map(|_| ())
+        update_input(body).validate().map(|_| ())
     }
 
     #[test]
@@ -447,13 +540,13 @@ mod tests {
 
     #[test]
     fn empty_certificate_clears_and_trailing_dot_is_dropped() {
-        let req: UpdateRequest = serde_json::from_value(json!({"certificateArn": ""})).unwrap();
-        assert_eq!(validate_update(&req).unwrap(), (Some(None), None));
-        let req: CreateRequest =
+        let input = update_input(json!({"certificateArn": ""}));
+        assert_eq!(input.validate().unwrap(), (Some(None), None));
+        let input: CreateServiceInput =
             serde_json::from_value(json!({"name": "abc", "customDomainName": "a.example.com."}))
                 .unwrap();
         assert_eq!(
-            validate_create(&req).unwrap().custom_domain_name.as_deref(),
+            input.validate().unwrap().custom_domain_name.as_deref(),
             Some("a.example.com")
         );
     }
