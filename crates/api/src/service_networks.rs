@@ -14,7 +14,9 @@ use trellis_wire::Call;
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::wire::{Idempotency, ListOutput, NewRecord, Page, check_new_top_level, doc, load_doc, set_doc};
+use crate::wire::{
+    Idempotency, ListOutput, NewRecord, Page, check_new_top_level, doc, load_doc, set_doc,
+};
 
 const KIND: ResourceKind = ResourceKind::ServiceNetwork;
 /// Service networks per region (reference §11.1).

@@ -5,22 +5,16 @@
 //! (store conventions). Tagging changes no other member; in particular it does not bump the
 //! resource's `lastUpdatedAt`, which Lattice reserves for changes to the resource itself.
 
-use axum::Router;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
-use axum::response::Response;
-use axum::routing::get;
-use bytes::Bytes;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Value, json};
 use trellis_model::arn::Resolved;
 use trellis_model::resources::Tags;
-use trellis_model::{Checks, Context, ResourceKind};
+use trellis_model::{Checks, Context, ResourceKind, ValidationError};
 use trellis_store::{Record, Tx};
+use trellis_wire::Call;
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::wire::{QueryParams, parse_body, reply};
 
 /// Tags per resource (user guide, "Tag your resources"). The model's `TagMap` allows 200 per
 /// request; 50 is the documented per-resource limit and is enforced after merging.
@@ -30,15 +24,101 @@ const FIELD: &str = "resourceArn";
 const ARN_PATTERN: &str =
     "arn:[a-z0-9][-.a-z0-9]{0,62}:vpc-lattice:([a-z0-9][-.a-z0-9]{0,62})?:\\d{12}?:[^/].{0,1023}";
 
-pub fn routes() -> Router<AppState> {
-    // A wildcard capture, so that an ARN whose `/` was not percent-encoded still arrives whole.
-    Router::new().route("/tags/{*resourceArn}", get(list).post(tag).delete(untag))
+/// The input of ListTagsForResource.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListTagsForResourceInput {
+    /// The greedy label `{resourceArn+}`: the rest of the path, so an ARN whose `/` was not
+    /// percent-encoded still arrives whole.
+    resource_arn: String,
 }
 
-#[derive(Deserialize)]
-struct TagRequest {
+impl ListTagsForResourceInput {
+    fn validate(&self) -> Result<(), ValidationError> {
+        let mut c = Checks::new();
+        check_arn(&mut c, &self.resource_arn);
+        c.finish()
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ListTagsForResourceOutput {
+    tags: Tags,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TagResourceInput {
+    resource_arn: String,
     tags: Option<Tags>,
 }
+
+impl TagResourceInput {
+    /// The tags to add or overwrite.
+    fn validate(&self) -> Result<&Tags, ValidationError> {
+        let mut c = Checks::new();
+        check_arn(&mut c, &self.resource_arn);
+        match &self.tags {
+            Some(t) => {
+                c.tags("tags", t);
+                c.finish()?;
+                Ok(t)
+            }
+            None => {
+                c.missing("tags");
+                Err(c.finish().expect_err("a missing member is a failure"))
+            }
+        }
+    }
+}
+
+/// TagResource answers with no members.
+#[derive(Debug, Serialize)]
+pub struct TagResourceOutput {}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UntagResourceInput {
+    resource_arn: String,
+    /// The repeated query member `tagKeys`. It is required, but an empty list and an absent one
+    /// look the same on the wire (nothing is sent), and the list may be empty: no keys means
+    /// nothing to remove.
+    #[serde(default, deserialize_with = "query_list")]
+    tag_keys: Vec<String>,
+}
+
+/// A repeated query member: each value as sent, an empty one too. (The front door's usual
+/// reading of a single `""` as the query protocols' empty list would turn `?tagKeys=` into "no
+/// keys" instead of the empty key it is, which fails validation.)
+fn query_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
+}
+
+impl UntagResourceInput {
+    fn validate(&self) -> Result<(), ValidationError> {
+        let mut c = Checks::new();
+        check_arn(&mut c, &self.resource_arn);
+        if c.count("tagKeys", self.tag_keys.len(), 0, 200) {
+            for k in &self.tag_keys {
+                c.length("tagKeys", k, 1, 128);
+            }
+        }
+        c.finish()
+    }
+}
+
+/// UntagResource answers with no members.
+#[derive(Debug, Serialize)]
+pub struct UntagResourceOutput {}
 
 /// `[a-z0-9][-.a-z0-9]{0,62}`: a partition or region segment.
 fn is_segment(s: &str) -> bool {
@@ -159,26 +239,17 @@ fn merge(existing: &Tags, new: Tags) -> Result<Tags, usize> {
 }
 
 pub(crate) async fn tag(
-    State(s): State<AppState>,
-    Path(arn): Path<String>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    let req: TagRequest = parse_body(&body)?;
-    let mut c = Checks::new();
-    check_arn(&mut c, &arn);
-    match &req.tags {
-        Some(t) => {
-            c.tags("tags", t);
-        }
-        None => c.missing("tags"),
-    }
-    c.finish()?;
+    s: AppState,
+    input: TagResourceInput,
+    _: Call,
+) -> ApiResult<TagResourceOutput> {
+    let new = input.validate()?;
     let mut tx = s.store.write().await?;
-    let mut rec = load_by_arn(&mut tx, &s.ctx, &arn).await?;
+    let mut rec = load_by_arn(&mut tx, &s.ctx, &input.resource_arn).await?;
     let existing = tags_of(&rec)?;
     // A ValidationException: TagResource does not model ServiceQuotaExceededException, and the
     // limit is a fixed property of tagging, not an account quota.
-    let merged = merge(&existing, req.tags.unwrap_or_default()).map_err(|n| {
+    let merged = merge(&existing, new.clone()).map_err(|n| {
         ApiError::validation_field(
             "tags",
             format!("The resource would have {n} tags; a resource can have at most {MAX_TAGS_PER_RESOURCE} tags"),
@@ -189,31 +260,20 @@ pub(crate) async fn tag(
         tx.update(&rec).await?;
         tx.commit().await?;
     }
-    Ok(reply(StatusCode::OK, json!({})))
+    Ok(TagResourceOutput {})
 }
 
 pub(crate) async fn untag(
-    State(s): State<AppState>,
-    Path(arn): Path<String>,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Response> {
-    let query = QueryParams::parse(q.as_deref());
-    // `tagKeys` is required, but an empty list and an absent one look the same on the wire
-    // (nothing is sent), and the list may be empty: no keys means nothing to remove.
-    let keys = query.get_all("tagKeys");
-    let mut c = Checks::new();
-    check_arn(&mut c, &arn);
-    if c.count("tagKeys", keys.len(), 0, 200) {
-        for k in &keys {
-            c.length("tagKeys", k, 1, 128);
-        }
-    }
-    c.finish()?;
+    s: AppState,
+    input: UntagResourceInput,
+    _: Call,
+) -> ApiResult<UntagResourceOutput> {
+    input.validate()?;
     let mut tx = s.store.write().await?;
-    let mut rec = load_by_arn(&mut tx, &s.ctx, &arn).await?;
+    let mut rec = load_by_arn(&mut tx, &s.ctx, &input.resource_arn).await?;
     let mut tags = tags_of(&rec)?;
     let before = tags.len();
-    for k in keys {
+    for k in &input.tag_keys {
         tags.remove(k);
     }
     // Keys the resource does not have are ignored, as in every AWS UntagResource.
@@ -222,19 +282,20 @@ pub(crate) async fn untag(
         tx.update(&rec).await?;
         tx.commit().await?;
     }
-    Ok(reply(StatusCode::OK, json!({})))
+    Ok(UntagResourceOutput {})
 }
 
 pub(crate) async fn list(
-    State(s): State<AppState>,
-    Path(arn): Path<String>,
-) -> ApiResult<Response> {
-    let mut c = Checks::new();
-    check_arn(&mut c, &arn);
-    c.finish()?;
+    s: AppState,
+    input: ListTagsForResourceInput,
+    _: Call,
+) -> ApiResult<ListTagsForResourceOutput> {
+    input.validate()?;
     let mut tx = s.store.read().await?;
-    let rec = load_by_arn(&mut tx, &s.ctx, &arn).await?;
-    Ok(reply(StatusCode::OK, json!({ "tags": tags_of(&rec)? })))
+    let rec = load_by_arn(&mut tx, &s.ctx, &input.resource_arn).await?;
+    Ok(ListTagsForResourceOutput {
+        tags: tags_of(&rec)?,
+    })
 }
 
 #[cfg(test)]

@@ -268,7 +268,8 @@ impl Idempotency {
     /// transaction as the change it describes, and commits.
     pub async fn finish_output<O: Serialize>(self, mut tx: Tx, output: O) -> ApiResult<O> {
         if let Some(token) = &self.token {
-            let body = serde_json::to_value(&output).map_err(|e| ApiError::Internal(e.to_string()))?;
+            let body =
+                serde_json::to_value(&output).map_err(|e| ApiError::Internal(e.to_string()))?;
             let entry = IdempotencyEntry {
                 request_hash: self.request_hash.clone(),
                 response: serde_json::json!({ "body": body }),

@@ -74,6 +74,7 @@ pub struct Status {
 /// The running data plane; [`DataPlane::shutdown`] stops it in order.
 pub struct DataPlane {
     proxy: Arc<Proxy>,
+    target_health: Arc<dyn TargetHealthSource>,
     dns_addr: SocketAddr,
     stop_compiler: watch::Sender<bool>,
     compiler: JoinHandle<()>,
@@ -83,7 +84,8 @@ pub struct DataPlane {
 
 impl DataPlane {
     /// Binds the DNS server (a bind failure is a startup error), builds the proxy, health checks
-    /// and TLS resolver, installs the ListTargets health source, and starts following the store.
+    /// and TLS resolver and the ListTargets health source ([`DataPlane::target_health`]), and starts
+    /// following the store.
     /// `functions` invokes LAMBDA targets; it is in place before the first listener binds.
     pub async fn start(
         config: DataPlaneConfig,
@@ -119,9 +121,8 @@ impl DataPlane {
             Arc::clone(&tls),
         );
         proxy.set_invoker(functions);
-        trellis_api::target_groups::set_target_health_source(Arc::new(HealthSource(Arc::clone(
-            &health,
-        ))));
+        let target_health: Arc<dyn TargetHealthSource> =
+            Arc::new(HealthSource(Arc::clone(&health)));
 
         let reconcilers = Reconcilers {
             publisher,
@@ -142,12 +143,19 @@ impl DataPlane {
         ));
         Ok(DataPlane {
             proxy,
+            target_health,
             dns_addr,
             stop_compiler,
             compiler,
             stop_dns,
             dns,
         })
+    }
+
+    /// What ListTargets reports as observed target health; `trellis serve` puts it in the API
+    /// state (`AppState::with_target_health`).
+    pub fn target_health(&self) -> Arc<dyn TargetHealthSource> {
+        Arc::clone(&self.target_health)
     }
 
     /// The address the DNS server is bound to (UDP and TCP).

@@ -302,6 +302,7 @@ async fn serve(
         functions.host(),
     )
     .await?;
+    let state = state.with_target_health(data_plane.target_health());
     let dns = data_plane.dns_addr();
     write_address(&data_dir, DNS_ADDRESS_FILE, dns)?;
     write_address(&data_dir, API_ADDRESS_FILE, bound)?;
