@@ -648,6 +648,55 @@ mod tests {
         }
     }
 
+    /// Put*Policy reports a bad identifier and a bad policy together; Get/Delete check the
+    /// identifier alone. (input document, expected failing fields)
+    #[test]
+    fn put_inputs_report_every_member() {
+        use serde_json::json;
+        let svc_arn = format!("arn:aws:vpc-lattice:us-west-2:111122223333:service/{SVC}");
+        let auth: Vec<(Value, Vec<&str>)> = vec![
+            (json!({ "resourceIdentifier": SVC, "policy": GOOD }), vec![]),
+            (
+                json!({ "resourceIdentifier": svc_arn, "policy": GOOD }),
+                vec![],
+            ),
+            (json!({ "resourceIdentifier": SVC }), vec!["policy"]),
+            (
+                json!({ "resourceIdentifier": "svc-1" }),
+                vec!["resourceIdentifier", "policy"],
+            ),
+            (
+                json!({ "resourceIdentifier": RCFG, "policy": "{" }),
+                vec!["resourceIdentifier", "policy"],
+            ),
+        ];
+        for (doc, want) in auth {
+            let input: PutAuthPolicyInput = trellis_wire::de::from_value(doc.clone()).unwrap();
+            let got = input.validate().err().map(|e| e.fields).unwrap_or_default();
+            let got: Vec<_> = got.iter().map(|f| f.name.as_str()).collect();
+            assert_eq!(got, want, "{doc}");
+        }
+        let resource: Vec<(Value, Vec<&str>)> = vec![
+            (json!({ "resourceArn": svc_arn, "policy": GOOD }), vec![]),
+            (
+                json!({ "resourceArn": SVC, "policy": "  " }),
+                vec!["resourceArn", "policy"],
+            ),
+        ];
+        for (doc, want) in resource {
+            let input: PutResourcePolicyInput = trellis_wire::de::from_value(doc.clone()).unwrap();
+            let got = input.validate().err().map(|e| e.fields).unwrap_or_default();
+            let got: Vec<_> = got.iter().map(|f| f.name.as_str()).collect();
+            assert_eq!(got, want, "{doc}");
+        }
+        let get: AuthPolicyInput =
+            trellis_wire::de::from_value(json!({ "resourceIdentifier": SN })).unwrap();
+        assert_eq!(get.validate().unwrap(), ResourceKind::ServiceNetwork);
+        let get: ResourcePolicyInput =
+            trellis_wire::de::from_value(json!({ "resourceArn": SN })).unwrap();
+        assert_eq!(get.validate().unwrap_err().fields[0].name, "resourceArn");
+    }
+
     #[test]
     fn resource_configurations_are_reported_as_unsupported() {
         let mut c = Checks::new();

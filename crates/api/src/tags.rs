@@ -303,6 +303,63 @@ mod tests {
     use super::*;
     use crate::testutil::*;
 
+    /// (input document, expected tagKeys or the failing fields): what the front door decodes
+    /// from the query string and what `validate` makes of it.
+    #[test]
+    fn untag_input_table() {
+        let arn = "arn:aws:vpc-lattice:us-west-2:111122223333:servicenetwork/sn-0123456789abcdef0";
+        let cases: Vec<(Value, Result<Vec<&str>, Vec<&str>>)> = vec![
+            (json!({ "resourceArn": arn }), Ok(vec![])),
+            (json!({ "resourceArn": arn, "tagKeys": "a" }), Ok(vec!["a"])),
+            (
+                json!({ "resourceArn": arn, "tagKeys": ["a", "b"] }),
+                Ok(vec!["a", "b"]),
+            ),
+            // `?tagKeys=` names the empty key, which is too short.
+            (
+                json!({ "resourceArn": arn, "tagKeys": "" }),
+                Err(vec!["tagKeys"]),
+            ),
+            (
+                json!({ "resourceArn": arn, "tagKeys": "k".repeat(129) }),
+                Err(vec!["tagKeys"]),
+            ),
+            (
+                json!({ "resourceArn": arn, "tagKeys": (0..201).map(|i| format!("k{i}")).collect::<Vec<_>>() }),
+                Err(vec!["tagKeys"]),
+            ),
+            (
+                json!({ "resourceArn": "nope", "tagKeys": "" }),
+                Err(vec!["resourceArn", "tagKeys"]),
+            ),
+        ];
+        for (doc, want) in cases {
+            let input: UntagResourceInput = trellis_wire::de::from_value(doc.clone()).unwrap();
+            let got = match input.validate() {
+                Ok(()) => Ok(input
+                    .tag_keys
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()),
+                Err(e) => Err(e.fields.into_iter().map(|f| f.name).collect::<Vec<_>>()),
+            };
+            let want = want
+                .map(|k| k.into_iter().map(str::to_string).collect::<Vec<_>>())
+                .map_err(|f| f.into_iter().map(str::to_string).collect::<Vec<_>>());
+            let got = got.map(|k| k.into_iter().map(str::to_string).collect::<Vec<_>>());
+            assert_eq!(got, want, "{doc}");
+        }
+    }
+
+    #[test]
+    fn tag_input_reports_every_member() {
+        let input: TagResourceInput =
+            trellis_wire::de::from_value(json!({ "resourceArn": "nope" })).unwrap();
+        let e = input.validate().unwrap_err();
+        let fields: Vec<_> = e.fields.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(fields, ["resourceArn", "tags"]);
+    }
+
     #[test]
     fn arn_pattern_table() {
         let base = "arn:aws:vpc-lattice:us-west-2:111122223333:";

@@ -867,7 +867,184 @@ pub(crate) async fn list_targets(
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{Value, json};
+
     use super::*;
+
+    fn fields(e: ValidationError) -> Vec<String> {
+        e.fields.into_iter().map(|f| f.name).collect()
+    }
+
+    /// CreateTargetGroup as the front door decodes it: (body, expected failing fields).
+    #[test]
+    fn create_input_table() {
+        let http = json!({ "protocol": "HTTP", "vpcIdentifier": "vpc-01234567" });
+        let cases: Vec<(Value, Vec<&str>)> = vec![
+            (
+                json!({ "name": "web-1", "type": "IP", "config": http }),
+                vec![],
+            ),
+            // The `tg-` prefix is reserved for generated names.
+            (
+                json!({ "name": "tg-web", "type": "IP", "config": http }),
+                vec!["name"],
+            ),
+            (json!({ "name": "web", "type": "LAMBDA" }), vec![]),
+            (json!({}), vec!["name", "type"]),
+            (json!({ "name": "web", "type": "UDP" }), vec!["type"]),
+            (
+                json!({ "name": "tg-", "type": "IP" }),
+                vec!["name", "config"],
+            ),
+            (
+                json!({ "name": "web", "type": "IP", "config": { "port": "80" } }),
+                vec!["config.protocol", "config.vpcIdentifier"],
+            ),
+            (
+                json!({ "name": "web", "tags": { "": "x" } }),
+                vec!["type", "tags."],
+            ),
+        ];
+        for (body, want) in cases {
+            let input: CreateTargetGroupInput = trellis_wire::de::from_value(body.clone()).unwrap();
+            let got = input.validate().err().map(fields).unwrap_or_default();
+            assert_eq!(got, want, "{body}");
+        }
+        let input: CreateTargetGroupInput = trellis_wire::de::from_value(
+            json!({ "name": "web", "type": "IP", "config": { "protocol": "HTTPS", "vpcIdentifier": "vpc-01234567" } }),
+        )
+        .unwrap();
+        let new = input.validate().unwrap();
+        assert_eq!(
+            (new.name.as_str(), new.target_type, new.config.port),
+            ("web", TargetGroupType::Ip, Some(443))
+        );
+    }
+
+    /// The other inputs' member checks: (operation, document, expected failing fields).
+    #[test]
+    fn input_checks_table() {
+        let tg = "tg-0123456789abcdef0";
+        let cases: Vec<(&str, Value, Vec<&str>)> = vec![
+            ("list", json!({}), vec![]),
+            (
+                "list",
+                json!({ "vpcIdentifier": "vpc-1", "targetGroupType": "IP" }),
+                vec!["vpcIdentifier"],
+            ),
+            (
+                "list",
+                json!({ "targetGroupType": "ip" }),
+                vec!["targetGroupType"],
+            ),
+            (
+                "update",
+                json!({ "targetGroupIdentifier": tg }),
+                vec!["healthCheck"],
+            ),
+            (
+                "update",
+                json!({ "targetGroupIdentifier": tg, "healthCheck": {} }),
+                vec![],
+            ),
+            (
+                "register",
+                json!({ "targetGroupIdentifier": tg }),
+                vec!["targets"],
+            ),
+            (
+                "register",
+                json!({ "targetGroupIdentifier": tg, "targets": [{ "id": "10.0.0.1", "port": "8080" }] }),
+                vec![],
+            ),
+            (
+                "register",
+                json!({ "targetGroupIdentifier": tg, "targets": [{ "port": 0 }] }),
+                vec!["targets[0].id", "targets[0].port"],
+            ),
+            (
+                "listTargets",
+                json!({ "targetGroupIdentifier": tg }),
+                vec![],
+            ),
+            (
+                "listTargets",
+                json!({ "targetGroupIdentifier": tg, "targets": [] }),
+                vec![],
+            ),
+            (
+                "listTargets",
+                json!({ "targetGroupIdentifier": tg, "targets": vec![json!({ "id": "a" }); 21] }),
+                vec!["targets"],
+            ),
+        ];
+        for (op, doc, want) in cases {
+            let d = doc.clone();
+            let got = match op {
+                "list" => trellis_wire::de::from_value::<ListTargetGroupsInput>(d)
+                    .unwrap()
+                    .validate()
+                    .err(),
+                "update" => trellis_wire::de::from_value::<UpdateTargetGroupInput>(d)
+                    .unwrap()
+                    .validate()
+                    .err(),
+                "register" => trellis_wire::de::from_value::<TargetsInput>(d)
+                    .unwrap()
+                    .validate()
+                    .err(),
+                _ => trellis_wire::de::from_value::<ListTargetsInput>(d)
+                    .unwrap()
+                    .validate()
+                    .err(),
+            };
+            assert_eq!(got.map(fields).unwrap_or_default(), want, "{op} {doc}");
+        }
+    }
+
+    /// Create/Get/Update show the health check under its wire names and only the config members
+    /// that apply to the type; Create's output replays through the idempotency store.
+    #[test]
+    fn outputs_use_the_wire_shape() {
+        let input: CreateTargetGroupInput = trellis_wire::de::from_value(json!({
+            "name": "web", "type": "IP",
+            "config": { "protocol": "HTTP", "port": 8080, "vpcIdentifier": "vpc-01234567",
+                        "healthCheck": { "path": "/ready", "port": 9000 } }
+        }))
+        .unwrap();
+        let new = input.validate().unwrap();
+        let tg = TargetGroup {
+            id: "tg-0123456789abcdef0".into(),
+            name: new.name,
+            arn: "arn".into(),
+            target_type: new.target_type,
+            config: new.config,
+            status: TargetGroupStatus::Active,
+            created_at: Timestamp::from_unix_millis(0),
+            last_updated_at: Timestamp::from_unix_millis(0),
+            tags: Tags::new(),
+        };
+        let out = serde_json::to_value(TargetGroupOutput::from(&tg)).unwrap();
+        assert_eq!(
+            out,
+            json!({
+                "id": "tg-0123456789abcdef0", "arn": "arn", "name": "web", "type": "IP",
+                "status": "ACTIVE",
+                "config": {
+                    "port": 8080, "protocol": "HTTP", "protocolVersion": "HTTP1",
+                    "ipAddressType": "IPV4", "vpcIdentifier": "vpc-01234567",
+                    "healthCheck": {
+                        "enabled": true, "protocol": "HTTP", "protocolVersion": "HTTP1",
+                        "port": 9000, "path": "/ready", "healthCheckIntervalSeconds": 30,
+                        "healthCheckTimeoutSeconds": 5, "healthyThresholdCount": 5,
+                        "unhealthyThresholdCount": 2, "matcher": { "httpCode": "200" }
+                    }
+                }
+            })
+        );
+        let replayed: TargetGroupOutput = serde_json::from_value(out.clone()).unwrap();
+        assert_eq!(serde_json::to_value(replayed).unwrap(), out);
+    }
 
     #[test]
     fn status_prefers_observation_only_when_in_use() {
