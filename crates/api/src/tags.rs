@@ -308,7 +308,9 @@ mod tests {
     #[test]
     fn untag_input_table() {
         let arn = "arn:aws:vpc-lattice:us-west-2:111122223333:servicenetwork/sn-0123456789abcdef0";
-        let cases: Vec<(Value, Result<Vec<&str>, Vec<&str>>)> = vec![
+        /// The keys kept, or the fields that fail.
+        type Want = Result<Vec<&'static str>, Vec<&'static str>>;
+        let cases: Vec<(Value, Want)> = vec![
             (json!({ "resourceArn": arn }), Ok(vec![])),
             (json!({ "resourceArn": arn, "tagKeys": "a" }), Ok(vec!["a"])),
             (
