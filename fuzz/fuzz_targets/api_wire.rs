@@ -3,8 +3,9 @@
 //! query strings, and pagination tokens.
 //!
 //! The first byte picks the decoder, the rest is its input. Invariants beyond "no panic":
-//! * a rule match / rule action / target group config that validates serialises to the shape
-//!   the API answers with, which parses and validates back to the same value;
+//! * a rule match / rule action that validates serialises to the stored shape, and a target
+//!   group config that validates to the shape Get shows, which parse and validate back to the
+//!   same value;
 //! * query parsing: one pair per non-empty `&` segment; `get` is the first of `get_all`; pairs
 //!   re-encoded and parsed again come back unchanged;
 //! * a `nextToken` / `Marker` the server issued decodes to the position it was issued for, and a
@@ -23,9 +24,9 @@ use trellis_api::wire::{Page, QueryParams, parse_body};
 use trellis_functions::api::wire as lambda;
 use trellis_model::Checks;
 use trellis_model::resources::Tags;
-use trellis_model::resources::target_group::{
-    HealthCheckInput, TargetGroupConfigInput, TargetGroupType, check_config,
-};
+use trellis_api::target_groups::TargetGroupConfigOutput;
+use trellis_api::target_groups::input::{HealthCheckInput, TargetGroupConfigInput, check_config};
+use trellis_model::resources::target_group::TargetGroupType;
 use trellis_store::Record;
 
 /// Percent-encodes everything but RFC 3986's unreserved characters.
@@ -153,13 +154,9 @@ fn target_group_config(kind: u8, data: &[u8]) {
     if c.finish().is_err() {
         return;
     }
-    // The stored config is what Get returns; validating it again must be a fixed point.
-    // The API shows the health check under its wire names; the rest of the config as stored.
-    let mut shown = serde_json::to_value(&config).unwrap();
-    if let Some(h) = &config.health_check {
-        shown["healthCheck"] = trellis_api::target_groups::health_check_wire(h);
-    }
-    let shown = Bytes::from(shown.to_string());
+    // What Get shows of the config must validate again to the same config (a fixed point).
+    let shown = serde_json::to_vec(&TargetGroupConfigOutput::from(&config)).unwrap();
+    let shown = Bytes::from(shown);
     let again: TargetGroupConfigInput = parse_body(&shown).expect("shown shape parses");
     let mut c = Checks::new();
     let config_again = check_config(&mut c, target_type, Some(&again));

@@ -377,7 +377,7 @@ def test_bodies_that_are_not_the_input_document(server, lam, method, path, body)
     name = unique("body")
     create_python(lam, name)
     before = lam.get_function_configuration(FunctionName=name)["RevisionId"]
-    status, headers, raw = signed(server.endpoint, method, path.format(name=name), "lambda", body)
+    status, headers, raw = signed(server, method, path.format(name=name), body, service="lambda")
     assert status == 400, raw
     assert headers["x-amzn-ErrorType"] == "InvalidRequestContentException"
     assert json.loads(raw)["message"]

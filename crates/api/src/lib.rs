@@ -73,6 +73,9 @@ pub struct Inner {
     pub quotas: Quotas,
     /// The SigV4 gate's body limits.
     pub gate: auth::GateLimits,
+    /// What the data plane observes about targets, for ListTargets; `None` (no data plane, as
+    /// in API-only tests) reports the status implied by configuration alone.
+    pub target_health: Option<Arc<dyn target_groups::TargetHealthSource>>,
 }
 
 /// The account-level quotas Lattice lets an account raise through Service Quotas, with Trellis's
@@ -157,6 +160,7 @@ impl AppState {
             failed_ports: Arc::default(),
             quotas: Quotas::default(),
             gate: auth::GateLimits::default(),
+            target_health: None,
         }))
     }
 
@@ -165,6 +169,18 @@ impl AppState {
         Arc::get_mut(&mut self.0)
             .expect("with_quotas is called before the state is shared")
             .quotas = quotas;
+        self
+    }
+
+    /// Installs the data plane's view of target health that ListTargets reports; call it before
+    /// the state is cloned.
+    pub fn with_target_health(
+        mut self,
+        source: Arc<dyn target_groups::TargetHealthSource>,
+    ) -> AppState {
+        Arc::get_mut(&mut self.0)
+            .expect("with_target_health is called before the state is shared")
+            .target_health = Some(source);
         self
     }
 

@@ -88,19 +88,6 @@ macro_rules! op {
     };
 }
 
-/// `axum_op!(…)`: as [`op!`] for a handler still written as an axum handler (extractors and a
-/// `Response`); issue 10 moves the rest onto typed inputs and outputs.
-macro_rules! axum_op {
-    ($name:ident, $method:ident $uri:literal $status:literal, $handler:path) => {
-        Operation::axum(
-            &LATTICE,
-            stringify!($name),
-            (Method::$method, $uri, $status),
-            $handler,
-        )
-    };
-}
-
 /// Every Lattice operation Trellis serves.
 pub fn operations() -> Vec<Operation<AppState>> {
     vec![
@@ -140,14 +127,14 @@ pub fn operations() -> Vec<Operation<AppState>> {
         op!(ListRules, GET "/services/{serviceIdentifier}/listeners/{listenerIdentifier}/rules" 200, rules::list),
         op!(UpdateRule, PATCH "/services/{serviceIdentifier}/listeners/{listenerIdentifier}/rules/{ruleIdentifier}" 200, rules::update),
         // target_groups
-        axum_op!(CreateTargetGroup, POST "/targetgroups" 201, target_groups::create),
-        axum_op!(DeleteTargetGroup, DELETE "/targetgroups/{targetGroupIdentifier}" 200, target_groups::delete),
-        axum_op!(DeregisterTargets, POST "/targetgroups/{targetGroupIdentifier}/deregistertargets" 200, target_groups::deregister_targets),
-        axum_op!(GetTargetGroup, GET "/targetgroups/{targetGroupIdentifier}" 200, target_groups::read),
-        axum_op!(ListTargetGroups, GET "/targetgroups" 200, target_groups::list),
-        axum_op!(ListTargets, POST "/targetgroups/{targetGroupIdentifier}/listtargets" 200, target_groups::list_targets),
-        axum_op!(RegisterTargets, POST "/targetgroups/{targetGroupIdentifier}/registertargets" 200, target_groups::register_targets),
-        axum_op!(UpdateTargetGroup, PATCH "/targetgroups/{targetGroupIdentifier}" 200, target_groups::update),
+        op!(CreateTargetGroup, POST "/targetgroups" 201, target_groups::create),
+        op!(DeleteTargetGroup, DELETE "/targetgroups/{targetGroupIdentifier}" 200, target_groups::delete),
+        op!(DeregisterTargets, POST "/targetgroups/{targetGroupIdentifier}/deregistertargets" 200, target_groups::deregister_targets),
+        op!(GetTargetGroup, GET "/targetgroups/{targetGroupIdentifier}" 200, target_groups::read),
+        op!(ListTargetGroups, GET "/targetgroups" 200, target_groups::list),
+        op!(ListTargets, POST "/targetgroups/{targetGroupIdentifier}/listtargets" 200, target_groups::list_targets),
+        op!(RegisterTargets, POST "/targetgroups/{targetGroupIdentifier}/registertargets" 200, target_groups::register_targets),
+        op!(UpdateTargetGroup, PATCH "/targetgroups/{targetGroupIdentifier}" 200, target_groups::update),
         // access_logs
         op!(CreateAccessLogSubscription, POST "/accesslogsubscriptions" 201, access_logs::create),
         op!(DeleteAccessLogSubscription, DELETE "/accesslogsubscriptions/{accessLogSubscriptionIdentifier}" 204, access_logs::delete),
@@ -155,15 +142,15 @@ pub fn operations() -> Vec<Operation<AppState>> {
         op!(ListAccessLogSubscriptions, GET "/accesslogsubscriptions" 200, access_logs::list),
         op!(UpdateAccessLogSubscription, PATCH "/accesslogsubscriptions/{accessLogSubscriptionIdentifier}" 200, access_logs::update),
         // policies
-        axum_op!(DeleteAuthPolicy, DELETE "/authpolicy/{resourceIdentifier+}" 204, policies::delete_auth),
-        axum_op!(DeleteResourcePolicy, DELETE "/resourcepolicy/{resourceArn+}" 204, policies::delete_resource),
-        axum_op!(GetAuthPolicy, GET "/authpolicy/{resourceIdentifier+}" 200, policies::get_auth),
-        axum_op!(GetResourcePolicy, GET "/resourcepolicy/{resourceArn+}" 200, policies::get_resource),
-        axum_op!(PutAuthPolicy, PUT "/authpolicy/{resourceIdentifier+}" 200, policies::put_auth),
-        axum_op!(PutResourcePolicy, PUT "/resourcepolicy/{resourceArn+}" 200, policies::put_resource),
+        op!(DeleteAuthPolicy, DELETE "/authpolicy/{resourceIdentifier+}" 204, policies::delete_auth),
+        op!(DeleteResourcePolicy, DELETE "/resourcepolicy/{resourceArn+}" 204, policies::delete_resource),
+        op!(GetAuthPolicy, GET "/authpolicy/{resourceIdentifier+}" 200, policies::get_auth),
+        op!(GetResourcePolicy, GET "/resourcepolicy/{resourceArn+}" 200, policies::get_resource),
+        op!(PutAuthPolicy, PUT "/authpolicy/{resourceIdentifier+}" 200, policies::put_auth),
+        op!(PutResourcePolicy, PUT "/resourcepolicy/{resourceArn+}" 200, policies::put_resource),
         // tags
-        axum_op!(ListTagsForResource, GET "/tags/{resourceArn+}" 200, tags::list),
-        axum_op!(TagResource, POST "/tags/{resourceArn+}" 200, tags::tag),
-        axum_op!(UntagResource, DELETE "/tags/{resourceArn+}" 200, tags::untag),
+        op!(ListTagsForResource, GET "/tags/{resourceArn+}" 200, tags::list),
+        op!(TagResource, POST "/tags/{resourceArn+}" 200, tags::tag),
+        op!(UntagResource, DELETE "/tags/{resourceArn+}" 200, tags::untag),
     ]
 }

@@ -8,22 +8,17 @@
 //! later can parse it again without surprises. Deleting the resource removes both policies
 //! (`cascade::delete_attached`).
 
-use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::Response;
-use axum::routing::get;
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-use trellis_model::{Checks, ResourceKind, Timestamp};
+use serde_json::Value;
+use trellis_model::{Checks, ResourceKind, Timestamp, ValidationError};
 use trellis_policy::{Diagnostic, PolicyKind};
 use trellis_store::{Record, Tx};
+use trellis_wire::Call;
 
 use crate::AppState;
 use crate::cascade::{AUTH_POLICY, RESOURCE_POLICY};
 use crate::error::{ApiError, ApiResult, human};
-use crate::wire::{doc, load, no_content, parse_body, reply, set_doc};
+use crate::wire::{doc, load, set_doc};
 
 /// Lattice's auth-policy size quota (reference §11.1: 10 KB, not adjustable), in UTF-8 bytes.
 /// The model allows 36,864 characters; the quota is the tighter bound and is what Lattice
@@ -48,25 +43,6 @@ pub struct StoredPolicy {
     pub policy: String,
     pub created_at: Timestamp,
     pub last_updated_at: Timestamp,
-}
-
-pub fn routes() -> Router<AppState> {
-    // Wildcard captures: SDKs percent-encode the `/` of an ARN identifier, but a hand-written
-    // request may not, and both should reach the handler.
-    Router::new()
-        .route(
-            "/authpolicy/{*resourceIdentifier}",
-            get(get_auth).put(put_auth).delete(delete_auth),
-        )
-        .route(
-            "/resourcepolicy/{*resourceArn}",
-            get(get_resource).put(put_resource).delete(delete_resource),
-        )
-}
-
-#[derive(Deserialize)]
-struct PutRequest {
-    policy: Option<String>,
 }
 
 /// What a policy identifier names, judged by the model's patterns alone.
@@ -310,11 +286,17 @@ async fn upsert(
 }
 
 /// Validates the path identifier alone (Get/Delete).
-fn checked_target(rule: &IdentifierRule, identifier: &str) -> ApiResult<ResourceKind> {
+fn checked_target(
+    rule: &IdentifierRule,
+    identifier: &str,
+) -> Result<ResourceKind, ValidationError> {
     let mut c = Checks::new();
     let kind = check_target(&mut c, rule, identifier);
-    c.finish()?;
-    Ok(kind.expect("a valid identifier names a kind"))
+    match kind {
+        Some(kind) => Ok(kind),
+        // `check_target` names no kind only after recording why.
+        None => Err(c.finish().expect_err("an unusable identifier is a failure")),
+    }
 }
 
 /// Validates the path identifier and the body's `policy` together (Put), so one response lists
@@ -322,121 +304,233 @@ fn checked_target(rule: &IdentifierRule, identifier: &str) -> ApiResult<Resource
 fn checked_put(
     rule: &IdentifierRule,
     identifier: &str,
-    body: &Bytes,
+    policy: Option<&str>,
     kind: PolicyKind,
-) -> ApiResult<(ResourceKind, String)> {
-    let req: PutRequest = parse_body(body)?;
+) -> Result<(ResourceKind, String), ValidationError> {
     let mut c = Checks::new();
     let target = check_target(&mut c, rule, identifier);
-    check_policy(&mut c, req.policy.as_deref(), kind);
+    check_policy(&mut c, policy, kind);
+    let (Some(target), Some(policy)) = (target, policy) else {
+        // An unusable identifier or a missing policy, which `c` has recorded.
+        return Err(c.finish().expect_err("an unusable member is a failure"));
+    };
     c.finish()?;
-    Ok((
-        target.expect("a valid identifier names a kind"),
-        req.policy.unwrap_or_default(),
-    ))
+    Ok((target, policy.to_string()))
 }
 
+/// The input of GetAuthPolicy and DeleteAuthPolicy.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthPolicyInput {
+    /// The greedy label `{resourceIdentifier+}`: the rest of the path, so an ARN whose `/` was
+    /// not percent-encoded still arrives whole.
+    resource_identifier: String,
+}
+
+impl AuthPolicyInput {
+    fn validate(&self) -> Result<ResourceKind, ValidationError> {
+        checked_target(&AUTH_IDENTIFIER, &self.resource_identifier)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PutAuthPolicyInput {
+    resource_identifier: String,
+    policy: Option<String>,
+}
+
+impl PutAuthPolicyInput {
+    fn validate(&self) -> Result<(ResourceKind, String), ValidationError> {
+        checked_put(
+            &AUTH_IDENTIFIER,
+            &self.resource_identifier,
+            self.policy.as_deref(),
+            PolicyKind::Auth,
+        )
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct PutAuthPolicyOutput {
+    policy: String,
+    state: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetAuthPolicyOutput {
+    policy: String,
+    state: &'static str,
+    created_at: Timestamp,
+    last_updated_at: Timestamp,
+}
+
+/// DeleteAuthPolicy answers 204 with no members.
+#[derive(Debug, Serialize)]
+pub struct DeleteAuthPolicyOutput {}
+
+/// The input of GetResourcePolicy and DeleteResourcePolicy.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourcePolicyInput {
+    /// The greedy label `{resourceArn+}` (see [`AuthPolicyInput`]).
+    resource_arn: String,
+}
+
+impl ResourcePolicyInput {
+    fn validate(&self) -> Result<ResourceKind, ValidationError> {
+        checked_target(&RESOURCE_ARN, &self.resource_arn)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PutResourcePolicyInput {
+    resource_arn: String,
+    policy: Option<String>,
+}
+
+impl PutResourcePolicyInput {
+    fn validate(&self) -> Result<(ResourceKind, String), ValidationError> {
+        checked_put(
+            &RESOURCE_ARN,
+            &self.resource_arn,
+            self.policy.as_deref(),
+            PolicyKind::Resource,
+        )
+    }
+}
+
+/// PutResourcePolicy answers with no members.
+#[derive(Debug, Serialize)]
+pub struct PutResourcePolicyOutput {}
+
+#[derive(Debug, Serialize)]
+pub struct GetResourcePolicyOutput {
+    policy: String,
+}
+
+/// DeleteResourcePolicy answers 204 with no members.
+#[derive(Debug, Serialize)]
+pub struct DeleteResourcePolicyOutput {}
+
 pub(crate) async fn put_auth(
-    State(s): State<AppState>,
-    Path(ident): Path<String>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    let (kind, policy) = checked_put(&AUTH_IDENTIFIER, &ident, &body, PolicyKind::Auth)?;
+    s: AppState,
+    input: PutAuthPolicyInput,
+    _: Call,
+) -> ApiResult<PutAuthPolicyOutput> {
+    let (kind, policy) = input.validate()?;
+    let ident = &input.resource_identifier;
     let mut tx = s.store.write().await?;
-    let resource = load(&mut tx, &s.ctx, kind, AUTH_IDENTIFIER.field, &ident).await?;
+    let resource = load(&mut tx, &s.ctx, kind, AUTH_IDENTIFIER.field, ident).await?;
     let stored = upsert(&mut tx, AUTH_POLICY, kind, &resource, policy).await?;
     tx.commit().await?;
-    Ok(reply(
-        StatusCode::OK,
-        json!({ "policy": stored.policy, "state": auth_state(&resource) }),
-    ))
+    Ok(PutAuthPolicyOutput {
+        policy: stored.policy,
+        state: auth_state(&resource),
+    })
 }
 
 pub(crate) async fn get_auth(
-    State(s): State<AppState>,
-    Path(ident): Path<String>,
-) -> ApiResult<Response> {
-    let kind = checked_target(&AUTH_IDENTIFIER, &ident)?;
+    s: AppState,
+    input: AuthPolicyInput,
+    _: Call,
+) -> ApiResult<GetAuthPolicyOutput> {
+    let kind = input.validate()?;
+    let ident = &input.resource_identifier;
     let mut tx = s.store.read().await?;
-    let resource = load(&mut tx, &s.ctx, kind, AUTH_IDENTIFIER.field, &ident).await?;
+    let resource = load(&mut tx, &s.ctx, kind, AUTH_IDENTIFIER.field, ident).await?;
     let rec = tx
         .get(AUTH_POLICY, &resource.id)
         .await?
-        .ok_or_else(|| policy_not_found("auth policy", "AUTH_POLICY", kind, &ident))?;
+        .ok_or_else(|| policy_not_found("auth policy", "AUTH_POLICY", kind, ident))?;
     let stored: StoredPolicy = doc(&rec)?;
-    Ok(reply(
-        StatusCode::OK,
-        json!({
-            "policy": stored.policy,
-            "state": auth_state(&resource),
-            "createdAt": stored.created_at,
-            "lastUpdatedAt": stored.last_updated_at,
-        }),
-    ))
+    Ok(GetAuthPolicyOutput {
+        policy: stored.policy,
+        state: auth_state(&resource),
+        created_at: stored.created_at,
+        last_updated_at: stored.last_updated_at,
+    })
 }
 
 /// Deleting is allowed whatever the resource's authType (reference §2.5/§15 leave it open): with
 /// `AWS_IAM` and no policy every request is denied, which is the safe outcome the API reference
 /// describes, and Terraform destroys the policy before the service, which must not fail.
 pub(crate) async fn delete_auth(
-    State(s): State<AppState>,
-    Path(ident): Path<String>,
-) -> ApiResult<Response> {
-    let kind = checked_target(&AUTH_IDENTIFIER, &ident)?;
+    s: AppState,
+    input: AuthPolicyInput,
+    _: Call,
+) -> ApiResult<DeleteAuthPolicyOutput> {
+    let kind = input.validate()?;
+    let ident = &input.resource_identifier;
     let mut tx = s.store.write().await?;
-    let resource = load(&mut tx, &s.ctx, kind, AUTH_IDENTIFIER.field, &ident).await?;
+    let resource = load(&mut tx, &s.ctx, kind, AUTH_IDENTIFIER.field, ident).await?;
     if !tx.delete(AUTH_POLICY, &resource.id).await? {
-        return Err(policy_not_found("auth policy", "AUTH_POLICY", kind, &ident));
+        return Err(policy_not_found("auth policy", "AUTH_POLICY", kind, ident));
     }
     tx.commit().await?;
-    Ok(no_content())
+    Ok(DeleteAuthPolicyOutput {})
 }
 
 pub(crate) async fn put_resource(
-    State(s): State<AppState>,
-    Path(arn): Path<String>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    let (kind, policy) = checked_put(&RESOURCE_ARN, &arn, &body, PolicyKind::Resource)?;
+    s: AppState,
+    input: PutResourcePolicyInput,
+    _: Call,
+) -> ApiResult<PutResourcePolicyOutput> {
+    let (kind, policy) = input.validate()?;
     let mut tx = s.store.write().await?;
-    let resource = load(&mut tx, &s.ctx, kind, RESOURCE_ARN.field, &arn).await?;
+    let resource = load(
+        &mut tx,
+        &s.ctx,
+        kind,
+        RESOURCE_ARN.field,
+        &input.resource_arn,
+    )
+    .await?;
     upsert(&mut tx, RESOURCE_POLICY, kind, &resource, policy).await?;
     tx.commit().await?;
-    Ok(reply(StatusCode::OK, json!({})))
+    Ok(PutResourcePolicyOutput {})
 }
 
 pub(crate) async fn get_resource(
-    State(s): State<AppState>,
-    Path(arn): Path<String>,
-) -> ApiResult<Response> {
-    let kind = checked_target(&RESOURCE_ARN, &arn)?;
+    s: AppState,
+    input: ResourcePolicyInput,
+    _: Call,
+) -> ApiResult<GetResourcePolicyOutput> {
+    let kind = input.validate()?;
+    let arn = &input.resource_arn;
     let mut tx = s.store.read().await?;
-    let resource = load(&mut tx, &s.ctx, kind, RESOURCE_ARN.field, &arn).await?;
+    let resource = load(&mut tx, &s.ctx, kind, RESOURCE_ARN.field, arn).await?;
     let rec = tx
         .get(RESOURCE_POLICY, &resource.id)
         .await?
-        .ok_or_else(|| policy_not_found("resource policy", "RESOURCE_POLICY", kind, &arn))?;
+        .ok_or_else(|| policy_not_found("resource policy", "RESOURCE_POLICY", kind, arn))?;
     let stored: StoredPolicy = doc(&rec)?;
-    Ok(reply(StatusCode::OK, json!({ "policy": stored.policy })))
+    Ok(GetResourcePolicyOutput {
+        policy: stored.policy,
+    })
 }
 
 pub(crate) async fn delete_resource(
-    State(s): State<AppState>,
-    Path(arn): Path<String>,
-) -> ApiResult<Response> {
-    let kind = checked_target(&RESOURCE_ARN, &arn)?;
+    s: AppState,
+    input: ResourcePolicyInput,
+    _: Call,
+) -> ApiResult<DeleteResourcePolicyOutput> {
+    let kind = input.validate()?;
+    let arn = &input.resource_arn;
     let mut tx = s.store.write().await?;
-    let resource = load(&mut tx, &s.ctx, kind, RESOURCE_ARN.field, &arn).await?;
+    let resource = load(&mut tx, &s.ctx, kind, RESOURCE_ARN.field, arn).await?;
     if !tx.delete(RESOURCE_POLICY, &resource.id).await? {
         return Err(policy_not_found(
             "resource policy",
             "RESOURCE_POLICY",
             kind,
-            &arn,
+            arn,
         ));
     }
     tx.commit().await?;
-    Ok(no_content())
+    Ok(DeleteResourcePolicyOutput {})
 }
 
 #[cfg(test)]
@@ -552,6 +646,55 @@ mod tests {
             assert_eq!(kind.is_some(), want.is_empty(), "{input}");
             assert_eq!(field_names(c), want, "{input}");
         }
+    }
+
+    /// Put*Policy reports a bad identifier and a bad policy together; Get/Delete check the
+    /// identifier alone. (input document, expected failing fields)
+    #[test]
+    fn put_inputs_report_every_member() {
+        use serde_json::json;
+        let svc_arn = format!("arn:aws:vpc-lattice:us-west-2:111122223333:service/{SVC}");
+        let auth: Vec<(Value, Vec<&str>)> = vec![
+            (json!({ "resourceIdentifier": SVC, "policy": GOOD }), vec![]),
+            (
+                json!({ "resourceIdentifier": svc_arn, "policy": GOOD }),
+                vec![],
+            ),
+            (json!({ "resourceIdentifier": SVC }), vec!["policy"]),
+            (
+                json!({ "resourceIdentifier": "svc-1" }),
+                vec!["resourceIdentifier", "policy"],
+            ),
+            (
+                json!({ "resourceIdentifier": RCFG, "policy": "{" }),
+                vec!["resourceIdentifier", "policy"],
+            ),
+        ];
+        for (doc, want) in auth {
+            let input: PutAuthPolicyInput = trellis_wire::de::from_value(doc.clone()).unwrap();
+            let got = input.validate().err().map(|e| e.fields).unwrap_or_default();
+            let got: Vec<_> = got.iter().map(|f| f.name.as_str()).collect();
+            assert_eq!(got, want, "{doc}");
+        }
+        let resource: Vec<(Value, Vec<&str>)> = vec![
+            (json!({ "resourceArn": svc_arn, "policy": GOOD }), vec![]),
+            (
+                json!({ "resourceArn": SVC, "policy": "  " }),
+                vec!["resourceArn", "policy"],
+            ),
+        ];
+        for (doc, want) in resource {
+            let input: PutResourcePolicyInput = trellis_wire::de::from_value(doc.clone()).unwrap();
+            let got = input.validate().err().map(|e| e.fields).unwrap_or_default();
+            let got: Vec<_> = got.iter().map(|f| f.name.as_str()).collect();
+            assert_eq!(got, want, "{doc}");
+        }
+        let get: AuthPolicyInput =
+            trellis_wire::de::from_value(json!({ "resourceIdentifier": SN })).unwrap();
+        assert_eq!(get.validate().unwrap(), ResourceKind::ServiceNetwork);
+        let get: ResourcePolicyInput =
+            trellis_wire::de::from_value(json!({ "resourceArn": SN })).unwrap();
+        assert_eq!(get.validate().unwrap_err().fields[0].name, "resourceArn");
     }
 
     #[test]
@@ -680,6 +823,7 @@ mod tests {
 
     #[test]
     fn state_follows_auth_type() {
+        use serde_json::json;
         let rec = |body: Value| Record {
             kind: "service-network".into(),
             id: SN.into(),

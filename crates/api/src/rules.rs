@@ -24,12 +24,8 @@ use crate::actions::{
     RuleActionInput, RuleActionOutput, check_target_group_quota, load_listener, load_service,
     resolve_action, rule_record, service_target_groups,
 };
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, failure_of};
 use crate::wire::{Idempotency, ListOutput, Page, doc, load_child_doc, set_doc};
-
-/// Kept at its old path so that callers written against it (target groups' batch operations)
-/// still build; the function lives in [`crate::error`].
-pub(crate) use crate::error::failure_of;
 
 const KIND: ResourceKind = ResourceKind::Rule;
 

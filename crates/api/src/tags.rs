@@ -5,22 +5,16 @@
 //! (store conventions). Tagging changes no other member; in particular it does not bump the
 //! resource's `lastUpdatedAt`, which Lattice reserves for changes to the resource itself.
 
-use axum::Router;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
-use axum::response::Response;
-use axum::routing::get;
-use bytes::Bytes;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Value, json};
 use trellis_model::arn::Resolved;
 use trellis_model::resources::Tags;
-use trellis_model::{Checks, Context, ResourceKind};
+use trellis_model::{Checks, Context, ResourceKind, ValidationError};
 use trellis_store::{Record, Tx};
+use trellis_wire::Call;
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::wire::{QueryParams, parse_body, reply};
 
 /// Tags per resource (user guide, "Tag your resources"). The model's `TagMap` allows 200 per
 /// request; 50 is the documented per-resource limit and is enforced after merging.
@@ -30,15 +24,101 @@ const FIELD: &str = "resourceArn";
 const ARN_PATTERN: &str =
     "arn:[a-z0-9][-.a-z0-9]{0,62}:vpc-lattice:([a-z0-9][-.a-z0-9]{0,62})?:\\d{12}?:[^/].{0,1023}";
 
-pub fn routes() -> Router<AppState> {
-    // A wildcard capture, so that an ARN whose `/` was not percent-encoded still arrives whole.
-    Router::new().route("/tags/{*resourceArn}", get(list).post(tag).delete(untag))
+/// The input of ListTagsForResource.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListTagsForResourceInput {
+    /// The greedy label `{resourceArn+}`: the rest of the path, so an ARN whose `/` was not
+    /// percent-encoded still arrives whole.
+    resource_arn: String,
 }
 
-#[derive(Deserialize)]
-struct TagRequest {
+impl ListTagsForResourceInput {
+    fn validate(&self) -> Result<(), ValidationError> {
+        let mut c = Checks::new();
+        check_arn(&mut c, &self.resource_arn);
+        c.finish()
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ListTagsForResourceOutput {
+    tags: Tags,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TagResourceInput {
+    resource_arn: String,
     tags: Option<Tags>,
 }
+
+impl TagResourceInput {
+    /// The tags to add or overwrite.
+    fn validate(&self) -> Result<&Tags, ValidationError> {
+        let mut c = Checks::new();
+        check_arn(&mut c, &self.resource_arn);
+        match &self.tags {
+            Some(t) => {
+                c.tags("tags", t);
+                c.finish()?;
+                Ok(t)
+            }
+            None => {
+                c.missing("tags");
+                Err(c.finish().expect_err("a missing member is a failure"))
+            }
+        }
+    }
+}
+
+/// TagResource answers with no members.
+#[derive(Debug, Serialize)]
+pub struct TagResourceOutput {}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UntagResourceInput {
+    resource_arn: String,
+    /// The repeated query member `tagKeys`. It is required, but an empty list and an absent one
+    /// look the same on the wire (nothing is sent), and the list may be empty: no keys means
+    /// nothing to remove.
+    #[serde(default, deserialize_with = "query_list")]
+    tag_keys: Vec<String>,
+}
+
+/// A repeated query member: each value as sent, an empty one too. (The front door's usual
+/// reading of a single `""` as the query protocols' empty list would turn `?tagKeys=` into "no
+/// keys" instead of the empty key it is, which fails validation.)
+fn query_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
+}
+
+impl UntagResourceInput {
+    fn validate(&self) -> Result<(), ValidationError> {
+        let mut c = Checks::new();
+        check_arn(&mut c, &self.resource_arn);
+        if c.count("tagKeys", self.tag_keys.len(), 0, 200) {
+            for k in &self.tag_keys {
+                c.length("tagKeys", k, 1, 128);
+            }
+        }
+        c.finish()
+    }
+}
+
+/// UntagResource answers with no members.
+#[derive(Debug, Serialize)]
+pub struct UntagResourceOutput {}
 
 /// `[a-z0-9][-.a-z0-9]{0,62}`: a partition or region segment.
 fn is_segment(s: &str) -> bool {
@@ -159,27 +239,18 @@ fn merge(existing: &Tags, new: Tags) -> Result<Tags, usize> {
 }
 
 pub(crate) async fn tag(
-    State(s): State<AppState>,
-    Path(arn): Path<String>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    let req: TagRequest = parse_body(&body)?;
-    let mut c = Checks::new();
-    check_arn(&mut c, &arn);
-    match &req.tags {
-        Some(t) => {
-            c.tags("tags", t);
-        }
-        None => c.missing("tags"),
-    }
-    c.finish()?;
+    s: AppState,
+    input: TagResourceInput,
+    _: Call,
+) -> ApiResult<TagResourceOutput> {
+    let new = input.validate()?;
     let mut tx = s.store.write().await?;
-    let mut rec = load_by_arn(&mut tx, &s.ctx, &arn).await?;
-    if add_tags(&mut rec, req.tags.unwrap_or_default())? {
+    let mut rec = load_by_arn(&mut tx, &s.ctx, &input.resource_arn).await?;
+    if add_tags(&mut rec, new.clone())? {
         tx.update(&rec).await?;
         tx.commit().await?;
     }
-    Ok(reply(StatusCode::OK, json!({})))
+    Ok(TagResourceOutput {})
 }
 
 /// Adds `new` to the record's tags (overwriting values of keys it has), in memory; whether
@@ -221,47 +292,96 @@ pub(crate) fn remove_tags<'a>(
 }
 
 pub(crate) async fn untag(
-    State(s): State<AppState>,
-    Path(arn): Path<String>,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Response> {
-    let query = QueryParams::parse(q.as_deref());
-    // `tagKeys` is required, but an empty list and an absent one look the same on the wire
-    // (nothing is sent), and the list may be empty: no keys means nothing to remove.
-    let keys = query.get_all("tagKeys");
-    let mut c = Checks::new();
-    check_arn(&mut c, &arn);
-    if c.count("tagKeys", keys.len(), 0, 200) {
-        for k in &keys {
-            c.length("tagKeys", k, 1, 128);
-        }
-    }
-    c.finish()?;
+    s: AppState,
+    input: UntagResourceInput,
+    _: Call,
+) -> ApiResult<UntagResourceOutput> {
+    input.validate()?;
     let mut tx = s.store.write().await?;
-    let mut rec = load_by_arn(&mut tx, &s.ctx, &arn).await?;
-    if remove_tags(&mut rec, keys)? {
+    let mut rec = load_by_arn(&mut tx, &s.ctx, &input.resource_arn).await?;
+    if remove_tags(&mut rec, input.tag_keys.iter().map(String::as_str))? {
         tx.update(&rec).await?;
         tx.commit().await?;
     }
-    Ok(reply(StatusCode::OK, json!({})))
+    Ok(UntagResourceOutput {})
 }
 
 pub(crate) async fn list(
-    State(s): State<AppState>,
-    Path(arn): Path<String>,
-) -> ApiResult<Response> {
-    let mut c = Checks::new();
-    check_arn(&mut c, &arn);
-    c.finish()?;
+    s: AppState,
+    input: ListTagsForResourceInput,
+    _: Call,
+) -> ApiResult<ListTagsForResourceOutput> {
+    input.validate()?;
     let mut tx = s.store.read().await?;
-    let rec = load_by_arn(&mut tx, &s.ctx, &arn).await?;
-    Ok(reply(StatusCode::OK, json!({ "tags": tags_of(&rec)? })))
+    let rec = load_by_arn(&mut tx, &s.ctx, &input.resource_arn).await?;
+    Ok(ListTagsForResourceOutput {
+        tags: tags_of(&rec)?,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testutil::*;
+
+    /// (input document, expected tagKeys or the failing fields): what the front door decodes
+    /// from the query string and what `validate` makes of it.
+    #[test]
+    fn untag_input_table() {
+        let arn = "arn:aws:vpc-lattice:us-west-2:111122223333:servicenetwork/sn-0123456789abcdef0";
+        /// The keys kept, or the fields that fail.
+        type Want = Result<Vec<&'static str>, Vec<&'static str>>;
+        let cases: Vec<(Value, Want)> = vec![
+            (json!({ "resourceArn": arn }), Ok(vec![])),
+            (json!({ "resourceArn": arn, "tagKeys": "a" }), Ok(vec!["a"])),
+            (
+                json!({ "resourceArn": arn, "tagKeys": ["a", "b"] }),
+                Ok(vec!["a", "b"]),
+            ),
+            // `?tagKeys=` names the empty key, which is too short.
+            (
+                json!({ "resourceArn": arn, "tagKeys": "" }),
+                Err(vec!["tagKeys"]),
+            ),
+            (
+                json!({ "resourceArn": arn, "tagKeys": "k".repeat(129) }),
+                Err(vec!["tagKeys"]),
+            ),
+            (
+                json!({ "resourceArn": arn, "tagKeys": (0..201).map(|i| format!("k{i}")).collect::<Vec<_>>() }),
+                Err(vec!["tagKeys"]),
+            ),
+            (
+                json!({ "resourceArn": "nope", "tagKeys": "" }),
+                Err(vec!["resourceArn", "tagKeys"]),
+            ),
+        ];
+        for (doc, want) in cases {
+            let input: UntagResourceInput = trellis_wire::de::from_value(doc.clone()).unwrap();
+            let got = match input.validate() {
+                Ok(()) => Ok(input
+                    .tag_keys
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()),
+                Err(e) => Err(e.fields.into_iter().map(|f| f.name).collect::<Vec<_>>()),
+            };
+            let want = want
+                .map(|k| k.into_iter().map(str::to_string).collect::<Vec<_>>())
+                .map_err(|f| f.into_iter().map(str::to_string).collect::<Vec<_>>());
+            let got = got.map(|k| k.into_iter().map(str::to_string).collect::<Vec<_>>());
+            assert_eq!(got, want, "{doc}");
+        }
+    }
+
+    #[test]
+    fn tag_input_reports_every_member() {
+        let input: TagResourceInput =
+            trellis_wire::de::from_value(json!({ "resourceArn": "nope" })).unwrap();
+        let e = input.validate().unwrap_err();
+        let fields: Vec<_> = e.fields.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(fields, ["resourceArn", "tags"]);
+    }
 
     #[test]
     fn arn_pattern_table() {

@@ -1,55 +1,48 @@
 //! Target groups and targets: CreateTargetGroup, GetTargetGroup, ListTargetGroups,
 //! UpdateTargetGroup, DeleteTargetGroup, RegisterTargets, DeregisterTargets, ListTargets.
 //!
+//! Each operation's input is a `*Input` type whose `validate` yields the checked values or one
+//! `ValidationError` naming every failing member (the shared request shapes and their checks are
+//! in [`input`]); each output is a `Serialize` type the front door writes in the rest-json shape.
+//!
 //! Which services use a target group is not stored on the group: it is derived from the listener
 //! and rule records whose `refs` name it ([`services_using`]). Target status is observed state;
-//! ListTargets asks a [`TargetHealthSource`] (installed by the data plane) and falls back to the
-//! status implied by configuration alone ([`TargetStatus::provisional`]).
+//! ListTargets asks the [`TargetHealthSource`] the data plane put in the API state
+//! ([`crate::AppState::with_target_health`]) and falls back to the status implied by
+//! configuration alone ([`TargetStatus::provisional`]).
+
+pub mod input;
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, RwLock};
 
-use axum::Router;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
-use axum::response::Response;
-use axum::routing::{get, post};
-use bytes::Bytes;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use trellis_model::resources::Tags;
 use trellis_model::resources::target_group::{
-    HealthCheck, HealthCheckInput, TARGETS_PER_TARGET_GROUP, Target, TargetGroup,
-    TargetGroupConfigInput, TargetGroupStatus, TargetGroupType, TargetStatus, check_config,
-    check_target, check_vpc_id, target_key,
+    HealthCheck, HealthCheckProtocolVersion, IpAddressType, LambdaEventStructureVersion,
+    ProtocolVersion, TARGETS_PER_TARGET_GROUP, Target, TargetGroup, TargetGroupConfig,
+    TargetGroupProtocol, TargetGroupStatus, TargetGroupType, TargetStatus, target_key,
 };
-use trellis_model::{Checks, ResourceKind, Timestamp};
+use trellis_model::{Checks, ResourceKind, Timestamp, ValidationError};
 use trellis_store::{Record, Tx};
+use trellis_wire::Call;
 
+use self::input::{
+    HealthCheckInput, TargetGroupConfigInput, TargetInput, check_config, check_target,
+    check_targets, check_vpc_id,
+};
 use crate::AppState;
 use crate::actions::services_using;
 use crate::error::failure_of;
 use crate::error::{ApiError, ApiResult};
 use crate::wire::{
-    Idempotency, NewRecord, Page, QueryParams, body_value, check_new_top_level, doc, list_reply,
-    load_doc, parse_body, reply, set_doc,
+    Idempotency, ListOutput, NewRecord, Page, check_new_top_level, doc, load_doc, set_doc,
 };
 
 const KIND: ResourceKind = ResourceKind::TargetGroup;
 /// Store kind of registered targets; parent = the target group's id, name = `target_key`.
 pub const TARGET: &str = "target";
-
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/targetgroups", get(list).post(create))
-        .route("/targetgroups/{id}", get(read).patch(update).delete(delete))
-        .route("/targetgroups/{id}/registertargets", post(register_targets))
-        .route(
-            "/targetgroups/{id}/deregistertargets",
-            post(deregister_targets),
-        )
-        .route("/targetgroups/{id}/listtargets", post(list_targets))
-}
+/// The identifier label of every operation on one target group.
+const IDENTIFIER: &str = "targetGroupIdentifier";
 
 // ---------------------------------------------------------------------------------------------
 // Observed target status.
@@ -80,27 +73,6 @@ pub trait TargetHealthSource: Send + Sync {
     }
 }
 
-/// The installed source. A process-wide slot rather than a member of `AppState` so that the
-/// data plane can install itself without the API's state type knowing about it.
-static HEALTH_SOURCE: RwLock<Option<Arc<dyn TargetHealthSource>>> = RwLock::new(None);
-
-/// Installs (or replaces) the source ListTargets consults.
-pub fn set_target_health_source(source: Arc<dyn TargetHealthSource>) {
-    if let Ok(mut slot) = HEALTH_SOURCE.write() {
-        *slot = Some(source);
-    }
-}
-
-fn observed(tg_id: &str, target_id: &str, port: Option<u16>) -> Option<ObservedTarget> {
-    let source = HEALTH_SOURCE.read().ok()?.clone()?;
-    source.observe(tg_id, target_id, port)
-}
-
-fn draining(tg_id: &str) -> Vec<(String, Option<u16>)> {
-    let source = HEALTH_SOURCE.read().ok().and_then(|s| s.clone());
-    source.map(|s| s.draining(tg_id)).unwrap_or_default()
-}
-
 /// The status ListTargets reports: `UNUSED` while no service forwards to the group (nobody
 /// checks such targets), else what the data plane observed, else the provisional status.
 pub fn target_status(
@@ -128,79 +100,133 @@ async fn service_arns(tx: &mut Tx, s: &AppState, tg_id: &str) -> ApiResult<Vec<S
         .collect())
 }
 
-/// A stored health check in the wire shape Get/Create/Update answer with (also the fuzz
-/// `api_wire` target's round trip).
-pub fn health_check_wire(h: &HealthCheck) -> Value {
-    let mut out = json!({
-        "enabled": h.enabled,
-        "protocol": h.protocol.as_str(),
-        "protocolVersion": h.protocol_version.as_str(),
-        "path": h.path,
-        "healthCheckIntervalSeconds": h.interval_seconds,
-        "healthCheckTimeoutSeconds": h.timeout_seconds,
-        "healthyThresholdCount": h.healthy_threshold_count,
-        "unhealthyThresholdCount": h.unhealthy_threshold_count,
-        "matcher": { "httpCode": h.matcher },
-    });
-    if let Some(p) = h.port {
-        out["port"] = json!(p);
-    }
-    out
-}
-
-/// `TargetGroupConfig` as the API returns it: only the members that apply to the type.
-fn config_wire(tg: &TargetGroup) -> Value {
-    let c = &tg.config;
-    let mut out = serde_json::Map::new();
-    let mut put = |k: &str, v: Option<Value>| {
-        if let Some(v) = v {
-            out.insert(k.to_string(), v);
-        }
-    };
-    put("port", c.port.map(|p| json!(p)));
-    put("protocol", c.protocol.map(|p| json!(p.as_str())));
-    put(
-        "protocolVersion",
-        c.protocol_version.map(|p| json!(p.as_str())),
-    );
-    put(
-        "ipAddressType",
-        c.ip_address_type.map(|p| json!(p.as_str())),
-    );
-    put("vpcIdentifier", c.vpc_identifier.as_ref().map(|v| json!(v)));
-    put(
-        "healthCheck",
-        c.health_check.as_ref().map(health_check_wire),
-    );
-    put(
-        "lambdaEventStructureVersion",
-        c.lambda_event_structure_version.map(|v| json!(v.as_str())),
-    );
-    Value::Object(out)
-}
-
-/// Create/Update response members.
-fn target_group_wire(tg: &TargetGroup) -> Value {
-    json!({
-        "id": tg.id, "arn": tg.arn, "name": tg.name, "type": tg.target_type.as_str(),
-        "config": config_wire(tg), "status": tg.status.as_str(),
-    })
-}
-
 async fn load_target_group(
     tx: &mut Tx,
     s: &AppState,
     ident: &str,
 ) -> ApiResult<(Record, TargetGroup)> {
-    load_doc::<TargetGroup>(tx, &s.ctx, KIND, "targetGroupIdentifier", ident).await
+    load_doc::<TargetGroup>(tx, &s.ctx, KIND, IDENTIFIER, ident).await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outputs shared by several operations.
+
+/// A stored health check in the wire shape (`HealthCheckConfig`) Get/Create/Update answer with
+/// (also the fuzz `api_wire` target's round trip).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthCheckConfigOutput {
+    enabled: bool,
+    protocol: TargetGroupProtocol,
+    protocol_version: HealthCheckProtocolVersion,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    port: Option<u16>,
+    path: String,
+    health_check_interval_seconds: u16,
+    health_check_timeout_seconds: u16,
+    healthy_threshold_count: u16,
+    unhealthy_threshold_count: u16,
+    matcher: MatcherOutput,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MatcherOutput {
+    http_code: String,
+}
+
+impl From<&HealthCheck> for HealthCheckConfigOutput {
+    fn from(h: &HealthCheck) -> HealthCheckConfigOutput {
+        HealthCheckConfigOutput {
+            enabled: h.enabled,
+            protocol: h.protocol,
+            protocol_version: h.protocol_version,
+            port: h.port,
+            path: h.path.clone(),
+            health_check_interval_seconds: h.interval_seconds,
+            health_check_timeout_seconds: h.timeout_seconds,
+            healthy_threshold_count: h.healthy_threshold_count,
+            unhealthy_threshold_count: h.unhealthy_threshold_count,
+            matcher: MatcherOutput {
+                http_code: h.matcher.clone(),
+            },
+        }
+    }
+}
+
+/// `TargetGroupConfig` as the API returns it: only the members that apply to the type.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetGroupConfigOutput {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    protocol: Option<TargetGroupProtocol>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    protocol_version: Option<ProtocolVersion>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ip_address_type: Option<IpAddressType>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vpc_identifier: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    health_check: Option<HealthCheckConfigOutput>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lambda_event_structure_version: Option<LambdaEventStructureVersion>,
+}
+
+impl From<&TargetGroupConfig> for TargetGroupConfigOutput {
+    fn from(c: &TargetGroupConfig) -> TargetGroupConfigOutput {
+        TargetGroupConfigOutput {
+            port: c.port,
+            protocol: c.protocol,
+            protocol_version: c.protocol_version,
+            ip_address_type: c.ip_address_type,
+            vpc_identifier: c.vpc_identifier.clone(),
+            health_check: c.health_check.as_ref().map(HealthCheckConfigOutput::from),
+            lambda_event_structure_version: c.lambda_event_structure_version,
+        }
+    }
+}
+
+/// The members CreateTargetGroup and UpdateTargetGroup answer with.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetGroupOutput {
+    id: String,
+    arn: String,
+    name: String,
+    #[serde(rename = "type")]
+    target_type: TargetGroupType,
+    config: TargetGroupConfigOutput,
+    status: TargetGroupStatus,
+}
+
+impl From<&TargetGroup> for TargetGroupOutput {
+    fn from(tg: &TargetGroup) -> TargetGroupOutput {
+        TargetGroupOutput {
+            id: tg.id.clone(),
+            arn: tg.arn.clone(),
+            name: tg.name.clone(),
+            target_type: tg.target_type,
+            config: TargetGroupConfigOutput::from(&tg.config),
+            status: tg.status,
+        }
+    }
+}
+
+/// The input of the operations that name one target group and nothing else.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetGroupIdentifierInput {
+    target_group_identifier: String,
 }
 
 // ---------------------------------------------------------------------------------------------
 // Target groups.
 
-#[derive(Deserialize, Default)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct CreateRequest {
+pub struct CreateTargetGroupInput {
     name: Option<String>,
     #[serde(rename = "type")]
     target_type: Option<String>,
@@ -210,51 +236,172 @@ struct CreateRequest {
     client_token: Option<String>,
 }
 
-#[derive(Deserialize, Default)]
+/// A checked CreateTargetGroup.
+struct NewTargetGroup {
+    name: String,
+    target_type: TargetGroupType,
+    config: TargetGroupConfig,
+}
+
+impl CreateTargetGroupInput {
+    fn validate(&self) -> Result<NewTargetGroup, ValidationError> {
+        let mut c = Checks::new();
+        match &self.name {
+            Some(n) => {
+                c.resource_name("name", n, 3, 128, Some("tg-"));
+            }
+            None => c.missing("name"),
+        }
+        let target_type = match &self.target_type {
+            Some(t) => c
+                .one_of("type", t, TargetGroupType::VALUES)
+                .then(|| TargetGroupType::parse(t))
+                .flatten(),
+            None => {
+                c.missing("type");
+                None
+            }
+        };
+        let checked = target_type.map(|t| (t, check_config(&mut c, t, self.config.as_ref())));
+        c.tags("tags", &self.tags);
+        let Some((target_type, config)) = checked else {
+            // `type` is absent or unknown, which `c` has recorded.
+            return Err(c
+                .finish()
+                .expect_err("an absent or unknown type is a failure"));
+        };
+        c.finish()?;
+        Ok(NewTargetGroup {
+            name: self.name.clone().unwrap_or_default(),
+            target_type,
+            config,
+        })
+    }
+}
+
+pub type CreateTargetGroupOutput = TargetGroupOutput;
+
+#[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct UpdateRequest {
+pub struct GetTargetGroupOutput {
+    id: String,
+    arn: String,
+    name: String,
+    #[serde(rename = "type")]
+    target_type: TargetGroupType,
+    config: TargetGroupConfigOutput,
+    status: TargetGroupStatus,
+    created_at: Timestamp,
+    last_updated_at: Timestamp,
+    service_arns: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListTargetGroupsInput {
+    max_results: Option<String>,
+    next_token: Option<String>,
+    vpc_identifier: Option<String>,
+    target_group_type: Option<String>,
+}
+
+/// The filters of a checked ListTargetGroups.
+struct TargetGroupFilter<'a> {
+    vpc: Option<&'a str>,
+    target_type: Option<TargetGroupType>,
+}
+
+impl ListTargetGroupsInput {
+    fn validate(&self) -> Result<TargetGroupFilter<'_>, ValidationError> {
+        let mut c = Checks::new();
+        let vpc = self.vpc_identifier.as_deref();
+        if let Some(v) = vpc {
+            check_vpc_id(&mut c, "vpcIdentifier", v);
+        }
+        let target_type = self.target_group_type.as_deref().and_then(|t| {
+            c.one_of("targetGroupType", t, TargetGroupType::VALUES)
+                .then(|| TargetGroupType::parse(t))
+                .flatten()
+        });
+        c.finish()?;
+        Ok(TargetGroupFilter { vpc, target_type })
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetGroupSummary {
+    id: String,
+    arn: String,
+    name: String,
+    #[serde(rename = "type")]
+    target_type: TargetGroupType,
+    created_at: Timestamp,
+    last_updated_at: Timestamp,
+    status: TargetGroupStatus,
+    service_arns: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    protocol: Option<TargetGroupProtocol>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ip_address_type: Option<IpAddressType>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vpc_identifier: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lambda_event_structure_version: Option<LambdaEventStructureVersion>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateTargetGroupInput {
+    target_group_identifier: String,
     health_check: Option<HealthCheckInput>,
 }
 
-pub(crate) async fn create(State(s): State<AppState>, body: Bytes) -> ApiResult<Response> {
-    let raw = body_value(&body)?;
-    let req: CreateRequest = parse_body(&body)?;
-    let mut c = Checks::new();
-    match &req.name {
-        Some(n) => {
-            c.resource_name("name", n, 3, 128, Some("tg-"));
-        }
-        None => c.missing("name"),
+impl UpdateTargetGroupInput {
+    /// The health check to apply. Its members are checked against the stored check and the
+    /// group's protocol once the group is loaded ([`HealthCheckInput::apply`]).
+    fn validate(&self) -> Result<&HealthCheckInput, ValidationError> {
+        self.health_check.as_ref().ok_or_else(|| {
+            let mut c = Checks::new();
+            c.missing("healthCheck");
+            c.finish().expect_err("a missing member is a failure")
+        })
     }
-    let target_type = match &req.target_type {
-        Some(t) => c
-            .one_of("type", t, TargetGroupType::VALUES)
-            .then(|| TargetGroupType::parse(t))
-            .flatten(),
-        None => {
-            c.missing("type");
-            None
-        }
-    };
-    let config = target_type.map(|t| check_config(&mut c, t, req.config.as_ref()));
-    c.tags("tags", &req.tags);
-    c.finish()?;
-    let (Some(target_type), Some(config)) = (target_type, config) else {
-        return Err(ApiError::Internal(
-            "validated target group members missing".into(),
-        ));
-    };
-    let name = req.name.unwrap_or_default();
-    let idem = Idempotency::new("CreateTargetGroup", "", req.client_token.as_deref(), &raw)?;
+}
+
+pub type UpdateTargetGroupOutput = TargetGroupOutput;
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteTargetGroupOutput {
+    id: String,
+    arn: String,
+    status: TargetGroupStatus,
+}
+
+pub(crate) async fn create(
+    s: AppState,
+    input: CreateTargetGroupInput,
+    _: Call,
+) -> ApiResult<CreateTargetGroupOutput> {
+    let new = input.validate()?;
+    let idem = Idempotency::new(
+        "CreateTargetGroup",
+        "",
+        input.client_token.as_deref(),
+        &serde_json::to_value(&input).map_err(|e| ApiError::Internal(e.to_string()))?,
+    )?;
 
     let mut tx = s.store.write().await?;
-    if let Some((status, body)) = idem.replay(&mut tx, KIND).await? {
-        return Ok(reply(status, body));
+    if let Some(out) = idem.replay_output(&mut tx, KIND).await? {
+        return Ok(out);
     }
     check_new_top_level(
         &mut tx,
         KIND,
-        &name,
+        &new.name,
         s.quotas.target_groups_per_region,
         "target-groups-per-region",
     )
@@ -264,112 +411,103 @@ pub(crate) async fn create(State(s): State<AppState>, body: Bytes) -> ApiResult<
     let now = Timestamp::now();
     let tg = TargetGroup {
         id: id.clone(),
-        name: name.clone(),
+        name: new.name.clone(),
         arn: arn.clone(),
-        target_type,
-        config,
+        target_type: new.target_type,
+        config: new.config,
         status: TargetGroupStatus::Active,
         created_at: now,
         last_updated_at: now,
-        tags: req.tags,
+        tags: input.tags,
     };
     let rec = NewRecord {
         kind: KIND,
         id: &id,
         parent: None,
-        name: Some(&name),
+        name: Some(&new.name),
         arn: Some(&arn),
         refs: vec![],
     }
     .with_body(&tg)?;
     tx.insert(&rec).await?;
-    let out = target_group_wire(&tg);
-    idem.finish(tx, StatusCode::CREATED, out).await
+    idem.finish_output(tx, TargetGroupOutput::from(&tg)).await
 }
 
 pub(crate) async fn read(
-    State(s): State<AppState>,
-    Path(ident): Path<String>,
-) -> ApiResult<Response> {
+    s: AppState,
+    input: TargetGroupIdentifierInput,
+    _: Call,
+) -> ApiResult<GetTargetGroupOutput> {
     let mut tx = s.store.read().await?;
-    let (_, tg) = load_target_group(&mut tx, &s, &ident).await?;
-    let mut out = target_group_wire(&tg);
-    out["createdAt"] = json!(tg.created_at);
-    out["lastUpdatedAt"] = json!(tg.last_updated_at);
-    out["serviceArns"] = json!(service_arns(&mut tx, &s, &tg.id).await?);
-    Ok(reply(StatusCode::OK, out))
+    let (_, tg) = load_target_group(&mut tx, &s, &input.target_group_identifier).await?;
+    let service_arns = service_arns(&mut tx, &s, &tg.id).await?;
+    Ok(GetTargetGroupOutput {
+        config: TargetGroupConfigOutput::from(&tg.config),
+        id: tg.id,
+        arn: tg.arn,
+        name: tg.name,
+        target_type: tg.target_type,
+        status: tg.status,
+        created_at: tg.created_at,
+        last_updated_at: tg.last_updated_at,
+        service_arns,
+    })
 }
 
-pub(crate) async fn list(State(s): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Response> {
-    let q = QueryParams::parse(q.as_deref());
-    let page = Page::from_query(&q)?;
-    let mut c = Checks::new();
-    let vpc = q.get("vpcIdentifier");
-    if let Some(v) = vpc {
-        check_vpc_id(&mut c, "vpcIdentifier", v);
-    }
-    let ty = q.get("targetGroupType").and_then(|t| {
-        c.one_of("targetGroupType", t, TargetGroupType::VALUES)
-            .then(|| TargetGroupType::parse(t))
-            .flatten()
-    });
-    c.finish()?;
+pub(crate) async fn list(
+    s: AppState,
+    input: ListTargetGroupsInput,
+    _: Call,
+) -> ApiResult<ListOutput<TargetGroupSummary>> {
+    let page = Page::new(input.max_results.as_deref(), input.next_token.as_deref())?;
+    let filter = input.validate()?;
 
     let mut tx = s.store.read().await?;
     let mut matching = Vec::new();
     for rec in tx.list(KIND.store_kind(), None).await? {
         let tg: TargetGroup = doc(&rec)?;
-        if vpc.is_some_and(|v| tg.config.vpc_identifier.as_deref() != Some(v))
-            || ty.is_some_and(|t| tg.target_type != t)
+        if filter
+            .vpc
+            .is_some_and(|v| tg.config.vpc_identifier.as_deref() != Some(v))
+            || filter.target_type.is_some_and(|t| tg.target_type != t)
         {
             continue;
         }
         matching.push(rec);
     }
-    let (records, next) = page.apply(matching);
+    let (records, next_token) = page.apply(matching);
     let mut items = Vec::with_capacity(records.len());
     for rec in &records {
         let tg: TargetGroup = doc(rec)?;
-        let mut item = json!({
-            "id": tg.id, "arn": tg.arn, "name": tg.name, "type": tg.target_type.as_str(),
-            "createdAt": tg.created_at, "lastUpdatedAt": tg.last_updated_at, "status": tg.status.as_str(),
-            "serviceArns": service_arns(&mut tx, &s, &tg.id).await?,
+        let service_arns = service_arns(&mut tx, &s, &tg.id).await?;
+        let c = tg.config;
+        items.push(TargetGroupSummary {
+            id: tg.id,
+            arn: tg.arn,
+            name: tg.name,
+            target_type: tg.target_type,
+            created_at: tg.created_at,
+            last_updated_at: tg.last_updated_at,
+            status: tg.status,
+            service_arns,
+            port: c.port,
+            protocol: c.protocol,
+            ip_address_type: c.ip_address_type,
+            vpc_identifier: c.vpc_identifier,
+            lambda_event_structure_version: c.lambda_event_structure_version,
         });
-        let c = &tg.config;
-        if let Some(p) = c.port {
-            item["port"] = json!(p);
-        }
-        if let Some(p) = c.protocol {
-            item["protocol"] = json!(p.as_str());
-        }
-        if let Some(t) = c.ip_address_type {
-            item["ipAddressType"] = json!(t.as_str());
-        }
-        if let Some(v) = &c.vpc_identifier {
-            item["vpcIdentifier"] = json!(v);
-        }
-        if let Some(v) = c.lambda_event_structure_version {
-            item["lambdaEventStructureVersion"] = json!(v.as_str());
-        }
-        items.push(item);
     }
-    Ok(list_reply(items, next))
+    Ok(ListOutput { items, next_token })
 }
 
 pub(crate) async fn update(
-    State(s): State<AppState>,
-    Path(ident): Path<String>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    let req: UpdateRequest = parse_body(&body)?;
-    let Some(input) = req.health_check else {
-        let mut c = Checks::new();
-        c.missing("healthCheck");
-        c.finish()?;
-        return Err(ApiError::Internal("unreachable".into()));
-    };
+    s: AppState,
+    input: UpdateTargetGroupInput,
+    _: Call,
+) -> ApiResult<UpdateTargetGroupOutput> {
+    let health_check = input.validate()?;
     let mut tx = s.store.write().await?;
-    let (mut rec, mut tg) = load_target_group(&mut tx, &s, &ident).await?;
+    let (mut rec, mut tg) = load_target_group(&mut tx, &s, &input.target_group_identifier).await?;
     let (Some(current), Some(protocol)) = (&tg.config.health_check, tg.config.protocol) else {
         return Err(ApiError::validation_field(
             "healthCheck",
@@ -381,22 +519,23 @@ pub(crate) async fn update(
         ));
     };
     let mut c = Checks::new();
-    let merged = input.apply(&mut c, "healthCheck", current, protocol);
+    let merged = health_check.apply(&mut c, "healthCheck", current, protocol);
     c.finish()?;
     tg.config.health_check = Some(merged);
     tg.last_updated_at = Timestamp::now();
     set_doc(&mut rec, &tg)?;
     tx.update(&rec).await?;
     tx.commit().await?;
-    Ok(reply(StatusCode::OK, target_group_wire(&tg)))
+    Ok(TargetGroupOutput::from(&tg))
 }
 
 pub(crate) async fn delete(
-    State(s): State<AppState>,
-    Path(ident): Path<String>,
-) -> ApiResult<Response> {
+    s: AppState,
+    input: TargetGroupIdentifierInput,
+    _: Call,
+) -> ApiResult<DeleteTargetGroupOutput> {
     let mut tx = s.store.write().await?;
-    let (rec, tg) = load_target_group(&mut tx, &s, &ident).await?;
+    let (rec, tg) = load_target_group(&mut tx, &s, &input.target_group_identifier).await?;
     let users = services_using(&mut tx, &tg.id).await?;
     if !users.is_empty() {
         return Err(ApiError::conflict(
@@ -414,82 +553,82 @@ pub(crate) async fn delete(
     }
     tx.delete(KIND.store_kind(), &rec.id).await?;
     tx.commit().await?;
-    Ok(reply(
-        StatusCode::OK,
-        json!({ "id": tg.id, "arn": tg.arn, "status": TargetGroupStatus::DeleteInProgress.as_str() }),
-    ))
+    Ok(DeleteTargetGroupOutput {
+        id: tg.id,
+        arn: tg.arn,
+        status: TargetGroupStatus::DeleteInProgress,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
 // Targets.
 
-#[derive(Deserialize, Default, Clone)]
+/// The input of RegisterTargets and DeregisterTargets.
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct TargetInput {
-    id: Option<String>,
-    port: Option<i64>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct TargetsRequest {
+pub struct TargetsInput {
+    target_group_identifier: String,
     targets: Option<Vec<TargetInput>>,
 }
 
-/// Validates a `targets` list of `min..=max` entries; returns `(id, port)` pairs.
-fn check_targets(
-    targets: Option<&[TargetInput]>,
-    min: usize,
-    max: usize,
-    required: bool,
-) -> ApiResult<Vec<(String, Option<u16>)>> {
-    let mut c = Checks::new();
-    let mut out = Vec::new();
-    match targets {
-        None if required => c.missing("targets"),
-        None => {}
-        Some(list) if c.count("targets", list.len(), min, max) => {
-            for (i, t) in list.iter().enumerate() {
-                let id = match &t.id {
-                    None => {
-                        c.missing(&format!("targets[{i}].id"));
-                        None
-                    }
-                    Some(id) => c
-                        .length(&format!("targets[{i}].id"), id, 1, 200)
-                        .then(|| id.clone()),
-                };
-                let port = match t.port {
-                    None => Some(None),
-                    Some(p) => c
-                        .range(&format!("targets[{i}].port"), p, 1, 65535)
-                        .then_some(Some(p as u16)),
-                };
-                if let (Some(id), Some(port)) = (id, port) {
-                    out.push((id, port));
-                }
-            }
+impl TargetsInput {
+    /// The `(id, port)` of every target: 1 to 100 of them.
+    fn validate(&self) -> Result<Vec<(String, Option<u16>)>, ValidationError> {
+        check_targets(self.targets.as_deref(), 1, 100, true)
+    }
+}
+
+/// A target as the API names it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetOutput {
+    id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    port: Option<u16>,
+}
+
+/// A target a Register/DeregisterTargets call could not process, and why.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetFailure {
+    id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    port: Option<u16>,
+    failure_code: String,
+    failure_message: String,
+}
+
+impl TargetFailure {
+    fn new(id: &str, port: Option<u16>, e: &ApiError) -> TargetFailure {
+        let (failure_code, failure_message) = failure_of(e);
+        TargetFailure {
+            id: id.to_string(),
+            port,
+            failure_code,
+            failure_message,
         }
-        Some(_) => {}
     }
-    c.finish()?;
-    Ok(out)
 }
 
-fn target_wire(id: &str, port: Option<u16>) -> Value {
-    let mut v = json!({ "id": id });
-    if let Some(p) = port {
-        v["port"] = json!(p);
-    }
-    v
+/// The output of RegisterTargets and DeregisterTargets.
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetsOutput {
+    successful: Vec<TargetOutput>,
+    unsuccessful: Vec<TargetFailure>,
 }
 
-fn target_failure(id: &str, port: Option<u16>, e: &ApiError) -> Value {
-    let (code, message) = failure_of(e);
-    let mut v = target_wire(id, port);
-    v["failureCode"] = json!(code);
-    v["failureMessage"] = json!(message);
-    v
+impl TargetsOutput {
+    fn ok(&mut self, id: &str, port: Option<u16>) {
+        self.successful.push(TargetOutput {
+            id: id.to_string(),
+            port,
+        });
+    }
+
+    fn failed(&mut self, id: &str, port: Option<u16>, e: &ApiError) {
+        self.unsuccessful.push(TargetFailure::new(id, port, e));
+    }
 }
 
 /// RegisterTargets: each target is checked against the group's type; registering a target that
@@ -498,14 +637,13 @@ fn target_failure(id: &str, port: Option<u16>, e: &ApiError) -> Value {
 /// `ConflictException` for a second target of a LAMBDA or ALB group. Exceeding the targets-per-
 /// group quota fails the whole request (402) and registers nothing.
 pub(crate) async fn register_targets(
-    State(s): State<AppState>,
-    Path(ident): Path<String>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    let req: TargetsRequest = parse_body(&body)?;
-    let targets = check_targets(req.targets.as_deref(), 1, 100, true)?;
+    s: AppState,
+    input: TargetsInput,
+    _: Call,
+) -> ApiResult<TargetsOutput> {
+    let targets = input.validate()?;
     let mut tx = s.store.write().await?;
-    let (_, tg) = load_target_group(&mut tx, &s, &ident).await?;
+    let (_, tg) = load_target_group(&mut tx, &s, &input.target_group_identifier).await?;
     let existing = tx.list(TARGET, Some(&tg.id)).await?;
     let mut registered: Vec<Target> = existing.iter().map(doc).collect::<ApiResult<_>>()?;
     let single = matches!(
@@ -513,20 +651,19 @@ pub(crate) async fn register_targets(
         TargetGroupType::Lambda | TargetGroupType::Alb
     );
 
-    let mut successful = Vec::new();
-    let mut unsuccessful = Vec::new();
+    let mut out = TargetsOutput::default();
     let mut new_targets: Vec<Target> = Vec::new();
     let now = Timestamp::now();
     for (id, port) in targets {
         let port = match check_target(&s.ctx, &tg, &id, port) {
             Ok(p) => p,
             Err(m) => {
-                unsuccessful.push(target_failure(&id, port, &ApiError::validation_other(m)));
+                out.failed(&id, port, &ApiError::validation_other(m));
                 continue;
             }
         };
         if registered.iter().any(|t| t.id == id && t.port == port) {
-            successful.push(target_wire(&id, port));
+            out.ok(&id, port);
             continue;
         }
         if single && let Some(other) = registered.first() {
@@ -539,7 +676,7 @@ pub(crate) async fn register_targets(
                     other.id
                 ),
             );
-            unsuccessful.push(target_failure(&id, port, &e));
+            out.failed(&id, port, &e);
             continue;
         }
         let t = Target {
@@ -549,7 +686,7 @@ pub(crate) async fn register_targets(
         };
         registered.push(t.clone());
         new_targets.push(t);
-        successful.push(target_wire(&id, port));
+        out.ok(&id, port);
     }
     if registered.len() as u64 > TARGETS_PER_TARGET_GROUP {
         return Err(ApiError::quota(
@@ -576,26 +713,21 @@ pub(crate) async fn register_targets(
         tx.insert(&rec).await?;
     }
     tx.commit().await?;
-    Ok(reply(
-        StatusCode::OK,
-        json!({ "successful": successful, "unsuccessful": unsuccessful }),
-    ))
+    Ok(out)
 }
 
 /// DeregisterTargets: a target that is not registered (with that port, defaulting to the
 /// group's) is a per-item `ResourceNotFoundException`. The target is removed at once: draining is
 /// observed state, which the data plane owns.
 pub(crate) async fn deregister_targets(
-    State(s): State<AppState>,
-    Path(ident): Path<String>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    let req: TargetsRequest = parse_body(&body)?;
-    let targets = check_targets(req.targets.as_deref(), 1, 100, true)?;
+    s: AppState,
+    input: TargetsInput,
+    _: Call,
+) -> ApiResult<TargetsOutput> {
+    let targets = input.validate()?;
     let mut tx = s.store.write().await?;
-    let (_, tg) = load_target_group(&mut tx, &s, &ident).await?;
-    let mut successful = Vec::new();
-    let mut unsuccessful = Vec::new();
+    let (_, tg) = load_target_group(&mut tx, &s, &input.target_group_identifier).await?;
+    let mut out = TargetsOutput::default();
     for (id, port) in targets {
         // LAMBDA targets have no port; every other target defaults to the group's port.
         let port = if tg.target_type == TargetGroupType::Lambda {
@@ -607,7 +739,7 @@ pub(crate) async fn deregister_targets(
         match tx.get_by_name(TARGET, Some(&tg.id), &key).await? {
             Some(rec) => {
                 tx.delete(TARGET, &rec.id).await?;
-                successful.push(target_wire(&id, port));
+                out.ok(&id, port);
             }
             None => {
                 let e = ApiError::NotFound {
@@ -615,30 +747,52 @@ pub(crate) async fn deregister_targets(
                     resource_id: id.clone(),
                     resource_type: "TARGET".into(),
                 };
-                unsuccessful.push(target_failure(&id, port, &e));
+                out.failed(&id, port, &e);
             }
         }
     }
     tx.commit().await?;
-    Ok(reply(
-        StatusCode::OK,
-        json!({ "successful": successful, "unsuccessful": unsuccessful }),
-    ))
+    Ok(out)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListTargetsInput {
+    target_group_identifier: String,
+    max_results: Option<String>,
+    next_token: Option<String>,
+    targets: Option<Vec<TargetInput>>,
+}
+
+impl ListTargetsInput {
+    /// The targets to list: up to 20 filter entries, none meaning every target.
+    fn validate(&self) -> Result<Vec<(String, Option<u16>)>, ValidationError> {
+        check_targets(self.targets.as_deref(), 0, 20, false)
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetSummary {
+    id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    port: Option<u16>,
+    status: TargetStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason_code: Option<String>,
 }
 
 /// ListTargets (a POST): the group's targets, optionally only those named in `targets` (a
 /// filter entry without a port matches every port of that id), with their status.
 pub(crate) async fn list_targets(
-    State(s): State<AppState>,
-    Path(ident): Path<String>,
-    RawQuery(q): RawQuery,
-    body: Bytes,
-) -> ApiResult<Response> {
-    let page = Page::from_query(&QueryParams::parse(q.as_deref()))?;
-    let req: TargetsRequest = parse_body(&body)?;
-    let filter = check_targets(req.targets.as_deref(), 0, 20, false)?;
+    s: AppState,
+    input: ListTargetsInput,
+    _: Call,
+) -> ApiResult<ListOutput<TargetSummary>> {
+    let page = Page::new(input.max_results.as_deref(), input.next_token.as_deref())?;
+    let filter = input.validate()?;
     let mut tx = s.store.read().await?;
-    let (_, tg) = load_target_group(&mut tx, &s, &ident).await?;
+    let (_, tg) = load_target_group(&mut tx, &s, &input.target_group_identifier).await?;
     let in_use = !services_using(&mut tx, &tg.id).await?.is_empty();
     let wanted = |id: &str, port: Option<u16>| {
         filter.is_empty()
@@ -655,40 +809,221 @@ pub(crate) async fn list_targets(
             matching.push(rec);
         }
     }
-    let (records, next) = page.apply(matching);
+    let health = s.target_health.as_deref();
+    let (records, next_token) = page.apply(matching);
     let mut items = Vec::with_capacity(records.len());
     for rec in &records {
         let t: Target = doc(rec)?;
-        let st = target_status(
-            in_use,
-            tg.health_checks_enabled(),
-            observed(&tg.id, &t.id, t.port),
-        );
-        let mut item = target_wire(&t.id, t.port);
-        item["status"] = json!(st.status.as_str());
-        if let Some(r) = st.reason_code {
-            item["reasonCode"] = json!(r);
-        }
-        items.push(item);
+        let observed = health.and_then(|h| h.observe(&tg.id, &t.id, t.port));
+        let st = target_status(in_use, tg.health_checks_enabled(), observed);
+        items.push(TargetSummary {
+            id: t.id,
+            port: t.port,
+            status: st.status,
+            reason_code: st.reason_code,
+        });
     }
     // Deregistered targets still draining are not records, so they cannot take part in
     // pagination: they follow the registered ones on the last page. A group no service uses has
     // no requests to drain, so its deregistered targets are gone at once.
-    if next.is_none() && in_use {
-        for (id, port) in draining(&tg.id) {
+    if next_token.is_none()
+        && in_use
+        && let Some(health) = health
+    {
+        for (id, port) in health.draining(&tg.id) {
             if !registered.contains(&target_key(&id, port)) && wanted(&id, port) {
-                let mut item = target_wire(&id, port);
-                item["status"] = json!(TargetStatus::Draining.as_str());
-                items.push(item);
+                items.push(TargetSummary {
+                    id,
+                    port,
+                    status: TargetStatus::Draining,
+                    reason_code: None,
+                });
             }
         }
     }
-    Ok(list_reply(items, next))
+    Ok(ListOutput { items, next_token })
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{Value, json};
+
     use super::*;
+
+    fn fields(e: ValidationError) -> Vec<String> {
+        e.fields.into_iter().map(|f| f.name).collect()
+    }
+
+    /// CreateTargetGroup as the front door decodes it: (body, expected failing fields).
+    #[test]
+    fn create_input_table() {
+        let http = json!({ "protocol": "HTTP", "vpcIdentifier": "vpc-01234567" });
+        let cases: Vec<(Value, Vec<&str>)> = vec![
+            (
+                json!({ "name": "web-1", "type": "IP", "config": http }),
+                vec![],
+            ),
+            // The `tg-` prefix is reserved for generated names.
+            (
+                json!({ "name": "tg-web", "type": "IP", "config": http }),
+                vec!["name"],
+            ),
+            (json!({ "name": "web", "type": "LAMBDA" }), vec![]),
+            (json!({}), vec!["name", "type"]),
+            (json!({ "name": "web", "type": "UDP" }), vec!["type"]),
+            (
+                json!({ "name": "tg-", "type": "IP" }),
+                vec!["name", "config"],
+            ),
+            (
+                json!({ "name": "web", "type": "IP", "config": { "port": "80" } }),
+                vec!["config.protocol", "config.vpcIdentifier"],
+            ),
+            (
+                json!({ "name": "web", "tags": { "": "x" } }),
+                vec!["type", "tags."],
+            ),
+        ];
+        for (body, want) in cases {
+            let input: CreateTargetGroupInput = trellis_wire::de::from_value(body.clone()).unwrap();
+            let got = input.validate().err().map(fields).unwrap_or_default();
+            assert_eq!(got, want, "{body}");
+        }
+        let input: CreateTargetGroupInput = trellis_wire::de::from_value(
+            json!({ "name": "web", "type": "IP", "config": { "protocol": "HTTPS", "vpcIdentifier": "vpc-01234567" } }),
+        )
+        .unwrap();
+        let new = input.validate().unwrap();
+        assert_eq!(
+            (new.name.as_str(), new.target_type, new.config.port),
+            ("web", TargetGroupType::Ip, Some(443))
+        );
+    }
+
+    /// The other inputs' member checks: (operation, document, expected failing fields).
+    #[test]
+    fn input_checks_table() {
+        let tg = "tg-0123456789abcdef0";
+        let cases: Vec<(&str, Value, Vec<&str>)> = vec![
+            ("list", json!({}), vec![]),
+            (
+                "list",
+                json!({ "vpcIdentifier": "vpc-1", "targetGroupType": "IP" }),
+                vec!["vpcIdentifier"],
+            ),
+            (
+                "list",
+                json!({ "targetGroupType": "ip" }),
+                vec!["targetGroupType"],
+            ),
+            (
+                "update",
+                json!({ "targetGroupIdentifier": tg }),
+                vec!["healthCheck"],
+            ),
+            (
+                "update",
+                json!({ "targetGroupIdentifier": tg, "healthCheck": {} }),
+                vec![],
+            ),
+            (
+                "register",
+                json!({ "targetGroupIdentifier": tg }),
+                vec!["targets"],
+            ),
+            (
+                "register",
+                json!({ "targetGroupIdentifier": tg, "targets": [{ "id": "10.0.0.1", "port": "8080" }] }),
+                vec![],
+            ),
+            (
+                "register",
+                json!({ "targetGroupIdentifier": tg, "targets": [{ "port": 0 }] }),
+                vec!["targets[0].id", "targets[0].port"],
+            ),
+            (
+                "listTargets",
+                json!({ "targetGroupIdentifier": tg }),
+                vec![],
+            ),
+            (
+                "listTargets",
+                json!({ "targetGroupIdentifier": tg, "targets": [] }),
+                vec![],
+            ),
+            (
+                "listTargets",
+                json!({ "targetGroupIdentifier": tg, "targets": vec![json!({ "id": "a" }); 21] }),
+                vec!["targets"],
+            ),
+        ];
+        for (op, doc, want) in cases {
+            let d = doc.clone();
+            let got = match op {
+                "list" => trellis_wire::de::from_value::<ListTargetGroupsInput>(d)
+                    .unwrap()
+                    .validate()
+                    .err(),
+                "update" => trellis_wire::de::from_value::<UpdateTargetGroupInput>(d)
+                    .unwrap()
+                    .validate()
+                    .err(),
+                "register" => trellis_wire::de::from_value::<TargetsInput>(d)
+                    .unwrap()
+                    .validate()
+                    .err(),
+                _ => trellis_wire::de::from_value::<ListTargetsInput>(d)
+                    .unwrap()
+                    .validate()
+                    .err(),
+            };
+            assert_eq!(got.map(fields).unwrap_or_default(), want, "{op} {doc}");
+        }
+    }
+
+    /// Create/Get/Update show the health check under its wire names and only the config members
+    /// that apply to the type; Create's output replays through the idempotency store.
+    #[test]
+    fn outputs_use_the_wire_shape() {
+        let input: CreateTargetGroupInput = trellis_wire::de::from_value(json!({
+            "name": "web", "type": "IP",
+            "config": { "protocol": "HTTP", "port": 8080, "vpcIdentifier": "vpc-01234567",
+                        "healthCheck": { "path": "/ready", "port": 9000 } }
+        }))
+        .unwrap();
+        let new = input.validate().unwrap();
+        let tg = TargetGroup {
+            id: "tg-0123456789abcdef0".into(),
+            name: new.name,
+            arn: "arn".into(),
+            target_type: new.target_type,
+            config: new.config,
+            status: TargetGroupStatus::Active,
+            created_at: Timestamp::from_unix_millis(0),
+            last_updated_at: Timestamp::from_unix_millis(0),
+            tags: Tags::new(),
+        };
+        let out = serde_json::to_value(TargetGroupOutput::from(&tg)).unwrap();
+        assert_eq!(
+            out,
+            json!({
+                "id": "tg-0123456789abcdef0", "arn": "arn", "name": "web", "type": "IP",
+                "status": "ACTIVE",
+                "config": {
+                    "port": 8080, "protocol": "HTTP", "protocolVersion": "HTTP1",
+                    "ipAddressType": "IPV4", "vpcIdentifier": "vpc-01234567",
+                    "healthCheck": {
+                        "enabled": true, "protocol": "HTTP", "protocolVersion": "HTTP1",
+                        "port": 9000, "path": "/ready", "healthCheckIntervalSeconds": 30,
+                        "healthCheckTimeoutSeconds": 5, "healthyThresholdCount": 5,
+                        "unhealthyThresholdCount": 2, "matcher": { "httpCode": "200" }
+                    }
+                }
+            })
+        );
+        let replayed: TargetGroupOutput = serde_json::from_value(out.clone()).unwrap();
+        assert_eq!(serde_json::to_value(replayed).unwrap(), out);
+    }
 
     #[test]
     fn status_prefers_observation_only_when_in_use() {
@@ -715,42 +1050,5 @@ mod tests {
                 reason_code: None
             }
         );
-    }
-
-    #[test]
-    fn targets_list_validation_table() {
-        let t = |id: Option<&str>, port: Option<i64>| TargetInput {
-            id: id.map(str::to_string),
-            port,
-        };
-        // (targets, minimum count, expected failing fields)
-        type Case = (Option<Vec<TargetInput>>, usize, Vec<&'static str>);
-        let cases: Vec<Case> = vec![
-            (Some(vec![t(Some("10.0.0.1"), None)]), 1, vec![]),
-            (None, 1, vec!["targets"]),
-            (Some(vec![]), 1, vec!["targets"]),
-            (Some(vec![t(Some("a"), None); 101]), 1, vec!["targets"]),
-            (Some(vec![t(None, None)]), 1, vec!["targets[0].id"]),
-            (Some(vec![t(Some(""), None)]), 1, vec!["targets[0].id"]),
-            (
-                Some(vec![t(Some(&"x".repeat(201)), None)]),
-                1,
-                vec!["targets[0].id"],
-            ),
-            (
-                Some(vec![t(Some("a"), Some(0)), t(Some("b"), Some(65536))]),
-                1,
-                vec!["targets[0].port", "targets[1].port"],
-            ),
-            (Some(vec![]), 0, vec![]),
-        ];
-        for (list, min, want) in cases {
-            let got = match check_targets(list.as_deref(), min, 100, true) {
-                Ok(_) => vec![],
-                Err(ApiError::Validation(e)) => e.fields.into_iter().map(|f| f.name).collect(),
-                Err(e) => panic!("{e:?}"),
-            };
-            assert_eq!(got, want);
-        }
     }
 }

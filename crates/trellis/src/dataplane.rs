@@ -1,6 +1,6 @@
 //! The data plane's wiring into the API: `trellis serve` starts [`trellis_dataplane::DataPlane`]
-//! through [`start`], which hands its bind failures to `/_trellis/health` ([`status`]) and its
-//! health checker to ListTargets ([`HealthSource`]). Everything else of the data plane (loading,
+//! through [`start`]; its bind failures go to `/_trellis/health` ([`status`]) and its health
+//! checker to ListTargets ([`health_source`]). Everything else of the data plane (loading,
 //! following the change feed, the apply order, DNS) is `trellis_dataplane`'s.
 
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -37,7 +37,7 @@ pub fn status(
     }
 }
 
-/// Starts the data plane and installs the ListTargets health source, before the API serves.
+/// Starts the data plane (before the API serves).
 pub async fn start(
     config: DataPlaneConfig,
     store: Store,
@@ -45,11 +45,13 @@ pub async fn start(
     status: Status,
     functions: Arc<dyn FunctionInvoker>,
 ) -> anyhow::Result<DataPlane> {
-    let data_plane = DataPlane::start(config, store, ca, status, functions).await?;
-    trellis_api::target_groups::set_target_health_source(Arc::new(HealthSource(
-        data_plane.health(),
-    )));
-    Ok(data_plane)
+    DataPlane::start(config, store, ca, status, functions).await
+}
+
+/// The data plane's observed target health, for the API's ListTargets
+/// (`AppState::with_target_health`).
+pub fn health_source(data_plane: &DataPlane) -> Arc<dyn TargetHealthSource> {
+    Arc::new(HealthSource(data_plane.health()))
 }
 
 /// ListTargets' view of observed health.

@@ -298,6 +298,7 @@ async fn serve(
         functions.host(),
     )
     .await?;
+    let state = state.with_target_health(crate::dataplane::health_source(&data_plane));
     let dns = data_plane.dns_addr();
     write_address(&data_dir, DNS_ADDRESS_FILE, dns)?;
     write_address(&data_dir, API_ADDRESS_FILE, bound)?;
