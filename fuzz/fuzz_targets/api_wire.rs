@@ -1,6 +1,6 @@
-//! The control-plane API's request decoders, Lattice (`trellis_api::wire`) and Lambda
-//! (`trellis_functions::api::wire`): JSON bodies into the typed inputs and their validation,
-//! query strings, and pagination tokens.
+//! The control-plane API's request decoders as the front door runs them (`trellis_wire`'s JSON
+//! body and query-string readers, then its lenient typed decoding) into Lattice's and Lambda's
+//! typed inputs and their validation, and both APIs' pagination tokens.
 //!
 //! The first byte picks the decoder, the rest is its input. Invariants beyond "no panic":
 //! * a rule match / rule action that validates serialises to the stored shape, and a target
@@ -14,20 +14,21 @@
 #![no_main]
 
 use base64::Engine as _;
-use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use trellis_api::actions::{RuleActionInput, RuleActionOutput};
 use trellis_api::rules::input::RuleMatchInput;
-use trellis_api::wire::{Page, QueryParams, parse_body};
+use trellis_api::wire::Page;
 use trellis_functions::api::wire as lambda;
+use trellis_functions::api::{aliases, functions};
 use trellis_model::Checks;
 use trellis_model::resources::Tags;
 use trellis_api::target_groups::TargetGroupConfigOutput;
 use trellis_api::target_groups::input::{HealthCheckInput, TargetGroupConfigInput, check_config};
 use trellis_model::resources::target_group::TargetGroupType;
 use trellis_store::Record;
+use trellis_wire::codec::{json_body_members, query_pairs};
 
 /// Percent-encodes everything but RFC 3986's unreserved characters.
 fn encode(s: &str) -> String {
@@ -56,29 +57,30 @@ fn record(seq: i64) -> Record {
 }
 
 fn query(raw: &str) {
-    let params = QueryParams::parse(Some(raw));
+    let params = query_pairs(raw);
     let segments = raw.split('&').filter(|s| !s.is_empty()).count();
-    assert_eq!(params.0.len(), segments);
-    for (k, _) in &params.0 {
-        assert_eq!(params.get(k), params.get_all(k).first().copied());
-    }
+    assert_eq!(params.len(), segments);
     let encoded: Vec<String> = params
-        .0
         .iter()
         .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
         .collect();
-    let again = QueryParams::parse(Some(&encoded.join("&")));
+    let again = query_pairs(&encoded.join("&"));
     // An empty key and value encode to a bare `=`, which is still a segment.
-    assert_eq!(again.0, params.0);
+    assert_eq!(again, params);
 
     // Pagination: whatever the query holds, a page is at most its size; and a token the server
     // issues for any position decodes back to it.
-    let Ok(page) = Page::from_query(&params) else {
+    let get = |key: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    };
+    let Ok(page) = Page::new(get("maxResults"), get("nextToken")) else {
         return;
     };
     assert!((1..=100).contains(&page.max_results));
     let seqs: Vec<i64> = params
-        .0
         .iter()
         .map(|(k, v)| (k.len() as i64) << 32 | v.len() as i64)
         .collect();
@@ -88,21 +90,15 @@ fn query(raw: &str) {
     let (items, token) = page.apply(records);
     assert!(items.len() <= page.max_results);
     if let Some(token) = token {
-        let next = QueryParams(vec![("nextToken".into(), token)]);
-        let next = Page::from_query(&next).expect("an issued token is valid");
+        let next = Page::new(None, Some(&token)).expect("an issued token is valid");
         assert_eq!(next.after_seq, items.last().map(|r| r.seq));
     }
 }
 
+/// A JSON body read as both REST-JSON APIs read it: members, then the operation's typed input.
 fn body<T: DeserializeOwned>(data: &[u8]) -> Option<T> {
-    let ok = parse_body::<T>(&Bytes::copy_from_slice(data)).ok();
-    // Both APIs treat an empty or blank body as `{}` and agree on what is JSON.
-    let lambda_ok = lambda::parse_body::<Value>(data).is_ok();
-    assert_eq!(
-        parse_body::<Value>(&Bytes::copy_from_slice(data)).is_ok(),
-        lambda_ok
-    );
-    ok
+    let members = json_body_members(data).ok()?;
+    trellis_wire::de::from_value(Value::Object(members)).ok()
 }
 
 fn rule_match(data: &[u8]) {
@@ -115,7 +111,7 @@ fn rule_match(data: &[u8]) {
         return;
     };
     let stored = serde_json::to_vec(&checked).unwrap();
-    let again: RuleMatchInput = parse_body(&Bytes::from(stored)).expect("stored shape parses");
+    let again: RuleMatchInput = body(&stored).expect("stored shape parses");
     let mut c = Checks::new();
     assert_eq!(again.check(&mut c, "match"), Some(checked));
     assert!(c.finish().is_ok());
@@ -132,7 +128,7 @@ fn rule_action(data: &[u8]) {
     };
     // What the API shows for the action parses and validates back to it.
     let shown = serde_json::to_vec(&RuleActionOutput::from(&checked)).unwrap();
-    let again: RuleActionInput = parse_body(&Bytes::from(shown)).expect("shown shape parses");
+    let again: RuleActionInput = body(&shown).expect("shown shape parses");
     let mut c = Checks::new();
     assert_eq!(again.check(&mut c, "action"), Some(checked));
     assert!(c.finish().is_ok());
@@ -156,8 +152,7 @@ fn target_group_config(kind: u8, data: &[u8]) {
     }
     // What Get shows of the config must validate again to the same config (a fixed point).
     let shown = serde_json::to_vec(&TargetGroupConfigOutput::from(&config)).unwrap();
-    let shown = Bytes::from(shown);
-    let again: TargetGroupConfigInput = parse_body(&shown).expect("shown shape parses");
+    let again: TargetGroupConfigInput = body(&shown).expect("shown shape parses");
     let mut c = Checks::new();
     let config_again = check_config(&mut c, target_type, Some(&again));
     assert!(c.finish().is_ok(), "{config:?} does not validate again");
@@ -203,13 +198,14 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         5 => {
-            let _ = lambda::parse_body::<lambda::CreateFunctionInput>(rest);
-            let _ = lambda::parse_body::<lambda::UpdateCodeInput>(rest);
+            let _ = body::<functions::CreateFunctionInput>(rest);
+            let _ = body::<functions::UpdateFunctionCodeInput>(rest);
         }
         6 => {
-            let _ = lambda::parse_body::<lambda::UpdateConfigurationInput>(rest);
-            let _ = lambda::parse_body::<lambda::PublishVersionInput>(rest);
-            let _ = lambda::parse_body::<lambda::AliasInput>(rest);
+            let _ = body::<functions::UpdateFunctionConfigurationInput>(rest);
+            let _ = body::<functions::PublishVersionInput>(rest);
+            let _ = body::<aliases::CreateAliasInput>(rest);
+            let _ = body::<aliases::UpdateAliasInput>(rest);
         }
         7 => {
             if let Some(text) = text {

@@ -1,94 +1,19 @@
-//! Wire helpers shared by every resource module: JSON bodies, query strings, pagination,
+//! Wire helpers shared by every resource module: query strings, pagination,
 //! idempotency tokens, record ↔ document conversion, and identifier lookups.
 
 use std::collections::BTreeMap;
 
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use trellis_model::arn::Resolved;
-use trellis_model::{Checks, ResourceKind, ValidationError};
+use trellis_model::{Checks, ResourceKind};
 use trellis_store::{IdempotencyEntry, Record, Tx};
 
 use crate::error::{ApiError, ApiResult};
-
-/// A JSON response with the operation's modelled success status.
-pub fn reply(status: StatusCode, body: Value) -> Response {
-    (status, axum::Json(body)).into_response()
-}
-
-/// A 204 response with no body, as Lattice's Delete* operations that return nothing.
-pub fn no_content() -> Response {
-    StatusCode::NO_CONTENT.into_response()
-}
-
-/// Parses a request body into `T`. An empty body is `{}` (every member optional or checked by
-/// the handler); malformed JSON or a wrongly typed member is `ValidationException: cannotParse`.
-pub fn parse_body<T: DeserializeOwned>(body: &Bytes) -> ApiResult<T> {
-    let slice: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
-        b"{}"
-    } else {
-        body
-    };
-    serde_json::from_slice(slice).map_err(|e| {
-        ApiError::Validation(ValidationError::cannot_parse(format!(
-            "Could not parse request body: {e}"
-        )))
-    })
-}
-
-/// The request body as a JSON value (for idempotency hashing), `{}` when empty.
-pub fn body_value(body: &Bytes) -> ApiResult<Value> {
-    parse_body::<Value>(body)
-}
-
-/// Decoded query parameters in order; repeated keys (`tagKeys=a&tagKeys=b`) stay repeated.
-#[derive(Debug, Default, Clone)]
-pub struct QueryParams(pub Vec<(String, String)>);
-
-impl QueryParams {
-    pub fn parse(raw: Option<&str>) -> QueryParams {
-        let Some(raw) = raw else {
-            return QueryParams::default();
-        };
-        let decode = |s: &str| {
-            let s = s.replace('+', " ");
-            percent_encoding::percent_decode_str(&s)
-                .decode_utf8_lossy()
-                .into_owned()
-        };
-        QueryParams(
-            raw.split('&')
-                .filter(|p| !p.is_empty())
-                .map(|p| match p.split_once('=') {
-                    Some((k, v)) => (decode(k), decode(v)),
-                    None => (decode(p), String::new()),
-                })
-                .collect(),
-        )
-    }
-
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn get_all(&self, key: &str) -> Vec<&str> {
-        self.0
-            .iter()
-            .filter(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-}
 
 /// `maxResults` / `nextToken` of a List call.
 #[derive(Debug, Clone)]
@@ -100,10 +25,6 @@ pub struct Page {
 
 impl Page {
     pub const DEFAULT_MAX: usize = 100;
-
-    pub fn from_query(q: &QueryParams) -> ApiResult<Page> {
-        Page::new(q.get("maxResults"), q.get("nextToken"))
-    }
 
     /// The page a List call's `maxResults` and `nextToken` members ask for. Both arrive in the
     /// query string, so both are read as text and checked here, where a bad value can be named.
@@ -175,15 +96,6 @@ pub struct ListOutput<T> {
     pub next_token: Option<String>,
 }
 
-/// A List response body: `{"items": [...], "nextToken": ...}`.
-pub fn list_reply(items: Vec<Value>, next_token: Option<String>) -> Response {
-    let mut body = serde_json::json!({ "items": items });
-    if let Some(t) = next_token {
-        body["nextToken"] = Value::String(t);
-    }
-    reply(StatusCode::OK, body)
-}
-
 /// Idempotency for Create* calls: the same `clientToken` with the same input returns the
 /// original response; with different input it is a ConflictException.
 pub struct Idempotency {
@@ -218,48 +130,28 @@ impl Idempotency {
         })
     }
 
-    /// The earlier response to replay, if this token was used before with the same input.
-    pub async fn replay(
-        &self,
-        tx: &mut Tx,
-        kind: ResourceKind,
-    ) -> ApiResult<Option<(StatusCode, Value)>> {
-        let Some(token) = &self.token else {
-            return Ok(None);
-        };
-        match tx.idempotency_get(&self.scope, token).await? {
-            None => Ok(None),
-            Some(entry) if entry.request_hash == self.request_hash => {
-                let status = entry
-                    .response
-                    .get("status")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(200) as u16;
-                let body = entry.response.get("body").cloned().unwrap_or(Value::Null);
-                Ok(Some((
-                    StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
-                    body,
-                )))
-            }
-            Some(_) => Err(ApiError::Conflict {
-                message: "The clientToken was already used with different request parameters"
-                    .into(),
-                resource_id: token.clone(),
-                resource_type: kind.error_type().to_string(),
-            }),
-        }
-    }
-
     /// The earlier output to replay, if this token was used before with the same input.
     pub async fn replay_output<O: DeserializeOwned>(
         &self,
         tx: &mut Tx,
         kind: ResourceKind,
     ) -> ApiResult<Option<O>> {
-        match self.replay(tx, kind).await? {
+        let Some(token) = &self.token else {
+            return Ok(None);
+        };
+        match tx.idempotency_get(&self.scope, token).await? {
             None => Ok(None),
-            Some((_, body)) => serde_json::from_value(body).map(Some).map_err(|e| {
-                ApiError::Internal(format!("a remembered response does not decode: {e}"))
+            Some(entry) if entry.request_hash == self.request_hash => {
+                let body = entry.response.get("body").cloned().unwrap_or(Value::Null);
+                serde_json::from_value(body).map(Some).map_err(|e| {
+                    ApiError::Internal(format!("a remembered response does not decode: {e}"))
+                })
+            }
+            Some(_) => Err(ApiError::Conflict {
+                message: "The clientToken was already used with different request parameters"
+                    .into(),
+                resource_id: token.clone(),
+                resource_type: kind.error_type().to_string(),
             }),
         }
     }
@@ -278,20 +170,6 @@ impl Idempotency {
         }
         tx.commit().await?;
         Ok(output)
-    }
-
-    /// Finishes a Create: remembers the response for the token in the same transaction as the
-    /// change it describes, commits, and answers with it.
-    pub async fn finish(self, mut tx: Tx, status: StatusCode, body: Value) -> ApiResult<Response> {
-        if let Some(token) = &self.token {
-            let entry = IdempotencyEntry {
-                request_hash: self.request_hash.clone(),
-                response: serde_json::json!({ "status": status.as_u16(), "body": body }),
-            };
-            tx.idempotency_put(&self.scope, token, &entry).await?;
-        }
-        tx.commit().await?;
-        Ok(reply(status, body))
     }
 }
 
@@ -459,18 +337,13 @@ mod tests {
     fn pagination_walks_all_records_once() {
         let all: Vec<Record> = (1..=7).map(rec).collect();
         let mut seen = vec![];
-        let mut q = QueryParams(vec![("maxResults".into(), "3".into())]);
+        let mut token: Option<String> = None;
         for _ in 0..10 {
-            let page = Page::from_query(&q).unwrap();
+            let page = Page::new(Some("3"), token.as_deref()).unwrap();
             let (items, next) = page.apply(all.clone());
             seen.extend(items.iter().map(|r| r.seq));
             match next {
-                Some(t) => {
-                    q = QueryParams(vec![
-                        ("maxResults".into(), "3".into()),
-                        ("nextToken".into(), t),
-                    ])
-                }
+                Some(t) => token = Some(t),
                 None => break,
             }
         }
@@ -485,19 +358,16 @@ mod tests {
             ("maxResults", "x"),
             ("nextToken", "garbage!"),
         ] {
-            let q = QueryParams(vec![(k.into(), v.into())]);
-            match Page::from_query(&q) {
+            let page = if k == "maxResults" {
+                Page::new(Some(v), None)
+            } else {
+                Page::new(None, Some(v))
+            };
+            match page {
                 Err(ApiError::Validation(e)) => assert_eq!(e.fields[0].name, k),
                 other => panic!("{k}={v}: {other:?}"),
             }
         }
-    }
-
-    #[test]
-    fn query_params_decode_and_repeat() {
-        let q = QueryParams::parse(Some("tagKeys=a%20b&tagKeys=c&x=1+2"));
-        assert_eq!(q.get_all("tagKeys"), ["a b", "c"]);
-        assert_eq!(q.get("x"), Some("1 2"));
     }
 
     #[test]

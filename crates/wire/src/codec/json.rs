@@ -11,11 +11,17 @@ use crate::request_id::RequestId;
 use crate::service::{Protocol, Service};
 
 pub(super) fn decode(body: &Bytes) -> Result<Value, String> {
+    body_members(body).map(Value::Object)
+}
+
+/// A JSON request body's members, as both JSON protocols read them: a blank body is no members,
+/// anything but an object is an error.
+pub fn body_members(body: &[u8]) -> Result<Map<String, Value>, String> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Value::Object(Map::new()));
+        return Ok(Map::new());
     }
     match serde_json::from_slice(body) {
-        Ok(v @ Value::Object(_)) => Ok(v),
+        Ok(Value::Object(m)) => Ok(m),
         Ok(_) => Err("The request body must be a JSON object".into()),
         Err(e) => Err(format!("Could not parse request body: {e}")),
     }

@@ -24,8 +24,10 @@ use crate::operation::OperationMeta;
 use crate::request_id::RequestId;
 use crate::service::{Protocol, Service};
 
+pub use json::body_members as json_body_members;
 pub use query::{
     MAX_FORM_PAIRS, MAX_LIST_INDEX, MAX_NAME_SEGMENTS, action as query_action, decode_form,
+    pairs as query_pairs,
 };
 pub use xml::{Map, Timestamp};
 

@@ -17,7 +17,7 @@ use crate::request_id::RequestId;
 use crate::service::{Protocol, Service};
 
 /// `application/x-www-form-urlencoded` pairs, decoded (`+` is a space).
-pub(crate) fn pairs(raw: &str) -> Vec<(String, String)> {
+pub fn pairs(raw: &str) -> Vec<(String, String)> {
     let decode = |s: &str| {
         let s = s.replace('+', " ");
         percent_encoding::percent_decode_str(&s)
@@ -331,6 +331,19 @@ pub(super) fn error(service: &Service, err: &AwsError, request_id: &RequestId) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pairs_decode_and_repeat() {
+        assert_eq!(
+            pairs("tagKeys=a%20b&&tagKeys=c&x=1+2&flag"),
+            [
+                ("tagKeys".to_string(), "a b".to_string()),
+                ("tagKeys".into(), "c".into()),
+                ("x".into(), "1 2".into()),
+                ("flag".into(), String::new()),
+            ]
+        );
+    }
 
     #[test]
     fn forms_nest_into_documents() {

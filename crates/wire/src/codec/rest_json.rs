@@ -13,15 +13,7 @@ use crate::operation::OperationMeta;
 use crate::request_id::RequestId;
 
 pub(super) async fn decode(parts: &mut Parts, body: &Bytes) -> Result<Value, String> {
-    let mut members: Map<String, Value> = if body.iter().all(u8::is_ascii_whitespace) {
-        Map::new()
-    } else {
-        match serde_json::from_slice(body) {
-            Ok(Value::Object(m)) => m,
-            Ok(_) => return Err("The request body must be a JSON object".into()),
-            Err(e) => return Err(format!("Could not parse request body: {e}")),
-        }
-    };
+    let mut members = super::json::body_members(body)?;
     // Query members: a repeated key is a list. A body member of the same name gives way, as
     // the query string is where the model binds it.
     let mut query: Map<String, Value> = Map::new();
