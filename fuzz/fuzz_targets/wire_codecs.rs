@@ -49,6 +49,7 @@ fn errors() -> ServiceErrors {
         internal_code: "InternalFailure",
         throttling_code: "Throttling",
         too_large: |_| AwsError::new("TooLarge", http::StatusCode::PAYLOAD_TOO_LARGE, ""),
+        common: &[],
     }
 }
 

@@ -68,6 +68,11 @@ def _fresh_postgres_url():
     return base.rsplit("/", 1)[0] + "/" + name
 
 
+# `trellis_wire::table::UNDECLARED_ERROR`, the line the server logs when an operation answers with
+# an error it does not declare.
+UNDECLARED_ERROR = "an operation raised an error it does not declare"
+
+
 class Server:
     """One `trellis serve` process, with `extra_args` after the common flags and `env` over the
     test's own environment. `restart()` and `kill9()` keep the data dir and store."""
@@ -195,8 +200,16 @@ class Server:
         return json.loads(p.stdout) if p.stdout.strip() else {}
 
     def cleanup(self):
+        """Stops the server and removes its data. Fails if any operation answered with an error
+        its table entry does not declare (the server logs `UNDECLARED_ERROR` for each): clients'
+        SDKs know only an operation's modelled errors."""
         self.stop()
+        try:
+            undeclared = [l for l in open(self.log_path, errors="replace") if UNDECLARED_ERROR in l]
+        except OSError:
+            undeclared = []
         shutil.rmtree(self.data_dir, ignore_errors=True)
+        assert not undeclared, "operations raised errors they do not declare:\n" + "".join(undeclared[:20])
 
 
 def running(server):

@@ -44,8 +44,9 @@ def test_docs_list_the_table(server):
 
 def test_the_table_matches_the_models(server):
     """Every listed REST operation has the model's method and URI (a greedy label is written
-    `{name+}` where Trellis accepts an unencoded `/`), and every JSON/query operation exists in its
-    service's model."""
+    `{name+}` where Trellis accepts an unencoded `/`), every JSON/query operation exists in its
+    service's model, and every operation declares exactly the errors its model lists (the server
+    logs any other it answers with, and `Server.cleanup` fails the suite on that line)."""
     loader = botocore.loaders.Loader()
     models = {}
     service = None
@@ -57,13 +58,16 @@ def test_the_table_matches_the_models(server):
             models.setdefault(service, loader.load_service_model(service, "service-2"))
             assert models[service]["metadata"]["apiVersion"] == m.group(1)
             continue
-        m = re.match(r"^\| (\w+) \| `(.*)` \|$", line)
+        m = re.match(r"^\| (\w+) \| `(.*)` \| ([\w, ]+) \|$", line)
         if not m:
+            assert not line.startswith("| ") or line.startswith("| Operation "), line
             continue
         rows += 1
-        name, binding = m.groups()
+        name, binding, errors = m.groups()
         op = models[service]["operations"].get(name)
         assert op is not None, f"{service} has no operation {name}"
+        modelled = sorted(e["shape"] for e in op.get("errors", []))
+        assert sorted(errors.split(", ")) == modelled, (name, errors, modelled)
         if binding.startswith("X-Amz-Target: "):
             prefix = models[service]["metadata"]["targetPrefix"]
             assert binding == f"X-Amz-Target: {prefix}.{name}"

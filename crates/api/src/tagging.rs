@@ -53,6 +53,7 @@ pub static TAGGING: Service = Service {
         too_large: |cap| {
             TaggingError::InvalidParameter(format!("Request body exceeds {cap} bytes")).into()
         },
+        common: &[],
     },
 };
 

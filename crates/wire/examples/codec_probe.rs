@@ -170,6 +170,7 @@ fn service(meta: &Value, cache: &Mutex<HashMap<String, &'static Service>>) -> &'
             internal_code: "InternalFailure",
             throttling_code: "ThrottlingException",
             too_large,
+            common: &[],
         },
     }));
     cache.insert(key, s);

@@ -40,7 +40,8 @@ pub struct OperationMeta {
     pub body_cap: Option<usize>,
     /// The error for a body over the cap, when it is not the service's usual one.
     pub too_large: Option<fn(usize) -> AwsError>,
-    /// The modelled errors the handler can raise (the model's `errors`), for the docs.
+    /// The modelled errors the handler can raise (the model's `errors`): the docs list them,
+    /// and the table logs any other error the operation answers with (see [`Self::declares`]).
     pub errors: &'static [&'static str],
 }
 
@@ -51,6 +52,20 @@ impl OperationMeta {
 
     pub fn too_large_error(&self) -> AwsError {
         (self.too_large.unwrap_or(self.service.errors.too_large))(self.body_cap())
+    }
+
+    /// Whether the operation may answer with error `code`: one it declares, or one the front
+    /// door raises for any operation of its service (an undecodable or oversized input, an
+    /// internal failure, throttling, the service's `common` codes).
+    pub fn declares(&self, code: &str) -> bool {
+        let e = &self.service.errors;
+        self.errors.contains(&code)
+            || e.common.contains(&code)
+            || code == e.internal_code
+            || code == e.throttling_code
+            || code == (e.bad_input)(String::new()).code
+            || code == self.too_large_error().code
+            || code == (e.unknown_operation)("").code
     }
 }
 
@@ -63,7 +78,9 @@ pub struct Call {
 }
 
 pub(crate) type BoxFuture = Pin<Box<dyn Future<Output = Response> + Send>>;
-pub(crate) type Erased<S> = Arc<dyn Fn(S, Request) -> BoxFuture + Send + Sync>;
+/// A handler over state `S`, given its operation's final declaration (with the body cap and
+/// errors the builder methods set) when called.
+pub(crate) type Erased<S> = Arc<dyn Fn(S, Arc<OperationMeta>, Request) -> BoxFuture + Send + Sync>;
 
 /// An operation with a handler over state `S`; [`crate::Table::add`] binds the state.
 pub struct Operation<S> {
@@ -136,7 +153,7 @@ impl<S: Clone + Send + Sync + 'static> Operation<S> {
                 too_large: None,
                 errors: &[],
             },
-            handler: Arc::new(move |s, req| Box::pin(handler(s, req))),
+            handler: Arc::new(move |s, _meta, req| Box::pin(handler(s, req))),
         }
     }
 
@@ -178,28 +195,27 @@ impl<S: Clone + Send + Sync + 'static> Operation<S> {
             too_large: None,
             errors: &[],
         };
-        let m = meta.clone();
-        let handler: Erased<S> = Arc::new(move |state: S, req: Request| {
-            let handler = handler.clone();
-            let meta = m.clone();
-            Box::pin(async move {
-                let (mut parts, body) = req.into_parts();
-                let request_id = RequestId::of(&parts.extensions);
-                let input = match decode_input::<I>(&meta, &mut parts, body).await {
-                    Ok(i) => i,
-                    Err(e) => return codec::error_response(meta.service, &request_id, e),
-                };
-                let call = Call {
-                    request_id: request_id.clone(),
-                    operation: meta.name,
-                    headers: parts.headers,
-                };
-                match handler(state, input, call).await {
-                    Ok(out) => codec::output_response(&meta, &request_id, &out),
-                    Err(e) => codec::error_response(meta.service, &request_id, e.into()),
-                }
-            })
-        });
+        let handler: Erased<S> =
+            Arc::new(move |state: S, meta: Arc<OperationMeta>, req: Request| {
+                let handler = handler.clone();
+                Box::pin(async move {
+                    let (mut parts, body) = req.into_parts();
+                    let request_id = RequestId::of(&parts.extensions);
+                    let input = match decode_input::<I>(&meta, &mut parts, body).await {
+                        Ok(i) => i,
+                        Err(e) => return codec::error_response(meta.service, &request_id, e),
+                    };
+                    let call = Call {
+                        request_id: request_id.clone(),
+                        operation: meta.name,
+                        headers: parts.headers,
+                    };
+                    match handler(state, input, call).await {
+                        Ok(out) => codec::output_response(&meta, &request_id, &out),
+                        Err(e) => codec::error_response(meta.service, &request_id, e.into()),
+                    }
+                })
+            });
         Operation { meta, handler }
     }
 

@@ -72,6 +72,17 @@ pub async fn assign(mut req: Request, next: Next) -> Response {
 #[derive(Clone, Debug)]
 struct Deferred(&'static Service, AwsError);
 
+/// The error code a response answers with, when it is an error rendered by the front door
+/// (deferred or already rendered by [`crate::codec::error_response`]).
+pub(crate) fn raised_code(resp: &Response) -> Option<&str> {
+    if let Some(Deferred(_, err)) = resp.extensions().get::<Deferred>() {
+        return Some(&err.code);
+    }
+    resp.extensions()
+        .get::<crate::codec::Raised>()
+        .map(|r| r.0.as_str())
+}
+
 /// A response that [`assign`] replaces with `err` rendered for `service` and the request's ID.
 pub fn deferred(service: &'static Service, err: AwsError) -> Response {
     let mut resp = Response::new(axum::body::Body::empty());

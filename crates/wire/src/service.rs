@@ -79,6 +79,9 @@ pub struct ServiceErrors {
     pub throttling_code: &'static str,
     /// A request body over the operation's cap (`ValidationException`, `RequestEntityTooLargeException`).
     pub too_large: fn(usize) -> AwsError,
+    /// Codes the service answers for any operation although its model lists them for none or
+    /// only some (Lambda's `ValidationException` for a member outside its modelled constraints).
+    pub common: &'static [&'static str],
 }
 
 impl Service {

@@ -29,6 +29,9 @@ pub struct SignedService(pub &'static str);
 
 type Bound = Arc<dyn Fn(Request) -> BoxFuture + Send + Sync>;
 
+/// What the server logs when an operation answers with an error its entry does not declare.
+pub const UNDECLARED_ERROR: &str = "an operation raised an error it does not declare";
+
 struct Entry {
     meta: OperationMeta,
     handler: Bound,
@@ -92,12 +95,25 @@ impl TableBuilder {
         for op in ops {
             let state = state.clone();
             let handler = op.handler;
-            let name = op.meta.name;
+            let meta = Arc::new(op.meta.clone());
             let bound: Bound = Arc::new(move |req| {
-                let fut = handler(state.clone(), req);
+                let fut = handler(state.clone(), meta.clone(), req);
+                let meta = meta.clone();
                 Box::pin(async move {
                     let mut resp = fut.await;
-                    resp.extensions_mut().insert(OperationName(name));
+                    if let Some(code) = crate::request_id::raised_code(&resp)
+                        && !meta.declares(code)
+                    {
+                        // Clients' SDKs only know the declared errors as typed exceptions; the
+                        // end-to-end suite fails on this line in any server's log.
+                        tracing::error!(
+                            service = meta.service.id,
+                            operation = meta.name,
+                            code,
+                            "{UNDECLARED_ERROR}"
+                        );
+                    }
+                    resp.extensions_mut().insert(OperationName(meta.name));
                     resp
                 })
             });
@@ -110,7 +126,8 @@ impl TableBuilder {
     }
 
     /// Indexes the table. Panics on a table that cannot be served (two operations with one
-    /// binding, a REST operation without one): a programming error every test catches.
+    /// binding, a REST operation without one, one that declares no errors): a programming error
+    /// every test catches.
     pub fn build(self) -> Table {
         let mut rest_paths: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         for (i, e) in self.entries.iter().enumerate() {
@@ -119,6 +136,11 @@ impl TableBuilder {
                 m.http.is_some(),
                 m.service.protocol.is_rest(),
                 "{}: REST operations have an HTTP binding, others none",
+                m.name
+            );
+            assert!(
+                !m.errors.is_empty(),
+                "{}: every operation declares the errors it can raise",
                 m.name
             );
             for (j, other) in self.entries[..i].iter().enumerate() {
@@ -388,14 +410,18 @@ impl Table {
                 s.protocol.model_name(),
                 s.signing_name
             ));
-            out.push_str("| Operation | Binding |\n|---|---|\n");
+            out.push_str("| Operation | Binding | Errors |\n|---|---|---|\n");
             for m in self.operations().filter(|m| std::ptr::eq(m.service, s)) {
                 let binding = match (&m.http, s.target_prefix) {
                     (Some(h), _) => format!("`{} {}`", h.method, h.uri),
                     (None, Some(p)) => format!("`X-Amz-Target: {p}.{}`", m.name),
                     (None, None) => format!("`Action={}`", m.name),
                 };
-                out.push_str(&format!("| {} | {binding} |\n", m.name));
+                out.push_str(&format!(
+                    "| {} | {binding} | {} |\n",
+                    m.name,
+                    m.errors.join(", ")
+                ));
             }
             out.push('\n');
         }

@@ -49,6 +49,7 @@ const fn errors_const() -> ServiceErrors {
                 format!("over {cap}"),
             )
         },
+        common: &["ServiceUnavailable"],
     }
 }
 
@@ -155,21 +156,24 @@ fn table() -> Arc<trellis_wire::Table> {
                         "GetThing",
                         (Method::GET, "/things/{thingIdentifier}", 200),
                         get_thing,
-                    ),
+                    )
+                    .errors(&["ResourceNotFoundException"]),
                     Operation::rest(
                         &REST,
                         "DeleteThing",
                         (Method::DELETE, "/things/{thingIdentifier}", 204),
                         delete_thing,
-                    ),
+                    )
+                    .errors(&["ResourceNotFoundException", "ConflictException"]),
                     Operation::rest(
                         &DATED,
                         "GetDated",
                         (Method::GET, "/2015-03-31/things/{thingIdentifier}", 200),
                         get_thing,
-                    ),
-                    Operation::rpc(&JSON, "Echo", echo),
-                    Operation::rpc(&QUERY, "Echo", echo),
+                    )
+                    .errors(&["ResourceNotFoundException"]),
+                    Operation::rpc(&JSON, "Echo", echo).errors(&["InvalidInput"]),
+                    Operation::rpc(&QUERY, "Echo", echo).errors(&["InvalidInput"]),
                 ],
             )
             .build(),
@@ -361,7 +365,8 @@ fn the_head_names_the_operation_before_the_body_is_read() {
     }
     let listing = t.markdown();
     assert!(
-        listing.contains("| GetThing | `GET /things/{thingIdentifier}` |"),
+        listing
+            .contains("| GetThing | `GET /things/{thingIdentifier}` | ResourceNotFoundException |"),
         "{listing}"
     );
     assert!(
@@ -383,14 +388,55 @@ fn two_operations_on_one_binding_are_refused() {
                     "A",
                     (Method::GET, "/x/{thingIdentifier}", 200),
                     get_thing,
-                ),
+                )
+                .errors(&["ResourceNotFoundException"]),
                 Operation::rest(
                     &REST,
                     "B",
                     (Method::GET, "/x/{thingIdentifier}", 200),
                     get_thing,
-                ),
+                )
+                .errors(&["ResourceNotFoundException"]),
             ],
         )
         .build();
+}
+
+#[test]
+#[should_panic(expected = "declares the errors")]
+fn an_operation_without_declared_errors_is_refused() {
+    TableBuilder::new(&REST)
+        .add(
+            (),
+            vec![Operation::rest(
+                &REST,
+                "A",
+                (Method::GET, "/x/{thingIdentifier}", 200),
+                get_thing,
+            )],
+        )
+        .build();
+}
+
+#[test]
+fn an_operation_declares_its_errors_and_the_front_doors() {
+    let t = table();
+    let get = match t.head(&Method::GET, "/things/x", &HeaderMap::new()) {
+        Head::Operation(m) => m,
+        other => panic!("{other:?}"),
+    };
+    // Its own, and what the front door raises for any operation of the service.
+    for code in [
+        "ResourceNotFoundException",
+        "ValidationException",
+        "InternalFailure",
+        "ThrottlingException",
+        "TooLarge",
+        "ServiceUnavailable",
+    ] {
+        assert!(get.declares(code), "{code}");
+    }
+    // Another operation's.
+    assert!(!get.declares("ConflictException"));
+    assert!(!get.declares("InvalidInput"));
 }

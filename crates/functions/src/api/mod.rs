@@ -59,6 +59,10 @@ pub static LAMBDA: Service = Service {
             LambdaError::RequestEntityTooLarge(format!("Request must be smaller than {cap} bytes"))
                 .into()
         },
+        // Lambda's front end answers a member outside its modelled constraints (a name too long,
+        // a null required member) with `ValidationException` for every operation; the model
+        // lists it for none.
+        common: &["ValidationException"],
     },
 };
 
@@ -74,41 +78,172 @@ fn invoke_too_large(cap: usize) -> AwsError {
     .into()
 }
 
-/// `op!(Name, METHOD "uri" status, handler)`: one Lambda operation with a typed input (the
+/// The errors each Lambda operation can raise, as the model lists them (a test checks each
+/// operation's list against botocore's).
+mod errors {
+    /// CreateFunction.
+    pub const CREATE_FUNCTION: &[&str] = &[
+        "CodeSigningConfigNotFoundException",
+        "CodeStorageExceededException",
+        "CodeVerificationFailedException",
+        "FunctionVersionsPerCapacityProviderLimitExceededException",
+        "InvalidCodeSignatureException",
+        "InvalidParameterValueException",
+        "ResourceConflictException",
+        "ResourceNotFoundException",
+        "ServiceException",
+        "TooManyRequestsException",
+    ];
+    /// ListFunctions.
+    pub const LIST_FUNCTIONS: &[&str] = &[
+        "InvalidParameterValueException",
+        "ServiceException",
+        "TooManyRequestsException",
+    ];
+    /// GetFunction, GetFunctionConfiguration, ListVersionsByFunction, ListAliases, GetAlias, ListTags, GetFunctionCodeSigningConfig.
+    pub const READ: &[&str] = &[
+        "InvalidParameterValueException",
+        "ResourceNotFoundException",
+        "ServiceException",
+        "TooManyRequestsException",
+    ];
+    /// DeleteFunction, CreateAlias, TagResource, UntagResource.
+    pub const CHANGE: &[&str] = &[
+        "InvalidParameterValueException",
+        "ResourceConflictException",
+        "ResourceNotFoundException",
+        "ServiceException",
+        "TooManyRequestsException",
+    ];
+    /// UpdateFunctionConfiguration.
+    pub const UPDATE_FUNCTION_CONFIGURATION: &[&str] = &[
+        "CodeSigningConfigNotFoundException",
+        "CodeVerificationFailedException",
+        "InvalidCodeSignatureException",
+        "InvalidParameterValueException",
+        "PreconditionFailedException",
+        "ResourceConflictException",
+        "ResourceNotFoundException",
+        "ServiceException",
+        "TooManyRequestsException",
+    ];
+    /// UpdateFunctionCode.
+    pub const UPDATE_FUNCTION_CODE: &[&str] = &[
+        "CodeSigningConfigNotFoundException",
+        "CodeStorageExceededException",
+        "CodeVerificationFailedException",
+        "InvalidCodeSignatureException",
+        "InvalidParameterValueException",
+        "PreconditionFailedException",
+        "ResourceConflictException",
+        "ResourceNotFoundException",
+        "ServiceException",
+        "TooManyRequestsException",
+    ];
+    /// PublishVersion.
+    pub const PUBLISH_VERSION: &[&str] = &[
+        "CodeStorageExceededException",
+        "FunctionVersionsPerCapacityProviderLimitExceededException",
+        "InvalidParameterValueException",
+        "PreconditionFailedException",
+        "ResourceConflictException",
+        "ResourceNotFoundException",
+        "ServiceException",
+        "TooManyRequestsException",
+    ];
+    /// UpdateAlias.
+    pub const UPDATE_ALIAS: &[&str] = &[
+        "InvalidParameterValueException",
+        "PreconditionFailedException",
+        "ResourceConflictException",
+        "ResourceNotFoundException",
+        "ServiceException",
+        "TooManyRequestsException",
+    ];
+    /// DeleteAlias.
+    pub const DELETE_ALIAS: &[&str] = &[
+        "InvalidParameterValueException",
+        "ResourceConflictException",
+        "ServiceException",
+        "TooManyRequestsException",
+    ];
+    /// Invoke.
+    pub const INVOKE: &[&str] = &[
+        "DurableExecutionAlreadyStartedException",
+        "EC2AccessDeniedException",
+        "EC2ThrottledException",
+        "EC2UnexpectedException",
+        "EFSIOException",
+        "EFSMountConnectivityException",
+        "EFSMountFailureException",
+        "EFSMountTimeoutException",
+        "ENILimitReachedException",
+        "InvalidParameterValueException",
+        "InvalidRequestContentException",
+        "InvalidRuntimeException",
+        "InvalidSecurityGroupIDException",
+        "InvalidSubnetIDException",
+        "InvalidZipFileException",
+        "KMSAccessDeniedException",
+        "KMSDisabledException",
+        "KMSInvalidStateException",
+        "KMSNotFoundException",
+        "NoPublishedVersionException",
+        "RecursiveInvocationException",
+        "RequestTooLargeException",
+        "ResourceConflictException",
+        "ResourceNotFoundException",
+        "ResourceNotReadyException",
+        "S3FilesMountConnectivityException",
+        "S3FilesMountFailureException",
+        "S3FilesMountTimeoutException",
+        "SerializedRequestEntityTooLargeException",
+        "ServiceException",
+        "SnapStartException",
+        "SnapStartNotReadyException",
+        "SnapStartTimeoutException",
+        "SubnetIPAddressLimitReachedException",
+        "TooManyRequestsException",
+        "UnsupportedMediaTypeException",
+    ];
+}
+
+/// `op!(Name, METHOD "uri" status, handler, ERRORS)`: one Lambda operation with a typed input (the
 /// JSON body, the query members and the URI labels, named as the model names them) and a typed
-/// output, written with the model's success status (204: no body).
+/// output, written with the model's success status (204: no body), and the errors it can raise.
 macro_rules! op {
-    ($name:ident, $method:ident $uri:literal $status:literal, $handler:path) => {
+    ($name:ident, $method:ident $uri:literal $status:literal, $handler:path, $errors:ident) => {
         Operation::rest(
             &LAMBDA,
             stringify!($name),
             (Method::$method, $uri, $status),
             $handler,
         )
+        .errors(errors::$errors)
     };
 }
 
 /// The Lambda operations Trellis serves (`lambda/2015-03-31`), bindings from the model.
 pub fn operations() -> Vec<Operation<Arc<FunctionHost>>> {
     vec![
-        op!(CreateFunction, POST "/2015-03-31/functions" 201, functions::create_function)
+        op!(CreateFunction, POST "/2015-03-31/functions" 201, functions::create_function, CREATE_FUNCTION)
             .body_cap(CODE_BODY_CAP, None),
-        op!(ListFunctions, GET "/2015-03-31/functions" 200, functions::list_functions),
-        op!(GetFunction, GET "/2015-03-31/functions/{FunctionName}" 200, functions::get_function),
+        op!(ListFunctions, GET "/2015-03-31/functions" 200, functions::list_functions, LIST_FUNCTIONS),
+        op!(GetFunction, GET "/2015-03-31/functions/{FunctionName}" 200, functions::get_function, READ),
         // The model says 200 with a `StatusCode` member bound to the HTTP status; Lambda answers
         // 204 with no body, and so does Trellis.
-        op!(DeleteFunction, DELETE "/2015-03-31/functions/{FunctionName}" 204, functions::delete_function),
-        op!(GetFunctionConfiguration, GET "/2015-03-31/functions/{FunctionName}/configuration" 200, functions::get_function_configuration),
-        op!(UpdateFunctionConfiguration, PUT "/2015-03-31/functions/{FunctionName}/configuration" 200, functions::update_function_configuration),
-        op!(UpdateFunctionCode, PUT "/2015-03-31/functions/{FunctionName}/code" 200, functions::update_function_code)
+        op!(DeleteFunction, DELETE "/2015-03-31/functions/{FunctionName}" 204, functions::delete_function, CHANGE),
+        op!(GetFunctionConfiguration, GET "/2015-03-31/functions/{FunctionName}/configuration" 200, functions::get_function_configuration, READ),
+        op!(UpdateFunctionConfiguration, PUT "/2015-03-31/functions/{FunctionName}/configuration" 200, functions::update_function_configuration, UPDATE_FUNCTION_CONFIGURATION),
+        op!(UpdateFunctionCode, PUT "/2015-03-31/functions/{FunctionName}/code" 200, functions::update_function_code, UPDATE_FUNCTION_CODE)
             .body_cap(CODE_BODY_CAP, None),
-        op!(PublishVersion, POST "/2015-03-31/functions/{FunctionName}/versions" 201, functions::publish_version),
-        op!(ListVersionsByFunction, GET "/2015-03-31/functions/{FunctionName}/versions" 200, functions::list_versions),
-        op!(CreateAlias, POST "/2015-03-31/functions/{FunctionName}/aliases" 201, aliases::create_alias),
-        op!(ListAliases, GET "/2015-03-31/functions/{FunctionName}/aliases" 200, aliases::list_aliases),
-        op!(GetAlias, GET "/2015-03-31/functions/{FunctionName}/aliases/{Name}" 200, aliases::get_alias),
-        op!(UpdateAlias, PUT "/2015-03-31/functions/{FunctionName}/aliases/{Name}" 200, aliases::update_alias),
-        op!(DeleteAlias, DELETE "/2015-03-31/functions/{FunctionName}/aliases/{Name}" 204, aliases::delete_alias),
+        op!(PublishVersion, POST "/2015-03-31/functions/{FunctionName}/versions" 201, functions::publish_version, PUBLISH_VERSION),
+        op!(ListVersionsByFunction, GET "/2015-03-31/functions/{FunctionName}/versions" 200, functions::list_versions, READ),
+        op!(CreateAlias, POST "/2015-03-31/functions/{FunctionName}/aliases" 201, aliases::create_alias, CHANGE),
+        op!(ListAliases, GET "/2015-03-31/functions/{FunctionName}/aliases" 200, aliases::list_aliases, READ),
+        op!(GetAlias, GET "/2015-03-31/functions/{FunctionName}/aliases/{Name}" 200, aliases::get_alias, READ),
+        op!(UpdateAlias, PUT "/2015-03-31/functions/{FunctionName}/aliases/{Name}" 200, aliases::update_alias, UPDATE_ALIAS),
+        op!(DeleteAlias, DELETE "/2015-03-31/functions/{FunctionName}/aliases/{Name}" 204, aliases::delete_alias, DELETE_ALIAS),
         // Invoke's payload is the function's event, not a JSON document of members (any bytes,
         // up to 6 MB), its options are headers, and its answer is the function's payload with
         // its own status (200, 202, 204) and headers: so it stays a handler of the request.
@@ -118,11 +253,12 @@ pub fn operations() -> Vec<Operation<Arc<FunctionHost>>> {
             (Method::POST, "/2015-03-31/functions/{FunctionName}/invocations", 200),
             invoke::invoke,
         )
-        .body_cap(INVOKE_BODY_CAP, Some(invoke_too_large)),
-        op!(ListTags, GET "/2017-03-31/tags/{Resource}" 200, tags::list_tags),
-        op!(TagResource, POST "/2017-03-31/tags/{Resource}" 204, tags::tag_resource),
-        op!(UntagResource, DELETE "/2017-03-31/tags/{Resource}" 204, tags::untag_resource),
-        op!(GetFunctionCodeSigningConfig, GET "/2020-06-30/functions/{FunctionName}/code-signing-config" 200, tags::get_function_code_signing_config),
+        .body_cap(INVOKE_BODY_CAP, Some(invoke_too_large))
+        .errors(errors::INVOKE),
+        op!(ListTags, GET "/2017-03-31/tags/{Resource}" 200, tags::list_tags, READ),
+        op!(TagResource, POST "/2017-03-31/tags/{Resource}" 204, tags::tag_resource, CHANGE),
+        op!(UntagResource, DELETE "/2017-03-31/tags/{Resource}" 204, tags::untag_resource, CHANGE),
+        op!(GetFunctionCodeSigningConfig, GET "/2020-06-30/functions/{FunctionName}/code-signing-config" 200, tags::get_function_code_signing_config, READ),
     ]
 }
 

@@ -100,8 +100,14 @@ pub fn error_response(service: &Service, request_id: &RequestId, err: AwsError) 
     for (k, v) in &err.headers {
         resp.headers_mut().insert(k.clone(), v.clone());
     }
+    resp.extensions_mut().insert(Raised(err.code));
     resp
 }
+
+/// The code of the error a response carries, for the table's check that an operation raises
+/// only the errors it declares.
+#[derive(Clone, Debug)]
+pub(crate) struct Raised(pub(crate) String);
 
 /// The members of a JSON error body: the message under its modelled name, then the others.
 fn json_error_members(err: &AwsError, request_id: &RequestId) -> serde_json::Map<String, Value> {
