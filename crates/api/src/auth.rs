@@ -353,7 +353,8 @@ mod tests {
                     m.name,
                     (http.method, http.uri, 200),
                     echo,
-                );
+                )
+                .errors(m.errors);
                 match m.body_cap {
                     Some(cap) => op.body_cap(cap, m.too_large),
                     None => op,
