@@ -235,3 +235,26 @@ pub fn expect_code(result: Result<Verified, SigV4Error>, code: &str) -> SigV4Err
         }
     }
 }
+
+/// Parses the suite's request text the way an HTTP server would hand it over: request line,
+/// `Name:value` header lines (optional whitespace around the value dropped, as hyper does), a
+/// blank line, then the body.
+pub fn parse_request(text: &str) -> (http::request::Parts, Vec<u8>) {
+    let (head, body) = text.split_once("\n\n").unwrap_or((text, ""));
+    let mut lines = head.lines();
+    let request_line = lines.next().expect("request line");
+    // Strict, so a request target the suite printed with a raw space cannot be half-read.
+    let words: Vec<&str> = request_line.split(' ').collect();
+    let (method, target) = match words.as_slice() {
+        [method, target] => (*method, *target),
+        [method, target, version] if version.starts_with("HTTP/") => (*method, *target),
+        _ => panic!("malformed request line {request_line:?}"),
+    };
+    let mut builder = http::Request::builder().method(method).uri(target);
+    for line in lines.filter(|l| !l.is_empty()) {
+        let (name, value) = line.split_once(':').expect("header line");
+        builder = builder.header(name, value.trim_matches([' ', '\t']));
+    }
+    let (parts, ()) = builder.body(()).expect("valid request").into_parts();
+    (parts, body.as_bytes().to_vec())
+}
