@@ -65,6 +65,8 @@ pub struct Spec {
     pub also_excluded: Vec<&'static str>,
     /// Simulate HTTP/2: the host travels as `:authority` (in the URI), with no Host header.
     pub http2: bool,
+    /// Sign with SigV4A; `region` is then the region set (`X-Amz-Region-Set`).
+    pub sigv4a: bool,
 }
 
 impl Spec {
@@ -86,6 +88,7 @@ impl Spec {
             presign: None,
             also_excluded: Vec::new(),
             http2: false,
+            sigv4a: false,
         }
     }
 
@@ -148,15 +151,27 @@ pub fn sign_request(spec: &Spec) -> Received {
     if let Some(excluded) = settings.excluded_headers.as_mut() {
         excluded.extend(spec.also_excluded.iter().map(|h| (*h).into()));
     }
-    let params = aws_sigv4::sign::v4::SigningParams::builder()
-        .identity(&identity)
-        .region(spec.region)
-        .name(spec.service)
-        .time(SystemTime::from(spec.time))
-        .settings(settings)
-        .build()
-        .unwrap()
-        .into();
+    let params = if spec.sigv4a {
+        aws_sigv4::sign::v4a::SigningParams::builder()
+            .identity(&identity)
+            .region_set(spec.region)
+            .name(spec.service)
+            .time(SystemTime::from(spec.time))
+            .settings(settings)
+            .build()
+            .unwrap()
+            .into()
+    } else {
+        aws_sigv4::sign::v4::SigningParams::builder()
+            .identity(&identity)
+            .region(spec.region)
+            .name(spec.service)
+            .time(SystemTime::from(spec.time))
+            .settings(settings)
+            .build()
+            .unwrap()
+            .into()
+    };
 
     let signable_body = match spec.body_mode {
         Body::Hashed => SignableBody::Bytes(&spec.body),
