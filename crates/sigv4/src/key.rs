@@ -143,7 +143,7 @@ enum CachedKey {
 
 impl KeyCache {
     /// The capacity [`KeyCache::default`] uses: enough for a thousand distinct
-    /// (secret, day, region, service) combinations.
+    /// (secret, day, region, service) combinations and SigV4A access keys together.
     pub const DEFAULT_CAPACITY: usize = 1024;
 
     /// A cache holding at most `capacity` keys. A capacity of 0 disables caching (every lookup

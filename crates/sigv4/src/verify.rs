@@ -99,6 +99,7 @@ pub(crate) fn precheck(
         // SigV4A: the region the set was matched against, or the set itself if there was none.
         (None, _, Some(expected)) => expected.to_owned(),
         (None, Some((raw, _)), None) => raw.clone(),
+        // Not reached: `check_region_set` returns a set for every SigV4A request.
         (None, None, None) => String::new(),
     };
 
