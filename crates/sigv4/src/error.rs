@@ -25,8 +25,8 @@ pub enum SigV4Error {
         message: String,
     },
 
-    /// The request is signed with an algorithm other than `AWS4-HMAC-SHA256` (for example
-    /// SigV4A's `AWS4-ECDSA-P256-SHA256`), which this verifier does not implement yet.
+    /// The request is signed with an algorithm other than SigV4's `AWS4-HMAC-SHA256` and SigV4A's
+    /// `AWS4-ECDSA-P256-SHA256`, which this verifier does not implement.
     #[error("Unsupported AWS 'algorithm': '{algorithm}'.")]
     UnsupportedAlgorithm {
         /// The algorithm the client asked for.
@@ -40,7 +40,8 @@ pub enum SigV4Error {
         access_key_id: String,
     },
 
-    /// The signature does not match the one computed from the request.
+    /// The signature does not match the one computed from the request. For SigV4A this also
+    /// covers a `Signature` that is not a hex-encoded DER ECDSA signature at all.
     #[error(
         "The request signature we calculated does not match the signature you provided. Check \
          your AWS Secret Access Key and signing method. Consult the service documentation for \
@@ -77,6 +78,16 @@ pub enum SigV4Error {
         message: String,
     },
 
+    /// A SigV4A request's region set (`X-Amz-Region-Set`) does not include the region this
+    /// endpoint serves: the SigV4A counterpart of a credential scope with the wrong region.
+    #[error("The region set '{region_set}' in the request does not include the region '{region}'.")]
+    RegionSetMismatch {
+        /// The region set as the client sent it.
+        region_set: String,
+        /// The region the verifier required ([`crate::VerifyOptions::region`]).
+        region: String,
+    },
+
     /// A signed `x-amz-content-sha256` header carries a digest that is not the digest of the
     /// body received, so the body was altered (or truncated) after signing.
     #[error("The provided 'x-amz-content-sha256' header does not match what was computed.")]
@@ -100,7 +111,8 @@ impl SigV4Error {
             Self::SignatureDoesNotMatch { .. }
             | Self::SignatureExpired { .. }
             | Self::SignatureNotYetCurrent { .. }
-            | Self::InvalidCredentialScope { .. } => "InvalidSignatureException",
+            | Self::InvalidCredentialScope { .. }
+            | Self::RegionSetMismatch { .. } => "InvalidSignatureException",
             // S3 is the only AWS service that defines this check; we borrow its code.
             Self::ContentSha256Mismatch { .. } => "XAmzContentSHA256Mismatch",
         }

@@ -10,8 +10,10 @@ use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
 use crate::SigV4Error;
 use crate::canonical::QueryParam;
 
-/// The only algorithm this verifier implements.
+/// SigV4's algorithm name.
 pub(crate) const ALGORITHM: &str = "AWS4-HMAC-SHA256";
+/// SigV4A's algorithm name.
+pub(crate) const ALGORITHM_V4A: &str = crate::key::SIGV4A_ALGORITHM;
 /// The terminator every SigV4 credential scope ends with.
 const TERMINATOR: &str = "aws4_request";
 /// The longest lifetime AWS allows for a presigned request (seven days).
@@ -24,10 +26,39 @@ pub(crate) const X_AMZ_EXPIRES: &str = "X-Amz-Expires";
 pub(crate) const X_AMZ_SIGNED_HEADERS: &str = "X-Amz-SignedHeaders";
 pub(crate) const X_AMZ_SIGNATURE: &str = "X-Amz-Signature";
 pub(crate) const X_AMZ_SECURITY_TOKEN: &str = "X-Amz-Security-Token";
+pub(crate) const X_AMZ_REGION_SET: &str = "X-Amz-Region-Set";
+
+/// The two signing algorithms the verifier implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Algorithm {
+    /// SigV4, `AWS4-HMAC-SHA256`: an HMAC under a key derived from the secret and the scope.
+    V4,
+    /// SigV4A, `AWS4-ECDSA-P256-SHA256`: an ECDSA P-256 signature under a key pair derived from
+    /// the secret and the access key id; the regions are in `X-Amz-Region-Set`, not the scope.
+    V4a,
+}
+
+impl Algorithm {
+    fn from_name(name: &str) -> Option<Self> {
+        match name {
+            ALGORITHM => Some(Self::V4),
+            ALGORITHM_V4A => Some(Self::V4a),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::V4 => ALGORITHM,
+            Self::V4a => ALGORITHM_V4A,
+        }
+    }
+}
 
 /// Signature material extracted from either form, before any cryptography.
 #[derive(Debug)]
 pub(crate) struct Material {
+    pub(crate) algorithm: Algorithm,
     pub(crate) credential: Credential,
     /// Lower-cased signed header names, in the order the client listed them.
     pub(crate) signed_headers: Vec<String>,
@@ -38,25 +69,34 @@ pub(crate) struct Material {
     pub(crate) presigned: bool,
     /// The security token from the query string (presigned form only).
     pub(crate) query_security_token: Option<String>,
+    /// SigV4A's `X-Amz-Region-Set` query parameter (presigned form only; the header form's is
+    /// read with the other headers).
+    pub(crate) query_region_set: Option<String>,
 }
 
-/// The parsed `Credential` value: `AKID/YYYYMMDD/region/service/aws4_request`.
+/// The parsed `Credential` value: `AKID/YYYYMMDD/region/service/aws4_request` for SigV4,
+/// `AKID/YYYYMMDD/service/aws4_request` for SigV4A.
 #[derive(Debug)]
 pub(crate) struct Credential {
     pub(crate) access_key_id: String,
     pub(crate) date: String,
-    pub(crate) region: String,
+    /// `None` for SigV4A, whose scope has no region.
+    pub(crate) region: Option<String>,
     pub(crate) service: String,
     pub(crate) terminator: String,
 }
 
 impl Credential {
-    /// `YYYYMMDD/region/service/aws4_request`, as it appears in the string to sign.
+    /// `YYYYMMDD/region/service/aws4_request` (SigV4) or `YYYYMMDD/service/aws4_request`
+    /// (SigV4A), as it appears in the string to sign.
     pub(crate) fn scope(&self) -> String {
-        format!(
-            "{}/{}/{}/{}",
-            self.date, self.region, self.service, self.terminator
-        )
+        match &self.region {
+            Some(region) => format!(
+                "{}/{}/{}/{}",
+                self.date, region, self.service, self.terminator
+            ),
+            None => format!("{}/{}/{}", self.date, self.service, self.terminator),
+        }
     }
 }
 
@@ -70,7 +110,7 @@ pub(crate) fn has_presign_params(params: &[QueryParam]) -> bool {
 }
 
 /// Parses an `Authorization: AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...`
-/// header, taking the request time from `X-Amz-Date` (or `Date`).
+/// header (or its `AWS4-ECDSA-P256-SHA256` twin), taking the request time from `X-Amz-Date` (or `Date`).
 ///
 /// AWS looks for the time in the `X-Amz-Date` header, then an `X-Amz-Date` query parameter (the
 /// Query APIs' GET style), then the `Date` header.
@@ -85,10 +125,11 @@ pub(crate) fn from_authorization_header(
         .split_once([' ', '\t'])
         .map_or((value, ""), |(s, r)| (s, r.trim()));
 
-    // SigV4A and any future AWS4 variant are recognisably "AWS signing" and get a precise error;
-    // other schemes (Basic, Bearer, SigV2's "AWS AKID:sig") are answered as AWS does, by listing
+    // Any future AWS4 variant is recognisably "AWS signing" and gets a precise error; other
+    // schemes (Basic, Bearer, SigV2's "AWS AKID:sig") are answered as AWS does, by listing
     // everything a SigV4 header lacks.
-    if scheme != ALGORITHM && scheme.starts_with("AWS4-") {
+    let algorithm = Algorithm::from_name(scheme);
+    if algorithm.is_none() && scheme.starts_with("AWS4-") {
         return Err(SigV4Error::UnsupportedAlgorithm {
             algorithm: scheme.to_owned(),
         });
@@ -96,7 +137,7 @@ pub(crate) fn from_authorization_header(
     let mut credential = None;
     let mut signed_headers = None;
     let mut signature = None;
-    if scheme == ALGORITHM {
+    if algorithm.is_some() {
         // AWS separates parameters by commas and/or whitespace; splitting on both is what turns
         // a stray space inside a value into its "missing equal-sign" error.
         for part in rest.split([',', ' ', '\t']).filter(|p| !p.is_empty()) {
@@ -146,8 +187,19 @@ pub(crate) fn from_authorization_header(
             "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. ",
         );
     }
-    let (Some(credential), Some(signature), Some(signed_headers), Some((date, is_amz_date))) =
-        (credential, signature, signed_headers, date_header)
+    let (
+        Some(algorithm),
+        Some(credential),
+        Some(signature),
+        Some(signed_headers),
+        Some((date, is_amz_date)),
+    ) = (
+        algorithm,
+        credential,
+        signature,
+        signed_headers,
+        date_header,
+    )
     else {
         return Err(SigV4Error::incomplete(format!(
             "{missing}Authorization={value}"
@@ -164,13 +216,15 @@ pub(crate) fn from_authorization_header(
     .ok_or_else(|| bad_date(&date))?;
 
     Ok(Material {
-        credential: parse_credential(&credential)?,
+        algorithm,
+        credential: parse_credential(&credential, algorithm)?,
         signed_headers: parse_signed_headers(&signed_headers)?,
         signature,
         request_time,
         expires_seconds: None,
         presigned: false,
         query_security_token: None,
+        query_region_set: None,
     })
 }
 
@@ -193,6 +247,7 @@ pub(crate) fn from_query(params: &[QueryParam]) -> Result<Material, SigV4Error> 
     let signed_headers = get(X_AMZ_SIGNED_HEADERS)?;
     let expires = get(X_AMZ_EXPIRES)?;
     let security_token = get(X_AMZ_SECURITY_TOKEN)?;
+    let region_set = get(X_AMZ_REGION_SET)?;
 
     let (Some(algorithm), Some(credential), Some(signature), Some(date), Some(signed_headers)) =
         (algorithm, credential, signature, date, signed_headers)
@@ -203,9 +258,9 @@ pub(crate) fn from_query(params: &[QueryParam]) -> Result<Material, SigV4Error> 
              parameters.",
         ));
     };
-    if algorithm != ALGORITHM {
+    let Some(algorithm) = Algorithm::from_name(&algorithm) else {
         return Err(SigV4Error::UnsupportedAlgorithm { algorithm });
-    }
+    };
     let request_time = parse_amz_date(&date).ok_or_else(|| bad_date(&date))?;
     let expires_seconds = match expires {
         None => None,
@@ -229,27 +284,42 @@ pub(crate) fn from_query(params: &[QueryParam]) -> Result<Material, SigV4Error> 
     };
 
     Ok(Material {
-        credential: parse_credential(&credential)?,
+        algorithm,
+        credential: parse_credential(&credential, algorithm)?,
         signed_headers: parse_signed_headers(&signed_headers)?,
         signature,
         request_time,
         expires_seconds,
         presigned: true,
         query_security_token: security_token,
+        query_region_set: region_set,
     })
 }
 
-fn parse_credential(raw: &str) -> Result<Credential, SigV4Error> {
+fn parse_credential(raw: &str, algorithm: Algorithm) -> Result<Credential, SigV4Error> {
     let parts: Vec<&str> = raw.split('/').collect();
-    let [access_key_id, date, region, service, terminator] = parts.as_slice() else {
-        return Err(SigV4Error::incomplete(format!(
-            "Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got '{raw}'"
-        )));
+    let (access_key_id, date, region, service, terminator) = match (algorithm, parts.as_slice()) {
+        (Algorithm::V4, [access_key_id, date, region, service, terminator]) => {
+            (access_key_id, date, Some(region), service, terminator)
+        }
+        (Algorithm::V4a, [access_key_id, date, service, terminator]) => {
+            (access_key_id, date, None, service, terminator)
+        }
+        (Algorithm::V4, _) => {
+            return Err(SigV4Error::incomplete(format!(
+                "Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got '{raw}'"
+            )));
+        }
+        (Algorithm::V4a, _) => {
+            return Err(SigV4Error::incomplete(format!(
+                "Credential must have exactly 4 slash-delimited elements, e.g. keyid/date/service/term, got '{raw}'"
+            )));
+        }
     };
     Ok(Credential {
         access_key_id: (*access_key_id).to_owned(),
         date: (*date).to_owned(),
-        region: (*region).to_owned(),
+        region: region.map(|r| (*r).to_owned()),
         service: (*service).to_owned(),
         terminator: (*terminator).to_owned(),
     })
@@ -386,8 +456,24 @@ mod tests {
 
     #[test]
     fn credential_needs_five_parts() {
-        let err = parse_credential("AKID/20150830/us-east-1/service").unwrap_err();
+        let err = parse_credential("AKID/20150830/us-east-1/service", Algorithm::V4).unwrap_err();
         assert_eq!(err.aws_code(), "IncompleteSignatureException");
         assert!(err.to_string().contains("exactly 5 slash-delimited"));
+    }
+
+    #[test]
+    fn sigv4a_credential_has_no_region() {
+        let credential = parse_credential("AKID/20150830/service/aws4_request", Algorithm::V4a)
+            .expect("four parts");
+        assert_eq!(credential.region, None);
+        assert_eq!(credential.scope(), "20150830/service/aws4_request");
+        // A SigV4 scope (with a region) is not a SigV4A scope.
+        let err = parse_credential(
+            "AKID/20150830/us-east-1/service/aws4_request",
+            Algorithm::V4a,
+        )
+        .unwrap_err();
+        assert_eq!(err.aws_code(), "IncompleteSignatureException");
+        assert!(err.to_string().contains("exactly 4 slash-delimited"));
     }
 }

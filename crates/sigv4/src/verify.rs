@@ -2,20 +2,28 @@
 //! canonical request and compare signatures.
 //!
 //! The order of checks is deliberate: cheap structural checks first (so malformed requests never
-//! cost a key lookup), then the secret lookup, and only then any HMAC work.
+//! cost a key lookup), then the secret lookup, and only then any HMAC or ECDSA work.
+//!
+//! SigV4 and SigV4A share everything but three steps: the credential scope (SigV4A's has no
+//! region; the signed `X-Amz-Region-Set` replaces it), the key (an HMAC key derived from the
+//! scope, or an ECDSA P-256 public key derived from the access key), and the final comparison
+//! (HMAC equality, or ECDSA verification of the DER signature over the string to sign).
 
 use http::HeaderValue;
 use http::header::AUTHORIZATION;
+use p256::ecdsa::signature::hazmat::PrehashVerifier;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::canonical::{self, QueryParam};
-use crate::key::{KeyCache, derive_signing_key, hmac_sha256};
-use crate::parse::{self, ALGORITHM, Material};
+use crate::key::{KeyCache, derive_signing_key, derive_sigv4a_verifying_key, hmac_sha256};
+use crate::parse::{self, Algorithm, Material};
+use crate::region_set;
 use crate::{SecretLookup, SigV4Error, UNSIGNED_PAYLOAD, Verified, VerifyOptions};
 
 const X_AMZ_CONTENT_SHA256: &str = "x-amz-content-sha256";
 const X_AMZ_SECURITY_TOKEN: &str = "x-amz-security-token";
+const X_AMZ_REGION_SET: &str = "x-amz-region-set";
 const REDACTED: &[u8] = b"** REDACTED **";
 
 pub(crate) fn verify(
@@ -30,8 +38,8 @@ pub(crate) fn verify(
 
 /// A request whose signature material passed every check that does not need the body: it parses,
 /// its time is within the skew (or its presigned lifetime), its credential scope names the right
-/// service and region, `host` (and any session token header) is signed, and its access key is
-/// known. Only the signature comparison, which covers the body's digest, is left.
+/// service and region (for SigV4A: its signed region set is well-formed and includes the
+/// region), `host` (and any session token header) is signed, and its access key is known. Only the signature comparison, which covers the body's digest, is left.
 ///
 /// Holding one proves nothing about who sent the request; it only says the request is worth
 /// reading the body of.
@@ -39,6 +47,10 @@ pub struct Prechecked {
     material: Material,
     query: Vec<QueryParam>,
     header_token: Option<String>,
+    /// SigV4A's region set: the raw value and its entries.
+    region_set: Option<(String, Vec<String>)>,
+    /// The region reported in [`Verified::region`].
+    region: String,
     secret: String,
 }
 
@@ -47,6 +59,7 @@ impl std::fmt::Debug for Prechecked {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Prechecked")
             .field("access_key_id", &self.material.credential.access_key_id)
+            .field("algorithm", &self.material.algorithm.name())
             .field("presigned", &self.material.presigned)
             .finish_non_exhaustive()
     }
@@ -79,7 +92,16 @@ pub(crate) fn precheck(
             "'X-Amz-Security-Token' must be a 'SignedHeader' in the AWS Authorization.",
         ));
     }
+    let region_set = check_region_set(req, &material, opts)?;
     check_declared_payload_hash(req, &material)?;
+    let region = match (&material.credential.region, &region_set, opts.region) {
+        (Some(scope_region), _, _) => scope_region.clone(),
+        // SigV4A: the region the set was matched against, or the set itself if there was none.
+        (None, _, Some(expected)) => expected.to_owned(),
+        (None, Some((raw, _)), None) => raw.clone(),
+        // Not reached: `check_region_set` returns a set for every SigV4A request.
+        (None, None, None) => String::new(),
+    };
 
     let secret = lookup
         .secret_access_key(&material.credential.access_key_id)
@@ -90,6 +112,8 @@ pub(crate) fn precheck(
         material,
         query,
         header_token,
+        region_set,
+        region,
         secret,
     })
 }
@@ -111,24 +135,43 @@ impl Prechecked {
             material,
             query,
             header_token,
+            region_set,
+            region,
             secret,
         } = self;
         let payload_sha256_hex = payload_sha256_hex.to_ascii_lowercase();
         let payload_hashes = payload_hash_candidates(req, &material, &payload_sha256_hex)?;
         let credential = &material.credential;
-        let signing_key = match cache {
-            Some(cache) => cache.signing_key(
-                &secret,
-                &credential.date,
-                &credential.region,
-                &credential.service,
-            ),
-            None => derive_signing_key(
-                &secret,
-                &credential.date,
-                &credential.region,
-                &credential.service,
-            ),
+        let checker = match &credential.region {
+            Some(scope_region) => Checker::Hmac {
+                key: match cache {
+                    Some(cache) => cache.signing_key(
+                        &secret,
+                        &credential.date,
+                        scope_region,
+                        &credential.service,
+                    ),
+                    None => derive_signing_key(
+                        &secret,
+                        &credential.date,
+                        scope_region,
+                        &credential.service,
+                    ),
+                },
+                provided: material.signature.to_ascii_lowercase(),
+            },
+            None => {
+                let key = match cache {
+                    Some(cache) => cache.sigv4a_key(&credential.access_key_id, &secret),
+                    None => derive_sigv4a_verifying_key(&credential.access_key_id, &secret),
+                };
+                // A signature that is not hex-encoded DER cannot match; it is reported as a
+                // mismatch, as a SigV4 signature of the wrong shape is.
+                let signature = hex::decode(&material.signature)
+                    .ok()
+                    .and_then(|der| p256::ecdsa::Signature::from_der(&der).ok());
+                Checker::Ecdsa(key.zip(signature))
+            }
         };
 
         let signature_param = parse::X_AMZ_SIGNATURE.as_bytes();
@@ -142,23 +185,21 @@ impl Prechecked {
         };
         let amz_date = parse::format_amz_date(material.request_time);
         let scope = credential.scope();
-        let provided = material.signature.to_ascii_lowercase();
+        let algorithm = material.algorithm;
 
         for payload_hash in &payload_hashes {
             let creq = pieces.canonical_request(&pieces.query, &pieces.headers, payload_hash);
-            let string_to_sign = string_to_sign(&amz_date, &scope, &creq);
-            let computed = hex::encode(hmac_sha256(&signing_key, string_to_sign.as_bytes()));
-            // Constant-time, so response timing reveals nothing about how much of a forged
-            // signature was right.
-            if bool::from(computed.as_bytes().ct_eq(provided.as_bytes())) {
+            let string_to_sign = string_to_sign(algorithm, &amz_date, &scope, &creq);
+            if checker.accepts(&string_to_sign) {
                 return Ok(Verified {
                     access_key_id: credential.access_key_id.clone(),
-                    region: credential.region.clone(),
+                    region,
                     service: credential.service.clone(),
                     signed_headers: material.signed_headers.clone(),
                     presigned: material.presigned,
                     security_token: header_token.or(material.query_security_token),
                     request_time: material.request_time,
+                    region_set: region_set.map(|(_, entries)| entries),
                 });
             }
         }
@@ -167,7 +208,7 @@ impl Prechecked {
         // session token redacted: it is a bearer credential and logs are not the place for it.
         let payload_hash = &payload_hashes[0];
         let creq = pieces.canonical_request(&pieces.query, &pieces.headers, payload_hash);
-        let string_to_sign = string_to_sign(&amz_date, &scope, &creq);
+        let string_to_sign = string_to_sign(algorithm, &amz_date, &scope, &creq);
         let redacted_query = canonical::canonical_query(&redact_query(&query), exclude);
         let redacted_headers = canonical_headers(req, &material.signed_headers, true);
         let redacted = pieces.canonical_request(&redacted_query, &redacted_headers, payload_hash);
@@ -175,6 +216,35 @@ impl Prechecked {
             canonical_request: String::from_utf8_lossy(&redacted).into_owned(),
             string_to_sign,
         })
+    }
+}
+
+/// How the final comparison is made.
+enum Checker {
+    /// SigV4: the HMAC of the string to sign under the derived key, hex-encoded, must equal the
+    /// provided signature (lower-cased).
+    Hmac { key: [u8; 32], provided: String },
+    /// SigV4A: the provided DER signature must verify under the derived public key. `None` when
+    /// the signature does not parse (or, never in practice, the key could not be derived).
+    Ecdsa(Option<(p256::ecdsa::VerifyingKey, p256::ecdsa::Signature)>),
+}
+
+impl Checker {
+    fn accepts(&self, string_to_sign: &str) -> bool {
+        match self {
+            Self::Hmac { key, provided } => {
+                let computed = hex::encode(hmac_sha256(key, string_to_sign.as_bytes()));
+                // Constant-time, so response timing reveals nothing about how much of a forged
+                // signature was right.
+                bool::from(computed.as_bytes().ct_eq(provided.as_bytes()))
+            }
+            // ECDSA signs the SHA-256 of the string to sign. Verification handles only public
+            // values, so there is no timing concern here.
+            Self::Ecdsa(Some((key, signature))) => key
+                .verify_prehash(&Sha256::digest(string_to_sign.as_bytes()), signature)
+                .is_ok(),
+            Self::Ecdsa(None) => false,
+        }
     }
 }
 
@@ -272,17 +342,67 @@ fn check_scope(material: &Material, opts: &VerifyOptions<'_>) -> Result<(), SigV
             opts.service
         )));
     }
+    // SigV4A scopes have no region: the region set stands in for it (`check_region_set`).
+    let Some(region) = &credential.region else {
+        return Ok(());
+    };
     let region_ok = match opts.region {
-        Some(expected) => credential.region == expected,
-        None => !credential.region.is_empty(),
+        Some(expected) => region == expected,
+        None => !region.is_empty(),
     };
     if !region_ok {
         return Err(SigV4Error::scope(format!(
-            "Credential should be scoped to a valid region, not '{}'.",
-            credential.region
+            "Credential should be scoped to a valid region, not '{region}'."
         )));
     }
     Ok(())
+}
+
+/// SigV4A only: the region set must be present, covered by the signature (a header must be
+/// signed; a query parameter always is), well-formed, and include `opts.region` if one is
+/// required. Returns the raw value and its entries.
+fn check_region_set(
+    req: &http::request::Parts,
+    material: &Material,
+    opts: &VerifyOptions<'_>,
+) -> Result<Option<(String, Vec<String>)>, SigV4Error> {
+    if material.algorithm != Algorithm::V4a {
+        return Ok(None);
+    }
+    let raw = if material.presigned {
+        material.query_region_set.clone().ok_or_else(|| {
+            SigV4Error::incomplete(
+                "AWS query-string parameters must include 'X-Amz-Region-Set' for \
+                 AWS4-ECDSA-P256-SHA256. Re-examine the query-string parameters.",
+            )
+        })?
+    } else {
+        if req.headers.get(X_AMZ_REGION_SET).is_none() {
+            return Err(SigV4Error::incomplete(
+                "Authorization header requires existence of a 'X-Amz-Region-Set' header for \
+                 AWS4-ECDSA-P256-SHA256.",
+            ));
+        }
+        // Otherwise the region set could be widened (to `*`, say) without breaking the
+        // signature.
+        if !is_signed(material, X_AMZ_REGION_SET) {
+            return Err(SigV4Error::incomplete(
+                "'X-Amz-Region-Set' must be a 'SignedHeader' in the AWS Authorization.",
+            ));
+        }
+        // The value the signature covers: every occurrence, trimmed and joined with ','.
+        String::from_utf8_lossy(&header_value(req, X_AMZ_REGION_SET)).into_owned()
+    };
+    let entries = region_set::parse(&raw)?;
+    if let Some(expected) = opts.region
+        && !region_set::matches(&entries, expected)
+    {
+        return Err(SigV4Error::RegionSetMismatch {
+            region_set: raw,
+            region: expected.to_owned(),
+        });
+    }
+    Ok(Some((raw, entries)))
 }
 
 fn is_signed(material: &Material, name: &str) -> bool {
@@ -440,7 +560,12 @@ fn redact_query(query: &[QueryParam]) -> Vec<QueryParam> {
         .collect()
 }
 
-fn string_to_sign(amz_date: &str, scope: &str, canonical_request: &[u8]) -> String {
+fn string_to_sign(
+    algorithm: Algorithm,
+    amz_date: &str,
+    scope: &str,
+    canonical_request: &[u8],
+) -> String {
     let digest = hex::encode(Sha256::digest(canonical_request));
-    format!("{ALGORITHM}\n{amz_date}\n{scope}\n{digest}")
+    format!("{}\n{amz_date}\n{scope}\n{digest}", algorithm.name())
 }

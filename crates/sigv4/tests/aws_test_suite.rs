@@ -11,8 +11,11 @@ use std::collections::HashMap;
 use time::PrimitiveDateTime;
 use trellis_sigv4::{SigV4Error, VerifyOptions, verify};
 
+mod common;
 #[path = "fixtures/aws_suite_vectors.rs"]
 mod vectors;
+
+use common::parse_request;
 
 /// Signing parameters of a vector (the suite's `context.json`).
 pub(crate) struct Context {
@@ -42,29 +45,6 @@ pub(crate) struct Vector {
     pub(crate) query_request: Option<&'static str>,
     pub(crate) header_expect: Option<&'static str>,
     pub(crate) query_expect: Option<&'static str>,
-}
-
-/// Parses the suite's request text the way an HTTP server would hand it over: request line,
-/// `Name:value` header lines (optional whitespace around the value dropped, as hyper does), a
-/// blank line, then the body.
-fn parse_request(text: &str) -> (http::request::Parts, Vec<u8>) {
-    let (head, body) = text.split_once("\n\n").unwrap_or((text, ""));
-    let mut lines = head.lines();
-    let request_line = lines.next().expect("request line");
-    // Strict, so a request target the suite printed with a raw space cannot be half-read.
-    let words: Vec<&str> = request_line.split(' ').collect();
-    let (method, target) = match words.as_slice() {
-        [method, target] => (*method, *target),
-        [method, target, version] if version.starts_with("HTTP/") => (*method, *target),
-        _ => panic!("malformed request line {request_line:?}"),
-    };
-    let mut builder = http::Request::builder().method(method).uri(target);
-    for line in lines.filter(|l| !l.is_empty()) {
-        let (name, value) = line.split_once(':').expect("header line");
-        builder = builder.header(name, value.trim_matches([' ', '\t']));
-    }
-    let (parts, ()) = builder.body(()).expect("valid request").into_parts();
-    (parts, body.as_bytes().to_vec())
 }
 
 fn sha256_hex(body: &[u8]) -> String {

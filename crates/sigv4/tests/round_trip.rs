@@ -591,15 +591,16 @@ fn security_token_header_must_be_signed() {
 }
 
 #[test]
-fn sigv4a_is_reported_as_unsupported() {
+fn other_aws4_algorithms_are_reported_as_unsupported() {
+    // SigV4A is supported (tests/sigv4a.rs); any other AWS4 variant gets a precise error.
     let received = sign_request(&Spec::get(&url("/services"))).header(
         "authorization",
-        "AWS4-ECDSA-P256-SHA256 Credential=AKIDEXAMPLE/20250314/vpc-lattice/aws4_request, \
-         SignedHeaders=host;x-amz-date;x-amz-region-set, Signature=3045",
+        "AWS4-HMAC-SHA512 Credential=AKIDEXAMPLE/20250314/us-west-2/vpc-lattice/aws4_request, \
+         SignedHeaders=host;x-amz-date, Signature=3045",
     );
     let e = expect_code(verify(&received), "IncompleteSignatureException");
     assert!(
-        matches!(&e, SigV4Error::UnsupportedAlgorithm { algorithm } if algorithm == "AWS4-ECDSA-P256-SHA256"),
+        matches!(&e, SigV4Error::UnsupportedAlgorithm { algorithm } if algorithm == "AWS4-HMAC-SHA512"),
         "{e:?}"
     );
 }

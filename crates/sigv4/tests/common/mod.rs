@@ -65,6 +65,8 @@ pub struct Spec {
     pub also_excluded: Vec<&'static str>,
     /// Simulate HTTP/2: the host travels as `:authority` (in the URI), with no Host header.
     pub http2: bool,
+    /// Sign with SigV4A; `region` is then the region set (`X-Amz-Region-Set`).
+    pub sigv4a: bool,
 }
 
 impl Spec {
@@ -86,6 +88,7 @@ impl Spec {
             presign: None,
             also_excluded: Vec::new(),
             http2: false,
+            sigv4a: false,
         }
     }
 
@@ -148,15 +151,27 @@ pub fn sign_request(spec: &Spec) -> Received {
     if let Some(excluded) = settings.excluded_headers.as_mut() {
         excluded.extend(spec.also_excluded.iter().map(|h| (*h).into()));
     }
-    let params = aws_sigv4::sign::v4::SigningParams::builder()
-        .identity(&identity)
-        .region(spec.region)
-        .name(spec.service)
-        .time(SystemTime::from(spec.time))
-        .settings(settings)
-        .build()
-        .unwrap()
-        .into();
+    let params = if spec.sigv4a {
+        aws_sigv4::sign::v4a::SigningParams::builder()
+            .identity(&identity)
+            .region_set(spec.region)
+            .name(spec.service)
+            .time(SystemTime::from(spec.time))
+            .settings(settings)
+            .build()
+            .unwrap()
+            .into()
+    } else {
+        aws_sigv4::sign::v4::SigningParams::builder()
+            .identity(&identity)
+            .region(spec.region)
+            .name(spec.service)
+            .time(SystemTime::from(spec.time))
+            .settings(settings)
+            .build()
+            .unwrap()
+            .into()
+    };
 
     let signable_body = match spec.body_mode {
         Body::Hashed => SignableBody::Bytes(&spec.body),
@@ -234,4 +249,27 @@ pub fn expect_code(result: Result<Verified, SigV4Error>, code: &str) -> SigV4Err
             e
         }
     }
+}
+
+/// Parses the suite's request text the way an HTTP server would hand it over: request line,
+/// `Name:value` header lines (optional whitespace around the value dropped, as hyper does), a
+/// blank line, then the body.
+pub fn parse_request(text: &str) -> (http::request::Parts, Vec<u8>) {
+    let (head, body) = text.split_once("\n\n").unwrap_or((text, ""));
+    let mut lines = head.lines();
+    let request_line = lines.next().expect("request line");
+    // Strict, so a request target the suite printed with a raw space cannot be half-read.
+    let words: Vec<&str> = request_line.split(' ').collect();
+    let (method, target) = match words.as_slice() {
+        [method, target] => (*method, *target),
+        [method, target, version] if version.starts_with("HTTP/") => (*method, *target),
+        _ => panic!("malformed request line {request_line:?}"),
+    };
+    let mut builder = http::Request::builder().method(method).uri(target);
+    for line in lines.filter(|l| !l.is_empty()) {
+        let (name, value) = line.split_once(':').expect("header line");
+        builder = builder.header(name, value.trim_matches([' ', '\t']));
+    }
+    let (parts, ()) = builder.body(()).expect("valid request").into_parts();
+    (parts, body.as_bytes().to_vec())
 }
