@@ -1430,6 +1430,7 @@ mod tests {
             request_id: RequestId::new(),
             operation: "test",
             headers: HeaderMap::new(),
+            extensions: Default::default(),
         }
     }
 

@@ -440,3 +440,72 @@ fn an_operation_declares_its_errors_and_the_front_doors() {
     assert!(!get.declares("ConflictException"));
     assert!(!get.declares("InvalidInput"));
 }
+
+/// Allows only things whose identifier starts with `ok-`, and records what it was asked.
+struct OnlyOk(std::sync::Mutex<Vec<String>>);
+
+impl trellis_wire::Authorize for OnlyOk {
+    fn authorize(
+        &self,
+        meta: &trellis_wire::OperationMeta,
+        input: &serde_json::Value,
+    ) -> Result<(), AwsError> {
+        let id = input["thingIdentifier"]
+            .as_str()
+            .or(input["Name"].as_str())
+            .unwrap_or("");
+        self.0.lock().unwrap().push(format!("{}:{id}", meta.name));
+        if id.starts_with("ok-") {
+            Ok(())
+        } else {
+            Err(AwsError::new(
+                "AccessDeniedException",
+                StatusCode::FORBIDDEN,
+                format!("not {id}"),
+            ))
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_authorizer_sees_the_decoded_input_before_the_handler() {
+    let auth = Arc::new(OnlyOk(Default::default()));
+    let with_auth = |mut req: Request<Body>| {
+        req.extensions_mut()
+            .insert(trellis_wire::Authorizer(auth.clone()));
+        req
+    };
+    // (request, status, body must contain)
+    let cases: Vec<(Request<Body>, u16, &str)> = vec![
+        (with_auth(get("/things/ok-1")), 200, r#""id":"ok-1""#),
+        (with_auth(get("/things/secret")), 403, "not secret"),
+        (
+            with_auth(post(
+                &[("x-amz-target", "Json_20170126.Echo")],
+                r#"{"Name":"ok-x"}"#,
+            )),
+            200,
+            r#""Name":"ok-x""#,
+        ),
+        (
+            with_auth(post(
+                &[("x-amz-target", "Json_20170126.Echo")],
+                r#"{"Name":"boom"}"#,
+            )),
+            403,
+            "not boom",
+        ),
+        // Without an authorizer (no gate in front), nothing is checked.
+        (get("/things/secret"), 200, r#""id":"secret""#),
+    ];
+    for (req, status, needle) in cases {
+        let what = format!("{} {}", req.method(), req.uri());
+        let (got, _, body) = call(req).await;
+        assert_eq!(got.as_u16(), status, "{what}: {body}");
+        assert!(body.contains(needle), "{what}: {body}");
+    }
+    assert_eq!(
+        *auth.0.lock().unwrap(),
+        ["GetThing:ok-1", "GetThing:secret", "Echo:ok-x", "Echo:boom"]
+    );
+}
