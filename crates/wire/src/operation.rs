@@ -63,7 +63,13 @@ impl OperationMeta {
     /// internal failure, throttling, the service's `common` codes).
     pub fn declares(&self, code: &str) -> bool {
         let e = &self.service.errors;
+        // The query protocols answer an exception's `error.code`, which the IAM model gives as
+        // the shape name without its `Exception` suffix (`NoSuchEntityException` → `NoSuchEntity`).
+        let query_code = |shape: &&str| {
+            self.service.protocol.is_query() && shape.strip_suffix("Exception") == Some(code)
+        };
         self.errors.contains(&code)
+            || self.errors.iter().any(query_code)
             || e.common.contains(&code)
             || code == e.internal_code
             || code == e.throttling_code
@@ -92,7 +98,12 @@ pub struct Call {
 /// labels and query members. A request without an `Authorizer` (tests that drive the table
 /// without the gate) is not checked: the gate must insert one for every request it lets through.
 pub trait Authorize: Send + Sync {
-    fn authorize(&self, meta: &OperationMeta, input: &serde_json::Value) -> Result<(), AwsError>;
+    /// `Err` is the refusal, in the operation's service's vocabulary (boxed: it is the rare path).
+    fn authorize(
+        &self,
+        meta: &OperationMeta,
+        input: &serde_json::Value,
+    ) -> Result<(), Box<AwsError>>;
 }
 
 /// The request extension that carries the caller's [`Authorize`].
@@ -110,7 +121,7 @@ fn authorize(
     meta: &OperationMeta,
     extensions: &Extensions,
     input: &serde_json::Value,
-) -> Result<(), AwsError> {
+) -> Result<(), Box<AwsError>> {
     match extensions.get::<Authorizer>() {
         Some(a) => a.0.authorize(meta, input),
         None => Ok(()),
@@ -206,10 +217,10 @@ impl<S: Clone + Send + Sync + 'static> Operation<S> {
                     let request_id = RequestId::of(&parts.extensions);
                     let labels = codec::decode_input(&meta, &mut parts, &bytes::Bytes::new())
                         .await
-                        .map_err(meta.service.errors.bad_input)
+                        .map_err(|m| Box::new((meta.service.errors.bad_input)(m)))
                         .and_then(|doc| authorize(&meta, &parts.extensions, &doc));
                     if let Err(e) = labels {
-                        return codec::error_response(meta.service, &request_id, e);
+                        return codec::error_response(meta.service, &request_id, *e);
                     }
                     handler(s, Request::from_parts(parts, body)).await
                 })
@@ -314,6 +325,6 @@ async fn decode_input<I: DeserializeOwned>(
     let value = codec::decode_input(meta, parts, &bytes)
         .await
         .map_err(bad)?;
-    authorize(meta, &parts.extensions, &value)?;
+    authorize(meta, &parts.extensions, &value).map_err(|e| *e)?;
     de::from_value(value).map_err(|e| bad(format!("Could not parse the request: {e}")))
 }

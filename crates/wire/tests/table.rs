@@ -449,7 +449,7 @@ impl trellis_wire::Authorize for OnlyOk {
         &self,
         meta: &trellis_wire::OperationMeta,
         input: &serde_json::Value,
-    ) -> Result<(), AwsError> {
+    ) -> Result<(), Box<AwsError>> {
         let id = input["thingIdentifier"]
             .as_str()
             .or(input["Name"].as_str())
@@ -458,11 +458,11 @@ impl trellis_wire::Authorize for OnlyOk {
         if id.starts_with("ok-") {
             Ok(())
         } else {
-            Err(AwsError::new(
+            Err(Box::new(AwsError::new(
                 "AccessDeniedException",
                 StatusCode::FORBIDDEN,
                 format!("not {id}"),
-            ))
+            )))
         }
     }
 }
