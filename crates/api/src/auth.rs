@@ -231,8 +231,15 @@ pub async fn sigv4_gate(
                     prechecked = Some((p, *name, *region));
                     break 'names;
                 }
+                // The error worth answering is the one for the scope the request was signed
+                // for: a mismatch with the other names and regions says nothing.
                 Err(e) => {
-                    first_err.get_or_insert(e);
+                    let scope = |e: &trellis_sigv4::SigV4Error| {
+                        matches!(e, trellis_sigv4::SigV4Error::InvalidCredentialScope { .. })
+                    };
+                    if first_err.as_ref().is_none_or(|f| scope(f) && !scope(&e)) {
+                        first_err = Some(e);
+                    }
                 }
             }
         }
