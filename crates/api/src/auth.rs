@@ -380,6 +380,7 @@ mod tests {
     /// A real server (the API's accept loop) whose routes echo the body length behind the gate.
     struct Gated {
         addr: SocketAddr,
+        state: AppState,
         _dir: tempfile::TempDir,
     }
 
@@ -406,7 +407,7 @@ mod tests {
         let app = table
             .router()
             .layer(axum::middleware::from_fn_with_state(
-                (state, table.clone()),
+                (state.clone(), table.clone()),
                 sigv4_gate,
             ))
             .layer(axum::middleware::from_fn(trellis_wire::request_id::assign));
@@ -418,7 +419,11 @@ mod tests {
             ServerLimits::default(),
             std::future::pending(),
         ));
-        Gated { addr, _dir: dir }
+        Gated {
+            addr,
+            state,
+            _dir: dir,
+        }
     }
 
     /// The real table's services, bindings and caps for a few operations, each answering with
@@ -804,6 +809,108 @@ mod tests {
                 Head::Query(_) => panic!("{path}: no query services here"),
             };
             assert_eq!(service.signing_name == "lambda", lambda, "{path}");
+        }
+    }
+
+    /// Stores a user with one key of `status` and, when given, one inline policy.
+    async fn iam_user(state: &AppState, n: u8, status: &str, policy: Option<&str>) {
+        use crate::identity::*;
+        let user_id = format!("AIDAGATETEST{n}");
+        let user = StoredUser {
+            user_name: format!("user{n}"),
+            user_id: user_id.clone(),
+            path: "/".into(),
+            arn: format!("arn:aws:iam::111122223333:user/user{n}"),
+            create_date_ms: 0,
+        };
+        let key = StoredAccessKey {
+            access_key_id: format!("AKIAGATETEST{n}"),
+            secret_access_key: SECRET.into(),
+            status: status.into(),
+            user_id: user_id.clone(),
+            user_name: user.user_name.clone(),
+            create_date_ms: 0,
+            last_used: None,
+        };
+        let record = |kind: &str, id: String, body: serde_json::Value| trellis_store::Record {
+            kind: kind.into(),
+            id,
+            parent: None,
+            name: None,
+            arn: None,
+            refs: vec![],
+            body,
+            seq: 0,
+        };
+        let mut tx = state.store.write().await.unwrap();
+        tx.insert(&record(
+            USER_KIND,
+            user_id.clone(),
+            serde_json::to_value(&user).unwrap(),
+        ))
+        .await
+        .unwrap();
+        tx.insert(&record(
+            ACCESS_KEY_KIND,
+            key.access_key_id.clone(),
+            serde_json::to_value(&key).unwrap(),
+        ))
+        .await
+        .unwrap();
+        if let Some(doc) = policy {
+            let p = StoredUserPolicy {
+                user_id: user_id.clone(),
+                policy_name: "p".into(),
+                policy_document: doc.into(),
+            };
+            tx.insert(&record(
+                USER_POLICY_KIND,
+                format!("{user_id}/p"),
+                serde_json::to_value(&p).unwrap(),
+            ))
+            .await
+            .unwrap();
+        }
+        tx.commit().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn iam_keys_authenticate_from_the_index_and_are_authorized() {
+        let server = gated(GateLimits::default()).await;
+        let state = &server.state;
+        iam_user(state, 1, "Active", Some(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"vpc-lattice:*","Resource":"*"}]}"#)).await;
+        iam_user(state, 2, "Active", None).await;
+        iam_user(state, 3, "Inactive", Some(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#)).await;
+        let key = |n: u8| -> &'static str {
+            ["", "AKIAGATETEST1", "AKIAGATETEST2", "AKIAGATETEST3"][usize::from(n)]
+        };
+        // Before the index is loaded, no IAM key is known: the gate never reads the store.
+        check(
+            &server,
+            (
+                "not loaded",
+                "POST",
+                "/services",
+                Signing::With(key(1), SECRET, "vpc-lattice", "us-west-2", 0),
+                10,
+                Send::All,
+                403,
+                "UnrecognizedClientException",
+            ),
+        )
+        .await;
+        state.identities.reload(&state.store).await.unwrap();
+        #[rustfmt::skip]
+        let cases = [
+            ("allowed user", "POST", "/services", Signing::With(key(1), SECRET, "vpc-lattice", "us-west-2", 0), 10, Send::All, 200, ""),
+            ("user without policy", "POST", "/services", Signing::With(key(2), SECRET, "vpc-lattice", "us-west-2", 0), 10, Send::All, 403, "AccessDeniedException"),
+            ("allowed for Lattice only", "POST", "/2015-03-31/functions", Signing::With(key(1), SECRET, "lambda", "us-west-2", 0), 10, Send::All, 403, "AccessDeniedException"),
+            ("inactive key", "POST", "/services", Signing::With(key(3), SECRET, "vpc-lattice", "us-west-2", 0), 10, Send::HeadOnly, 403, "UnrecognizedClientException"),
+            ("wrong secret", "POST", "/services", Signing::With(key(1), "not/the/secret", "vpc-lattice", "us-west-2", 0), 10, Send::All, 403, "InvalidSignatureException"),
+            ("root", "POST", "/services", good("vpc-lattice"), 10, Send::All, 200, ""),
+        ];
+        for case in cases {
+            check(&server, case).await;
         }
     }
 }
