@@ -509,3 +509,38 @@ async fn the_authorizer_sees_the_decoded_input_before_the_handler() {
         ["GetThing:ok-1", "GetThing:secret", "Echo:ok-x", "Echo:boom"]
     );
 }
+
+#[tokio::test]
+async fn a_raw_operation_is_authorized_on_its_labels() {
+    let raw = Operation::raw(
+        &REST,
+        "RawThing",
+        (Method::POST, "/raw/{thingIdentifier}", 200),
+        |_: (), req: axum::extract::Request| async move {
+            let body = req.into_body().collect().await.unwrap().to_bytes();
+            axum::response::IntoResponse::into_response(format!("raw {}", body.len()))
+        },
+    )
+    .errors(&["ResourceNotFoundException"]);
+    let table = Arc::new(TableBuilder::new(&REST).add((), vec![raw]).build());
+    let auth = Arc::new(OnlyOk(Default::default()));
+    // (path, status, body must contain)
+    for (path, status, needle) in [
+        ("/raw/ok-1", 200, "raw 7"),
+        ("/raw/secret", 403, "not secret"),
+    ] {
+        let mut req = Request::post(path).body(Body::from("payload")).unwrap();
+        req.extensions_mut()
+            .insert(trellis_wire::Authorizer(auth.clone()));
+        let resp = table.router().oneshot(req).await.unwrap();
+        let got = resp.status().as_u16();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let body = String::from_utf8(body.to_vec()).unwrap();
+        assert_eq!(got, status, "{path}: {body}");
+        assert!(body.contains(needle), "{path}: {body}");
+    }
+    assert_eq!(
+        *auth.0.lock().unwrap(),
+        ["RawThing:ok-1", "RawThing:secret"]
+    );
+}
