@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use serde_json::Value;
+use trellis_model::arn::Resolved;
 use trellis_model::{Context, ResourceKind};
 use trellis_policy::{Decision, Principal, RequestContext};
 use trellis_wire::{Authorize, AwsError, OperationMeta};
@@ -121,7 +122,7 @@ pub fn requests(
         "lambda" => {
             let mut out = Vec::new();
             if let Some(f) = s("FunctionName") {
-                out.push(function_arn(ctx, f));
+                out.push(function_arn(ctx, f, s("Qualifier")));
             }
             if let Some(r) = s("Resource") {
                 out.push(r.to_string());
@@ -168,35 +169,33 @@ fn strings(v: Option<&Value>) -> Vec<String> {
     }
 }
 
-/// The Lattice resources an input names: the rule or listener its path names (with its
-/// service), else every top-level identifier or ARN member it carries. An identifier that is an
-/// ARN is taken as given; a bare ID becomes this account's ARN; anything else is used verbatim
-/// (it fails validation later, and only a `*` policy can match it).
+/// The Lattice resources an input names: the rule or listener its path names (under the
+/// service the path names), else every top-level identifier or ARN member it carries. An
+/// identifier that resolves to one of this account's resources (a bare ID or a local ARN)
+/// becomes that resource's canonical ARN — for a listener or rule always under the service
+/// `serviceIdentifier` names, since that is where the handler looks it up, whatever service a
+/// listener ARN spells; anything else (a foreign or malformed identifier, which the handler
+/// refuses) is used verbatim, and only a policy matching that string (`*`) allows it.
 fn lattice_resources(input: &Value, ctx: &Context) -> Vec<String> {
     let s = |member: &str| input.get(member).and_then(Value::as_str);
-    let service_id = |svc: &str| -> String {
-        if svc.starts_with("arn:") {
-            svc.rsplit('/').next().unwrap_or(svc).to_string()
-        } else {
-            svc.to_string()
-        }
+    let id_of = |kind: ResourceKind, v: &str| match ctx.resolve(kind, v) {
+        Resolved::Id(id) => Some(id),
+        Resolved::Foreign(_) | Resolved::Malformed => None,
     };
     if let (Some(svc), Some(listener)) = (s("serviceIdentifier"), s("listenerIdentifier")) {
-        let listener_id = if listener.starts_with("arn:") {
-            listener.rsplit('/').next().unwrap_or(listener).to_string()
-        } else {
-            listener.to_string()
+        let (Some(svc_id), Some(listener_id)) = (
+            id_of(ResourceKind::Service, svc),
+            id_of(ResourceKind::Listener, listener),
+        ) else {
+            return vec![s("ruleIdentifier").unwrap_or(listener).to_string()];
         };
-        if let Some(rule) = s("ruleIdentifier") {
-            if rule.starts_with("arn:") {
-                return vec![rule.to_string()];
-            }
-            return vec![ctx.rule_arn(&service_id(svc), &listener_id, rule)];
-        }
-        if listener.starts_with("arn:") {
-            return vec![listener.to_string()];
-        }
-        return vec![ctx.listener_arn(&service_id(svc), listener)];
+        return match s("ruleIdentifier") {
+            Some(rule) => match id_of(ResourceKind::Rule, rule) {
+                Some(rule_id) => vec![ctx.rule_arn(&svc_id, &listener_id, &rule_id)],
+                None => vec![rule.to_string()],
+            },
+            None => vec![ctx.listener_arn(&svc_id, &listener_id)],
+        };
     }
     const TOP_LEVEL: [(&str, ResourceKind); 6] = [
         ("serviceNetworkIdentifier", ResourceKind::ServiceNetwork),
@@ -215,27 +214,26 @@ fn lattice_resources(input: &Value, ctx: &Context) -> Vec<String> {
             ResourceKind::ServiceNetworkVpcAssociation,
         ),
     ];
-    let arn_of = |kind: ResourceKind, v: &str| {
-        if v.starts_with("arn:") || !kind.is_id(v) {
-            v.to_string()
-        } else {
-            ctx.top_level_arn(kind, v)
-        }
+    let arn_of = |kinds: &[ResourceKind], v: &str| {
+        kinds
+            .iter()
+            .find_map(|k| id_of(*k, v).map(|id| ctx.top_level_arn(*k, &id)))
+            .unwrap_or_else(|| v.to_string())
     };
     let mut out = Vec::new();
     for (member, kind) in TOP_LEVEL {
         if let Some(v) = s(member) {
-            out.push(arn_of(kind, v));
+            out.push(arn_of(&[kind], v));
         }
     }
     // An auth policy's or access-log subscription's target: a service network or a service.
     if let Some(v) = s("resourceIdentifier") {
-        let kind = [ResourceKind::ServiceNetwork, ResourceKind::Service]
-            .into_iter()
-            .find(|k| k.is_id(v))
-            .unwrap_or(ResourceKind::Service);
-        out.push(arn_of(kind, v));
+        out.push(arn_of(
+            &[ResourceKind::ServiceNetwork, ResourceKind::Service],
+            v,
+        ));
     }
+    // Tags and resource policies look the ARN up exactly as given.
     if let Some(v) = s("resourceArn") {
         out.push(v.to_string());
     }
@@ -243,22 +241,38 @@ fn lattice_resources(input: &Value, ctx: &Context) -> Vec<String> {
 }
 
 /// A Lambda function's ARN from a `FunctionName` (a name, `name:qualifier`, a partial ARN
-/// `ACCOUNT:function:name` or a full ARN).
-fn function_arn(ctx: &Context, name: &str) -> String {
+/// `[REGION:]ACCOUNT:function:name[:qualifier]` or a full ARN, read as the Lambda API reads
+/// them) and a separate `Qualifier`: the qualified ARN when either names a version or alias.
+fn function_arn(ctx: &Context, name: &str, qualifier: Option<&str>) -> String {
+    let qualify = |arn: String, has_qualifier: bool| match qualifier {
+        Some(q) if !has_qualifier => format!("{arn}:{q}"),
+        _ => arn,
+    };
     if name.starts_with("arn:") {
-        return name.to_string();
+        return qualify(name.to_string(), name.split(':').count() > 7);
     }
-    let base = format!("arn:{}:lambda:{}:", ctx.partition, ctx.region);
-    match name.split_once(':') {
-        Some((account, rest))
-            if account.len() == 12
-                && account.bytes().all(|b| b.is_ascii_digit())
-                && rest.starts_with("function:") =>
-        {
-            format!("{base}{name}")
-        }
-        _ => format!("{base}{}:function:{name}", ctx.account_id),
+    let is_account = |t: &str| t.len() == 12 && t.bytes().all(|b| b.is_ascii_digit());
+    let tokens: Vec<&str> = name.split(':').collect();
+    let mut rest = &tokens[..];
+    let mut region = ctx.region.as_str();
+    let mut account = ctx.account_id.as_str();
+    if rest.len() >= 3 && !is_account(rest[0]) && is_account(rest[1]) && rest[0].contains('-') {
+        region = rest[0];
+        rest = &rest[1..];
     }
+    if rest.len() >= 3 && is_account(rest[0]) && rest[1] == "function" {
+        account = rest[0];
+        rest = &rest[1..];
+    }
+    if rest.len() >= 2 && rest[0] == "function" {
+        rest = &rest[1..];
+    }
+    let arn = format!(
+        "arn:{}:lambda:{region}:{account}:function:{}",
+        ctx.partition,
+        rest.join(":")
+    );
+    qualify(arn, rest.len() > 1)
 }
 
 /// The IAM user an IAM operation is about: the one it names (with its path when it exists; the
@@ -361,9 +375,18 @@ mod tests {
             ]),
             (lattice, "PutAuthPolicy", json!({"resourceIdentifier": "sn-0123456789abcdef0"}), vec![("vpc-lattice:PutAuthPolicy".into(), lattice_arn("servicenetwork/sn-0123456789abcdef0"))]),
             (lattice, "GetService", json!({"serviceIdentifier": "bogus"}), vec![("vpc-lattice:GetService".into(), "bogus".into())]),
+            // A listener ARN naming another service is the listener under the path's service:
+            // that is the one the handler acts on.
+            (lattice, "DeleteListener", json!({"serviceIdentifier": svc, "listenerIdentifier": lattice_arn(&format!("service/svc-0000000000000000b/listener/{l}"))}), vec![("vpc-lattice:DeleteListener".into(), lattice_arn(&format!("service/{svc}/listener/{l}")))]),
+            (lattice, "GetRule", json!({"serviceIdentifier": svc, "listenerIdentifier": l, "ruleIdentifier": lattice_arn(&format!("service/svc-0000000000000000b/listener/{l}/rule/rule-0123456789abcdef0"))}), vec![("vpc-lattice:GetRule".into(), lattice_arn(&format!("service/{svc}/listener/{l}/rule/rule-0123456789abcdef0")))]),
+            (lattice, "GetService", json!({"serviceIdentifier": lattice_arn(&format!("service/{svc}"))}), vec![("vpc-lattice:GetService".into(), lattice_arn(&format!("service/{svc}")))]),
             (lambda, "GetFunction", json!({"FunctionName": "f"}), vec![("lambda:GetFunction".into(), format!("arn:aws:lambda:us-west-2:{ACCT}:function:f"))]),
             (lambda, "GetFunction", json!({"FunctionName": format!("{ACCT}:function:f")}), vec![("lambda:GetFunction".into(), format!("arn:aws:lambda:us-west-2:{ACCT}:function:f"))]),
             (lambda, "Invoke", json!({"FunctionName": "f:live"}), vec![("lambda:InvokeFunction".into(), format!("arn:aws:lambda:us-west-2:{ACCT}:function:f:live"))]),
+            (lambda, "Invoke", json!({"FunctionName": "f", "Qualifier": "7"}), vec![("lambda:InvokeFunction".into(), format!("arn:aws:lambda:us-west-2:{ACCT}:function:f:7"))]),
+            (lambda, "GetFunction", json!({"FunctionName": format!("eu-west-1:{ACCT}:function:f")}), vec![("lambda:GetFunction".into(), format!("arn:aws:lambda:eu-west-1:{ACCT}:function:f"))]),
+            (lambda, "GetFunction", json!({"FunctionName": "function:f"}), vec![("lambda:GetFunction".into(), format!("arn:aws:lambda:us-west-2:{ACCT}:function:f"))]),
+            (lambda, "GetFunction", json!({"FunctionName": format!("arn:aws:lambda:us-west-2:{ACCT}:function:f"), "Qualifier": "live"}), vec![("lambda:GetFunction".into(), format!("arn:aws:lambda:us-west-2:{ACCT}:function:f:live"))]),
             (tagging, "GetResources", json!({}), vec![("tag:GetResources".into(), "*".into())]),
             (tagging, "TagResources", json!({"ResourceARNList": ["arn:x"]}), vec![("tag:TagResources".into(), "arn:x".into()), ("vpc-lattice:TagResource".into(), "arn:x".into())]),
             (iam, "ListUsers", json!({}), vec![("iam:ListUsers".into(), "*".into())]),
