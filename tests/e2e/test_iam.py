@@ -378,3 +378,25 @@ def test_readme_iam_section_runs_as_written(server, tmp_path):
         iam.delete_access_key(UserName="reader", AccessKeyId=k["AccessKeyId"])
     iam.delete_user_policy(UserName="reader", PolicyName="read-only")
     iam.delete_user(UserName="reader")
+
+
+def test_a_listener_arn_cannot_borrow_another_services_permission(server, lattice, svc):
+    """What is authorized is what the handler acts on: a listener ARN that spells a service the
+    user may touch, sent under the path of one it may not, is judged under the path's service."""
+    allowed = lattice.create_service(name=unique("allowed"))
+    try:
+        listener = lattice.create_listener(serviceIdentifier=svc["id"], name="web", protocol="HTTP", port=80,
+                                           defaultAction={"fixedResponse": {"statusCode": 404}})
+        user, key = new_user(server, {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "vpc-lattice:*", "Resource": f"{allowed['arn']}*"}],
+        })
+        client = as_user(server, key)
+        borrowed = f"{allowed['arn']}/listener/{listener['id']}"
+        with pytest.raises(ClientError) as e:
+            client.get_listener(serviceIdentifier=svc["id"], listenerIdentifier=borrowed)
+        assert refused(e) == ("AccessDeniedException",
+                              denied(user["Arn"], "vpc-lattice:GetListener", listener["arn"]), 403)
+        lattice.delete_listener(serviceIdentifier=svc["id"], listenerIdentifier=listener["id"])
+    finally:
+        lattice.delete_service(serviceIdentifier=allowed["id"])
