@@ -92,6 +92,7 @@ fuzz_target!(|data: &[u8]| {
                     body_cap: None,
                     too_large: None,
                     errors: &[],
+                    errors_declared: true,
                 };
                 let parts: Vec<&str> = text.split('\u{1}').collect();
                 let out = Output {

@@ -1,7 +1,16 @@
-//! The SigV4 gate: every API call must be signed with the root credentials, for the signing name
-//! of the service the operation table ([`trellis_wire::Table::head`]) says the request is for
-//! (`vpc-lattice`, `lambda`, `tagging`, …); a request signed for another service is
-//! `InvalidSignatureException`. Refusals are answered in that service's protocol and vocabulary.
+//! The SigV4 gate: every API call must be signed with the root credentials or an active access
+//! key of an IAM user, for the signing name of the service the operation table
+//! ([`trellis_wire::Table::head`]) says the request is for (`vpc-lattice`, `lambda`, `tagging`,
+//! `iam`, `sts`, …); a request signed for another service is `InvalidSignatureException`.
+//! Refusals are answered in that service's protocol and vocabulary: an unknown, inactive or
+//! deleted key is `UnrecognizedClientException` for the JSON services and `InvalidClientTokenId`
+//! for the query ones (IAM, STS), as AWS answers. IAM is global: it is signed for `us-east-1`
+//! (what the AWS CLI and SDKs sign it for) or for the server's region.
+//!
+//! Keys are looked up in the in-memory identity index ([`crate::identity`]), never in the store.
+//! A request that passes gets its [`Caller`] and a [`CallerAuthorizer`] in its extensions: the
+//! table asks the authorizer, with the decoded input, before the handler runs
+//! ([`crate::authorize`]). An IAM key's use is written to its record at most once a minute.
 //!
 //! Nothing unauthenticated is buffered. The gate first checks everything the head decides
 //! ([`trellis_sigv4::precheck`]: the signature parses, the access key is known, the time is within
@@ -31,10 +40,12 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use trellis_wire::{
-    AwsError, DEFAULT_BODY_CAP, Head, OperationName, Service, SignedService, Table,
+    Authorizer, AwsError, DEFAULT_BODY_CAP, Head, OperationName, Service, SignedService, Table,
 };
 
 use crate::AppState;
+use crate::authorize::CallerAuthorizer;
+use crate::identity::{Caller, IdentityIndex, LastUsed};
 
 /// How long a request waits for its share of the body budget before it is throttled.
 pub const BUDGET_WAIT: Duration = Duration::from_secs(5);
@@ -101,6 +112,15 @@ impl GateError {
     /// The error in the vocabulary of the service the request was for.
     fn into_aws_error(self, service: &Service, too_large: AwsError) -> AwsError {
         let (code, status, message) = match self {
+            GateError::Auth(e @ trellis_sigv4::SigV4Error::UnrecognizedClient { .. })
+                if service.protocol.is_query() =>
+            {
+                (
+                    "InvalidClientTokenId",
+                    e.http_status(),
+                    "The security token included in the request is invalid.".to_string(),
+                )
+            }
             GateError::Auth(e) => (e.aws_code(), e.http_status(), e.to_string()),
             GateError::TooLarge => return too_large,
             GateError::Throttled => {
@@ -131,13 +151,25 @@ impl GateError {
     }
 }
 
-struct RootLookup<'a>(&'a crate::RootCredentials);
+/// The secrets the gate accepts: root's, and the active IAM keys of the identity index.
+struct Lookup<'a> {
+    root: &'a crate::RootCredentials,
+    index: &'a IdentityIndex,
+}
 
-impl trellis_sigv4::SecretLookup for RootLookup<'_> {
+impl trellis_sigv4::SecretLookup for Lookup<'_> {
     fn secret_access_key(&self, access_key_id: &str) -> Option<String> {
-        (access_key_id == self.0.access_key_id).then(|| self.0.secret_access_key.clone())
+        if access_key_id == self.root.access_key_id {
+            return Some(self.root.secret_access_key.clone());
+        }
+        self.index
+            .active_key(access_key_id)
+            .map(|(secret, _)| secret.to_string())
     }
 }
+
+/// The region IAM, a global service, is signed for by clients.
+const GLOBAL_REGION: &str = "us-east-1";
 
 pub async fn sigv4_gate(
     State((state, table)): State<(AppState, Arc<Table>)>,
@@ -173,28 +205,68 @@ pub async fn sigv4_gate(
     // The signing names the table allows here; a query-protocol request (`POST /` with a form)
     // may be for any query service, and the one its scope names is the one it is for.
     let names = head.signing_names();
+    let index = state.identities.current();
+    let lookup = Lookup {
+        root: &state.credentials,
+        index: &index,
+    };
     let mut prechecked = None;
     let mut first_err = None;
-    for name in &names {
-        let opts = trellis_sigv4::VerifyOptions {
-            service: name,
-            region: Some(&state.ctx.region),
-            now: time::OffsetDateTime::now_utc(),
-            max_skew: trellis_sigv4::DEFAULT_MAX_SKEW,
+    'names: for name in &names {
+        let global = *name == crate::iam::IAM.signing_name;
+        let regions: &[&str] = if global {
+            &[state.ctx.region.as_str(), GLOBAL_REGION]
+        } else {
+            &[state.ctx.region.as_str()]
         };
-        match trellis_sigv4::precheck(&parts, &RootLookup(&state.credentials), &opts) {
-            Ok(p) => {
-                prechecked = Some((p, *name));
-                break;
-            }
-            Err(e) => {
-                first_err.get_or_insert(e);
+        for region in regions {
+            let opts = trellis_sigv4::VerifyOptions {
+                service: name,
+                region: Some(region),
+                now: time::OffsetDateTime::now_utc(),
+                max_skew: trellis_sigv4::DEFAULT_MAX_SKEW,
+            };
+            match trellis_sigv4::precheck(&parts, &lookup, &opts) {
+                Ok(p) => {
+                    prechecked = Some((p, *name, *region));
+                    break 'names;
+                }
+                // The error worth answering is the one for the scope the request was signed
+                // for: a mismatch with the other names and regions says nothing.
+                Err(e) => {
+                    let scope = |e: &trellis_sigv4::SigV4Error| {
+                        matches!(e, trellis_sigv4::SigV4Error::InvalidCredentialScope { .. })
+                    };
+                    if first_err.as_ref().is_none_or(|f| scope(f) && !scope(&e)) {
+                        first_err = Some(e);
+                    }
+                }
             }
         }
     }
-    let Some((prechecked, signed_for)) = prechecked else {
+    let Some((prechecked, signed_for, signed_region)) = prechecked else {
         let e = first_err.expect("the table names at least one signing name");
         return refuse(GateError::Auth(e), true);
+    };
+    let access_key_id = prechecked.access_key_id().to_string();
+    let caller = if access_key_id == state.credentials.access_key_id {
+        Caller::Root
+    } else {
+        match index.active_key(&access_key_id) {
+            Some((_, user)) => Caller::User {
+                user: Arc::clone(user),
+                access_key_id,
+            },
+            // Not reached: the lookup found the key in this very index.
+            None => {
+                return refuse(
+                    GateError::Auth(trellis_sigv4::SigV4Error::UnrecognizedClient {
+                        access_key_id,
+                    }),
+                    true,
+                );
+            }
+        }
     };
     if let Head::Query(_) = head {
         parts.extensions.insert(SignedService(signed_for));
@@ -228,6 +300,30 @@ pub async fn sigv4_gate(
     if let Err(e) = prechecked.finish(&parts, &hash, Some(&state.key_cache)) {
         return refuse(GateError::Auth(e), false);
     }
+    if let Caller::User { access_key_id, .. } = &caller
+        && state
+            .identities
+            .due_for_last_used(access_key_id, std::time::Instant::now())
+    {
+        let used = LastUsed {
+            date_ms: trellis_model::Timestamp::now().unix_millis(),
+            service_name: signed_for.to_string(),
+            region: signed_region.to_string(),
+        };
+        tokio::spawn(crate::identity::record_last_used(
+            state.store.clone(),
+            access_key_id.clone(),
+            used,
+        ));
+    }
+    parts
+        .extensions
+        .insert(Authorizer(Arc::new(CallerAuthorizer {
+            caller: caller.clone(),
+            ctx: state.ctx.clone(),
+            index,
+        })));
+    parts.extensions.insert(caller);
     // The permit is held until the handler is done with the body it was granted for.
     next.run(Request::from_parts(parts, Body::from(bytes.freeze())))
         .await
@@ -284,6 +380,7 @@ mod tests {
     /// A real server (the API's accept loop) whose routes echo the body length behind the gate.
     struct Gated {
         addr: SocketAddr,
+        state: AppState,
         _dir: tempfile::TempDir,
     }
 
@@ -310,7 +407,7 @@ mod tests {
         let app = table
             .router()
             .layer(axum::middleware::from_fn_with_state(
-                (state, table.clone()),
+                (state.clone(), table.clone()),
                 sigv4_gate,
             ))
             .layer(axum::middleware::from_fn(trellis_wire::request_id::assign));
@@ -322,7 +419,11 @@ mod tests {
             ServerLimits::default(),
             std::future::pending(),
         ));
-        Gated { addr, _dir: dir }
+        Gated {
+            addr,
+            state,
+            _dir: dir,
+        }
     }
 
     /// The real table's services, bindings and caps for a few operations, each answering with
@@ -708,6 +809,108 @@ mod tests {
                 Head::Query(_) => panic!("{path}: no query services here"),
             };
             assert_eq!(service.signing_name == "lambda", lambda, "{path}");
+        }
+    }
+
+    /// Stores a user with one key of `status` and, when given, one inline policy.
+    async fn iam_user(state: &AppState, n: u8, status: &str, policy: Option<&str>) {
+        use crate::identity::*;
+        let user_id = format!("AIDAGATETEST{n}");
+        let user = StoredUser {
+            user_name: format!("user{n}"),
+            user_id: user_id.clone(),
+            path: "/".into(),
+            arn: format!("arn:aws:iam::111122223333:user/user{n}"),
+            create_date_ms: 0,
+        };
+        let key = StoredAccessKey {
+            access_key_id: format!("AKIAGATETEST{n}"),
+            secret_access_key: SECRET.into(),
+            status: status.into(),
+            user_id: user_id.clone(),
+            user_name: user.user_name.clone(),
+            create_date_ms: 0,
+            last_used: None,
+        };
+        let record = |kind: &str, id: String, body: serde_json::Value| trellis_store::Record {
+            kind: kind.into(),
+            id,
+            parent: None,
+            name: None,
+            arn: None,
+            refs: vec![],
+            body,
+            seq: 0,
+        };
+        let mut tx = state.store.write().await.unwrap();
+        tx.insert(&record(
+            USER_KIND,
+            user_id.clone(),
+            serde_json::to_value(&user).unwrap(),
+        ))
+        .await
+        .unwrap();
+        tx.insert(&record(
+            ACCESS_KEY_KIND,
+            key.access_key_id.clone(),
+            serde_json::to_value(&key).unwrap(),
+        ))
+        .await
+        .unwrap();
+        if let Some(doc) = policy {
+            let p = StoredUserPolicy {
+                user_id: user_id.clone(),
+                policy_name: "p".into(),
+                policy_document: doc.into(),
+            };
+            tx.insert(&record(
+                USER_POLICY_KIND,
+                format!("{user_id}/p"),
+                serde_json::to_value(&p).unwrap(),
+            ))
+            .await
+            .unwrap();
+        }
+        tx.commit().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn iam_keys_authenticate_from_the_index_and_are_authorized() {
+        let server = gated(GateLimits::default()).await;
+        let state = &server.state;
+        iam_user(state, 1, "Active", Some(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"vpc-lattice:*","Resource":"*"}]}"#)).await;
+        iam_user(state, 2, "Active", None).await;
+        iam_user(state, 3, "Inactive", Some(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#)).await;
+        let key = |n: u8| -> &'static str {
+            ["", "AKIAGATETEST1", "AKIAGATETEST2", "AKIAGATETEST3"][usize::from(n)]
+        };
+        // Before the index is loaded, no IAM key is known: the gate never reads the store.
+        check(
+            &server,
+            (
+                "not loaded",
+                "POST",
+                "/services",
+                Signing::With(key(1), SECRET, "vpc-lattice", "us-west-2", 0),
+                10,
+                Send::All,
+                403,
+                "UnrecognizedClientException",
+            ),
+        )
+        .await;
+        state.identities.reload(&state.store).await.unwrap();
+        #[rustfmt::skip]
+        let cases = [
+            ("allowed user", "POST", "/services", Signing::With(key(1), SECRET, "vpc-lattice", "us-west-2", 0), 10, Send::All, 200, ""),
+            ("user without policy", "POST", "/services", Signing::With(key(2), SECRET, "vpc-lattice", "us-west-2", 0), 10, Send::All, 403, "AccessDeniedException"),
+            ("allowed for Lattice only", "POST", "/2015-03-31/functions", Signing::With(key(1), SECRET, "lambda", "us-west-2", 0), 10, Send::All, 403, "AccessDeniedException"),
+            ("inactive key", "POST", "/services", Signing::With(key(3), SECRET, "vpc-lattice", "us-west-2", 0), 10, Send::HeadOnly, 403, "UnrecognizedClientException"),
+            ("wrong secret", "POST", "/services", Signing::With(key(1), "not/the/secret", "vpc-lattice", "us-west-2", 0), 10, Send::All, 403, "InvalidSignatureException"),
+            ("root", "POST", "/services", good("vpc-lattice"), 10, Send::All, 200, ""),
+        ];
+        for case in cases {
+            check(&server, case).await;
         }
     }
 }

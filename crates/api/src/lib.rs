@@ -12,8 +12,11 @@ pub mod access_logs;
 pub mod actions;
 pub mod associations;
 pub mod auth;
+pub mod authorize;
 pub mod cascade;
 pub mod error;
+pub mod iam;
+pub mod identity;
 pub mod listeners;
 pub mod operations;
 pub mod policies;
@@ -21,6 +24,7 @@ pub mod rules;
 pub mod server;
 pub mod service_networks;
 pub mod services;
+pub mod sts;
 pub mod tagging;
 pub mod tags;
 pub mod target_groups;
@@ -76,6 +80,9 @@ pub struct Inner {
     /// What the data plane observes about targets, for ListTargets; `None` (no data plane, as
     /// in API-only tests) reports the status implied by configuration alone.
     pub target_health: Option<Arc<dyn target_groups::TargetHealthSource>>,
+    /// The IAM users and access keys the gate authenticates, as of the store revision it last
+    /// loaded ([`identity::follow`] keeps it current).
+    pub identities: Arc<identity::Identities>,
 }
 
 /// The account-level quotas Lattice lets an account raise through Service Quotas, with Trellis's
@@ -161,6 +168,7 @@ impl AppState {
             quotas: Quotas::default(),
             gate: auth::GateLimits::default(),
             target_health: None,
+            identities: Arc::default(),
         }))
     }
 
@@ -215,6 +223,8 @@ pub fn table(
     let mut builder =
         TableBuilder::new(&operations::LATTICE).add(state.clone(), operations::operations());
     builder = builder.add(state.clone(), tagging::operations());
+    builder = builder.add(state.clone(), iam::operations());
+    builder = builder.add(state.clone(), sts::operations());
     for add in extra {
         builder = add(builder);
     }
@@ -304,7 +314,12 @@ async fn health(State(state): State<AppState>) -> Response {
 async fn revision(State(state): State<AppState>) -> ApiResult<Response> {
     let store = state.store.revision().await?;
     let applied = state.applied_revision.load(Ordering::Acquire);
-    Ok(axum::Json(json!({ "store": store, "applied": applied })).into_response())
+    // `identity`: the revision of the identity index the SigV4 gate authenticates with.
+    let identity = state.identities.revision();
+    Ok(
+        axum::Json(json!({ "store": store, "applied": applied, "identity": identity }))
+            .into_response(),
+    )
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

@@ -28,7 +28,9 @@ pub static LATTICE: Service = Service {
         internal_code: "InternalServerException",
         throttling_code: "ThrottlingException",
         too_large,
-        common: &[],
+        // Identity-based authorization refuses any operation with it; the model lists it for
+        // most, not all (DeleteTargetGroup).
+        common: &["AccessDeniedException"],
     },
 };
 

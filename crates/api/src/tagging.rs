@@ -53,7 +53,8 @@ pub static TAGGING: Service = Service {
         too_large: |cap| {
             TaggingError::InvalidParameter(format!("Request body exceeds {cap} bytes")).into()
         },
-        common: &[],
+        // Identity-based authorization refuses any operation with it.
+        common: &["AccessDeniedException"],
     },
 };
 
@@ -1430,6 +1431,7 @@ mod tests {
             request_id: RequestId::new(),
             operation: "test",
             headers: HeaderMap::new(),
+            extensions: Default::default(),
         }
     }
 

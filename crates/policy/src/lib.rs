@@ -7,6 +7,10 @@
 //! - **resource policies** ([`PolicyKind::Resource`]), the RAM sharing permissions with control-plane
 //!   `vpc-lattice:*` actions.
 //!
+//! and IAM's **identity-based policies** ([`PolicyKind::Identity`]), attached to an IAM user: they
+//! name no principal (the principal is whoever they are attached to) and may grant actions of any
+//! service (`vpc-lattice:*`, `lambda:*`, `iam:*`, `sts:*`, `tag:*`).
+//!
 //! The crate is pure: no I/O, no clock, no async. Everything time-dependent (`aws:CurrentTime`) comes in
 //! through the [`RequestContext`]. Parsing collects *every* problem as a [`Diagnostic`] with a JSON-ish
 //! path (`Statement[0].Condition.StringEquals.aws:PrincipalType`) instead of stopping at the first, so
@@ -55,7 +59,11 @@ pub const AUTH_POLICY_MAX_CHARS: usize = 36_864;
 /// Longest resource policy the Lattice API accepts (`PutResourcePolicy`, `policy` member), in characters.
 pub const RESOURCE_POLICY_MAX_CHARS: usize = 10_000;
 
-/// Which kind of Lattice policy a document is; it decides the length limit and the validation rules.
+/// Longest user inline policy Trellis accepts (`PutUserPolicy`), in characters: IAM's limit for a
+/// managed policy document, which Trellis applies to each inline document (docs/decisions.md).
+pub const IDENTITY_POLICY_MAX_CHARS: usize = 6_144;
+
+/// Which kind of policy a document is; it decides the length limit and the validation rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PolicyKind {
     /// A VPC Lattice auth policy (service network or service). Actions must be `vpc-lattice-svcs:*`
@@ -65,6 +73,10 @@ pub enum PolicyKind {
     /// control-plane `vpc-lattice:*` ones; a statement without `Resource` applies to the resource the
     /// policy is attached to.
     Resource,
+    /// An IAM identity-based policy (a user's inline policy). `Principal` and `NotPrincipal` are
+    /// not allowed, every statement must name a `Resource` or `NotResource`, and actions may be
+    /// of any service.
+    Identity,
 }
 
 impl PolicyKind {
@@ -73,6 +85,7 @@ impl PolicyKind {
         match self {
             PolicyKind::Auth => AUTH_POLICY_MAX_CHARS,
             PolicyKind::Resource => RESOURCE_POLICY_MAX_CHARS,
+            PolicyKind::Identity => IDENTITY_POLICY_MAX_CHARS,
         }
     }
 }

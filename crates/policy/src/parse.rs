@@ -46,6 +46,7 @@ pub fn parse(text: &str, kind: PolicyKind) -> Result<Policy, Vec<Diagnostic>> {
         let what = match kind {
             PolicyKind::Auth => "an auth policy",
             PolicyKind::Resource => "a resource policy",
+            PolicyKind::Identity => "an identity-based policy",
         };
         diagnostics.push(Diagnostic::new(
             "",
@@ -207,13 +208,28 @@ impl Parser {
             }
         };
 
-        // Lattice policies are resource-based, and a resource-based policy must say whom it is about.
-        let principal = self
-            .either(path, map, "Principal", "NotPrincipal", true)
-            .map(|(negated, p, v)| Negatable {
-                negated,
-                items: self.principals(&p, v),
-            });
+        // A resource-based policy must say whom it is about; an identity-based one is about the
+        // identity it is attached to, and IAM refuses a principal in it.
+        let principal = if self.kind == PolicyKind::Identity {
+            for key in ["Principal", "NotPrincipal"] {
+                if map.contains_key(key) {
+                    self.report(
+                        join(path, key),
+                        format!("{key} is not allowed in an identity-based policy"),
+                    );
+                }
+            }
+            Some(Negatable {
+                negated: false,
+                items: vec![PrincipalPattern::Everyone],
+            })
+        } else {
+            self.either(path, map, "Principal", "NotPrincipal", true)
+                .map(|(negated, p, v)| Negatable {
+                    negated,
+                    items: self.principals(&p, v),
+                })
+        };
 
         let action = self
             .either(path, map, "Action", "NotAction", true)
@@ -222,9 +238,10 @@ impl Parser {
                 items: self.actions(&p, v),
             });
 
-        // Lattice rejects auth policy statements without a resource; a RAM resource policy statement
-        // without one applies to the resource it is attached to.
-        let resource_required = self.kind == PolicyKind::Auth;
+        // Lattice rejects auth policy statements without a resource, and IAM identity-based
+        // statements need one too; a RAM resource policy statement without one applies to the
+        // resource it is attached to.
+        let resource_required = matches!(self.kind, PolicyKind::Auth | PolicyKind::Identity);
         let resource = self
             .either(path, map, "Resource", "NotResource", resource_required)
             .map(|(negated, p, v)| Negatable {

@@ -1089,3 +1089,58 @@ fn multiple_statements_report_first_allow() {
     assert_eq!(decision.statement().unwrap().sid.as_deref(), Some("A"));
     assert_eq!(Decision::ImplicitDeny.statement(), None);
 }
+
+/// Identity-based policies: the principal is whoever the policy is attached to, actions of any
+/// service, explicit deny beating allow.
+#[test]
+fn identity_based() {
+    const ALICE: &str = "arn:aws:iam::111122223333:user/alice";
+    let call =
+        |action: &str, resource: &str| RequestContext::new(Principal::iam(ALICE), action, resource);
+    let policy = doc(json!([
+        {"Sid": "Read", "Effect": "Allow", "Action": ["vpc-lattice:Get*", "vpc-lattice:List*"], "Resource": "*"},
+        {"Sid": "Users", "Effect": "Allow", "Action": "iam:*", "Resource": "arn:aws:iam::111122223333:user/team/*"},
+        {"Sid": "NoSecret", "Effect": "Deny", "Action": "vpc-lattice:GetService", "Resource": SVC},
+    ]));
+    run(
+        &policy,
+        PolicyKind::Identity,
+        vec![
+            ("list", call("vpc-lattice:ListServices", "*"), "Allow Read"),
+            (
+                "get other",
+                call(
+                    "vpc-lattice:GetService",
+                    "arn:aws:vpc-lattice:us-west-2:111122223333:service/svc-00000000000000000",
+                ),
+                "Allow Read",
+            ),
+            (
+                "explicit deny",
+                call("vpc-lattice:GetService", SVC),
+                "Deny NoSecret",
+            ),
+            ("create", call("vpc-lattice:CreateService", "*"), "Implicit"),
+            (
+                "action case-insensitive",
+                call("VPC-LATTICE:listservices", "*"),
+                "Allow Read",
+            ),
+            (
+                "user under path",
+                call("iam:CreateUser", "arn:aws:iam::111122223333:user/team/bob"),
+                "Allow Users",
+            ),
+            (
+                "user elsewhere",
+                call("iam:CreateUser", "arn:aws:iam::111122223333:user/bob"),
+                "Implicit",
+            ),
+            (
+                "other service",
+                call("lambda:CreateFunction", "*"),
+                "Implicit",
+            ),
+        ],
+    );
+}

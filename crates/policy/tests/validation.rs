@@ -52,7 +52,7 @@ fn check(name: &str, kind: PolicyKind, text: &str, expected: &[(&str, &str)]) {
     }
 }
 
-use PolicyKind::{Auth, Resource};
+use PolicyKind::{Auth, Identity, Resource};
 
 /// Expected diagnostics: (exact path, message fragment).
 type Expected = Vec<(&'static str, &'static str)>;
@@ -755,5 +755,90 @@ fn to_json_and_normalization() {
     assert_eq!(
         p.to_normalized_json().to_string(),
         r#"{"Version":"2008-10-17","Statement":[{"Sid":"S","Effect":"Allow","Principal":"*","Action":"vpc-lattice-svcs:Invoke","Resource":"*","Condition":{"Bool":{"aws:SecureTransport":"true"}}}]}"#
+    );
+}
+
+#[test]
+fn identity_policies() {
+    let ok = |action: &str| json!({"Effect": "Allow", "Action": action, "Resource": "*"});
+    let cases: Vec<DocumentCase> = vec![
+        (
+            "lattice actions",
+            Identity,
+            policy(vec![ok("vpc-lattice:*")]),
+            vec![],
+        ),
+        (
+            "every service",
+            Identity,
+            policy(vec![
+                ok("lambda:CreateFunction"),
+                ok("iam:*"),
+                ok("sts:GetCallerIdentity"),
+                ok("tag:GetResources"),
+                ok("*"),
+                json!({"Effect": "Deny", "NotAction": "vpc-lattice:Get*", "NotResource": "arn:aws:vpc-lattice:*:*:service/*"}),
+            ]),
+            vec![],
+        ),
+        (
+            "principal refused",
+            Identity,
+            policy(vec![
+                json!({"Effect": "Allow", "Principal": "*", "Action": "iam:*", "Resource": "*"}),
+            ]),
+            vec![(
+                "Statement[0].Principal",
+                "not allowed in an identity-based policy",
+            )],
+        ),
+        (
+            "not principal refused",
+            Identity,
+            policy(vec![
+                json!({"Effect": "Deny", "NotPrincipal": {"AWS": "111122223333"}, "Action": "iam:*", "Resource": "*"}),
+            ]),
+            vec![(
+                "Statement[0].NotPrincipal",
+                "not allowed in an identity-based policy",
+            )],
+        ),
+        (
+            "resource required",
+            Identity,
+            policy(vec![json!({"Effect": "Allow", "Action": "iam:*"})]),
+            vec![(
+                "Statement[0].Resource",
+                "Resource or NotResource is required",
+            )],
+        ),
+        (
+            "action still checked",
+            Identity,
+            policy(vec![ok("CreateService")]),
+            vec![("Statement[0].Action", "not a valid action")],
+        ),
+        (
+            "data-plane action allowed too",
+            Identity,
+            policy(vec![ok("vpc-lattice-svcs:Invoke")]),
+            vec![],
+        ),
+    ];
+    for (name, kind, text, expected) in cases {
+        check(name, kind, &text, &expected);
+    }
+    // The limit: 6,144 characters.
+    let ok = policy(vec![ok("iam:*")]);
+    let padded = |len: usize| format!("{ok}{}", " ".repeat(len - ok.len()));
+    check("identity at limit", Identity, &padded(6_144), &[]);
+    check(
+        "identity over limit",
+        Identity,
+        &padded(6_145),
+        &[(
+            "",
+            "an identity-based policy may be at most 6144 characters",
+        )],
     );
 }

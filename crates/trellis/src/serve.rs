@@ -299,6 +299,17 @@ async fn serve(
     )
     .await?;
     let state = state.with_target_health(crate::dataplane::health_source(&data_plane));
+    // The gate authenticates IAM users' keys from an in-memory index of the stored identities:
+    // loaded before the API listens, then rebuilt at every revision the change feed announces.
+    state
+        .identities
+        .reload(&store)
+        .await
+        .context("cannot load the IAM identities from the store")?;
+    let identity_follower = tokio::spawn(trellis_api::identity::follow(
+        state.identities.clone(),
+        store.clone(),
+    ));
     let dns = data_plane.dns_addr();
     write_address(&data_dir, DNS_ADDRESS_FILE, dns)?;
     write_address(&data_dir, API_ADDRESS_FILE, bound)?;
@@ -311,6 +322,7 @@ async fn serve(
     let served =
         trellis_api::server::serve(listener, app, args.api_limits.server(), shutdown).await;
     tracing::info!("shutting down");
+    identity_follower.abort();
     data_plane.shutdown().await;
     functions.shutdown();
     store.close().await;

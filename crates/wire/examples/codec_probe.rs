@@ -194,6 +194,7 @@ fn operation_meta(case: &Value, service: &'static Service) -> OperationMeta {
         body_cap: None,
         too_large: None,
         errors: &[],
+        errors_declared: true,
     }
 }
 

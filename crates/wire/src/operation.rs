@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderMap, Method};
+use axum::http::{Extensions, HeaderMap, Method};
 use axum::response::Response;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -43,6 +43,10 @@ pub struct OperationMeta {
     /// The modelled errors the handler can raise (the model's `errors`): the docs list them,
     /// and the table logs any other error the operation answers with (see [`Self::declares`]).
     pub errors: &'static [&'static str],
+    /// Whether [`Operation::errors`] was called: an operation whose model lists no errors
+    /// (`sts:GetCallerIdentity`) declares the empty list, and the table refuses one that said
+    /// nothing.
+    pub errors_declared: bool,
 }
 
 impl OperationMeta {
@@ -59,7 +63,13 @@ impl OperationMeta {
     /// internal failure, throttling, the service's `common` codes).
     pub fn declares(&self, code: &str) -> bool {
         let e = &self.service.errors;
+        // The query protocols answer an exception's `error.code`, which the IAM model gives as
+        // the shape name without its `Exception` suffix (`NoSuchEntityException` → `NoSuchEntity`).
+        let query_code = |shape: &&str| {
+            self.service.protocol.is_query() && shape.strip_suffix("Exception") == Some(code)
+        };
         self.errors.contains(&code)
+            || self.errors.iter().any(query_code)
             || e.common.contains(&code)
             || code == e.internal_code
             || code == e.throttling_code
@@ -75,6 +85,47 @@ pub struct Call {
     pub request_id: RequestId,
     pub operation: &'static str,
     pub headers: HeaderMap,
+    /// The request's extensions: what the layers in front of the table learnt about it (the
+    /// SigV4 gate puts the authenticated caller there).
+    pub extensions: Extensions,
+}
+
+/// Decides whether the caller may perform an operation with the input it sent. The layer in
+/// front of the table (the SigV4 gate) puts an [`Authorizer`] in the request's extensions; the
+/// table asks it once the input is decoded into its document of members and before the typed
+/// input is built or the handler runs, so that the resources an input names (its identifiers
+/// and ARNs) can be what is authorized. A raw operation is asked with the document of its URI
+/// labels and query members. A request without an `Authorizer` (tests that drive the table
+/// without the gate) is not checked: the gate must insert one for every request it lets through.
+pub trait Authorize: Send + Sync {
+    /// `Err` is the refusal, in the operation's service's vocabulary (boxed: it is the rare path).
+    fn authorize(
+        &self,
+        meta: &OperationMeta,
+        input: &serde_json::Value,
+    ) -> Result<(), Box<AwsError>>;
+}
+
+/// The request extension that carries the caller's [`Authorize`].
+#[derive(Clone)]
+pub struct Authorizer(pub Arc<dyn Authorize>);
+
+impl std::fmt::Debug for Authorizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Authorizer")
+    }
+}
+
+/// Asks the request's [`Authorizer`], if it has one.
+fn authorize(
+    meta: &OperationMeta,
+    extensions: &Extensions,
+    input: &serde_json::Value,
+) -> Result<(), Box<AwsError>> {
+    match extensions.get::<Authorizer>() {
+        Some(a) => a.0.authorize(meta, input),
+        None => Ok(()),
+    }
 }
 
 pub(crate) type BoxFuture = Pin<Box<dyn Future<Output = Response> + Send>>;
@@ -152,8 +203,28 @@ impl<S: Clone + Send + Sync + 'static> Operation<S> {
                 body_cap: None,
                 too_large: None,
                 errors: &[],
+                errors_declared: false,
             },
-            handler: Arc::new(move |s, _meta, req| Box::pin(handler(s, req))),
+            handler: Arc::new(move |s, meta: Arc<OperationMeta>, req: Request| {
+                let handler = handler.clone();
+                Box::pin(async move {
+                    if req.extensions().get::<Authorizer>().is_none() {
+                        return handler(s, req).await;
+                    }
+                    // The document of labels and query members: the body is the operation's own
+                    // (Invoke's payload), not members.
+                    let (mut parts, body) = req.into_parts();
+                    let request_id = RequestId::of(&parts.extensions);
+                    let labels = codec::decode_input(&meta, &mut parts, &bytes::Bytes::new())
+                        .await
+                        .map_err(|m| Box::new((meta.service.errors.bad_input)(m)))
+                        .and_then(|doc| authorize(&meta, &parts.extensions, &doc));
+                    if let Err(e) = labels {
+                        return codec::error_response(meta.service, &request_id, *e);
+                    }
+                    handler(s, Request::from_parts(parts, body)).await
+                })
+            }),
         }
     }
 
@@ -194,6 +265,7 @@ impl<S: Clone + Send + Sync + 'static> Operation<S> {
             body_cap: None,
             too_large: None,
             errors: &[],
+            errors_declared: false,
         };
         let handler: Erased<S> =
             Arc::new(move |state: S, meta: Arc<OperationMeta>, req: Request| {
@@ -209,6 +281,7 @@ impl<S: Clone + Send + Sync + 'static> Operation<S> {
                         request_id: request_id.clone(),
                         operation: meta.name,
                         headers: parts.headers,
+                        extensions: parts.extensions,
                     };
                     match handler(state, input, call).await {
                         Ok(out) => codec::output_response(&meta, &request_id, &out),
@@ -234,6 +307,7 @@ impl<S: Clone + Send + Sync + 'static> Operation<S> {
     /// The modelled errors the handler raises.
     pub fn errors(mut self, errors: &'static [&'static str]) -> Operation<S> {
         self.meta.errors = errors;
+        self.meta.errors_declared = true;
         self
     }
 }
@@ -251,5 +325,6 @@ async fn decode_input<I: DeserializeOwned>(
     let value = codec::decode_input(meta, parts, &bytes)
         .await
         .map_err(bad)?;
+    authorize(meta, &parts.extensions, &value).map_err(|e| *e)?;
     de::from_value(value).map_err(|e| bad(format!("Could not parse the request: {e}")))
 }

@@ -139,7 +139,7 @@ impl TableBuilder {
                 m.name
             );
             assert!(
-                !m.errors.is_empty(),
+                m.errors_declared,
                 "{}: every operation declares the errors it can raise",
                 m.name
             );
@@ -417,11 +417,12 @@ impl Table {
                     (None, Some(p)) => format!("`X-Amz-Target: {p}.{}`", m.name),
                     (None, None) => format!("`Action={}`", m.name),
                 };
-                out.push_str(&format!(
-                    "| {} | {binding} | {} |\n",
-                    m.name,
+                let errors = if m.errors.is_empty() {
+                    "—".to_string()
+                } else {
                     m.errors.join(", ")
-                ));
+                };
+                out.push_str(&format!("| {} | {binding} | {errors} |\n", m.name));
             }
             out.push('\n');
         }

@@ -440,3 +440,107 @@ fn an_operation_declares_its_errors_and_the_front_doors() {
     assert!(!get.declares("ConflictException"));
     assert!(!get.declares("InvalidInput"));
 }
+
+/// Allows only things whose identifier starts with `ok-`, and records what it was asked.
+struct OnlyOk(std::sync::Mutex<Vec<String>>);
+
+impl trellis_wire::Authorize for OnlyOk {
+    fn authorize(
+        &self,
+        meta: &trellis_wire::OperationMeta,
+        input: &serde_json::Value,
+    ) -> Result<(), Box<AwsError>> {
+        let id = input["thingIdentifier"]
+            .as_str()
+            .or(input["Name"].as_str())
+            .unwrap_or("");
+        self.0.lock().unwrap().push(format!("{}:{id}", meta.name));
+        if id.starts_with("ok-") {
+            Ok(())
+        } else {
+            Err(Box::new(AwsError::new(
+                "AccessDeniedException",
+                StatusCode::FORBIDDEN,
+                format!("not {id}"),
+            )))
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_authorizer_sees_the_decoded_input_before_the_handler() {
+    let auth = Arc::new(OnlyOk(Default::default()));
+    let with_auth = |mut req: Request<Body>| {
+        req.extensions_mut()
+            .insert(trellis_wire::Authorizer(auth.clone()));
+        req
+    };
+    // (request, status, body must contain)
+    let cases: Vec<(Request<Body>, u16, &str)> = vec![
+        (with_auth(get("/things/ok-1")), 200, r#""id":"ok-1""#),
+        (with_auth(get("/things/secret")), 403, "not secret"),
+        (
+            with_auth(post(
+                &[("x-amz-target", "Json_20170126.Echo")],
+                r#"{"Name":"ok-x"}"#,
+            )),
+            200,
+            r#""Name":"ok-x""#,
+        ),
+        (
+            with_auth(post(
+                &[("x-amz-target", "Json_20170126.Echo")],
+                r#"{"Name":"boom"}"#,
+            )),
+            403,
+            "not boom",
+        ),
+        // Without an authorizer (no gate in front), nothing is checked.
+        (get("/things/secret"), 200, r#""id":"secret""#),
+    ];
+    for (req, status, needle) in cases {
+        let what = format!("{} {}", req.method(), req.uri());
+        let (got, _, body) = call(req).await;
+        assert_eq!(got.as_u16(), status, "{what}: {body}");
+        assert!(body.contains(needle), "{what}: {body}");
+    }
+    assert_eq!(
+        *auth.0.lock().unwrap(),
+        ["GetThing:ok-1", "GetThing:secret", "Echo:ok-x", "Echo:boom"]
+    );
+}
+
+#[tokio::test]
+async fn a_raw_operation_is_authorized_on_its_labels() {
+    let raw = Operation::raw(
+        &REST,
+        "RawThing",
+        (Method::POST, "/raw/{thingIdentifier}", 200),
+        |_: (), req: axum::extract::Request| async move {
+            let body = req.into_body().collect().await.unwrap().to_bytes();
+            axum::response::IntoResponse::into_response(format!("raw {}", body.len()))
+        },
+    )
+    .errors(&["ResourceNotFoundException"]);
+    let table = Arc::new(TableBuilder::new(&REST).add((), vec![raw]).build());
+    let auth = Arc::new(OnlyOk(Default::default()));
+    // (path, status, body must contain)
+    for (path, status, needle) in [
+        ("/raw/ok-1", 200, "raw 7"),
+        ("/raw/secret", 403, "not secret"),
+    ] {
+        let mut req = Request::post(path).body(Body::from("payload")).unwrap();
+        req.extensions_mut()
+            .insert(trellis_wire::Authorizer(auth.clone()));
+        let resp = table.router().oneshot(req).await.unwrap();
+        let got = resp.status().as_u16();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let body = String::from_utf8(body.to_vec()).unwrap();
+        assert_eq!(got, status, "{path}: {body}");
+        assert!(body.contains(needle), "{path}: {body}");
+    }
+    assert_eq!(
+        *auth.0.lock().unwrap(),
+        ["RawThing:ok-1", "RawThing:secret"]
+    );
+}

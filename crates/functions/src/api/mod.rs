@@ -62,7 +62,9 @@ pub static LAMBDA: Service = Service {
         // Lambda's front end answers a member outside its modelled constraints (a name too long,
         // a null required member) with `ValidationException` for every operation; the model
         // lists it for none.
-        common: &["ValidationException"],
+        // Identity-based authorization (the API's SigV4 gate) refuses any operation with
+        // `AccessDeniedException`.
+        common: &["ValidationException", "AccessDeniedException"],
     },
 };
 

@@ -1,0 +1,473 @@
+//! Identity-based authorization of every API call: the one place that decides whether a caller
+//! may perform an operation.
+//!
+//! The SigV4 gate authenticates the caller and puts a [`CallerAuthorizer`] in the request; the
+//! operation table asks it once the input is decoded, before the handler runs
+//! ([`trellis_wire::Authorize`]). Root may do anything. An IAM user's inline policies are
+//! evaluated with IAM's logic for each (action, resource) pair the call needs — an explicit deny
+//! in any policy wins, then an allow in any, otherwise the implicit deny — so a user without a
+//! policy can do nothing but `sts:GetCallerIdentity`, which AWS never denies.
+//!
+//! The action is `<prefix>:<Operation>` with the service's IAM prefix (`vpc-lattice`, `lambda`,
+//! `tag` for the Tagging API, `iam`, `sts`); Lambda's Invoke is `lambda:InvokeFunction`, as in
+//! IAM. The resource is the ARN of what the input names ([`requests`]; docs/decisions.md lists
+//! the rule per service), or `*` when it names nothing.
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use serde_json::Value;
+use trellis_model::arn::Resolved;
+use trellis_model::{Context, ResourceKind};
+use trellis_policy::{Decision, Principal, RequestContext};
+use trellis_wire::{Authorize, AwsError, OperationMeta};
+
+use crate::identity::{Caller, IdentityIndex, user_arn};
+
+/// The authorizer of one request: its caller and the identities of the moment it was
+/// authenticated.
+pub struct CallerAuthorizer {
+    pub caller: Caller,
+    pub ctx: Context,
+    pub index: Arc<IdentityIndex>,
+}
+
+impl Authorize for CallerAuthorizer {
+    fn authorize(&self, meta: &OperationMeta, input: &Value) -> Result<(), Box<AwsError>> {
+        let Caller::User { user, .. } = &self.caller else {
+            return Ok(());
+        };
+        for (action, resource) in requests(meta, input, &self.caller, &self.ctx, &self.index) {
+            let request = RequestContext::new(Principal::iam(&user.arn), &action, &resource);
+            let mut allowed = false;
+            for policy in &user.policies {
+                match policy.evaluate(&request) {
+                    Decision::ExplicitDeny(_) => {
+                        return Err(denied(
+                            meta,
+                            format!(
+                                "User: {} is not authorized to perform: {action} on resource: \
+                                 {resource} with an explicit deny in an identity-based policy",
+                                user.arn
+                            ),
+                        ));
+                    }
+                    Decision::Allow(_) => allowed = true,
+                    Decision::ImplicitDeny => {}
+                }
+            }
+            if !allowed {
+                return Err(denied(
+                    meta,
+                    format!(
+                        "User: {} is not authorized to perform: {action} on resource: \
+                         {resource} because no identity-based policy allows the {action} action",
+                        user.arn
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The denial in the service's vocabulary: `AccessDenied` for the query services (IAM, STS),
+/// `AccessDeniedException` for the others (with Lambda's and Tagging's `Message` spelling).
+fn denied(meta: &OperationMeta, message: String) -> Box<AwsError> {
+    if meta.service.protocol.is_query() {
+        return Box::new(AwsError::new(
+            "AccessDenied",
+            StatusCode::FORBIDDEN,
+            message,
+        ));
+    }
+    let e = AwsError::new("AccessDeniedException", StatusCode::FORBIDDEN, message);
+    Box::new(match meta.service.signing_name {
+        "vpc-lattice" => e,
+        _ => e.with_message_member("Message"),
+    })
+}
+
+/// The IAM action prefix of a service (its signing name, but `tag` for the Tagging API).
+pub fn action_prefix(signing_name: &str) -> &str {
+    match signing_name {
+        "tagging" => "tag",
+        other => other,
+    }
+}
+
+/// The IAM action of an operation.
+pub fn action(meta: &OperationMeta) -> String {
+    let prefix = action_prefix(meta.service.signing_name);
+    let name = match (prefix, meta.name) {
+        ("lambda", "Invoke") => "InvokeFunction",
+        (_, name) => name,
+    };
+    format!("{prefix}:{name}")
+}
+
+/// Every (action, resource) pair a call needs allowed. Empty only for `sts:GetCallerIdentity`.
+pub fn requests(
+    meta: &OperationMeta,
+    input: &Value,
+    caller: &Caller,
+    ctx: &Context,
+    index: &IdentityIndex,
+) -> Vec<(String, String)> {
+    let action = action(meta);
+    let s = |member: &str| input.get(member).and_then(Value::as_str);
+    let resources: Vec<String> = match meta.service.signing_name {
+        "sts" if meta.name == "GetCallerIdentity" => return Vec::new(),
+        "vpc-lattice" => lattice_resources(input, ctx),
+        "lambda" => {
+            let mut out = Vec::new();
+            if let Some(f) = s("FunctionName") {
+                out.push(function_arn(ctx, f, s("Qualifier")));
+            }
+            if let Some(r) = s("Resource") {
+                out.push(r.to_string());
+            }
+            out
+        }
+        "tagging" if matches!(meta.name, "TagResources" | "UntagResources") => {
+            // Tagging a resource through this API also needs its own service's permission, as
+            // in AWS: `tag:TagResources` alone must not let a user tag what Lattice would not.
+            let lattice_action = if meta.name == "TagResources" {
+                "vpc-lattice:TagResource"
+            } else {
+                "vpc-lattice:UntagResource"
+            };
+            let arns = strings(input.get("ResourceARNList"));
+            let mut out = Vec::new();
+            for arn in &arns {
+                out.push((action.clone(), arn.clone()));
+                out.push((lattice_action.to_string(), arn.clone()));
+            }
+            if out.is_empty() {
+                out.push((action, "*".to_string()));
+            }
+            return out;
+        }
+        "iam" => vec![iam_resource(meta.name, input, caller, ctx, index)],
+        _ => Vec::new(),
+    };
+    if resources.is_empty() {
+        return vec![(action, "*".to_string())];
+    }
+    resources.into_iter().map(|r| (action.clone(), r)).collect()
+}
+
+/// A string or a list of strings (a query or JSON list member).
+fn strings(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|i| i.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The Lattice resources an input names: the rule or listener its path names (under the
+/// service the path names), else every top-level identifier or ARN member it carries. An
+/// identifier that resolves to one of this account's resources (a bare ID or a local ARN)
+/// becomes that resource's canonical ARN — for a listener or rule always under the service
+/// `serviceIdentifier` names, since that is where the handler looks it up, whatever service a
+/// listener ARN spells; anything else (a foreign or malformed identifier, which the handler
+/// refuses) is used verbatim, and only a policy matching that string (`*`) allows it.
+fn lattice_resources(input: &Value, ctx: &Context) -> Vec<String> {
+    let s = |member: &str| input.get(member).and_then(Value::as_str);
+    let id_of = |kind: ResourceKind, v: &str| match ctx.resolve(kind, v) {
+        Resolved::Id(id) => Some(id),
+        Resolved::Foreign(_) | Resolved::Malformed => None,
+    };
+    if let (Some(svc), Some(listener)) = (s("serviceIdentifier"), s("listenerIdentifier")) {
+        let (Some(svc_id), Some(listener_id)) = (
+            id_of(ResourceKind::Service, svc),
+            id_of(ResourceKind::Listener, listener),
+        ) else {
+            return vec![s("ruleIdentifier").unwrap_or(listener).to_string()];
+        };
+        return match s("ruleIdentifier") {
+            Some(rule) => match id_of(ResourceKind::Rule, rule) {
+                Some(rule_id) => vec![ctx.rule_arn(&svc_id, &listener_id, &rule_id)],
+                None => vec![rule.to_string()],
+            },
+            None => vec![ctx.listener_arn(&svc_id, &listener_id)],
+        };
+    }
+    const TOP_LEVEL: [(&str, ResourceKind); 6] = [
+        ("serviceNetworkIdentifier", ResourceKind::ServiceNetwork),
+        ("serviceIdentifier", ResourceKind::Service),
+        ("targetGroupIdentifier", ResourceKind::TargetGroup),
+        (
+            "accessLogSubscriptionIdentifier",
+            ResourceKind::AccessLogSubscription,
+        ),
+        (
+            "serviceNetworkServiceAssociationIdentifier",
+            ResourceKind::ServiceNetworkServiceAssociation,
+        ),
+        (
+            "serviceNetworkVpcAssociationIdentifier",
+            ResourceKind::ServiceNetworkVpcAssociation,
+        ),
+    ];
+    let arn_of = |kinds: &[ResourceKind], v: &str| {
+        kinds
+            .iter()
+            .find_map(|k| id_of(*k, v).map(|id| ctx.top_level_arn(*k, &id)))
+            .unwrap_or_else(|| v.to_string())
+    };
+    let mut out = Vec::new();
+    for (member, kind) in TOP_LEVEL {
+        if let Some(v) = s(member) {
+            out.push(arn_of(&[kind], v));
+        }
+    }
+    // An auth policy's or access-log subscription's target: a service network or a service.
+    if let Some(v) = s("resourceIdentifier") {
+        out.push(arn_of(
+            &[ResourceKind::ServiceNetwork, ResourceKind::Service],
+            v,
+        ));
+    }
+    // Tags and resource policies look the ARN up exactly as given.
+    if let Some(v) = s("resourceArn") {
+        out.push(v.to_string());
+    }
+    out
+}
+
+/// A Lambda function's ARN from a `FunctionName` (a name, `name:qualifier`, a partial ARN
+/// `[REGION:]ACCOUNT:function:name[:qualifier]` or a full ARN, read as the Lambda API reads
+/// them) and a separate `Qualifier`: the qualified ARN when either names a version or alias.
+fn function_arn(ctx: &Context, name: &str, qualifier: Option<&str>) -> String {
+    let qualify = |arn: String, has_qualifier: bool| match qualifier {
+        Some(q) if !has_qualifier => format!("{arn}:{q}"),
+        _ => arn,
+    };
+    if name.starts_with("arn:") {
+        return qualify(name.to_string(), name.split(':').count() > 7);
+    }
+    let is_account = |t: &str| t.len() == 12 && t.bytes().all(|b| b.is_ascii_digit());
+    let tokens: Vec<&str> = name.split(':').collect();
+    let mut rest = &tokens[..];
+    let mut region = ctx.region.as_str();
+    let mut account = ctx.account_id.as_str();
+    if rest.len() >= 3 && !is_account(rest[0]) && is_account(rest[1]) && rest[0].contains('-') {
+        region = rest[0];
+        rest = &rest[1..];
+    }
+    if rest.len() >= 3 && is_account(rest[0]) && rest[1] == "function" {
+        account = rest[0];
+        rest = &rest[1..];
+    }
+    if rest.len() >= 2 && rest[0] == "function" {
+        rest = &rest[1..];
+    }
+    let arn = format!(
+        "arn:{}:lambda:{region}:{account}:function:{}",
+        ctx.partition,
+        rest.join(":")
+    );
+    qualify(arn, rest.len() > 1)
+}
+
+/// The IAM user an IAM operation is about: the one it names (with its path when it exists; the
+/// `/` path otherwise), the caller when it names none, the owner of the key GetAccessKeyLastUsed
+/// names; `*` for ListUsers.
+fn iam_resource(
+    operation: &str,
+    input: &Value,
+    caller: &Caller,
+    ctx: &Context,
+    index: &IdentityIndex,
+) -> String {
+    let s = |member: &str| input.get(member).and_then(Value::as_str);
+    match operation {
+        "ListUsers" => "*".to_string(),
+        "CreateUser" => user_arn(ctx, s("Path").unwrap_or("/"), s("UserName").unwrap_or("")),
+        "GetAccessKeyLastUsed" => s("AccessKeyId")
+            .and_then(|k| index.key_owner(k))
+            .map(|u| u.arn.clone())
+            .unwrap_or_else(|| "*".to_string()),
+        _ => match s("UserName") {
+            Some(name) => index
+                .user(name)
+                .map(|u| u.arn.clone())
+                .unwrap_or_else(|| user_arn(ctx, "/", name)),
+            None => caller.arn(ctx),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::testutil::ctx;
+
+    fn meta(service: &'static trellis_wire::Service, name: &'static str) -> OperationMeta {
+        OperationMeta {
+            service,
+            name,
+            http: None,
+            body_cap: None,
+            too_large: None,
+            errors: &[],
+            errors_declared: true,
+        }
+    }
+
+    const ACCT: &str = "111122223333";
+
+    /// (service, operation, input, the (action, resource) pairs it needs).
+    type ResourceCase = (
+        &'static trellis_wire::Service,
+        &'static str,
+        Value,
+        Vec<(String, String)>,
+    );
+    /// (service, operation, input, Ok or the (code, message) of the refusal).
+    type DecisionCase = (
+        &'static trellis_wire::Service,
+        &'static str,
+        Value,
+        Result<(), (&'static str, String)>,
+    );
+
+    #[test]
+    fn resources_per_operation() {
+        let ctx = ctx();
+        let index = IdentityIndex::build(
+            1,
+            vec![crate::identity::StoredUser {
+                user_name: "Bob".into(),
+                user_id: "AIDABOB".into(),
+                path: "/team/".into(),
+                arn: format!("arn:aws:iam::{ACCT}:user/team/Bob"),
+                create_date_ms: 0,
+            }],
+            vec![],
+            vec![],
+        );
+        let lattice = &crate::operations::LATTICE;
+        let lambda = &trellis_functions::LAMBDA;
+        let tagging = &crate::tagging::TAGGING;
+        let iam = &crate::iam::IAM;
+        let sts = &crate::sts::STS;
+        let svc = "svc-0123456789abcdef0";
+        let l = "listener-0123456789abcdef0";
+        let lattice_arn = |r: &str| format!("arn:aws:vpc-lattice:us-west-2:{ACCT}:{r}");
+        #[rustfmt::skip]
+        let cases: Vec<ResourceCase> = vec![
+            (lattice, "ListServices", json!({}), vec![("vpc-lattice:ListServices".into(), "*".into())]),
+            (lattice, "GetService", json!({"serviceIdentifier": svc}), vec![("vpc-lattice:GetService".into(), lattice_arn(&format!("service/{svc}")))]),
+            (lattice, "GetService", json!({"serviceIdentifier": "arn:aws:vpc-lattice:us-west-2:444455556666:service/svc-1"}), vec![("vpc-lattice:GetService".into(), "arn:aws:vpc-lattice:us-west-2:444455556666:service/svc-1".into())]),
+            (lattice, "GetListener", json!({"serviceIdentifier": svc, "listenerIdentifier": l}), vec![("vpc-lattice:GetListener".into(), lattice_arn(&format!("service/{svc}/listener/{l}")))]),
+            (lattice, "GetRule", json!({"serviceIdentifier": lattice_arn(&format!("service/{svc}")), "listenerIdentifier": l, "ruleIdentifier": "rule-0123456789abcdef0"}), vec![("vpc-lattice:GetRule".into(), lattice_arn(&format!("service/{svc}/listener/{l}/rule/rule-0123456789abcdef0")))]),
+            (lattice, "CreateServiceNetworkServiceAssociation", json!({"serviceNetworkIdentifier": "sn-0123456789abcdef0", "serviceIdentifier": svc}), vec![
+                ("vpc-lattice:CreateServiceNetworkServiceAssociation".into(), lattice_arn("servicenetwork/sn-0123456789abcdef0")),
+                ("vpc-lattice:CreateServiceNetworkServiceAssociation".into(), lattice_arn(&format!("service/{svc}"))),
+            ]),
+            (lattice, "PutAuthPolicy", json!({"resourceIdentifier": "sn-0123456789abcdef0"}), vec![("vpc-lattice:PutAuthPolicy".into(), lattice_arn("servicenetwork/sn-0123456789abcdef0"))]),
+            (lattice, "GetService", json!({"serviceIdentifier": "bogus"}), vec![("vpc-lattice:GetService".into(), "bogus".into())]),
+            // A listener ARN naming another service is the listener under the path's service:
+            // that is the one the handler acts on.
+            (lattice, "DeleteListener", json!({"serviceIdentifier": svc, "listenerIdentifier": lattice_arn(&format!("service/svc-0000000000000000b/listener/{l}"))}), vec![("vpc-lattice:DeleteListener".into(), lattice_arn(&format!("service/{svc}/listener/{l}")))]),
+            (lattice, "GetRule", json!({"serviceIdentifier": svc, "listenerIdentifier": l, "ruleIdentifier": lattice_arn(&format!("service/svc-0000000000000000b/listener/{l}/rule/rule-0123456789abcdef0"))}), vec![("vpc-lattice:GetRule".into(), lattice_arn(&format!("service/{svc}/listener/{l}/rule/rule-0123456789abcdef0")))]),
+            (lattice, "GetService", json!({"serviceIdentifier": lattice_arn(&format!("service/{svc}"))}), vec![("vpc-lattice:GetService".into(), lattice_arn(&format!("service/{svc}")))]),
+            (lambda, "GetFunction", json!({"FunctionName": "f"}), vec![("lambda:GetFunction".into(), format!("arn:aws:lambda:us-west-2:{ACCT}:function:f"))]),
+            (lambda, "GetFunction", json!({"FunctionName": format!("{ACCT}:function:f")}), vec![("lambda:GetFunction".into(), format!("arn:aws:lambda:us-west-2:{ACCT}:function:f"))]),
+            (lambda, "Invoke", json!({"FunctionName": "f:live"}), vec![("lambda:InvokeFunction".into(), format!("arn:aws:lambda:us-west-2:{ACCT}:function:f:live"))]),
+            (lambda, "Invoke", json!({"FunctionName": "f", "Qualifier": "7"}), vec![("lambda:InvokeFunction".into(), format!("arn:aws:lambda:us-west-2:{ACCT}:function:f:7"))]),
+            (lambda, "GetFunction", json!({"FunctionName": format!("eu-west-1:{ACCT}:function:f")}), vec![("lambda:GetFunction".into(), format!("arn:aws:lambda:eu-west-1:{ACCT}:function:f"))]),
+            (lambda, "GetFunction", json!({"FunctionName": "function:f"}), vec![("lambda:GetFunction".into(), format!("arn:aws:lambda:us-west-2:{ACCT}:function:f"))]),
+            (lambda, "GetFunction", json!({"FunctionName": format!("arn:aws:lambda:us-west-2:{ACCT}:function:f"), "Qualifier": "live"}), vec![("lambda:GetFunction".into(), format!("arn:aws:lambda:us-west-2:{ACCT}:function:f:live"))]),
+            (tagging, "GetResources", json!({}), vec![("tag:GetResources".into(), "*".into())]),
+            (tagging, "TagResources", json!({"ResourceARNList": ["arn:x"]}), vec![("tag:TagResources".into(), "arn:x".into()), ("vpc-lattice:TagResource".into(), "arn:x".into())]),
+            (iam, "ListUsers", json!({}), vec![("iam:ListUsers".into(), "*".into())]),
+            (iam, "CreateUser", json!({"UserName": "carol", "Path": "/ops/"}), vec![("iam:CreateUser".into(), format!("arn:aws:iam::{ACCT}:user/ops/carol"))]),
+            (iam, "GetUser", json!({"UserName": "bob"}), vec![("iam:GetUser".into(), format!("arn:aws:iam::{ACCT}:user/team/Bob"))]),
+            (iam, "GetUser", json!({"UserName": "nobody"}), vec![("iam:GetUser".into(), format!("arn:aws:iam::{ACCT}:user/nobody"))]),
+            (iam, "ListAccessKeys", json!({}), vec![("iam:ListAccessKeys".into(), format!("arn:aws:iam::{ACCT}:root"))]),
+            (iam, "GetAccessKeyLastUsed", json!({"AccessKeyId": "AKIAUNKNOWN"}), vec![("iam:GetAccessKeyLastUsed".into(), "*".into())]),
+            (sts, "GetCallerIdentity", json!({}), vec![]),
+        ];
+        for (service, name, input, want) in cases {
+            let got = requests(&meta(service, name), &input, &Caller::Root, &ctx, &index);
+            assert_eq!(got, want, "{name} {input}");
+        }
+    }
+
+    #[test]
+    fn decisions_and_messages() {
+        let ctx = ctx();
+        let policy =
+            |doc: &str| trellis_policy::parse(doc, trellis_policy::PolicyKind::Identity).unwrap();
+        let user = Arc::new(crate::identity::User {
+            id: "AIDAALICE".into(),
+            name: "alice".into(),
+            path: "/".into(),
+            arn: format!("arn:aws:iam::{ACCT}:user/alice"),
+            policies: vec![
+                policy(
+                    r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["vpc-lattice:Get*","vpc-lattice:List*"],"Resource":"*"}]}"#,
+                ),
+                policy(
+                    r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"vpc-lattice:GetService","Resource":"arn:aws:vpc-lattice:*:*:service/svc-0000000000000000d"}]}"#,
+                ),
+            ],
+        });
+        let auth = CallerAuthorizer {
+            caller: Caller::User {
+                user,
+                access_key_id: "AKIAALICE".into(),
+            },
+            ctx: ctx.clone(),
+            index: Arc::new(IdentityIndex::default()),
+        };
+        let lattice = &crate::operations::LATTICE;
+        #[rustfmt::skip]
+        let cases: Vec<DecisionCase> = vec![
+            (lattice, "ListServices", json!({}), Ok(())),
+            (lattice, "GetService", json!({"serviceIdentifier": "svc-0000000000000000a"}), Ok(())),
+            (lattice, "CreateService", json!({"name": "x"}), Err(("AccessDeniedException", format!(
+                "User: arn:aws:iam::{ACCT}:user/alice is not authorized to perform: vpc-lattice:CreateService on resource: * because no identity-based policy allows the vpc-lattice:CreateService action")))),
+            (lattice, "GetService", json!({"serviceIdentifier": "svc-0000000000000000d"}), Err(("AccessDeniedException", format!(
+                "User: arn:aws:iam::{ACCT}:user/alice is not authorized to perform: vpc-lattice:GetService on resource: arn:aws:vpc-lattice:us-west-2:{ACCT}:service/svc-0000000000000000d with an explicit deny in an identity-based policy")))),
+            (&crate::iam::IAM, "ListUsers", json!({}), Err(("AccessDenied", format!(
+                "User: arn:aws:iam::{ACCT}:user/alice is not authorized to perform: iam:ListUsers on resource: * because no identity-based policy allows the iam:ListUsers action")))),
+            (&crate::sts::STS, "GetCallerIdentity", json!({}), Ok(())),
+        ];
+        for (service, name, input, want) in cases {
+            let got = auth
+                .authorize(&meta(service, name), &input)
+                .map_err(|e| (e.code.clone(), e.message.clone(), e.status));
+            match want {
+                Ok(()) => assert!(got.is_ok(), "{name}: {got:?}"),
+                Err((code, message)) => {
+                    let (got_code, got_message, status) = got.expect_err(name);
+                    assert_eq!(
+                        (got_code.as_str(), got_message, status.as_u16()),
+                        (code, message, 403),
+                        "{name}"
+                    );
+                }
+            }
+        }
+        // Root may do anything.
+        let root = CallerAuthorizer {
+            caller: Caller::Root,
+            ctx,
+            index: Arc::new(IdentityIndex::default()),
+        };
+        assert!(
+            root.authorize(&meta(lattice, "CreateService"), &json!({}))
+                .is_ok()
+        );
+    }
+}
