@@ -95,8 +95,9 @@ pub struct Call {
 /// table asks it once the input is decoded into its document of members and before the typed
 /// input is built or the handler runs, so that the resources an input names (its identifiers
 /// and ARNs) can be what is authorized. A raw operation is asked with the document of its URI
-/// labels and query members. A request without an `Authorizer` (tests that drive the table
-/// without the gate) is not checked: the gate must insert one for every request it lets through.
+/// labels and query members. A request without an `Authorizer` is refused as an internal error
+/// (fail closed): the gate inserts one for every request it lets through, and tests that drive
+/// the table without the gate insert their own.
 pub trait Authorize: Send + Sync {
     /// `Err` is the refusal, in the operation's service's vocabulary (boxed: it is the rare path).
     fn authorize(
@@ -124,7 +125,13 @@ fn authorize(
 ) -> Result<(), Box<AwsError>> {
     match extensions.get::<Authorizer>() {
         Some(a) => a.0.authorize(meta, input),
-        None => Ok(()),
+        None => Err(Box::new(AwsError::internal(
+            meta.service.errors.internal_code,
+            format!(
+                "{} reached the table without an authorizer: the gate did not see it",
+                meta.name
+            ),
+        ))),
     }
 }
 
@@ -208,9 +215,6 @@ impl<S: Clone + Send + Sync + 'static> Operation<S> {
             handler: Arc::new(move |s, meta: Arc<OperationMeta>, req: Request| {
                 let handler = handler.clone();
                 Box::pin(async move {
-                    if req.extensions().get::<Authorizer>().is_none() {
-                        return handler(s, req).await;
-                    }
                     // The document of labels and query members: the body is the operation's own
                     // (Invoke's payload), not members.
                     let (mut parts, body) = req.into_parts();

@@ -180,8 +180,31 @@ fn table() -> Arc<trellis_wire::Table> {
     )
 }
 
+/// Lets every call through: what the gate's authorizer does for root.
+struct AllowAll;
+
+impl trellis_wire::Authorize for AllowAll {
+    fn authorize(
+        &self,
+        _: &trellis_wire::OperationMeta,
+        _: &serde_json::Value,
+    ) -> Result<(), Box<AwsError>> {
+        Ok(())
+    }
+}
+
+/// `req` as the gate lets it through: with an authorizer (allowing all, unless the test gave
+/// it one).
+fn authorized(mut req: Request<Body>) -> Request<Body> {
+    if req.extensions().get::<trellis_wire::Authorizer>().is_none() {
+        req.extensions_mut()
+            .insert(trellis_wire::Authorizer(Arc::new(AllowAll)));
+    }
+    req
+}
+
 async fn call(req: Request<Body>) -> (StatusCode, HeaderMap, String) {
-    let resp = table().router().oneshot(req).await.unwrap();
+    let resp = table().router().oneshot(authorized(req)).await.unwrap();
     let status = resp.status();
     let headers = resp.headers().clone();
     let body = resp.into_body().collect().await.unwrap().to_bytes();
@@ -321,7 +344,7 @@ async fn internal_errors_name_the_request_not_the_cause() {
         ),
         post(&[], "Action=Echo&Name=boom"),
     ] {
-        let resp = app.clone().oneshot(req).await.unwrap();
+        let resp = app.clone().oneshot(authorized(req)).await.unwrap();
         assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
         let id = resp.headers()["x-amzn-requestid"]
             .to_str()
@@ -495,8 +518,6 @@ async fn the_authorizer_sees_the_decoded_input_before_the_handler() {
             403,
             "not boom",
         ),
-        // Without an authorizer (no gate in front), nothing is checked.
-        (get("/things/secret"), 200, r#""id":"secret""#),
     ];
     for (req, status, needle) in cases {
         let what = format!("{} {}", req.method(), req.uri());
@@ -543,4 +564,36 @@ async fn a_raw_operation_is_authorized_on_its_labels() {
         *auth.0.lock().unwrap(),
         ["RawThing:ok-1", "RawThing:secret"]
     );
+}
+
+#[tokio::test]
+async fn a_request_without_an_authorizer_never_reaches_a_handler() {
+    // Typed and raw operations alike fail closed when the gate did not see the request.
+    let raw = Operation::raw(
+        &REST,
+        "Raw",
+        (Method::POST, "/raw/{thingIdentifier}", 200),
+        |_: (), _: axum::extract::Request| async {
+            axum::response::IntoResponse::into_response("reached")
+        },
+    )
+    .errors(&["ResourceNotFoundException"]);
+    let raw = Arc::new(TableBuilder::new(&REST).add((), vec![raw]).build());
+    for (router, req) in [
+        (table().router(), get("/things/t")),
+        (
+            raw.router(),
+            Request::post("/raw/x").body(Body::from("p")).unwrap(),
+        ),
+    ] {
+        let resp = router.oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let body = String::from_utf8(body.to_vec()).unwrap();
+        assert!(!body.contains("reached"), "{body}");
+        assert!(
+            !body.contains("authorizer"),
+            "the cause stays in the log: {body}"
+        );
+    }
 }
