@@ -45,7 +45,7 @@ use trellis_wire::{
 
 use crate::AppState;
 use crate::authorize::CallerAuthorizer;
-use crate::identity::{Caller, IdentityIndex, LastUsed};
+use crate::identity::{Caller, IdentityIndex, LastUsed, RoleSession};
 
 /// How long a request waits for its share of the body budget before it is throttled.
 pub const BUDGET_WAIT: Duration = Duration::from_secs(5);
@@ -106,6 +106,8 @@ enum GateError {
     BodyTimeout,
     /// The client broke off the body (or sent a malformed one).
     BodyBroken,
+    /// Temporary credentials past their expiration.
+    Expired,
 }
 
 impl GateError {
@@ -142,6 +144,17 @@ impl GateError {
                 400,
                 "The request body could not be read".to_string(),
             ),
+            // STS's model says 400; the JSON services answer 403.
+            GateError::Expired if service.protocol.is_query() => (
+                "ExpiredToken",
+                400,
+                "The security token included in the request is expired".to_string(),
+            ),
+            GateError::Expired => (
+                "ExpiredTokenException",
+                403,
+                "The security token included in the request is expired".to_string(),
+            ),
         };
         AwsError::new(
             code,
@@ -162,9 +175,66 @@ impl trellis_sigv4::SecretLookup for Lookup<'_> {
         if access_key_id == self.root.access_key_id {
             return Some(self.root.secret_access_key.clone());
         }
+        // A session's secret is derived from its key ID; whether the session exists is the
+        // token's to say ([`session_caller`]).
+        if access_key_id.starts_with(SESSION_KEY_PREFIX) {
+            return self
+                .index
+                .token_key()
+                .map(|key| crate::session::secret(key, access_key_id));
+        }
         self.index
             .active_key(access_key_id)
             .map(|(secret, _)| secret.to_string())
+    }
+}
+
+/// How temporary credentials' access key IDs start (IAM keys start with `AKIA`).
+const SESSION_KEY_PREFIX: &str = "ASIA";
+
+/// The caller of a request signed with temporary credentials: the token must be one the token
+/// key signed, for this very access key, unexpired, and its role (or user) must still exist in
+/// the index.
+fn session_caller(
+    index: &IdentityIndex,
+    ctx: &trellis_model::Context,
+    access_key_id: &str,
+    token: Option<&str>,
+) -> Result<Caller, GateError> {
+    let invalid = || {
+        GateError::Auth(trellis_sigv4::SigV4Error::UnrecognizedClient {
+            access_key_id: access_key_id.to_string(),
+        })
+    };
+    let key = index.token_key().ok_or_else(invalid)?;
+    let claims = token
+        .and_then(|t| crate::session::verify(key, t))
+        .filter(|c| c.access_key_id == access_key_id)
+        .ok_or_else(invalid)?;
+    if claims.expires * 1000 <= trellis_model::Timestamp::now().unix_millis() {
+        return Err(GateError::Expired);
+    }
+    match claims.subject {
+        crate::session::Subject::Root => Ok(Caller::Root),
+        crate::session::Subject::User => {
+            let user = index.user_by_id(&claims.id).ok_or_else(invalid)?;
+            Ok(Caller::User {
+                user: Arc::clone(user),
+                access_key_id: access_key_id.to_string(),
+            })
+        }
+        crate::session::Subject::Role => {
+            let role = index.role_by_id(&claims.id).ok_or_else(invalid)?;
+            Ok(Caller::Role {
+                session: Arc::new(RoleSession {
+                    arn: crate::identity::assumed_role_arn(ctx, &role.name, &claims.session_name),
+                    session_name: claims.session_name,
+                    access_key_id: access_key_id.to_string(),
+                    tags: claims.tags,
+                }),
+                role: Arc::clone(role),
+            })
+        }
     }
 }
 
@@ -249,7 +319,20 @@ pub async fn sigv4_gate(
         return refuse(GateError::Auth(e), true);
     };
     let access_key_id = prechecked.access_key_id().to_string();
-    let caller = if access_key_id == state.credentials.access_key_id {
+    let token = prechecked.security_token();
+    let session = access_key_id.starts_with(SESSION_KEY_PREFIX);
+    let caller = if session {
+        match session_caller(&index, &state.ctx, &access_key_id, token) {
+            Ok(caller) => caller,
+            Err(e) => return refuse(e, true),
+        }
+    } else if token.is_some() {
+        // A session token with long-term credentials is not theirs.
+        return refuse(
+            GateError::Auth(trellis_sigv4::SigV4Error::UnrecognizedClient { access_key_id }),
+            true,
+        );
+    } else if access_key_id == state.credentials.access_key_id {
         Caller::Root
     } else {
         match index.active_key(&access_key_id) {
@@ -300,7 +383,11 @@ pub async fn sigv4_gate(
     if let Err(e) = prechecked.finish(&parts, &hash, Some(&state.key_cache)) {
         return refuse(GateError::Auth(e), false);
     }
+    if session {
+        parts.extensions.insert(crate::sts::SessionCredentials);
+    }
     if let Caller::User { access_key_id, .. } = &caller
+        && !session
         && state
             .identities
             .due_for_last_used(access_key_id, std::time::Instant::now())
