@@ -1001,3 +1001,179 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod session_tests {
+    use std::sync::Arc;
+    use std::time::SystemTime;
+
+    use aws_credential_types::Credentials;
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+    use aws_smithy_runtime_api::client::identity::Identity;
+    use tower::ServiceExt as _;
+
+    use super::*;
+    use crate::identity::*;
+    use crate::session::{Claims, Subject, mint, secret};
+
+    const KEY: &str = "AKIDSESSIONTEST";
+    const TOKEN_KEY: [u8; 32] = [9; 32];
+
+    /// A signed request for ListServices with `token` (header) when given.
+    fn request(key: &str, secret: &str, token: Option<&str>) -> Request {
+        let identity: Identity =
+            Credentials::new(key, secret, token.map(str::to_string), None, "test").into();
+        let params = aws_sigv4::sign::v4::SigningParams::builder()
+            .identity(&identity)
+            .region("us-west-2")
+            .name("vpc-lattice")
+            .time(SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()
+            .unwrap()
+            .into();
+        let url = "http://api.test/services";
+        let headers = [("host", "api.test")];
+        let signable = SignableRequest::new(
+            "GET",
+            url,
+            headers.iter().copied(),
+            SignableBody::Bytes(b""),
+        )
+        .unwrap();
+        let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+        let mut builder = axum::http::Request::builder()
+            .method("GET")
+            .uri(url)
+            .header("host", "api.test");
+        for (name, value) in instructions.headers() {
+            builder = builder.header(name, value);
+        }
+        builder.body(Body::empty()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn session_tokens_are_checked_by_the_gate() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = trellis_store::Store::connect(&trellis_store::Store::sqlite_url(
+            &dir.path().join("gate.db"),
+        ))
+        .await
+        .unwrap();
+        let state = AppState::new(
+            crate::testutil::ctx(),
+            store,
+            crate::RootCredentials {
+                access_key_id: KEY.into(),
+                secret_access_key: "root/secret".into(),
+            },
+            Arc::default(),
+            Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        );
+        // A role allowed to list services, and the token key.
+        let role = StoredRole {
+            role_name: "app".into(),
+            role_id: "AROAGATETEST".into(),
+            path: "/".into(),
+            arn: "arn:aws:iam::111122223333:role/app".into(),
+            create_date_ms: 0,
+            assume_role_policy_document: r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Principal":{"AWS":"111122223333"},"Action":"sts:AssumeRole"}}"#.into(),
+            description: None,
+            max_session_duration: 3600,
+            tags: Vec::new(),
+        };
+        let policy = StoredRolePolicy {
+            role_id: role.role_id.clone(),
+            policy_name: "p".into(),
+            policy_document: r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"vpc-lattice:ListServices","Resource":"*"}}"#.into(),
+        };
+        use base64::Engine as _;
+        let token_key = StoredTokenKey {
+            key: base64::engine::general_purpose::STANDARD.encode(TOKEN_KEY),
+        };
+        let record = |kind: &str, id: &str, body: serde_json::Value| trellis_store::Record {
+            kind: kind.into(),
+            id: id.into(),
+            parent: None,
+            name: None,
+            arn: None,
+            refs: vec![],
+            body,
+            seq: 0,
+        };
+        let mut tx = state.store.write().await.unwrap();
+        for r in [
+            record(
+                ROLE_KIND,
+                "AROAGATETEST",
+                serde_json::to_value(&role).unwrap(),
+            ),
+            record(
+                ROLE_POLICY_KIND,
+                "AROAGATETEST/p",
+                serde_json::to_value(&policy).unwrap(),
+            ),
+            record(
+                TOKEN_KEY_KIND,
+                TOKEN_KEY_ID,
+                serde_json::to_value(&token_key).unwrap(),
+            ),
+        ] {
+            tx.insert(&r).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+        state.identities.reload(&state.store).await.unwrap();
+
+        let table = Arc::new(
+            trellis_wire::TableBuilder::new(&crate::operations::LATTICE)
+                .add(state.clone(), crate::operations::operations())
+                .build(),
+        );
+        let app = table
+            .router()
+            .layer(axum::middleware::from_fn_with_state(
+                (state.clone(), table.clone()),
+                sigv4_gate,
+            ))
+            .layer(axum::middleware::from_fn(trellis_wire::request_id::assign));
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let claims = |key: &str, expires: i64, id: &str| Claims {
+            access_key_id: key.into(),
+            expires,
+            subject: Subject::Role,
+            id: id.into(),
+            session_name: "s1".into(),
+            tags: Vec::new(),
+        };
+        let live = mint(&TOKEN_KEY, &claims("ASIALIVE", now + 900, "AROAGATETEST"));
+        let expired = mint(&TOKEN_KEY, &claims("ASIAOLD", now - 1, "AROAGATETEST"));
+        let gone = mint(&TOKEN_KEY, &claims("ASIAGONE", now + 900, "AROADELETED"));
+        let foreign = mint(&[1; 32], &claims("ASIAFOREIGN", now + 900, "AROAGATETEST"));
+        let s = |k: &str| secret(&TOKEN_KEY, k);
+        #[rustfmt::skip]
+        let cases: Vec<(&str, Request, u16, &str)> = vec![
+            ("live session", request("ASIALIVE", &s("ASIALIVE"), Some(&live)), 200, ""),
+            ("expired session", request("ASIAOLD", &s("ASIAOLD"), Some(&expired)), 403, "ExpiredTokenException"),
+            ("deleted role", request("ASIAGONE", &s("ASIAGONE"), Some(&gone)), 403, "UnrecognizedClientException"),
+            ("another key's token", request("ASIAOLD", &s("ASIAOLD"), Some(&live)), 403, "UnrecognizedClientException"),
+            ("no token", request("ASIALIVE", &s("ASIALIVE"), None), 403, "UnrecognizedClientException"),
+            ("token of another key", request("ASIAFOREIGN", &s("ASIAFOREIGN"), Some(&foreign)), 403, "UnrecognizedClientException"),
+            ("root with a token", request(KEY, "root/secret", Some(&live)), 403, "UnrecognizedClientException"),
+            ("root", request(KEY, "root/secret", None), 200, ""),
+        ];
+        for (case, req, status, code) in cases {
+            let resp = app.clone().oneshot(req).await.unwrap();
+            let got_code = resp
+                .headers()
+                .get("x-amzn-errortype")
+                .map(|v| v.to_str().unwrap().split(':').next().unwrap().to_string())
+                .unwrap_or_default();
+            assert_eq!(
+                (resp.status().as_u16(), got_code.as_str()),
+                (status, code),
+                "{case}"
+            );
+        }
+    }
+}
