@@ -170,6 +170,14 @@ def test_an_assumed_role_is_authorized_with_the_roles_policy_only(server, lattic
     p = cli_as(server, creds, "vpc-lattice", "create-service", "--name", unique("denied"))
     assert p.returncode != 0
     assert denied(session_arn(role), "vpc-lattice:CreateService", "*") in p.stderr
+    # A role session may assume a role that trusts its role, for at most an hour (role chaining).
+    chained = new_role(server, trust(role["Arn"]), READ_ONLY, **{"max-session-duration": 7200})
+    with pytest.raises(ClientError) as e:
+        client(server, creds, "sts").assume_role(RoleArn=chained["Arn"], RoleSessionName="c1",
+                                                 DurationSeconds=3601)
+    assert error_code(e) == "ValidationError"
+    hop = client(server, creds, "sts").assume_role(RoleArn=chained["Arn"], RoleSessionName="c1")
+    assert hop["AssumedRoleUser"]["Arn"] == session_arn(chained, "c1")
     # The user's own keys still do what the user may.
     lattice_user = client(server, key)
     created = lattice_user.create_service(name=unique("mine"))

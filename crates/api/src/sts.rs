@@ -64,6 +64,8 @@ pub const DEFAULT_ASSUME_ROLE_DURATION: i64 = 3600;
 pub const MAX_SESSION_TOKEN_DURATION: i64 = 129_600;
 pub const DEFAULT_SESSION_TOKEN_DURATION: i64 = 43_200;
 pub const MAX_ROOT_SESSION_DURATION: i64 = 3600;
+/// The longest session of a role assumed by a role session (role chaining).
+pub const MAX_CHAINED_DURATION: i64 = 3600;
 /// Session tags per AssumeRole.
 pub const MAX_SESSION_TAGS: usize = 50;
 
@@ -505,6 +507,13 @@ async fn assume_role(
     let duration = input
         .duration_seconds
         .unwrap_or(DEFAULT_ASSUME_ROLE_DURATION);
+    // AWS caps a session assumed with another role session's credentials at one hour.
+    if matches!(caller, Caller::Role { .. }) && duration > MAX_CHAINED_DURATION {
+        return Err(validation(
+            "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by \
+             role chaining.",
+        ));
+    }
     if duration > role.max_session_duration {
         return Err(validation(format!(
             "The requested DurationSeconds exceeds the MaxSessionDuration set for this role \
