@@ -382,3 +382,20 @@ def test_readme_roles_section_runs_as_written(server, tmp_path):
     for svc in lattice.list_services()["items"]:
         if svc["name"] == "rates":
             lattice.delete_service(serviceIdentifier=svc["id"])
+
+
+def test_a_presigned_url_carries_the_session_token(server):
+    import urllib.error
+    import urllib.request
+    user, key = new_user(server)
+    role = new_role(server, trust(user["Arn"]), READ_ONLY)
+    creds = assume(server, key, role["Arn"])["Credentials"]
+    url = client(server, creds).generate_presigned_url("list_services", ExpiresIn=60)
+    assert "X-Amz-Security-Token=" in url
+    with urllib.request.urlopen(url, timeout=10) as r:
+        assert r.status == 200 and "items" in json.loads(r.read())
+    bad = url.replace("X-Amz-Security-Token=", "X-Amz-Security-Token=x")
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(bad, timeout=10)
+    assert e.value.code == 403
+    assert e.value.headers["x-amzn-ErrorType"].startswith("UnrecognizedClientException")
