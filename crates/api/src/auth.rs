@@ -45,7 +45,7 @@ use trellis_wire::{
 
 use crate::AppState;
 use crate::authorize::CallerAuthorizer;
-use crate::identity::{Caller, IdentityIndex, LastUsed};
+use crate::identity::{Caller, IdentityIndex, LastUsed, RoleSession};
 
 /// How long a request waits for its share of the body budget before it is throttled.
 pub const BUDGET_WAIT: Duration = Duration::from_secs(5);
@@ -106,6 +106,8 @@ enum GateError {
     BodyTimeout,
     /// The client broke off the body (or sent a malformed one).
     BodyBroken,
+    /// Temporary credentials past their expiration.
+    Expired,
 }
 
 impl GateError {
@@ -142,6 +144,17 @@ impl GateError {
                 400,
                 "The request body could not be read".to_string(),
             ),
+            // STS's model says 400; the JSON services answer 403.
+            GateError::Expired if service.protocol.is_query() => (
+                "ExpiredToken",
+                400,
+                "The security token included in the request is expired".to_string(),
+            ),
+            GateError::Expired => (
+                "ExpiredTokenException",
+                403,
+                "The security token included in the request is expired".to_string(),
+            ),
         };
         AwsError::new(
             code,
@@ -162,9 +175,66 @@ impl trellis_sigv4::SecretLookup for Lookup<'_> {
         if access_key_id == self.root.access_key_id {
             return Some(self.root.secret_access_key.clone());
         }
+        // A session's secret is derived from its key ID; whether the session exists is the
+        // token's to say ([`session_caller`]).
+        if access_key_id.starts_with(SESSION_KEY_PREFIX) {
+            return self
+                .index
+                .token_key()
+                .map(|key| crate::session::secret(key, access_key_id));
+        }
         self.index
             .active_key(access_key_id)
             .map(|(secret, _)| secret.to_string())
+    }
+}
+
+/// How temporary credentials' access key IDs start (IAM keys start with `AKIA`).
+const SESSION_KEY_PREFIX: &str = "ASIA";
+
+/// The caller of a request signed with temporary credentials: the token must be one the token
+/// key signed, for this very access key, unexpired, and its role (or user) must still exist in
+/// the index.
+fn session_caller(
+    index: &IdentityIndex,
+    ctx: &trellis_model::Context,
+    access_key_id: &str,
+    token: Option<&str>,
+) -> Result<Caller, GateError> {
+    let invalid = || {
+        GateError::Auth(trellis_sigv4::SigV4Error::UnrecognizedClient {
+            access_key_id: access_key_id.to_string(),
+        })
+    };
+    let key = index.token_key().ok_or_else(invalid)?;
+    let claims = token
+        .and_then(|t| crate::session::verify(key, t))
+        .filter(|c| c.access_key_id == access_key_id)
+        .ok_or_else(invalid)?;
+    if claims.expires * 1000 <= trellis_model::Timestamp::now().unix_millis() {
+        return Err(GateError::Expired);
+    }
+    match claims.subject {
+        crate::session::Subject::Root => Ok(Caller::Root),
+        crate::session::Subject::User => {
+            let user = index.user_by_id(&claims.id).ok_or_else(invalid)?;
+            Ok(Caller::User {
+                user: Arc::clone(user),
+                access_key_id: access_key_id.to_string(),
+            })
+        }
+        crate::session::Subject::Role => {
+            let role = index.role_by_id(&claims.id).ok_or_else(invalid)?;
+            Ok(Caller::Role {
+                session: Arc::new(RoleSession {
+                    arn: crate::identity::assumed_role_arn(ctx, &role.name, &claims.session_name),
+                    session_name: claims.session_name,
+                    access_key_id: access_key_id.to_string(),
+                    tags: claims.tags,
+                }),
+                role: Arc::clone(role),
+            })
+        }
     }
 }
 
@@ -249,7 +319,20 @@ pub async fn sigv4_gate(
         return refuse(GateError::Auth(e), true);
     };
     let access_key_id = prechecked.access_key_id().to_string();
-    let caller = if access_key_id == state.credentials.access_key_id {
+    let token = prechecked.security_token();
+    let session = access_key_id.starts_with(SESSION_KEY_PREFIX);
+    let caller = if session {
+        match session_caller(&index, &state.ctx, &access_key_id, token) {
+            Ok(caller) => caller,
+            Err(e) => return refuse(e, true),
+        }
+    } else if token.is_some() {
+        // A session token with long-term credentials is not theirs.
+        return refuse(
+            GateError::Auth(trellis_sigv4::SigV4Error::UnrecognizedClient { access_key_id }),
+            true,
+        );
+    } else if access_key_id == state.credentials.access_key_id {
         Caller::Root
     } else {
         match index.active_key(&access_key_id) {
@@ -300,7 +383,11 @@ pub async fn sigv4_gate(
     if let Err(e) = prechecked.finish(&parts, &hash, Some(&state.key_cache)) {
         return refuse(GateError::Auth(e), false);
     }
+    if session {
+        parts.extensions.insert(crate::sts::SessionCredentials);
+    }
     if let Caller::User { access_key_id, .. } = &caller
+        && !session
         && state
             .identities
             .due_for_last_used(access_key_id, std::time::Instant::now())
@@ -911,6 +998,182 @@ mod tests {
         ];
         for case in cases {
             check(&server, case).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod session_tests {
+    use std::sync::Arc;
+    use std::time::SystemTime;
+
+    use aws_credential_types::Credentials;
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+    use aws_smithy_runtime_api::client::identity::Identity;
+    use tower::ServiceExt as _;
+
+    use super::*;
+    use crate::identity::*;
+    use crate::session::{Claims, Subject, mint, secret};
+
+    const KEY: &str = "AKIDSESSIONTEST";
+    const TOKEN_KEY: [u8; 32] = [9; 32];
+
+    /// A signed request for ListServices with `token` (header) when given.
+    fn request(key: &str, secret: &str, token: Option<&str>) -> Request {
+        let identity: Identity =
+            Credentials::new(key, secret, token.map(str::to_string), None, "test").into();
+        let params = aws_sigv4::sign::v4::SigningParams::builder()
+            .identity(&identity)
+            .region("us-west-2")
+            .name("vpc-lattice")
+            .time(SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()
+            .unwrap()
+            .into();
+        let url = "http://api.test/services";
+        let headers = [("host", "api.test")];
+        let signable = SignableRequest::new(
+            "GET",
+            url,
+            headers.iter().copied(),
+            SignableBody::Bytes(b""),
+        )
+        .unwrap();
+        let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+        let mut builder = axum::http::Request::builder()
+            .method("GET")
+            .uri(url)
+            .header("host", "api.test");
+        for (name, value) in instructions.headers() {
+            builder = builder.header(name, value);
+        }
+        builder.body(Body::empty()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn session_tokens_are_checked_by_the_gate() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = trellis_store::Store::connect(&trellis_store::Store::sqlite_url(
+            &dir.path().join("gate.db"),
+        ))
+        .await
+        .unwrap();
+        let state = AppState::new(
+            crate::testutil::ctx(),
+            store,
+            crate::RootCredentials {
+                access_key_id: KEY.into(),
+                secret_access_key: "root/secret".into(),
+            },
+            Arc::default(),
+            Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        );
+        // A role allowed to list services, and the token key.
+        let role = StoredRole {
+            role_name: "app".into(),
+            role_id: "AROAGATETEST".into(),
+            path: "/".into(),
+            arn: "arn:aws:iam::111122223333:role/app".into(),
+            create_date_ms: 0,
+            assume_role_policy_document: r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Principal":{"AWS":"111122223333"},"Action":"sts:AssumeRole"}}"#.into(),
+            description: None,
+            max_session_duration: 3600,
+            tags: Vec::new(),
+        };
+        let policy = StoredRolePolicy {
+            role_id: role.role_id.clone(),
+            policy_name: "p".into(),
+            policy_document: r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"vpc-lattice:ListServices","Resource":"*"}}"#.into(),
+        };
+        use base64::Engine as _;
+        let token_key = StoredTokenKey {
+            key: base64::engine::general_purpose::STANDARD.encode(TOKEN_KEY),
+        };
+        let record = |kind: &str, id: &str, body: serde_json::Value| trellis_store::Record {
+            kind: kind.into(),
+            id: id.into(),
+            parent: None,
+            name: None,
+            arn: None,
+            refs: vec![],
+            body,
+            seq: 0,
+        };
+        let mut tx = state.store.write().await.unwrap();
+        for r in [
+            record(
+                ROLE_KIND,
+                "AROAGATETEST",
+                serde_json::to_value(&role).unwrap(),
+            ),
+            record(
+                ROLE_POLICY_KIND,
+                "AROAGATETEST/p",
+                serde_json::to_value(&policy).unwrap(),
+            ),
+            record(
+                TOKEN_KEY_KIND,
+                TOKEN_KEY_ID,
+                serde_json::to_value(&token_key).unwrap(),
+            ),
+        ] {
+            tx.insert(&r).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+        state.identities.reload(&state.store).await.unwrap();
+
+        let table = Arc::new(
+            trellis_wire::TableBuilder::new(&crate::operations::LATTICE)
+                .add(state.clone(), crate::operations::operations())
+                .build(),
+        );
+        let app = table
+            .router()
+            .layer(axum::middleware::from_fn_with_state(
+                (state.clone(), table.clone()),
+                sigv4_gate,
+            ))
+            .layer(axum::middleware::from_fn(trellis_wire::request_id::assign));
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let claims = |key: &str, expires: i64, id: &str| Claims {
+            access_key_id: key.into(),
+            expires,
+            subject: Subject::Role,
+            id: id.into(),
+            session_name: "s1".into(),
+            tags: Vec::new(),
+        };
+        let live = mint(&TOKEN_KEY, &claims("ASIALIVE", now + 900, "AROAGATETEST"));
+        let expired = mint(&TOKEN_KEY, &claims("ASIAOLD", now - 1, "AROAGATETEST"));
+        let gone = mint(&TOKEN_KEY, &claims("ASIAGONE", now + 900, "AROADELETED"));
+        let foreign = mint(&[1; 32], &claims("ASIAFOREIGN", now + 900, "AROAGATETEST"));
+        let s = |k: &str| secret(&TOKEN_KEY, k);
+        #[rustfmt::skip]
+        let cases: Vec<(&str, Request, u16, &str)> = vec![
+            ("live session", request("ASIALIVE", &s("ASIALIVE"), Some(&live)), 200, ""),
+            ("expired session", request("ASIAOLD", &s("ASIAOLD"), Some(&expired)), 403, "ExpiredTokenException"),
+            ("deleted role", request("ASIAGONE", &s("ASIAGONE"), Some(&gone)), 403, "UnrecognizedClientException"),
+            ("another key's token", request("ASIAOLD", &s("ASIAOLD"), Some(&live)), 403, "UnrecognizedClientException"),
+            ("no token", request("ASIALIVE", &s("ASIALIVE"), None), 403, "UnrecognizedClientException"),
+            ("token of another key", request("ASIAFOREIGN", &s("ASIAFOREIGN"), Some(&foreign)), 403, "UnrecognizedClientException"),
+            ("root with a token", request(KEY, "root/secret", Some(&live)), 403, "UnrecognizedClientException"),
+            ("root", request(KEY, "root/secret", None), 200, ""),
+        ];
+        for (case, req, status, code) in cases {
+            let resp = app.clone().oneshot(req).await.unwrap();
+            let got_code = resp
+                .headers()
+                .get("x-amzn-errortype")
+                .map(|v| v.to_str().unwrap().split(':').next().unwrap().to_string())
+                .unwrap_or_default();
+            assert_eq!(
+                (resp.status().as_u16(), got_code.as_str()),
+                (status, code),
+                "{case}"
+            );
         }
     }
 }

@@ -22,7 +22,7 @@ use trellis_model::{Context, ResourceKind};
 use trellis_policy::{Decision, Principal, RequestContext};
 use trellis_wire::{Authorize, AwsError, OperationMeta};
 
-use crate::identity::{Caller, IdentityIndex, user_arn};
+use crate::identity::{Caller, IdentityIndex, role_arn, user_arn};
 
 /// The authorizer of one request: its caller and the identities of the moment it was
 /// authenticated.
@@ -34,41 +34,93 @@ pub struct CallerAuthorizer {
 
 impl Authorize for CallerAuthorizer {
     fn authorize(&self, meta: &OperationMeta, input: &Value) -> Result<(), Box<AwsError>> {
-        let Caller::User { user, .. } = &self.caller else {
+        if matches!(self.caller, Caller::Root) {
             return Ok(());
-        };
+        }
+        let arn = self.caller.arn(&self.ctx);
         for (action, resource) in requests(meta, input, &self.caller, &self.ctx, &self.index) {
-            let request = RequestContext::new(Principal::iam(&user.arn), &action, &resource);
-            let mut allowed = false;
-            for policy in &user.policies {
-                match policy.evaluate(&request) {
-                    Decision::ExplicitDeny(_) => {
-                        return Err(denied(
-                            meta,
-                            format!(
-                                "User: {} is not authorized to perform: {action} on resource: \
-                                 {resource} with an explicit deny in an identity-based policy",
-                                user.arn
-                            ),
-                        ));
-                    }
-                    Decision::Allow(_) => allowed = true,
-                    Decision::ImplicitDeny => {}
+            match identity_decision(&self.caller, &self.ctx, &action, &resource, &[]) {
+                Verdict::ExplicitDeny => {
+                    return Err(denied(
+                        meta,
+                        format!(
+                            "User: {arn} is not authorized to perform: {action} on resource: \
+                             {resource} with an explicit deny in an identity-based policy"
+                        ),
+                    ));
                 }
-            }
-            if !allowed {
-                return Err(denied(
-                    meta,
-                    format!(
-                        "User: {} is not authorized to perform: {action} on resource: \
-                         {resource} because no identity-based policy allows the {action} action",
-                        user.arn
-                    ),
-                ));
+                Verdict::Allow => {}
+                Verdict::ImplicitDeny => {
+                    return Err(denied(
+                        meta,
+                        format!(
+                            "User: {arn} is not authorized to perform: {action} on resource: \
+                             {resource} because no identity-based policy allows the {action} action"
+                        ),
+                    ));
+                }
             }
         }
         Ok(())
     }
+}
+
+/// What a caller's identity policies say about one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Allow,
+    ImplicitDeny,
+    ExplicitDeny,
+}
+
+/// The caller's `aws:PrincipalTag/…` keys: a role session's role tags, overridden by its session
+/// tags (tag keys compared regardless of case, as IAM does). Users carry no tags yet.
+pub fn principal_tags(caller: &Caller) -> Vec<(String, String)> {
+    let Caller::Role { role, session } = caller else {
+        return Vec::new();
+    };
+    let mut tags: Vec<(String, String)> = Vec::new();
+    for t in role.tags.iter().chain(&session.tags) {
+        tags.retain(|(k, _)| !k.eq_ignore_ascii_case(&t.key));
+        tags.push((t.key.clone(), t.value.clone()));
+    }
+    tags.into_iter()
+        .map(|(k, v)| (format!("aws:PrincipalTag/{k}"), v))
+        .collect()
+}
+
+/// Evaluates the caller's identity policies — a user's inline policies, or a role session's
+/// role's inline policies (nothing of whoever assumed it) — for one (action, resource) with IAM's
+/// logic: an explicit deny in any wins, then an allow in any. Root is always allowed. `keys` are
+/// the request's condition keys beside the caller's principal tags.
+pub fn identity_decision(
+    caller: &Caller,
+    ctx: &Context,
+    action: &str,
+    resource: &str,
+    keys: &[(String, String)],
+) -> Verdict {
+    let policies = match caller {
+        Caller::Root => return Verdict::Allow,
+        Caller::User { user, .. } => &user.policies,
+        Caller::Role { role, .. } => &role.policies,
+    };
+    let mut request = RequestContext::new(Principal::iam(caller.arn(ctx)), action, resource);
+    for (k, v) in principal_tags(caller)
+        .into_iter()
+        .chain(keys.iter().cloned())
+    {
+        request = request.with_key(k, v);
+    }
+    let mut verdict = Verdict::ImplicitDeny;
+    for policy in policies {
+        match policy.evaluate(&request) {
+            Decision::ExplicitDeny(_) => return Verdict::ExplicitDeny,
+            Decision::Allow(_) => verdict = Verdict::Allow,
+            Decision::ImplicitDeny => {}
+        }
+    }
+    verdict
 }
 
 /// The denial in the service's vocabulary: `AccessDenied` for the query services (IAM, STS),
@@ -106,7 +158,8 @@ pub fn action(meta: &OperationMeta) -> String {
     format!("{prefix}:{name}")
 }
 
-/// Every (action, resource) pair a call needs allowed. Empty only for `sts:GetCallerIdentity`.
+/// Every (action, resource) pair a call needs allowed. Empty for STS GetCallerIdentity,
+/// GetSessionToken and AssumeRole.
 pub fn requests(
     meta: &OperationMeta,
     input: &Value,
@@ -117,7 +170,17 @@ pub fn requests(
     let action = action(meta);
     let s = |member: &str| input.get(member).and_then(Value::as_str);
     let resources: Vec<String> = match meta.service.signing_name {
-        "sts" if meta.name == "GetCallerIdentity" => return Vec::new(),
+        // AWS never denies GetCallerIdentity, and needs no permission for GetSessionToken;
+        // AssumeRole is decided by STS itself, trust policy and identity policy together
+        // (crate::sts::may_assume).
+        "sts"
+            if matches!(
+                meta.name,
+                "GetCallerIdentity" | "GetSessionToken" | "AssumeRole"
+            ) =>
+        {
+            return Vec::new();
+        }
         "vpc-lattice" => lattice_resources(input, ctx),
         "lambda" => {
             let mut out = Vec::new();
@@ -287,7 +350,15 @@ fn iam_resource(
 ) -> String {
     let s = |member: &str| input.get(member).and_then(Value::as_str);
     match operation {
-        "ListUsers" => "*".to_string(),
+        "ListUsers" | "ListRoles" => "*".to_string(),
+        "CreateRole" => role_arn(ctx, s("Path").unwrap_or("/"), s("RoleName").unwrap_or("")),
+        _ if s("RoleName").is_some() => {
+            let name = s("RoleName").unwrap_or_default();
+            index
+                .role(name)
+                .map(|r| r.arn.clone())
+                .unwrap_or_else(|| role_arn(ctx, "/", name))
+        }
         "CreateUser" => user_arn(ctx, s("Path").unwrap_or("/"), s("UserName").unwrap_or("")),
         "GetAccessKeyLastUsed" => s("AccessKeyId")
             .and_then(|k| index.key_owner(k))

@@ -21,6 +21,8 @@ use trellis_wire::codec::Timestamp as WireTimestamp;
 use trellis_wire::{AwsError, Call, Operation, Protocol, Service, ServiceErrors};
 
 use crate::AppState;
+pub mod roles;
+
 use crate::identity::{
     ACCESS_KEY_KIND, Caller, LastUsed, StoredAccessKey, StoredUser, StoredUserPolicy, USER_KIND,
     USER_POLICY_KIND, root_arn, user_arn,
@@ -70,6 +72,18 @@ const SERVED: &[&str] = &[
     "GetUserPolicy",
     "ListUserPolicies",
     "DeleteUserPolicy",
+    "CreateRole",
+    "GetRole",
+    "ListRoles",
+    "DeleteRole",
+    "UpdateAssumeRolePolicy",
+    "PutRolePolicy",
+    "GetRolePolicy",
+    "ListRolePolicies",
+    "DeleteRolePolicy",
+    "TagRole",
+    "UntagRole",
+    "ListRoleTags",
 ];
 
 /// Access keys a user may have at once (IAM's quota).
@@ -132,6 +146,68 @@ pub fn operations() -> Vec<Operation<AppState>> {
             "LimitExceededException",
             "ServiceFailureException",
         ]),
+        Operation::rpc(&IAM, "CreateRole", roles::create_role).errors(&[
+            "LimitExceededException",
+            "InvalidInputException",
+            "EntityAlreadyExistsException",
+            "MalformedPolicyDocumentException",
+            "ConcurrentModificationException",
+            "ServiceFailureException",
+        ]),
+        Operation::rpc(&IAM, "GetRole", roles::get_role)
+            .errors(&["NoSuchEntityException", "ServiceFailureException"]),
+        Operation::rpc(&IAM, "ListRoles", roles::list_roles).errors(&["ServiceFailureException"]),
+        Operation::rpc(&IAM, "DeleteRole", roles::delete_role).errors(&[
+            "NoSuchEntityException",
+            "DeleteConflictException",
+            "LimitExceededException",
+            "UnmodifiableEntityException",
+            "ConcurrentModificationException",
+            "ServiceFailureException",
+        ]),
+        Operation::rpc(
+            &IAM,
+            "UpdateAssumeRolePolicy",
+            roles::update_assume_role_policy,
+        )
+        .errors(&[
+            "NoSuchEntityException",
+            "MalformedPolicyDocumentException",
+            "LimitExceededException",
+            "UnmodifiableEntityException",
+            "ServiceFailureException",
+        ]),
+        Operation::rpc(&IAM, "PutRolePolicy", roles::put_role_policy).errors(&[
+            "LimitExceededException",
+            "MalformedPolicyDocumentException",
+            "NoSuchEntityException",
+            "UnmodifiableEntityException",
+            "ServiceFailureException",
+        ]),
+        Operation::rpc(&IAM, "GetRolePolicy", roles::get_role_policy)
+            .errors(&["NoSuchEntityException", "ServiceFailureException"]),
+        Operation::rpc(&IAM, "ListRolePolicies", roles::list_role_policies)
+            .errors(&["NoSuchEntityException", "ServiceFailureException"]),
+        Operation::rpc(&IAM, "DeleteRolePolicy", roles::delete_role_policy).errors(&[
+            "NoSuchEntityException",
+            "LimitExceededException",
+            "UnmodifiableEntityException",
+            "ServiceFailureException",
+        ]),
+        Operation::rpc(&IAM, "TagRole", roles::tag_role).errors(&[
+            "NoSuchEntityException",
+            "LimitExceededException",
+            "InvalidInputException",
+            "ConcurrentModificationException",
+            "ServiceFailureException",
+        ]),
+        Operation::rpc(&IAM, "UntagRole", roles::untag_role).errors(&[
+            "NoSuchEntityException",
+            "ConcurrentModificationException",
+            "ServiceFailureException",
+        ]),
+        Operation::rpc(&IAM, "ListRoleTags", roles::list_role_tags)
+            .errors(&["NoSuchEntityException", "ServiceFailureException"]),
     ]
 }
 
@@ -388,6 +464,9 @@ async fn target_user(
     match (name, caller) {
         (Some(name), _) => user_named(tx, name).await,
         (None, Caller::User { user, .. }) => user_named(tx, &user.name).await,
+        (None, Caller::Role { .. }) => Err(IamError::Validation(
+            "Must specify userName when calling with non-User credentials".into(),
+        )),
         (None, Caller::Root) => Err(IamError::NoSuchEntity(
             "The root user's access keys are Trellis's root credentials (trellis serve's \
              environment or DATA_DIR/credentials) and cannot be managed through IAM; name a UserName"

@@ -37,6 +37,15 @@ pub const ACCESS_KEY_KIND: &str = "iam-access-key";
 /// The record kind of a user's inline policy (parent: user ID, name: policy name).
 pub const USER_POLICY_KIND: &str = "iam-user-policy";
 
+/// The record kind of an IAM role (id: role ID, name: lower-cased role name).
+pub const ROLE_KIND: &str = "iam-role";
+/// The record kind of a role's inline policy (parent: role ID, name: policy name).
+pub const ROLE_POLICY_KIND: &str = "iam-role-policy";
+/// The record kind of the key session tokens are signed with (one record, id [`TOKEN_KEY_ID`]).
+pub const TOKEN_KEY_KIND: &str = "sts-token-key";
+/// The ID of the one [`TOKEN_KEY_KIND`] record.
+pub const TOKEN_KEY_ID: &str = "current";
+
 /// How often, at most, a key's last use is written to its record (per key and process).
 pub const LAST_USED_GRANULARITY: Duration = Duration::from_secs(60);
 
@@ -90,6 +99,78 @@ pub struct StoredUserPolicy {
     pub policy_document: String,
 }
 
+/// A tag of a role or a session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Tag {
+    pub key: String,
+    pub value: String,
+}
+
+/// A stored IAM role.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StoredRole {
+    pub role_name: String,
+    pub role_id: String,
+    pub path: String,
+    pub arn: String,
+    pub create_date_ms: i64,
+    /// The trust policy, exactly as it was put.
+    pub assume_role_policy_document: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub max_session_duration: i64,
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+}
+
+/// A stored inline policy of a role: the document exactly as it was put.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StoredRolePolicy {
+    pub role_id: String,
+    pub policy_name: String,
+    pub policy_document: String,
+}
+
+/// The key session tokens are signed with and session secrets derived from (base64 of 32
+/// bytes from the CSPRNG). Its `Debug` leaves the key out.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredTokenKey {
+    pub key: String,
+}
+
+impl std::fmt::Debug for StoredTokenKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredTokenKey").finish_non_exhaustive()
+    }
+}
+
+/// An IAM role as the gate, STS and the authorizer see it.
+#[derive(Debug)]
+pub struct Role {
+    pub id: String,
+    pub name: String,
+    pub path: String,
+    pub arn: String,
+    pub max_session_duration: i64,
+    /// The trust policy; `None` when the stored one no longer parses (nobody may assume it).
+    pub trust: Option<Policy>,
+    /// Its inline policies, parsed as identity-based policies.
+    pub policies: Vec<Policy>,
+    pub tags: Vec<Tag>,
+}
+
+/// An assumed-role session: who it is and what it carries.
+#[derive(Debug)]
+pub struct RoleSession {
+    /// `arn:aws:sts::<account>:assumed-role/<role>/<session>`.
+    pub arn: String,
+    pub session_name: String,
+    pub access_key_id: String,
+    /// The session tags (`aws:PrincipalTag/…`, over the role's own tags).
+    pub tags: Vec<Tag>,
+}
+
 /// An IAM user as the gate and the authorizer see it.
 #[derive(Debug)]
 pub struct User {
@@ -111,6 +192,12 @@ pub enum Caller {
         user: Arc<User>,
         access_key_id: String,
     },
+    /// A session of an IAM role (AssumeRole's temporary credentials): authorized with the
+    /// role's policies only.
+    Role {
+        role: Arc<Role>,
+        session: Arc<RoleSession>,
+    },
 }
 
 impl Caller {
@@ -119,8 +206,25 @@ impl Caller {
         match self {
             Caller::Root => root_arn(ctx),
             Caller::User { user, .. } => user.arn.clone(),
+            Caller::Role { session, .. } => session.arn.clone(),
         }
     }
+}
+
+/// A role's ARN: `arn:aws:iam::<account>:role<path><name>`.
+pub fn role_arn(ctx: &Context, path: &str, name: &str) -> String {
+    format!(
+        "arn:{}:iam::{}:role{path}{name}",
+        ctx.partition, ctx.account_id
+    )
+}
+
+/// A role session's ARN: `arn:aws:sts::<account>:assumed-role/<role>/<session>`.
+pub fn assumed_role_arn(ctx: &Context, role: &str, session: &str) -> String {
+    format!(
+        "arn:{}:sts::{}:assumed-role/{role}/{session}",
+        ctx.partition, ctx.account_id
+    )
 }
 
 /// The root principal's ARN.
@@ -153,6 +257,15 @@ pub struct IdentityIndex {
     users: HashMap<String, Arc<User>>,
     /// Every key's owner (active or not), for GetAccessKeyLastUsed's resource.
     key_owners: HashMap<String, Arc<User>>,
+    /// Users by user ID (sessions of GetSessionToken name their user by ID).
+    users_by_id: HashMap<String, Arc<User>>,
+    /// Roles by lower-cased name.
+    roles: HashMap<String, Arc<Role>>,
+    /// Roles by role ID (a session names its role by ID: a role deleted and created again
+    /// under the same name is another role, and its old sessions are not its).
+    roles_by_id: HashMap<String, Arc<Role>>,
+    /// The key session tokens are signed with, once one exists.
+    token_key: Option<Vec<u8>>,
 }
 
 impl IdentityIndex {
@@ -171,6 +284,76 @@ impl IdentityIndex {
     /// The owner of an access key, active or not.
     pub fn key_owner(&self, access_key_id: &str) -> Option<&Arc<User>> {
         self.key_owners.get(access_key_id)
+    }
+
+    /// A user by user ID.
+    pub fn user_by_id(&self, id: &str) -> Option<&Arc<User>> {
+        self.users_by_id.get(id)
+    }
+
+    /// A role by name (case-insensitively, as IAM names are).
+    pub fn role(&self, name: &str) -> Option<&Arc<Role>> {
+        self.roles.get(&name.to_lowercase())
+    }
+
+    /// A role by role ID.
+    pub fn role_by_id(&self, id: &str) -> Option<&Arc<Role>> {
+        self.roles_by_id.get(id)
+    }
+
+    /// The session-token key, once one exists.
+    pub fn token_key(&self) -> Option<&[u8]> {
+        self.token_key.as_deref()
+    }
+
+    /// Adds the roles, their policies and the token key of the same revision.
+    pub fn with_roles(
+        mut self,
+        roles: Vec<StoredRole>,
+        policies: Vec<StoredRolePolicy>,
+        token_key: Option<StoredTokenKey>,
+    ) -> IdentityIndex {
+        let mut by_role: HashMap<String, Vec<Policy>> = HashMap::new();
+        for p in policies {
+            match trellis_policy::parse(&p.policy_document, PolicyKind::Identity) {
+                Ok(parsed) => by_role.entry(p.role_id).or_default().push(parsed),
+                Err(d) => tracing::warn!(
+                    role_id = %p.role_id,
+                    policy = %p.policy_name,
+                    problems = d.len(),
+                    "a stored role policy does not parse; it grants nothing"
+                ),
+            }
+        }
+        for r in roles {
+            let trust = trellis_policy::parse(&r.assume_role_policy_document, PolicyKind::Resource)
+                .map_err(|d| {
+                    tracing::warn!(
+                        role_id = %r.role_id,
+                        problems = d.len(),
+                        "a stored trust policy does not parse; nobody may assume the role"
+                    );
+                })
+                .ok();
+            let role = Arc::new(Role {
+                policies: by_role.remove(&r.role_id).unwrap_or_default(),
+                trust,
+                id: r.role_id,
+                name: r.role_name,
+                path: r.path,
+                arn: r.arn,
+                max_session_duration: r.max_session_duration,
+                tags: r.tags,
+            });
+            self.roles
+                .insert(role.name.to_lowercase(), Arc::clone(&role));
+            self.roles_by_id.insert(role.id.clone(), role);
+        }
+        self.token_key = token_key.and_then(|k| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.decode(k.key).ok()
+        });
+        self
     }
 
     /// How many active keys it holds.
@@ -216,6 +399,7 @@ impl IdentityIndex {
                 .insert(user.name.to_lowercase(), Arc::clone(&user));
             by_id.insert(user.id.clone(), user);
         }
+        index.users_by_id = by_id.clone();
         for k in keys {
             let Some(user) = by_id.get(&k.user_id) else {
                 continue;
@@ -278,10 +462,19 @@ impl Identities {
         let users = decode(tx.list(USER_KIND, None).await?)?;
         let keys = decode(tx.list(ACCESS_KEY_KIND, None).await?)?;
         let policies = decode(tx.list(USER_POLICY_KIND, None).await?)?;
+        let roles = decode(tx.list(ROLE_KIND, None).await?)?;
+        let role_policies = decode(tx.list(ROLE_POLICY_KIND, None).await?)?;
+        let token_key = decode(tx.list(TOKEN_KEY_KIND, None).await?)?
+            .into_iter()
+            .next();
         drop(tx);
-        self.index.store(Arc::new(IdentityIndex::build(
-            revision, users, keys, policies,
-        )));
+        self.index.store(Arc::new(
+            IdentityIndex::build(revision, users, keys, policies).with_roles(
+                roles,
+                role_policies,
+                token_key,
+            ),
+        ));
         Ok(())
     }
 

@@ -24,6 +24,7 @@ pub mod rules;
 pub mod server;
 pub mod service_networks;
 pub mod services;
+pub mod session;
 pub mod sts;
 pub mod tagging;
 pub mod tags;

@@ -124,6 +124,15 @@ impl Prechecked {
         &self.material.credential.access_key_id
     }
 
+    /// The session token the request carries (`X-Amz-Security-Token`, as a signed header or a
+    /// presigned query parameter), if any. Like the access key, it is only a claim until
+    /// [`Prechecked::finish`] succeeds.
+    pub fn security_token(&self) -> Option<&str> {
+        self.header_token
+            .as_deref()
+            .or(self.material.query_security_token.as_deref())
+    }
+
     /// Completes verification with the body's digest. `req` must be the head the precheck saw.
     pub fn finish(
         self,
