@@ -16,8 +16,9 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 use crate::identity::Tag;
 
@@ -52,27 +53,16 @@ pub struct Claims {
     pub tags: Vec<Tag>,
 }
 
-/// HMAC-SHA256 (RFC 2104).
-pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
-    let mut block = [0u8; 64];
-    if key.len() > 64 {
-        block[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let mut inner = Sha256::new();
-    inner.update(block.map(|b| b ^ 0x36));
-    inner.update(message);
-    let inner = inner.finalize();
-    let mut outer = Sha256::new();
-    outer.update(block.map(|b| b ^ 0x5c));
-    outer.update(inner);
-    outer.finalize().into()
+/// HMAC-SHA256 of `message` under `key`.
+fn mac(key: &[u8]) -> Hmac<Sha256> {
+    Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length")
 }
 
-/// Compares without stopping at the first difference.
-fn equal(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// HMAC-SHA256 (RFC 2104) of `message` under `key`.
+fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    let mut m = mac(key);
+    m.update(message);
+    m.finalize().into_bytes().into()
 }
 
 /// The secret access key of a session's access key ID (40 characters).
@@ -92,12 +82,12 @@ pub fn mint(key: &[u8], claims: &Claims) -> String {
 
 /// The claims of a token signed with `key`; `None` for anything else.
 pub fn verify(key: &[u8], token: &str) -> Option<Claims> {
-    let (body, mac) = token.strip_prefix(PREFIX)?.split_once('.')?;
-    let mac = URL_SAFE_NO_PAD.decode(mac).ok()?;
-    let expected = hmac_sha256(key, format!("token\0{body}").as_bytes());
-    if !equal(&mac, &expected) {
-        return None;
-    }
+    let (body, tag) = token.strip_prefix(PREFIX)?.split_once('.')?;
+    let given = URL_SAFE_NO_PAD.decode(tag).ok()?;
+    let mut expected = mac(key);
+    expected.update(format!("token\0{body}").as_bytes());
+    // Constant-time comparison.
+    expected.verify_slice(&given).ok()?;
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(body).ok()?).ok()
 }
 
