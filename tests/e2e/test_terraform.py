@@ -25,8 +25,9 @@ Trellis implements services, not resources, and answers those operations as unkn
 Two provider behaviours shape the configuration (they are the provider's, not Trellis's):
 aws_vpclattice_listener_rule never sends a changed `priority` to UpdateRule, so the update changes
 a rule's match instead; and an access log subscription's destination change is a replacement.
-Data sources other than the listener read tags only when the provider knows the account, which
-needs STS GetCallerIdentity (part of identity, not served yet), so their tags are not asserted.
+The provider validates its credentials and learns the account with STS GetCallerIdentity (no
+`skip_*` settings but the metadata and region checks); knowing the account is what lets data
+sources read their tags, which are asserted.
 """
 
 import io
@@ -63,14 +64,13 @@ provider "aws" {
   region                      = "%(region)s"
   access_key                  = "%(access_key)s"
   secret_key                  = "%(secret_key)s"
-  skip_credentials_validation = true
-  skip_requesting_account_id  = true
   skip_metadata_api_check     = true
   skip_region_validation      = true
   endpoints {
     vpclattice = var.endpoint
     lambda     = var.endpoint
     sts        = var.endpoint
+    iam        = var.endpoint
   }
 }
 
@@ -477,6 +477,9 @@ def check_stage(server, ws, stage):
     assert st["data.aws_vpclattice_service_network.sn"]["number_of_associated_services"] == 1
     assert st["data.aws_vpclattice_service_network.sn"]["number_of_associated_vpcs"] == 1
     assert st["data.aws_vpclattice_listener.http"]["tags"] == want_tags
+    assert st["data.aws_vpclattice_service.by_name"]["tags"] == want_tags
+    assert st["data.aws_vpclattice_service.by_id"]["tags"] == want_tags
+    assert st["data.aws_vpclattice_service_network.sn"]["tags"] == want_tags
     assert json.loads(st["data.aws_vpclattice_auth_policy.svc"]["policy"])["Statement"][0]["Condition"] == \
         {"StringEquals": {"vpc-lattice-svcs:RequestHeader/x-stage": stage}}
     assert json.loads(st["data.aws_vpclattice_resource_policy.sn"]["policy"])["Statement"][0]["Sid"] == f"share-{stage}"
