@@ -114,6 +114,14 @@ def test_admin_endpoints(server, lattice):
     assert "trellis_store_revision " in metrics
 
 
+def test_a_log_that_is_not_a_terminal_has_no_colour_codes(server):
+    """The server's stderr is a file here: its lines are plain text, readable by grep and log
+    shippers (colour only on a terminal)."""
+    log = open(server.log_path, errors="replace").read()
+    assert "INFO" in log, log[-2000:]
+    assert "\x1b[" not in log, log[-2000:]
+
+
 def test_sigterm_shuts_down_cleanly():
     s = Server("sqlite").start()
     try:
