@@ -116,11 +116,15 @@ def test_cli_manages_roles(server):
     with pytest.raises(ClientError) as e:
         iam.create_role(RoleName=name.lower(), AssumeRolePolicyDocument=json.dumps(trust(ACCOUNT)))
     assert error_code(e) == "EntityAlreadyExists"
+    # No managed policies or instance profiles exist, so none is attached to an existing role.
+    assert iam_cli(server, "list-attached-role-policies", "--role-name", name)["AttachedPolicies"] == []
+    assert iam_cli(server, "list-instance-profiles-for-role", "--role-name", name)["InstanceProfiles"] == []
     iam.delete_role_policy(RoleName=name, PolicyName="read")
     iam.delete_role(RoleName=name)
-    with pytest.raises(ClientError) as e:
-        iam.get_role(RoleName=name)
-    assert error_code(e) == "NoSuchEntity"
+    for call in (iam.get_role, iam.list_attached_role_policies, iam.list_instance_profiles_for_role):
+        with pytest.raises(ClientError) as e:
+            call(RoleName=name)
+        assert error_code(e) == "NoSuchEntity", call
 
 
 def test_trust_policies_and_limits_are_validated(server):

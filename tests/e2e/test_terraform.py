@@ -1,6 +1,7 @@
 """Terraform against Trellis: the hashicorp/aws provider, pointed at the server, applies, plans
 (no changes), updates in place, plans again (no changes) and destroys a configuration with every
-`aws_vpclattice_*` resource and data source Trellis serves, plus `aws_lambda_function`.
+`aws_vpclattice_*` resource and data source Trellis serves, plus `aws_lambda_function`,
+`aws_iam_role` and `aws_iam_role_policy`.
 
 Terraform (`terraform` on PATH) and a filesystem mirror of the provider (`/opt/tf-plugins`, or
 `$TRELLIS_TF_PLUGINS`) must be installed; the tests fail, never skip, when they are not. Nothing is
@@ -13,7 +14,8 @@ Covered (the provider version in the mirror has 14 resource and 5 data-source ty
   (path match without a method, header match with a method), aws_vpclattice_auth_policy,
   aws_vpclattice_resource_policy, aws_vpclattice_access_log_subscription (on a network and a
   service), aws_vpclattice_service_network_service_association,
-  aws_vpclattice_service_network_vpc_association, and aws_lambda_function;
+  aws_vpclattice_service_network_vpc_association, aws_lambda_function, aws_iam_role (with tags)
+  and aws_iam_role_policy;
 - data sources: aws_vpclattice_service_network, aws_vpclattice_service (by id and by name),
   aws_vpclattice_listener, aws_vpclattice_auth_policy, aws_vpclattice_resource_policy.
 
@@ -153,6 +155,26 @@ resource "aws_vpclattice_target_group_attachment" "tcp" {
   target {
     id = "10.0.0.11"
   }
+}
+
+# An IAM role with an inline policy, beside the Lattice resources: tags and the policy change in
+# place between stages.
+resource "aws_iam_role" "app" {
+  name = "tf-app"
+  assume_role_policy = jsonencode({
+    Version   = "2012-10-17"
+    Statement = [{ Effect = "Allow", Principal = { AWS = "%(account)s" }, Action = "sts:AssumeRole" }]
+  })
+  tags = local.tags
+}
+
+resource "aws_iam_role_policy" "app" {
+  name = "read"
+  role = aws_iam_role.app.id
+  policy = jsonencode({
+    Version   = "2012-10-17"
+    Statement = [{ Effect = "Allow", Action = local.v1 ? "vpc-lattice:Get*" : "vpc-lattice:List*", Resource = aws_vpclattice_service.svc.arn }]
+  })
 }
 
 resource "aws_lambda_function" "fn" {
@@ -464,6 +486,14 @@ def check_stage(server, ws, stage):
     weights = sorted(t["weight"] for t in listener["defaultAction"]["forward"]["targetGroups"])
     assert weights == sorted([80 if v1 else 60, 20])
 
+    iam = server.client("iam")
+    role = iam.get_role(RoleName="tf-app")["Role"]
+    assert {t["Key"]: t["Value"] for t in iam.list_role_tags(RoleName="tf-app")["Tags"]} == want_tags
+    assert st["aws_iam_role.app"]["arn"] == role["Arn"] == f"arn:aws:iam::{ACCOUNT}:role/tf-app"
+    doc = iam.get_role_policy(RoleName="tf-app", PolicyName="read")["PolicyDocument"]
+    assert doc["Statement"][0]["Action"] == ("vpc-lattice:Get*" if v1 else "vpc-lattice:List*")
+    assert doc["Statement"][0]["Resource"] == svc["arn"]
+
     fn = lam.get_function(FunctionName="tf-fn")
     assert fn["Configuration"]["Timeout"] == (5 if v1 else 7)
     assert fn["Configuration"]["Environment"]["Variables"] == {"STAGE": stage}
@@ -502,6 +532,7 @@ def test_terraform_applies_updates_and_destroys_every_served_resource(server, tf
         assert lattice.list_service_networks()["items"] == []
         assert lattice.list_target_groups()["items"] == []
         assert "tf-fn" not in [f["FunctionName"] for f in lam.list_functions()["Functions"]]
+        assert server.client("iam").list_roles()["Roles"] == []
         assert ws.state() == {}
     finally:
         ws.cleanup()

@@ -84,6 +84,8 @@ const SERVED: &[&str] = &[
     "TagRole",
     "UntagRole",
     "ListRoleTags",
+    "ListAttachedRolePolicies",
+    "ListInstanceProfilesForRole",
 ];
 
 /// Access keys a user may have at once (IAM's quota).
@@ -188,6 +190,22 @@ pub fn operations() -> Vec<Operation<AppState>> {
             .errors(&["NoSuchEntityException", "ServiceFailureException"]),
         Operation::rpc(&IAM, "ListRolePolicies", roles::list_role_policies)
             .errors(&["NoSuchEntityException", "ServiceFailureException"]),
+        Operation::rpc(
+            &IAM,
+            "ListAttachedRolePolicies",
+            roles::list_attached_role_policies,
+        )
+        .errors(&[
+            "NoSuchEntityException",
+            "InvalidInputException",
+            "ServiceFailureException",
+        ]),
+        Operation::rpc(
+            &IAM,
+            "ListInstanceProfilesForRole",
+            roles::list_instance_profiles_for_role,
+        )
+        .errors(&["NoSuchEntityException", "ServiceFailureException"]),
         Operation::rpc(&IAM, "DeleteRolePolicy", roles::delete_role_policy).errors(&[
             "NoSuchEntityException",
             "LimitExceededException",

@@ -546,6 +546,105 @@ pub async fn list_role_policies(
     })
 }
 
+/// `AttachedPolicy`: a managed policy attached to a role. Trellis has no managed policies yet,
+/// so none is ever attached and this is never built; the type gives the output its shape.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+#[allow(
+    dead_code,
+    reason = "no managed policies exist yet: the list is always empty"
+)]
+pub struct AttachedPolicy {
+    pub policy_name: String,
+    pub policy_arn: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListAttachedRolePoliciesInput {
+    pub role_name: Option<String>,
+    pub path_prefix: Option<String>,
+    pub marker: Option<String>,
+    pub max_items: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListAttachedRolePoliciesOutput {
+    pub attached_policies: Vec<AttachedPolicy>,
+    pub is_truncated: bool,
+}
+
+/// ListAttachedRolePolicies: the managed policies attached to an existing role — none, as
+/// Trellis has no managed policies yet (AttachRolePolicy is not served). Terraform's
+/// `aws_iam_role` reads it on every refresh.
+pub async fn list_attached_role_policies(
+    state: AppState,
+    input: ListAttachedRolePoliciesInput,
+    _: Call,
+) -> IamResult<ListAttachedRolePoliciesOutput> {
+    let name = role_name(&input.role_name)?;
+    let mut c = Constraints::default();
+    if let Some(prefix) = &input.path_prefix {
+        path_constraints(&mut c, prefix);
+    }
+    let _ = paging(&mut c, input.marker.clone(), input.max_items);
+    c.finish()?;
+    let mut tx = state.store.read().await?;
+    role_named(&mut tx, name).await?;
+    Ok(ListAttachedRolePoliciesOutput {
+        attached_policies: Vec::new(),
+        is_truncated: false,
+    })
+}
+
+/// `InstanceProfile`. Trellis runs no EC2 instances and has no instance profiles; the type gives
+/// the output its shape.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+#[allow(
+    dead_code,
+    reason = "no instance profiles exist: the list is always empty"
+)]
+pub struct InstanceProfile {
+    pub instance_profile_name: String,
+    pub arn: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListInstanceProfilesForRoleInput {
+    pub role_name: Option<String>,
+    pub marker: Option<String>,
+    pub max_items: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListInstanceProfilesForRoleOutput {
+    pub instance_profiles: Vec<InstanceProfile>,
+    pub is_truncated: bool,
+}
+
+/// ListInstanceProfilesForRole: the instance profiles of an existing role — none, as Trellis has
+/// no EC2 instances. Terraform's `aws_iam_role` asks before deleting a role.
+pub async fn list_instance_profiles_for_role(
+    state: AppState,
+    input: ListInstanceProfilesForRoleInput,
+    _: Call,
+) -> IamResult<ListInstanceProfilesForRoleOutput> {
+    let name = role_name(&input.role_name)?;
+    let mut c = Constraints::default();
+    let _ = paging(&mut c, input.marker.clone(), input.max_items);
+    c.finish()?;
+    let mut tx = state.store.read().await?;
+    role_named(&mut tx, name).await?;
+    Ok(ListInstanceProfilesForRoleOutput {
+        instance_profiles: Vec::new(),
+        is_truncated: false,
+    })
+}
+
 pub async fn delete_role_policy(
     state: AppState,
     input: RolePolicyInput,
