@@ -1020,20 +1020,20 @@ impl UserPolicyInput {
     }
 }
 
-fn policy_id(user_id: &str, policy_name: &str) -> String {
-    format!("{user_id}/{policy_name}")
+/// The record ID of an inline policy of a user or role.
+fn policy_id(owner_id: &str, policy_name: &str) -> String {
+    format!("{owner_id}/{policy_name}")
 }
 
-async fn put_user_policy(state: AppState, input: UserPolicyInput, _: Call) -> IamResult<Empty> {
-    let (user_name, policy_name) = input.names()?;
-    let document = required(&input.policy_document, "policyDocument")?;
+/// An inline policy document as IAM checks it for `owner` (`user alice`, `role app`): present,
+/// within IAM's size limits, and a valid identity-based policy.
+fn check_inline_policy(document: &str, owner: &str) -> IamResult<()> {
     let mut c = Constraints::default();
     c.length(document, "policyDocument", 1, 131_072);
     c.finish()?;
-    let chars = document.chars().count();
-    if chars > IDENTITY_POLICY_MAX_CHARS {
+    if document.chars().count() > IDENTITY_POLICY_MAX_CHARS {
         return Err(IamError::LimitExceeded(format!(
-            "Maximum policy size of {IDENTITY_POLICY_MAX_CHARS} characters exceeded for user {user_name}"
+            "Maximum policy size of {IDENTITY_POLICY_MAX_CHARS} characters exceeded for {owner}"
         )));
     }
     if let Err(diagnostics) = trellis_policy::parse(document, PolicyKind::Identity) {
@@ -1043,6 +1043,52 @@ async fn put_user_policy(state: AppState, input: UserPolicyInput, _: Call) -> Ia
             problems.join("; ")
         )));
     }
+    Ok(())
+}
+
+/// Stores inline policy `policy_name` of the user or role `owner_id` (record kind `kind`),
+/// replacing the one of that name. Returns whether anything changed (putting the same document
+/// again is not a write).
+async fn put_inline_policy<T>(
+    tx: &mut Tx,
+    kind: &str,
+    owner_id: &str,
+    policy_name: &str,
+    stored: &T,
+) -> IamResult<bool>
+where
+    T: Serialize + serde::de::DeserializeOwned + PartialEq,
+{
+    let id = policy_id(owner_id, policy_name);
+    match tx.get(kind, &id).await? {
+        Some(mut rec) => {
+            if decode::<T>(&rec)? == *stored {
+                return Ok(false);
+            }
+            rec.body = encode(stored)?;
+            tx.update(&rec).await?;
+        }
+        None => {
+            tx.insert(&Record {
+                kind: kind.into(),
+                id,
+                parent: Some(owner_id.to_string()),
+                name: Some(policy_name.to_string()),
+                arn: None,
+                refs: vec![owner_id.to_string()],
+                body: encode(stored)?,
+                seq: 0,
+            })
+            .await?;
+        }
+    }
+    Ok(true)
+}
+
+async fn put_user_policy(state: AppState, input: UserPolicyInput, _: Call) -> IamResult<Empty> {
+    let (user_name, policy_name) = input.names()?;
+    let document = required(&input.policy_document, "policyDocument")?;
+    check_inline_policy(document, &format!("user {user_name}"))?;
     let mut tx = state.store.write().await?;
     let (_, user) = user_named(&mut tx, user_name).await?;
     let stored = StoredUserPolicy {
@@ -1050,30 +1096,17 @@ async fn put_user_policy(state: AppState, input: UserPolicyInput, _: Call) -> Ia
         policy_name: policy_name.to_string(),
         policy_document: document.to_string(),
     };
-    let id = policy_id(&user.user_id, policy_name);
-    match tx.get(USER_POLICY_KIND, &id).await? {
-        Some(mut rec) => {
-            if decode::<StoredUserPolicy>(&rec)? == stored {
-                return Ok(Empty {});
-            }
-            rec.body = encode(&stored)?;
-            tx.update(&rec).await?;
-        }
-        None => {
-            tx.insert(&Record {
-                kind: USER_POLICY_KIND.into(),
-                id,
-                parent: Some(user.user_id.clone()),
-                name: Some(policy_name.to_string()),
-                arn: None,
-                refs: vec![user.user_id.clone()],
-                body: encode(&stored)?,
-                seq: 0,
-            })
-            .await?;
-        }
+    if put_inline_policy(
+        &mut tx,
+        USER_POLICY_KIND,
+        &user.user_id,
+        policy_name,
+        &stored,
+    )
+    .await?
+    {
+        commit(&state, tx).await?;
     }
-    commit(&state, tx).await?;
     Ok(Empty {})
 }
 

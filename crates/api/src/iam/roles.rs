@@ -3,14 +3,14 @@
 //! as IAM validates one ([`validate_trust_policy`]); STS evaluates it ([`crate::sts`]).
 
 use trellis_model::Timestamp;
-use trellis_policy::{IDENTITY_POLICY_MAX_CHARS, PolicyKind};
+use trellis_policy::PolicyKind;
 use trellis_store::{Record, StoreError, Tx};
 use trellis_wire::Call;
 use trellis_wire::codec::Timestamp as WireTimestamp;
 
 use super::{
-    Constraints, Empty, IamError, IamResult, commit, decode, encode, new_id, paging, required,
-    url_encode,
+    Constraints, Empty, IamError, IamResult, check_inline_policy, commit, decode, encode, new_id,
+    paging, policy_id, put_inline_policy, required, url_encode,
 };
 use crate::AppState;
 use crate::identity::{ROLE_KIND, ROLE_POLICY_KIND, StoredRole, StoredRolePolicy, Tag, role_arn};
@@ -413,10 +413,6 @@ impl RolePolicyInput {
     }
 }
 
-fn policy_id(role_id: &str, policy_name: &str) -> String {
-    format!("{role_id}/{policy_name}")
-}
-
 fn no_such_policy(role: &str, policy: &str) -> IamError {
     IamError::NoSuchEntity(format!(
         "The role policy with name {policy} cannot be found for role {role}."
@@ -426,21 +422,7 @@ fn no_such_policy(role: &str, policy: &str) -> IamError {
 pub async fn put_role_policy(state: AppState, input: RolePolicyInput, _: Call) -> IamResult<Empty> {
     let (role_name, policy_name) = input.names()?;
     let document = required(&input.policy_document, "policyDocument")?;
-    let mut c = Constraints::default();
-    c.length(document, "policyDocument", 1, 131_072);
-    c.finish()?;
-    if document.chars().count() > IDENTITY_POLICY_MAX_CHARS {
-        return Err(IamError::LimitExceeded(format!(
-            "Maximum policy size of {IDENTITY_POLICY_MAX_CHARS} characters exceeded for role {role_name}"
-        )));
-    }
-    if let Err(diagnostics) = trellis_policy::parse(document, PolicyKind::Identity) {
-        let problems: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
-        return Err(IamError::MalformedPolicyDocument(format!(
-            "Syntax errors in policy: {}",
-            problems.join("; ")
-        )));
-    }
+    check_inline_policy(document, &format!("role {role_name}"))?;
     let mut tx = state.store.write().await?;
     let (_, role) = role_named(&mut tx, role_name).await?;
     let stored = StoredRolePolicy {
@@ -448,30 +430,17 @@ pub async fn put_role_policy(state: AppState, input: RolePolicyInput, _: Call) -
         policy_name: policy_name.to_string(),
         policy_document: document.to_string(),
     };
-    let id = policy_id(&role.role_id, policy_name);
-    match tx.get(ROLE_POLICY_KIND, &id).await? {
-        Some(mut rec) => {
-            if decode::<StoredRolePolicy>(&rec)? == stored {
-                return Ok(Empty {});
-            }
-            rec.body = encode(&stored)?;
-            tx.update(&rec).await?;
-        }
-        None => {
-            tx.insert(&Record {
-                kind: ROLE_POLICY_KIND.into(),
-                id,
-                parent: Some(role.role_id.clone()),
-                name: Some(policy_name.to_string()),
-                arn: None,
-                refs: vec![role.role_id.clone()],
-                body: encode(&stored)?,
-                seq: 0,
-            })
-            .await?;
-        }
+    if put_inline_policy(
+        &mut tx,
+        ROLE_POLICY_KIND,
+        &role.role_id,
+        policy_name,
+        &stored,
+    )
+    .await?
+    {
+        commit(&state, tx).await?;
     }
-    commit(&state, tx).await?;
     Ok(Empty {})
 }
 
