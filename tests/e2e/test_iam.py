@@ -6,16 +6,14 @@ A change to identities takes effect once the server's identity index has the wri
 (`identity` in `/_trellis/revision`); the tests wait on that, never on a clock."""
 
 import json
-import os
 import subprocess
 import time
 
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import (ACCESS_KEY, ACCOUNT, REGION, ROOT, SECRET_KEY, STARTUP_TIMEOUT_S, Server, error_code,
-                      poll, running, unique)
-from test_readme import readme_block
+from conftest import (ACCOUNT, REGION, STARTUP_TIMEOUT_S, Server, error_code, poll, running, unique)
+from test_readme import run_readme_block
 
 READ_ONLY = {
     "Version": "2012-10-17",
@@ -360,15 +358,7 @@ def test_identities_survive_a_restart(server):
 def test_readme_iam_section_runs_as_written(server, tmp_path):
     """The README's "IAM users and policies" example, only the endpoint and the credentials file
     pointed at this server: the reader may list services and is refused CreateService."""
-    script = readme_block("iam")
-    assert "http://127.0.0.1:9460" in script and "./trellis-data/credentials" in script
-    cred = tmp_path / "credentials"
-    cred.write_text(f"[default]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n")
-    script = script.replace("http://127.0.0.1:9460", server.endpoint).replace("./trellis-data/credentials", str(cred))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    p = subprocess.run(["bash", "-euxo", "pipefail", "-c", script], capture_output=True, text=True,
-                       env=env, timeout=300, cwd=ROOT)
-    assert p.returncode == 0, p.stderr[-4000:]
+    p = run_readme_block(server, "iam", tmp_path)
     assert f"arn:aws:iam::{ACCOUNT}:user/reader" in p.stdout
     assert '"items"' in p.stdout
     assert ("An error occurred (AccessDeniedException) when calling the CreateService operation: "

@@ -21,8 +21,11 @@ def quickstart():
     return readme_block("quickstart")
 
 
-def test_readme_quickstart_runs_as_written(server, lattice, tmp_path):
-    script = quickstart()
+def run_readme_block(server, marker, tmp_path, timeout=300):
+    """Runs README section `marker` as written, only its endpoint (`http://127.0.0.1:9460`) and
+    credentials file (`./trellis-data/credentials`) pointed at `server`, with no `AWS_*` variable
+    of the test's environment; fails unless it exits 0. Returns the completed process."""
+    script = readme_block(marker)
     assert "http://127.0.0.1:9460" in script and "./trellis-data/credentials" in script
     cred = tmp_path / "credentials"
     cred.write_text(f"[default]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n")
@@ -30,9 +33,13 @@ def test_readme_quickstart_runs_as_written(server, lattice, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     # -x echoes each command so a failure shows which line broke.
     p = subprocess.run(["bash", "-euxo", "pipefail", "-c", script], capture_output=True, text=True,
-                       env=env, timeout=600, cwd=ROOT)
+                       env=env, timeout=timeout, cwd=ROOT)
     assert p.returncode == 0, p.stderr[-4000:]
-    out = p.stdout
+    return p
+
+
+def test_readme_quickstart_runs_as_written(server, lattice, tmp_path):
+    out = run_readme_block(server, "quickstart", tmp_path, timeout=600).stdout
     assert "vpc-lattice-svcs.us-west-2.on.aws" in out          # the service's generated DNS name
     assert "parking" in out and "ACTIVE" in out                 # list-services table
     assert "to-instance" in out and "to-function" in out        # list-rules table

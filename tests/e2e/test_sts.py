@@ -358,17 +358,8 @@ def test_sessions_survive_a_restart(server):
 def test_readme_roles_section_runs_as_written(server, tmp_path):
     """The README's roles example, only the endpoint and the credentials file pointed at this
     server: `app` may not GetService itself, its `rates-reader` session may, and nothing else."""
-    import os
-    from conftest import ACCESS_KEY, ROOT, SECRET_KEY
-    from test_readme import readme_block
-    script = readme_block("roles")
-    cred = tmp_path / "credentials"
-    cred.write_text(f"[default]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n")
-    script = script.replace("http://127.0.0.1:9460", server.endpoint).replace("./trellis-data/credentials", str(cred))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    p = subprocess.run(["bash", "-euxo", "pipefail", "-c", script], capture_output=True, text=True,
-                       env=env, timeout=300, cwd=ROOT)
-    assert p.returncode == 0, p.stderr[-4000:]
+    from test_readme import run_readme_block
+    p = run_readme_block(server, "roles", tmp_path)
     session = f"arn:aws:sts::{ACCOUNT}:assumed-role/rates-reader/s1"
     assert session in p.stdout
     assert ("An error occurred (AccessDeniedException) when calling the GetService operation: User: "

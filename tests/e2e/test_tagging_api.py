@@ -6,7 +6,6 @@ Lattice's own TagResource, validation errors as InvalidParameterException, and t
 resolving `X-Amz-Target: ResourceGroupsTaggingAPI_20170126.*` to the signing name `tagging`."""
 
 import json
-import os
 import subprocess
 import urllib.error
 import urllib.request
@@ -17,8 +16,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from conftest import ACCESS_KEY, ACCOUNT, REGION, ROOT, SECRET_KEY, error_code, unique
-from test_readme import readme_block
+from conftest import ACCESS_KEY, ACCOUNT, REGION, SECRET_KEY, error_code, unique
+from test_readme import run_readme_block
 
 FIXED_404 = {"fixedResponse": {"statusCode": 404}}
 TARGET_PREFIX = "ResourceGroupsTaggingAPI_20170126"
@@ -426,15 +425,7 @@ def json_documents(text):
 
 
 def test_readme_tagging_example_runs_as_written(server, lattice, tmp_path):
-    script = readme_block("tagging")
-    assert "http://127.0.0.1:9460" in script and "./trellis-data/credentials" in script
-    cred = tmp_path / "credentials"
-    cred.write_text(f"[default]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n")
-    script = script.replace("http://127.0.0.1:9460", server.endpoint).replace("./trellis-data/credentials", str(cred))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    p = subprocess.run(["bash", "-euxo", "pipefail", "-c", script], capture_output=True, text=True,
-                       env=env, timeout=300, cwd=ROOT)
-    assert p.returncode == 0, p.stderr[-4000:]
+    p = run_readme_block(server, "tagging", tmp_path)
     billing = [s for s in lattice.list_services()["items"] if s["name"] == "billing"]
     assert len(billing) == 1
     try:
