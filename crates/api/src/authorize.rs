@@ -100,11 +100,9 @@ pub fn identity_decision(
     resource: &str,
     keys: &[(String, String)],
 ) -> Verdict {
-    let policies = match caller {
-        Caller::Root => return Verdict::Allow,
-        Caller::User { user, .. } => &user.policies,
-        Caller::Role { role, .. } => &role.policies,
-    };
+    if matches!(caller, Caller::Root) {
+        return Verdict::Allow;
+    }
     let mut request = RequestContext::new(Principal::iam(caller.arn(ctx)), action, resource);
     for (k, v) in principal_tags(caller)
         .into_iter()
@@ -112,9 +110,21 @@ pub fn identity_decision(
     {
         request = request.with_key(k, v);
     }
+    evaluate(caller, &request)
+}
+
+/// The caller's identity policies on a request whose context the caller built (the data
+/// plane's, with its own condition keys and principal tags): an explicit deny in any wins, then
+/// an allow in any. Root is always allowed.
+pub fn evaluate(caller: &Caller, request: &RequestContext<'_>) -> Verdict {
+    let policies = match caller {
+        Caller::Root => return Verdict::Allow,
+        Caller::User { user, .. } => &user.policies,
+        Caller::Role { role, .. } => &role.policies,
+    };
     let mut verdict = Verdict::ImplicitDeny;
     for policy in policies {
-        match policy.evaluate(&request) {
+        match policy.evaluate(request) {
             Decision::ExplicitDeny(_) => return Verdict::ExplicitDeny,
             Decision::Allow(_) => verdict = Verdict::Allow,
             Decision::ImplicitDeny => {}

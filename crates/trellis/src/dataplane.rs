@@ -1,17 +1,21 @@
 //! The data plane's wiring into the API: `trellis serve` starts [`trellis_dataplane::DataPlane`]
-//! through [`start`]; its bind failures go to `/_trellis/health` ([`status`]) and its health
-//! checker to ListTargets ([`health_source`]). Everything else of the data plane (loading,
+//! through [`start`]; its bind failures go to `/_trellis/health` ([`status`]), its health
+//! checker to ListTargets ([`health_source`]), and its auth stage authenticates callers from the
+//! API's identity index ([`credentials`]). Everything else of the data plane (loading,
 //! following the change feed, the apply order, DNS) is `trellis_dataplane`'s.
 
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use trellis_api::FailedPort;
+use trellis_api::identity::{Caller, Identities};
 use trellis_api::target_groups::{ObservedTarget, TargetHealthSource};
 use trellis_dataplane::{DataPlane, DataPlaneConfig, Status};
 use trellis_health::Health;
+use trellis_model::Context;
 use trellis_model::resources::target_group::{TargetStatus, target_key};
-use trellis_proxy::FunctionInvoker;
+use trellis_policy::{Decision, RequestContext, StatementRef};
+use trellis_proxy::{CredentialError, Credentials, FunctionInvoker};
 use trellis_store::Store;
 use trellis_tls::CertificateAuthority;
 
@@ -44,8 +48,105 @@ pub async fn start(
     ca: Arc<CertificateAuthority>,
     status: Status,
     functions: Arc<dyn FunctionInvoker>,
+    credentials: Arc<dyn Credentials>,
 ) -> anyhow::Result<DataPlane> {
-    DataPlane::start(config, store, ca, status, functions).await
+    DataPlane::start(config, store, ca, status, functions, credentials).await
+}
+
+/// The auth stage's credentials: root's and those of the API's identity index, read at each
+/// request from the index's current revision (so a deactivated key, a deleted role or a changed
+/// identity policy is in force from the index's next revision on), exactly as the API's gate
+/// reads them.
+pub fn credentials(
+    identities: Arc<Identities>,
+    root: trellis_api::RootCredentials,
+    ctx: Context,
+) -> Arc<dyn Credentials> {
+    Arc::new(IdentityCredentials {
+        identities,
+        root,
+        ctx,
+    })
+}
+
+struct IdentityCredentials {
+    identities: Arc<Identities>,
+    root: trellis_api::RootCredentials,
+    ctx: Context,
+}
+
+impl Credentials for IdentityCredentials {
+    fn secret(&self, access_key_id: &str) -> Option<String> {
+        trellis_api::auth::secret(&self.root, &self.identities.current(), access_key_id)
+    }
+
+    fn caller(
+        &self,
+        access_key_id: &str,
+        session_token: Option<&str>,
+    ) -> Result<Arc<dyn trellis_proxy::Caller>, CredentialError> {
+        let index = self.identities.current();
+        let caller =
+            trellis_api::auth::caller(&self.root, &index, &self.ctx, access_key_id, session_token)
+                .map_err(|e| match e {
+                    trellis_api::auth::CallerError::Unrecognized => CredentialError::Unrecognized,
+                    trellis_api::auth::CallerError::Expired => CredentialError::Expired,
+                })?;
+        let tags = trellis_api::authorize::principal_tags(&caller)
+            .into_iter()
+            .map(|(k, v)| {
+                let k = k
+                    .strip_prefix("aws:PrincipalTag/")
+                    .map_or(k.clone(), str::to_owned);
+                (k, v)
+            })
+            .collect();
+        Ok(Arc::new(DataPlaneCaller {
+            arn: caller.arn(&self.ctx),
+            session_name: match &caller {
+                Caller::Role { session, .. } => Some(session.session_name.clone()),
+                _ => None,
+            },
+            tags,
+            caller,
+        }))
+    }
+}
+
+/// A caller as the auth stage sees it: its ARN, session name and principal tags computed once.
+#[derive(Debug)]
+struct DataPlaneCaller {
+    arn: String,
+    session_name: Option<String>,
+    tags: Vec<(String, String)>,
+    caller: Caller,
+}
+
+impl trellis_proxy::Caller for DataPlaneCaller {
+    fn arn(&self) -> &str {
+        &self.arn
+    }
+
+    fn session_name(&self) -> Option<&str> {
+        self.session_name.as_deref()
+    }
+
+    fn tags(&self) -> &[(String, String)] {
+        &self.tags
+    }
+
+    fn decide(&self, request: &RequestContext<'_>) -> Decision {
+        // The statement is not reported further than the decision's kind.
+        let statement = || StatementRef {
+            index: 0,
+            sid: None,
+        };
+        match trellis_api::authorize::evaluate(&self.caller, request) {
+            trellis_api::authorize::Verdict::Allow => Decision::Allow(statement()),
+            trellis_api::authorize::Verdict::ExplicitDeny => Decision::ExplicitDeny(statement()),
+            trellis_api::authorize::Verdict::ImplicitDeny => Decision::ImplicitDeny,
+        }
+    }
 }
 
 /// The data plane's observed target health, for the API's ListTargets
