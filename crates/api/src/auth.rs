@@ -221,19 +221,33 @@ pub fn caller(
     access_key_id: &str,
     token: Option<&str>,
 ) -> Result<Caller, CallerError> {
+    caller_until(root, index, ctx, access_key_id, token).map(|(caller, _)| caller)
+}
+
+/// [`caller`], with when its session expires (Unix milliseconds; `None` for long-term keys).
+pub fn caller_until(
+    root: &crate::RootCredentials,
+    index: &IdentityIndex,
+    ctx: &trellis_model::Context,
+    access_key_id: &str,
+    token: Option<&str>,
+) -> Result<(Caller, Option<i64>), CallerError> {
     if !access_key_id.starts_with(SESSION_KEY_PREFIX) {
         // A session token with long-term credentials is not theirs.
         if token.is_some() {
             return Err(CallerError::Unrecognized);
         }
         if access_key_id == root.access_key_id {
-            return Ok(Caller::Root);
+            return Ok((Caller::Root, None));
         }
         return match index.active_key(access_key_id) {
-            Some((_, user)) => Ok(Caller::User {
-                user: Arc::clone(user),
-                access_key_id: access_key_id.to_string(),
-            }),
+            Some((_, user)) => Ok((
+                Caller::User {
+                    user: Arc::clone(user),
+                    access_key_id: access_key_id.to_string(),
+                },
+                None,
+            )),
             None => Err(CallerError::Unrecognized),
         };
     }
@@ -242,10 +256,11 @@ pub fn caller(
         .and_then(|t| crate::session::verify(key, t))
         .filter(|c| c.access_key_id == access_key_id)
         .ok_or(CallerError::Unrecognized)?;
-    if claims.expires * 1000 <= trellis_model::Timestamp::now().unix_millis() {
+    let expires_ms = claims.expires * 1000;
+    if expires_ms <= trellis_model::Timestamp::now().unix_millis() {
         return Err(CallerError::Expired);
     }
-    match claims.subject {
+    let caller = match claims.subject {
         crate::session::Subject::Root => Ok(Caller::Root),
         crate::session::Subject::User => {
             let user = index
@@ -270,7 +285,8 @@ pub fn caller(
                 role: Arc::clone(role),
             })
         }
-    }
+    };
+    caller.map(|c| (c, Some(expires_ms)))
 }
 
 /// The region IAM, a global service, is signed for by clients.

@@ -31,8 +31,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use http::{HeaderMap, Method, Request, Uri, header};
-use hyper::body::Incoming;
+use http::request::Parts;
+use http::{HeaderMap, Method, Uri, header};
 use trellis_model::resources::AuthType;
 use trellis_policy::{Decision, KeySource, Policy, Principal, RequestContext};
 use trellis_sigv4::{SigV4Error, UNSIGNED_PAYLOAD};
@@ -47,19 +47,24 @@ pub const INVOKE: &str = "vpc-lattice-svcs:Invoke";
 
 /// Where the data plane finds secrets and the callers they authenticate. The server implements
 /// it over the API's identity index, so a deactivated key, a deleted role or a changed identity
-/// policy is in force from the index's next revision on.
+/// policy is in force from the index's next revision on. An implementation may cache what it
+/// resolves only for as long as its index stays at one revision and the session is unexpired.
 pub trait Credentials: Send + Sync + 'static {
-    /// The secret access key of an active access key (an IAM user's, root's, or a session's
-    /// derived one), or `None` when the key is unknown or inactive.
-    fn secret(&self, access_key_id: &str) -> Option<String>;
-
-    /// The caller a request whose signature verified with `access_key_id` authenticates;
+    /// The secret of `access_key_id` (an IAM user's active key, root's, or a session's derived
+    /// one) and the caller a request signed with it authenticates once its signature verifies;
     /// `session_token` is the request's `X-Amz-Security-Token`.
-    fn caller(
+    fn resolve(
         &self,
         access_key_id: &str,
         session_token: Option<&str>,
-    ) -> Result<Arc<dyn Caller>, CredentialError>;
+    ) -> Result<Resolved, CredentialError>;
+}
+
+/// A key's secret and the caller it stands for.
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    pub secret: String,
+    pub caller: Arc<dyn Caller>,
 }
 
 /// Why a verified signature still authenticates nobody.
@@ -148,14 +153,14 @@ pub(crate) fn required(service: &ServiceEntry) -> bool {
             .any(|n| n.auth_type == AuthType::AwsIam)
 }
 
-/// Runs the auth stage for `req` (whose URI is already the normal form the target receives);
-/// `received` is the URI as the client sent it, which a signature covers.
+/// Runs the auth stage for the head `req` (whose URI is already the normal form the target
+/// receives); `received` is the URI as the client sent it, which a signature covers.
 pub(crate) fn authorize(
     credentials: Option<&dyn Credentials>,
     key_cache: &trellis_sigv4::KeyCache,
     region: &str,
     service: &ServiceEntry,
-    req: &mut Request<Incoming>,
+    req: &mut Parts,
     received: Option<&Uri>,
     conn: &Connection,
 ) -> Result<Authenticated, ProxyError> {
@@ -174,7 +179,7 @@ pub(crate) fn authorize(
         None
     };
     let now = SystemTime::now();
-    let path = req.uri().path();
+    let path = req.uri.path();
     let resource = format!("{}{}", service.arn, path);
     let principal = match &caller {
         Some(c) => Principal::iam(c.arn()),
@@ -187,10 +192,10 @@ pub(crate) fn authorize(
         .chain(service.networks.is_empty().then_some(None));
     for network in arrivals {
         let keys = Keys {
-            method: req.method(),
+            method: &req.method,
             path,
-            query: req.uri().query(),
-            headers: req.headers(),
+            query: req.uri.query(),
+            headers: &req.headers,
             service,
             network,
             caller: caller.as_deref(),
@@ -229,9 +234,9 @@ pub(crate) fn authorize(
 }
 
 /// A request is signed when it carries an `Authorization` field or a presigned signature.
-fn is_signed(req: &Request<Incoming>) -> bool {
-    req.headers().contains_key(header::AUTHORIZATION)
-        || req.uri().query().is_some_and(|q| {
+fn is_signed(req: &Parts) -> bool {
+    req.headers.contains_key(header::AUTHORIZATION)
+        || req.uri.query().is_some_and(|q| {
             q.split('&').any(|p| {
                 p.split('=')
                     .next()
@@ -274,13 +279,44 @@ impl std::fmt::Display for AuthnError {
     }
 }
 
-/// The [`trellis_sigv4::SecretLookup`] of a [`Credentials`] source (none: every key unknown).
-struct Lookup<'a>(Option<&'a dyn Credentials>);
+/// The [`trellis_sigv4::SecretLookup`] of a [`Credentials`] source (none: every key unknown). It
+/// resolves the caller together with the secret, before the signature is compared, and keeps the
+/// outcome, so that a forged, foreign or expired session token is reported as such (as the
+/// API's gate does) rather than as a signature mismatch.
+struct Lookup<'a> {
+    credentials: Option<&'a dyn Credentials>,
+    token: Option<String>,
+    outcome: std::cell::RefCell<Option<Result<Arc<dyn Caller>, CredentialError>>>,
+}
 
 impl trellis_sigv4::SecretLookup for Lookup<'_> {
     fn secret_access_key(&self, access_key_id: &str) -> Option<String> {
-        self.0?.secret(access_key_id)
+        let resolved = self
+            .credentials?
+            .resolve(access_key_id, self.token.as_deref());
+        let (secret, outcome) = match resolved {
+            Ok(r) => (Some(r.secret), Ok(r.caller)),
+            Err(e) => (None, Err(e)),
+        };
+        *self.outcome.borrow_mut() = Some(outcome);
+        secret
     }
+}
+
+/// The session token a request carries: the `X-Amz-Security-Token` field, else the presigned
+/// query parameter (percent-decoded). The verifier checks that whichever it is, is signed.
+fn session_token(req: &Parts) -> Option<String> {
+    if let Some(v) = req.headers.get("x-amz-security-token") {
+        return Some(String::from_utf8_lossy(v.as_bytes()).into_owned());
+    }
+    req.uri.query()?.split('&').find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.eq_ignore_ascii_case("X-Amz-Security-Token").then(|| {
+            percent_encoding::percent_decode_str(v)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+    })
 }
 
 /// Verifies the request's signature against the URI as received and resolves its caller.
@@ -288,14 +324,14 @@ fn authenticate(
     credentials: Option<&dyn Credentials>,
     key_cache: &trellis_sigv4::KeyCache,
     region: &str,
-    req: &mut Request<Incoming>,
+    req: &mut Parts,
     received: Option<&Uri>,
 ) -> Result<Arc<dyn Caller>, AuthnError> {
     // The signature covers what the client sent; the normal form goes back in afterwards.
-    let normal = received.map(|uri| std::mem::replace(req.uri_mut(), uri.clone()));
+    let normal = received.map(|uri| std::mem::replace(&mut req.uri, uri.clone()));
     let verified = verify(credentials, key_cache, region, req);
     if let Some(normal) = normal {
-        *req.uri_mut() = normal;
+        req.uri = normal;
     }
     verified
 }
@@ -307,24 +343,25 @@ fn verify(
     credentials: Option<&dyn Credentials>,
     key_cache: &trellis_sigv4::KeyCache,
     region: &str,
-    req: &Request<Incoming>,
+    parts: &Parts,
 ) -> Result<Arc<dyn Caller>, AuthnError> {
-    // `precheck` and `finish` read the head only; a body-less copy of it costs the header map's
-    // clone, which only signed requests to AWS_IAM services pay.
-    let mut head = Request::new(());
-    *head.method_mut() = req.method().clone();
-    *head.uri_mut() = req.uri().clone();
-    *head.version_mut() = req.version();
-    *head.headers_mut() = req.headers().clone();
-    let (parts, ()) = head.into_parts();
     let opts = trellis_sigv4::VerifyOptions {
         service: SIGNING_NAME,
         region: Some(region),
         now: time::OffsetDateTime::now_utc(),
         max_skew: trellis_sigv4::DEFAULT_MAX_SKEW,
     };
-    let prechecked = trellis_sigv4::precheck(&parts, &Lookup(credentials), &opts)
-        .map_err(AuthnError::Signature)?;
+    let lookup = Lookup {
+        credentials,
+        token: session_token(parts),
+        outcome: std::cell::RefCell::new(None),
+    };
+    let prechecked = trellis_sigv4::precheck(parts, &lookup, &opts).map_err(|e| {
+        match (&e, lookup.outcome.borrow().as_ref()) {
+            (SigV4Error::UnrecognizedClient { .. }, Some(Err(c))) => AuthnError::Credential(*c),
+            _ => AuthnError::Signature(e),
+        }
+    })?;
     // Lattice never reads the body for auth: the payload hash must be UNSIGNED-PAYLOAD, declared
     // in a signed `x-amz-content-sha256` (presigned URLs may leave it out).
     let declared = parts
@@ -337,12 +374,14 @@ fn verify(
         None if presigned => {}
         _ => return Err(AuthnError::SignedPayload),
     }
-    let credentials = credentials.ok_or(AuthnError::Credential(CredentialError::Unrecognized))?;
-    let caller = credentials
-        .caller(prechecked.access_key_id(), prechecked.security_token())
+    // The precheck found the key, so the lookup resolved its caller.
+    let caller = lookup
+        .outcome
+        .take()
+        .unwrap_or(Err(CredentialError::Unrecognized))
         .map_err(AuthnError::Credential)?;
     prechecked
-        .finish(&parts, UNSIGNED_PAYLOAD, Some(key_cache))
+        .finish(parts, UNSIGNED_PAYLOAD, Some(key_cache))
         .map_err(AuthnError::Signature)?;
     Ok(caller)
 }
@@ -586,6 +625,182 @@ mod tests {
         }
         fn decide(&self, _: &RequestContext<'_>) -> Decision {
             Decision::ImplicitDeny
+        }
+    }
+
+    /// A caller whose identity policies answer `decision`.
+    #[derive(Debug)]
+    struct Fixed(Decision);
+
+    impl Caller for Fixed {
+        fn arn(&self) -> &str {
+            "arn:aws:iam::111122223333:user/u"
+        }
+        fn session_name(&self) -> Option<&str> {
+            None
+        }
+        fn tags(&self) -> &[(String, String)] {
+            &[]
+        }
+        fn decide(&self, _: &RequestContext<'_>) -> Decision {
+            self.0.clone()
+        }
+    }
+
+    const ALLOW_ALL: &str =
+        r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"*","Resource":"*"}]}"#;
+    const DENY_ALL: &str =
+        r#"{"Statement":[{"Effect":"Deny","Principal":"*","Action":"*","Resource":"*"}]}"#;
+    const SIGNED_ONLY: &str = r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"*","Resource":"*",
+        "Condition":{"StringNotEqualsIgnoreCase":{"aws:PrincipalType":"anonymous"}}}]}"#;
+
+    fn policy(text: Option<&str>) -> Option<Arc<Policy>> {
+        text.map(|t| Arc::new(trellis_policy::parse(t, trellis_policy::PolicyKind::Auth).unwrap()))
+    }
+
+    fn auth(iam: bool) -> AuthType {
+        if iam {
+            AuthType::AwsIam
+        } else {
+            AuthType::None
+        }
+    }
+
+    /// The three layers: each enabled one must allow, an explicit deny anywhere wins, and the
+    /// layer named is the explicit denier, else the first without an allow (network, service,
+    /// identity).
+    #[test]
+    fn layers_combine_as_lattice_does() {
+        let allow = || {
+            Decision::Allow(trellis_policy::StatementRef {
+                index: 0,
+                sid: None,
+            })
+        };
+        let deny = || {
+            Decision::ExplicitDeny(trellis_policy::StatementRef {
+                index: 0,
+                sid: None,
+            })
+        };
+        type Case = (
+            &'static str,
+            (bool, Option<&'static str>),
+            (bool, Option<&'static str>),
+            Option<Decision>,
+            Result<(), (Layer, bool)>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "network only, allows anonymous",
+                (true, Some(ALLOW_ALL)),
+                (false, None),
+                None,
+                Ok(()),
+            ),
+            (
+                "service only, no policy",
+                (false, None),
+                (true, None),
+                None,
+                Err((Layer::Service, false)),
+            ),
+            (
+                "network without a policy",
+                (true, None),
+                (true, Some(ALLOW_ALL)),
+                None,
+                Err((Layer::Network, false)),
+            ),
+            (
+                "signed-only network, anonymous",
+                (true, Some(SIGNED_ONLY)),
+                (false, None),
+                None,
+                Err((Layer::Network, false)),
+            ),
+            (
+                "signed-only network, signed",
+                (true, Some(SIGNED_ONLY)),
+                (false, None),
+                Some(allow()),
+                Ok(()),
+            ),
+            (
+                "identity must allow",
+                (true, Some(ALLOW_ALL)),
+                (true, Some(ALLOW_ALL)),
+                Some(Decision::ImplicitDeny),
+                Err((Layer::Identity, false)),
+            ),
+            (
+                "identity explicit deny wins over implicit network",
+                (true, None),
+                (false, None),
+                Some(deny()),
+                Err((Layer::Identity, true)),
+            ),
+            (
+                "service explicit deny over network implicit",
+                (true, None),
+                (true, Some(DENY_ALL)),
+                Some(allow()),
+                Err((Layer::Service, true)),
+            ),
+            (
+                "network explicit deny first",
+                (true, Some(DENY_ALL)),
+                (true, Some(DENY_ALL)),
+                Some(deny()),
+                Err((Layer::Network, true)),
+            ),
+            (
+                "NONE layers are skipped even with policies",
+                (false, Some(DENY_ALL)),
+                (false, Some(DENY_ALL)),
+                Some(allow()),
+                Ok(()),
+            ),
+            (
+                "all three allow",
+                (true, Some(ALLOW_ALL)),
+                (true, Some(ALLOW_ALL)),
+                Some(allow()),
+                Ok(()),
+            ),
+        ];
+        for (name, (net_iam, net_policy), (svc_iam, svc_policy), identity, expected) in cases {
+            let network = NetworkEntry {
+                id: "sn-1".into(),
+                arn: "arn:aws:vpc-lattice:us-west-2:111122223333:servicenetwork/sn-1".into(),
+                auth_type: auth(net_iam),
+                auth_policy: policy(net_policy),
+            };
+            let service = ServiceEntry {
+                id: "svc-1".into(),
+                arn: "arn:aws:vpc-lattice:us-west-2:111122223333:service/svc-1".into(),
+                name: "s".into(),
+                auth_type: auth(svc_iam),
+                dns_name: "s".into(),
+                custom_domain_name: None,
+                networks: vec![network.clone()],
+                listeners: Default::default(),
+                auth_policy: policy(svc_policy),
+                tags: Default::default(),
+            };
+            let caller = identity.map(Fixed);
+            let principal = match &caller {
+                Some(c) => Principal::iam(c.arn()),
+                None => Principal::Anonymous,
+            };
+            let request = RequestContext::new(principal, INVOKE, format!("{}/x", service.arn));
+            let got = decide(
+                &service,
+                Some(&network),
+                caller.as_ref().map(|c| c as &dyn Caller),
+                &request,
+            );
+            assert_eq!(got, expected, "{name}");
         }
     }
 

@@ -107,12 +107,13 @@ async fn proxy_request(
 
     // 5. Authentication and authorization (`auth`): when the service or a network of it uses
     //    AWS_IAM, a signed request must verify, and every enabled layer must allow the caller.
+    let (mut head, body) = req.into_parts();
     let authenticated = auth::authorize(
         shared.credentials.get().map(|c| c.as_ref()),
         &shared.key_cache,
         &snapshot.ctx.region,
         service,
-        &mut req,
+        &mut head,
         received.as_ref(),
         &auth::Connection {
             peer: conn.peer.ip(),
@@ -125,6 +126,7 @@ async fn proxy_request(
             record.auth_denied = Some(layer.reason());
         }
     })?;
+    let mut req = Request::from_parts(head, body);
     record.caller = authenticated.caller().cloned();
 
     // 6. Rules: the first matching rule's action, else the default action.

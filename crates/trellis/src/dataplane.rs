@@ -4,8 +4,9 @@
 //! API's identity index ([`credentials`]). Everything else of the data plane (loading,
 //! following the change feed, the apply order, DNS) is `trellis_dataplane`'s.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use trellis_api::FailedPort;
 use trellis_api::identity::{Caller, Identities};
@@ -15,7 +16,7 @@ use trellis_health::Health;
 use trellis_model::Context;
 use trellis_model::resources::target_group::{TargetStatus, target_key};
 use trellis_policy::{Decision, RequestContext, StatementRef};
-use trellis_proxy::{CredentialError, Credentials, FunctionInvoker};
+use trellis_proxy::{CredentialError, Credentials, FunctionInvoker, Resolved};
 use trellis_store::Store;
 use trellis_tls::CertificateAuthority;
 
@@ -53,10 +54,14 @@ pub async fn start(
     DataPlane::start(config, store, ca, status, functions, credentials).await
 }
 
-/// The auth stage's credentials: root's and those of the API's identity index, read at each
-/// request from the index's current revision (so a deactivated key, a deleted role or a changed
-/// identity policy is in force from the index's next revision on), exactly as the API's gate
-/// reads them.
+/// The auth stage's credentials: root's and those of the API's identity index, read from the
+/// index's current revision (so a deactivated key, a deleted role or a changed identity policy
+/// is in force from the index's next revision on), exactly as the API's gate reads them.
+///
+/// What a key resolves to is cached per access key, for the index revision it was resolved at,
+/// the session token it came with, and (for sessions) until the session expires: a request that
+/// presents the same credentials again skips the session token's MAC and decoding and the
+/// secret's derivation. Any change of revision makes every entry stale.
 pub fn credentials(
     identities: Arc<Identities>,
     root: trellis_api::RootCredentials,
@@ -66,32 +71,60 @@ pub fn credentials(
         identities,
         root,
         ctx,
+        cache: Mutex::default(),
     })
 }
+
+/// At most this many resolved keys are cached; the cache is emptied when it is full.
+const CACHED_KEYS: usize = 4096;
 
 struct IdentityCredentials {
     identities: Arc<Identities>,
     root: trellis_api::RootCredentials,
     ctx: Context,
+    cache: Mutex<HashMap<String, Cached>>,
+}
+
+/// One resolved key: valid at `revision`, with `token`, until `expires_ms`.
+struct Cached {
+    revision: u64,
+    token: Option<String>,
+    expires_ms: i64,
+    resolved: Resolved,
 }
 
 impl Credentials for IdentityCredentials {
-    fn secret(&self, access_key_id: &str) -> Option<String> {
-        trellis_api::auth::secret(&self.root, &self.identities.current(), access_key_id)
-    }
-
-    fn caller(
+    fn resolve(
         &self,
         access_key_id: &str,
         session_token: Option<&str>,
-    ) -> Result<Arc<dyn trellis_proxy::Caller>, CredentialError> {
+    ) -> Result<Resolved, CredentialError> {
         let index = self.identities.current();
-        let caller =
-            trellis_api::auth::caller(&self.root, &index, &self.ctx, access_key_id, session_token)
-                .map_err(|e| match e {
-                    trellis_api::auth::CallerError::Unrecognized => CredentialError::Unrecognized,
-                    trellis_api::auth::CallerError::Expired => CredentialError::Expired,
-                })?;
+        let revision = index.revision.unwrap_or(0);
+        let now_ms = trellis_model::Timestamp::now().unix_millis();
+        {
+            let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(c) = cache.get(access_key_id)
+                && c.revision == revision
+                && c.token.as_deref() == session_token
+                && now_ms < c.expires_ms
+            {
+                return Ok(c.resolved.clone());
+            }
+        }
+        let secret = trellis_api::auth::secret(&self.root, &index, access_key_id)
+            .ok_or(CredentialError::Unrecognized)?;
+        let (caller, expires_ms) = trellis_api::auth::caller_until(
+            &self.root,
+            &index,
+            &self.ctx,
+            access_key_id,
+            session_token,
+        )
+        .map_err(|e| match e {
+            trellis_api::auth::CallerError::Unrecognized => CredentialError::Unrecognized,
+            trellis_api::auth::CallerError::Expired => CredentialError::Expired,
+        })?;
         let tags = trellis_api::authorize::principal_tags(&caller)
             .into_iter()
             .map(|(k, v)| {
@@ -101,15 +134,32 @@ impl Credentials for IdentityCredentials {
                 (k, v)
             })
             .collect();
-        Ok(Arc::new(DataPlaneCaller {
-            arn: caller.arn(&self.ctx),
-            session_name: match &caller {
-                Caller::Role { session, .. } => Some(session.session_name.clone()),
-                _ => None,
+        let resolved = Resolved {
+            secret,
+            caller: Arc::new(DataPlaneCaller {
+                arn: caller.arn(&self.ctx),
+                session_name: match &caller {
+                    Caller::Role { session, .. } => Some(session.session_name.clone()),
+                    _ => None,
+                },
+                tags,
+                caller,
+            }),
+        };
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if cache.len() >= CACHED_KEYS {
+            cache.clear();
+        }
+        cache.insert(
+            access_key_id.to_string(),
+            Cached {
+                revision,
+                token: session_token.map(str::to_owned),
+                expires_ms: expires_ms.unwrap_or(i64::MAX),
+                resolved: resolved.clone(),
             },
-            tags,
-            caller,
-        }))
+        );
+        Ok(resolved)
     }
 }
 
