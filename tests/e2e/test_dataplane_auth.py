@@ -452,3 +452,40 @@ def test_auth_type_none_examines_nothing(dp_server, dp_lattice, start_backend):
     got = r.json()["headers"]
     assert got["authorization"] == "Bearer app-token"
     assert "x-amzn-lattice-identity" not in got
+
+
+def test_organization_is_the_principals_org(dp_server, dp_lattice, start_backend):
+    """`aws organizations create-organization` gives every principal of the account
+    `aws:PrincipalOrgID` / `aws:PrincipalOrgPaths`: the launch post's "only my organization"
+    network policy denies everyone before the organization exists and admits the account's
+    callers after; the target sees the organization in the identity headers."""
+    lattice = dp_lattice
+    backend = start_backend("auth-org")
+    tg = ip_target_group(lattice, health_check={"enabled": False}, targets=[backend])
+    svc = ServiceBuilder(lattice, network_auth_type="AWS_IAM")
+    port = free_port()
+    svc.listener("HTTP", port, forward((tg, 1)))
+    user, key = new_user(dp_server, INVOKE_ANY)
+    wait_identity(dp_server)
+    assert dp_server.cli("describe-organization", service="organizations", check=False).returncode != 0
+    org = dp_server.cli("create-organization", "--feature-set", "ALL", service="organizations")["Organization"]
+    try:
+        wait_identity(dp_server)
+        root = dp_server.cli("list-roots", service="organizations")["Roots"][0]
+        put_policy(lattice, svc.sn["id"], {"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": "*", "Action": "vpc-lattice-svcs:Invoke", "Resource": "*",
+            "Condition": {"StringEquals": {"aws:PrincipalOrgID": org["Id"]},
+                          "ForAnyValue:StringLike": {"aws:PrincipalOrgPaths": f"{org['Id']}/{root['Id']}/*"}}}]})
+        wait_until_applied(dp_server)
+        r = call(svc, port, "/x", creds=creds_of(key))
+        assert r.status == 200, r.body
+        identity = map_header(r.json()["headers"]["x-amzn-lattice-identity"])
+        assert identity["PrincipalOrgID"] == org["Id"]
+        assert identity["PrincipalOrgPath"] == f"{org['Id']}/{root['Id']}/"
+        assert call(svc, port, "/x").status == 403
+    finally:
+        dp_server.cli("delete-organization", service="organizations")
+    # Without the organization, nobody is a member any more.
+    wait_identity(dp_server)
+    r = call(svc, port, "/x", creds=creds_of(key))
+    assert r.status == 403 and "no network-based policy" in r.body.decode()

@@ -334,7 +334,9 @@ pub async fn sigv4_gate(
     let mut prechecked = None;
     let mut first_err = None;
     'names: for name in &names {
-        let global = *name == crate::iam::IAM.signing_name;
+        // IAM and Organizations are global: clients sign them for us-east-1.
+        let global = *name == crate::iam::IAM.signing_name
+            || *name == crate::organizations::ORGANIZATIONS.signing_name;
         let regions: &[&str] = if global {
             &[state.ctx.region.as_str(), GLOBAL_REGION]
         } else {

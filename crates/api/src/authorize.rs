@@ -38,8 +38,9 @@ impl Authorize for CallerAuthorizer {
             return Ok(());
         }
         let arn = self.caller.arn(&self.ctx);
+        let org_keys = org_keys(&self.index);
         for (action, resource) in requests(meta, input, &self.caller, &self.ctx, &self.index) {
-            match identity_decision(&self.caller, &self.ctx, &action, &resource, &[]) {
+            match identity_decision(&self.caller, &self.ctx, &action, &resource, &org_keys) {
                 Verdict::ExplicitDeny => {
                     return Err(denied(
                         meta,
@@ -63,6 +64,21 @@ impl Authorize for CallerAuthorizer {
         }
         Ok(())
     }
+}
+
+/// `aws:PrincipalOrgID` and `aws:PrincipalOrgPaths` of every principal of the account, once it
+/// created its organization (it is then the organization's management account, directly under
+/// the root); none before.
+pub fn org_keys(index: &IdentityIndex) -> Vec<(String, String)> {
+    index
+        .organization()
+        .map(|org| {
+            vec![
+                ("aws:PrincipalOrgID".to_string(), org.id.clone()),
+                ("aws:PrincipalOrgPaths".to_string(), org.account_path()),
+            ]
+        })
+        .unwrap_or_default()
 }
 
 /// What a caller's identity policies say about one request.

@@ -266,6 +266,9 @@ pub struct IdentityIndex {
     roles_by_id: HashMap<String, Arc<Role>>,
     /// The key session tokens are signed with, once one exists.
     token_key: Option<Vec<u8>>,
+    /// The account's organization, once it created one: every principal of the account is a
+    /// member (`aws:PrincipalOrgID`, `aws:PrincipalOrgPaths`).
+    organization: Option<crate::organizations::StoredOrganization>,
 }
 
 impl IdentityIndex {
@@ -304,6 +307,20 @@ impl IdentityIndex {
     /// The session-token key, once one exists.
     pub fn token_key(&self) -> Option<&[u8]> {
         self.token_key.as_deref()
+    }
+
+    /// The account's organization, if it created one.
+    pub fn organization(&self) -> Option<&crate::organizations::StoredOrganization> {
+        self.organization.as_ref()
+    }
+
+    /// Adds the organization of the same revision.
+    pub fn with_organization(
+        mut self,
+        organization: Option<crate::organizations::StoredOrganization>,
+    ) -> IdentityIndex {
+        self.organization = organization;
+        self
     }
 
     /// Adds the roles, their policies and the token key of the same revision.
@@ -467,13 +484,17 @@ impl Identities {
         let token_key = decode(tx.list(TOKEN_KEY_KIND, None).await?)?
             .into_iter()
             .next();
+        let organization = decode(tx.list(crate::organizations::ORGANIZATION_KIND, None).await?)?
+            .into_iter()
+            .next();
         drop(tx);
         self.index.store(Arc::new(
             IdentityIndex::build(revision, users, keys, policies).with_roles(
                 roles,
                 role_policies,
                 token_key,
-            ),
+            )
+            .with_organization(organization),
         ));
         Ok(())
     }

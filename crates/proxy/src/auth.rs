@@ -84,6 +84,10 @@ pub trait Caller: Send + Sync + std::fmt::Debug {
     fn session_name(&self) -> Option<&str>;
     /// Its `aws:PrincipalTag/<key>` values (a role session's tags over its role's).
     fn tags(&self) -> &[(String, String)];
+    /// Its organization's ID and its path in it (`o-…/r-…/`), when its account is in one.
+    fn org(&self) -> Option<(&str, &str)> {
+        None
+    }
     /// What its identity-based policies say about `request`.
     fn decide(&self, request: &RequestContext<'_>) -> Decision;
 }
@@ -514,6 +518,8 @@ impl KeySource for Keys<'_> {
                     .get(header::USER_AGENT)
                     .map(|v| vec![String::from_utf8_lossy(v.as_bytes()).into_owned()]),
                 "principalisawsservice" => one("false"),
+                "principalorgid" => one(self.caller?.org()?.0),
+                "principalorgpaths" => one(self.caller?.org()?.1),
                 "principalservicename" => None,
                 _ => None,
             };
@@ -557,12 +563,24 @@ fn query_values(query: &str, name: &str) -> Vec<String> {
 /// with `\` and `;` in values escaped with a backslash.
 pub(crate) fn identity_values(caller: &dyn Caller) -> (String, String) {
     let mut identity = format!("Principal={}", caller.arn());
+    if let Some((org, path)) = caller.org() {
+        identity.push_str("; PrincipalOrgID=");
+        identity.push_str(org);
+        identity.push_str("; PrincipalOrgPath=");
+        identity.push_str(path);
+    }
     if let Some(name) = caller.session_name() {
         identity.push_str("; SessionName=");
         identity.push_str(name);
     }
     identity.push_str("; Type=AWS_IAM");
     let mut tags = format!("principal={}", escape(caller.arn()));
+    if let Some((org, path)) = caller.org() {
+        tags.push_str("; principalorgid=");
+        tags.push_str(&escape(org));
+        tags.push_str("; principalorgpath=");
+        tags.push_str(&escape(path));
+    }
     for (k, v) in caller.tags() {
         tags.push_str("; ");
         tags.push_str(&escape(k));

@@ -90,6 +90,7 @@ pub(crate) async fn forward(
                 auth_type: caller.as_ref().map(|_| "AWS_IAM"),
                 principal: caller.as_ref().map(|c| c.arn()),
                 session_name: caller.as_ref().and_then(|c| c.session_name()),
+                principal_org_id: caller.as_ref().and_then(|c| c.org()).map(|(id, _)| id),
                 ..Identity::default()
             },
         },

@@ -143,6 +143,9 @@ impl Credentials for IdentityCredentials {
                     _ => None,
                 },
                 tags,
+                org: index
+                    .organization()
+                    .map(|o| (o.id.clone(), o.account_path())),
                 caller,
             }),
         };
@@ -169,6 +172,8 @@ struct DataPlaneCaller {
     arn: String,
     session_name: Option<String>,
     tags: Vec<(String, String)>,
+    /// The organization's ID and the account's path in it.
+    org: Option<(String, String)>,
     caller: Caller,
 }
 
@@ -183,6 +188,10 @@ impl trellis_proxy::Caller for DataPlaneCaller {
 
     fn tags(&self) -> &[(String, String)] {
         &self.tags
+    }
+
+    fn org(&self) -> Option<(&str, &str)> {
+        self.org.as_ref().map(|(id, path)| (id.as_str(), path.as_str()))
     }
 
     fn decide(&self, request: &RequestContext<'_>) -> Decision {
