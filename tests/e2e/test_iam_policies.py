@@ -396,3 +396,29 @@ def test_a_user_may_manage_groups_and_policies_its_policy_allows(server):
     iam.detach_group_policy(GroupName=gname, PolicyArn=created["Arn"])
     iam.delete_policy(PolicyArn=created["Arn"])
     iam.delete_group(GroupName=gname)
+
+
+def test_readme_groups_section_runs_as_written(server, tmp_path):
+    """The README's "Groups and managed policies" example, only the endpoint and the credentials
+    file pointed at this server: carol reads through her group, is refused CreateService, then
+    creates a service once her policy's v2 is the default."""
+    from test_readme import run_readme_block
+
+    p = run_readme_block(server, "iam-groups", tmp_path)
+    carol = f"arn:aws:iam::{ACCOUNT}:user/carol"
+    assert '"items"' in p.stdout
+    assert ("An error occurred (AccessDeniedException) when calling the CreateService operation: "
+            + denied(carol, "vpc-lattice:CreateService", "*")) in p.stderr
+    assert "v2\tTrue" in p.stdout and "v1\tFalse" in p.stdout
+    iam = server.client("iam")
+    policy = f"arn:aws:iam::{ACCOUNT}:policy/service-creator"
+    assert [t["Key"] for t in iam.list_user_tags(UserName="carol")["Tags"]] == ["team"]
+    for k in iam.list_access_keys(UserName="carol")["AccessKeyMetadata"]:
+        iam.delete_access_key(UserName="carol", AccessKeyId=k["AccessKeyId"])
+    iam.remove_user_from_group(GroupName="lattice-readers", UserName="carol")
+    iam.detach_user_policy(UserName="carol", PolicyArn=policy)
+    iam.detach_group_policy(GroupName="lattice-readers", PolicyArn=AWS_READ_ONLY)
+    iam.delete_policy_version(PolicyArn=policy, VersionId="v1")
+    iam.delete_policy(PolicyArn=policy)
+    iam.delete_group(GroupName="lattice-readers")
+    iam.delete_user(UserName="carol")
