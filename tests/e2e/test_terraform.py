@@ -1,7 +1,9 @@
 """Terraform against Trellis: the hashicorp/aws provider, pointed at the server, applies, plans
 (no changes), updates in place, plans again (no changes) and destroys a configuration with every
 `aws_vpclattice_*` resource and data source Trellis serves, plus `aws_lambda_function`,
-`aws_iam_role` and `aws_iam_role_policy`.
+`aws_iam_role`, `aws_iam_role_policy`, `aws_iam_policy` (updated as a new version), the
+role and group policy attachments, `aws_iam_user`, `aws_iam_group` and
+`aws_iam_user_group_membership`.
 
 Terraform (`terraform` on PATH) and a filesystem mirror of the provider (`/opt/tf-plugins`, or
 `$TRELLIS_TF_PLUGINS`) must be installed; the tests fail, never skip, when they are not. Nothing is
@@ -14,8 +16,10 @@ Covered (the provider version in the mirror has 14 resource and 5 data-source ty
   (path match without a method, header match with a method), aws_vpclattice_auth_policy,
   aws_vpclattice_resource_policy, aws_vpclattice_access_log_subscription (on a network and a
   service), aws_vpclattice_service_network_service_association,
-  aws_vpclattice_service_network_vpc_association, aws_lambda_function, aws_iam_role (with tags)
-  and aws_iam_role_policy;
+  aws_vpclattice_service_network_vpc_association, aws_lambda_function, aws_iam_role (with tags),
+  aws_iam_role_policy, aws_iam_policy, aws_iam_role_policy_attachment (customer- and
+  AWS-managed), aws_iam_user (with tags), aws_iam_group, aws_iam_group_policy_attachment and
+  aws_iam_user_group_membership;
 - data sources: aws_vpclattice_service_network, aws_vpclattice_service (by id and by name),
   aws_vpclattice_listener, aws_vpclattice_auth_policy, aws_vpclattice_resource_policy.
 
@@ -175,6 +179,49 @@ resource "aws_iam_role_policy" "app" {
     Version   = "2012-10-17"
     Statement = [{ Effect = "Allow", Action = local.v1 ? "vpc-lattice:Get*" : "vpc-lattice:List*", Resource = aws_vpclattice_service.svc.arn }]
   })
+}
+
+# A customer-managed policy (the update is a new default version), attached to the role, to a
+# group and so to a user in that group; AWS's VPCLatticeReadOnlyAccess attached to the role too.
+resource "aws_iam_policy" "read" {
+  name        = "tf-read"
+  path        = "/tf/"
+  description = "Lattice reads"
+  policy = jsonencode({
+    Version   = "2012-10-17"
+    Statement = [{ Effect = "Allow", Action = local.v1 ? ["vpc-lattice:Get*"] : ["vpc-lattice:Get*", "vpc-lattice:List*"], Resource = "*" }]
+  })
+}
+
+resource "aws_iam_role_policy_attachment" "read" {
+  role       = aws_iam_role.app.name
+  policy_arn = aws_iam_policy.read.arn
+}
+
+resource "aws_iam_role_policy_attachment" "aws_read" {
+  role       = aws_iam_role.app.name
+  policy_arn = "arn:aws:iam::aws:policy/VPCLatticeReadOnlyAccess"
+}
+
+resource "aws_iam_user" "dev" {
+  name = "tf-dev"
+  path = "/tf/"
+  tags = local.tags
+}
+
+resource "aws_iam_group" "devs" {
+  name = "tf-devs"
+  path = "/tf/"
+}
+
+resource "aws_iam_group_policy_attachment" "read" {
+  group      = aws_iam_group.devs.name
+  policy_arn = aws_iam_policy.read.arn
+}
+
+resource "aws_iam_user_group_membership" "dev" {
+  user   = aws_iam_user.dev.name
+  groups = [aws_iam_group.devs.name]
 }
 
 resource "aws_lambda_function" "fn" {
@@ -493,6 +540,19 @@ def check_stage(server, ws, stage):
     doc = iam.get_role_policy(RoleName="tf-app", PolicyName="read")["PolicyDocument"]
     assert doc["Statement"][0]["Action"] == ("vpc-lattice:Get*" if v1 else "vpc-lattice:List*")
     assert doc["Statement"][0]["Resource"] == svc["arn"]
+    # The managed policy: its update is version v2, the default.
+    policy_arn = f"arn:aws:iam::{ACCOUNT}:policy/tf/tf-read"
+    assert st["aws_iam_policy.read"]["arn"] == policy_arn
+    policy = iam.get_policy(PolicyArn=policy_arn)["Policy"]
+    assert (policy["DefaultVersionId"], policy["AttachmentCount"]) == ("v1" if v1 else "v2", 2)
+    doc = iam.get_policy_version(PolicyArn=policy_arn, VersionId=policy["DefaultVersionId"])["PolicyVersion"]["Document"]
+    assert doc["Statement"][0]["Action"] == (["vpc-lattice:Get*"] if v1 else ["vpc-lattice:Get*", "vpc-lattice:List*"])
+    attached = iam.list_attached_role_policies(RoleName="tf-app")["AttachedPolicies"]
+    assert sorted(a["PolicyArn"] for a in attached) == sorted(
+        [policy_arn, "arn:aws:iam::aws:policy/VPCLatticeReadOnlyAccess"])
+    assert [g["GroupName"] for g in iam.list_groups_for_user(UserName="tf-dev")["Groups"]] == ["tf-devs"]
+    assert [a["PolicyArn"] for a in iam.list_attached_group_policies(GroupName="tf-devs")["AttachedPolicies"]] == [policy_arn]
+    assert {t["Key"]: t["Value"] for t in iam.list_user_tags(UserName="tf-dev")["Tags"]} == want_tags
 
     fn = lam.get_function(FunctionName="tf-fn")
     assert fn["Configuration"]["Timeout"] == (5 if v1 else 7)
@@ -532,7 +592,11 @@ def test_terraform_applies_updates_and_destroys_every_served_resource(server, tf
         assert lattice.list_service_networks()["items"] == []
         assert lattice.list_target_groups()["items"] == []
         assert "tf-fn" not in [f["FunctionName"] for f in lam.list_functions()["Functions"]]
-        assert server.client("iam").list_roles()["Roles"] == []
+        iam = server.client("iam")
+        assert iam.list_roles()["Roles"] == []
+        assert iam.list_users(PathPrefix="/tf/")["Users"] == []
+        assert iam.list_groups()["Groups"] == []
+        assert iam.list_policies(Scope="Local")["Policies"] == []
         assert ws.state() == {}
     finally:
         ws.cleanup()

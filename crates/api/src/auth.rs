@@ -947,6 +947,7 @@ mod tests {
             path: "/".into(),
             arn: format!("arn:aws:iam::111122223333:user/user{n}"),
             create_date_ms: 0,
+            tags: Vec::new(),
         };
         let key = StoredAccessKey {
             access_key_id: format!("AKIAGATETEST{n}"),

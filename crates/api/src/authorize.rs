@@ -22,7 +22,7 @@ use trellis_model::{Context, ResourceKind};
 use trellis_policy::{Decision, Principal, RequestContext};
 use trellis_wire::{Authorize, AwsError, OperationMeta};
 
-use crate::identity::{Caller, IdentityIndex, role_arn, user_arn};
+use crate::identity::{Caller, IdentityIndex, group_arn, policy_arn, role_arn, user_arn};
 
 /// The authorizer of one request: its caller and the identities of the moment it was
 /// authenticated.
@@ -89,14 +89,16 @@ pub enum Verdict {
     ExplicitDeny,
 }
 
-/// The caller's `aws:PrincipalTag/…` keys: a role session's role tags, overridden by its session
-/// tags (tag keys compared regardless of case, as IAM does). Users carry no tags yet.
+/// The caller's `aws:PrincipalTag/…` keys: a user's tags, or a role session's role tags
+/// overridden by its session tags (tag keys compared regardless of case, as IAM does).
 pub fn principal_tags(caller: &Caller) -> Vec<(String, String)> {
-    let Caller::Role { role, session } = caller else {
-        return Vec::new();
+    let own: Vec<&crate::identity::Tag> = match caller {
+        Caller::Root => return Vec::new(),
+        Caller::User { user, .. } => user.tags.iter().collect(),
+        Caller::Role { role, session } => role.tags.iter().chain(&session.tags).collect(),
     };
     let mut tags: Vec<(String, String)> = Vec::new();
-    for t in role.tags.iter().chain(&session.tags) {
+    for t in own {
         tags.retain(|(k, _)| !k.eq_ignore_ascii_case(&t.key));
         tags.push((t.key.clone(), t.value.clone()));
     }
@@ -105,8 +107,9 @@ pub fn principal_tags(caller: &Caller) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Evaluates the caller's identity policies — a user's inline policies, or a role session's
-/// role's inline policies (nothing of whoever assumed it) — for one (action, resource) with IAM's
+/// Evaluates the caller's identity policies — a user's effective policies (inline, its groups',
+/// attached managed ones), or a role session's role's (nothing of whoever assumed it) — for one
+/// (action, resource) with IAM's
 /// logic: an explicit deny in any wins, then an allow in any. Root is always allowed. `keys` are
 /// the request's condition keys beside the caller's principal tags.
 pub fn identity_decision(
@@ -364,9 +367,12 @@ fn function_arn(ctx: &Context, name: &str, qualifier: Option<&str>) -> String {
     qualify(arn, rest.len() > 1)
 }
 
-/// The IAM user an IAM operation is about: the one it names (with its path when it exists; the
-/// `/` path otherwise), the caller when it names none, the owner of the key GetAccessKeyLastUsed
-/// names; `*` for ListUsers.
+/// The IAM resource an IAM operation is about: the role, group or user it names, in that order
+/// (with its path when it exists; the `/` path otherwise) — so attaching a policy to a user is
+/// about the user, adding a user to a group about the group; the policy a managed-policy
+/// operation names (CreatePolicy's `Path` + `PolicyName`, otherwise `PolicyArn`); the caller
+/// when it names nothing, the owner of the key GetAccessKeyLastUsed names; `*` for the lists of
+/// a kind.
 fn iam_resource(
     operation: &str,
     input: &Value,
@@ -376,7 +382,8 @@ fn iam_resource(
 ) -> String {
     let s = |member: &str| input.get(member).and_then(Value::as_str);
     match operation {
-        "ListUsers" | "ListRoles" => "*".to_string(),
+        "ListUsers" | "ListRoles" | "ListGroups" | "ListPolicies" => "*".to_string(),
+        "CreatePolicy" => policy_arn(ctx, s("Path").unwrap_or("/"), s("PolicyName").unwrap_or("")),
         "CreateRole" => role_arn(ctx, s("Path").unwrap_or("/"), s("RoleName").unwrap_or("")),
         _ if s("RoleName").is_some() => {
             let name = s("RoleName").unwrap_or_default();
@@ -385,7 +392,18 @@ fn iam_resource(
                 .map(|r| r.arn.clone())
                 .unwrap_or_else(|| role_arn(ctx, "/", name))
         }
+        "CreateGroup" => group_arn(ctx, s("Path").unwrap_or("/"), s("GroupName").unwrap_or("")),
+        _ if s("GroupName").is_some() => {
+            let name = s("GroupName").unwrap_or_default();
+            index
+                .group(name)
+                .map(|g| g.arn.clone())
+                .unwrap_or_else(|| group_arn(ctx, "/", name))
+        }
         "CreateUser" => user_arn(ctx, s("Path").unwrap_or("/"), s("UserName").unwrap_or("")),
+        _ if s("UserName").is_none() && s("PolicyArn").is_some() => {
+            s("PolicyArn").unwrap_or_default().to_string()
+        }
         "GetAccessKeyLastUsed" => s("AccessKeyId")
             .and_then(|k| index.key_owner(k))
             .map(|u| u.arn.clone())
@@ -447,6 +465,7 @@ mod tests {
                 path: "/team/".into(),
                 arn: format!("arn:aws:iam::{ACCT}:user/team/Bob"),
                 create_date_ms: 0,
+                tags: Vec::new(),
             }],
             vec![],
             vec![],
@@ -492,6 +511,15 @@ mod tests {
             (iam, "GetUser", json!({"UserName": "nobody"}), vec![("iam:GetUser".into(), format!("arn:aws:iam::{ACCT}:user/nobody"))]),
             (iam, "ListAccessKeys", json!({}), vec![("iam:ListAccessKeys".into(), format!("arn:aws:iam::{ACCT}:root"))]),
             (iam, "GetAccessKeyLastUsed", json!({"AccessKeyId": "AKIAUNKNOWN"}), vec![("iam:GetAccessKeyLastUsed".into(), "*".into())]),
+            (iam, "ListGroups", json!({}), vec![("iam:ListGroups".into(), "*".into())]),
+            (iam, "CreateGroup", json!({"GroupName": "devs", "Path": "/eng/"}), vec![("iam:CreateGroup".into(), format!("arn:aws:iam::{ACCT}:group/eng/devs"))]),
+            (iam, "AddUserToGroup", json!({"GroupName": "devs", "UserName": "bob"}), vec![("iam:AddUserToGroup".into(), format!("arn:aws:iam::{ACCT}:group/devs"))]),
+            (iam, "ListGroupsForUser", json!({"UserName": "bob"}), vec![("iam:ListGroupsForUser".into(), format!("arn:aws:iam::{ACCT}:user/team/Bob"))]),
+            (iam, "CreatePolicy", json!({"PolicyName": "p", "Path": "/x/"}), vec![("iam:CreatePolicy".into(), format!("arn:aws:iam::{ACCT}:policy/x/p"))]),
+            (iam, "GetPolicy", json!({"PolicyArn": "arn:aws:iam::aws:policy/ReadOnlyAccess"}), vec![("iam:GetPolicy".into(), "arn:aws:iam::aws:policy/ReadOnlyAccess".into())]),
+            (iam, "AttachUserPolicy", json!({"UserName": "bob", "PolicyArn": "arn:aws:iam::aws:policy/ReadOnlyAccess"}), vec![("iam:AttachUserPolicy".into(), format!("arn:aws:iam::{ACCT}:user/team/Bob"))]),
+            (iam, "AttachRolePolicy", json!({"RoleName": "app", "PolicyArn": "arn:aws:iam::aws:policy/ReadOnlyAccess"}), vec![("iam:AttachRolePolicy".into(), format!("arn:aws:iam::{ACCT}:role/app"))]),
+            (iam, "ListPolicies", json!({}), vec![("iam:ListPolicies".into(), "*".into())]),
             (sts, "GetCallerIdentity", json!({}), vec![]),
         ];
         for (service, name, input, want) in cases {
@@ -518,6 +546,7 @@ mod tests {
                     r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"vpc-lattice:GetService","Resource":"arn:aws:vpc-lattice:*:*:service/svc-0000000000000000d"}]}"#,
                 ),
             ],
+            tags: Vec::new(),
         });
         let auth = CallerAuthorizer {
             caller: Caller::User {

@@ -1,12 +1,15 @@
-//! IAM (`iam/2010-05-08`, awsQuery, global): users, their access keys and their inline policies
-//! — the subset that gives a Trellis account principals other than root.
+//! IAM (`iam/2010-05-08`, awsQuery, global): users, their access keys, tags and inline policies
+//! — the subset that gives a Trellis account principals other than root; roles
+//! ([`roles`]), groups ([`groups`]) and managed policies ([`managed`], [`aws_managed`]) are in
+//! the submodules.
 //!
 //! Each write is one store transaction on the records [`crate::identity`] defines, and rebuilds
 //! the identity index before it answers ([`crate::identity::Identities::reload`]), so that the
 //! gate knows a new key, and has forgotten a deactivated one, by the time the caller reads the
 //! answer. Shapes and error codes are the botocore model's; IAM's own conventions are kept:
 //! user names are unique regardless of case, GetUser without a name is the caller, GetUserPolicy
-//! answers the document URL-encoded, DeleteUser refuses a user that still has keys or policies.
+//! answers the document URL-encoded, DeleteUser refuses a user that still has keys, policies or
+//! group memberships.
 //!
 //! Secrets: a secret access key leaves the server once, in CreateAccessKey's answer. No other
 //! output carries it, and no log line does.
@@ -21,11 +24,14 @@ use trellis_wire::codec::Timestamp as WireTimestamp;
 use trellis_wire::{AwsError, Call, Operation, Protocol, Service, ServiceErrors};
 
 use crate::AppState;
+pub mod aws_managed;
+pub mod groups;
+pub mod managed;
 pub mod roles;
 
 use crate::identity::{
-    ACCESS_KEY_KIND, Caller, LastUsed, StoredAccessKey, StoredUser, StoredUserPolicy, USER_KIND,
-    USER_POLICY_KIND, root_arn, user_arn,
+    ACCESS_KEY_KIND, ATTACHMENT_KIND, Caller, GROUP_MEMBER_KIND, LastUsed, StoredAccessKey,
+    StoredUser, StoredUserPolicy, Tag, USER_KIND, USER_POLICY_KIND, root_arn, user_arn,
 };
 
 /// IAM as the front door knows it.
@@ -86,6 +92,39 @@ const SERVED: &[&str] = &[
     "ListRoleTags",
     "ListAttachedRolePolicies",
     "ListInstanceProfilesForRole",
+    "TagUser",
+    "UntagUser",
+    "ListUserTags",
+    "CreateGroup",
+    "GetGroup",
+    "ListGroups",
+    "UpdateGroup",
+    "DeleteGroup",
+    "AddUserToGroup",
+    "RemoveUserFromGroup",
+    "ListGroupsForUser",
+    "PutGroupPolicy",
+    "GetGroupPolicy",
+    "ListGroupPolicies",
+    "DeleteGroupPolicy",
+    "CreatePolicy",
+    "GetPolicy",
+    "ListPolicies",
+    "DeletePolicy",
+    "CreatePolicyVersion",
+    "GetPolicyVersion",
+    "ListPolicyVersions",
+    "DeletePolicyVersion",
+    "SetDefaultPolicyVersion",
+    "AttachUserPolicy",
+    "DetachUserPolicy",
+    "ListAttachedUserPolicies",
+    "AttachGroupPolicy",
+    "DetachGroupPolicy",
+    "ListAttachedGroupPolicies",
+    "AttachRolePolicy",
+    "DetachRolePolicy",
+    "ListEntitiesForPolicy",
 ];
 
 /// Access keys a user may have at once (IAM's quota).
@@ -93,7 +132,7 @@ pub const ACCESS_KEYS_PER_USER: usize = 2;
 
 /// Every IAM operation Trellis serves, with the errors the model lists for it.
 pub fn operations() -> Vec<Operation<AppState>> {
-    vec![
+    let mut ops = vec![
         Operation::rpc(&IAM, "CreateUser", create_user).errors(&[
             "LimitExceededException",
             "EntityAlreadyExistsException",
@@ -193,7 +232,7 @@ pub fn operations() -> Vec<Operation<AppState>> {
         Operation::rpc(
             &IAM,
             "ListAttachedRolePolicies",
-            roles::list_attached_role_policies,
+            managed::list_attached_role_policies,
         )
         .errors(&[
             "NoSuchEntityException",
@@ -226,6 +265,202 @@ pub fn operations() -> Vec<Operation<AppState>> {
         ]),
         Operation::rpc(&IAM, "ListRoleTags", roles::list_role_tags)
             .errors(&["NoSuchEntityException", "ServiceFailureException"]),
+        Operation::rpc(&IAM, "TagUser", tag_user).errors(&[
+            "NoSuchEntityException",
+            "LimitExceededException",
+            "InvalidInputException",
+            "ConcurrentModificationException",
+            "ServiceFailureException",
+        ]),
+        Operation::rpc(&IAM, "UntagUser", untag_user).errors(&[
+            "NoSuchEntityException",
+            "ConcurrentModificationException",
+            "ServiceFailureException",
+        ]),
+        Operation::rpc(&IAM, "ListUserTags", list_user_tags)
+            .errors(&["NoSuchEntityException", "ServiceFailureException"]),
+    ];
+    ops.extend(group_operations());
+    ops.extend(managed_operations());
+    ops
+}
+
+/// The group operations, with the errors the model lists for each.
+fn group_operations() -> Vec<Operation<AppState>> {
+    vec![
+        Operation::rpc(&IAM, "CreateGroup", groups::create_group).errors(&[
+            "LimitExceededException",
+            "EntityAlreadyExistsException",
+            "NoSuchEntityException",
+            "ServiceFailureException",
+        ]),
+        Operation::rpc(&IAM, "GetGroup", groups::get_group)
+            .errors(&["NoSuchEntityException", "ServiceFailureException"]),
+        Operation::rpc(&IAM, "ListGroups", groups::list_groups)
+            .errors(&["ServiceFailureException"]),
+        Operation::rpc(&IAM, "UpdateGroup", groups::update_group).errors(&[
+            "NoSuchEntityException",
+            "EntityAlreadyExistsException",
+            "LimitExceededException",
+            "ServiceFailureException",
+        ]),
+        Operation::rpc(&IAM, "DeleteGroup", groups::delete_group).errors(&[
+            "NoSuchEntityException",
+            "DeleteConflictException",
+            "LimitExceededException",
+            "ServiceFailureException",
+        ]),
+        Operation::rpc(&IAM, "AddUserToGroup", groups::add_user_to_group).errors(&[
+            "NoSuchEntityException",
+            "LimitExceededException",
+            "ServiceFailureException",
+        ]),
+        Operation::rpc(&IAM, "RemoveUserFromGroup", groups::remove_user_from_group).errors(&[
+            "NoSuchEntityException",
+            "LimitExceededException",
+            "ServiceFailureException",
+        ]),
+        Operation::rpc(&IAM, "ListGroupsForUser", groups::list_groups_for_user)
+            .errors(&["NoSuchEntityException", "ServiceFailureException"]),
+        Operation::rpc(&IAM, "PutGroupPolicy", groups::put_group_policy).errors(&[
+            "LimitExceededException",
+            "MalformedPolicyDocumentException",
+            "NoSuchEntityException",
+            "ServiceFailureException",
+        ]),
+        Operation::rpc(&IAM, "GetGroupPolicy", groups::get_group_policy)
+            .errors(&["NoSuchEntityException", "ServiceFailureException"]),
+        Operation::rpc(&IAM, "ListGroupPolicies", groups::list_group_policies)
+            .errors(&["NoSuchEntityException", "ServiceFailureException"]),
+        Operation::rpc(&IAM, "DeleteGroupPolicy", groups::delete_group_policy).errors(&[
+            "NoSuchEntityException",
+            "LimitExceededException",
+            "ServiceFailureException",
+        ]),
+    ]
+}
+
+/// The managed-policy operations, with the errors the model lists for each.
+fn managed_operations() -> Vec<Operation<AppState>> {
+    const ATTACH: &[&str] = &[
+        "NoSuchEntityException",
+        "LimitExceededException",
+        "InvalidInputException",
+        "PolicyNotAttachableException",
+        "ServiceFailureException",
+    ];
+    const DETACH: &[&str] = &[
+        "NoSuchEntityException",
+        "LimitExceededException",
+        "InvalidInputException",
+        "ServiceFailureException",
+    ];
+    const ROLE_ATTACH: &[&str] = &[
+        "NoSuchEntityException",
+        "LimitExceededException",
+        "InvalidInputException",
+        "UnmodifiableEntityException",
+        "PolicyNotAttachableException",
+        "ServiceFailureException",
+    ];
+    const ROLE_DETACH: &[&str] = &[
+        "NoSuchEntityException",
+        "LimitExceededException",
+        "InvalidInputException",
+        "UnmodifiableEntityException",
+        "ServiceFailureException",
+    ];
+    const LIST_ATTACHED: &[&str] = &[
+        "NoSuchEntityException",
+        "InvalidInputException",
+        "ServiceFailureException",
+    ];
+    vec![
+        Operation::rpc(&IAM, "CreatePolicy", managed::create_policy).errors(&[
+            "InvalidInputException",
+            "LimitExceededException",
+            "EntityAlreadyExistsException",
+            "MalformedPolicyDocumentException",
+            "ConcurrentModificationException",
+            "ServiceFailureException",
+        ]),
+        Operation::rpc(&IAM, "GetPolicy", managed::get_policy).errors(&[
+            "NoSuchEntityException",
+            "InvalidInputException",
+            "ServiceFailureException",
+        ]),
+        Operation::rpc(&IAM, "ListPolicies", managed::list_policies)
+            .errors(&["ServiceFailureException"]),
+        Operation::rpc(&IAM, "DeletePolicy", managed::delete_policy).errors(&[
+            "NoSuchEntityException",
+            "LimitExceededException",
+            "InvalidInputException",
+            "DeleteConflictException",
+            "ServiceFailureException",
+        ]),
+        Operation::rpc(&IAM, "CreatePolicyVersion", managed::create_policy_version).errors(&[
+            "NoSuchEntityException",
+            "MalformedPolicyDocumentException",
+            "InvalidInputException",
+            "LimitExceededException",
+            "ServiceFailureException",
+        ]),
+        Operation::rpc(&IAM, "GetPolicyVersion", managed::get_policy_version).errors(&[
+            "NoSuchEntityException",
+            "InvalidInputException",
+            "ServiceFailureException",
+        ]),
+        Operation::rpc(&IAM, "ListPolicyVersions", managed::list_policy_versions).errors(&[
+            "NoSuchEntityException",
+            "InvalidInputException",
+            "ServiceFailureException",
+        ]),
+        Operation::rpc(&IAM, "DeletePolicyVersion", managed::delete_policy_version).errors(&[
+            "NoSuchEntityException",
+            "LimitExceededException",
+            "InvalidInputException",
+            "DeleteConflictException",
+            "ServiceFailureException",
+        ]),
+        Operation::rpc(
+            &IAM,
+            "SetDefaultPolicyVersion",
+            managed::set_default_policy_version,
+        )
+        .errors(&[
+            "NoSuchEntityException",
+            "InvalidInputException",
+            "LimitExceededException",
+            "ServiceFailureException",
+        ]),
+        Operation::rpc(&IAM, "AttachUserPolicy", managed::attach_user_policy).errors(ATTACH),
+        Operation::rpc(&IAM, "DetachUserPolicy", managed::detach_user_policy).errors(DETACH),
+        Operation::rpc(
+            &IAM,
+            "ListAttachedUserPolicies",
+            managed::list_attached_user_policies,
+        )
+        .errors(LIST_ATTACHED),
+        Operation::rpc(&IAM, "AttachGroupPolicy", managed::attach_group_policy).errors(ATTACH),
+        Operation::rpc(&IAM, "DetachGroupPolicy", managed::detach_group_policy).errors(DETACH),
+        Operation::rpc(
+            &IAM,
+            "ListAttachedGroupPolicies",
+            managed::list_attached_group_policies,
+        )
+        .errors(LIST_ATTACHED),
+        Operation::rpc(&IAM, "AttachRolePolicy", managed::attach_role_policy).errors(ROLE_ATTACH),
+        Operation::rpc(&IAM, "DetachRolePolicy", managed::detach_role_policy).errors(ROLE_DETACH),
+        Operation::rpc(
+            &IAM,
+            "ListEntitiesForPolicy",
+            managed::list_entities_for_policy,
+        )
+        .errors(&[
+            "NoSuchEntityException",
+            "InvalidInputException",
+            "ServiceFailureException",
+        ]),
     ]
 }
 
@@ -244,6 +479,9 @@ pub enum IamError {
     LimitExceeded(String),
     MalformedPolicyDocument(String),
     InvalidInput(String),
+    /// A refusal the handler itself decides (changing an AWS-managed policy), worded as IAM's
+    /// authorization refusal.
+    AccessDenied(String),
     Internal(String),
 }
 
@@ -259,6 +497,7 @@ impl From<IamError> for AwsError {
                 ("MalformedPolicyDocument", StatusCode::BAD_REQUEST, m)
             }
             IamError::InvalidInput(m) => ("InvalidInput", StatusCode::BAD_REQUEST, m),
+            IamError::AccessDenied(m) => ("AccessDenied", StatusCode::FORBIDDEN, m),
             IamError::Internal(detail) => return AwsError::internal("ServiceFailure", detail),
         };
         AwsError::new(code, status, message)
@@ -358,6 +597,18 @@ impl Constraints {
     }
 }
 
+/// A `PathPrefix` (`/` followed by printable characters).
+fn path_prefix_constraints(c: &mut Constraints, prefix: &str) {
+    c.length(prefix, "pathPrefix", 1, 512);
+    if !prefix.starts_with('/') {
+        c.fail(
+            prefix,
+            "pathPrefix",
+            r"Member must satisfy regular expression pattern: \u002F[\u0021-\u007F]*",
+        );
+    }
+}
+
 /// A required member: missing is IAM's validation error naming it.
 fn required<'a>(value: &'a Option<String>, member: &str) -> IamResult<&'a str> {
     value.as_deref().ok_or_else(|| {
@@ -382,16 +633,20 @@ pub struct UserOutput {
     pub user_id: String,
     pub arn: String,
     pub create_date: WireTimestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<Tag>>,
 }
 
-impl From<&StoredUser> for UserOutput {
-    fn from(u: &StoredUser) -> UserOutput {
+impl UserOutput {
+    /// `with_tags`: GetUser and CreateUser answer the user's tags, lists do not (as IAM).
+    pub fn new(u: &StoredUser, with_tags: bool) -> UserOutput {
         UserOutput {
             path: Some(u.path.clone()),
             user_name: Some(u.user_name.clone()),
             user_id: u.user_id.clone(),
             arn: u.arn.clone(),
             create_date: WireTimestamp::from_unix_millis(u.create_date_ms),
+            tags: (with_tags && !u.tags.is_empty()).then(|| u.tags.clone()),
         }
     }
 }
@@ -545,7 +800,7 @@ pub struct CreateUserInput {
     pub path: Option<String>,
     pub permissions_boundary: Option<String>,
     #[serde(default)]
-    pub tags: Vec<serde_json::Value>,
+    pub tags: Vec<Tag>,
 }
 
 impl CreateUserInput {
@@ -568,12 +823,14 @@ impl CreateUserInput {
                 r"Member must satisfy regular expression pattern: (\u002F)|(\u002F[\u0021-\u007E]+\u002F)",
             );
         }
+        roles::tag_constraints(&mut c, &self.tags);
         c.finish()?;
-        if self.permissions_boundary.is_some() || !self.tags.is_empty() {
+        if self.permissions_boundary.is_some() {
             return Err(IamError::InvalidInput(
-                "Trellis does not support permissions boundaries or tags on users yet".into(),
+                "Trellis does not support permissions boundaries on users yet".into(),
             ));
         }
+        check_tag_count(self.tags.len())?;
         Ok((name.to_string(), path.to_string()))
     }
 }
@@ -593,6 +850,7 @@ async fn create_user(state: AppState, input: CreateUserInput, _: Call) -> IamRes
         user_name: name.clone(),
         path,
         create_date_ms: Timestamp::now().unix_millis(),
+        tags: dedupe_tags(&input.tags),
     };
     let rec = Record {
         kind: USER_KIND.into(),
@@ -615,7 +873,7 @@ async fn create_user(state: AppState, input: CreateUserInput, _: Call) -> IamRes
     }
     commit(&state, tx).await?;
     Ok(UserResult {
-        user: (&user).into(),
+        user: UserOutput::new(&user, true),
     })
 }
 
@@ -648,12 +906,13 @@ async fn get_user(state: AppState, input: UserNameInput, call: Call) -> IamResul
                 user_id: state.ctx.account_id.clone(),
                 arn: root_arn(&state.ctx),
                 create_date: WireTimestamp::from_unix_millis(0),
+                tags: None,
             },
         }),
         (name, _) => {
             let (_, user) = target_user(&mut tx, name, &caller).await?;
             Ok(UserResult {
-                user: (&user).into(),
+                user: UserOutput::new(&user, true),
             })
         }
     }
@@ -702,7 +961,7 @@ async fn list_users(state: AppState, input: ListUsersInput, _: Call) -> IamResul
         .collect();
     let (page, marker) = paging.page(users, |u| u.user_name.to_lowercase());
     Ok(ListUsersOutput {
-        users: page.iter().map(UserOutput::from).collect(),
+        users: page.iter().map(|u| UserOutput::new(u, false)).collect(),
         is_truncated: marker.is_some(),
         marker,
     })
@@ -723,9 +982,143 @@ async fn delete_user(state: AppState, input: UserNameInput, _: Call) -> IamResul
             "Cannot delete entity, must delete policies first.".into(),
         ));
     }
+    if tx.count(ATTACHMENT_KIND, Some(&user.user_id)).await? > 0 {
+        return Err(IamError::DeleteConflict(
+            "Cannot delete entity, must detach all policies first.".into(),
+        ));
+    }
+    if !tx
+        .list_referencing(GROUP_MEMBER_KIND, &user.user_id)
+        .await?
+        .is_empty()
+    {
+        return Err(IamError::DeleteConflict(
+            "Cannot delete entity, must remove user from all groups first.".into(),
+        ));
+    }
     tx.delete(USER_KIND, &rec.id).await?;
     commit(&state, tx).await?;
     Ok(Empty {})
+}
+
+// ---------------------------------------------------------------------------------------------
+// User tags
+
+/// Tags a user may carry.
+pub const TAGS_PER_USER: usize = 50;
+
+fn check_tag_count(n: usize) -> IamResult<()> {
+    if n > TAGS_PER_USER {
+        return Err(IamError::LimitExceeded(format!(
+            "Cannot exceed quota for TagsPerUser: {TAGS_PER_USER}"
+        )));
+    }
+    Ok(())
+}
+
+/// Tags with keys unique regardless of case: a later tag replaces an earlier one, as TagUser
+/// replaces an existing value.
+fn dedupe_tags(tags: &[Tag]) -> Vec<Tag> {
+    let mut out: Vec<Tag> = Vec::new();
+    for t in tags {
+        out.retain(|old| !old.key.eq_ignore_ascii_case(&t.key));
+        out.push(t.clone());
+    }
+    out
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TagUserInput {
+    pub user_name: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+}
+
+async fn tag_user(state: AppState, input: TagUserInput, _: Call) -> IamResult<Empty> {
+    let name = required(&input.user_name, "userName")?;
+    let mut c = Constraints::default();
+    c.name(name, "userName", 128);
+    roles::tag_constraints(&mut c, &input.tags);
+    c.finish()?;
+    let mut tx = state.store.write().await?;
+    let (mut rec, mut user) = user_named(&mut tx, name).await?;
+    let mut tags = user.tags.clone();
+    tags.extend(input.tags.iter().cloned());
+    user.tags = dedupe_tags(&tags);
+    check_tag_count(user.tags.len())?;
+    rec.body = encode(&user)?;
+    tx.update(&rec).await?;
+    commit(&state, tx).await?;
+    Ok(Empty {})
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UntagUserInput {
+    pub user_name: Option<String>,
+    #[serde(default)]
+    pub tag_keys: Vec<String>,
+}
+
+async fn untag_user(state: AppState, input: UntagUserInput, _: Call) -> IamResult<Empty> {
+    let name = required(&input.user_name, "userName")?;
+    let mut c = Constraints::default();
+    c.name(name, "userName", 128);
+    c.finish()?;
+    let mut tx = state.store.write().await?;
+    let (mut rec, mut user) = user_named(&mut tx, name).await?;
+    let before = user.tags.len();
+    user.tags.retain(|t| {
+        !input
+            .tag_keys
+            .iter()
+            .any(|k| k.eq_ignore_ascii_case(&t.key))
+    });
+    if user.tags.len() == before {
+        return Ok(Empty {});
+    }
+    rec.body = encode(&user)?;
+    tx.update(&rec).await?;
+    commit(&state, tx).await?;
+    Ok(Empty {})
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListUserTagsInput {
+    pub user_name: Option<String>,
+    pub marker: Option<String>,
+    pub max_items: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListUserTagsOutput {
+    pub tags: Vec<Tag>,
+    pub is_truncated: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub marker: Option<String>,
+}
+
+async fn list_user_tags(
+    state: AppState,
+    input: ListUserTagsInput,
+    _: Call,
+) -> IamResult<ListUserTagsOutput> {
+    let name = required(&input.user_name, "userName")?;
+    let mut c = Constraints::default();
+    c.name(name, "userName", 128);
+    let paging = paging(&mut c, input.marker.clone(), input.max_items);
+    c.finish()?;
+    let mut tx = state.store.read().await?;
+    let (_, user) = user_named(&mut tx, name).await?;
+    let (page, marker) = paging.page(user.tags, |t| t.key.clone());
+    Ok(ListUserTagsOutput {
+        tags: page,
+        is_truncated: marker.is_some(),
+        marker,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------

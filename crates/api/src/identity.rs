@@ -41,6 +41,20 @@ pub const USER_POLICY_KIND: &str = "iam-user-policy";
 pub const ROLE_KIND: &str = "iam-role";
 /// The record kind of a role's inline policy (parent: role ID, name: policy name).
 pub const ROLE_POLICY_KIND: &str = "iam-role-policy";
+/// The record kind of an IAM group (id: group ID, name: lower-cased group name).
+pub const GROUP_KIND: &str = "iam-group";
+/// The record kind of a user's membership of a group (id: `<group ID>/<user ID>`, parent: the
+/// group ID, refs: the group and the user).
+pub const GROUP_MEMBER_KIND: &str = "iam-group-member";
+/// The record kind of a group's inline policy (parent: group ID, name: policy name).
+pub const GROUP_POLICY_KIND: &str = "iam-group-policy";
+/// The record kind of a customer-managed policy with its versions (id: policy ID, name:
+/// lower-cased policy name, arn: the policy's ARN).
+pub const MANAGED_POLICY_KIND: &str = "iam-policy";
+/// The record kind of a managed policy attached to a user, group or role (id: `<entity ID> <policy
+/// ARN>`, parent: the entity's ID, refs: the entity's ID and the policy's ARN).
+pub const ATTACHMENT_KIND: &str = "iam-policy-attachment";
+
 /// The record kind of the key session tokens are signed with (one record, id [`TOKEN_KEY_ID`]).
 pub const TOKEN_KEY_KIND: &str = "sts-token-key";
 /// The ID of the one [`TOKEN_KEY_KIND`] record.
@@ -57,6 +71,8 @@ pub struct StoredUser {
     pub path: String,
     pub arn: String,
     pub create_date_ms: i64,
+    #[serde(default)]
+    pub tags: Vec<Tag>,
 }
 
 /// When and for what a key was last used (`GetAccessKeyLastUsed`).
@@ -132,6 +148,85 @@ pub struct StoredRolePolicy {
     pub policy_document: String,
 }
 
+/// A stored IAM group.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StoredGroup {
+    pub group_name: String,
+    pub group_id: String,
+    pub path: String,
+    pub arn: String,
+    pub create_date_ms: i64,
+}
+
+/// A user's membership of a group.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StoredGroupMember {
+    pub group_id: String,
+    pub user_id: String,
+}
+
+/// A stored inline policy of a group: the document exactly as it was put.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StoredGroupPolicy {
+    pub group_id: String,
+    pub policy_name: String,
+    pub policy_document: String,
+}
+
+/// One version of a customer-managed policy: the document exactly as it was put.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StoredPolicyVersion {
+    /// `v1`, `v2`, … (never reused within a policy).
+    pub version_id: String,
+    pub document: String,
+    pub create_date_ms: i64,
+}
+
+/// A stored customer-managed policy, with every version it has (at most five).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StoredManagedPolicy {
+    pub policy_name: String,
+    pub policy_id: String,
+    pub arn: String,
+    pub path: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub create_date_ms: i64,
+    pub update_date_ms: i64,
+    pub default_version_id: String,
+    /// The number of the next version (IAM never reuses a version ID).
+    pub next_version: u32,
+    pub versions: Vec<StoredPolicyVersion>,
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+}
+
+impl StoredManagedPolicy {
+    /// The document of the default version.
+    pub fn default_document(&self) -> Option<&str> {
+        self.versions
+            .iter()
+            .find(|v| v.version_id == self.default_version_id)
+            .map(|v| v.document.as_str())
+    }
+}
+
+/// What a managed policy is attached to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EntityType {
+    User,
+    Group,
+    Role,
+}
+
+/// A managed policy (customer-managed or AWS-managed) attached to a user, group or role.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StoredAttachment {
+    pub entity_type: EntityType,
+    pub entity_id: String,
+    pub policy_arn: String,
+}
+
 /// The key session tokens are signed with and session secrets derived from (base64 of 32
 /// bytes from the CSPRNG). Its `Debug` leaves the key out.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
@@ -155,7 +250,8 @@ pub struct Role {
     pub max_session_duration: i64,
     /// The trust policy; `None` when the stored one no longer parses (nobody may assume it).
     pub trust: Option<Policy>,
-    /// Its inline policies, parsed as identity-based policies.
+    /// Its complete effective identity-based policies, parsed: its inline policies and the
+    /// default version of every managed policy attached to it.
     pub policies: Vec<Policy>,
     pub tags: Vec<Tag>,
 }
@@ -178,8 +274,21 @@ pub struct User {
     pub name: String,
     pub path: String,
     pub arn: String,
-    /// Its inline policies, parsed as identity-based policies.
+    /// Its complete effective identity-based policies, parsed: its inline policies, the inline
+    /// policies of every group it belongs to, and the default version of every managed policy
+    /// attached to it or to one of its groups.
     pub policies: Vec<Policy>,
+    /// Its tags (`aws:PrincipalTag/…` of its requests).
+    pub tags: Vec<Tag>,
+}
+
+/// An IAM group as the authorizer sees it (policies apply to its members, not to it).
+#[derive(Debug)]
+pub struct Group {
+    pub id: String,
+    pub name: String,
+    pub path: String,
+    pub arn: String,
 }
 
 /// The authenticated caller of a request, put in the request's extensions by the gate.
@@ -240,6 +349,22 @@ pub fn user_arn(ctx: &Context, path: &str, name: &str) -> String {
     )
 }
 
+/// A group's ARN: `arn:aws:iam::<account>:group<path><name>`.
+pub fn group_arn(ctx: &Context, path: &str, name: &str) -> String {
+    format!(
+        "arn:{}:iam::{}:group{path}{name}",
+        ctx.partition, ctx.account_id
+    )
+}
+
+/// A customer-managed policy's ARN: `arn:aws:iam::<account>:policy<path><name>`.
+pub fn policy_arn(ctx: &Context, path: &str, name: &str) -> String {
+    format!(
+        "arn:{}:iam::{}:policy{path}{name}",
+        ctx.partition, ctx.account_id
+    )
+}
+
 /// An active key's secret and owner.
 struct ActiveKey {
     secret: String,
@@ -264,6 +389,8 @@ pub struct IdentityIndex {
     /// Roles by role ID (a session names its role by ID: a role deleted and created again
     /// under the same name is another role, and its old sessions are not its).
     roles_by_id: HashMap<String, Arc<Role>>,
+    /// Groups by lower-cased name.
+    groups: HashMap<String, Arc<Group>>,
     /// The key session tokens are signed with, once one exists.
     token_key: Option<Vec<u8>>,
     /// The account's organization, once it created one: every principal of the account is a
@@ -323,118 +450,210 @@ impl IdentityIndex {
         self
     }
 
-    /// Adds the roles, their policies and the token key of the same revision.
-    pub fn with_roles(
-        mut self,
-        roles: Vec<StoredRole>,
-        policies: Vec<StoredRolePolicy>,
-        token_key: Option<StoredTokenKey>,
-    ) -> IdentityIndex {
-        let mut by_role: HashMap<String, Vec<Policy>> = HashMap::new();
-        for p in policies {
-            match trellis_policy::parse(&p.policy_document, PolicyKind::Identity) {
-                Ok(parsed) => by_role.entry(p.role_id).or_default().push(parsed),
-                Err(d) => tracing::warn!(
-                    role_id = %p.role_id,
-                    policy = %p.policy_name,
-                    problems = d.len(),
-                    "a stored role policy does not parse; it grants nothing"
-                ),
-            }
-        }
-        for r in roles {
-            let trust = trellis_policy::parse(&r.assume_role_policy_document, PolicyKind::Resource)
-                .map_err(|d| {
-                    tracing::warn!(
-                        role_id = %r.role_id,
-                        problems = d.len(),
-                        "a stored trust policy does not parse; nobody may assume the role"
-                    );
-                })
-                .ok();
-            let role = Arc::new(Role {
-                policies: by_role.remove(&r.role_id).unwrap_or_default(),
-                trust,
-                id: r.role_id,
-                name: r.role_name,
-                path: r.path,
-                arn: r.arn,
-                max_session_duration: r.max_session_duration,
-                tags: r.tags,
-            });
-            self.roles
-                .insert(role.name.to_lowercase(), Arc::clone(&role));
-            self.roles_by_id.insert(role.id.clone(), role);
-        }
-        self.token_key = token_key.and_then(|k| {
-            use base64::Engine as _;
-            base64::engine::general_purpose::STANDARD.decode(k.key).ok()
-        });
-        self
-    }
-
     /// How many active keys it holds.
     pub fn active_keys(&self) -> usize {
         self.keys.len()
     }
 
-    /// Builds the index from the records of one revision. A stored policy that no longer parses
-    /// (it was validated when put) is left out and logged: it can only grant less.
+    /// A group by name (case-insensitively, as IAM names are).
+    pub fn group(&self, name: &str) -> Option<&Arc<Group>> {
+        self.groups.get(&name.to_lowercase())
+    }
+
+    /// Builds an index of users, their keys and their inline policies only (tests).
     pub fn build(
         revision: Revision,
         users: Vec<StoredUser>,
         keys: Vec<StoredAccessKey>,
         policies: Vec<StoredUserPolicy>,
     ) -> IdentityIndex {
-        let mut by_user: HashMap<String, Vec<Policy>> = HashMap::new();
-        for p in policies {
-            match trellis_policy::parse(&p.policy_document, PolicyKind::Identity) {
-                Ok(parsed) => by_user.entry(p.user_id).or_default().push(parsed),
-                Err(d) => tracing::warn!(
-                    user_id = %p.user_id,
-                    policy = %p.policy_name,
-                    problems = d.len(),
-                    "a stored user policy does not parse; it grants nothing"
-                ),
-            }
-        }
-        let mut by_id: HashMap<String, Arc<User>> = HashMap::new();
+        IdentityIndex::from_records(
+            revision,
+            IdentityRecords {
+                users,
+                keys,
+                user_policies: policies,
+                ..IdentityRecords::default()
+            },
+        )
+    }
+
+    /// Builds the index from the records of one revision, flattening each user's and role's
+    /// effective identity-based policies ([`User::policies`], [`Role::policies`]). A stored
+    /// policy that no longer parses (it was validated when put) is left out and logged: it can
+    /// only grant less. An attachment of a policy that does not exist grants nothing.
+    pub fn from_records(revision: Revision, r: IdentityRecords) -> IdentityIndex {
         let mut index = IdentityIndex {
             revision: Some(revision),
             ..IdentityIndex::default()
         };
-        for u in users {
+        // Managed policies' default versions, parsed once, by ARN.
+        let mut managed: HashMap<String, Policy> = HashMap::new();
+        for p in &r.managed_policies {
+            let Some(doc) = p.default_document() else {
+                continue;
+            };
+            if let Some(parsed) = parse_logged(doc, "managed policy", &p.arn, &p.default_version_id)
+            {
+                managed.insert(p.arn.clone(), parsed);
+            }
+        }
+        let mut attached: HashMap<String, Vec<String>> = HashMap::new();
+        for a in r.attachments {
+            attached.entry(a.entity_id).or_default().push(a.policy_arn);
+        }
+        let managed_of = |entity_id: &str| -> Vec<Policy> {
+            attached
+                .get(entity_id)
+                .into_iter()
+                .flatten()
+                .filter_map(|arn| {
+                    managed.get(arn).cloned().or_else(|| {
+                        crate::iam::aws_managed::by_arn(arn)
+                            .and_then(|m| parse_logged(m.document, "AWS managed policy", arn, "v1"))
+                    })
+                })
+                .collect()
+        };
+        let mut inline: HashMap<String, Vec<Policy>> = HashMap::new();
+        let owned = r
+            .user_policies
+            .into_iter()
+            .map(|p| (p.user_id, p.policy_name, p.policy_document))
+            .chain(
+                r.group_policies
+                    .into_iter()
+                    .map(|p| (p.group_id, p.policy_name, p.policy_document)),
+            )
+            .chain(
+                r.role_policies
+                    .into_iter()
+                    .map(|p| (p.role_id, p.policy_name, p.policy_document)),
+            );
+        for (owner, name, document) in owned {
+            if let Some(parsed) = parse_logged(&document, "inline policy", &owner, &name) {
+                inline.entry(owner).or_default().push(parsed);
+            }
+        }
+        // Each group's policies (its inline ones and its managed ones), for its members.
+        let mut group_policies: HashMap<String, Vec<Policy>> = HashMap::new();
+        for g in r.groups {
+            let mut policies = inline.remove(&g.group_id).unwrap_or_default();
+            policies.extend(managed_of(&g.group_id));
+            group_policies.insert(g.group_id.clone(), policies);
+            let group = Arc::new(Group {
+                id: g.group_id,
+                name: g.group_name,
+                path: g.path,
+                arn: g.arn,
+            });
+            index.groups.insert(group.name.to_lowercase(), group);
+        }
+        let mut groups_of: HashMap<String, Vec<String>> = HashMap::new();
+        for m in r.group_members {
+            groups_of.entry(m.user_id).or_default().push(m.group_id);
+        }
+        for u in r.users {
+            let mut policies = inline.remove(&u.user_id).unwrap_or_default();
+            policies.extend(managed_of(&u.user_id));
+            for g in groups_of.get(&u.user_id).into_iter().flatten() {
+                policies.extend(group_policies.get(g).into_iter().flatten().cloned());
+            }
             let user = Arc::new(User {
-                policies: by_user.remove(&u.user_id).unwrap_or_default(),
+                policies,
                 id: u.user_id,
                 name: u.user_name,
                 path: u.path,
                 arn: u.arn,
+                tags: u.tags,
             });
             index
                 .users
                 .insert(user.name.to_lowercase(), Arc::clone(&user));
-            by_id.insert(user.id.clone(), user);
+            index.users_by_id.insert(user.id.clone(), user);
         }
-        index.users_by_id = by_id.clone();
-        for k in keys {
-            let Some(user) = by_id.get(&k.user_id) else {
+        for k in r.keys {
+            let Some(user) = index.users_by_id.get(&k.user_id).cloned() else {
                 continue;
             };
             index
                 .key_owners
-                .insert(k.access_key_id.clone(), Arc::clone(user));
+                .insert(k.access_key_id.clone(), Arc::clone(&user));
             if k.status == "Active" {
                 index.keys.insert(
                     k.access_key_id,
                     ActiveKey {
                         secret: k.secret_access_key,
-                        user: Arc::clone(user),
+                        user,
                     },
                 );
             }
         }
+        for role in r.roles {
+            let trust =
+                trellis_policy::parse(&role.assume_role_policy_document, PolicyKind::Resource)
+                    .map_err(|d| {
+                        tracing::warn!(
+                            role_id = %role.role_id,
+                            problems = d.len(),
+                            "a stored trust policy does not parse; nobody may assume the role"
+                        );
+                    })
+                    .ok();
+            let mut policies = inline.remove(&role.role_id).unwrap_or_default();
+            policies.extend(managed_of(&role.role_id));
+            let role = Arc::new(Role {
+                policies,
+                trust,
+                id: role.role_id,
+                name: role.role_name,
+                path: role.path,
+                arn: role.arn,
+                max_session_duration: role.max_session_duration,
+                tags: role.tags,
+            });
+            index
+                .roles
+                .insert(role.name.to_lowercase(), Arc::clone(&role));
+            index.roles_by_id.insert(role.id.clone(), role);
+        }
+        index.token_key = r.token_key.and_then(|k| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.decode(k.key).ok()
+        });
         index
+    }
+}
+
+/// Every identity record of one revision, as [`IdentityIndex::from_records`] takes them.
+#[derive(Default)]
+pub struct IdentityRecords {
+    pub users: Vec<StoredUser>,
+    pub keys: Vec<StoredAccessKey>,
+    pub user_policies: Vec<StoredUserPolicy>,
+    pub roles: Vec<StoredRole>,
+    pub role_policies: Vec<StoredRolePolicy>,
+    pub groups: Vec<StoredGroup>,
+    pub group_members: Vec<StoredGroupMember>,
+    pub group_policies: Vec<StoredGroupPolicy>,
+    pub managed_policies: Vec<StoredManagedPolicy>,
+    pub attachments: Vec<StoredAttachment>,
+    pub token_key: Option<StoredTokenKey>,
+}
+
+/// A stored identity-based policy, parsed; `None` (and a warning) when it no longer parses.
+fn parse_logged(document: &str, what: &str, owner: &str, name: &str) -> Option<Policy> {
+    match trellis_policy::parse(document, PolicyKind::Identity) {
+        Ok(parsed) => Some(parsed),
+        Err(d) => {
+            tracing::warn!(
+                owner = %owner,
+                policy = %name,
+                problems = d.len(),
+                "a stored {what} does not parse; it grants nothing"
+            );
+            None
+        }
     }
 }
 
@@ -476,25 +695,27 @@ impl Identities {
         if self.index.load().revision.is_some_and(|r| r >= revision) {
             return Ok(());
         }
-        let users = decode(tx.list(USER_KIND, None).await?)?;
-        let keys = decode(tx.list(ACCESS_KEY_KIND, None).await?)?;
-        let policies = decode(tx.list(USER_POLICY_KIND, None).await?)?;
-        let roles = decode(tx.list(ROLE_KIND, None).await?)?;
-        let role_policies = decode(tx.list(ROLE_POLICY_KIND, None).await?)?;
-        let token_key = decode(tx.list(TOKEN_KEY_KIND, None).await?)?
-            .into_iter()
-            .next();
+        let records = IdentityRecords {
+            users: decode(tx.list(USER_KIND, None).await?)?,
+            keys: decode(tx.list(ACCESS_KEY_KIND, None).await?)?,
+            user_policies: decode(tx.list(USER_POLICY_KIND, None).await?)?,
+            roles: decode(tx.list(ROLE_KIND, None).await?)?,
+            role_policies: decode(tx.list(ROLE_POLICY_KIND, None).await?)?,
+            groups: decode(tx.list(GROUP_KIND, None).await?)?,
+            group_members: decode(tx.list(GROUP_MEMBER_KIND, None).await?)?,
+            group_policies: decode(tx.list(GROUP_POLICY_KIND, None).await?)?,
+            managed_policies: decode(tx.list(MANAGED_POLICY_KIND, None).await?)?,
+            attachments: decode(tx.list(ATTACHMENT_KIND, None).await?)?,
+            token_key: decode(tx.list(TOKEN_KEY_KIND, None).await?)?
+                .into_iter()
+                .next(),
+        };
         let organization = decode(tx.list(crate::organizations::ORGANIZATION_KIND, None).await?)?
             .into_iter()
             .next();
         drop(tx);
         self.index.store(Arc::new(
-            IdentityIndex::build(revision, users, keys, policies).with_roles(
-                roles,
-                role_policies,
-                token_key,
-            )
-            .with_organization(organization),
+            IdentityIndex::from_records(revision, records).with_organization(organization),
         ));
         Ok(())
     }
@@ -589,6 +810,7 @@ mod tests {
             path: "/".into(),
             arn: format!("arn:aws:iam::111122223333:user/{name}"),
             create_date_ms: 0,
+            tags: Vec::new(),
         }
     }
 
@@ -650,6 +872,128 @@ mod tests {
         assert_eq!(index.key_owner("AKIA2").unwrap().name, "Alice");
         assert_eq!(index.user("ALICE").unwrap().policies.len(), 1);
         assert_eq!(index.user("bob").unwrap().policies.len(), 0);
+    }
+
+    #[test]
+    fn effective_policies_flatten_groups_and_managed_policies() {
+        let doc = |action: &str, effect: &str| {
+            format!(
+                r#"{{"Version":"2012-10-17","Statement":{{"Effect":"{effect}","Action":"{action}","Resource":"*"}}}}"#
+            )
+        };
+        let managed = StoredManagedPolicy {
+            policy_name: "m".into(),
+            policy_id: "ANPAM".into(),
+            arn: "arn:aws:iam::111122223333:policy/m".into(),
+            path: "/".into(),
+            description: None,
+            create_date_ms: 0,
+            update_date_ms: 0,
+            default_version_id: "v2".into(),
+            next_version: 3,
+            versions: vec![
+                StoredPolicyVersion {
+                    version_id: "v1".into(),
+                    document: doc("vpc-lattice:CreateService", "Allow"),
+                    create_date_ms: 0,
+                },
+                StoredPolicyVersion {
+                    version_id: "v2".into(),
+                    document: doc("vpc-lattice:DeleteService", "Allow"),
+                    create_date_ms: 0,
+                },
+            ],
+            tags: Vec::new(),
+        };
+        let attach = |entity_type, entity_id: &str, policy_arn: &str| StoredAttachment {
+            entity_type,
+            entity_id: entity_id.into(),
+            policy_arn: policy_arn.into(),
+        };
+        let mut alice = user("AIDA1", "alice");
+        alice.tags = vec![Tag {
+            key: "team".into(),
+            value: "red".into(),
+        }];
+        let index = IdentityIndex::from_records(
+            3,
+            IdentityRecords {
+                users: vec![alice, user("AIDA2", "bob")],
+                groups: vec![StoredGroup {
+                    group_name: "readers".into(),
+                    group_id: "AGPA1".into(),
+                    path: "/".into(),
+                    arn: "arn:aws:iam::111122223333:group/readers".into(),
+                    create_date_ms: 0,
+                }],
+                group_members: vec![StoredGroupMember {
+                    group_id: "AGPA1".into(),
+                    user_id: "AIDA1".into(),
+                }],
+                group_policies: vec![StoredGroupPolicy {
+                    group_id: "AGPA1".into(),
+                    policy_name: "g".into(),
+                    policy_document: doc("lambda:ListFunctions", "Allow"),
+                }],
+                managed_policies: vec![managed],
+                attachments: vec![
+                    attach(
+                        EntityType::Group,
+                        "AGPA1",
+                        "arn:aws:iam::aws:policy/VPCLatticeReadOnlyAccess",
+                    ),
+                    attach(
+                        EntityType::User,
+                        "AIDA2",
+                        "arn:aws:iam::111122223333:policy/m",
+                    ),
+                    // A policy that does not exist grants nothing.
+                    attach(
+                        EntityType::User,
+                        "AIDA2",
+                        "arn:aws:iam::111122223333:policy/gone",
+                    ),
+                ],
+                ..IdentityRecords::default()
+            },
+        );
+        let allows = |u: &User, action: &str| {
+            let request = trellis_policy::RequestContext::new(
+                trellis_policy::Principal::iam(u.arn.clone()),
+                action,
+                "*",
+            );
+            u.policies
+                .iter()
+                .any(|p| matches!(p.evaluate(&request), trellis_policy::Decision::Allow(_)))
+        };
+        let alice = index.user("alice").unwrap();
+        assert_eq!(alice.policies.len(), 2);
+        assert_eq!(alice.tags.len(), 1);
+        // (user, action, allowed): alice through her group, bob through the default version.
+        let cases = [
+            (alice, "lambda:ListFunctions", true),
+            (alice, "vpc-lattice:ListServices", true),
+            (alice, "vpc-lattice:CreateService", false),
+            (
+                index.user("bob").unwrap(),
+                "vpc-lattice:DeleteService",
+                true,
+            ),
+            (
+                index.user("bob").unwrap(),
+                "vpc-lattice:CreateService",
+                false,
+            ),
+            (index.user("bob").unwrap(), "lambda:ListFunctions", false),
+        ];
+        for (u, action, want) in cases {
+            assert_eq!(allows(u, action), want, "{} {action}", u.name);
+        }
+        assert_eq!(
+            index.group("READERS").unwrap().arn,
+            "arn:aws:iam::111122223333:group/readers"
+        );
     }
 
     #[test]

@@ -640,6 +640,7 @@ mod tests {
                     .map(|p| trellis_policy::parse(p, PolicyKind::Identity).unwrap())
                     .into_iter()
                     .collect(),
+                tags: Vec::new(),
             }),
             access_key_id: "AKIAALICE".into(),
         }

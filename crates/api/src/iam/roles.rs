@@ -1,6 +1,7 @@
 //! IAM roles: CreateRole, GetRole, ListRoles, DeleteRole, UpdateAssumeRolePolicy, the role's
 //! inline policies and its tags. A role's trust policy (`AssumeRolePolicyDocument`) is validated
-//! as IAM validates one ([`validate_trust_policy`]); STS evaluates it ([`crate::sts`]).
+//! as IAM validates one ([`validate_trust_policy`]); STS evaluates it ([`crate::sts`]). Managed
+//! policies attached to a role are [`super::managed`]'s.
 
 use trellis_model::Timestamp;
 use trellis_policy::PolicyKind;
@@ -13,7 +14,9 @@ use super::{
     paging, policy_id, put_inline_policy, required, url_encode,
 };
 use crate::AppState;
-use crate::identity::{ROLE_KIND, ROLE_POLICY_KIND, StoredRole, StoredRolePolicy, Tag, role_arn};
+use crate::identity::{
+    ATTACHMENT_KIND, ROLE_KIND, ROLE_POLICY_KIND, StoredRole, StoredRolePolicy, Tag, role_arn,
+};
 use serde::{Deserialize, Serialize};
 
 /// IAM's default quota for a role's trust policy, in characters.
@@ -99,11 +102,11 @@ async fn find_role(tx: &mut Tx, name: &str) -> IamResult<Option<(Record, StoredR
     Ok(Some((rec, role)))
 }
 
-async fn role_named(tx: &mut Tx, name: &str) -> IamResult<(Record, StoredRole)> {
+pub(super) async fn role_named(tx: &mut Tx, name: &str) -> IamResult<(Record, StoredRole)> {
     find_role(tx, name).await?.ok_or_else(|| no_such_role(name))
 }
 
-fn path_constraints(c: &mut Constraints, path: &str) {
+pub(super) fn path_constraints(c: &mut Constraints, path: &str) {
     c.length(path, "path", 1, 512);
     let ok = path == "/"
         || (path.len() >= 3
@@ -119,7 +122,7 @@ fn path_constraints(c: &mut Constraints, path: &str) {
     }
 }
 
-fn tag_constraints(c: &mut Constraints, tags: &[Tag]) {
+pub(super) fn tag_constraints(c: &mut Constraints, tags: &[Tag]) {
     for (i, t) in tags.iter().enumerate() {
         c.length(&t.key, &format!("tags.{}.member.key", i + 1), 1, 128);
         c.length(&t.value, &format!("tags.{}.member.value", i + 1), 0, 256);
@@ -354,6 +357,11 @@ pub async fn delete_role(state: AppState, input: RoleNameInput, _: Call) -> IamR
             "Cannot delete entity, must delete policies first.".into(),
         ));
     }
+    if tx.count(ATTACHMENT_KIND, Some(&role.role_id)).await? > 0 {
+        return Err(IamError::DeleteConflict(
+            "Cannot delete entity, must detach all policies first.".into(),
+        ));
+    }
     tx.delete(ROLE_KIND, &rec.id).await?;
     commit(&state, tx).await?;
     Ok(Empty {})
@@ -512,58 +520,6 @@ pub async fn list_role_policies(
         policy_names: page,
         is_truncated: marker.is_some(),
         marker,
-    })
-}
-
-/// `AttachedPolicy`: a managed policy attached to a role. Trellis has no managed policies yet,
-/// so none is ever attached and this is never built; the type gives the output its shape.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-#[allow(
-    dead_code,
-    reason = "no managed policies exist yet: the list is always empty"
-)]
-pub struct AttachedPolicy {
-    pub policy_name: String,
-    pub policy_arn: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct ListAttachedRolePoliciesInput {
-    pub role_name: Option<String>,
-    pub path_prefix: Option<String>,
-    pub marker: Option<String>,
-    pub max_items: Option<i64>,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct ListAttachedRolePoliciesOutput {
-    pub attached_policies: Vec<AttachedPolicy>,
-    pub is_truncated: bool,
-}
-
-/// ListAttachedRolePolicies: the managed policies attached to an existing role — none, as
-/// Trellis has no managed policies yet (AttachRolePolicy is not served). Terraform's
-/// `aws_iam_role` reads it on every refresh.
-pub async fn list_attached_role_policies(
-    state: AppState,
-    input: ListAttachedRolePoliciesInput,
-    _: Call,
-) -> IamResult<ListAttachedRolePoliciesOutput> {
-    let name = role_name(&input.role_name)?;
-    let mut c = Constraints::default();
-    if let Some(prefix) = &input.path_prefix {
-        path_constraints(&mut c, prefix);
-    }
-    let _ = paging(&mut c, input.marker.clone(), input.max_items);
-    c.finish()?;
-    let mut tx = state.store.read().await?;
-    role_named(&mut tx, name).await?;
-    Ok(ListAttachedRolePoliciesOutput {
-        attached_policies: Vec::new(),
-        is_truncated: false,
     })
 }
 
