@@ -710,9 +710,12 @@ impl Identities {
                 .into_iter()
                 .next(),
         };
-        let organization = decode(tx.list(crate::organizations::ORGANIZATION_KIND, None).await?)?
-            .into_iter()
-            .next();
+        let organization = decode(
+            tx.list(crate::organizations::ORGANIZATION_KIND, None)
+                .await?,
+        )?
+        .into_iter()
+        .next();
         drop(tx);
         self.index.store(Arc::new(
             IdentityIndex::from_records(revision, records).with_organization(organization),

@@ -79,7 +79,12 @@ pub fn operations() -> Vec<Operation<AppState>> {
             "TooManyRequestsException",
             "AccessDeniedForDependencyException",
         ]),
-        Operation::rpc(&ORGANIZATIONS, "DescribeOrganization", describe_organization).errors(&[
+        Operation::rpc(
+            &ORGANIZATIONS,
+            "DescribeOrganization",
+            describe_organization,
+        )
+        .errors(&[
             "AccessDeniedException",
             "AWSOrganizationsNotInUseException",
             "ConcurrentModificationException",
@@ -206,8 +211,9 @@ async fn find(tx: &mut Tx) -> Result<Option<StoredOrganization>, OrgError> {
         .into_iter()
         .next()
         .map(|r| {
-            serde_json::from_value(r.body)
-                .map_err(|e| OrgError::Internal(format!("a stored organization does not decode: {e}")))
+            serde_json::from_value(r.body).map_err(|e| {
+                OrgError::Internal(format!("a stored organization does not decode: {e}"))
+            })
         })
         .transpose()
 }
@@ -354,8 +360,7 @@ impl PageInput {
         }
         if self.next_token.is_some() {
             return Err(OrgError::InvalidInput(
-                "The NextToken is not valid: no list of this organization has a next page."
-                    .into(),
+                "The NextToken is not valid: no list of this organization has a next page.".into(),
             ));
         }
         Ok(())

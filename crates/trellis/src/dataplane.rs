@@ -191,7 +191,9 @@ impl trellis_proxy::Caller for DataPlaneCaller {
     }
 
     fn org(&self) -> Option<(&str, &str)> {
-        self.org.as_ref().map(|(id, path)| (id.as_str(), path.as_str()))
+        self.org
+            .as_ref()
+            .map(|(id, path)| (id.as_str(), path.as_str()))
     }
 
     fn decide(&self, request: &RequestContext<'_>) -> Decision {
