@@ -473,13 +473,19 @@ impl KeySource for Keys<'_> {
             if let Some(param) = strip_prefix_ci(name, "RequestQueryString/") {
                 return Some(query_values(self.query?, param));
             }
-            return match name.to_ascii_lowercase().as_str() {
-                "port" => one(self.conn.port.to_string()),
-                "requestmethod" => one(self.method.as_str()),
-                "requestpath" => one(self.path),
-                "servicearn" => one(self.service.arn.as_str()),
-                "servicenetworkarn" => one(self.network?.arn.as_str()),
-                _ => None,
+            let is = |k: &str| name.eq_ignore_ascii_case(k);
+            return if is("Port") {
+                one(self.conn.port.to_string())
+            } else if is("RequestMethod") {
+                one(self.method.as_str())
+            } else if is("RequestPath") {
+                one(self.path)
+            } else if is("ServiceArn") {
+                one(self.service.arn.as_str())
+            } else if is("ServiceNetworkArn") {
+                one(self.network?.arn.as_str())
+            } else {
+                None
             };
         }
         if let Some(name) = strip_prefix_ci(key, "aws:") {
@@ -501,27 +507,36 @@ impl KeySource for Keys<'_> {
                     tag,
                 );
             }
-            return match name.to_ascii_lowercase().as_str() {
-                "sourceip" => one(self.conn.peer.to_canonical().to_string()),
-                "securetransport" => one(if self.conn.tls { "true" } else { "false" }),
-                "currenttime" => one(time::OffsetDateTime::from(self.now)
+            let is = |k: &str| name.eq_ignore_ascii_case(k);
+            return if is("SourceIp") {
+                one(self.conn.peer.to_canonical().to_string())
+            } else if is("SecureTransport") {
+                one(if self.conn.tls { "true" } else { "false" })
+            } else if is("CurrentTime") {
+                one(time::OffsetDateTime::from(self.now)
                     .format(&time::format_description::well_known::Rfc3339)
-                    .ok()?),
-                "epochtime" => one(self
+                    .ok()?)
+            } else if is("EpochTime") {
+                one(self
                     .now
                     .duration_since(SystemTime::UNIX_EPOCH)
                     .ok()?
                     .as_secs()
-                    .to_string()),
-                "useragent" => self
-                    .headers
+                    .to_string())
+            } else if is("UserAgent") {
+                self.headers
                     .get(header::USER_AGENT)
-                    .map(|v| vec![String::from_utf8_lossy(v.as_bytes()).into_owned()]),
-                "principalisawsservice" => one("false"),
-                "principalorgid" => one(self.caller?.org()?.0),
-                "principalorgpaths" => one(self.caller?.org()?.1),
-                "principalservicename" => None,
-                _ => None,
+                    .map(|v| vec![String::from_utf8_lossy(v.as_bytes()).into_owned()])
+            } else if is("PrincipalIsAWSService") {
+                one("false")
+            } else if is("PrincipalOrgID") {
+                one(self.caller?.org()?.0)
+            } else if is("PrincipalOrgPaths") {
+                one(self.caller?.org()?.1)
+            } else {
+                // Principal keys (`aws:PrincipalArn`, `PrincipalType`, `PrincipalAccount`) are
+                // derived from the principal by the evaluator itself.
+                None
             };
         }
         None
