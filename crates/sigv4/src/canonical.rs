@@ -165,15 +165,29 @@ pub(crate) fn canonical_query(params: &[QueryParam], exclude_key: Option<&[u8]>)
 /// Trims surrounding spaces and collapses runs of spaces into one. Only the space character is
 /// touched: the reference signers leave tabs and other whitespace alone, and a verifier must
 /// agree with them byte for byte.
+#[cfg(test)]
 pub(crate) fn trim_all(value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(value.len());
+    trim_all_into(value, &mut out);
+    out
+}
+
+/// [`trim_all`] appended to `out` (the verifier builds the canonical headers in one buffer).
+/// A value without leading, trailing or repeated spaces — nearly every value — is copied whole.
+pub(crate) fn trim_all_into(value: &[u8], out: &mut Vec<u8>) {
     let start = value.iter().position(|&b| b != b' ').unwrap_or(value.len());
     let end = value
         .iter()
         .rposition(|&b| b != b' ')
         .map_or(start, |i| i + 1);
-    let mut out = Vec::with_capacity(end - start);
+    let value = &value[start..end];
+    if !value.windows(2).any(|w| w == b"  ") {
+        out.extend_from_slice(value);
+        return;
+    }
+    out.reserve(value.len());
     let mut previous_space = false;
-    for &b in &value[start..end] {
+    for &b in value {
         if b == b' ' {
             if previous_space {
                 continue;
@@ -184,7 +198,6 @@ pub(crate) fn trim_all(value: &[u8]) -> Vec<u8> {
         }
         out.push(b);
     }
-    out
 }
 
 #[cfg(test)]

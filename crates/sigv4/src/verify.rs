@@ -242,7 +242,7 @@ impl Checker {
     fn accepts(&self, string_to_sign: &str) -> bool {
         match self {
             Self::Hmac { key, provided } => {
-                let computed = hex::encode(hmac_sha256(key, string_to_sign.as_bytes()));
+                let computed = hex_lower(&hmac_sha256(key, string_to_sign.as_bytes()));
                 // Constant-time, so response timing reveals nothing about how much of a forged
                 // signature was right.
                 bool::from(computed.as_bytes().ct_eq(provided.as_bytes()))
@@ -400,7 +400,9 @@ fn check_region_set(
             ));
         }
         // The value the signature covers: every occurrence, trimmed and joined with ','.
-        String::from_utf8_lossy(&header_value(req, X_AMZ_REGION_SET)).into_owned()
+        let mut value = Vec::new();
+        header_value(req, X_AMZ_REGION_SET, &mut value);
+        String::from_utf8_lossy(&value).into_owned()
     };
     let entries = region_set::parse(&raw)?;
     if let Some(expected) = opts.region
@@ -522,7 +524,7 @@ fn canonical_headers(req: &http::request::Parts, signed: &[String], redact: bool
         if redact && name == X_AMZ_SECURITY_TOKEN {
             out.extend_from_slice(REDACTED);
         } else {
-            out.extend_from_slice(&header_value(req, name));
+            header_value(req, name, &mut out);
         }
         out.push(b'\n');
     }
@@ -533,22 +535,30 @@ fn canonical_headers(req: &http::request::Parts, signed: &[String], redact: bool
 ///
 /// A signed header that is absent contributes an empty value; the signature then fails unless
 /// the client signed it empty too, which is the honest outcome.
-fn header_value(req: &http::request::Parts, name: &str) -> Vec<u8> {
+fn header_value(req: &http::request::Parts, name: &str, out: &mut Vec<u8>) {
     let mut values = req.headers.get_all(name).iter().peekable();
     if values.peek().is_none() && name == "host" {
         // HTTP/2 carries the host in :authority, which lands in the URI, not in a Host header.
-        return req
-            .uri
-            .authority()
-            .map(|a| a.as_str().as_bytes().to_vec())
-            .unwrap_or_default();
+        if let Some(a) = req.uri.authority() {
+            out.extend_from_slice(a.as_str().as_bytes());
+        }
+        return;
     }
-    let mut out = Vec::new();
     for (i, value) in values.enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        out.extend_from_slice(&canonical::trim_all(value.as_bytes()));
+        canonical::trim_all_into(value.as_bytes(), out);
+    }
+}
+
+/// Lower-case hex, by table (the `hex` crate's iterator costs more on the request path).
+fn hex_lower(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0xf)] as char);
     }
     out
 }
@@ -575,6 +585,6 @@ fn string_to_sign(
     scope: &str,
     canonical_request: &[u8],
 ) -> String {
-    let digest = hex::encode(Sha256::digest(canonical_request));
+    let digest = hex_lower(&Sha256::digest(canonical_request));
     format!("{}\n{amz_date}\n{scope}\n{digest}", algorithm.name())
 }
