@@ -125,6 +125,12 @@ def test_cli_manages_policies_and_versions(server):
                   json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:*"}]}),
                   check=False), "MalformedPolicyDocument")
     assert iam_cli(server, "get-policy", "--policy-arn", arn)["Policy"]["PolicyId"] == policy["PolicyId"]
+    # Tags: given at creation, changed with TagPolicy and UntagPolicy.
+    iam_cli(server, "tag-policy", "--policy-arn", arn, "--tags", "Key=team,Value=red", "Key=env,Value=dev")
+    iam_cli(server, "tag-policy", "--policy-arn", arn, "--tags", "Key=TEAM,Value=blue")
+    iam_cli(server, "untag-policy", "--policy-arn", arn, "--tag-keys", "env")
+    assert iam_cli(server, "list-policy-tags", "--policy-arn", arn)["Tags"] == [{"Key": "TEAM", "Value": "blue"}]
+    assert iam_cli(server, "get-policy", "--policy-arn", arn)["Policy"]["Tags"] == [{"Key": "TEAM", "Value": "blue"}]
     # The document comes back URL-encoded, as IAM's; the CLI decodes it.
     version = iam_cli(server, "get-policy-version", "--policy-arn", arn, "--version-id", "v1")["PolicyVersion"]
     assert version["Document"] == v1 and version["IsDefaultVersion"] is True
@@ -242,8 +248,10 @@ def test_aws_managed_policies_are_built_in(server):
         assert version["IsDefaultVersion"]
         # botocore decodes IAM's URL-encoded documents.
         assert version["Document"]["Version"] == "2012-10-17" and version["Document"]["Statement"]
+        assert iam.list_policy_tags(PolicyArn=arn)["Tags"] == []
         # Not this account's to change.
         for call in (lambda: iam.delete_policy(PolicyArn=arn),
+                     lambda: iam.tag_policy(PolicyArn=arn, Tags=[{"Key": "k", "Value": "v"}]),
                      lambda: iam.create_policy_version(PolicyArn=arn, PolicyDocument=json.dumps(READ_ONLY)),
                      lambda: iam.set_default_policy_version(PolicyArn=arn, VersionId="v1"),
                      lambda: iam.delete_policy_version(PolicyArn=arn, VersionId="v1")):

@@ -503,6 +503,53 @@ mod tests {
     }
 
     #[test]
+    fn a_users_tags_are_its_principal_tags() {
+        let tag = |k: &str, v: &str| crate::identity::Tag {
+            key: k.into(),
+            value: v.into(),
+        };
+        let policy = trellis_policy::parse(
+            r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"vpc-lattice:ListServices","Resource":"*","Condition":{"StringEquals":{"aws:PrincipalTag/team":"red"}}}}"#,
+            trellis_policy::PolicyKind::Identity,
+        )
+        .unwrap();
+        let caller = |tags: Vec<crate::identity::Tag>| Caller::User {
+            user: Arc::new(crate::identity::User {
+                id: "AIDAT".into(),
+                name: "t".into(),
+                path: "/".into(),
+                arn: format!("arn:aws:iam::{ACCT}:user/t"),
+                policies: vec![policy.clone()],
+                tags,
+            }),
+            access_key_id: "AKIAT".into(),
+        };
+        let red = caller(vec![tag("Team", "red")]);
+        assert_eq!(
+            principal_tags(&red),
+            vec![("aws:PrincipalTag/Team".to_string(), "red".to_string())]
+        );
+        let ctx = ctx();
+        // (tags, verdict): tag keys match regardless of case, as in IAM.
+        let cases = [
+            (vec![tag("Team", "red")], Verdict::Allow),
+            (vec![tag("team", "blue")], Verdict::ImplicitDeny),
+            (vec![], Verdict::ImplicitDeny),
+        ];
+        for (tags, want) in cases {
+            let got = identity_decision(
+                &caller(tags.clone()),
+                &ctx,
+                "vpc-lattice:ListServices",
+                "*",
+                &[],
+            );
+            assert_eq!(got, want, "{tags:?}");
+        }
+        assert!(principal_tags(&Caller::Root).is_empty());
+    }
+
+    #[test]
     fn decisions_and_messages() {
         let ctx = ctx();
         let policy =
