@@ -430,3 +430,87 @@ def test_readme_groups_section_runs_as_written(server, tmp_path):
     iam.delete_policy(PolicyArn=policy)
     iam.delete_group(GroupName="lattice-readers")
     iam.delete_user(UserName="carol")
+
+
+def test_lists_page_and_inputs_are_validated(server):
+    iam = server.client("iam")
+    path = f"/{unique('page')}/"
+    groups = sorted(new_group(server, path)["GroupName"] for _ in range(3))
+    policies = sorted(new_policy(server, READ_ONLY, path)["PolicyName"] for _ in range(3))
+    user = iam_cli(server, "create-user", "--user-name", unique("pager"))["User"]["UserName"]
+    for p in policies:
+        iam.attach_user_policy(UserName=user, PolicyArn=f"arn:aws:iam::{ACCOUNT}:policy{path}{p}")
+    iam.attach_user_policy(UserName=user, PolicyArn=AWS_READ_ONLY)
+
+    def pages(call, key, **kw):
+        """Every page of a list call, by hand: its items per page."""
+        out, marker = [], None
+        while True:
+            page = call(**kw, MaxItems=2, **({"Marker": marker} if marker else {}))
+            out.append(page[key])
+            if not page["IsTruncated"]:
+                return out
+            marker = page["Marker"]
+
+    got = pages(iam.list_groups, "Groups", PathPrefix=path)
+    assert [len(p) for p in got] == [2, 1]
+    assert [g["GroupName"] for p in got for g in p] == groups
+    got = pages(iam.list_policies, "Policies", Scope="Local", PathPrefix=path)
+    assert [p["PolicyName"] for page in got for p in page] == policies
+    got = pages(iam.list_attached_user_policies, "AttachedPolicies", UserName=user)
+    assert [len(p) for p in got] == [2, 2]
+    assert sorted(a["PolicyName"] for p in got for a in p) == sorted(policies + ["VPCLatticeReadOnlyAccess"])
+    # The CLI follows the markers by itself.
+    listed = iam_cli(server, "list-policies", "--scope", "Local", "--path-prefix", path, "--page-size", "1")
+    assert [p["PolicyName"] for p in listed["Policies"]] == policies
+
+    cases = [
+        (lambda: iam.create_group(GroupName="not a name"), "ValidationError"),
+        (lambda: iam.create_group(GroupName=unique("g"), Path="no-slashes"), "ValidationError"),
+        (lambda: iam.get_policy_version(PolicyArn=AWS_READ_ONLY, VersionId="1"), "ValidationError"),
+        (lambda: iam.list_policies(Scope="Mine"), "ValidationError"),
+        (lambda: iam.list_groups(MaxItems=0), "ValidationError"),
+        (lambda: iam.create_policy(PolicyName=unique("p"), PolicyDocument=json.dumps(READ_ONLY) + " " * 6144),
+         "LimitExceeded"),
+        (lambda: iam.tag_user(UserName=user, Tags=[{"Key": f"k{i}", "Value": "v"} for i in range(51)]),
+         "LimitExceeded"),
+    ]
+    for call, code in cases:
+        with pytest.raises(ClientError) as e:
+            call()
+        assert error_code(e) == code
+    for p in policies:
+        arn = f"arn:aws:iam::{ACCOUNT}:policy{path}{p}"
+        iam.detach_user_policy(UserName=user, PolicyArn=arn)
+        iam.delete_policy(PolicyArn=arn)
+    iam.detach_user_policy(UserName=user, PolicyArn=AWS_READ_ONLY)
+    iam.delete_user(UserName=user)
+    for g in groups:
+        iam.delete_group(GroupName=g)
+
+
+def test_quotas_on_groups_and_attachments(server):
+    iam = server.client("iam")
+    user = iam_cli(server, "create-user", "--user-name", unique("quota"))["User"]["UserName"]
+    groups = [new_group(server)["GroupName"] for _ in range(11)]
+    for g in groups[:10]:
+        iam.add_user_to_group(GroupName=g, UserName=user)
+    with pytest.raises(ClientError) as e:
+        iam.add_user_to_group(GroupName=groups[10], UserName=user)
+    assert error_code(e) == "LimitExceeded"
+    arns = [f"arn:aws:iam::aws:policy/{n}" for n in AWS_MANAGED]
+    arns += [new_policy(server, READ_ONLY)["Arn"] for _ in range(6)]
+    for arn in arns[:10]:
+        iam.attach_user_policy(UserName=user, PolicyArn=arn)
+    with pytest.raises(ClientError) as e:
+        iam.attach_user_policy(UserName=user, PolicyArn=arns[10])
+    assert error_code(e) == "LimitExceeded"
+    for arn in arns[:10]:
+        iam.detach_user_policy(UserName=user, PolicyArn=arn)
+    for arn in arns[5:]:
+        iam.delete_policy(PolicyArn=arn)
+    for g in groups[:10]:
+        iam.remove_user_from_group(GroupName=g, UserName=user)
+    for g in groups:
+        iam.delete_group(GroupName=g)
+    iam.delete_user(UserName=user)
