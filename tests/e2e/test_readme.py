@@ -75,3 +75,33 @@ def test_readme_calling_a_service_runs_as_written(dp_server, tmp_path):
     assert "1.1 200" in lines, p.stdout        # HTTP/1.1 through the HTTP listener
     assert lines.count("2 200") == 2, p.stdout  # h2c prior knowledge, and TLS with ALPN h2
     assert any(l.startswith("127.0.0.1\t") for l in lines), p.stdout  # list-targets row
+
+
+def test_readme_iam_auth_runs_as_written(dp_server, tmp_path):
+    """The "Protecting a service with IAM auth" section: only the role may GET /rates; a POST by
+    it, the user itself and an anonymous caller get Lattice's 403s. Only the server's addresses,
+    the credentials file and the fixed ports are pointed at this test's."""
+    from backends import free_port
+
+    server = dp_server
+    script = readme_block("iamauth")
+    cred = tmp_path / "credentials"
+    cred.write_text(f"[default]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n")
+    dns_host, dns_port = server.dns_address()
+    script = (script.replace("http://127.0.0.1:9460", server.endpoint)
+              .replace("./trellis-data/credentials", str(cred))
+              .replace("@127.0.0.1 -p 9453", f"@{dns_host} -p {dns_port}"))
+    for old in ("9002", "8081"):
+        script = re.sub(rf"\b{old}\b", str(free_port()), script)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    p = subprocess.run(["bash", "-euxo", "pipefail", "-c", script], capture_output=True, text=True,
+                       env=env, timeout=600, cwd=ROOT)
+    assert p.returncode == 0, p.stderr[-4000:]
+    lines = [l for l in p.stdout.splitlines() if l.strip()]
+    assert '{"usd": 1.08}' in lines, p.stdout
+    refusals = [l for l in lines if l.startswith("AccessDeniedException")]
+    assert len(refusals) == 3, p.stdout
+    role = "User: arn:aws:sts::111122223333:assumed-role/rates-client/s1 "
+    assert role in refusals[0] and "no service-based policy" in refusals[0]
+    assert "User: arn:aws:iam::111122223333:user/app " in refusals[1] and "no service-based policy" in refusals[1]
+    assert "User: anonymous " in refusals[2] and "no network-based policy" in refusals[2]

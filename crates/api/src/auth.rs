@@ -172,59 +172,109 @@ struct Lookup<'a> {
 
 impl trellis_sigv4::SecretLookup for Lookup<'_> {
     fn secret_access_key(&self, access_key_id: &str) -> Option<String> {
-        if access_key_id == self.root.access_key_id {
-            return Some(self.root.secret_access_key.clone());
-        }
-        // A session's secret is derived from its key ID; whether the session exists is the
-        // token's to say ([`session_caller`]).
-        if access_key_id.starts_with(SESSION_KEY_PREFIX) {
-            return self
-                .index
-                .token_key()
-                .map(|key| crate::session::secret(key, access_key_id));
-        }
-        self.index
-            .active_key(access_key_id)
-            .map(|(secret, _)| secret.to_string())
+        secret(self.root, self.index, access_key_id)
     }
+}
+
+/// The secret access key of `access_key_id` as of `index`: root's, an active IAM key's, or a
+/// session's (derived from its key ID; whether the session exists is its token's to say, see
+/// [`caller`]). `None` for an unknown or inactive key. The API's gate and the data plane's auth
+/// stage both authenticate with it.
+pub fn secret(
+    root: &crate::RootCredentials,
+    index: &IdentityIndex,
+    access_key_id: &str,
+) -> Option<String> {
+    if access_key_id == root.access_key_id {
+        return Some(root.secret_access_key.clone());
+    }
+    if access_key_id.starts_with(SESSION_KEY_PREFIX) {
+        return index
+            .token_key()
+            .map(|key| crate::session::secret(key, access_key_id));
+    }
+    index
+        .active_key(access_key_id)
+        .map(|(secret, _)| secret.to_string())
 }
 
 /// How temporary credentials' access key IDs start (IAM keys start with `AKIA`).
 const SESSION_KEY_PREFIX: &str = "ASIA";
 
-/// The caller of a request signed with temporary credentials: the token must be one the token
-/// key signed, for this very access key, unexpired, and its role (or user) must still exist in
-/// the index.
-fn session_caller(
+/// Why credentials whose signature verified authenticate nobody.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallerError {
+    /// An unknown key, or a session token that is not this key's, not ours, or whose role or
+    /// user is gone; or a session token sent with long-term credentials.
+    Unrecognized,
+    /// A session past its expiration.
+    Expired,
+}
+
+/// The caller a request signed with `access_key_id` (and session token `token`) authenticates
+/// as of `index`. Temporary credentials: the token must be one the token key signed, for this
+/// very access key, unexpired, and its role (or user) must still exist in the index.
+pub fn caller(
+    root: &crate::RootCredentials,
     index: &IdentityIndex,
     ctx: &trellis_model::Context,
     access_key_id: &str,
     token: Option<&str>,
-) -> Result<Caller, GateError> {
-    let invalid = || {
-        GateError::Auth(trellis_sigv4::SigV4Error::UnrecognizedClient {
-            access_key_id: access_key_id.to_string(),
-        })
-    };
-    let key = index.token_key().ok_or_else(invalid)?;
+) -> Result<Caller, CallerError> {
+    caller_until(root, index, ctx, access_key_id, token).map(|(caller, _)| caller)
+}
+
+/// [`caller`], with when its session expires (Unix milliseconds; `None` for long-term keys).
+pub fn caller_until(
+    root: &crate::RootCredentials,
+    index: &IdentityIndex,
+    ctx: &trellis_model::Context,
+    access_key_id: &str,
+    token: Option<&str>,
+) -> Result<(Caller, Option<i64>), CallerError> {
+    if !access_key_id.starts_with(SESSION_KEY_PREFIX) {
+        // A session token with long-term credentials is not theirs.
+        if token.is_some() {
+            return Err(CallerError::Unrecognized);
+        }
+        if access_key_id == root.access_key_id {
+            return Ok((Caller::Root, None));
+        }
+        return match index.active_key(access_key_id) {
+            Some((_, user)) => Ok((
+                Caller::User {
+                    user: Arc::clone(user),
+                    access_key_id: access_key_id.to_string(),
+                },
+                None,
+            )),
+            None => Err(CallerError::Unrecognized),
+        };
+    }
+    let key = index.token_key().ok_or(CallerError::Unrecognized)?;
     let claims = token
         .and_then(|t| crate::session::verify(key, t))
         .filter(|c| c.access_key_id == access_key_id)
-        .ok_or_else(invalid)?;
-    if claims.expires * 1000 <= trellis_model::Timestamp::now().unix_millis() {
-        return Err(GateError::Expired);
+        .ok_or(CallerError::Unrecognized)?;
+    let expires_ms = claims.expires * 1000;
+    if expires_ms <= trellis_model::Timestamp::now().unix_millis() {
+        return Err(CallerError::Expired);
     }
-    match claims.subject {
+    let caller = match claims.subject {
         crate::session::Subject::Root => Ok(Caller::Root),
         crate::session::Subject::User => {
-            let user = index.user_by_id(&claims.id).ok_or_else(invalid)?;
+            let user = index
+                .user_by_id(&claims.id)
+                .ok_or(CallerError::Unrecognized)?;
             Ok(Caller::User {
                 user: Arc::clone(user),
                 access_key_id: access_key_id.to_string(),
             })
         }
         crate::session::Subject::Role => {
-            let role = index.role_by_id(&claims.id).ok_or_else(invalid)?;
+            let role = index
+                .role_by_id(&claims.id)
+                .ok_or(CallerError::Unrecognized)?;
             Ok(Caller::Role {
                 session: Arc::new(RoleSession {
                     arn: crate::identity::assumed_role_arn(ctx, &role.name, &claims.session_name),
@@ -235,7 +285,8 @@ fn session_caller(
                 role: Arc::clone(role),
             })
         }
-    }
+    };
+    caller.map(|c| (c, Some(expires_ms)))
 }
 
 /// The region IAM, a global service, is signed for by clients.
@@ -283,7 +334,9 @@ pub async fn sigv4_gate(
     let mut prechecked = None;
     let mut first_err = None;
     'names: for name in &names {
-        let global = *name == crate::iam::IAM.signing_name;
+        // IAM and Organizations are global: clients sign them for us-east-1.
+        let global = *name == crate::iam::IAM.signing_name
+            || *name == crate::organizations::ORGANIZATIONS.signing_name;
         let regions: &[&str] = if global {
             &[state.ctx.region.as_str(), GLOBAL_REGION]
         } else {
@@ -319,36 +372,21 @@ pub async fn sigv4_gate(
         return refuse(GateError::Auth(e), true);
     };
     let access_key_id = prechecked.access_key_id().to_string();
-    let token = prechecked.security_token();
     let session = access_key_id.starts_with(SESSION_KEY_PREFIX);
-    let caller = if session {
-        match session_caller(&index, &state.ctx, &access_key_id, token) {
-            Ok(caller) => caller,
-            Err(e) => return refuse(e, true),
-        }
-    } else if token.is_some() {
-        // A session token with long-term credentials is not theirs.
-        return refuse(
-            GateError::Auth(trellis_sigv4::SigV4Error::UnrecognizedClient { access_key_id }),
-            true,
-        );
-    } else if access_key_id == state.credentials.access_key_id {
-        Caller::Root
-    } else {
-        match index.active_key(&access_key_id) {
-            Some((_, user)) => Caller::User {
-                user: Arc::clone(user),
-                access_key_id,
-            },
-            // Not reached: the lookup found the key in this very index.
-            None => {
-                return refuse(
-                    GateError::Auth(trellis_sigv4::SigV4Error::UnrecognizedClient {
-                        access_key_id,
-                    }),
-                    true,
-                );
-            }
+    let caller = match caller(
+        &state.credentials,
+        &index,
+        &state.ctx,
+        &access_key_id,
+        prechecked.security_token(),
+    ) {
+        Ok(caller) => caller,
+        Err(CallerError::Expired) => return refuse(GateError::Expired, true),
+        Err(CallerError::Unrecognized) => {
+            return refuse(
+                GateError::Auth(trellis_sigv4::SigV4Error::UnrecognizedClient { access_key_id }),
+                true,
+            );
         }
     };
     if let Head::Query(_) = head {

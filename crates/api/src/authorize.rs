@@ -38,8 +38,9 @@ impl Authorize for CallerAuthorizer {
             return Ok(());
         }
         let arn = self.caller.arn(&self.ctx);
+        let org_keys = org_keys(&self.index);
         for (action, resource) in requests(meta, input, &self.caller, &self.ctx, &self.index) {
-            match identity_decision(&self.caller, &self.ctx, &action, &resource, &[]) {
+            match identity_decision(&self.caller, &self.ctx, &action, &resource, &org_keys) {
                 Verdict::ExplicitDeny => {
                     return Err(denied(
                         meta,
@@ -63,6 +64,21 @@ impl Authorize for CallerAuthorizer {
         }
         Ok(())
     }
+}
+
+/// `aws:PrincipalOrgID` and `aws:PrincipalOrgPaths` of every principal of the account, once it
+/// created its organization (it is then the organization's management account, directly under
+/// the root); none before.
+pub fn org_keys(index: &IdentityIndex) -> Vec<(String, String)> {
+    index
+        .organization()
+        .map(|org| {
+            vec![
+                ("aws:PrincipalOrgID".to_string(), org.id.clone()),
+                ("aws:PrincipalOrgPaths".to_string(), org.account_path()),
+            ]
+        })
+        .unwrap_or_default()
 }
 
 /// What a caller's identity policies say about one request.
@@ -103,11 +119,9 @@ pub fn identity_decision(
     resource: &str,
     keys: &[(String, String)],
 ) -> Verdict {
-    let policies = match caller {
-        Caller::Root => return Verdict::Allow,
-        Caller::User { user, .. } => &user.policies,
-        Caller::Role { role, .. } => &role.policies,
-    };
+    if matches!(caller, Caller::Root) {
+        return Verdict::Allow;
+    }
     let mut request = RequestContext::new(Principal::iam(caller.arn(ctx)), action, resource);
     for (k, v) in principal_tags(caller)
         .into_iter()
@@ -115,9 +129,21 @@ pub fn identity_decision(
     {
         request = request.with_key(k, v);
     }
+    evaluate(caller, &request)
+}
+
+/// The caller's identity policies on a request whose context the caller built (the data
+/// plane's, with its own condition keys and principal tags): an explicit deny in any wins, then
+/// an allow in any. Root is always allowed.
+pub fn evaluate(caller: &Caller, request: &RequestContext<'_>) -> Verdict {
+    let policies = match caller {
+        Caller::Root => return Verdict::Allow,
+        Caller::User { user, .. } => &user.policies,
+        Caller::Role { role, .. } => &role.policies,
+    };
     let mut verdict = Verdict::ImplicitDeny;
     for policy in policies {
-        match policy.evaluate(&request) {
+        match policy.evaluate(request) {
             Decision::ExplicitDeny(_) => return Verdict::ExplicitDeny,
             Decision::Allow(_) => verdict = Verdict::Allow,
             Decision::ImplicitDeny => {}

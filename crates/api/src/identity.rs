@@ -393,6 +393,9 @@ pub struct IdentityIndex {
     groups: HashMap<String, Arc<Group>>,
     /// The key session tokens are signed with, once one exists.
     token_key: Option<Vec<u8>>,
+    /// The account's organization, once it created one: every principal of the account is a
+    /// member (`aws:PrincipalOrgID`, `aws:PrincipalOrgPaths`).
+    organization: Option<crate::organizations::StoredOrganization>,
 }
 
 impl IdentityIndex {
@@ -431,6 +434,20 @@ impl IdentityIndex {
     /// The session-token key, once one exists.
     pub fn token_key(&self) -> Option<&[u8]> {
         self.token_key.as_deref()
+    }
+
+    /// The account's organization, if it created one.
+    pub fn organization(&self) -> Option<&crate::organizations::StoredOrganization> {
+        self.organization.as_ref()
+    }
+
+    /// Adds the organization of the same revision.
+    pub fn with_organization(
+        mut self,
+        organization: Option<crate::organizations::StoredOrganization>,
+    ) -> IdentityIndex {
+        self.organization = organization;
+        self
     }
 
     /// How many active keys it holds.
@@ -716,9 +733,16 @@ impl Identities {
                 .into_iter()
                 .next(),
         };
+        let organization = decode(
+            tx.list(crate::organizations::ORGANIZATION_KIND, None)
+                .await?,
+        )?
+        .into_iter()
+        .next();
         drop(tx);
-        self.index
-            .store(Arc::new(IdentityIndex::from_records(revision, records)));
+        self.index.store(Arc::new(
+            IdentityIndex::from_records(revision, records).with_organization(organization),
+        ));
         Ok(())
     }
 

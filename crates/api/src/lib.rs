@@ -19,6 +19,7 @@ pub mod iam;
 pub mod identity;
 pub mod listeners;
 pub mod operations;
+pub mod organizations;
 pub mod policies;
 pub mod rules;
 pub mod server;
@@ -226,6 +227,7 @@ pub fn table(
     builder = builder.add(state.clone(), tagging::operations());
     builder = builder.add(state.clone(), iam::operations());
     builder = builder.add(state.clone(), sts::operations());
+    builder = builder.add(state.clone(), organizations::operations());
     for add in extra {
         builder = add(builder);
     }

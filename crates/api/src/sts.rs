@@ -488,7 +488,7 @@ async fn assume_role(
         .filter(|r| r.arn == role_arn)
         .cloned()
         .ok_or_else(refused)?;
-    let mut keys: Vec<(String, String)> = Vec::new();
+    let mut keys: Vec<(String, String)> = crate::authorize::org_keys(&index);
     if let Some(x) = &input.external_id {
         keys.push(("sts:ExternalId".into(), x.clone()));
     }

@@ -103,13 +103,15 @@ pub struct DataPlane {
 impl DataPlane {
     /// Binds the DNS server (a bind failure is a startup error), builds the proxy, health checks
     /// and TLS resolver, and starts following the store.
-    /// `functions` invokes LAMBDA targets; it is in place before the first listener binds.
+    /// `functions` invokes LAMBDA targets and `credentials` authenticates signed requests; both
+    /// are in place before the first listener binds.
     pub async fn start(
         config: DataPlaneConfig,
         store: Store,
         ca: Arc<CertificateAuthority>,
         status: Status,
         functions: Arc<dyn FunctionInvoker>,
+        credentials: Arc<dyn trellis_proxy::Credentials>,
     ) -> anyhow::Result<DataPlane> {
         let apex = trellis_model::dns::zone_apex(&config.ctx.region, &config.ctx.account_id);
         // Until the first snapshot, names under the zone are NXDOMAIN rather than REFUSED.
@@ -138,6 +140,7 @@ impl DataPlane {
             Arc::clone(&tls),
         );
         proxy.set_invoker(functions);
+        proxy.set_credentials(credentials);
 
         let reconcilers = Reconcilers {
             publisher,

@@ -96,9 +96,19 @@ pub(crate) fn assumed_role(arn: &str) -> Option<AssumedRole<'_>> {
     })
 }
 
+/// Condition keys a caller computes only when a policy asks for them: the data plane answers
+/// `vpc-lattice-svcs:RequestHeader/<name>` from the request's own header map rather than copying
+/// every header into [`ContextKeys`] for every request.
+///
+/// `key` is the name as the policy spells it (IAM key names are case-insensitive, so an
+/// implementation compares ignoring ASCII case). `None` or an empty list means the key is absent.
+pub trait KeySource {
+    fn values(&self, key: &str) -> Option<Vec<String>>;
+}
+
 /// Everything an evaluation looks at.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestContext {
+#[derive(Clone)]
+pub struct RequestContext<'a> {
     pub principal: Principal,
     /// `service:Action`, e.g. `vpc-lattice-svcs:Invoke`. Compared case-insensitively.
     pub action: String,
@@ -108,9 +118,24 @@ pub struct RequestContext {
     /// Condition keys. `aws:PrincipalType`, `aws:PrincipalArn` and `aws:PrincipalAccount` need not be
     /// set: when absent they are derived from `principal` (see [`RequestContext::get`]).
     pub keys: ContextKeys,
+    /// Keys computed on demand, consulted after [`RequestContext::keys`] and before the derived
+    /// principal keys.
+    pub source: Option<&'a dyn KeySource>,
 }
 
-impl RequestContext {
+impl std::fmt::Debug for RequestContext<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestContext")
+            .field("principal", &self.principal)
+            .field("action", &self.action)
+            .field("resource", &self.resource)
+            .field("keys", &self.keys)
+            .field("source", &self.source.is_some())
+            .finish()
+    }
+}
+
+impl<'a> RequestContext<'a> {
     pub fn new(
         principal: Principal,
         action: impl Into<String>,
@@ -121,7 +146,14 @@ impl RequestContext {
             action: action.into(),
             resource: resource.into(),
             keys: ContextKeys::new(),
+            source: None,
         }
+    }
+
+    /// Consults `source` for keys not set explicitly.
+    pub fn with_source(mut self, source: &'a dyn KeySource) -> Self {
+        self.source = Some(source);
+        self
     }
 
     /// Adds one value to `key` (keys are multi-valued, so repeated calls accumulate).
@@ -157,6 +189,13 @@ impl RequestContext {
         });
         if let Some(values) = explicit.filter(|v| !v.is_empty()) {
             return Some(Cow::Borrowed(values.as_slice()));
+        }
+        if let Some(values) = self
+            .source
+            .and_then(|s| s.values(key))
+            .filter(|v| !v.is_empty())
+        {
+            return Some(Cow::Owned(values));
         }
         // An explicitly empty principal key falls back to the derived value too: "no values" must
         // never be a way to make the caller look unknown.
@@ -239,6 +278,47 @@ mod tests {
         assert_eq!(
             overridden.get("aws:PrincipalType").unwrap().as_ref(),
             ["Custom"]
+        );
+    }
+
+    struct Headers;
+
+    impl KeySource for Headers {
+        fn values(&self, key: &str) -> Option<Vec<String>> {
+            let name = key
+                .get(..31)
+                .filter(|p| p.eq_ignore_ascii_case("vpc-lattice-svcs:RequestHeader/"))
+                .map(|_| &key[31..])?;
+            name.eq_ignore_ascii_case("x-team")
+                .then(|| vec!["rates".to_string()])
+        }
+    }
+
+    #[test]
+    fn a_source_answers_after_explicit_keys_and_before_derived_ones() {
+        let source = Headers;
+        let ctx = RequestContext::new(Principal::Anonymous, "vpc-lattice-svcs:Invoke", "arn")
+            .with_source(&source);
+        assert_eq!(
+            ctx.get("VPC-LATTICE-SVCS:requestheader/X-Team")
+                .unwrap()
+                .as_ref(),
+            ["rates"]
+        );
+        assert!(ctx.get("vpc-lattice-svcs:RequestHeader/x-other").is_none());
+        // Derived principal keys still come from the principal.
+        assert_eq!(
+            ctx.get("aws:PrincipalType").unwrap().as_ref(),
+            ["Anonymous"]
+        );
+        // An explicit key wins over the source.
+        let explicit = ctx.with_key("vpc-lattice-svcs:RequestHeader/x-team", "other");
+        assert_eq!(
+            explicit
+                .get("vpc-lattice-svcs:RequestHeader/x-team")
+                .unwrap()
+                .as_ref(),
+            ["other"]
         );
     }
 }

@@ -371,7 +371,10 @@ impl Parser {
     fn resources(&mut self, path: &str, value: &Value) -> Vec<Template> {
         let mut out = Vec::new();
         for (item_path, resource) in self.strings(path, value) {
-            if resource == "*" || resource.starts_with("arn:") {
+            // Auth policies also take Lattice's ARN-less forms (`*/rates`, `*/*`): a pattern
+            // over the whole resource ARN that starts with a wildcard.
+            let wildcard_form = self.kind == PolicyKind::Auth && resource.starts_with('*');
+            if resource == "*" || resource.starts_with("arn:") || wildcard_form {
                 out.push(Template::new(resource, self.variables));
             } else {
                 self.report(

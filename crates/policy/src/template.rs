@@ -163,7 +163,7 @@ mod tests {
     use crate::context::Principal;
     use crate::glob::matches;
 
-    fn ctx() -> RequestContext {
+    fn ctx() -> RequestContext<'static> {
         RequestContext::new(
             Principal::iam("arn:aws:iam::111122223333:user/alice"),
             "a:b",

@@ -37,23 +37,23 @@ fn doc(statements: Value) -> Value {
 }
 
 /// A request to `SVC` + `path`.
-fn request(principal: Principal, path: &str) -> RequestContext {
+fn request(principal: Principal, path: &str) -> RequestContext<'static> {
     RequestContext::new(principal, INVOKE, format!("{SVC}{path}"))
 }
 
-fn anonymous(path: &str) -> RequestContext {
+fn anonymous(path: &str) -> RequestContext<'static> {
     request(Principal::Anonymous, path)
 }
 
-fn role(path: &str) -> RequestContext {
+fn role(path: &str) -> RequestContext<'static> {
     request(Principal::iam(ROLE_SESSION), path)
 }
 
-fn outsider(path: &str) -> RequestContext {
+fn outsider(path: &str) -> RequestContext<'static> {
     request(Principal::iam(OTHER_ACCOUNT_USER), path)
 }
 
-type Case = (&'static str, RequestContext, &'static str);
+type Case = (&'static str, RequestContext<'static>, &'static str);
 
 fn run(policy: &Value, kind: PolicyKind, cases: Vec<Case>) {
     for (name, ctx, expected) in cases {
@@ -99,6 +99,7 @@ fn lattice_console_templates() {
                     action: INVOKE.into(),
                     resource: SVC.into(),
                     keys: Default::default(),
+                    source: None,
                 },
                 "Implicit",
             ),
@@ -179,7 +180,7 @@ fn path_restricted_role_access() {
         "Resource": format!("{SVC}/rates*"),
         "Condition": {"StringEquals": {"vpc-lattice-svcs:RequestMethod": "GET"}}
     }]));
-    let get = |ctx: RequestContext| ctx.with_key("vpc-lattice-svcs:RequestMethod", "GET");
+    let get = |ctx: RequestContext<'static>| ctx.with_key("vpc-lattice-svcs:RequestMethod", "GET");
     run(
         &policy,
         PolicyKind::Auth,
@@ -242,6 +243,32 @@ fn path_restricted_role_access() {
                 )),
                 "Allow RatesReadOnly",
             ),
+        ],
+    );
+}
+
+#[test]
+fn wildcard_resource_forms() {
+    // Lattice's ARN-less resource forms: `*/rates` is a pattern over the whole ARN.
+    let policy = doc(json!([{
+        "Sid": "AnyServiceRates",
+        "Effect": "Allow",
+        "Principal": "*",
+        "Action": "vpc-lattice-svcs:Invoke",
+        "Resource": "*/rates"
+    }]));
+    run(
+        &policy,
+        PolicyKind::Auth,
+        vec![
+            ("/rates", anonymous("/rates"), "Allow AnyServiceRates"),
+            ("/rates/usd", anonymous("/rates/usd"), "Implicit"),
+            (
+                "/admin/rates",
+                anonymous("/admin/rates"),
+                "Allow AnyServiceRates",
+            ),
+            ("/", anonymous("/"), "Implicit"),
         ],
     );
 }
@@ -468,7 +495,7 @@ fn conditional(condition: Value) -> Value {
 }
 
 /// Condition tables: (name, condition, context, expected).
-type CondCase = (&'static str, Value, RequestContext, &'static str);
+type CondCase = (&'static str, Value, RequestContext<'static>, &'static str);
 
 fn run_conditions(cases: Vec<CondCase>) {
     for (name, condition, ctx, expected) in cases {

@@ -395,6 +395,12 @@ fn statement_elements() {
             json!({"Resource": "arn:aws:vpc-lattice:us-west-2:111122223333:service/svc-0123456789abcdef0/rates*"}),
             vec![],
         ),
+        (
+            "auth policy wildcard forms",
+            Auth,
+            json!({"Resource": ["*/rates", "*/*"]}),
+            vec![],
+        ),
         // Principal / NotPrincipal
         (
             "missing principal",

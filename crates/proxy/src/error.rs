@@ -101,7 +101,14 @@ pub enum ProxyError {
     },
     /// The auth stage denied the request; `message` is the Lattice-format 403 body.
     #[error("{message}")]
-    AccessDenied { message: String },
+    AccessDenied {
+        message: String,
+        layer: crate::auth::Layer,
+    },
+    /// A signed request to an `AWS_IAM` service or network whose signature or credentials do
+    /// not authenticate anyone; `message` is the 403 body (`<code>: <message>`).
+    #[error("{message}")]
+    AuthenticationFailed { message: String },
     /// Every target group of the forward action has weight 0.
     #[error("every target group of the action has weight 0")]
     AllWeightsZero,
@@ -187,6 +194,7 @@ impl ProxyError {
             | InvalidPath(_)
             | HeadersTooLarge { .. }
             | AccessDenied { .. }
+            | AuthenticationFailed { .. }
             | RequestBodyTooLarge { .. }
             | RequestBody(_)
             | RequestBodyTimeout(_) => Side::Downstream,
@@ -237,7 +245,7 @@ impl ProxyError {
             RequestBodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             RequestBodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Lambda { error, .. } => error.status(),
-            AccessDenied { .. } => StatusCode::FORBIDDEN,
+            AccessDenied { .. } | AuthenticationFailed { .. } => StatusCode::FORBIDDEN,
             UnknownService | NoListener { .. } => StatusCode::NOT_FOUND,
             Misdirected => StatusCode::MISDIRECTED_REQUEST,
             UnknownTargetGroup(_) | NoFunctionHost => StatusCode::INTERNAL_SERVER_ERROR,
@@ -265,7 +273,7 @@ impl ProxyError {
             | RequestBodyTimeout(_) => "ClientProtocolError",
             RequestBody(BodyFault::Malformed) => "ClientProtocolError",
             RequestBody(BodyFault::BrokenOff) => "ClientConnectionClosed",
-            AccessDenied { .. } => "ClientAccessDenied",
+            AccessDenied { .. } | AuthenticationFailed { .. } => "ClientAccessDenied",
             AllWeightsZero
             | NoTarget { .. }
             | NoAddress { .. }
@@ -318,7 +326,9 @@ pub(crate) fn respond(error: &ProxyError) -> Response<ResponseBody> {
                 .as_bytes(),
         ),
         Misdirected => Bytes::from_static(b"Misdirected Request"),
-        AccessDenied { message } => Bytes::from(message.clone()),
+        AccessDenied { message, .. } | AuthenticationFailed { message } => {
+            Bytes::from(message.clone())
+        }
         AllWeightsZero | NoTarget { .. } => Bytes::from_static(b"Service Unavailable"),
         UnknownTargetGroup(_) | NoFunctionHost => Bytes::from_static(b"Internal Server Error"),
         NoAddress { .. } | Connect { .. } | Tls { .. } | NotSent { .. } | Upstream { .. } => {
@@ -335,9 +345,73 @@ pub(crate) fn respond(error: &ProxyError) -> Response<ResponseBody> {
     response
 }
 
+/// The response to a gRPC client (`content-type: application/grpc…`) for `error`: a
+/// trailers-only response (status 200, `grpc-status` and `grpc-message` in the head, no body), as
+/// the gRPC protocol carries errors, with the code the gRPC spec maps the HTTP status to (403 →
+/// `PERMISSION_DENIED`, 404 → `UNIMPLEMENTED`, 502/503/504 → `UNAVAILABLE`, …) and the text body
+/// of [`respond`] as the message. A client that only understood HTTP statuses would see a 403
+/// as an opaque stream reset.
+pub(crate) fn respond_grpc(error: &ProxyError) -> Response<ResponseBody> {
+    use ProxyError::*;
+    let plain = respond(error);
+    let code: u16 = match plain.status().as_u16() {
+        400 => 13,             // INTERNAL
+        401 => 16,             // UNAUTHENTICATED
+        403 => 7,              // PERMISSION_DENIED
+        404 => 12,             // UNIMPLEMENTED
+        429 | 502..=504 => 14, // UNAVAILABLE
+        _ => 2,                // UNKNOWN
+    };
+    let message = match error {
+        AccessDenied { message, .. } | AuthenticationFailed { message } => message.clone(),
+        other => {
+            plain
+                .status()
+                .canonical_reason()
+                .unwrap_or("error")
+                .to_string()
+                + &format!(" ({})", other.failure_reason())
+        }
+    };
+    let mut response = Response::new(ResponseBody::empty());
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    headers.insert("grpc-status", HeaderValue::from(code));
+    // gRPC's percent-encoding: every byte outside printable ASCII, and `%` itself.
+    const GRPC_MESSAGE: &percent_encoding::AsciiSet =
+        &percent_encoding::CONTROLS.add(b'%').add(0x7f);
+    let encoded = percent_encoding::utf8_percent_encode(&message, GRPC_MESSAGE).to_string();
+    if let Ok(value) = HeaderValue::from_str(&encoded) {
+        headers.insert("grpc-message", value);
+    }
+    response
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grpc_clients_get_trailers_only_errors() {
+        let denied = ProxyError::AccessDenied {
+            message: "AccessDeniedException: User: anonymous … 100%".into(),
+            layer: crate::auth::Layer::Service,
+        };
+        let r = respond_grpc(&denied);
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()["grpc-status"], "7");
+        assert_eq!(
+            r.headers()["grpc-message"],
+            "AccessDeniedException: User: anonymous %E2%80%A6 100%25"
+        );
+        let r = respond_grpc(&ProxyError::UnknownService);
+        assert_eq!(r.headers()["grpc-status"], "12");
+        let r = respond_grpc(&ProxyError::AllWeightsZero);
+        assert_eq!(r.headers()["grpc-status"], "14");
+    }
 
     fn io_error() -> std::io::Error {
         std::io::Error::from(std::io::ErrorKind::ConnectionRefused)
@@ -402,6 +476,15 @@ mod tests {
             (
                 ProxyError::AccessDenied {
                     message: "AccessDeniedException: …".into(),
+                    layer: crate::auth::Layer::Service,
+                },
+                403,
+                Side::Downstream,
+                false,
+            ),
+            (
+                ProxyError::AuthenticationFailed {
+                    message: "InvalidSignatureException: Signed payloads are not supported".into(),
                 },
                 403,
                 Side::Downstream,

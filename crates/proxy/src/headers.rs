@@ -28,6 +28,9 @@ pub const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-po
 pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub const X_AMZN_LATTICE_TARGET: HeaderName = HeaderName::from_static("x-amzn-lattice-target");
 pub const X_AMZN_LATTICE_NETWORK: HeaderName = HeaderName::from_static("x-amzn-lattice-network");
+pub const X_AMZN_LATTICE_IDENTITY: HeaderName = HeaderName::from_static("x-amzn-lattice-identity");
+pub const X_AMZN_LATTICE_IDENTITY_TAGS: HeaderName =
+    HeaderName::from_static("x-amzn-lattice-identity-tags");
 
 /// `x-forwarded-proto` values, and `x-amzn-lattice-network` until client networks exist (a
 /// `const` is built at compile time; `HeaderValue::from_static` at run time checks every byte).
@@ -104,6 +107,26 @@ fn present(headers: &HeaderMap) -> u16 {
     headers
         .keys()
         .fold(0, |found, name| found | field_bit(name))
+}
+
+/// Adds `x-amzn-lattice-identity` and `x-amzn-lattice-identity-tags` for an authenticated caller
+/// (after [`strip_request`] removed any client copies). A value that is not a valid field value
+/// (a tag with a control character, which IAM's tag syntax does not allow) leaves its field out.
+pub(crate) fn insert_identity(headers: &mut HeaderMap, caller: &dyn crate::auth::Caller) {
+    let (identity, tags) = crate::auth::identity_values(caller);
+    for (name, value) in [
+        (X_AMZN_LATTICE_IDENTITY, identity),
+        (X_AMZN_LATTICE_IDENTITY_TAGS, tags),
+    ] {
+        match HeaderValue::from_maybe_shared(bytes::Bytes::from(value)) {
+            Ok(value) => {
+                headers.insert(name, value);
+            }
+            Err(_) => {
+                tracing::warn!(field = %name, "an identity field is not a valid field value; left out")
+            }
+        }
+    }
 }
 
 /// Everything a request loses on its way to a target, in one scan of its names: the hop-by-hop

@@ -60,6 +60,10 @@ pub(crate) async fn forward(
 
     let (mut parts, body) = req.into_parts();
     prepare_headers(&mut parts, conn, request_id);
+    let caller = record.caller.clone();
+    if let Some(caller) = &caller {
+        headers::insert_identity(&mut parts.headers, caller.as_ref());
+    }
     let body = read_body(body, &parts.headers, shared.config.idle_timeout).await?;
 
     let version = group
@@ -82,7 +86,13 @@ pub(crate) async fn forward(
             target_group_arn: &group.arn,
             region: &snapshot.ctx.region,
             time: record.start_time,
-            identity: Identity::default(),
+            identity: Identity {
+                auth_type: caller.as_ref().map(|_| "AWS_IAM"),
+                principal: caller.as_ref().map(|c| c.arn()),
+                session_name: caller.as_ref().and_then(|c| c.session_name()),
+                principal_org_id: caller.as_ref().and_then(|c| c.org()).map(|(id, _)| id),
+                ..Identity::default()
+            },
         },
     );
     drop(body);

@@ -8,7 +8,8 @@
 //!   one connection (TLS sniffing, HTTP protocol, handshake deadline, idle timeout, graceful
 //!   close); `head` is its header-read deadline.
 //! * `pipeline` is the per-request phase function: snapshot → service → listener → limits →
-//!   auth → route → target group → target → upstream → response.
+//!   auth → route → target group → target → upstream → response; `auth` is its auth stage
+//!   (SigV4/SigV4A, the three policy layers, identity headers) over a [`Credentials`] source.
 //! * `upstream` pools connections to targets and performs one exchange; `lambda` serves LAMBDA
 //!   target groups through a [`FunctionInvoker`] (buffered, bounded bodies); `body` streams
 //!   bodies both ways; `headers` owns every header rule; `error` maps every failure to a
@@ -46,6 +47,7 @@
 //!   including the combinations Lattice's matrix rejects (an HTTP/1.1 client to an HTTP2 or
 //!   GRPC group): converting costs nothing and refusing helps no one.
 
+mod auth;
 mod body;
 mod conn;
 mod error;
@@ -70,6 +72,7 @@ use tokio_rustls::TlsAcceptor;
 use trellis_health::Health;
 use trellis_snapshot::Snapshot;
 
+pub use auth::{Caller, CredentialError, Credentials, INVOKE, Layer, Resolved, SIGNING_NAME};
 pub use conn::{
     H2_KEEP_ALIVE_INTERVAL, H2_KEEP_ALIVE_TIMEOUT, H2_MAX_CONCURRENT_STREAMS,
     H2_MAX_LOCAL_ERROR_RESET_STREAMS, H2_MAX_PENDING_ACCEPT_RESET_STREAMS,
@@ -148,6 +151,11 @@ pub(crate) struct Shared {
     pub refused: Arc<AtomicU64>,
     /// Invokes LAMBDA targets' functions; set once, after construction.
     pub invoker: OnceLock<Arc<dyn FunctionInvoker>>,
+    /// Where signed requests' secrets and callers come from; set once, after construction.
+    pub credentials: OnceLock<Arc<dyn Credentials>>,
+    /// Derived SigV4 signing keys and SigV4A public keys (keyed by the secret too, so a
+    /// rotated or deactivated key never verifies through a cached entry).
+    pub key_cache: trellis_sigv4::KeyCache,
 }
 
 /// The proxy: listeners that follow the snapshot, and the request path behind them.
@@ -197,6 +205,8 @@ impl Proxy {
                 connections: Arc::new(AtomicUsize::new(0)),
                 refused: Arc::new(AtomicU64::new(0)),
                 invoker: OnceLock::new(),
+                credentials: OnceLock::new(),
+                key_cache: trellis_sigv4::KeyCache::default(),
             }),
             ports: Mutex::new(Ports::default()),
             sweeper: Once::new(),
@@ -207,6 +217,15 @@ impl Proxy {
     /// requests routed to a LAMBDA group get 500.
     pub fn set_invoker(&self, invoker: Arc<dyn FunctionInvoker>) {
         lambda::set(&self.shared.invoker, invoker);
+    }
+
+    /// Gives the auth stage its credentials. Only the first call counts; until it, every signed
+    /// request to an `AWS_IAM` service is refused as unrecognised (anonymous ones are still
+    /// evaluated).
+    pub fn set_credentials(&self, credentials: Arc<dyn Credentials>) {
+        if self.shared.credentials.set(credentials).is_err() {
+            tracing::warn!("the proxy's credentials were already set; the new ones are ignored");
+        }
     }
 
     /// Makes the bound ports those of `snapshot`: binds new ones, stops accepting on removed

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version, header};
 use hyper::body::{Body, Incoming};
-use trellis_model::resources::AuthType;
 use trellis_model::resources::listener::ListenerProtocol;
 use trellis_model::resources::target_group::{
     ProtocolVersion, TargetGroupProtocol, TargetGroupType,
@@ -24,7 +23,7 @@ use crate::error::{self, ProxyError};
 use crate::headers::{self, X_AMZN_REQUESTID};
 use crate::lambda;
 use crate::upstream::{Failure, Key};
-use crate::{Shared, rng};
+use crate::{Shared, auth, rng};
 
 /// Serves one request: runs the pipeline, turns a failure into its response, stamps the request
 /// ID on whatever goes back, and fills the access-log record.
@@ -32,23 +31,40 @@ pub(crate) async fn handle(conn: Arc<ConnCtx>, req: Request<Incoming>) -> Respon
     let active = ActiveRequest::enter(&conn);
     let request_id = headers::request_id(req.headers());
     let mut record = AccessRecord::start(&conn, &req, &request_id);
+    let grpc = is_grpc(req.headers());
 
+    let mut status = None;
     let mut response = match proxy_request(&conn, req, &request_id, &mut record).await {
         Ok(response) => response,
         Err(error) => {
             record.failure = Some(error.failure_reason());
             tracing::debug!(%error, side = ?error.side(), "request failed");
-            error::respond(&error)
+            if grpc {
+                // The access log keeps the HTTP status the error stands for.
+                status = Some(error.status());
+                error::respond_grpc(&error)
+            } else {
+                error::respond(&error)
+            }
         }
     };
     response.headers_mut().insert(X_AMZN_REQUESTID, request_id);
     *response.version_mut() = record.protocol;
     response.body_mut().hold(active);
 
-    record.status = response.status().as_u16();
+    record.status = status.unwrap_or(response.status()).as_u16();
     record.duration = record.started.elapsed();
     record.emit();
     response
+}
+
+/// Whether a request is a gRPC call (`content-type: application/grpc`, `application/grpc+…`,
+/// `application/grpc;…`).
+fn is_grpc(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.as_bytes().get(..16))
+        .is_some_and(|p| p.eq_ignore_ascii_case(b"application/grpc"))
 }
 
 /// The request path, phase by phase. Each phase either passes the request on or ends it with a
@@ -70,8 +86,10 @@ async fn proxy_request(
     //    (service, rules, auth policy, access log, Lambda event) and the target see alike.
     //    The header limits (step 4) measure what the client sent, before a Host is added.
     let header_size = headers::header_size(req.headers());
+    // The URI as received, when its normal form differs: a signature covers what was sent.
+    let mut received = None;
     if canonicalize(&mut req, conn)? {
-        record.uri = req.uri().clone();
+        received = Some(std::mem::replace(&mut record.uri, req.uri().clone()));
         record.host = req.headers().get(header::HOST).cloned();
     }
 
@@ -87,9 +105,29 @@ async fn proxy_request(
     // 4. Header limits (Lattice: more than 100 fields or 60 KB → 400).
     check_header_limits(header_size, shared)?;
 
-    // 5. Authentication and authorization. Until IAM auth lands, AWS_IAM on the service or any
-    //    of its networks denies everything (fail closed); NONE allows.
-    authorize(service, req.uri())?;
+    // 5. Authentication and authorization (`auth`): when the service or a network of it uses
+    //    AWS_IAM, a signed request must verify, and every enabled layer must allow the caller.
+    let (mut head, body) = req.into_parts();
+    let authenticated = auth::authorize(
+        shared.credentials.get().map(|c| c.as_ref()),
+        &shared.key_cache,
+        &snapshot.ctx.region,
+        service,
+        &mut head,
+        received.as_ref(),
+        &auth::Connection {
+            peer: conn.peer.ip(),
+            port: conn.local_port,
+            tls: conn.tls.is_some(),
+        },
+    )
+    .inspect_err(|e| {
+        if let ProxyError::AccessDenied { layer, .. } = e {
+            record.auth_denied = Some(layer.reason());
+        }
+    })?;
+    let mut req = Request::from_parts(head, body);
+    record.caller = authenticated.caller().cloned();
 
     // 6. Rules: the first matching rule's action, else the default action.
     let action = {
@@ -124,7 +162,13 @@ async fn proxy_request(
     // 8. Headers towards the target: connection-level fields out, client copies of the fields
     //    Trellis owns out, Trellis's own in. Host is the one authority of step 2.
     let lattice_target = shared.target_headers.get(&snapshot, service, group);
-    prepare_request(&mut req, conn, request_id, lattice_target);
+    prepare_request(
+        &mut req,
+        conn,
+        request_id,
+        lattice_target,
+        record.caller.as_deref(),
+    );
 
     // 9. The target and the exchange: round robin over routable targets; a connection that
     //    fails before any byte of the request was sent is retried once on another target.
@@ -315,33 +359,6 @@ fn check_header_limits((count, bytes): (usize, usize), shared: &Shared) -> Resul
     Ok(())
 }
 
-/// The auth stage. Lattice evaluates the service network's auth policy, then the service's;
-/// without SigV4 verification and policy evaluation (a later issue) no request can be
-/// authorized where either requires AWS_IAM, so those are denied with Lattice's 403 text for an
-/// anonymous caller, naming the layer that denied first.
-fn authorize(service: &ServiceEntry, uri: &Uri) -> Result<(), ProxyError> {
-    let layer = if service
-        .networks
-        .iter()
-        .any(|n| n.auth_type == AuthType::AwsIam)
-    {
-        "network"
-    } else if service.auth_type == AuthType::AwsIam {
-        "service"
-    } else {
-        return Ok(());
-    };
-    Err(ProxyError::AccessDenied {
-        message: format!(
-            "AccessDeniedException: User: anonymous is not authorized to perform: \
-             vpc-lattice-svcs:Invoke on resource: {}{} because no {layer}-based policy allows \
-             the vpc-lattice-svcs:Invoke action",
-            service.arn,
-            uri.path()
-        ),
-    })
-}
-
 /// A rule's fixed response: the status, an empty body.
 fn fixed_response(status: u16) -> Response<ResponseBody> {
     let mut response = Response::new(ResponseBody::empty());
@@ -354,11 +371,15 @@ fn prepare_request(
     conn: &ConnCtx,
     request_id: &HeaderValue,
     lattice_target: HeaderValue,
+    caller: Option<&dyn auth::Caller>,
 ) {
     let headers = req.headers_mut();
     headers::strip_request(headers);
     // Room for the six fields below at once, rather than growing the map as they arrive.
     headers.reserve(6);
+    if let Some(caller) = caller {
+        headers::insert_identity(headers, caller);
+    }
     headers.insert(headers::X_FORWARDED_FOR, conn.forwarded_for.clone());
     headers.insert(headers::X_FORWARDED_PORT, conn.forwarded_port.clone());
     headers.insert(
@@ -471,6 +492,11 @@ pub struct AccessRecord {
     pub status: u16,
     /// Lattice's `failureReason` when the request failed in the proxy.
     pub failure: Option<&'static str>,
+    /// The authenticated caller (`resolvedUser` is its ARN), when the request was signed and
+    /// the service or a network of it uses AWS_IAM.
+    pub caller: Option<Arc<dyn auth::Caller>>,
+    /// Which layer denied the request (`authDeniedReason`: `Network`, `Service`, `Identity`).
+    pub auth_denied: Option<&'static str>,
     /// Until the response head was ready (the body may still be streaming).
     pub duration: Duration,
 }
@@ -496,6 +522,8 @@ impl AccessRecord {
             retries: 0,
             status: 0,
             failure: None,
+            caller: None,
+            auth_denied: None,
             duration: Duration::ZERO,
         }
     }

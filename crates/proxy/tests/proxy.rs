@@ -542,7 +542,7 @@ async fn header_limits() {
     assert_eq!(backend.seen().len(), 4);
 }
 
-/// AWS_IAM on the service or on one of its networks denies every request until IAM auth lands.
+/// AWS_IAM on the service or on one of its networks without an auth policy denies every request.
 #[tokio::test]
 async fn aws_iam_fails_closed_with_403() {
     let harness = Harness::new();

@@ -323,6 +323,7 @@ pub fn build(revision: u64, ctx: &Context, mut docs: Documents) -> Snapshot {
             networks: svc_networks,
             listeners,
             auth_policy: policy_of(&svc.id),
+            tags: svc.tags.clone(),
         }));
     }
 

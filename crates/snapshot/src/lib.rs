@@ -83,6 +83,8 @@ pub struct ServiceEntry {
     /// The service's auth policy, parsed (evaluated when `auth_type` is AWS_IAM). A stored policy
     /// that no longer parses is replaced by [`DENY_ALL_POLICY`] (fail closed).
     pub auth_policy: Option<Arc<trellis_policy::Policy>>,
+    /// Its tags: `aws:ResourceTag/<key>` of the data plane's policy evaluation.
+    pub tags: trellis_model::resources::Tags,
 }
 
 #[derive(Debug, Clone)]

@@ -283,6 +283,14 @@ async fn serve(
     let functions =
         crate::functions::Functions::start(&args.functions, &data_dir, ctx.clone(), store.clone())?;
     let ca = crate::ca::load(&data_dir)?;
+    // The gate and the data plane's auth stage authenticate IAM keys and sessions from an
+    // in-memory index of the stored identities: loaded before either serves, then rebuilt at
+    // every revision the change feed announces.
+    state
+        .identities
+        .reload(&store)
+        .await
+        .context("cannot load the IAM identities from the store")?;
     let data_plane = crate::dataplane::start(
         DataPlaneConfig {
             ctx,
@@ -296,16 +304,14 @@ async fn serve(
         ca,
         status,
         functions.host(),
+        crate::dataplane::credentials(
+            state.identities.clone(),
+            state.credentials.clone(),
+            state.ctx.clone(),
+        ),
     )
     .await?;
     let state = state.with_target_health(crate::dataplane::health_source(&data_plane));
-    // The gate authenticates IAM users' keys from an in-memory index of the stored identities:
-    // loaded before the API listens, then rebuilt at every revision the change feed announces.
-    state
-        .identities
-        .reload(&store)
-        .await
-        .context("cannot load the IAM identities from the store")?;
     let identity_follower = tokio::spawn(trellis_api::identity::follow(
         state.identities.clone(),
         store.clone(),

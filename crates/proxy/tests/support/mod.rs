@@ -200,6 +200,7 @@ pub fn service(name: &str, auth: AuthType, listeners: Vec<ListenerEntry>) -> Ser
             .map(|l| (l.port, Arc::new(l)))
             .collect(),
         auth_policy: None,
+        tags: Default::default(),
     }
 }
 
