@@ -12,7 +12,7 @@
 use libfuzzer_sys::fuzz_target;
 use trellis_policy::{Decision, Policy, PolicyKind, Principal, RequestContext, parse};
 
-fn context(text: &str) -> RequestContext {
+fn context(text: &str) -> RequestContext<'static> {
     let mut lines = text.lines();
     let principal = match lines.next().unwrap_or("") {
         "" => Principal::Anonymous,

@@ -447,6 +447,7 @@ pub async fn sigv4_gate(
             caller: caller.clone(),
             ctx: state.ctx.clone(),
             index,
+            store: Some(state.store.clone()),
         })));
     parts.extensions.insert(caller);
     // The permit is held until the handler is done with the body it was granted for.

@@ -25,22 +25,53 @@ use trellis_wire::{Authorize, AwsError, OperationMeta};
 use crate::identity::{Caller, IdentityIndex, group_arn, policy_arn, role_arn, user_arn};
 
 /// The authorizer of one request: its caller and the identities of the moment it was
-/// authenticated.
+/// authenticated, and the store, for the tags of the resources a call names
+/// (`aws:ResourceTag/…`, read only when one of the caller's policies mentions the key).
 pub struct CallerAuthorizer {
     pub caller: Caller,
     pub ctx: Context,
     pub index: Arc<IdentityIndex>,
+    pub store: Option<trellis_store::Store>,
 }
 
 impl Authorize for CallerAuthorizer {
-    fn authorize(&self, meta: &OperationMeta, input: &Value) -> Result<(), Box<AwsError>> {
+    fn authorize<'a>(
+        &'a self,
+        meta: &'a OperationMeta,
+        input: &'a Value,
+    ) -> trellis_wire::AuthorizeFuture<'a> {
+        Box::pin(self.decide(meta, input))
+    }
+}
+
+impl CallerAuthorizer {
+    async fn decide(&self, meta: &OperationMeta, input: &Value) -> Result<(), Box<AwsError>> {
         if matches!(self.caller, Caller::Root) {
             return Ok(());
         }
         let arn = self.caller.arn(&self.ctx);
-        let org_keys = org_keys(&self.index);
+        let mut keys = org_keys(&self.index);
+        keys.extend(request_keys(meta, input, &self.ctx));
+        let needs_resource_tags = policies(&self.caller)
+            .iter()
+            .any(|p| p.mentions("aws:ResourceTag/"));
         for (action, resource) in requests(meta, input, &self.caller, &self.ctx, &self.index) {
-            match identity_decision(&self.caller, &self.ctx, &action, &resource, &org_keys) {
+            let mut keys = keys.clone();
+            if needs_resource_tags && let Some(store) = &self.store {
+                keys.extend(
+                    resource_tags(store, &resource)
+                        .await
+                        .map_err(|e| {
+                            Box::new(AwsError::internal(
+                                meta.service.errors.internal_code,
+                                e.to_string(),
+                            ))
+                        })?
+                        .into_iter()
+                        .map(|(k, v)| (format!("aws:ResourceTag/{k}"), v)),
+                );
+            }
+            match identity_decision(&self.caller, &self.ctx, &action, &resource, &keys) {
                 Verdict::ExplicitDeny => {
                     return Err(denied(
                         meta,
@@ -66,6 +97,47 @@ impl Authorize for CallerAuthorizer {
     }
 }
 
+/// A caller's effective identity policies (none for root, whom none restricts).
+fn policies(caller: &Caller) -> &[trellis_policy::Policy] {
+    match caller {
+        Caller::Root => &[],
+        Caller::User { user, .. } => &user.policies,
+        Caller::Role { role, .. } => &role.policies,
+    }
+}
+
+/// The tags of the stored resource with ARN `arn` (a Lattice resource's `tags` map, an IAM
+/// user's or role's `tags` list of `{Key, Value}`); none for anything not stored or untagged.
+pub async fn resource_tags(
+    store: &trellis_store::Store,
+    arn: &str,
+) -> Result<Vec<(String, String)>, trellis_store::StoreError> {
+    if !arn.starts_with("arn:") {
+        return Ok(Vec::new());
+    }
+    let mut tx = store.read().await?;
+    let Some(rec) = tx.get_by_arn(arn).await? else {
+        return Ok(Vec::new());
+    };
+    Ok(
+        match rec.body.get("tags").or_else(|| rec.body.get("Tags")) {
+            Some(Value::Object(map)) => map
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(|t| {
+                    let k = t.get("Key").or_else(|| t.get("key"))?.as_str()?;
+                    let v = t.get("Value").or_else(|| t.get("value"))?.as_str()?;
+                    Some((k.to_string(), v.to_string()))
+                })
+                .collect(),
+            _ => Vec::new(),
+        },
+    )
+}
+
 /// `aws:PrincipalOrgID` and `aws:PrincipalOrgPaths` of every principal of the account, once it
 /// created its organization (it is then the organization's management account, directly under
 /// the root); none before.
@@ -79,6 +151,101 @@ pub fn org_keys(index: &IdentityIndex) -> Vec<(String, String)> {
             ]
         })
         .unwrap_or_default()
+}
+
+/// The condition keys a call's input sets (reference §7.4): `vpc-lattice:AuthType`,
+/// `vpc-lattice:TargetGroupArns` (every target group a listener's or rule's forward action
+/// names, as ARNs), `vpc-lattice:Protocol`, `vpc-lattice:ServiceArn`,
+/// `vpc-lattice:ServiceNetworkArn`, `vpc-lattice:VpcId`, `vpc-lattice:SecurityGroupIds`, and for
+/// every service `aws:RequestTag/<key>` and `aws:TagKeys` from the tags a call sets (a map
+/// `tags`/`Tags` or IAM's list of `{Key, Value}`) or removes (`tagKeys`/`TagKeys`).
+pub fn request_keys(meta: &OperationMeta, input: &Value, ctx: &Context) -> Vec<(String, String)> {
+    let mut keys: Vec<(String, String)> = Vec::new();
+    let s = |member: &str| input.get(member).and_then(Value::as_str);
+    if meta.service.signing_name == "vpc-lattice" {
+        let lattice = |k: &str| format!("vpc-lattice:{k}");
+        if let Some(auth) = s("authType") {
+            keys.push((lattice("AuthType"), auth.to_string()));
+        }
+        if let Some(protocol) =
+            s("protocol").or_else(|| input.pointer("/config/protocol").and_then(Value::as_str))
+        {
+            keys.push((lattice("Protocol"), protocol.to_string()));
+        }
+        let arn = |kind: ResourceKind, v: &str| match ctx.resolve(kind, v) {
+            Resolved::Id(id) => ctx.top_level_arn(kind, &id),
+            _ => v.to_string(),
+        };
+        if meta.name.contains("Association") || meta.name.contains("AccessLog") {
+            if let Some(sn) = s("serviceNetworkIdentifier") {
+                keys.push((
+                    lattice("ServiceNetworkArn"),
+                    arn(ResourceKind::ServiceNetwork, sn),
+                ));
+            }
+            if let Some(svc) = s("serviceIdentifier") {
+                keys.push((lattice("ServiceArn"), arn(ResourceKind::Service, svc)));
+            }
+        }
+        if let Some(vpc) = s("vpcIdentifier").or_else(|| {
+            input
+                .pointer("/config/vpcIdentifier")
+                .and_then(Value::as_str)
+        }) {
+            keys.push((lattice("VpcId"), vpc.to_string()));
+        }
+        for sg in strings(input.get("securityGroupIds")) {
+            keys.push((lattice("SecurityGroupIds"), sg));
+        }
+        let mut actions: Vec<&Value> = ["defaultAction", "action"]
+            .iter()
+            .filter_map(|m| input.get(*m))
+            .collect();
+        if let Some(Value::Array(rules)) = input.get("rules") {
+            actions.extend(rules.iter().filter_map(|r| r.get("action")));
+        }
+        for action in actions {
+            if let Some(Value::Array(groups)) = action.pointer("/forward/targetGroups") {
+                for g in groups {
+                    if let Some(id) = g.get("targetGroupIdentifier").and_then(Value::as_str) {
+                        keys.push((
+                            lattice("TargetGroupArns"),
+                            arn(ResourceKind::TargetGroup, id),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    let mut tag = |k: &str, v: Option<&str>| {
+        keys.push(("aws:TagKeys".into(), k.to_string()));
+        if let Some(v) = v {
+            keys.push((format!("aws:RequestTag/{k}"), v.to_string()));
+        }
+    };
+    for member in ["tags", "Tags"] {
+        match input.get(member) {
+            Some(Value::Object(map)) => {
+                for (k, v) in map {
+                    tag(k, v.as_str());
+                }
+            }
+            Some(Value::Array(items)) => {
+                for t in items {
+                    if let Some(k) = t.get("Key").and_then(Value::as_str) {
+                        tag(k, t.get("Value").and_then(Value::as_str));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    for member in ["tagKeys", "TagKeys"] {
+        for k in strings(input.get(member)) {
+            tag(&k, None);
+        }
+    }
+    keys
 }
 
 /// What a caller's identity policies say about one request.
@@ -528,6 +695,13 @@ mod tests {
         }
     }
 
+    type KeysCase = (
+        &'static trellis_wire::Service,
+        &'static str,
+        Value,
+        Vec<(String, String)>,
+    );
+
     #[test]
     fn a_users_tags_are_its_principal_tags() {
         let tag = |k: &str, v: &str| crate::identity::Tag {
@@ -576,7 +750,50 @@ mod tests {
     }
 
     #[test]
-    fn decisions_and_messages() {
+    fn request_keys_come_from_the_input() {
+        let ctx = ctx();
+        let lattice = &crate::operations::LATTICE;
+        let tg = |id: &str| format!("arn:aws:vpc-lattice:us-west-2:{ACCT}:targetgroup/{id}");
+        let forward = |ids: &[&str]| json!({"forward": {"targetGroups": ids.iter().map(|i| json!({"targetGroupIdentifier": i})).collect::<Vec<_>>()}});
+        let k = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        #[rustfmt::skip]
+        let cases: Vec<KeysCase> = vec![
+            (lattice, "CreateService", json!({"name": "s", "authType": "AWS_IAM", "tags": {"team": "rates"}}),
+                k(&[("vpc-lattice:AuthType", "AWS_IAM"), ("aws:TagKeys", "team"), ("aws:RequestTag/team", "rates")])),
+            (lattice, "CreateListener", json!({"serviceIdentifier": "svc-0123456789abcdef0", "protocol": "HTTPS",
+                "defaultAction": forward(&["tg-0123456789abcdef0", &tg("tg-0123456789abcdef1")])}),
+                k(&[("vpc-lattice:Protocol", "HTTPS"), ("vpc-lattice:TargetGroupArns", &tg("tg-0123456789abcdef0")),
+                    ("vpc-lattice:TargetGroupArns", &tg("tg-0123456789abcdef1"))])),
+            (lattice, "UpdateRule", json!({"action": forward(&["tg-0123456789abcdef2"])}),
+                k(&[("vpc-lattice:TargetGroupArns", &tg("tg-0123456789abcdef2"))])),
+            (lattice, "CreateTargetGroup", json!({"name": "t", "config": {"protocol": "HTTP", "vpcIdentifier": "vpc-1"}}),
+                k(&[("vpc-lattice:Protocol", "HTTP"), ("vpc-lattice:VpcId", "vpc-1")])),
+            (lattice, "CreateServiceNetworkServiceAssociation", json!({"serviceNetworkIdentifier": "sn-0123456789abcdef0", "serviceIdentifier": "svc-0123456789abcdef0"}),
+                k(&[("vpc-lattice:ServiceNetworkArn", &format!("arn:aws:vpc-lattice:us-west-2:{ACCT}:servicenetwork/sn-0123456789abcdef0")),
+                    ("vpc-lattice:ServiceArn", &format!("arn:aws:vpc-lattice:us-west-2:{ACCT}:service/svc-0123456789abcdef0"))])),
+            (lattice, "CreateServiceNetworkVpcAssociation", json!({"vpcIdentifier": "vpc-2", "securityGroupIds": ["sg-1", "sg-2"]}),
+                k(&[("vpc-lattice:VpcId", "vpc-2"), ("vpc-lattice:SecurityGroupIds", "sg-1"), ("vpc-lattice:SecurityGroupIds", "sg-2")])),
+            (lattice, "UntagResource", json!({"tagKeys": ["a", "b"]}), k(&[("aws:TagKeys", "a"), ("aws:TagKeys", "b")])),
+            (&crate::iam::IAM, "CreateRole", json!({"Tags": [{"Key": "env", "Value": "prod"}]}),
+                k(&[("aws:TagKeys", "env"), ("aws:RequestTag/env", "prod")])),
+            (lattice, "GetService", json!({"serviceIdentifier": "svc-0123456789abcdef0"}), vec![]),
+        ];
+        for (service, name, input, want) in cases {
+            assert_eq!(
+                request_keys(&meta(service, name), &input, &ctx),
+                want,
+                "{name}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn decisions_and_messages() {
         let ctx = ctx();
         let policy =
             |doc: &str| trellis_policy::parse(doc, trellis_policy::PolicyKind::Identity).unwrap();
@@ -602,6 +819,7 @@ mod tests {
             },
             ctx: ctx.clone(),
             index: Arc::new(IdentityIndex::default()),
+            store: None,
         };
         let lattice = &crate::operations::LATTICE;
         #[rustfmt::skip]
@@ -619,6 +837,7 @@ mod tests {
         for (service, name, input, want) in cases {
             let got = auth
                 .authorize(&meta(service, name), &input)
+                .await
                 .map_err(|e| (e.code.clone(), e.message.clone(), e.status));
             match want {
                 Ok(()) => assert!(got.is_ok(), "{name}: {got:?}"),
@@ -637,9 +856,11 @@ mod tests {
             caller: Caller::Root,
             ctx,
             index: Arc::new(IdentityIndex::default()),
+            store: None,
         };
         assert!(
             root.authorize(&meta(lattice, "CreateService"), &json!({}))
+                .await
                 .is_ok()
         );
     }

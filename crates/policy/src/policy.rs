@@ -80,6 +80,26 @@ pub(crate) enum PrincipalPattern {
 }
 
 impl Policy {
+    /// Whether the document mentions a condition key starting with `prefix` (ASCII case
+    /// ignored), in a condition or a policy variable: lets a caller skip computing keys no
+    /// policy can look at (the API reads a resource's tags only for `aws:ResourceTag/`).
+    pub fn mentions(&self, prefix: &str) -> bool {
+        fn walk(v: &Value, prefix: &str) -> bool {
+            let hit = |s: &str| {
+                s.as_bytes()
+                    .windows(prefix.len())
+                    .any(|w| w.eq_ignore_ascii_case(prefix.as_bytes()))
+            };
+            match v {
+                Value::String(s) => hit(s),
+                Value::Array(items) => items.iter().any(|i| walk(i, prefix)),
+                Value::Object(map) => map.iter().any(|(k, v)| hit(k) || walk(v, prefix)),
+                _ => false,
+            }
+        }
+        !prefix.is_empty() && walk(&self.document, prefix)
+    }
+
     /// The kind this policy was validated as.
     pub fn kind(&self) -> PolicyKind {
         self.kind

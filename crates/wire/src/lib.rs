@@ -20,7 +20,7 @@ pub mod service;
 pub mod table;
 
 pub use error::{AwsError, Fault};
-pub use operation::{Authorize, Authorizer, Call, Http, Operation, OperationMeta};
+pub use operation::{Authorize, AuthorizeFuture, Authorizer, Call, Http, Operation, OperationMeta};
 pub use request_id::{RequestId, deferred};
 pub use service::{Protocol, Service, ServiceErrors};
 pub use table::{Head, OperationName, SignedService, Table, TableBuilder};

@@ -98,14 +98,21 @@ pub struct Call {
 /// labels and query members. A request without an `Authorizer` is refused as an internal error
 /// (fail closed): the gate inserts one for every request it lets through, and tests that drive
 /// the table without the gate insert their own.
+///
+/// Asynchronous, because a decision may need more than the input: a condition on the tags of
+/// the resource a call names (`aws:ResourceTag/…`) reads them from the store.
 pub trait Authorize: Send + Sync {
     /// `Err` is the refusal, in the operation's service's vocabulary (boxed: it is the rare path).
-    fn authorize(
-        &self,
-        meta: &OperationMeta,
-        input: &serde_json::Value,
-    ) -> Result<(), Box<AwsError>>;
+    fn authorize<'a>(
+        &'a self,
+        meta: &'a OperationMeta,
+        input: &'a serde_json::Value,
+    ) -> AuthorizeFuture<'a>;
 }
+
+/// What [`Authorize::authorize`] returns.
+pub type AuthorizeFuture<'a> =
+    std::pin::Pin<Box<dyn Future<Output = Result<(), Box<AwsError>>> + Send + 'a>>;
 
 /// The request extension that carries the caller's [`Authorize`].
 #[derive(Clone)]
@@ -118,13 +125,13 @@ impl std::fmt::Debug for Authorizer {
 }
 
 /// Asks the request's [`Authorizer`], if it has one.
-fn authorize(
+async fn authorize(
     meta: &OperationMeta,
     extensions: &Extensions,
     input: &serde_json::Value,
 ) -> Result<(), Box<AwsError>> {
     match extensions.get::<Authorizer>() {
-        Some(a) => a.0.authorize(meta, input),
+        Some(a) => a.0.authorize(meta, input).await,
         None => Err(Box::new(AwsError::internal(
             meta.service.errors.internal_code,
             format!(
@@ -219,10 +226,11 @@ impl<S: Clone + Send + Sync + 'static> Operation<S> {
                     // (Invoke's payload), not members.
                     let (mut parts, body) = req.into_parts();
                     let request_id = RequestId::of(&parts.extensions);
-                    let labels = codec::decode_input(&meta, &mut parts, &bytes::Bytes::new())
-                        .await
-                        .map_err(|m| Box::new((meta.service.errors.bad_input)(m)))
-                        .and_then(|doc| authorize(&meta, &parts.extensions, &doc));
+                    let labels =
+                        match codec::decode_input(&meta, &mut parts, &bytes::Bytes::new()).await {
+                            Ok(doc) => authorize(&meta, &parts.extensions, &doc).await,
+                            Err(m) => Err(Box::new((meta.service.errors.bad_input)(m))),
+                        };
                     if let Err(e) = labels {
                         return codec::error_response(meta.service, &request_id, *e);
                     }
@@ -329,6 +337,8 @@ async fn decode_input<I: DeserializeOwned>(
     let value = codec::decode_input(meta, parts, &bytes)
         .await
         .map_err(bad)?;
-    authorize(meta, &parts.extensions, &value).map_err(|e| *e)?;
+    authorize(meta, &parts.extensions, &value)
+        .await
+        .map_err(|e| *e)?;
     de::from_value(value).map_err(|e| bad(format!("Could not parse the request: {e}")))
 }

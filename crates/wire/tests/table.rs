@@ -184,12 +184,12 @@ fn table() -> Arc<trellis_wire::Table> {
 struct AllowAll;
 
 impl trellis_wire::Authorize for AllowAll {
-    fn authorize(
-        &self,
-        _: &trellis_wire::OperationMeta,
-        _: &serde_json::Value,
-    ) -> Result<(), Box<AwsError>> {
-        Ok(())
+    fn authorize<'a>(
+        &'a self,
+        _: &'a trellis_wire::OperationMeta,
+        _: &'a serde_json::Value,
+    ) -> trellis_wire::AuthorizeFuture<'a> {
+        Box::pin(async { Ok(()) })
     }
 }
 
@@ -468,7 +468,17 @@ fn an_operation_declares_its_errors_and_the_front_doors() {
 struct OnlyOk(std::sync::Mutex<Vec<String>>);
 
 impl trellis_wire::Authorize for OnlyOk {
-    fn authorize(
+    fn authorize<'a>(
+        &'a self,
+        meta: &'a trellis_wire::OperationMeta,
+        input: &'a serde_json::Value,
+    ) -> trellis_wire::AuthorizeFuture<'a> {
+        Box::pin(async move { self.decide(meta, input) })
+    }
+}
+
+impl OnlyOk {
+    fn decide(
         &self,
         meta: &trellis_wire::OperationMeta,
         input: &serde_json::Value,
