@@ -514,3 +514,29 @@ def test_quotas_on_groups_and_attachments(server):
     for g in groups:
         iam.delete_group(GroupName=g)
     iam.delete_user(UserName=user)
+
+
+def test_policy_and_user_tags_are_resource_tags(server):
+    """Tags on customer-managed policies and users are `aws:ResourceTag/…` of calls about them."""
+    red = new_policy(server, READ_ONLY)["Arn"]
+    iam_cli(server, "tag-policy", "--policy-arn", red, "--tags", "Key=team,Value=red")
+    plain = new_policy(server, READ_ONLY)["Arn"]
+    tagged_user = iam_cli(server, "create-user", "--user-name", unique("red"), "--tags", "Key=team,Value=red")["User"]
+    user, key = new_user(server, {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": ["iam:GetPolicy", "iam:GetUser"], "Resource": "*",
+                       "Condition": {"StringEquals": {"aws:ResourceTag/team": "red"}}}],
+    })
+    iam = as_user(server, key, "iam")
+    assert iam.get_policy(PolicyArn=red)["Policy"]["Arn"] == red
+    assert iam.get_user(UserName=tagged_user["UserName"])["User"]["Arn"] == tagged_user["Arn"]
+    with pytest.raises(ClientError) as e:
+        iam.get_policy(PolicyArn=plain)
+    assert refused(e)[0::2] == ("AccessDenied", 403)
+    with pytest.raises(ClientError) as e:
+        iam.get_user(UserName=user["UserName"])
+    assert refused(e)[0::2] == ("AccessDenied", 403)
+    root = server.client("iam")
+    for arn in (red, plain):
+        root.delete_policy(PolicyArn=arn)
+    root.delete_user(UserName=tagged_user["UserName"])
