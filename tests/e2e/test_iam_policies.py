@@ -540,3 +540,20 @@ def test_policy_and_user_tags_are_resource_tags(server):
     for arn in (red, plain):
         root.delete_policy(PolicyArn=arn)
     root.delete_user(UserName=tagged_user["UserName"])
+
+
+def test_attaching_can_be_delegated_per_policy(server):
+    """`iam:PolicyARN` lets an administrator attach some managed policies only."""
+    admin, key = new_user(server, {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": ["iam:AttachUserPolicy", "iam:DetachUserPolicy"],
+                       "Resource": "*", "Condition": {"ArnEquals": {"iam:PolicyARN": AWS_READ_ONLY}}}],
+    })
+    target = iam_cli(server, "create-user", "--user-name", unique("target"))["User"]["UserName"]
+    iam = as_user(server, key, "iam")
+    iam.attach_user_policy(UserName=target, PolicyArn=AWS_READ_ONLY)
+    with pytest.raises(ClientError) as e:
+        iam.attach_user_policy(UserName=target, PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess")
+    assert refused(e)[0::2] == ("AccessDenied", 403)
+    iam.detach_user_policy(UserName=target, PolicyArn=AWS_READ_ONLY)
+    iam_cli(server, "delete-user", "--user-name", target)

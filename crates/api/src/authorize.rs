@@ -158,7 +158,8 @@ pub fn org_keys(index: &IdentityIndex) -> Vec<(String, String)> {
 /// names, as ARNs), `vpc-lattice:Protocol`, `vpc-lattice:ServiceArn`,
 /// `vpc-lattice:ServiceNetworkArn`, `vpc-lattice:VpcId`, `vpc-lattice:SecurityGroupIds`, and for
 /// every service `aws:RequestTag/<key>` and `aws:TagKeys` from the tags a call sets (a map
-/// `tags`/`Tags` or IAM's list of `{Key, Value}`) or removes (`tagKeys`/`TagKeys`).
+/// `tags`/`Tags` or IAM's list of `{Key, Value}`) or removes (`tagKeys`/`TagKeys`); `iam:PolicyARN`
+/// for IAM's Attach*Policy and Detach*Policy.
 pub fn request_keys(meta: &OperationMeta, input: &Value, ctx: &Context) -> Vec<(String, String)> {
     let mut keys: Vec<(String, String)> = Vec::new();
     let s = |member: &str| input.get(member).and_then(Value::as_str);
@@ -216,6 +217,14 @@ pub fn request_keys(meta: &OperationMeta, input: &Value, ctx: &Context) -> Vec<(
                 }
             }
         }
+    }
+    // The managed policy an attachment names, as IAM sets it for Attach*/Detach*Policy: lets an
+    // administrator delegate attaching some policies only.
+    if meta.service.signing_name == "iam"
+        && (meta.name.starts_with("Attach") || meta.name.starts_with("Detach"))
+        && let Some(arn) = s("PolicyArn")
+    {
+        keys.push(("iam:PolicyARN".into(), arn.to_string()));
     }
     let mut tag = |k: &str, v: Option<&str>| {
         keys.push(("aws:TagKeys".into(), k.to_string()));
@@ -782,6 +791,11 @@ mod tests {
             (&crate::iam::IAM, "CreateRole", json!({"Tags": [{"Key": "env", "Value": "prod"}]}),
                 k(&[("aws:TagKeys", "env"), ("aws:RequestTag/env", "prod")])),
             (lattice, "GetService", json!({"serviceIdentifier": "svc-0123456789abcdef0"}), vec![]),
+            (&crate::iam::IAM, "AttachUserPolicy", json!({"UserName": "u", "PolicyArn": "arn:aws:iam::aws:policy/ReadOnlyAccess"}),
+                k(&[("iam:PolicyARN", "arn:aws:iam::aws:policy/ReadOnlyAccess")])),
+            (&crate::iam::IAM, "DetachRolePolicy", json!({"RoleName": "r", "PolicyArn": "arn:aws:iam::aws:policy/ReadOnlyAccess"}),
+                k(&[("iam:PolicyARN", "arn:aws:iam::aws:policy/ReadOnlyAccess")])),
+            (&crate::iam::IAM, "GetPolicy", json!({"PolicyArn": "arn:aws:iam::aws:policy/ReadOnlyAccess"}), vec![]),
         ];
         for (service, name, input, want) in cases {
             assert_eq!(
