@@ -125,6 +125,12 @@ def test_cli_manages_policies_and_versions(server):
                   json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:*"}]}),
                   check=False), "MalformedPolicyDocument")
     assert iam_cli(server, "get-policy", "--policy-arn", arn)["Policy"]["PolicyId"] == policy["PolicyId"]
+    # Tags: given at creation, changed with TagPolicy and UntagPolicy.
+    iam_cli(server, "tag-policy", "--policy-arn", arn, "--tags", "Key=team,Value=red", "Key=env,Value=dev")
+    iam_cli(server, "tag-policy", "--policy-arn", arn, "--tags", "Key=TEAM,Value=blue")
+    iam_cli(server, "untag-policy", "--policy-arn", arn, "--tag-keys", "env")
+    assert iam_cli(server, "list-policy-tags", "--policy-arn", arn)["Tags"] == [{"Key": "TEAM", "Value": "blue"}]
+    assert iam_cli(server, "get-policy", "--policy-arn", arn)["Policy"]["Tags"] == [{"Key": "TEAM", "Value": "blue"}]
     # The document comes back URL-encoded, as IAM's; the CLI decodes it.
     version = iam_cli(server, "get-policy-version", "--policy-arn", arn, "--version-id", "v1")["PolicyVersion"]
     assert version["Document"] == v1 and version["IsDefaultVersion"] is True
@@ -242,8 +248,10 @@ def test_aws_managed_policies_are_built_in(server):
         assert version["IsDefaultVersion"]
         # botocore decodes IAM's URL-encoded documents.
         assert version["Document"]["Version"] == "2012-10-17" and version["Document"]["Statement"]
+        assert iam.list_policy_tags(PolicyArn=arn)["Tags"] == []
         # Not this account's to change.
         for call in (lambda: iam.delete_policy(PolicyArn=arn),
+                     lambda: iam.tag_policy(PolicyArn=arn, Tags=[{"Key": "k", "Value": "v"}]),
                      lambda: iam.create_policy_version(PolicyArn=arn, PolicyDocument=json.dumps(READ_ONLY)),
                      lambda: iam.set_default_policy_version(PolicyArn=arn, VersionId="v1"),
                      lambda: iam.delete_policy_version(PolicyArn=arn, VersionId="v1")):
@@ -422,3 +430,130 @@ def test_readme_groups_section_runs_as_written(server, tmp_path):
     iam.delete_policy(PolicyArn=policy)
     iam.delete_group(GroupName="lattice-readers")
     iam.delete_user(UserName="carol")
+
+
+def test_lists_page_and_inputs_are_validated(server):
+    iam = server.client("iam")
+    path = f"/{unique('page')}/"
+    groups = sorted(new_group(server, path)["GroupName"] for _ in range(3))
+    policies = sorted(new_policy(server, READ_ONLY, path)["PolicyName"] for _ in range(3))
+    user = iam_cli(server, "create-user", "--user-name", unique("pager"))["User"]["UserName"]
+    for p in policies:
+        iam.attach_user_policy(UserName=user, PolicyArn=f"arn:aws:iam::{ACCOUNT}:policy{path}{p}")
+    iam.attach_user_policy(UserName=user, PolicyArn=AWS_READ_ONLY)
+
+    def pages(call, key, **kw):
+        """Every page of a list call, by hand: its items per page."""
+        out, marker = [], None
+        while True:
+            page = call(**kw, MaxItems=2, **({"Marker": marker} if marker else {}))
+            out.append(page[key])
+            if not page["IsTruncated"]:
+                return out
+            marker = page["Marker"]
+
+    got = pages(iam.list_groups, "Groups", PathPrefix=path)
+    assert [len(p) for p in got] == [2, 1]
+    assert [g["GroupName"] for p in got for g in p] == groups
+    got = pages(iam.list_policies, "Policies", Scope="Local", PathPrefix=path)
+    assert [p["PolicyName"] for page in got for p in page] == policies
+    got = pages(iam.list_attached_user_policies, "AttachedPolicies", UserName=user)
+    assert [len(p) for p in got] == [2, 2]
+    assert sorted(a["PolicyName"] for p in got for a in p) == sorted(policies + ["VPCLatticeReadOnlyAccess"])
+    # The CLI follows the markers by itself.
+    listed = iam_cli(server, "list-policies", "--scope", "Local", "--path-prefix", path, "--page-size", "1")
+    assert [p["PolicyName"] for p in listed["Policies"]] == policies
+
+    cases = [
+        (lambda: iam.create_group(GroupName="not a name"), "ValidationError"),
+        (lambda: iam.create_group(GroupName=unique("g"), Path="no-slashes"), "ValidationError"),
+        (lambda: iam.get_policy_version(PolicyArn=AWS_READ_ONLY, VersionId="1"), "ValidationError"),
+        (lambda: iam.list_policies(Scope="Mine"), "ValidationError"),
+        (lambda: iam.list_groups(MaxItems=0), "ValidationError"),
+        (lambda: iam.create_policy(PolicyName=unique("p"), PolicyDocument=json.dumps(READ_ONLY) + " " * 6144),
+         "LimitExceeded"),
+        (lambda: iam.tag_user(UserName=user, Tags=[{"Key": f"k{i}", "Value": "v"} for i in range(51)]),
+         "LimitExceeded"),
+    ]
+    for call, code in cases:
+        with pytest.raises(ClientError) as e:
+            call()
+        assert error_code(e) == code
+    for p in policies:
+        arn = f"arn:aws:iam::{ACCOUNT}:policy{path}{p}"
+        iam.detach_user_policy(UserName=user, PolicyArn=arn)
+        iam.delete_policy(PolicyArn=arn)
+    iam.detach_user_policy(UserName=user, PolicyArn=AWS_READ_ONLY)
+    iam.delete_user(UserName=user)
+    for g in groups:
+        iam.delete_group(GroupName=g)
+
+
+def test_quotas_on_groups_and_attachments(server):
+    iam = server.client("iam")
+    user = iam_cli(server, "create-user", "--user-name", unique("quota"))["User"]["UserName"]
+    groups = [new_group(server)["GroupName"] for _ in range(11)]
+    for g in groups[:10]:
+        iam.add_user_to_group(GroupName=g, UserName=user)
+    with pytest.raises(ClientError) as e:
+        iam.add_user_to_group(GroupName=groups[10], UserName=user)
+    assert error_code(e) == "LimitExceeded"
+    arns = [f"arn:aws:iam::aws:policy/{n}" for n in AWS_MANAGED]
+    arns += [new_policy(server, READ_ONLY)["Arn"] for _ in range(6)]
+    for arn in arns[:10]:
+        iam.attach_user_policy(UserName=user, PolicyArn=arn)
+    with pytest.raises(ClientError) as e:
+        iam.attach_user_policy(UserName=user, PolicyArn=arns[10])
+    assert error_code(e) == "LimitExceeded"
+    for arn in arns[:10]:
+        iam.detach_user_policy(UserName=user, PolicyArn=arn)
+    for arn in arns[5:]:
+        iam.delete_policy(PolicyArn=arn)
+    for g in groups[:10]:
+        iam.remove_user_from_group(GroupName=g, UserName=user)
+    for g in groups:
+        iam.delete_group(GroupName=g)
+    iam.delete_user(UserName=user)
+
+
+def test_policy_and_user_tags_are_resource_tags(server):
+    """Tags on customer-managed policies and users are `aws:ResourceTag/…` of calls about them."""
+    red = new_policy(server, READ_ONLY)["Arn"]
+    iam_cli(server, "tag-policy", "--policy-arn", red, "--tags", "Key=team,Value=red")
+    plain = new_policy(server, READ_ONLY)["Arn"]
+    tagged_user = iam_cli(server, "create-user", "--user-name", unique("red"), "--tags", "Key=team,Value=red")["User"]
+    user, key = new_user(server, {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": ["iam:GetPolicy", "iam:GetUser"], "Resource": "*",
+                       "Condition": {"StringEquals": {"aws:ResourceTag/team": "red"}}}],
+    })
+    iam = as_user(server, key, "iam")
+    assert iam.get_policy(PolicyArn=red)["Policy"]["Arn"] == red
+    assert iam.get_user(UserName=tagged_user["UserName"])["User"]["Arn"] == tagged_user["Arn"]
+    with pytest.raises(ClientError) as e:
+        iam.get_policy(PolicyArn=plain)
+    assert refused(e)[0::2] == ("AccessDenied", 403)
+    with pytest.raises(ClientError) as e:
+        iam.get_user(UserName=user["UserName"])
+    assert refused(e)[0::2] == ("AccessDenied", 403)
+    root = server.client("iam")
+    for arn in (red, plain):
+        root.delete_policy(PolicyArn=arn)
+    root.delete_user(UserName=tagged_user["UserName"])
+
+
+def test_attaching_can_be_delegated_per_policy(server):
+    """`iam:PolicyARN` lets an administrator attach some managed policies only."""
+    admin, key = new_user(server, {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": ["iam:AttachUserPolicy", "iam:DetachUserPolicy"],
+                       "Resource": "*", "Condition": {"ArnEquals": {"iam:PolicyARN": AWS_READ_ONLY}}}],
+    })
+    target = iam_cli(server, "create-user", "--user-name", unique("target"))["User"]["UserName"]
+    iam = as_user(server, key, "iam")
+    iam.attach_user_policy(UserName=target, PolicyArn=AWS_READ_ONLY)
+    with pytest.raises(ClientError) as e:
+        iam.attach_user_policy(UserName=target, PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess")
+    assert refused(e)[0::2] == ("AccessDenied", 403)
+    iam.detach_user_policy(UserName=target, PolicyArn=AWS_READ_ONLY)
+    iam_cli(server, "delete-user", "--user-name", target)

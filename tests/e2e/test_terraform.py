@@ -191,6 +191,7 @@ resource "aws_iam_policy" "read" {
     Version   = "2012-10-17"
     Statement = [{ Effect = "Allow", Action = local.v1 ? ["vpc-lattice:Get*"] : ["vpc-lattice:Get*", "vpc-lattice:List*"], Resource = "*" }]
   })
+  tags = local.tags
 }
 
 resource "aws_iam_role_policy_attachment" "read" {
@@ -553,6 +554,7 @@ def check_stage(server, ws, stage):
     assert [g["GroupName"] for g in iam.list_groups_for_user(UserName="tf-dev")["Groups"]] == ["tf-devs"]
     assert [a["PolicyArn"] for a in iam.list_attached_group_policies(GroupName="tf-devs")["AttachedPolicies"]] == [policy_arn]
     assert {t["Key"]: t["Value"] for t in iam.list_user_tags(UserName="tf-dev")["Tags"]} == want_tags
+    assert {t["Key"]: t["Value"] for t in iam.list_policy_tags(PolicyArn=policy_arn)["Tags"]} == want_tags
 
     fn = lam.get_function(FunctionName="tf-fn")
     assert fn["Configuration"]["Timeout"] == (5 if v1 else 7)

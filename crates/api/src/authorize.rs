@@ -158,7 +158,8 @@ pub fn org_keys(index: &IdentityIndex) -> Vec<(String, String)> {
 /// names, as ARNs), `vpc-lattice:Protocol`, `vpc-lattice:ServiceArn`,
 /// `vpc-lattice:ServiceNetworkArn`, `vpc-lattice:VpcId`, `vpc-lattice:SecurityGroupIds`, and for
 /// every service `aws:RequestTag/<key>` and `aws:TagKeys` from the tags a call sets (a map
-/// `tags`/`Tags` or IAM's list of `{Key, Value}`) or removes (`tagKeys`/`TagKeys`).
+/// `tags`/`Tags` or IAM's list of `{Key, Value}`) or removes (`tagKeys`/`TagKeys`); `iam:PolicyARN`
+/// for IAM's Attach*Policy and Detach*Policy.
 pub fn request_keys(meta: &OperationMeta, input: &Value, ctx: &Context) -> Vec<(String, String)> {
     let mut keys: Vec<(String, String)> = Vec::new();
     let s = |member: &str| input.get(member).and_then(Value::as_str);
@@ -216,6 +217,14 @@ pub fn request_keys(meta: &OperationMeta, input: &Value, ctx: &Context) -> Vec<(
                 }
             }
         }
+    }
+    // The managed policy an attachment names, as IAM sets it for Attach*/Detach*Policy: lets an
+    // administrator delegate attaching some policies only.
+    if meta.service.signing_name == "iam"
+        && (meta.name.starts_with("Attach") || meta.name.starts_with("Detach"))
+        && let Some(arn) = s("PolicyArn")
+    {
+        keys.push(("iam:PolicyARN".into(), arn.to_string()));
     }
     let mut tag = |k: &str, v: Option<&str>| {
         keys.push(("aws:TagKeys".into(), k.to_string()));
@@ -703,6 +712,53 @@ mod tests {
     );
 
     #[test]
+    fn a_users_tags_are_its_principal_tags() {
+        let tag = |k: &str, v: &str| crate::identity::Tag {
+            key: k.into(),
+            value: v.into(),
+        };
+        let policy = trellis_policy::parse(
+            r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"vpc-lattice:ListServices","Resource":"*","Condition":{"StringEquals":{"aws:PrincipalTag/team":"red"}}}}"#,
+            trellis_policy::PolicyKind::Identity,
+        )
+        .unwrap();
+        let caller = |tags: Vec<crate::identity::Tag>| Caller::User {
+            user: Arc::new(crate::identity::User {
+                id: "AIDAT".into(),
+                name: "t".into(),
+                path: "/".into(),
+                arn: format!("arn:aws:iam::{ACCT}:user/t"),
+                policies: vec![policy.clone()],
+                tags,
+            }),
+            access_key_id: "AKIAT".into(),
+        };
+        let red = caller(vec![tag("Team", "red")]);
+        assert_eq!(
+            principal_tags(&red),
+            vec![("aws:PrincipalTag/Team".to_string(), "red".to_string())]
+        );
+        let ctx = ctx();
+        // (tags, verdict): tag keys match regardless of case, as in IAM.
+        let cases = [
+            (vec![tag("Team", "red")], Verdict::Allow),
+            (vec![tag("team", "blue")], Verdict::ImplicitDeny),
+            (vec![], Verdict::ImplicitDeny),
+        ];
+        for (tags, want) in cases {
+            let got = identity_decision(
+                &caller(tags.clone()),
+                &ctx,
+                "vpc-lattice:ListServices",
+                "*",
+                &[],
+            );
+            assert_eq!(got, want, "{tags:?}");
+        }
+        assert!(principal_tags(&Caller::Root).is_empty());
+    }
+
+    #[test]
     fn request_keys_come_from_the_input() {
         let ctx = ctx();
         let lattice = &crate::operations::LATTICE;
@@ -735,6 +791,11 @@ mod tests {
             (&crate::iam::IAM, "CreateRole", json!({"Tags": [{"Key": "env", "Value": "prod"}]}),
                 k(&[("aws:TagKeys", "env"), ("aws:RequestTag/env", "prod")])),
             (lattice, "GetService", json!({"serviceIdentifier": "svc-0123456789abcdef0"}), vec![]),
+            (&crate::iam::IAM, "AttachUserPolicy", json!({"UserName": "u", "PolicyArn": "arn:aws:iam::aws:policy/ReadOnlyAccess"}),
+                k(&[("iam:PolicyARN", "arn:aws:iam::aws:policy/ReadOnlyAccess")])),
+            (&crate::iam::IAM, "DetachRolePolicy", json!({"RoleName": "r", "PolicyArn": "arn:aws:iam::aws:policy/ReadOnlyAccess"}),
+                k(&[("iam:PolicyARN", "arn:aws:iam::aws:policy/ReadOnlyAccess")])),
+            (&crate::iam::IAM, "GetPolicy", json!({"PolicyArn": "arn:aws:iam::aws:policy/ReadOnlyAccess"}), vec![]),
         ];
         for (service, name, input, want) in cases {
             assert_eq!(

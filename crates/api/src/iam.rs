@@ -125,6 +125,9 @@ const SERVED: &[&str] = &[
     "AttachRolePolicy",
     "DetachRolePolicy",
     "ListEntitiesForPolicy",
+    "TagPolicy",
+    "UntagPolicy",
+    "ListPolicyTags",
 ];
 
 /// Access keys a user may have at once (IAM's quota).
@@ -460,6 +463,24 @@ fn managed_operations() -> Vec<Operation<AppState>> {
             "NoSuchEntityException",
             "InvalidInputException",
             "ServiceFailureException",
+        ]),
+        Operation::rpc(&IAM, "TagPolicy", managed::tag_policy).errors(&[
+            "NoSuchEntityException",
+            "LimitExceededException",
+            "InvalidInputException",
+            "ConcurrentModificationException",
+            "ServiceFailureException",
+        ]),
+        Operation::rpc(&IAM, "UntagPolicy", managed::untag_policy).errors(&[
+            "NoSuchEntityException",
+            "InvalidInputException",
+            "ConcurrentModificationException",
+            "ServiceFailureException",
+        ]),
+        Operation::rpc(&IAM, "ListPolicyTags", managed::list_policy_tags).errors(&[
+            "NoSuchEntityException",
+            "ServiceFailureException",
+            "InvalidInputException",
         ]),
     ]
 }

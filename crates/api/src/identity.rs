@@ -478,6 +478,29 @@ impl IdentityIndex {
         )
     }
 
+    /// Adds roles with their inline policies, and the token key, to an index [`Self::build`]
+    /// made (tests; [`Self::from_records`] builds everything at once).
+    pub fn with_roles(
+        mut self,
+        roles: Vec<StoredRole>,
+        policies: Vec<StoredRolePolicy>,
+        token_key: Option<StoredTokenKey>,
+    ) -> IdentityIndex {
+        let extra = IdentityIndex::from_records(
+            self.revision.unwrap_or(0),
+            IdentityRecords {
+                roles,
+                role_policies: policies,
+                token_key,
+                ..IdentityRecords::default()
+            },
+        );
+        self.roles.extend(extra.roles);
+        self.roles_by_id.extend(extra.roles_by_id);
+        self.token_key = extra.token_key;
+        self
+    }
+
     /// Builds the index from the records of one revision, flattening each user's and role's
     /// effective identity-based policies ([`User::policies`], [`Role::policies`]). A stored
     /// policy that no longer parses (it was validated when put) is left out and logged: it can
@@ -875,6 +898,29 @@ mod tests {
         assert_eq!(index.key_owner("AKIA2").unwrap().name, "Alice");
         assert_eq!(index.user("ALICE").unwrap().policies.len(), 1);
         assert_eq!(index.user("bob").unwrap().policies.len(), 0);
+        // Roles added afterwards keep the users.
+        let index = index.with_roles(
+            vec![StoredRole {
+                role_name: "App".into(),
+                role_id: "AROA1".into(),
+                path: "/".into(),
+                arn: "arn:aws:iam::111122223333:role/App".into(),
+                create_date_ms: 0,
+                assume_role_policy_document: r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Principal":{"AWS":"111122223333"},"Action":"sts:AssumeRole"}}"#.into(),
+                description: None,
+                max_session_duration: 3600,
+                tags: Vec::new(),
+            }],
+            vec![StoredRolePolicy {
+                role_id: "AROA1".into(),
+                policy_name: "read".into(),
+                policy_document: allow.into(),
+            }],
+            None,
+        );
+        assert_eq!(index.role("app").unwrap().policies.len(), 1);
+        assert!(index.role("app").unwrap().trust.is_some());
+        assert_eq!(index.user("alice").unwrap().policies.len(), 1);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Managed policies: customer-managed ones with their versions (CreatePolicy, GetPolicy,
-//! ListPolicies, DeletePolicy, CreatePolicyVersion, GetPolicyVersion, ListPolicyVersions,
+//! ListPolicies, DeletePolicy, their tags, CreatePolicyVersion, GetPolicyVersion, ListPolicyVersions,
 //! DeletePolicyVersion, SetDefaultPolicyVersion), the built-in AWS-managed ones
 //! ([`super::aws_managed`]), and their attachment to users, groups and roles (Attach/Detach and
 //! ListAttached…Policies for each, ListEntitiesForPolicy).
@@ -419,6 +419,114 @@ pub async fn delete_policy(state: AppState, input: PolicyArnInput, call: Call) -
     tx.delete(MANAGED_POLICY_KIND, &rec.id).await?;
     commit(&state, tx).await?;
     Ok(Empty {})
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tags
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TagPolicyInput {
+    pub policy_arn: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+}
+
+/// TagPolicy: a new value replaces the tag of the same key (regardless of case).
+pub async fn tag_policy(state: AppState, input: TagPolicyInput, call: Call) -> IamResult<Empty> {
+    let arn = required(&input.policy_arn, "policyArn")?;
+    let mut c = Constraints::default();
+    tag_constraints(&mut c, &input.tags);
+    c.finish()?;
+    let mut tx = state.store.write().await?;
+    let (mut rec, mut policy) = local_policy_at(&mut tx, arn, "TagPolicy", &state, &call).await?;
+    for t in &input.tags {
+        policy
+            .tags
+            .retain(|old| !old.key.eq_ignore_ascii_case(&t.key));
+        policy.tags.push(t.clone());
+    }
+    if policy.tags.len() > TAGS_PER_POLICY {
+        return Err(IamError::LimitExceeded(format!(
+            "Cannot exceed quota for TagsPerPolicy: {TAGS_PER_POLICY}"
+        )));
+    }
+    rec.body = encode(&policy)?;
+    tx.update(&rec).await?;
+    commit(&state, tx).await?;
+    Ok(Empty {})
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UntagPolicyInput {
+    pub policy_arn: Option<String>,
+    #[serde(default)]
+    pub tag_keys: Vec<String>,
+}
+
+pub async fn untag_policy(
+    state: AppState,
+    input: UntagPolicyInput,
+    call: Call,
+) -> IamResult<Empty> {
+    let arn = required(&input.policy_arn, "policyArn")?;
+    let mut tx = state.store.write().await?;
+    let (mut rec, mut policy) = local_policy_at(&mut tx, arn, "UntagPolicy", &state, &call).await?;
+    let before = policy.tags.len();
+    policy.tags.retain(|t| {
+        !input
+            .tag_keys
+            .iter()
+            .any(|k| k.eq_ignore_ascii_case(&t.key))
+    });
+    if policy.tags.len() == before {
+        return Ok(Empty {});
+    }
+    rec.body = encode(&policy)?;
+    tx.update(&rec).await?;
+    commit(&state, tx).await?;
+    Ok(Empty {})
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListPolicyTagsInput {
+    pub policy_arn: Option<String>,
+    pub marker: Option<String>,
+    pub max_items: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListPolicyTagsOutput {
+    pub tags: Vec<Tag>,
+    pub is_truncated: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub marker: Option<String>,
+}
+
+/// ListPolicyTags: a customer-managed policy's tags; an AWS-managed policy has none.
+pub async fn list_policy_tags(
+    state: AppState,
+    input: ListPolicyTagsInput,
+    _: Call,
+) -> IamResult<ListPolicyTagsOutput> {
+    let arn = required(&input.policy_arn, "policyArn")?;
+    let mut c = Constraints::default();
+    let paging = paging(&mut c, input.marker.clone(), input.max_items);
+    c.finish()?;
+    let mut tx = state.store.read().await?;
+    let tags = match policy_at(&mut tx, arn).await? {
+        Managed::Local(_, p) => p.tags,
+        Managed::Aws(_) => Vec::new(),
+    };
+    let (page, marker) = paging.page(tags, |t| t.key.clone());
+    Ok(ListPolicyTagsOutput {
+        tags: page,
+        is_truncated: marker.is_some(),
+        marker,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
