@@ -132,6 +132,13 @@ def test_connection_errors(env):
     assert value(m, fam, fam + "_total", target_group=env.tg_dead["id"]) == DEAD
     assert value(m, fam, fam + "_total", target_group=env.tg_ok["id"]) == 0
     assert value(m, fam, fam + "_total", target_group=env.tg_empty["id"]) == 0
+    # Connections opened to targets: HTTP/1.1 to the backend (pooled, so at least one and at most
+    # one per request), none where the connect failed or nothing was connected to.
+    conns, conns_total = "trellis_lattice_target_group_connections", "trellis_lattice_target_group_connections_total"
+    assert 1 <= value(m, conns, conns_total, target_group=env.tg_ok["id"], protocol="HTTP1") <= OK
+    assert value(m, conns, conns_total, target_group=env.tg_ok["id"], protocol="HTTP2") == 0
+    for tg in (env.tg_dead, env.tg_empty):
+        assert sum(s.value for s in m[conns].samples if s.labels["target_group"] == tg["id"]) == 0
     timeouts = "trellis_lattice_target_group_connection_timeouts"
     assert value(m, timeouts, timeouts + "_total", target_group=env.tg_dead["id"]) == 0
 

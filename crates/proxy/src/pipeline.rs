@@ -443,7 +443,13 @@ async fn forward(
                 let key = Key { addr, tls, h2 };
                 shared
                     .upstreams
-                    .send(key, req, timeout, progress.as_deref())
+                    .send(
+                        key,
+                        req,
+                        timeout,
+                        progress.as_deref(),
+                        record.group_series.as_deref(),
+                    )
                     .await
             }
             None => Err(Failure::NotSent(

@@ -60,6 +60,13 @@ pub struct TargetGroupCodeLabels {
     pub code: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TargetGroupConnectionLabels {
+    pub target_group: String,
+    /// `HTTP1` or `HTTP2`: the protocol the connection speaks to the target.
+    pub protocol: &'static str,
+}
+
 /// Labels of `trellis_lattice_target_health`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TargetHealthLabels {
@@ -104,6 +111,7 @@ pub struct LatticeMetrics {
     group_active_requests: Family<TargetGroupLabels, Gauge>,
     group_connection_errors: Family<TargetGroupLabels, Counter>,
     group_connection_timeouts: Family<TargetGroupLabels, Counter>,
+    group_connections: Family<TargetGroupConnectionLabels, Counter>,
     /// Client TLS handshakes that completed (`TotalTLSConnectionHandshakeCount`).
     pub tls_handshakes: Counter,
     /// Client TLS handshakes that failed or missed the handshake deadline
@@ -134,6 +142,7 @@ impl LatticeMetrics {
             group_active_requests: Family::default(),
             group_connection_errors: Family::default(),
             group_connection_timeouts: Family::default(),
+            group_connections: Family::default(),
             tls_handshakes: Counter::default(),
             tls_connection_errors: Counter::default(),
             target_health: Family::default(),
@@ -185,6 +194,11 @@ impl LatticeMetrics {
             "target_group_connection_timeouts",
             "Connection attempts to a target that timed out (Lattice ConnectionTimeoutCount)",
             metrics.group_connection_timeouts.clone(),
+        );
+        lattice.register(
+            "target_group_connections",
+            "Connections opened to the group's targets by protocol (Lattice TotalConnectionCount, HTTP1_ConnectionCount, HTTP2_ConnectionCount)",
+            metrics.group_connections.clone(),
         );
         lattice.register(
             "tls_handshakes",
@@ -239,6 +253,13 @@ impl LatticeMetrics {
             active: self.group_active_requests.get_or_create_owned(&labels),
             connection_errors: self.group_connection_errors.get_or_create_owned(&labels),
             connection_timeouts: self.group_connection_timeouts.get_or_create_owned(&labels),
+            connections: ["HTTP1", "HTTP2"].map(|protocol| {
+                self.group_connections
+                    .get_or_create_owned(&TargetGroupConnectionLabels {
+                        target_group: id.to_owned(),
+                        protocol,
+                    })
+            }),
         }
     }
 
@@ -296,6 +317,8 @@ pub struct TargetGroupSeries {
     active: Gauge,
     connection_errors: Counter,
     connection_timeouts: Counter,
+    /// Opened connections: HTTP/1.1, HTTP/2.
+    connections: [Counter; 2],
 }
 
 impl TargetGroupSeries {
@@ -311,6 +334,11 @@ impl TargetGroupSeries {
     pub fn enter(&self) -> ActiveGuard {
         self.active.inc();
         ActiveGuard(self.active.clone())
+    }
+
+    /// Counts one connection opened to a target of the group.
+    pub fn connection_opened(&self, h2: bool) {
+        self.connections[usize::from(h2)].inc();
     }
 
     /// Counts one failed attempt to reach a target; `timed_out` when the connect timed out.
@@ -381,6 +409,9 @@ mod tests {
         group.request(200, 2.0);
         group.connection_error(true);
         group.connection_error(false);
+        group.connection_opened(false);
+        group.connection_opened(true);
+        group.connection_opened(true);
         let guard = group.enter();
         let out = text(&registry);
         for line in [
@@ -395,6 +426,8 @@ mod tests {
             r#"trellis_lattice_target_group_active_requests{target_group="tg-0123456789abcdef0"} 1"#,
             r#"trellis_lattice_target_group_connection_errors_total{target_group="tg-0123456789abcdef0"} 2"#,
             r#"trellis_lattice_target_group_connection_timeouts_total{target_group="tg-0123456789abcdef0"} 1"#,
+            r#"trellis_lattice_target_group_connections_total{target_group="tg-0123456789abcdef0",protocol="HTTP1"} 1"#,
+            r#"trellis_lattice_target_group_connections_total{target_group="tg-0123456789abcdef0",protocol="HTTP2"} 2"#,
         ] {
             assert!(out.contains(line), "missing {line} in\n{out}");
         }
