@@ -4,14 +4,17 @@ through a real OpenMetrics parser: 2xx from a backend, 404 fixed responses, 502 
 refuses connections, 503 from a group with no targets; `RequestTime` histogram counts equal to the
 request counts; target health per target; the applied-revision lag and snapshot build time."""
 
+import socket
+import ssl
+import time
 import urllib.request
 from types import SimpleNamespace
 
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
-from backends import INGRESS, Caller, ServiceBuilder, fixed, forward, free_port, ip_target_group, path_prefix, \
-    wait_until_applied
+from backends import INGRESS, Caller, ServiceBuilder, dig, fixed, forward, free_port, ip_target_group, \
+    path_prefix, wait_until_applied
 
 OK, FIXED, DEAD, EMPTY = 5, 3, 2, 4
 
@@ -36,6 +39,10 @@ def env(dp_server, dp_lattice, start_backend):
     quiet = ServiceBuilder(lattice)
     tg_quiet = ip_target_group(lattice, health_check=no_checks, targets=[backend])
     quiet.listener("HTTP", port, forward((tg_quiet, 1)))
+    # A separate service with an HTTPS listener, for the client TLS handshake counts.
+    tls_svc = ServiceBuilder(lattice)
+    tls_port = free_port()
+    tls_svc.listener("HTTPS", tls_port, fixed(404))
     wait_until_applied(dp_server)
 
     statuses = []
@@ -52,7 +59,7 @@ def env(dp_server, dp_lattice, start_backend):
         statuses.append(("unknown", caller.request("/").status))
     finally:
         caller.close()
-    return SimpleNamespace(server=dp_server, svc=svc, quiet=quiet, tg_ok=tg_ok, tg_dead=tg_dead,
+    return SimpleNamespace(server=dp_server, svc=svc, tls_svc=tls_svc, tls_port=tls_port, quiet=quiet, tg_ok=tg_ok, tg_dead=tg_dead,
                            tg_empty=tg_empty, backend=backend, statuses=statuses)
 
 
@@ -159,3 +166,60 @@ def test_control_plane_series(env):
     assert value(m, "trellis_applied_revision_lag", "trellis_applied_revision_lag") == 0
     fam = "trellis_snapshot_build_seconds"
     assert value(m, fam, fam + "_count") >= 1
+
+
+def wait_for(read, expected, timeout=10):
+    """Polls `read()` until it returns `expected` (bounded); returns the last value read. For
+    counts the server updates after the client has seen the outcome (a handshake the client
+    aborted)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = read()
+        if got == expected or time.monotonic() > deadline:
+            return got
+        time.sleep(0.05)
+
+
+def test_client_tls_handshakes(env):
+    fam = "trellis_lattice_tls_handshakes"
+    errors = "trellis_lattice_tls_connection_errors"
+    before = scrape(env.server)
+    ok0 = value(before, fam, fam + "_total")
+    err0 = value(before, errors, errors + "_total")
+    for _ in range(2):
+        caller = Caller(env.tls_svc.dns_name, env.tls_port, tls=True, ca=env.server.ca_path)
+        try:
+            assert caller.request("/").status == 404
+        finally:
+            caller.close()
+    # A client that does not trust Trellis's CA aborts the handshake.
+    ctx = ssl.create_default_context()
+    with socket.create_connection((INGRESS, env.tls_port), timeout=10) as sock:
+        with pytest.raises(ssl.SSLError):
+            ctx.wrap_socket(sock, server_hostname=env.tls_svc.dns_name)
+    after = scrape(env.server)
+    assert value(after, fam, fam + "_total") == ok0 + 2
+    got = wait_for(lambda: value(scrape(env.server), errors, errors + "_total"), err0 + 1)
+    assert got == err0 + 1
+    # The TLS service's fixed responses count on it.
+    svc = env.tls_svc.svc["id"]
+    assert value(after, "trellis_lattice_service_requests", "trellis_lattice_service_requests_total",
+                 service=svc, code="4XX") == 2
+
+
+def test_dns_queries(env):
+    fam = "trellis_dns_queries"
+
+    def counts():
+        m = scrape(env.server)
+        return {rcode: value(m, fam, fam + "_total", rcode=rcode) for rcode in ("NOERROR", "NXDOMAIN", "REFUSED")}
+
+    before = counts()
+    assert dig(env.server, env.svc.dns_name) == [INGRESS]
+    assert dig(env.server, env.svc.dns_name) == [INGRESS]
+    # A name in no zone Trellis serves.
+    dig(env.server, "example.com")
+    after = counts()
+    assert after["NOERROR"] - before["NOERROR"] == 2
+    assert after["REFUSED"] - before["REFUSED"] == 1
+    assert after["NXDOMAIN"] == before["NXDOMAIN"]

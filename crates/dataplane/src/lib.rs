@@ -139,6 +139,10 @@ impl DataPlane {
             .await
             .with_context(|| format!("cannot listen on --dns-listen {}", config.dns_listen))?;
         let dns_addr = dns.local_addr();
+        if let Some(metrics) = &status.metrics {
+            let stats = dns.stats();
+            metrics.set_dns_source(Box::new(move || stats.counts().to_vec()));
+        }
         let (stop_dns, dns_stopped) = oneshot::channel::<()>();
         let dns = tokio::spawn(dns.run(async {
             let _ = dns_stopped.await;

@@ -86,6 +86,16 @@ pub struct TargetHealthSample {
     pub state: &'static str,
 }
 
+/// Where DNS query counts come from at scrape time: `(response code, queries so far)`.
+pub type DnsSource = Box<dyn Fn() -> Vec<(&'static str, u64)> + Send + Sync>;
+
+/// Labels of `trellis_dns_queries_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DnsLabels {
+    /// `NOERROR`, `NXDOMAIN`, `REFUSED` or `OTHER`.
+    pub rcode: &'static str,
+}
+
 /// Where target health comes from at scrape time (the data plane's health checker).
 pub type TargetHealthSource = Box<dyn Fn() -> Vec<TargetHealthSample> + Send + Sync>;
 
@@ -121,6 +131,8 @@ pub struct LatticeMetrics {
     target_health_source: OnceLock<TargetHealthSource>,
     /// Time to load, compile and apply one snapshot (seconds).
     pub snapshot_build: Histogram,
+    dns_queries: Family<DnsLabels, Counter>,
+    dns_source: OnceLock<DnsSource>,
 }
 
 impl std::fmt::Debug for LatticeMetrics {
@@ -148,7 +160,14 @@ impl LatticeMetrics {
             target_health: Family::default(),
             target_health_source: OnceLock::new(),
             snapshot_build: Histogram::new(SNAPSHOT_BUILD_BUCKETS_S),
+            dns_queries: Family::default(),
+            dns_source: OnceLock::new(),
         };
+        registry.register(
+            "dns_queries",
+            "DNS queries answered by the embedded server, by response code",
+            metrics.dns_queries.clone(),
+        );
         registry.register(
             "snapshot_build_seconds",
             "Time to load, compile and apply one configuration snapshot",
@@ -268,9 +287,23 @@ impl LatticeMetrics {
         let _ = self.target_health_source.set(source);
     }
 
+    /// Sets where DNS query counts are read at each scrape. Only the first call counts.
+    pub fn set_dns_source(&self, source: DnsSource) {
+        let _ = self.dns_source.set(source);
+    }
+
     /// Replaces the target-health series with the source's current states: a deregistered
     /// target's series disappears, a changed state moves to its new `state` label.
     pub(crate) fn refresh(&self) {
+        if let Some(dns) = self.dns_source.get() {
+            for (rcode, queries) in dns() {
+                // The server's own counters are the truth; the exported counter mirrors them.
+                self.dns_queries
+                    .get_or_create(&DnsLabels { rcode })
+                    .inner()
+                    .store(queries, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
         let Some(source) = self.target_health_source.get() else {
             return;
         };
@@ -454,9 +487,18 @@ mod tests {
             r#"trellis_lattice_target_health{target_group="tg-1",target="10.0.0.1:80",state="INITIAL"} 1"#
         ));
         *state.lock().unwrap() = "HEALTHY";
+        lattice.set_dns_source(Box::new(|| vec![("NOERROR", 3), ("NXDOMAIN", 1)]));
         lattice.refresh();
         let out = text(&registry);
         assert!(out.contains(r#"state="HEALTHY"} 1"#), "{out}");
         assert!(!out.contains(r#"state="INITIAL""#), "{out}");
+        assert!(
+            out.contains(r#"trellis_dns_queries_total{rcode="NOERROR"} 3"#),
+            "{out}"
+        );
+        assert!(
+            out.contains(r#"trellis_dns_queries_total{rcode="NXDOMAIN"} 1"#),
+            "{out}"
+        );
     }
 }
