@@ -1,7 +1,7 @@
 """`GET /metrics` after known traffic (issue 13, item 3; reference §9; docs/telemetry.md): the data
 plane's per-service and per-target-group series under Lattice's names, with exact counts read
 through a real OpenMetrics parser: 2xx from a backend, 404 fixed responses, 502 from a target that
-refuses connections, 503 from a group with no targets; `RequestTime` histogram counts equal to the
+refuses connections, 503 from a group with no targets, 504 from a target that never answers; `RequestTime` histogram counts equal to the
 request counts; target health per target; the applied-revision lag and snapshot build time."""
 
 import socket
@@ -16,7 +16,9 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from backends import INGRESS, Caller, ServiceBuilder, dig, fixed, forward, free_port, ip_target_group, \
     path_prefix, wait_until_applied
 
-OK, FIXED, DEAD, EMPTY = 5, 3, 2, 4
+OK, FIXED, DEAD, EMPTY, SLOW = 5, 3, 2, 4, 1
+# A target that sends no response head within the idle timeout gets 504 (RequestTimeoutCount).
+SERVER_ARGS = ["--idle-timeout", "2"]
 
 
 @pytest.fixture(scope="module")
@@ -29,12 +31,20 @@ def env(dp_server, dp_lattice, start_backend):
     # A target nothing listens on: every connection is refused (502, a connection error).
     lattice.register_targets(targetGroupIdentifier=tg_dead["id"], targets=[{"id": INGRESS, "port": free_port()}])
     tg_empty = ip_target_group(lattice, health_check=no_checks)
+    # A target that accepts connections (the kernel's backlog) and never answers.
+    silent = socket.socket()
+    silent.bind((INGRESS, 0))
+    silent.listen(16)
+    tg_slow = ip_target_group(lattice, health_check=no_checks)
+    lattice.register_targets(targetGroupIdentifier=tg_slow["id"],
+                             targets=[{"id": INGRESS, "port": silent.getsockname()[1]}])
     svc = ServiceBuilder(lattice)
     port = free_port()
     listener = svc.listener("HTTP", port, forward((tg_ok, 1)))
     svc.rule(listener, 10, path_prefix("/fixed"), fixed(404))
     svc.rule(listener, 20, path_prefix("/dead"), forward((tg_dead, 1)))
     svc.rule(listener, 30, path_prefix("/empty"), forward((tg_empty, 1)))
+    svc.rule(listener, 40, path_prefix("/slow"), forward((tg_slow, 1)))
     # A second service that receives no traffic: its series must not pick up the first's.
     quiet = ServiceBuilder(lattice)
     tg_quiet = ip_target_group(lattice, health_check=no_checks, targets=[backend])
@@ -46,7 +56,7 @@ def env(dp_server, dp_lattice, start_backend):
     wait_until_applied(dp_server)
 
     statuses = []
-    for path, n in (("/", OK), ("/fixed/x", FIXED), ("/dead", DEAD), ("/empty", EMPTY)):
+    for path, n in (("/", OK), ("/fixed/x", FIXED), ("/dead", DEAD), ("/empty", EMPTY), ("/slow", SLOW)):
         for _ in range(n):
             caller = Caller(svc.dns_name, port)
             try:
@@ -59,7 +69,7 @@ def env(dp_server, dp_lattice, start_backend):
         statuses.append(("unknown", caller.request("/").status))
     finally:
         caller.close()
-    return SimpleNamespace(server=dp_server, svc=svc, tls_svc=tls_svc, tls_port=tls_port, quiet=quiet, tg_ok=tg_ok, tg_dead=tg_dead,
+    return SimpleNamespace(server=dp_server, svc=svc, tls_svc=tls_svc, tls_port=tls_port, silent=silent, tg_slow=tg_slow, quiet=quiet, tg_ok=tg_ok, tg_dead=tg_dead,
                            tg_empty=tg_empty, backend=backend, statuses=statuses)
 
 
@@ -81,7 +91,7 @@ def value(families, family, sample, **labels):
 
 def test_traffic_had_the_expected_statuses(env):
     expected = [("/", 200)] * OK + [("/fixed/x", 404)] * FIXED + [("/dead", 502)] * DEAD + \
-        [("/empty", 503)] * EMPTY + [("unknown", 404)]
+        [("/empty", 503)] * EMPTY + [("/slow", 504)] * SLOW + [("unknown", 404)]
     assert env.statuses == expected
 
 
@@ -92,20 +102,20 @@ def test_service_counts_by_status_class(env):
     assert value(m, fam, total, service=svc, code="2XX") == OK
     assert value(m, fam, total, service=svc, code="3XX") == 0
     assert value(m, fam, total, service=svc, code="4XX") == FIXED
-    assert value(m, fam, total, service=svc, code="5XX") == DEAD + EMPTY
+    assert value(m, fam, total, service=svc, code="5XX") == DEAD + EMPTY + SLOW
     # TotalRequestCount is the sum over the classes.
-    assert sum(s.value for s in m[fam].samples if s.labels["service"] == svc) == OK + FIXED + DEAD + EMPTY
+    assert sum(s.value for s in m[fam].samples if s.labels["service"] == svc) == OK + FIXED + DEAD + EMPTY + SLOW
     # The quiet service and the unknown name counted nothing.
     assert all(s.labels["service"] == svc for s in m[fam].samples)
     assert value(m, "trellis_lattice_service_request_timeouts", "trellis_lattice_service_request_timeouts_total",
-                 service=svc) == 0
+                 service=svc) == SLOW
 
 
 def test_service_request_time_histogram(env):
     m = scrape(env.server)
     svc = env.svc.svc["id"]
     fam = "trellis_lattice_service_request_time_milliseconds"
-    n = OK + FIXED + DEAD + EMPTY
+    n = OK + FIXED + DEAD + EMPTY + SLOW
     assert value(m, fam, fam + "_count", service=svc) == n
     assert value(m, fam, fam + "_bucket", service=svc, le="+Inf") == n
     assert value(m, fam, fam + "_sum", service=svc) > 0
@@ -119,7 +129,8 @@ def test_target_group_counts(env):
     m = scrape(env.server)
     fam, total = "trellis_lattice_target_group_requests", "trellis_lattice_target_group_requests_total"
     time = "trellis_lattice_target_group_request_time_milliseconds"
-    for tg, code, n in ((env.tg_ok, "2XX", OK), (env.tg_dead, "5XX", DEAD), (env.tg_empty, "5XX", EMPTY)):
+    for tg, code, n in ((env.tg_ok, "2XX", OK), (env.tg_dead, "5XX", DEAD), (env.tg_empty, "5XX", EMPTY),
+                        (env.tg_slow, "5XX", SLOW)):
         tg_id = tg["id"]
         assert value(m, fam, total, target_group=tg_id, code=code) == n, tg["name"]
         assert sum(s.value for s in m[fam].samples if s.labels["target_group"] == tg_id) == n
@@ -128,7 +139,7 @@ def test_target_group_counts(env):
                      "trellis_lattice_target_group_active_requests", target_group=tg_id) == 0
     # Fixed responses reach no target group.
     assert {s.labels["target_group"] for s in m[fam].samples} == {env.tg_ok["id"], env.tg_dead["id"],
-                                                                  env.tg_empty["id"]}
+                                                                  env.tg_empty["id"], env.tg_slow["id"]}
 
 
 def test_connection_errors(env):
@@ -139,11 +150,14 @@ def test_connection_errors(env):
     assert value(m, fam, fam + "_total", target_group=env.tg_dead["id"]) == DEAD
     assert value(m, fam, fam + "_total", target_group=env.tg_ok["id"]) == 0
     assert value(m, fam, fam + "_total", target_group=env.tg_empty["id"]) == 0
+    # The silent target was connected to (one HTTP/1.1 connection); only its response timed out.
+    assert value(m, fam, fam + "_total", target_group=env.tg_slow["id"]) == 0
     # Connections opened to targets: HTTP/1.1 to the backend (pooled, so at least one and at most
     # one per request), none where the connect failed or nothing was connected to.
     conns, conns_total = "trellis_lattice_target_group_connections", "trellis_lattice_target_group_connections_total"
     assert 1 <= value(m, conns, conns_total, target_group=env.tg_ok["id"], protocol="HTTP1") <= OK
     assert value(m, conns, conns_total, target_group=env.tg_ok["id"], protocol="HTTP2") == 0
+    assert value(m, conns, conns_total, target_group=env.tg_slow["id"], protocol="HTTP1") == SLOW
     for tg in (env.tg_dead, env.tg_empty):
         assert sum(s.value for s in m[conns].samples if s.labels["target_group"] == tg["id"]) == 0
     timeouts = "trellis_lattice_target_group_connection_timeouts"
