@@ -40,6 +40,7 @@ use trellis_model::Context;
 use trellis_proxy::{FunctionInvoker, Proxy, ProxyConfig};
 use trellis_snapshot::{Publisher, Snapshot};
 use trellis_store::Store;
+use trellis_telemetry::lattice::{LatticeMetrics, TargetHealthSample};
 use trellis_tls::{CertificateAuthority, SniResolver};
 
 mod load;
@@ -76,11 +77,26 @@ pub struct Status {
     /// Told the listener ports that failed to bind at each reconcile (the whole list, ordered by
     /// port; empty once every port binds).
     pub failed_ports: FailedPortsReport,
+    /// The data-plane metrics (`trellis_lattice_*`, snapshot build time); `None` counts nothing.
+    pub metrics: Option<Arc<LatticeMetrics>>,
 }
 
 /// Where [`Status`] reports bind failures: a function rather than the API's shared list, so that
 /// this crate does not depend on the API.
 pub type FailedPortsReport = Arc<dyn Fn(&[FailedPort]) + Send + Sync>;
+
+/// Every registered target's health for `trellis_lattice_target_health`.
+fn target_health(health: &Health) -> Vec<TargetHealthSample> {
+    health
+        .statuses()
+        .into_iter()
+        .map(|(target_group, target, status)| TargetHealthSample {
+            target_group,
+            target,
+            state: status.as_str(),
+        })
+        .collect()
+}
 
 /// A listener port the data plane failed to bind.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -123,6 +139,10 @@ impl DataPlane {
             .await
             .with_context(|| format!("cannot listen on --dns-listen {}", config.dns_listen))?;
         let dns_addr = dns.local_addr();
+        if let Some(metrics) = &status.metrics {
+            let stats = dns.stats();
+            metrics.set_dns_source(Box::new(move || stats.counts().to_vec()));
+        }
         let (stop_dns, dns_stopped) = oneshot::channel::<()>();
         let dns = tokio::spawn(dns.run(async {
             let _ = dns_stopped.await;
@@ -141,6 +161,11 @@ impl DataPlane {
         );
         proxy.set_invoker(functions);
         proxy.set_credentials(credentials);
+        if let Some(metrics) = &status.metrics {
+            proxy.set_metrics(Arc::clone(metrics));
+            let health = Arc::clone(&health);
+            metrics.set_target_health_source(Box::new(move || target_health(&health)));
+        }
 
         let reconcilers = Reconcilers {
             publisher,
@@ -366,6 +391,11 @@ pub async fn follow<R: Reconcile>(
                     let revision = snapshot.revision;
                     ports_failing = reconcile.apply(Arc::new(snapshot)).await;
                     status.applied.fetch_max(revision, Ordering::AcqRel);
+                    if let Some(metrics) = &status.metrics {
+                        metrics
+                            .snapshot_build
+                            .observe(started.elapsed().as_secs_f64());
+                    }
                     status.ready.store(true, Ordering::Release);
                     tracing::debug!(revision, "configuration applied");
                     if *feed.borrow() > revision {

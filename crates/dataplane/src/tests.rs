@@ -227,6 +227,7 @@ async fn fresh_store() -> (tempfile::TempDir, Store, Status) {
         applied: Arc::new(AtomicU64::new(0)),
         ready: Arc::new(AtomicBool::new(false)),
         failed_ports: Arc::new(|_: &[FailedPort]| {}),
+        metrics: None,
     };
     (dir, store, status)
 }

@@ -54,5 +54,5 @@
 mod server;
 mod zone;
 
-pub use server::{DnsServer, answer_bytes};
+pub use server::{DnsServer, DnsStats, answer_bytes};
 pub use zone::{TTL, Zone};

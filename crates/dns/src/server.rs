@@ -10,6 +10,7 @@ use std::io;
 use std::iter;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -81,6 +82,7 @@ impl DnsServer {
                         local_addr,
                         handler: Handler {
                             zone: ZoneReader::new(zone),
+                            stats: Arc::default(),
                         },
                     });
                 }
@@ -100,6 +102,11 @@ impl DnsServer {
     /// The address both sockets are bound to (with the port the OS picked, if `addr` had 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The server's query counters (shared: they keep counting once the server runs).
+    pub fn stats(&self) -> Arc<DnsStats> {
+        Arc::clone(&self.handler.stats)
     }
 
     /// Serves until `shutdown` resolves, then stops accepting, closes open TCP connections and
@@ -188,6 +195,39 @@ impl ZoneReader {
 /// Answers queries from the current zone.
 struct Handler {
     zone: ZoneReader,
+    stats: Arc<DnsStats>,
+}
+
+/// Queries answered, by response code (what `trellis_dns_queries_total` reports).
+#[derive(Debug, Default)]
+pub struct DnsStats {
+    no_error: AtomicU64,
+    nx_domain: AtomicU64,
+    refused: AtomicU64,
+    other: AtomicU64,
+}
+
+impl DnsStats {
+    /// `(response code, queries)`: `NOERROR`, `NXDOMAIN`, `REFUSED`, and `OTHER` (FORMERR,
+    /// NOTIMP, BADVERS).
+    pub fn counts(&self) -> [(&'static str, u64); 4] {
+        [
+            ("NOERROR", self.no_error.load(Ordering::Relaxed)),
+            ("NXDOMAIN", self.nx_domain.load(Ordering::Relaxed)),
+            ("REFUSED", self.refused.load(Ordering::Relaxed)),
+            ("OTHER", self.other.load(Ordering::Relaxed)),
+        ]
+    }
+
+    fn count(&self, code: ResponseCode) {
+        let counter = match code {
+            ResponseCode::NoError => &self.no_error,
+            ResponseCode::NXDomain => &self.nx_domain,
+            ResponseCode::Refused => &self.refused,
+            _ => &self.other,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// What a query is answered: response code, AA bit, answer section, SOA for the authority
@@ -314,6 +354,7 @@ impl RequestHandler for Handler {
         let answer = answer(&zone, request);
 
         let (metadata, edns) = response_header(request, &answer);
+        self.stats.count(metadata.response_code);
         let response = MessageResponseBuilder::new(&request.queries, edns.as_ref()).build(
             metadata,
             answer.answers.iter(),
@@ -335,5 +376,34 @@ impl RequestHandler for Handler {
                 })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod stats_tests {
+    use super::*;
+
+    #[test]
+    fn queries_count_by_response_code() {
+        let stats = DnsStats::default();
+        for code in [
+            ResponseCode::NoError,
+            ResponseCode::NoError,
+            ResponseCode::NXDomain,
+            ResponseCode::Refused,
+            ResponseCode::FormErr,
+            ResponseCode::NotImp,
+        ] {
+            stats.count(code);
+        }
+        assert_eq!(
+            stats.counts(),
+            [
+                ("NOERROR", 2),
+                ("NXDOMAIN", 1),
+                ("REFUSED", 1),
+                ("OTHER", 2)
+            ]
+        );
     }
 }

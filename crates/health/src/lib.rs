@@ -332,6 +332,30 @@ impl Health {
             .map(|_| (TargetStatus::Draining, None))
     }
 
+    /// Every registered or draining target's observed status, as `(group id, target key,
+    /// status)`, groups in no particular order (what the metrics report at each scrape).
+    pub fn statuses(&self) -> Vec<(String, String, TargetStatus)> {
+        let groups = self.groups.load();
+        let now = Instant::now();
+        let mut out = Vec::new();
+        for (id, group) in groups.iter() {
+            let view = group.view.load();
+            for slot in &view.active {
+                out.push((
+                    id.clone(),
+                    slot.entry.key.clone(),
+                    slot.state.observed().status(),
+                ));
+            }
+            for (slot, until) in &view.draining {
+                if *until > now && view.active_slot(&slot.entry.key).is_none() {
+                    out.push((id.clone(), slot.entry.key.clone(), TargetStatus::Draining));
+                }
+            }
+        }
+        out
+    }
+
     /// The group's targets that are DRAINING now, ordered by key.
     pub fn draining(&self, tg_id: &str) -> Vec<TargetEntry> {
         let groups = self.groups.load();

@@ -922,3 +922,50 @@ async fn churn_keeps_state_and_config_changes_restart_checkers() {
     );
     assert_eq!(backend.connections(), 8, "one connection per check");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Every target at once (the metrics' view).
+
+#[tokio::test(start_paused = true)]
+async fn statuses_list_registered_and_draining_targets() {
+    let h = Health::new(HealthConfig {
+        deregistration_delay: Duration::from_secs(30),
+    });
+    let (x, y, z) = (fake(1), fake(2), fake(3));
+    h.sync(&snapshot(vec![
+        group("tg-a", true, Some(disabled()), vec![x.clone(), y.clone()]),
+        group("tg-b", false, Some(disabled()), vec![z.clone()]),
+    ]));
+    let sorted = |h: &Health| {
+        let mut all = h.statuses();
+        all.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        all
+    };
+    assert_eq!(
+        sorted(&h),
+        vec![
+            ("tg-a".to_owned(), x.key.clone(), TargetStatus::Unavailable),
+            ("tg-a".to_owned(), y.key.clone(), TargetStatus::Unavailable),
+            ("tg-b".to_owned(), z.key.clone(), TargetStatus::Unused),
+        ]
+    );
+    // x is deregistered: DRAINING until the delay ends, then gone; tg-b is deleted.
+    h.sync(&snapshot(vec![group(
+        "tg-a",
+        true,
+        Some(disabled()),
+        vec![y.clone()],
+    )]));
+    assert_eq!(
+        sorted(&h),
+        vec![
+            ("tg-a".to_owned(), x.key.clone(), TargetStatus::Draining),
+            ("tg-a".to_owned(), y.key.clone(), TargetStatus::Unavailable),
+        ]
+    );
+    tokio::time::advance(Duration::from_secs(31)).await;
+    assert_eq!(
+        sorted(&h),
+        vec![("tg-a".to_owned(), y.key.clone(), TargetStatus::Unavailable)]
+    );
+}

@@ -197,14 +197,26 @@ pub(crate) async fn serve(
         accepted = tokio::time::timeout_at(handshake, shared.tls.accept(stream)) => accepted,
         _ = phase.changed() => return,
     };
+    let metrics = shared.metrics.get().map(|m| m.metrics());
     let tls = match accepted {
-        Ok(Ok(tls)) => tls,
+        Ok(Ok(tls)) => {
+            if let Some(m) = metrics {
+                m.tls_handshakes.inc();
+            }
+            tls
+        }
         Ok(Err(error)) => {
             tracing::debug!(%peer, %error, "TLS handshake failed");
+            if let Some(m) = metrics {
+                m.tls_connection_errors.inc();
+            }
             return;
         }
         Err(_) => {
             tracing::debug!(%peer, "TLS handshake not complete by the handshake deadline");
+            if let Some(m) = metrics {
+                m.tls_connection_errors.inc();
+            }
             return;
         }
     };

@@ -258,6 +258,23 @@ impl ProxyError {
     }
 
     /// Lattice's access-log `failureReason` for this failure.
+    /// Whether this is a failure to reach a target (Lattice's `ConnectionErrorCount`): no
+    /// connection, no TLS session, or a connection that failed before the request was sent.
+    pub fn is_connection_error(&self) -> bool {
+        matches!(
+            self,
+            ProxyError::NoAddress { .. }
+                | ProxyError::Connect { .. }
+                | ProxyError::Tls { .. }
+                | ProxyError::NotSent { .. }
+        )
+    }
+
+    /// Whether this is a connect that timed out (Lattice's `ConnectionTimeoutCount`).
+    pub fn is_connect_timeout(&self) -> bool {
+        matches!(self, ProxyError::Connect { source, .. } if source.kind() == std::io::ErrorKind::TimedOut)
+    }
+
     pub fn failure_reason(&self) -> &'static str {
         use ProxyError::*;
         match self {

@@ -56,6 +56,7 @@ mod headers;
 mod lambda;
 mod limits;
 mod listener;
+mod metrics;
 mod pipeline;
 mod rng;
 mod upstream;
@@ -122,7 +123,8 @@ impl Default for ProxyConfig {
     }
 }
 
-/// Counters of the proxy's own behaviour (metrics will export them).
+/// Counters of the proxy's own behaviour (Lattice's per-resource series are the
+/// `trellis_lattice_*` metrics, see [`Proxy::set_metrics`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ProxyStats {
     /// Requests retried on another target after a connection failure.
@@ -156,6 +158,8 @@ pub(crate) struct Shared {
     /// Derived SigV4 signing keys and SigV4A public keys (keyed by the secret too, so a
     /// rotated or deactivated key never verifies through a cached entry).
     pub key_cache: trellis_sigv4::KeyCache,
+    /// The data-plane metrics; set once, after construction (none: nothing is counted).
+    pub metrics: OnceLock<metrics::Recorder>,
 }
 
 /// The proxy: listeners that follow the snapshot, and the request path behind them.
@@ -207,6 +211,7 @@ impl Proxy {
                 invoker: OnceLock::new(),
                 credentials: OnceLock::new(),
                 key_cache: trellis_sigv4::KeyCache::default(),
+                metrics: OnceLock::new(),
             }),
             ports: Mutex::new(Ports::default()),
             sweeper: Once::new(),
@@ -225,6 +230,20 @@ impl Proxy {
     pub fn set_credentials(&self, credentials: Arc<dyn Credentials>) {
         if self.shared.credentials.set(credentials).is_err() {
             tracing::warn!("the proxy's credentials were already set; the new ones are ignored");
+        }
+    }
+
+    /// Gives the proxy the metrics it counts requests, target connections and client TLS
+    /// handshakes on (`trellis_lattice_*`). Only the first call counts; until it, nothing is
+    /// counted.
+    pub fn set_metrics(&self, metrics: Arc<trellis_telemetry::lattice::LatticeMetrics>) {
+        if self
+            .shared
+            .metrics
+            .set(metrics::Recorder::new(metrics))
+            .is_err()
+        {
+            tracing::warn!("the proxy's metrics were already set; the new ones are ignored");
         }
     }
 

@@ -54,6 +54,12 @@ pub(crate) async fn handle(conn: Arc<ConnCtx>, req: Request<Incoming>) -> Respon
 
     record.status = status.unwrap_or(response.status()).as_u16();
     record.duration = record.started.elapsed();
+    // The target group's ActiveRequestCount covers the wait for the response head, as
+    // RequestTime does.
+    record.active = None;
+    if let Some(metrics) = conn.shared.metrics.get() {
+        metrics.request(&record);
+    }
     record.emit();
     response
 }
@@ -152,6 +158,11 @@ async fn proxy_request(
         .get(group_id)
         .ok_or_else(|| ProxyError::UnknownTargetGroup(group_id.to_owned()))?;
     record.target_group = Some(Arc::clone(group));
+    if let Some(metrics) = shared.metrics.get() {
+        let series = metrics.target_group(&group.id);
+        record.active = Some(series.enter());
+        record.group_series = Some(series);
+    }
 
     // 7b. A LAMBDA group invokes its function instead: the buffered request becomes the event,
     //     the function's result the response.
@@ -432,7 +443,13 @@ async fn forward(
                 let key = Key { addr, tls, h2 };
                 shared
                     .upstreams
-                    .send(key, req, timeout, progress.as_deref())
+                    .send(
+                        key,
+                        req,
+                        timeout,
+                        progress.as_deref(),
+                        record.group_series.as_deref(),
+                    )
                     .await
             }
             None => Err(Failure::NotSent(
@@ -442,6 +459,12 @@ async fn forward(
                 Box::new(req),
             )),
         };
+        if let (Err(Failure::NotSent(error, _) | Failure::Failed(error)), Some(series)) =
+            (&attempt, &record.group_series)
+            && error.is_connection_error()
+        {
+            series.connection_error(error.is_connect_timeout());
+        }
         match attempt {
             Ok((response, pooled)) => return Ok((response, pooled, picked.guard)),
             Err(Failure::NotSent(error, back)) if error.retryable() && !retried => {
@@ -499,6 +522,10 @@ pub struct AccessRecord {
     pub auth_denied: Option<&'static str>,
     /// Until the response head was ready (the body may still be streaming).
     pub duration: Duration,
+    /// The target group's metric handles, once a group was picked and metrics are on.
+    pub group_series: Option<Arc<trellis_telemetry::lattice::TargetGroupSeries>>,
+    /// Counts the request in the group's `ActiveRequestCount` until dropped.
+    pub active: Option<trellis_telemetry::lattice::ActiveGuard>,
 }
 
 impl AccessRecord {
@@ -525,6 +552,8 @@ impl AccessRecord {
             caller: None,
             auth_denied: None,
             duration: Duration::ZERO,
+            group_series: None,
+            active: None,
         }
     }
 

@@ -39,6 +39,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
+use trellis_telemetry::lattice::TargetGroupSeries;
 
 use crate::body::{Progress, RequestBody};
 use crate::error::ProxyError;
@@ -228,6 +229,7 @@ impl Upstreams {
         mut req: Request<RequestBody>,
         timeout: Duration,
         progress: Option<&Progress>,
+        series: Option<&TargetGroupSeries>,
     ) -> Result<Exchange, Failure> {
         let scheme = if key.tls { Scheme::HTTPS } else { Scheme::HTTP };
         // Pooled connections found closed before the request was written, each replaced by
@@ -260,7 +262,12 @@ impl Upstreams {
                     let connected = Box::pin(self.connect(key)).await;
                     drop(claim);
                     match connected {
-                        Ok(conn) => (conn, false),
+                        Ok(conn) => {
+                            if let Some(series) = series {
+                                series.connection_opened(matches!(conn, Conn::H2(_)));
+                            }
+                            (conn, false)
+                        }
                         Err(error) => return Err(Failure::NotSent(error, Box::new(req))),
                     }
                 }

@@ -1,7 +1,12 @@
 //! Telemetry: tracing setup and the Prometheus metric registry with every metric Trellis exports.
 //!
 //! Metric names and label sets are a public interface (docs/telemetry.md); label values are
-//! bounded (operation names, status codes), never request-derived strings.
+//! bounded (operation names, status codes, resource IDs), never request-derived strings. The
+//! data plane's series under Lattice's names are [`lattice`]'s.
+
+pub mod lattice;
+
+use std::sync::Arc;
 
 use std::sync::atomic::AtomicU64;
 
@@ -27,6 +32,10 @@ pub struct Metrics {
     pub api_requests: Family<ApiRequestLabels, Counter>,
     pub store_revision: Gauge<u64, AtomicU64>,
     pub applied_revision: Gauge<u64, AtomicU64>,
+    /// `store_revision − applied_revision`, computed at each scrape.
+    applied_revision_lag: Gauge<u64, AtomicU64>,
+    /// The data plane's series (`trellis_lattice_*`, `trellis_snapshot_build_seconds`).
+    pub lattice: Arc<lattice::LatticeMetrics>,
 }
 
 impl Default for Metrics {
@@ -56,16 +65,31 @@ impl Metrics {
             "Store revision the data plane has applied",
             applied_revision.clone(),
         );
+        let applied_revision_lag = Gauge::<u64, AtomicU64>::default();
+        registry.register(
+            "applied_revision_lag",
+            "Store revisions committed but not yet applied by the data plane",
+            applied_revision_lag.clone(),
+        );
+        let lattice = lattice::LatticeMetrics::register(&mut registry);
         Metrics {
             registry,
             api_requests,
             store_revision,
             applied_revision,
+            applied_revision_lag,
+            lattice,
         }
     }
 
     /// The Prometheus text exposition of every metric.
     pub fn encode(&self) -> String {
+        self.applied_revision_lag.set(
+            self.store_revision
+                .get()
+                .saturating_sub(self.applied_revision.get()),
+        );
+        self.lattice.refresh();
         let mut out = String::new();
         // Encoding into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);

@@ -26,10 +26,12 @@ pub fn status(
     applied: Arc<AtomicU64>,
     ready: Arc<AtomicBool>,
     failed_ports: Arc<RwLock<Vec<FailedPort>>>,
+    metrics: Arc<trellis_telemetry::lattice::LatticeMetrics>,
 ) -> Status {
     Status {
         applied,
         ready,
+        metrics: Some(metrics),
         failed_ports: Arc::new(move |now: &[trellis_dataplane::FailedPort]| {
             *failed_ports.write().unwrap_or_else(PoisonError::into_inner) = now
                 .iter()
@@ -294,7 +296,12 @@ mod tests {
             port: 1,
             error: "stale".into(),
         }]));
-        let status = status(Arc::default(), Arc::default(), Arc::clone(&shared));
+        let status = status(
+            Arc::default(),
+            Arc::default(),
+            Arc::clone(&shared),
+            Arc::clone(&trellis_telemetry::Metrics::new().lattice),
+        );
         (status.failed_ports)(&[trellis_dataplane::FailedPort {
             port: 8443,
             error: "address in use".into(),

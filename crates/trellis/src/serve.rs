@@ -272,13 +272,18 @@ async fn serve(
         ctx.clone(),
         store.clone(),
         credentials,
-        metrics,
+        metrics.clone(),
         applied.clone(),
         ready.clone(),
     )
     .with_quotas(quotas(&args.quotas)?)
     .with_gate_limits(args.api_limits.gate());
-    let status = crate::dataplane::status(applied, ready, state.failed_ports.clone());
+    let status = crate::dataplane::status(
+        applied,
+        ready,
+        state.failed_ports.clone(),
+        Arc::clone(&metrics.lattice),
+    );
 
     let functions =
         crate::functions::Functions::start(&args.functions, &data_dir, ctx.clone(), store.clone())?;
