@@ -90,7 +90,19 @@ pub trait Caller: Send + Sync + std::fmt::Debug {
     }
     /// What its identity-based policies say about `request`.
     fn decide(&self, request: &RequestContext<'_>) -> Decision;
+    /// Where the proxy may keep this caller's identity-header values once computed, for an
+    /// implementation that hands out the same caller for many requests.
+    fn identity_cache(&self) -> Option<&IdentityCache> {
+        None
+    }
 }
+
+/// `x-amzn-lattice-identity` and `x-amzn-lattice-identity-tags` values (`None`: not a valid
+/// field value, left out).
+pub type IdentityFields = (Option<http::HeaderValue>, Option<http::HeaderValue>);
+
+/// A caller's identity-header values, computed on first use.
+pub type IdentityCache = std::sync::OnceLock<IdentityFields>;
 
 /// Who a request that passed the auth stage came from.
 #[derive(Clone, Debug, Default)]
@@ -289,7 +301,7 @@ impl std::fmt::Display for AuthnError {
 /// API's gate does) rather than as a signature mismatch.
 struct Lookup<'a> {
     credentials: Option<&'a dyn Credentials>,
-    token: Option<String>,
+    token: Option<Cow<'a, str>>,
     outcome: std::cell::RefCell<Option<Result<Arc<dyn Caller>, CredentialError>>>,
 }
 
@@ -307,19 +319,17 @@ impl trellis_sigv4::SecretLookup for Lookup<'_> {
     }
 }
 
-/// The session token a request carries: the `X-Amz-Security-Token` field, else the presigned
-/// query parameter (percent-decoded). The verifier checks that whichever it is, is signed.
-fn session_token(req: &Parts) -> Option<String> {
+/// The session token a request carries: the `X-Amz-Security-Token` field (borrowed: tokens are
+/// ASCII), else the presigned query parameter (percent-decoded). The verifier checks that
+/// whichever it is, is signed.
+fn session_token(req: &Parts) -> Option<Cow<'_, str>> {
     if let Some(v) = req.headers.get("x-amz-security-token") {
-        return Some(String::from_utf8_lossy(v.as_bytes()).into_owned());
+        return Some(String::from_utf8_lossy(v.as_bytes()));
     }
     req.uri.query()?.split('&').find_map(|p| {
         let (k, v) = p.split_once('=')?;
-        k.eq_ignore_ascii_case("X-Amz-Security-Token").then(|| {
-            percent_encoding::percent_decode_str(v)
-                .decode_utf8_lossy()
-                .into_owned()
-        })
+        k.eq_ignore_ascii_case("X-Amz-Security-Token")
+            .then(|| percent_encoding::percent_decode_str(v).decode_utf8_lossy())
     })
 }
 

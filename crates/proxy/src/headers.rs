@@ -113,20 +113,31 @@ fn present(headers: &HeaderMap) -> u16 {
 /// (after [`strip_request`] removed any client copies). A value that is not a valid field value
 /// (a tag with a control character, which IAM's tag syntax does not allow) leaves its field out.
 pub(crate) fn insert_identity(headers: &mut HeaderMap, caller: &dyn crate::auth::Caller) {
-    let (identity, tags) = crate::auth::identity_values(caller);
+    let values = match caller.identity_cache() {
+        Some(cache) => cache.get_or_init(|| identity_fields(caller)),
+        None => &identity_fields(caller),
+    };
     for (name, value) in [
-        (X_AMZN_LATTICE_IDENTITY, identity),
-        (X_AMZN_LATTICE_IDENTITY_TAGS, tags),
+        (X_AMZN_LATTICE_IDENTITY, &values.0),
+        (X_AMZN_LATTICE_IDENTITY_TAGS, &values.1),
     ] {
-        match HeaderValue::from_maybe_shared(bytes::Bytes::from(value)) {
-            Ok(value) => {
-                headers.insert(name, value);
-            }
-            Err(_) => {
-                tracing::warn!(field = %name, "an identity field is not a valid field value; left out")
-            }
+        if let Some(value) = value {
+            headers.insert(name, value.clone());
         }
     }
+}
+
+/// The two identity fields' values; `None` for one that is not a valid field value.
+fn identity_fields(caller: &dyn crate::auth::Caller) -> crate::auth::IdentityFields {
+    let (identity, tags) = crate::auth::identity_values(caller);
+    let field = |value: String| {
+        HeaderValue::from_maybe_shared(bytes::Bytes::from(value))
+            .inspect_err(|_| {
+                tracing::warn!("an identity field is not a valid field value; left out");
+            })
+            .ok()
+    };
+    (field(identity), field(tags))
 }
 
 /// Everything a request loses on its way to a target, in one scan of its names: the hop-by-hop

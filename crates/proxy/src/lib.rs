@@ -73,7 +73,10 @@ use tokio_rustls::TlsAcceptor;
 use trellis_health::Health;
 use trellis_snapshot::Snapshot;
 
-pub use auth::{Caller, CredentialError, Credentials, INVOKE, Layer, Resolved, SIGNING_NAME};
+pub use auth::{
+    Caller, CredentialError, Credentials, INVOKE, IdentityCache, IdentityFields, Layer, Resolved,
+    SIGNING_NAME,
+};
 pub use conn::{
     H2_KEEP_ALIVE_INTERVAL, H2_KEEP_ALIVE_TIMEOUT, H2_MAX_CONCURRENT_STREAMS,
     H2_MAX_LOCAL_ERROR_RESET_STREAMS, H2_MAX_PENDING_ACCEPT_RESET_STREAMS,

@@ -517,7 +517,13 @@ impl Pieces<'_> {
 
 /// `name:value\n` for every signed header, in the order the client listed them.
 fn canonical_headers(req: &http::request::Parts, signed: &[String], redact: bool) -> Vec<u8> {
-    let mut out = Vec::new();
+    // Sized once: the names, the values as sent, and the separators.
+    let capacity = signed
+        .iter()
+        .map(|n| n.len() + 2 + req.headers.get(n.as_str()).map_or(0, |v| v.len()))
+        .sum::<usize>()
+        + 64;
+    let mut out = Vec::with_capacity(capacity);
     for name in signed {
         out.extend_from_slice(name.as_bytes());
         out.push(b':');

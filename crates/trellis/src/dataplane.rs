@@ -149,6 +149,7 @@ impl Credentials for IdentityCredentials {
                     .organization()
                     .map(|o| (o.id.clone(), o.account_path())),
                 caller,
+                identity: trellis_proxy::IdentityCache::new(),
             }),
         };
         let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
@@ -177,6 +178,9 @@ struct DataPlaneCaller {
     /// The organization's ID and the account's path in it.
     org: Option<(String, String)>,
     caller: Caller,
+    /// Its identity-header values, computed by the proxy on first use (the caller is cached per
+    /// key and identity revision, so they are computed once per key and revision).
+    identity: trellis_proxy::IdentityCache,
 }
 
 impl trellis_proxy::Caller for DataPlaneCaller {
@@ -190,6 +194,10 @@ impl trellis_proxy::Caller for DataPlaneCaller {
 
     fn tags(&self) -> &[(String, String)] {
         &self.tags
+    }
+
+    fn identity_cache(&self) -> Option<&trellis_proxy::IdentityCache> {
+        Some(&self.identity)
     }
 
     fn org(&self) -> Option<(&str, &str)> {
