@@ -265,9 +265,10 @@ pub enum Verdict {
     ExplicitDeny,
 }
 
-/// The caller's `aws:PrincipalTag/…` keys: a user's tags, or a role session's role tags
-/// overridden by its session tags (tag keys compared regardless of case, as IAM does).
-pub fn principal_tags(caller: &Caller) -> Vec<(String, String)> {
+/// The caller's tags as (key, value): a user's tags, or a role session's role tags overridden by
+/// its session tags (tag keys compared regardless of case, as IAM does). The data plane sends
+/// them in `x-amzn-lattice-identity-tags`; [`principal_tags`] makes them condition keys.
+pub fn caller_tags(caller: &Caller) -> Vec<(String, String)> {
     let own: Vec<&crate::identity::Tag> = match caller {
         Caller::Root => return Vec::new(),
         Caller::User { user, .. } => user.tags.iter().collect(),
@@ -278,7 +279,13 @@ pub fn principal_tags(caller: &Caller) -> Vec<(String, String)> {
         tags.retain(|(k, _)| !k.eq_ignore_ascii_case(&t.key));
         tags.push((t.key.clone(), t.value.clone()));
     }
-    tags.into_iter()
+    tags
+}
+
+/// The caller's `aws:PrincipalTag/…` keys ([`caller_tags`]).
+pub fn principal_tags(caller: &Caller) -> Vec<(String, String)> {
+    caller_tags(caller)
+        .into_iter()
         .map(|(k, v)| (format!("aws:PrincipalTag/{k}"), v))
         .collect()
 }
@@ -312,13 +319,11 @@ pub fn identity_decision(
 /// plane's, with its own condition keys and principal tags): an explicit deny in any wins, then
 /// an allow in any. Root is always allowed.
 pub fn evaluate(caller: &Caller, request: &RequestContext<'_>) -> Verdict {
-    let policies = match caller {
-        Caller::Root => return Verdict::Allow,
-        Caller::User { user, .. } => &user.policies,
-        Caller::Role { role, .. } => &role.policies,
-    };
+    if matches!(caller, Caller::Root) {
+        return Verdict::Allow;
+    }
     let mut verdict = Verdict::ImplicitDeny;
-    for policy in policies {
+    for policy in policies(caller) {
         match policy.evaluate(request) {
             Decision::ExplicitDeny(_) => return Verdict::ExplicitDeny,
             Decision::Allow(_) => verdict = Verdict::Allow,

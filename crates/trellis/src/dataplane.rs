@@ -127,15 +127,7 @@ impl Credentials for IdentityCredentials {
             trellis_api::auth::CallerError::Unrecognized => CredentialError::Unrecognized,
             trellis_api::auth::CallerError::Expired => CredentialError::Expired,
         })?;
-        let tags = trellis_api::authorize::principal_tags(&caller)
-            .into_iter()
-            .map(|(k, v)| {
-                let k = k
-                    .strip_prefix("aws:PrincipalTag/")
-                    .map_or(k.clone(), str::to_owned);
-                (k, v)
-            })
-            .collect();
+        let tags = trellis_api::authorize::caller_tags(&caller);
         let resolved = Resolved {
             secret,
             caller: Arc::new(DataPlaneCaller {
