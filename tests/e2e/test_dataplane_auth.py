@@ -20,9 +20,9 @@ import grpc
 import pytest
 
 from backends import INGRESS, Caller, ServiceBuilder, forward, free_port, ip_target_group, wait_until_applied
-from conftest import ACCESS_KEY, ACCOUNT, REGION, SECRET_KEY, unique
+from conftest import ACCESS_KEY, ACCOUNT, REGION, SECRET_KEY
 from test_iam import iam_cli, new_user, wait_identity
-from test_sts import client, new_role, trust
+from test_sts import new_role, trust
 
 SIGNING_NAME = "vpc-lattice-svcs"
 INVOKE_ANY = {"Version": "2012-10-17",
@@ -33,6 +33,17 @@ AUTHENTICATED_ONLY = {"Version": "2012-10-17", "Statement": [{
 # The launch post's "Allow authenticated and unauthenticated access" template.
 EVERYONE = {"Version": "2012-10-17", "Statement": [{
     "Effect": "Allow", "Principal": "*", "Action": "vpc-lattice-svcs:Invoke", "Resource": "*"}]}
+
+
+def http_service(lattice, start_backend, backend_name, **auth):
+    """A service (in a fresh network; `auth`: ServiceBuilder's `auth_type`, `network_auth_type`)
+    whose HTTP listener on a free port forwards to a fresh backend: (ServiceBuilder, port, group)."""
+    backend = start_backend(backend_name)
+    tg = ip_target_group(lattice, health_check={"enabled": False}, targets=[backend])
+    svc = ServiceBuilder(lattice, **auth)
+    port = free_port()
+    svc.listener("HTTP", port, forward((tg, 1)))
+    return svc, port, tg
 
 
 def put_policy(lattice, resource, policy):
@@ -89,11 +100,7 @@ def env(dp_server, dp_lattice, start_backend):
     """The README's worked example: a service network that admits authenticated callers only, a
     service that lets the role `rates-reader` (and nobody else) `GET /rates`."""
     lattice = dp_lattice
-    backend = start_backend("auth")
-    tg = ip_target_group(lattice, health_check={"enabled": False}, targets=[backend])
-    svc = ServiceBuilder(lattice, auth_type="AWS_IAM", network_auth_type="AWS_IAM")
-    port = free_port()
-    svc.listener("HTTP", port, forward((tg, 1)))
+    svc, port, tg = http_service(lattice, start_backend, "auth", auth_type="AWS_IAM", network_auth_type="AWS_IAM")
     reader = new_role(dp_server, trust(ACCOUNT), INVOKE_ANY)
     put_policy(lattice, svc.sn["id"], AUTHENTICATED_ONLY)
     put_policy(lattice, svc.svc["id"], {"Version": "2012-10-17", "Statement": [{
@@ -148,11 +155,7 @@ def test_identity_headers_cannot_be_spoofed(env):
 def open_svc(dp_server, dp_lattice, start_backend):
     """An AWS_IAM service whose policy allows everyone, signed or not."""
     lattice = dp_lattice
-    backend = start_backend("auth-open")
-    tg = ip_target_group(lattice, health_check={"enabled": False}, targets=[backend])
-    svc = ServiceBuilder(lattice, auth_type="AWS_IAM")
-    port = free_port()
-    svc.listener("HTTP", port, forward((tg, 1)))
+    svc, port, tg = http_service(lattice, start_backend, "auth-open", auth_type="AWS_IAM")
     put_policy(lattice, svc.svc["id"], EVERYONE)
     wait_until_applied(dp_server)
     return svc, port
@@ -300,11 +303,7 @@ def test_grpc_methods_are_the_resource(dp_server, dp_lattice, start_backend):
 
 def test_explicit_deny_wins_and_names_its_layer(dp_server, dp_lattice, start_backend):
     lattice = dp_lattice
-    backend = start_backend("auth-deny")
-    tg = ip_target_group(lattice, health_check={"enabled": False}, targets=[backend])
-    svc = ServiceBuilder(lattice, auth_type="AWS_IAM", network_auth_type="AWS_IAM")
-    port = free_port()
-    svc.listener("HTTP", port, forward((tg, 1)))
+    svc, port, tg = http_service(lattice, start_backend, "auth-deny", auth_type="AWS_IAM", network_auth_type="AWS_IAM")
     put_policy(lattice, svc.svc["id"], EVERYONE)
     put_policy(lattice, svc.sn["id"], {"Version": "2012-10-17", "Statement": [
         EVERYONE["Statement"][0],
@@ -337,11 +336,7 @@ def test_explicit_deny_wins_and_names_its_layer(dp_server, dp_lattice, start_bac
 def test_condition_keys(dp_server, dp_lattice, start_backend):
     """The request's condition keys (reference §7.4), each in a policy that depends on it."""
     lattice = dp_lattice
-    backend = start_backend("auth-keys")
-    tg = ip_target_group(lattice, health_check={"enabled": False}, targets=[backend])
-    svc = ServiceBuilder(lattice, auth_type="AWS_IAM")
-    port = free_port()
-    svc.listener("HTTP", port, forward((tg, 1)))
+    svc, port, tg = http_service(lattice, start_backend, "auth-keys", auth_type="AWS_IAM")
     lattice.tag_resource(resourceArn=svc.svc["arn"], tags={"env": "prod"})
     role = new_role(dp_server, trust(ACCOUNT, actions=("sts:AssumeRole", "sts:TagSession")), INVOKE_ANY)
     arn = svc.svc["arn"]
@@ -440,11 +435,7 @@ def test_auth_type_none_examines_nothing(dp_server, dp_lattice, start_backend):
     """With NONE on the service and its network, a signature is neither checked nor turned into
     an identity: the request and its Authorization field reach the target as sent."""
     lattice = dp_lattice
-    backend = start_backend("auth-none")
-    tg = ip_target_group(lattice, health_check={"enabled": False}, targets=[backend])
-    svc = ServiceBuilder(lattice)
-    port = free_port()
-    svc.listener("HTTP", port, forward((tg, 1)))
+    svc, port, tg = http_service(lattice, start_backend, "auth-none")
     wait_until_applied(dp_server)
     r = call(svc, port, "/x", headers={"Authorization": "Bearer app-token",
                                        "x-amzn-lattice-identity": "Principal=spoofed"})
@@ -460,11 +451,7 @@ def test_organization_is_the_principals_org(dp_server, dp_lattice, start_backend
     network policy denies everyone before the organization exists and admits the account's
     callers after; the target sees the organization in the identity headers."""
     lattice = dp_lattice
-    backend = start_backend("auth-org")
-    tg = ip_target_group(lattice, health_check={"enabled": False}, targets=[backend])
-    svc = ServiceBuilder(lattice, network_auth_type="AWS_IAM")
-    port = free_port()
-    svc.listener("HTTP", port, forward((tg, 1)))
+    svc, port, tg = http_service(lattice, start_backend, "auth-org", network_auth_type="AWS_IAM")
     user, key = new_user(dp_server, INVOKE_ANY)
     wait_identity(dp_server)
     assert dp_server.cli("describe-organization", service="organizations", check=False).returncode != 0

@@ -38,6 +38,29 @@ def run_readme_block(server, marker, tmp_path, timeout=300):
     return p
 
 
+def run_dataplane_block(server, marker, tmp_path, fixed_ports):
+    """Runs README section `marker` that calls services through the data plane, as written: only
+    the server's addresses (API, DNS), the credentials file, the CA file and the section's fixed
+    `fixed_ports` (each replaced by a free one) point at this test's. Returns the process."""
+    from backends import free_port
+
+    script = readme_block(marker)
+    cred = tmp_path / "credentials"
+    cred.write_text(f"[default]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n")
+    dns_host, dns_port = server.dns_address()
+    script = (script.replace("http://127.0.0.1:9460", server.endpoint)
+              .replace("./trellis-data/credentials", str(cred))
+              .replace("./trellis-data/ca.pem", os.path.join(server.data_dir, "ca.pem"))
+              .replace("@127.0.0.1 -p 9453", f"@{dns_host} -p {dns_port}"))
+    for old in fixed_ports:
+        script = re.sub(rf"\b{old}\b", str(free_port()), script)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    p = subprocess.run(["bash", "-euxo", "pipefail", "-c", script], capture_output=True, text=True,
+                       env=env, timeout=600, cwd=ROOT)
+    assert p.returncode == 0, p.stderr[-4000:]
+    return p
+
+
 def test_readme_quickstart_runs_as_written(server, lattice, tmp_path):
     out = run_readme_block(server, "quickstart", tmp_path, timeout=600).stdout
     assert "vpc-lattice-svcs.us-west-2.on.aws" in out          # the service's generated DNS name
@@ -53,24 +76,7 @@ def test_readme_calling_a_service_runs_as_written(dp_server, tmp_path):
     """The "Calling a service" section: a real target behind HTTP and HTTPS listeners, reached by
     its generated name through Trellis's DNS with curl over HTTP/1.1, HTTP/2 and TLS. Only the
     server's addresses, the credentials file and the fixed ports are pointed at this test's."""
-    from backends import free_port
-
-    server = dp_server
-    script = readme_block("calling")
-    cred = tmp_path / "credentials"
-    cred.write_text(f"[default]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n")
-    dns_host, dns_port = server.dns_address()
-    ports = {"9001": free_port(), "8080": free_port(), "8443": free_port()}
-    script = (script.replace("http://127.0.0.1:9460", server.endpoint)
-              .replace("./trellis-data/credentials", str(cred))
-              .replace("./trellis-data/ca.pem", os.path.join(server.data_dir, "ca.pem"))
-              .replace("@127.0.0.1 -p 9453", f"@{dns_host} -p {dns_port}"))
-    for old, new in ports.items():
-        script = re.sub(rf"\b{old}\b", str(new), script)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    p = subprocess.run(["bash", "-euxo", "pipefail", "-c", script], capture_output=True, text=True,
-                       env=env, timeout=600, cwd=ROOT)
-    assert p.returncode == 0, p.stderr[-4000:]
+    p = run_dataplane_block(dp_server, "calling", tmp_path, ("9001", "8080", "8443"))
     lines = p.stdout.splitlines()
     assert "1.1 200" in lines, p.stdout        # HTTP/1.1 through the HTTP listener
     assert lines.count("2 200") == 2, p.stdout  # h2c prior knowledge, and TLS with ALPN h2
@@ -81,22 +87,7 @@ def test_readme_iam_auth_runs_as_written(dp_server, tmp_path):
     """The "Protecting a service with IAM auth" section: only the role may GET /rates; a POST by
     it, the user itself and an anonymous caller get Lattice's 403s. Only the server's addresses,
     the credentials file and the fixed ports are pointed at this test's."""
-    from backends import free_port
-
-    server = dp_server
-    script = readme_block("iamauth")
-    cred = tmp_path / "credentials"
-    cred.write_text(f"[default]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n")
-    dns_host, dns_port = server.dns_address()
-    script = (script.replace("http://127.0.0.1:9460", server.endpoint)
-              .replace("./trellis-data/credentials", str(cred))
-              .replace("@127.0.0.1 -p 9453", f"@{dns_host} -p {dns_port}"))
-    for old in ("9002", "8081"):
-        script = re.sub(rf"\b{old}\b", str(free_port()), script)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    p = subprocess.run(["bash", "-euxo", "pipefail", "-c", script], capture_output=True, text=True,
-                       env=env, timeout=600, cwd=ROOT)
-    assert p.returncode == 0, p.stderr[-4000:]
+    p = run_dataplane_block(dp_server, "iamauth", tmp_path, ("9002", "8081"))
     lines = [l for l in p.stdout.splitlines() if l.strip()]
     assert '{"usd": 1.08}' in lines, p.stdout
     refusals = [l for l in lines if l.startswith("AccessDeniedException")]
