@@ -152,6 +152,9 @@ impl Default for StoreOptions {
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<Inner>,
+    /// The account this handle's transactions act for ([`Store::scoped`]); `None` for every
+    /// account.
+    account: Option<Arc<str>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -196,6 +199,7 @@ impl Store {
                 write_lock: Arc::new(Mutex::new(())),
                 shutdown,
             }),
+            account: None,
         })
     }
 
@@ -211,6 +215,46 @@ impl Store {
             }
         }
         url
+    }
+
+    /// A handle on the same store whose transactions act for `account`: they see only that
+    /// account's records and the records of no account, what they insert belongs to `account`,
+    /// and their idempotency tokens are the account's own. Names are unique per account.
+    pub fn scoped(&self, account: &str) -> Store {
+        Store {
+            inner: Arc::clone(&self.inner),
+            account: Some(Arc::from(account)),
+        }
+    }
+
+    /// A handle on the same store that sees every account's records; what it inserts belongs to
+    /// no account (records every account must see, such as the organization).
+    pub fn unscoped(&self) -> Store {
+        Store {
+            inner: Arc::clone(&self.inner),
+            account: None,
+        }
+    }
+
+    /// The account this handle acts for, `None` when it sees every account.
+    pub fn account(&self) -> Option<&str> {
+        self.account.as_deref()
+    }
+
+    /// Gives every record of no account to `account`, except those of the `keep` kinds (which
+    /// belong to no account by design). Records written before accounts existed (schema
+    /// version 4) have no account; the server calls this at start with the management account so
+    /// that an upgrade keeps every resource where it was. Commits (one revision) only when a
+    /// record moved; returns how many did.
+    pub async fn adopt_unowned(&self, account: &str, keep: &[&str]) -> Result<u64> {
+        let mut tx = self.unscoped().write().await?;
+        let moved = tx.adopt_unowned(account, keep).await?;
+        if moved > 0 {
+            tx.commit().await?;
+        } else {
+            tx.rollback().await?;
+        }
+        Ok(moved)
     }
 
     pub fn backend(&self) -> Backend {
@@ -237,7 +281,13 @@ impl Store {
                 return Err(e);
             }
         };
-        Ok(Tx::new(conn, self.inner.clone(), revision, None))
+        Ok(Tx::new(
+            conn,
+            self.inner.clone(),
+            revision,
+            None,
+            self.account.clone(),
+        ))
     }
 
     /// A write transaction: writers are serialized; `commit` bumps the revision.
@@ -251,7 +301,13 @@ impl Store {
                 return Err(e);
             }
         };
-        Ok(Tx::new(conn, self.inner.clone(), revision, Some(guard)))
+        Ok(Tx::new(
+            conn,
+            self.inner.clone(),
+            revision,
+            Some(guard),
+            self.account.clone(),
+        ))
     }
 
     /// Stops the background feed tasks and closes the pool; every clone of this store is closed.

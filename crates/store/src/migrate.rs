@@ -30,6 +30,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "refs_by_ref_covering",
         sql: include_str!("../migrations/0003_refs_by_ref_covering.sql"),
     },
+    Migration {
+        version: 4,
+        name: "accounts",
+        sql: include_str!("../migrations/0004_accounts.sql"),
+    },
 ];
 
 /// PostgreSQL advisory lock key held while migrating, so nodes starting together do not race

@@ -35,7 +35,8 @@ type RecordRow = (
 /// join condition like any inner join.
 pub(crate) const LIST_REFERENCING: &str = "SELECT r.kind, r.id, r.parent, r.name, r.arn, r.refs, \
      r.body, r.seq FROM record_refs x CROSS JOIN records r \
-     WHERE x.kind = $1 AND x.ref_id = $2 AND r.kind = x.kind AND r.id = x.id ORDER BY r.seq";
+     WHERE x.kind = $1 AND x.ref_id = $2 AND r.kind = x.kind AND r.id = x.id \
+     AND ($3 IS NULL OR r.account = $3 OR r.account = '') ORDER BY r.seq";
 
 macro_rules! select_records {
     ($where:literal) => {
@@ -64,6 +65,10 @@ pub struct Tx {
     revision: Revision,
     /// Held by write transactions only: this process's place in the writer queue.
     write_guard: Option<OwnedMutexGuard<()>>,
+    /// The account this transaction acts for ([`crate::Store::scoped`]): it sees that account's
+    /// records and the records of no account, and what it inserts belongs to that account.
+    /// `None`: every record, and inserts belong to no account.
+    account: Option<Arc<str>>,
     /// Set when a statement failed in a way that may have aborted the transaction (PostgreSQL
     /// turns any error into "current transaction is aborted", and a later COMMIT silently rolls
     /// back). A poisoned transaction refuses further work and never reports a commit.
@@ -108,14 +113,25 @@ impl Tx {
         inner: Arc<Inner>,
         revision: Revision,
         write_guard: Option<OwnedMutexGuard<()>>,
+        account: Option<Arc<str>>,
     ) -> Tx {
         Tx {
             conn,
             inner,
             revision,
             write_guard,
+            account,
             poisoned: false,
         }
+    }
+
+    /// The account this transaction is scoped to, `None` when it sees every account.
+    pub fn account(&self) -> Option<&str> {
+        self.account.as_deref()
+    }
+
+    fn scope(&self) -> Option<&str> {
+        self.account.as_deref()
     }
 
     /// Whether this is a write transaction.
@@ -213,18 +229,22 @@ impl Tx {
     }
 
     pub async fn get(&mut self, kind: &str, id: &str) -> Result<Option<Record>> {
+        let account = self.account.clone();
         self.fetch_record(
-            select_records!("WHERE kind = $1 AND id = $2"),
-            &[Some(kind), Some(id)],
+            select_records!(
+                "WHERE kind = $1 AND id = $2 AND ($3 IS NULL OR account = $3 OR account = '')"
+            ),
+            &[Some(kind), Some(id), account.as_deref()],
             "get record",
         )
         .await
     }
 
     pub async fn get_by_arn(&mut self, arn: &str) -> Result<Option<Record>> {
+        let account = self.account.clone();
         self.fetch_record(
-            select_records!("WHERE arn = $1"),
-            &[Some(arn)],
+            select_records!("WHERE arn = $1 AND ($2 IS NULL OR account = $2 OR account = '')"),
+            &[Some(arn), account.as_deref()],
             "get record by ARN",
         )
         .await
@@ -236,10 +256,14 @@ impl Tx {
         parent: Option<&str>,
         name: &str,
     ) -> Result<Option<Record>> {
+        let account = self.account.clone();
         // The same `coalesce(parent, '')` expression as the unique index, so the index serves it.
         self.fetch_record(
-            select_records!("WHERE kind = $1 AND coalesce(parent, '') = $2 AND name = $3"),
-            &[Some(kind), Some(parent.unwrap_or("")), Some(name)],
+            select_records!(
+                "WHERE kind = $1 AND coalesce(parent, '') = $2 AND name = $3 \
+                 AND ($4 IS NULL OR account = $4 OR account = '')"
+            ),
+            &[Some(kind), Some(parent.unwrap_or("")), Some(name), account.as_deref()],
             "get record by name",
         )
         .await
@@ -247,20 +271,27 @@ impl Tx {
 
     /// All records of `kind` (with this parent when `Some`), in insertion order.
     pub async fn list(&mut self, kind: &str, parent: Option<&str>) -> Result<Vec<Record>> {
+        let account = self.account.clone();
         self.usable()?;
         match parent {
             None => {
                 self.fetch_records(
-                    select_records!("WHERE kind = $1 ORDER BY seq"),
-                    &[Some(kind)],
+                    select_records!(
+                        "WHERE kind = $1 AND ($2 IS NULL OR account = $2 OR account = '') \
+                         ORDER BY seq"
+                    ),
+                    &[Some(kind), account.as_deref()],
                     "list records",
                 )
                 .await
             }
             Some(parent) => {
                 self.fetch_records(
-                    select_records!("WHERE kind = $1 AND parent = $2 ORDER BY seq"),
-                    &[Some(kind), Some(parent)],
+                    select_records!(
+                        "WHERE kind = $1 AND parent = $2 \
+                         AND ($3 IS NULL OR account = $3 OR account = '') ORDER BY seq"
+                    ),
+                    &[Some(kind), Some(parent), account.as_deref()],
                     "list records",
                 )
                 .await
@@ -328,10 +359,11 @@ impl Tx {
 
     /// All records of `kind` whose `refs` contain `id`, in insertion order ([`LIST_REFERENCING`]).
     pub async fn list_referencing(&mut self, kind: &str, id: &str) -> Result<Vec<Record>> {
+        let account = self.account.clone();
         self.usable()?;
         self.fetch_records(
             LIST_REFERENCING,
-            &[Some(kind), Some(id)],
+            &[Some(kind), Some(id), account.as_deref()],
             "list referencing records",
         )
         .await
@@ -339,15 +371,22 @@ impl Tx {
 
     pub async fn count(&mut self, kind: &str, parent: Option<&str>) -> Result<u64> {
         self.usable()?;
+        let account = self.account.clone();
+        let account = account.as_deref();
         let result = on_conn!(&mut self.conn, c => match parent {
-            None => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM records WHERE kind = $1")
+            None => sqlx::query_scalar::<_, i64>(
+                    "SELECT COUNT(*) FROM records WHERE kind = $1 \
+                     AND ($2 IS NULL OR account = $2 OR account = '')")
                 .bind(kind)
+                .bind(account)
                 .fetch_one(&mut **c)
                 .await,
             Some(parent) => sqlx::query_scalar::<_, i64>(
-                    "SELECT COUNT(*) FROM records WHERE kind = $1 AND parent = $2")
+                    "SELECT COUNT(*) FROM records WHERE kind = $1 AND parent = $2 \
+                     AND ($3 IS NULL OR account = $3 OR account = '')")
                 .bind(kind)
                 .bind(parent)
+                .bind(account)
                 .fetch_one(&mut **c)
                 .await,
         });
@@ -371,6 +410,8 @@ impl Tx {
         refs: &str,
         body: &str,
     ) -> Result<i64, sqlx::Error> {
+        let account = self.account.clone();
+        let account = account.as_deref().unwrap_or("");
         // seq comes from a counter in `meta` rather than max(seq)+1 so it is never reused after a
         // delete; writers are serialized, so the counter needs no further care.
         let seq = on_conn!(&mut self.conn, c => sqlx::query_scalar::<_, i64>(
@@ -378,8 +419,8 @@ impl Tx {
             .fetch_one(&mut **c)
             .await)?;
         on_conn!(&mut self.conn, c => sqlx::query(
-                "INSERT INTO records (kind, id, parent, name, arn, refs, body, seq) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+                "INSERT INTO records (kind, id, parent, name, arn, refs, body, seq, account) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
             .bind(rec.kind.as_str())
             .bind(rec.id.as_str())
             .bind(rec.parent.as_deref())
@@ -388,6 +429,7 @@ impl Tx {
             .bind(refs)
             .bind(body)
             .bind(seq)
+            .bind(account)
             .execute(&mut **c)
             .await
             .map(|r| r.rows_affected()))?;
@@ -432,9 +474,11 @@ impl Tx {
         refs: &str,
         body: &str,
     ) -> Result<bool, sqlx::Error> {
+        let account = self.account.clone();
+        let account = account.as_deref();
         let updated = on_conn!(&mut self.conn, c => sqlx::query(
                 "UPDATE records SET parent = $3, name = $4, arn = $5, refs = $6, body = $7 \
-                 WHERE kind = $1 AND id = $2")
+                 WHERE kind = $1 AND id = $2 AND ($8 IS NULL OR account = $8 OR account = '')")
             .bind(rec.kind.as_str())
             .bind(rec.id.as_str())
             .bind(rec.parent.as_deref())
@@ -442,6 +486,7 @@ impl Tx {
             .bind(rec.arn.as_deref())
             .bind(refs)
             .bind(body)
+            .bind(account)
             .execute(&mut **c)
             .await
             .map(|r| r.rows_affected()))?;
@@ -462,6 +507,20 @@ impl Tx {
     /// Deletes; returns whether it existed.
     pub async fn delete(&mut self, kind: &str, id: &str) -> Result<bool> {
         self.writable()?;
+        let account = self.account.clone();
+        let account = account.as_deref();
+        let result = on_conn!(&mut self.conn, c => sqlx::query(
+                "DELETE FROM records WHERE kind = $1 AND id = $2 \
+                 AND ($3 IS NULL OR account = $3 OR account = '')")
+            .bind(kind)
+            .bind(id)
+            .bind(account)
+            .execute(&mut **c)
+            .await
+            .map(|r| r.rows_affected()));
+        if self.check(result, "delete record")? == 0 {
+            return Ok(false);
+        }
         let result = on_conn!(&mut self.conn, c => sqlx::query(
                 "DELETE FROM record_refs WHERE kind = $1 AND id = $2")
             .bind(kind)
@@ -470,14 +529,38 @@ impl Tx {
             .await
             .map(|r| r.rows_affected()));
         self.check(result, "delete record references")?;
-        let result = on_conn!(&mut self.conn, c => sqlx::query(
-                "DELETE FROM records WHERE kind = $1 AND id = $2")
-            .bind(kind)
-            .bind(id)
-            .execute(&mut **c)
-            .await
-            .map(|r| r.rows_affected()));
-        Ok(self.check(result, "delete record")? > 0)
+        Ok(true)
+    }
+
+    /// See [`crate::Store::adopt_unowned`]. Only on an unscoped write transaction.
+    pub(crate) async fn adopt_unowned(&mut self, account: &str, keep: &[&str]) -> Result<u64> {
+        self.writable()?;
+        let result = on_conn!(&mut self.conn, c => sqlx::query_scalar::<_, String>(
+                "SELECT DISTINCT kind FROM records WHERE account = ''")
+            .fetch_all(&mut **c)
+            .await);
+        let kinds = self.check(result, "list records of no account")?;
+        let mut moved = 0;
+        for kind in kinds.iter().filter(|k| !keep.contains(&k.as_str())) {
+            let result = on_conn!(&mut self.conn, c => sqlx::query(
+                    "UPDATE records SET account = $1 WHERE account = '' AND kind = $2")
+                .bind(account)
+                .bind(kind.as_str())
+                .execute(&mut **c)
+                .await
+                .map(|r| r.rows_affected()));
+            moved += self.check(result, "give records to an account")?;
+        }
+        Ok(moved)
+    }
+
+    /// Idempotency scopes are per account: the same client token in two accounts is two
+    /// tokens.
+    fn idempotency_scope(&self, scope: &str) -> String {
+        match self.scope() {
+            Some(account) => format!("{account}:{scope}"),
+            None => scope.to_string(),
+        }
     }
 
     pub async fn idempotency_get(
@@ -486,6 +569,8 @@ impl Tx {
         token: &str,
     ) -> Result<Option<IdempotencyEntry>> {
         self.usable()?;
+        let scope = self.idempotency_scope(scope);
+        let scope = scope.as_str();
         let result = on_conn!(&mut self.conn, c => sqlx::query_as::<_, (String, String)>(
                 "SELECT request_hash, response FROM idempotency WHERE scope = $1 AND token = $2")
             .bind(scope)
@@ -511,6 +596,8 @@ impl Tx {
         entry: &IdempotencyEntry,
     ) -> Result<()> {
         self.writable()?;
+        let scope = self.idempotency_scope(scope);
+        let scope = scope.as_str();
         let response = to_json(&entry.response)?;
         let result = on_conn!(&mut self.conn, c => sqlx::query(
                 "INSERT INTO idempotency (scope, token, request_hash, response) \
@@ -536,6 +623,7 @@ impl Tx {
             revision,
             write_guard,
             poisoned,
+            account: _,
         } = self;
         if poisoned {
             let _ = conn.rollback().await;

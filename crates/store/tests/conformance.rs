@@ -39,6 +39,8 @@ conformance!(
     read_transaction_is_consistent,
     read_transaction_refuses_writes,
     idempotency_get_put,
+    accounts_scope_every_operation,
+    adopt_unowned_gives_legacy_records_to_an_account,
     data_survives_reopen,
     concurrent_connects_migrate_once,
 );
@@ -1068,6 +1070,117 @@ mod cases {
             tx.idempotency_get("CreateService", "tok-1").await.unwrap(),
             Some(second)
         );
+    }
+
+    pub async fn accounts_scope_every_operation(db: TestDb) {
+        let store = db.open().await;
+        let a = store.scoped("111111111111");
+        let b = store.scoped("222222222222");
+        let named = |id: &str, arn: &str| Record {
+            name: s("billing"),
+            arn: s(arn),
+            refs: vec!["target".into()],
+            ..rec("service", id)
+        };
+        // The same name in two accounts; a record of no account seen by both.
+        let mut tx = a.write().await.unwrap();
+        tx.insert(&named("svc-a", "arn:a")).await.unwrap();
+        tx.idempotency_put(
+            "CreateService",
+            "tok",
+            &IdempotencyEntry {
+                request_hash: "h".into(),
+                response: json!("a"),
+            },
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = b.write().await.unwrap();
+        tx.insert(&named("svc-b", "arn:b")).await.unwrap();
+        assert_conflict(tx.insert(&named("svc-b2", "arn:b2")).await, "");
+        tx.commit().await.unwrap();
+        let mut tx = store.unscoped().write().await.unwrap();
+        tx.insert(&rec("organization", "org")).await.unwrap();
+        tx.commit().await.unwrap();
+
+        let mut tx = a.read().await.unwrap();
+        assert_eq!(tx.account(), Some("111111111111"));
+        assert_eq!(ids(&tx.list("service", None).await.unwrap()), ["svc-a"]);
+        assert_eq!(tx.count("service", None).await.unwrap(), 1);
+        assert!(tx.get("service", "svc-b").await.unwrap().is_none());
+        assert!(tx.get_by_arn("arn:b").await.unwrap().is_none());
+        assert_eq!(
+            tx.get_by_name("service", None, "billing")
+                .await
+                .unwrap()
+                .map(|r| r.id),
+            s("svc-a")
+        );
+        assert_eq!(
+            ids(&tx.list_referencing("service", "target").await.unwrap()),
+            ["svc-a"]
+        );
+        assert!(tx.get("organization", "org").await.unwrap().is_some());
+        assert!(
+            tx.idempotency_get("CreateService", "tok")
+                .await
+                .unwrap()
+                .is_some()
+        );
+        drop(tx);
+        // Another account can neither see, change nor delete it, nor use its token.
+        let mut tx = b.write().await.unwrap();
+        assert!(
+            tx.idempotency_get("CreateService", "tok")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(matches!(
+            tx.update(&named("svc-a", "arn:a")).await,
+            Err(StoreError::NotFound)
+        ));
+        assert!(!tx.delete("service", "svc-a").await.unwrap());
+        tx.commit().await.unwrap();
+        // The unscoped view sees everything.
+        let mut tx = store.read().await.unwrap();
+        assert_eq!(
+            ids(&tx.list("service", None).await.unwrap()),
+            ["svc-a", "svc-b"]
+        );
+        assert!(tx.get_by_arn("arn:a").await.unwrap().is_some());
+    }
+
+    pub async fn adopt_unowned_gives_legacy_records_to_an_account(db: TestDb) {
+        let store = db.open().await;
+        let mut tx = store.write().await.unwrap();
+        tx.insert(&rec("service", "old")).await.unwrap();
+        tx.insert(&rec("sts-token-key", "current")).await.unwrap();
+        tx.commit().await.unwrap();
+        let before = store.revision().await.unwrap();
+        assert_eq!(
+            store
+                .adopt_unowned("111111111111", &["sts-token-key"])
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(store.revision().await.unwrap(), before + 1);
+        // Nothing left to adopt: no write.
+        assert_eq!(
+            store
+                .adopt_unowned("111111111111", &["sts-token-key"])
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(store.revision().await.unwrap(), before + 1);
+        let mut tx = store.scoped("222222222222").read().await.unwrap();
+        assert!(tx.get("service", "old").await.unwrap().is_none());
+        assert!(tx.get("sts-token-key", "current").await.unwrap().is_some());
+        let mut tx = store.scoped("111111111111").read().await.unwrap();
+        assert!(tx.get("service", "old").await.unwrap().is_some());
     }
 
     pub async fn data_survives_reopen(db: TestDb) {
