@@ -96,3 +96,35 @@ def test_readme_iam_auth_runs_as_written(dp_server, tmp_path):
     assert role in refusals[0] and "no service-based policy" in refusals[0]
     assert "User: arn:aws:iam::111122223333:user/app " in refusals[1] and "no service-based policy" in refusals[1]
     assert "User: anonymous " in refusals[2] and "no network-based policy" in refusals[2]
+
+
+def test_readme_accounts_runs_as_written(dp_server, tmp_path):
+    """The "Accounts for teams" section: a member account created with the CLI, its root
+    credentials taken once into a profile, a service of its own the management account does not
+    list, and the management account inside it through OrganizationAccountAccessRole. Only the
+    server's addresses, data dir (and store) and the credentials file are pointed at this test's;
+    `cargo run --release -q --` is the binary under test."""
+    from conftest import BIN
+
+    data_dir = f"--data-dir {dp_server.data_dir}" + (f" --store {dp_server.store}" if dp_server.store else "")
+    script = readme_block("accounts")
+    assert "cargo run --release -q --" in script and "--data-dir ./trellis-data" in script
+    cred = tmp_path / "credentials"
+    cred.write_text(f"[default]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n")
+    script = (script.replace("http://127.0.0.1:9460", dp_server.endpoint)
+              .replace("./trellis-data/credentials", str(cred))
+              .replace("cargo run --release -q --", BIN)
+              .replace("--data-dir ./trellis-data", data_dir))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    p = subprocess.run(["bash", "-euxo", "pipefail", "-c", script], capture_output=True, text=True,
+                       env=env, timeout=300, cwd=ROOT)
+    assert p.returncode == 0, p.stderr[-4000:]
+    lines = p.stdout.splitlines()
+    members = [l.split("\t") for l in lines if l.endswith("\tpayments")]
+    assert len(members) == 1, p.stdout
+    account = members[0][0]
+    assert f"arn:aws:iam::{account}:root" in lines, p.stdout
+    assert any(l.startswith(f"arn:aws:vpc-lattice:us-west-2:{account}:service/svc-") for l in lines), p.stdout
+    assert "0" in lines, p.stdout  # the management account lists none of the member's services
+    assert f"arn:aws:sts::{account}:assumed-role/OrganizationAccountAccessRole/ops" in lines, p.stdout
+    assert "[payments]" in cred.read_text()

@@ -188,6 +188,9 @@ pub fn secret(
     if access_key_id == root.access_key_id {
         return Some(root.secret_access_key.clone());
     }
+    if let Some((secret, _)) = index.account_root_key(access_key_id) {
+        return Some(secret.to_string());
+    }
     if access_key_id.starts_with(SESSION_KEY_PREFIX) {
         return index
             .token_key()
@@ -238,7 +241,20 @@ pub fn caller_until(
             return Err(CallerError::Unrecognized);
         }
         if access_key_id == root.access_key_id {
-            return Ok((Caller::Root, None));
+            return Ok((
+                Caller::Root {
+                    account: ctx.account_id.clone(),
+                },
+                None,
+            ));
+        }
+        if let Some((_, account)) = index.account_root_key(access_key_id) {
+            return Ok((
+                Caller::Root {
+                    account: account.to_string(),
+                },
+                None,
+            ));
         }
         return match index.active_key(access_key_id) {
             Some((_, user)) => Ok((
@@ -261,7 +277,8 @@ pub fn caller_until(
         return Err(CallerError::Expired);
     }
     let caller = match claims.subject {
-        crate::session::Subject::Root => Ok(Caller::Root),
+        // A root session names its account.
+        crate::session::Subject::Root => Ok(Caller::Root { account: claims.id }),
         crate::session::Subject::User => {
             let user = index
                 .user_by_id(&claims.id)
@@ -277,7 +294,14 @@ pub fn caller_until(
                 .ok_or(CallerError::Unrecognized)?;
             Ok(Caller::Role {
                 session: Arc::new(RoleSession {
-                    arn: crate::identity::assumed_role_arn(ctx, &role.name, &claims.session_name),
+                    arn: crate::identity::assumed_role_arn(
+                        &trellis_model::Context {
+                            account_id: role.account.clone(),
+                            ..ctx.clone()
+                        },
+                        &role.name,
+                        &claims.session_name,
+                    ),
                     session_name: claims.session_name,
                     access_key_id: access_key_id.to_string(),
                     tags: claims.tags,
@@ -441,14 +465,18 @@ pub async fn sigv4_gate(
             used,
         ));
     }
-    parts
-        .extensions
-        .insert(Authorizer(Arc::new(CallerAuthorizer {
+    parts.extensions.insert(Authorizer(Arc::new({
+        // The caller acts on its own account: the ARNs it is authorized for name it, and a
+        // resource tag is read from its records only.
+        let scoped = state.for_account(caller.account());
+        CallerAuthorizer {
             caller: caller.clone(),
-            ctx: state.ctx.clone(),
+            hosts_functions: scoped.ctx.account_id == state.management.account_id,
+            ctx: scoped.ctx.clone(),
             index,
-            store: Some(state.store.clone()),
-        })));
+            store: Some(scoped.store.clone()),
+        }
+    })));
     parts.extensions.insert(caller);
     // The permit is held until the handler is done with the body it was granted for.
     next.run(Request::from_parts(parts, Body::from(bytes.freeze())))

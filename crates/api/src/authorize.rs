@@ -29,7 +29,11 @@ use crate::identity::{Caller, IdentityIndex, group_arn, policy_arn, role_arn, us
 /// (`aws:ResourceTag/…`, read only when one of the caller's policies mentions the key).
 pub struct CallerAuthorizer {
     pub caller: Caller,
+    /// The caller's account.
     pub ctx: Context,
+    /// Whether the caller's account is the management account, the only one that hosts
+    /// functions (the Lambda API refuses other accounts, root included: docs/decisions.md).
+    pub hosts_functions: bool,
     pub index: Arc<IdentityIndex>,
     pub store: Option<trellis_store::Store>,
 }
@@ -46,7 +50,18 @@ impl Authorize for CallerAuthorizer {
 
 impl CallerAuthorizer {
     async fn decide(&self, meta: &OperationMeta, input: &Value) -> Result<(), Box<AwsError>> {
-        if matches!(self.caller, Caller::Root) {
+        if meta.service.signing_name == "lambda" && !self.hosts_functions {
+            return Err(denied(
+                meta,
+                format!(
+                    "User: {} is not authorized to perform: {}: Trellis hosts functions in the \
+                     management account only",
+                    self.caller.arn(&self.ctx),
+                    action(meta)
+                ),
+            ));
+        }
+        if matches!(self.caller, Caller::Root { .. }) {
             return Ok(());
         }
         let arn = self.caller.arn(&self.ctx);
@@ -100,7 +115,7 @@ impl CallerAuthorizer {
 /// A caller's effective identity policies (none for root, whom none restricts).
 fn policies(caller: &Caller) -> &[trellis_policy::Policy] {
     match caller {
-        Caller::Root => &[],
+        Caller::Root { .. } => &[],
         Caller::User { user, .. } => &user.policies,
         Caller::Role { role, .. } => &role.policies,
     }
@@ -270,7 +285,7 @@ pub enum Verdict {
 /// them in `x-amzn-lattice-identity-tags`; [`principal_tags`] makes them condition keys.
 pub fn caller_tags(caller: &Caller) -> Vec<(String, String)> {
     let own: Vec<&crate::identity::Tag> = match caller {
-        Caller::Root => return Vec::new(),
+        Caller::Root { .. } => return Vec::new(),
         Caller::User { user, .. } => user.tags.iter().collect(),
         Caller::Role { role, session } => role.tags.iter().chain(&session.tags).collect(),
     };
@@ -302,7 +317,7 @@ pub fn identity_decision(
     resource: &str,
     keys: &[(String, String)],
 ) -> Verdict {
-    if matches!(caller, Caller::Root) {
+    if matches!(caller, Caller::Root { .. }) {
         return Verdict::Allow;
     }
     let mut request = RequestContext::new(Principal::iam(caller.arn(ctx)), action, resource);
@@ -319,7 +334,7 @@ pub fn identity_decision(
 /// plane's, with its own condition keys and principal tags): an explicit deny in any wins, then
 /// an allow in any. Root is always allowed.
 pub fn evaluate(caller: &Caller, request: &RequestContext<'_>) -> Verdict {
-    if matches!(caller, Caller::Root) {
+    if matches!(caller, Caller::Root { .. }) {
         return Verdict::Allow;
     }
     let mut verdict = Verdict::ImplicitDeny;
@@ -569,7 +584,7 @@ fn iam_resource(
         _ if s("RoleName").is_some() => {
             let name = s("RoleName").unwrap_or_default();
             index
-                .role(name)
+                .role(&ctx.account_id, name)
                 .map(|r| r.arn.clone())
                 .unwrap_or_else(|| role_arn(ctx, "/", name))
         }
@@ -577,7 +592,7 @@ fn iam_resource(
         _ if s("GroupName").is_some() => {
             let name = s("GroupName").unwrap_or_default();
             index
-                .group(name)
+                .group(&ctx.account_id, name)
                 .map(|g| g.arn.clone())
                 .unwrap_or_else(|| group_arn(ctx, "/", name))
         }
@@ -591,7 +606,7 @@ fn iam_resource(
             .unwrap_or_else(|| "*".to_string()),
         _ => match s("UserName") {
             Some(name) => index
-                .user(name)
+                .user(&ctx.account_id, name)
                 .map(|u| u.arn.clone())
                 .unwrap_or_else(|| user_arn(ctx, "/", name)),
             None => caller.arn(ctx),
@@ -704,7 +719,15 @@ mod tests {
             (sts, "GetCallerIdentity", json!({}), vec![]),
         ];
         for (service, name, input, want) in cases {
-            let got = requests(&meta(service, name), &input, &Caller::Root, &ctx, &index);
+            let got = requests(
+                &meta(service, name),
+                &input,
+                &Caller::Root {
+                    account: "111122223333".into(),
+                },
+                &ctx,
+                &index,
+            );
             assert_eq!(got, want, "{name} {input}");
         }
     }
@@ -729,6 +752,7 @@ mod tests {
         .unwrap();
         let caller = |tags: Vec<crate::identity::Tag>| Caller::User {
             user: Arc::new(crate::identity::User {
+                account: "111122223333".into(),
                 id: "AIDAT".into(),
                 name: "t".into(),
                 path: "/".into(),
@@ -760,7 +784,12 @@ mod tests {
             );
             assert_eq!(got, want, "{tags:?}");
         }
-        assert!(principal_tags(&Caller::Root).is_empty());
+        assert!(
+            principal_tags(&Caller::Root {
+                account: "111122223333".into(),
+            })
+            .is_empty()
+        );
     }
 
     #[test]
@@ -817,6 +846,7 @@ mod tests {
         let policy =
             |doc: &str| trellis_policy::parse(doc, trellis_policy::PolicyKind::Identity).unwrap();
         let user = Arc::new(crate::identity::User {
+            account: "111122223333".into(),
             id: "AIDAALICE".into(),
             name: "alice".into(),
             path: "/".into(),
@@ -832,6 +862,7 @@ mod tests {
             tags: Vec::new(),
         });
         let auth = CallerAuthorizer {
+            hosts_functions: true,
             caller: Caller::User {
                 user,
                 access_key_id: "AKIAALICE".into(),
@@ -872,7 +903,10 @@ mod tests {
         }
         // Root may do anything.
         let root = CallerAuthorizer {
-            caller: Caller::Root,
+            hosts_functions: true,
+            caller: Caller::Root {
+                account: "111122223333".into(),
+            },
             ctx,
             index: Arc::new(IdentityIndex::default()),
             store: None,

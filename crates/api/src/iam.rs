@@ -726,7 +726,9 @@ fn caller(call: &Call) -> Caller {
     call.extensions
         .get::<Caller>()
         .cloned()
-        .unwrap_or(Caller::Root)
+        .unwrap_or_else(|| Caller::Root {
+            account: String::new(),
+        })
 }
 
 fn no_such_user(name: &str) -> IamError {
@@ -761,7 +763,7 @@ async fn target_user(
         (None, Caller::Role { .. }) => Err(IamError::Validation(
             "Must specify userName when calling with non-User credentials".into(),
         )),
-        (None, Caller::Root) => Err(IamError::NoSuchEntity(
+        (None, Caller::Root { .. }) => Err(IamError::NoSuchEntity(
             "The root user's access keys are Trellis's root credentials (trellis serve's \
              environment or DATA_DIR/credentials) and cannot be managed through IAM; name a UserName"
                 .into(),
@@ -791,7 +793,7 @@ async fn commit(state: &AppState, tx: Tx) -> IamResult<()> {
 
 /// `prefix` + `n` characters from IAM's ID alphabet (upper-case letters and digits 2-7), from the
 /// thread's CSPRNG.
-fn new_id(prefix: &str, n: usize) -> String {
+pub(crate) fn new_id(prefix: &str, n: usize) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     let mut rng = rand::rng();
     let mut out = String::with_capacity(prefix.len() + n);
@@ -803,7 +805,7 @@ fn new_id(prefix: &str, n: usize) -> String {
 }
 
 /// A 40-character secret access key from the thread's CSPRNG (AWS's alphabet).
-fn new_secret() -> String {
+pub(crate) fn new_secret() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut rng = rand::rng();
     (0..40)
@@ -919,7 +921,7 @@ async fn get_user(state: AppState, input: UserNameInput, call: Call) -> IamResul
     let caller = caller(&call);
     let mut tx = state.store.read().await?;
     match (input.user_name.as_deref(), &caller) {
-        (None, Caller::Root) => Ok(UserResult {
+        (None, Caller::Root { .. }) => Ok(UserResult {
             // Root has no user record: AWS answers its account ID and ARN, no name or path.
             user: UserOutput {
                 path: None,

@@ -243,6 +243,8 @@ impl std::fmt::Debug for StoredTokenKey {
 /// An IAM role as the gate, STS and the authorizer see it.
 #[derive(Debug)]
 pub struct Role {
+    /// The account it belongs to (from its ARN).
+    pub account: String,
     pub id: String,
     pub name: String,
     pub path: String,
@@ -270,6 +272,8 @@ pub struct RoleSession {
 /// An IAM user as the gate and the authorizer see it.
 #[derive(Debug)]
 pub struct User {
+    /// The account it belongs to (from its ARN).
+    pub account: String,
     pub id: String,
     pub name: String,
     pub path: String,
@@ -285,6 +289,8 @@ pub struct User {
 /// An IAM group as the authorizer sees it (policies apply to its members, not to it).
 #[derive(Debug)]
 pub struct Group {
+    /// The account it belongs to (from its ARN).
+    pub account: String,
     pub id: String,
     pub name: String,
     pub path: String,
@@ -294,8 +300,8 @@ pub struct Group {
 /// The authenticated caller of a request, put in the request's extensions by the gate.
 #[derive(Clone, Debug)]
 pub enum Caller {
-    /// The root credentials: every action is allowed.
-    Root,
+    /// An account's root credentials: every action on the account's resources is allowed.
+    Root { account: String },
     /// An IAM user, signing with `access_key_id`.
     User {
         user: Arc<User>,
@@ -310,10 +316,19 @@ pub enum Caller {
 }
 
 impl Caller {
+    /// The account the caller belongs to, whose resources it acts on.
+    pub fn account(&self) -> &str {
+        match self {
+            Caller::Root { account } => account,
+            Caller::User { user, .. } => &user.account,
+            Caller::Role { role, .. } => &role.account,
+        }
+    }
+
     /// `arn:aws:iam::<account>:root` or the user's ARN.
     pub fn arn(&self, ctx: &Context) -> String {
         match self {
-            Caller::Root => root_arn(ctx),
+            Caller::Root { account } => format!("arn:{}:iam::{account}:root", ctx.partition),
             Caller::User { user, .. } => user.arn.clone(),
             Caller::Role { session, .. } => session.arn.clone(),
         }
@@ -378,19 +393,21 @@ pub struct IdentityIndex {
     pub revision: Option<Revision>,
     /// Active keys only: an inactive or deleted key is unknown to the gate.
     keys: HashMap<String, ActiveKey>,
-    /// Users by lower-cased name.
+    /// Users by account and lower-cased name ([`scoped_name`]).
     users: HashMap<String, Arc<User>>,
     /// Every key's owner (active or not), for GetAccessKeyLastUsed's resource.
     key_owners: HashMap<String, Arc<User>>,
     /// Users by user ID (sessions of GetSessionToken name their user by ID).
     users_by_id: HashMap<String, Arc<User>>,
-    /// Roles by lower-cased name.
+    /// Roles by account and lower-cased name ([`scoped_name`]).
     roles: HashMap<String, Arc<Role>>,
     /// Roles by role ID (a session names its role by ID: a role deleted and created again
     /// under the same name is another role, and its old sessions are not its).
     roles_by_id: HashMap<String, Arc<Role>>,
-    /// Groups by lower-cased name.
+    /// Groups by account and lower-cased name ([`scoped_name`]).
     groups: HashMap<String, Arc<Group>>,
+    /// Member accounts' root keys: access key ID → (secret, account).
+    account_roots: HashMap<String, (String, String)>,
     /// The key session tokens are signed with, once one exists.
     token_key: Option<Vec<u8>>,
     /// The account's organization, once it created one: every principal of the account is a
@@ -406,9 +423,16 @@ impl IdentityIndex {
             .map(|k| (k.secret.as_str(), &k.user))
     }
 
-    /// A user by name (case-insensitively, as IAM names are).
-    pub fn user(&self, name: &str) -> Option<&Arc<User>> {
-        self.users.get(&name.to_lowercase())
+    /// A user of `account` by name (case-insensitively, as IAM names are).
+    pub fn user(&self, account: &str, name: &str) -> Option<&Arc<User>> {
+        self.users.get(&scoped_name(account, name))
+    }
+
+    /// The secret and account of a member account's root access key.
+    pub fn account_root_key(&self, access_key_id: &str) -> Option<(&str, &str)> {
+        self.account_roots
+            .get(access_key_id)
+            .map(|(secret, account)| (secret.as_str(), account.as_str()))
     }
 
     /// The owner of an access key, active or not.
@@ -421,9 +445,9 @@ impl IdentityIndex {
         self.users_by_id.get(id)
     }
 
-    /// A role by name (case-insensitively, as IAM names are).
-    pub fn role(&self, name: &str) -> Option<&Arc<Role>> {
-        self.roles.get(&name.to_lowercase())
+    /// A role of `account` by name (case-insensitively, as IAM names are).
+    pub fn role(&self, account: &str, name: &str) -> Option<&Arc<Role>> {
+        self.roles.get(&scoped_name(account, name))
     }
 
     /// A role by role ID.
@@ -455,9 +479,21 @@ impl IdentityIndex {
         self.keys.len()
     }
 
-    /// A group by name (case-insensitively, as IAM names are).
-    pub fn group(&self, name: &str) -> Option<&Arc<Group>> {
-        self.groups.get(&name.to_lowercase())
+    /// A group of `account` by name (case-insensitively, as IAM names are).
+    pub fn group(&self, account: &str, name: &str) -> Option<&Arc<Group>> {
+        self.groups.get(&scoped_name(account, name))
+    }
+
+    /// Adds member accounts' root keys (from the organization's account records).
+    pub fn with_account_roots(
+        mut self,
+        accounts: Vec<crate::organizations::StoredAccount>,
+    ) -> IdentityIndex {
+        for a in accounts {
+            self.account_roots
+                .insert(a.root_access_key_id, (a.root_secret_access_key, a.id));
+        }
+        self
     }
 
     /// Builds an index of users, their keys and their inline policies only (tests).
@@ -565,12 +601,15 @@ impl IdentityIndex {
             policies.extend(managed_of(&g.group_id));
             group_policies.insert(g.group_id.clone(), policies);
             let group = Arc::new(Group {
+                account: arn_account(&g.arn),
                 id: g.group_id,
                 name: g.group_name,
                 path: g.path,
                 arn: g.arn,
             });
-            index.groups.insert(group.name.to_lowercase(), group);
+            index
+                .groups
+                .insert(scoped_name(&group.account, &group.name), group);
         }
         let mut groups_of: HashMap<String, Vec<String>> = HashMap::new();
         for m in r.group_members {
@@ -583,6 +622,7 @@ impl IdentityIndex {
                 policies.extend(group_policies.get(g).into_iter().flatten().cloned());
             }
             let user = Arc::new(User {
+                account: arn_account(&u.arn),
                 policies,
                 id: u.user_id,
                 name: u.user_name,
@@ -592,7 +632,7 @@ impl IdentityIndex {
             });
             index
                 .users
-                .insert(user.name.to_lowercase(), Arc::clone(&user));
+                .insert(scoped_name(&user.account, &user.name), Arc::clone(&user));
             index.users_by_id.insert(user.id.clone(), user);
         }
         for k in r.keys {
@@ -626,6 +666,7 @@ impl IdentityIndex {
             let mut policies = inline.remove(&role.role_id).unwrap_or_default();
             policies.extend(managed_of(&role.role_id));
             let role = Arc::new(Role {
+                account: arn_account(&role.arn),
                 policies,
                 trust,
                 id: role.role_id,
@@ -637,7 +678,7 @@ impl IdentityIndex {
             });
             index
                 .roles
-                .insert(role.name.to_lowercase(), Arc::clone(&role));
+                .insert(scoped_name(&role.account, &role.name), Arc::clone(&role));
             index.roles_by_id.insert(role.id.clone(), role);
         }
         index.token_key = r.token_key.and_then(|k| {
@@ -646,6 +687,17 @@ impl IdentityIndex {
         });
         index
     }
+}
+
+/// The index key of a name in an account: IAM names are unique per account, regardless of case.
+fn scoped_name(account: &str, name: &str) -> String {
+    format!("{account}/{}", name.to_lowercase())
+}
+
+/// The account field of an ARN (`arn:partition:service:region:account:…`), empty when it has
+/// none.
+pub fn arn_account(arn: &str) -> String {
+    arn.split(':').nth(4).unwrap_or_default().to_string()
 }
 
 /// Every identity record of one revision, as [`IdentityIndex::from_records`] takes them.
@@ -713,7 +765,8 @@ impl Identities {
     /// Reloads the index from the store unless it is already at the store's revision.
     pub async fn reload(&self, store: &Store) -> Result<(), StoreError> {
         let _serial = self.reload.lock().await;
-        let mut tx = store.read().await?;
+        // Every account's identities, whatever account the caller's handle is scoped to.
+        let mut tx = store.unscoped().read().await?;
         let revision = tx.revision();
         if self.index.load().revision.is_some_and(|r| r >= revision) {
             return Ok(());
@@ -739,9 +792,12 @@ impl Identities {
         )?
         .into_iter()
         .next();
+        let accounts = decode(tx.list(crate::organizations::ACCOUNT_KIND, None).await?)?;
         drop(tx);
         self.index.store(Arc::new(
-            IdentityIndex::from_records(revision, records).with_organization(organization),
+            IdentityIndex::from_records(revision, records)
+                .with_organization(organization)
+                .with_account_roots(accounts),
         ));
         Ok(())
     }
@@ -896,8 +952,11 @@ mod tests {
         }
         assert_eq!(index.active_key("AKIA1").unwrap().0, "secret-of-AKIA1");
         assert_eq!(index.key_owner("AKIA2").unwrap().name, "Alice");
-        assert_eq!(index.user("ALICE").unwrap().policies.len(), 1);
-        assert_eq!(index.user("bob").unwrap().policies.len(), 0);
+        assert_eq!(
+            index.user("111122223333", "ALICE").unwrap().policies.len(),
+            1
+        );
+        assert_eq!(index.user("111122223333", "bob").unwrap().policies.len(), 0);
         // Roles added afterwards keep the users.
         let index = index.with_roles(
             vec![StoredRole {
@@ -918,9 +977,12 @@ mod tests {
             }],
             None,
         );
-        assert_eq!(index.role("app").unwrap().policies.len(), 1);
-        assert!(index.role("app").unwrap().trust.is_some());
-        assert_eq!(index.user("alice").unwrap().policies.len(), 1);
+        assert_eq!(index.role("111122223333", "app").unwrap().policies.len(), 1);
+        assert!(index.role("111122223333", "app").unwrap().trust.is_some());
+        assert_eq!(
+            index.user("111122223333", "alice").unwrap().policies.len(),
+            1
+        );
     }
 
     #[test]
@@ -1016,7 +1078,7 @@ mod tests {
                 .iter()
                 .any(|p| matches!(p.evaluate(&request), trellis_policy::Decision::Allow(_)))
         };
-        let alice = index.user("alice").unwrap();
+        let alice = index.user("111122223333", "alice").unwrap();
         assert_eq!(alice.policies.len(), 2);
         assert_eq!(alice.tags.len(), 1);
         // (user, action, allowed): alice through her group, bob through the default version.
@@ -1025,22 +1087,26 @@ mod tests {
             (alice, "vpc-lattice:ListServices", true),
             (alice, "vpc-lattice:CreateService", false),
             (
-                index.user("bob").unwrap(),
+                index.user("111122223333", "bob").unwrap(),
                 "vpc-lattice:DeleteService",
                 true,
             ),
             (
-                index.user("bob").unwrap(),
+                index.user("111122223333", "bob").unwrap(),
                 "vpc-lattice:CreateService",
                 false,
             ),
-            (index.user("bob").unwrap(), "lambda:ListFunctions", false),
+            (
+                index.user("111122223333", "bob").unwrap(),
+                "lambda:ListFunctions",
+                false,
+            ),
         ];
         for (u, action, want) in cases {
             assert_eq!(allows(u, action), want, "{} {action}", u.name);
         }
         assert_eq!(
-            index.group("READERS").unwrap().arn,
+            index.group("111122223333", "READERS").unwrap().arn,
             "arn:aws:iam::111122223333:group/readers"
         );
     }

@@ -58,13 +58,25 @@ pub struct RootCredentials {
     pub secret_access_key: String,
 }
 
-/// Shared state of every handler.
+/// Shared state of every handler. The table gives each handler the state of its caller's account
+/// ([`AppState::for_request`]): `ctx` names that account (so every ARN a handler builds carries
+/// it) and `store` is scoped to it (so a handler sees and changes that account's records only).
 #[derive(Clone)]
-pub struct AppState(Arc<Inner>);
+pub struct AppState {
+    inner: Arc<Inner>,
+    /// The account this state acts for: the caller's in a handler, the management account's
+    /// outside one.
+    pub ctx: Context,
+    /// The store as that account sees it; unscoped outside a handler.
+    pub store: Store,
+}
 
 pub struct Inner {
-    pub ctx: Context,
-    pub store: Store,
+    /// The management account (`--account-id`): the organization's, and the owner of every
+    /// record written before accounts existed.
+    pub management: Context,
+    /// The store as a whole, every account's records (the identity index, the organization).
+    pub global_store: Store,
     pub credentials: RootCredentials,
     pub metrics: Arc<Metrics>,
     pub key_cache: trellis_sigv4::KeyCache,
@@ -145,7 +157,7 @@ pub struct FailedPort {
 impl std::ops::Deref for AppState {
     type Target = Inner;
     fn deref(&self) -> &Inner {
-        &self.0
+        &self.inner
     }
 }
 
@@ -158,25 +170,52 @@ impl AppState {
         applied_revision: Arc<AtomicU64>,
         data_plane_ready: Arc<AtomicBool>,
     ) -> AppState {
-        AppState(Arc::new(Inner {
-            ctx,
-            store,
-            credentials,
-            metrics,
-            key_cache: trellis_sigv4::KeyCache::default(),
-            applied_revision,
-            data_plane_ready,
-            failed_ports: Arc::default(),
-            quotas: Quotas::default(),
-            gate: auth::GateLimits::default(),
-            target_health: None,
-            identities: Arc::default(),
-        }))
+        AppState {
+            ctx: ctx.clone(),
+            store: store.unscoped(),
+            inner: Arc::new(Inner {
+                management: ctx,
+                global_store: store.unscoped(),
+                credentials,
+                metrics,
+                key_cache: trellis_sigv4::KeyCache::default(),
+                applied_revision,
+                data_plane_ready,
+                failed_ports: Arc::default(),
+                quotas: Quotas::default(),
+                gate: auth::GateLimits::default(),
+                target_health: None,
+                identities: Arc::default(),
+            }),
+        }
+    }
+
+    /// The state of the account `account`: its context and the store scoped to it.
+    pub fn for_account(&self, account: &str) -> AppState {
+        AppState {
+            inner: Arc::clone(&self.inner),
+            ctx: Context {
+                account_id: account.to_string(),
+                ..self.management.clone()
+            },
+            store: self.global_store.scoped(account),
+        }
+    }
+
+    /// The state a handler of this request gets: its caller's account's ([`Self::for_account`]).
+    /// The gate puts the caller in every request it lets through; one without (which the
+    /// table's authorization refuses before any handler runs) gets an empty scope that sees
+    /// no account's records.
+    pub fn for_request(&self, extensions: &axum::http::Extensions) -> AppState {
+        match extensions.get::<identity::Caller>() {
+            Some(caller) => self.for_account(caller.account()),
+            None => self.for_account(""),
+        }
     }
 
     /// Replaces the default quotas; call it before the state is cloned.
     pub fn with_quotas(mut self, quotas: Quotas) -> AppState {
-        Arc::get_mut(&mut self.0)
+        Arc::get_mut(&mut self.inner)
             .expect("with_quotas is called before the state is shared")
             .quotas = quotas;
         self
@@ -188,7 +227,7 @@ impl AppState {
         mut self,
         source: Arc<dyn target_groups::TargetHealthSource>,
     ) -> AppState {
-        Arc::get_mut(&mut self.0)
+        Arc::get_mut(&mut self.inner)
             .expect("with_target_health is called before the state is shared")
             .target_health = Some(source);
         self
@@ -196,7 +235,7 @@ impl AppState {
 
     /// Replaces the SigV4 gate's default body limits; call it before the state is cloned.
     pub fn with_gate_limits(mut self, gate: auth::GateLimits) -> AppState {
-        Arc::get_mut(&mut self.0)
+        Arc::get_mut(&mut self.inner)
             .expect("with_gate_limits is called before the state is shared")
             .gate = gate;
         self
@@ -222,12 +261,19 @@ pub fn table(
     state: &AppState,
     extra: Vec<Box<dyn FnOnce(TableBuilder) -> TableBuilder + Send>>,
 ) -> Arc<Table> {
-    let mut builder =
-        TableBuilder::new(&operations::LATTICE).add(state.clone(), operations::operations());
-    builder = builder.add(state.clone(), tagging::operations());
-    builder = builder.add(state.clone(), iam::operations());
-    builder = builder.add(state.clone(), sts::operations());
-    builder = builder.add(state.clone(), organizations::operations());
+    let mut builder = TableBuilder::new(&operations::LATTICE).add_scoped(
+        state.clone(),
+        operations::operations(),
+        AppState::for_request,
+    );
+    builder = builder.add_scoped(state.clone(), tagging::operations(), AppState::for_request);
+    builder = builder.add_scoped(state.clone(), iam::operations(), AppState::for_request);
+    builder = builder.add_scoped(state.clone(), sts::operations(), AppState::for_request);
+    builder = builder.add_scoped(
+        state.clone(),
+        organizations::operations(),
+        AppState::for_request,
+    );
     for add in extra {
         builder = add(builder);
     }

@@ -1,14 +1,21 @@
 //! AWS Organizations (`organizations/2016-11-28`, awsJson1_1, signing name `organizations`,
-//! global): the subset that gives `aws:PrincipalOrgID` and `aws:PrincipalOrgPaths` a real
-//! source. The account of `--account-id` creates its organization (`CreateOrganization`), of
-//! which it is the management account and — until Trellis hosts several accounts — the only
-//! member, directly under the root; `DescribeOrganization`, `ListRoots`, `ListAccounts`,
-//! `DescribeAccount` and `DeleteOrganization` read and remove it.
+//! global): the accounts Trellis hosts, and the source of `aws:PrincipalOrgID` and
+//! `aws:PrincipalOrgPaths`. The account of `--account-id` creates its organization
+//! (`CreateOrganization`), of which it is the management account, directly under the root.
+//! Its principals create member accounts (`CreateAccount`, which succeeds at once:
+//! `DescribeCreateAccountStatus` reports `SUCCEEDED`), list and describe them (`ListAccounts`,
+//! `DescribeAccount`); every member's principals can `DescribeOrganization`.
 //!
-//! The organization is one store record ([`ORGANIZATION_KIND`]) loaded into the identity index,
-//! so that the gate's authorizer and the data plane's auth stage see every principal of the
-//! account as a member of it (`o-…`, path `o-…/r-…/`) from the index's revision on. Member
-//! accounts (`CreateAccount`), organizational units and policies are not served.
+//! A member account gets, as in AWS, the role `OrganizationAccountAccessRole` (trusting the
+//! management account, with `AdministratorAccess`), and — Trellis's own — root credentials,
+//! which the operator reads once with `trellis accounts credentials ID`
+//! ([`take_root_credentials`]).
+//!
+//! The organization ([`ORGANIZATION_KIND`]), its accounts ([`ACCOUNT_KIND`]) and the
+//! CreateAccount requests ([`CREATE_STATUS_KIND`]) are records of no account ([`GLOBAL_KINDS`]),
+//! loaded into the identity index so that the gate and the data plane see every principal of
+//! every account as a member (`o-…`, path `o-…/r-…/`) and know member roots' keys.
+//! Organizational units and policies are not served.
 
 use axum::http::StatusCode;
 use rand::Rng as _;
@@ -22,6 +29,23 @@ use crate::AppState;
 
 /// The record kind of the organization (one record, id: the organization ID).
 pub const ORGANIZATION_KIND: &str = "organization";
+/// The record kind of a member account (id: the account ID, name: the lower-cased e-mail).
+pub const ACCOUNT_KIND: &str = "org-account";
+/// The record kind of a CreateAccount request (id: `car-…`).
+pub const CREATE_STATUS_KIND: &str = "org-create-account-status";
+/// The record kinds that belong to no account: every account's transactions see them, and the
+/// management account does not adopt them when the server starts.
+pub const GLOBAL_KINDS: &[&str] = &[
+    ORGANIZATION_KIND,
+    ACCOUNT_KIND,
+    CREATE_STATUS_KIND,
+    crate::identity::TOKEN_KEY_KIND,
+];
+/// The role CreateAccount creates in a member account unless asked for another name.
+pub const ACCESS_ROLE: &str = "OrganizationAccountAccessRole";
+/// How many accounts an organization may have (AWS's default quota is 10; Trellis hosts them
+/// all on one store, so it allows more).
+pub const MAX_ACCOUNTS: usize = 100;
 
 /// Organizations as the front door knows it.
 pub static ORGANIZATIONS: Service = Service {
@@ -56,6 +80,8 @@ const SERVED: &[&str] = &[
     "ListRoots",
     "ListAccounts",
     "DescribeAccount",
+    "CreateAccount",
+    "DescribeCreateAccountStatus",
 ];
 
 /// Every Organizations operation Trellis serves, with the errors its model lists (some can
@@ -111,6 +137,31 @@ pub fn operations() -> Vec<Operation<AppState>> {
             "ServiceException",
             "TooManyRequestsException",
         ]),
+        Operation::rpc(&ORGANIZATIONS, "CreateAccount", create_account).errors(&[
+            "AccessDeniedException",
+            "AWSOrganizationsNotInUseException",
+            "ConcurrentModificationException",
+            "ConstraintViolationException",
+            "InvalidInputException",
+            "FinalizingOrganizationException",
+            "ServiceException",
+            "TooManyRequestsException",
+            "UnsupportedAPIEndpointException",
+        ]),
+        Operation::rpc(
+            &ORGANIZATIONS,
+            "DescribeCreateAccountStatus",
+            describe_create_account_status,
+        )
+        .errors(&[
+            "AccessDeniedException",
+            "AWSOrganizationsNotInUseException",
+            "CreateAccountStatusNotFoundException",
+            "InvalidInputException",
+            "ServiceException",
+            "TooManyRequestsException",
+            "UnsupportedAPIEndpointException",
+        ]),
     ]
 }
 
@@ -121,6 +172,12 @@ pub enum OrgError {
     NotInUse,
     AlreadyInOrganization,
     AccountNotFound(String),
+    /// A call only the management account may make, by another account.
+    AccessDenied,
+    /// DeleteOrganization while member accounts remain.
+    NotEmpty,
+    CreateStatusNotFound(String),
+    ConstraintViolation(String),
     Internal(String),
 }
 
@@ -145,6 +202,28 @@ impl From<OrgError> for AwsError {
                 StatusCode::BAD_REQUEST,
                 format!("You specified an account that doesn't exist: {id}"),
             ),
+            OrgError::AccessDenied => AwsError::new(
+                "AccessDeniedException",
+                StatusCode::BAD_REQUEST,
+                "You don't have permissions to access this resource.",
+            ),
+            OrgError::NotEmpty => AwsError::new(
+                "OrganizationNotEmptyException",
+                StatusCode::BAD_REQUEST,
+                "To delete an organization you must first remove all member accounts (except the \
+                 master).",
+            ),
+            OrgError::CreateStatusNotFound(id) => AwsError::new(
+                "CreateAccountStatusNotFoundException",
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "We can't find a create account request with the ID that you specified: {id}"
+                ),
+            ),
+            OrgError::ConstraintViolation(m) => {
+                AwsError::new("ConstraintViolationException", StatusCode::CONFLICT, m)
+                    .with_member("Reason", "ACCOUNT_NUMBER_LIMIT_EXCEEDED")
+            }
             OrgError::Internal(detail) => AwsError::internal("ServiceException", detail),
         }
     }
@@ -188,10 +267,11 @@ fn organization_arn(ctx: &Context, org: &StoredOrganization) -> String {
     )
 }
 
-fn account_arn(ctx: &Context, org: &StoredOrganization) -> String {
+/// The ARN of `account` in the organization (`management` is the management account).
+fn account_arn(management: &Context, org: &StoredOrganization, account: &str) -> String {
     format!(
-        "arn:{}:organizations::{}:account/{}/{}",
-        ctx.partition, ctx.account_id, org.id, ctx.account_id
+        "arn:{}:organizations::{}:account/{}/{account}",
+        management.partition, management.account_id, org.id
     )
 }
 
@@ -205,17 +285,59 @@ fn random_lower(prefix: &str, n: usize) -> String {
     out
 }
 
-async fn find(tx: &mut Tx) -> Result<Option<StoredOrganization>, OrgError> {
-    let records = tx.list(ORGANIZATION_KIND, None).await?;
+fn decode_all<T: serde::de::DeserializeOwned>(records: Vec<Record>) -> Result<Vec<T>, OrgError> {
     records
         .into_iter()
-        .next()
         .map(|r| {
             serde_json::from_value(r.body).map_err(|e| {
-                OrgError::Internal(format!("a stored organization does not decode: {e}"))
+                OrgError::Internal(format!("a stored {} record does not decode: {e}", r.kind))
             })
         })
-        .transpose()
+        .collect()
+}
+
+async fn find(tx: &mut Tx) -> Result<Option<StoredOrganization>, OrgError> {
+    Ok(decode_all(tx.list(ORGANIZATION_KIND, None).await?)?
+        .into_iter()
+        .next())
+}
+
+/// A member account: who it is and its root credentials. Its `Debug` leaves the secret out.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredAccount {
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    pub create_date_ms: i64,
+    pub root_access_key_id: String,
+    pub root_secret_access_key: String,
+    /// Whether `trellis accounts credentials` has handed the root credentials out (it does so
+    /// once).
+    #[serde(default)]
+    pub credentials_taken: bool,
+}
+
+impl std::fmt::Debug for StoredAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredAccount")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("root_access_key_id", &self.root_access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A CreateAccount request and how it ended (it never stays `IN_PROGRESS` here).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StoredCreateStatus {
+    pub id: String,
+    pub account_name: String,
+    /// `SUCCEEDED` or `FAILED`.
+    pub state: String,
+    pub requested_ms: i64,
+    pub completed_ms: i64,
+    pub account_id: Option<String>,
+    pub failure_reason: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -238,14 +360,14 @@ pub struct Organization {
 }
 
 impl Organization {
-    fn of(ctx: &Context, org: &StoredOrganization) -> Organization {
+    fn of(management: &Context, org: &StoredOrganization) -> Organization {
         Organization {
             id: org.id.clone(),
-            arn: organization_arn(ctx, org),
+            arn: organization_arn(management, org),
             feature_set: org.feature_set.clone(),
-            master_account_arn: account_arn(ctx, org),
-            master_account_id: ctx.account_id.clone(),
-            master_account_email: account_email(&ctx.account_id),
+            master_account_arn: account_arn(management, org, &management.account_id),
+            master_account_id: management.account_id.clone(),
+            master_account_email: account_email(&management.account_id),
             available_policy_types: Vec::new(),
         }
     }
@@ -263,6 +385,15 @@ pub struct CreateOrganizationInput {
     feature_set: Option<String>,
 }
 
+/// Refuses a call only the management account may make.
+fn management_only(s: &AppState) -> Result<(), OrgError> {
+    if s.ctx.account_id == s.management.account_id {
+        Ok(())
+    } else {
+        Err(OrgError::AccessDenied)
+    }
+}
+
 async fn create_organization(
     s: AppState,
     input: CreateOrganizationInput,
@@ -275,7 +406,7 @@ async fn create_organization(
              constraint: Member must satisfy enum value set: [ALL, CONSOLIDATED_BILLING]"
         )));
     }
-    let mut tx = s.store.write().await?;
+    let mut tx = s.global_store.write().await?;
     if find(&mut tx).await?.is_some() {
         return Err(OrgError::AlreadyInOrganization);
     }
@@ -290,7 +421,7 @@ async fn create_organization(
         id: org.id.clone(),
         parent: None,
         name: Some(ORGANIZATION_KIND.into()),
-        arn: Some(organization_arn(&s.ctx, &org)),
+        arn: Some(organization_arn(&s.management, &org)),
         refs: Vec::new(),
         body: serde_json::to_value(&org).map_err(|e| OrgError::Internal(e.to_string()))?,
         seq: 0,
@@ -304,7 +435,7 @@ async fn create_organization(
     tx.commit().await?;
     s.identities.reload(&s.store).await?;
     Ok(OrganizationOutput {
-        organization: Organization::of(&s.ctx, &org),
+        organization: Organization::of(&s.management, &org),
     })
 }
 
@@ -312,7 +443,7 @@ async fn create_organization(
 pub struct NoInput {}
 
 async fn current(s: &AppState) -> Result<StoredOrganization, OrgError> {
-    let mut tx = s.store.read().await?;
+    let mut tx = s.global_store.read().await?;
     find(&mut tx).await?.ok_or(OrgError::NotInUse)
 }
 
@@ -323,7 +454,7 @@ async fn describe_organization(
 ) -> Result<OrganizationOutput, OrgError> {
     let org = current(&s).await?;
     Ok(OrganizationOutput {
-        organization: Organization::of(&s.ctx, &org),
+        organization: Organization::of(&s.management, &org),
     })
 }
 
@@ -331,8 +462,12 @@ async fn describe_organization(
 pub struct Empty {}
 
 async fn delete_organization(s: AppState, _: NoInput, _: Call) -> Result<Empty, OrgError> {
-    let mut tx = s.store.write().await?;
+    management_only(&s)?;
+    let mut tx = s.global_store.write().await?;
     let org = find(&mut tx).await?.ok_or(OrgError::NotInUse)?;
+    if tx.count(ACCOUNT_KIND, None).await? > 0 {
+        return Err(OrgError::NotEmpty);
+    }
     tx.delete(ORGANIZATION_KIND, &org.id).await?;
     tx.commit().await?;
     s.identities.reload(&s.store).await?;
@@ -347,24 +482,40 @@ pub struct PageInput {
 }
 
 impl PageInput {
-    /// The model's bounds (1–20); every list here has one item, so a token is never issued and
-    /// none is accepted.
-    fn validate(&self) -> Result<(), OrgError> {
-        if let Some(n) = self.max_results
-            && !(1..=20).contains(&n)
-        {
-            return Err(OrgError::InvalidInput(format!(
-                "1 validation error detected: Value '{n}' at 'maxResults' failed to satisfy \
-                 constraint: Member must have value between 1 and 20"
-            )));
-        }
-        if self.next_token.is_some() {
-            return Err(OrgError::InvalidInput(
-                "The NextToken is not valid: no list of this organization has a next page.".into(),
-            ));
-        }
-        Ok(())
+    /// The model's bounds (1–20) and where the page starts: `NextToken` is the offset of the
+    /// next item, as this server issued it.
+    fn validate(&self) -> Result<(usize, usize), OrgError> {
+        let size = match self.max_results {
+            None => 20,
+            Some(n) if (1..=20).contains(&n) => n as usize,
+            Some(n) => {
+                return Err(OrgError::InvalidInput(format!(
+                    "1 validation error detected: Value '{n}' at 'maxResults' failed to satisfy \
+                     constraint: Member must have value between 1 and 20"
+                )));
+            }
+        };
+        let start = match &self.next_token {
+            None => 0,
+            Some(t) => t
+                .strip_prefix("page-")
+                .and_then(|n| n.parse::<usize>().ok())
+                .ok_or_else(|| {
+                    OrgError::InvalidInput(
+                        "The NextToken is not valid: this server did not issue it.".into(),
+                    )
+                })?,
+        };
+        Ok((start, size))
     }
+}
+
+/// One page of `items` from `start`, with the token of the next page.
+fn page<T>(items: Vec<T>, (start, size): (usize, usize)) -> (Vec<T>, Option<String>) {
+    let total = items.len();
+    let page: Vec<T> = items.into_iter().skip(start).take(size).collect();
+    let next = (start + size < total).then(|| format!("page-{}", start + size));
+    (page, next)
 }
 
 #[derive(Debug, Serialize)]
@@ -384,12 +535,13 @@ pub struct ListRootsOutput {
 
 async fn list_roots(s: AppState, input: PageInput, _: Call) -> Result<ListRootsOutput, OrgError> {
     input.validate()?;
+    management_only(&s)?;
     let org = current(&s).await?;
     Ok(ListRootsOutput {
         roots: vec![Root {
             arn: format!(
                 "arn:{}:organizations::{}:root/{}/{}",
-                s.ctx.partition, s.ctx.account_id, org.id, org.root_id
+                s.management.partition, s.management.account_id, org.id, org.root_id
             ),
             id: org.root_id,
             name: "Root",
@@ -404,7 +556,7 @@ pub struct Account {
     id: String,
     arn: String,
     email: String,
-    name: &'static str,
+    name: String,
     status: &'static str,
     state: &'static str,
     joined_method: &'static str,
@@ -415,21 +567,50 @@ impl Account {
     fn management(ctx: &Context, org: &StoredOrganization) -> Account {
         Account {
             id: ctx.account_id.clone(),
-            arn: account_arn(ctx, org),
+            arn: account_arn(ctx, org, &ctx.account_id),
             email: account_email(&ctx.account_id),
-            name: "management",
+            name: "management".into(),
             status: "ACTIVE",
             state: "ACTIVE",
             joined_method: "CREATED",
             joined_timestamp: WireTimestamp::from_unix_millis(org.create_date_ms),
         }
     }
+
+    fn member(management: &Context, org: &StoredOrganization, a: &StoredAccount) -> Account {
+        Account {
+            id: a.id.clone(),
+            arn: account_arn(management, org, &a.id),
+            email: a.email.clone(),
+            name: a.name.clone(),
+            status: "ACTIVE",
+            state: "ACTIVE",
+            joined_method: "CREATED",
+            joined_timestamp: WireTimestamp::from_unix_millis(a.create_date_ms),
+        }
+    }
+}
+
+/// Every account of the organization: the management account, then the members in creation
+/// order.
+async fn accounts(s: &AppState) -> Result<(StoredOrganization, Vec<Account>), OrgError> {
+    let mut tx = s.global_store.read().await?;
+    let org = find(&mut tx).await?.ok_or(OrgError::NotInUse)?;
+    let members: Vec<StoredAccount> = decode_all(tx.list(ACCOUNT_KIND, None).await?)?;
+    let mut all = vec![Account::management(&s.management, &org)];
+    all.extend(
+        members
+            .iter()
+            .map(|a| Account::member(&s.management, &org, a)),
+    );
+    Ok((org, all))
 }
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ListAccountsOutput {
     accounts: Vec<Account>,
+    next_token: Option<String>,
 }
 
 async fn list_accounts(
@@ -437,10 +618,13 @@ async fn list_accounts(
     input: PageInput,
     _: Call,
 ) -> Result<ListAccountsOutput, OrgError> {
-    input.validate()?;
-    let org = current(&s).await?;
+    let window = input.validate()?;
+    management_only(&s)?;
+    let (_, all) = accounts(&s).await?;
+    let (accounts, next_token) = page(all, window);
     Ok(ListAccountsOutput {
-        accounts: vec![Account::management(&s.ctx, &org)],
+        accounts,
+        next_token,
     })
 }
 
@@ -474,11 +658,385 @@ async fn describe_account(
              constraint: Member must satisfy regular expression pattern: ^\\d{{12}}$"
         )));
     }
-    let org = current(&s).await?;
-    if id != s.ctx.account_id {
-        return Err(OrgError::AccountNotFound(id));
+    management_only(&s)?;
+    let (_, all) = accounts(&s).await?;
+    let account = all
+        .into_iter()
+        .find(|a| a.id == id)
+        .ok_or(OrgError::AccountNotFound(id))?;
+    Ok(DescribeAccountOutput { account })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateAccountInput {
+    email: Option<String>,
+    account_name: Option<String>,
+    role_name: Option<String>,
+    iam_user_access_to_billing: Option<String>,
+    #[serde(default)]
+    tags: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateAccountStatus {
+    id: String,
+    account_name: String,
+    state: String,
+    requested_timestamp: WireTimestamp,
+    completed_timestamp: WireTimestamp,
+    account_id: Option<String>,
+    failure_reason: Option<String>,
+}
+
+impl From<StoredCreateStatus> for CreateAccountStatus {
+    fn from(c: StoredCreateStatus) -> CreateAccountStatus {
+        CreateAccountStatus {
+            id: c.id,
+            account_name: c.account_name,
+            state: c.state,
+            requested_timestamp: WireTimestamp::from_unix_millis(c.requested_ms),
+            completed_timestamp: WireTimestamp::from_unix_millis(c.completed_ms),
+            account_id: c.account_id,
+            failure_reason: c.failure_reason,
+        }
     }
-    Ok(DescribeAccountOutput {
-        account: Account::management(&s.ctx, &org),
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateAccountOutput {
+    create_account_status: CreateAccountStatus,
+}
+
+/// The model's constraints on CreateAccount's members, each as Organizations words it.
+fn validate_create_account(
+    input: &CreateAccountInput,
+) -> Result<(String, String, String), OrgError> {
+    let invalid = |member: &str, value: &str, constraint: &str| {
+        OrgError::InvalidInput(format!(
+            "1 validation error detected: Value '{value}' at '{member}' failed to satisfy \
+             constraint: {constraint}"
+        ))
+    };
+    let required = |member: &str, v: &Option<String>| {
+        v.clone().ok_or_else(|| {
+            OrgError::InvalidInput(format!(
+                "1 validation error detected: Value null at '{member}' failed to satisfy \
+                 constraint: Member must not be null"
+            ))
+        })
+    };
+    let email = required("email", &input.email)?;
+    let name = required("accountName", &input.account_name)?;
+    let email_ok = (6..=64).contains(&email.len())
+        && email.is_ascii()
+        && email.split('@').count() == 2
+        && !email.chars().any(char::is_whitespace)
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        });
+    if !email_ok {
+        return Err(invalid(
+            "email",
+            &email,
+            "Member must satisfy regular expression pattern: [^\\s@]+@[^\\s@]+\\.[^\\s@]+ and \
+             have length between 6 and 64",
+        ));
+    }
+    if name.is_empty() || name.chars().count() > 50 || name.chars().any(char::is_control) {
+        return Err(invalid(
+            "accountName",
+            &name,
+            "Member must have length between 1 and 50 and contain no control characters",
+        ));
+    }
+    let role = input
+        .role_name
+        .clone()
+        .unwrap_or_else(|| ACCESS_ROLE.to_string());
+    let role_ok = (1..=64).contains(&role.len())
+        && role
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_+=,.@-".contains(&b));
+    if !role_ok {
+        return Err(invalid(
+            "roleName",
+            &role,
+            "Member must satisfy regular expression pattern: [\\w+=,.@-]{1,64}",
+        ));
+    }
+    if let Some(v) = &input.iam_user_access_to_billing
+        && !matches!(v.as_str(), "ALLOW" | "DENY")
+    {
+        return Err(invalid(
+            "iamUserAccessToBilling",
+            v,
+            "Member must satisfy enum value set: [ALLOW, DENY]",
+        ));
+    }
+    if !input.tags.is_empty() {
+        return Err(OrgError::InvalidInput(
+            "Trellis does not support tags on accounts: create the account without Tags".into(),
+        ));
+    }
+    Ok((email, name, role))
+}
+
+/// A 12-digit account ID not yet in use (nor the management account's).
+fn new_account_id(taken: &[String], management: &str) -> String {
+    let mut rng = rand::rng();
+    loop {
+        let id: String = (0..12)
+            .map(|i| {
+                // No leading zero, so the ID never looks shorter than it is.
+                let low = u8::from(i == 0);
+                char::from(b'0' + rng.random_range(low..10))
+            })
+            .collect();
+        if id != management && !taken.contains(&id) {
+            return id;
+        }
+    }
+}
+
+async fn create_account(
+    s: AppState,
+    input: CreateAccountInput,
+    _: Call,
+) -> Result<CreateAccountOutput, OrgError> {
+    let (email, name, role_name) = validate_create_account(&input)?;
+    management_only(&s)?;
+    let mut tx = s.global_store.write().await?;
+    find(&mut tx).await?.ok_or(OrgError::NotInUse)?;
+    let members: Vec<StoredAccount> = decode_all(tx.list(ACCOUNT_KIND, None).await?)?;
+    if members.len() + 1 >= MAX_ACCOUNTS {
+        return Err(OrgError::ConstraintViolation(format!(
+            "You have reached the limit on the number of accounts in your organization \
+             ({MAX_ACCOUNTS})."
+        )));
+    }
+    let now = Timestamp::now().unix_millis();
+    let mut status = StoredCreateStatus {
+        id: random_lower("car-", 32),
+        account_name: name.clone(),
+        state: "SUCCEEDED".into(),
+        requested_ms: now,
+        completed_ms: now,
+        account_id: None,
+        failure_reason: None,
+    };
+    let email_taken = email.eq_ignore_ascii_case(&account_email(&s.management.account_id))
+        || members.iter().any(|m| m.email.eq_ignore_ascii_case(&email));
+    if email_taken {
+        // As in AWS the request itself succeeds; its status says why no account came of it.
+        status.state = "FAILED".into();
+        status.failure_reason = Some("EMAIL_ALREADY_EXISTS".into());
+    } else {
+        let taken: Vec<String> = members.into_iter().map(|m| m.id).collect();
+        let account = StoredAccount {
+            id: new_account_id(&taken, &s.management.account_id),
+            name,
+            email: email.clone(),
+            create_date_ms: now,
+            root_access_key_id: crate::iam::new_id("AKIA", 16),
+            root_secret_access_key: crate::iam::new_secret(),
+            credentials_taken: false,
+        };
+        tx.insert(&Record {
+            kind: ACCOUNT_KIND.into(),
+            id: account.id.clone(),
+            parent: None,
+            name: Some(email.to_ascii_lowercase()),
+            arn: None,
+            refs: Vec::new(),
+            body: serde_json::to_value(&account).map_err(|e| OrgError::Internal(e.to_string()))?,
+            seq: 0,
+        })
+        .await?;
+        // The new account's first role, in the new account, in the same commit.
+        tx.set_account(Some(&account.id));
+        insert_access_role(&mut tx, &s, &account.id, &role_name, now).await?;
+        tx.set_account(None);
+        status.account_id = Some(account.id);
+    }
+    tx.insert(&Record {
+        kind: CREATE_STATUS_KIND.into(),
+        id: status.id.clone(),
+        parent: None,
+        name: None,
+        arn: None,
+        refs: Vec::new(),
+        body: serde_json::to_value(&status).map_err(|e| OrgError::Internal(e.to_string()))?,
+        seq: 0,
     })
+    .await?;
+    tx.commit().await?;
+    s.identities.reload(&s.store).await?;
+    Ok(CreateAccountOutput {
+        create_account_status: status.into(),
+    })
+}
+
+/// The role AWS creates in a new member account: the management account may assume it, and it
+/// may do anything in the member account (`AdministratorAccess`).
+async fn insert_access_role(
+    tx: &mut Tx,
+    s: &AppState,
+    account: &str,
+    role_name: &str,
+    now: i64,
+) -> Result<(), OrgError> {
+    use crate::identity::{ATTACHMENT_KIND, EntityType, ROLE_KIND, StoredAttachment, StoredRole};
+    let trust = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": { "AWS": format!("arn:{}:iam::{}:root", s.management.partition, s.management.account_id) },
+            "Action": "sts:AssumeRole"
+        }]
+    });
+    let ctx = Context {
+        account_id: account.to_string(),
+        ..s.management.clone()
+    };
+    let role = StoredRole {
+        arn: crate::identity::role_arn(&ctx, "/", role_name),
+        role_id: crate::iam::new_id("AROA", 17),
+        role_name: role_name.to_string(),
+        path: "/".into(),
+        create_date_ms: now,
+        assume_role_policy_document: trust.to_string(),
+        description: Some(
+            "Created by CreateAccount for the organization's management account".into(),
+        ),
+        max_session_duration: 3600,
+        tags: Vec::new(),
+    };
+    tx.insert(&Record {
+        kind: ROLE_KIND.into(),
+        id: role.role_id.clone(),
+        parent: None,
+        name: Some(role_name.to_lowercase()),
+        arn: Some(role.arn.clone()),
+        refs: Vec::new(),
+        body: serde_json::to_value(&role).map_err(|e| OrgError::Internal(e.to_string()))?,
+        seq: 0,
+    })
+    .await?;
+    let policy = "arn:aws:iam::aws:policy/AdministratorAccess";
+    let attachment = StoredAttachment {
+        entity_type: EntityType::Role,
+        entity_id: role.role_id.clone(),
+        policy_arn: policy.to_string(),
+    };
+    tx.insert(&Record {
+        kind: ATTACHMENT_KIND.into(),
+        id: crate::iam::managed::attachment_id(&role.role_id, policy),
+        parent: Some(role.role_id.clone()),
+        name: None,
+        arn: None,
+        refs: vec![policy.to_string()],
+        body: serde_json::to_value(&attachment).map_err(|e| OrgError::Internal(e.to_string()))?,
+        seq: 0,
+    })
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DescribeCreateAccountStatusInput {
+    create_account_request_id: Option<String>,
+}
+
+async fn describe_create_account_status(
+    s: AppState,
+    input: DescribeCreateAccountStatusInput,
+    _: Call,
+) -> Result<CreateAccountOutput, OrgError> {
+    let id = input.create_account_request_id.ok_or_else(|| {
+        OrgError::InvalidInput(
+            "1 validation error detected: Value null at 'createAccountRequestId' failed to \
+             satisfy constraint: Member must not be null"
+                .into(),
+        )
+    })?;
+    let well_formed = id.strip_prefix("car-").is_some_and(|rest| {
+        (8..=32).contains(&rest.len())
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    });
+    if !well_formed {
+        return Err(OrgError::InvalidInput(format!(
+            "1 validation error detected: Value '{id}' at 'createAccountRequestId' failed to \
+             satisfy constraint: Member must satisfy regular expression pattern: \
+             ^car-[a-z0-9]{{8,32}}$"
+        )));
+    }
+    management_only(&s)?;
+    let mut tx = s.global_store.read().await?;
+    find(&mut tx).await?.ok_or(OrgError::NotInUse)?;
+    let rec = tx
+        .get(CREATE_STATUS_KIND, &id)
+        .await?
+        .ok_or(OrgError::CreateStatusNotFound(id))?;
+    let status: StoredCreateStatus = serde_json::from_value(rec.body)
+        .map_err(|e| OrgError::Internal(format!("a stored create-account status: {e}")))?;
+    Ok(CreateAccountOutput {
+        create_account_status: status.into(),
+    })
+}
+
+/// Why [`take_root_credentials`] hands nothing out.
+#[derive(Debug, thiserror::Error)]
+pub enum TakeCredentialsError {
+    #[error(
+        "no member account {0} exists (the management account's root credentials are in DATA_DIR/credentials)"
+    )]
+    NoSuchAccount(String),
+    #[error(
+        "the root credentials of account {0} were already handed out once; they are not shown again"
+    )]
+    AlreadyTaken(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("a stored account does not decode: {0}")]
+    Corrupt(String),
+}
+
+/// A member account's root credentials, handed out once: the operator's way into a new account
+/// (`trellis accounts credentials ID`). Marks them taken in the same transaction.
+pub async fn take_root_credentials(
+    store: &trellis_store::Store,
+    account: &str,
+) -> Result<(String, String), TakeCredentialsError> {
+    let mut tx = store.unscoped().write().await?;
+    let rec = tx
+        .get(ACCOUNT_KIND, account)
+        .await?
+        .ok_or_else(|| TakeCredentialsError::NoSuchAccount(account.to_string()))?;
+    let mut stored: StoredAccount = serde_json::from_value(rec.body.clone())
+        .map_err(|e| TakeCredentialsError::Corrupt(e.to_string()))?;
+    if stored.credentials_taken {
+        return Err(TakeCredentialsError::AlreadyTaken(account.to_string()));
+    }
+    stored.credentials_taken = true;
+    let credentials = (
+        stored.root_access_key_id.clone(),
+        stored.root_secret_access_key.clone(),
+    );
+    tx.update(&Record {
+        body: serde_json::to_value(&stored)
+            .map_err(|e| TakeCredentialsError::Corrupt(e.to_string()))?,
+        ..rec
+    })
+    .await?;
+    tx.commit().await?;
+    Ok(credentials)
 }

@@ -93,7 +93,9 @@ fn caller(call: &Call) -> Caller {
     call.extensions
         .get::<Caller>()
         .cloned()
-        .unwrap_or(Caller::Root)
+        .unwrap_or_else(|| Caller::Root {
+            account: String::new(),
+        })
 }
 
 fn validation(message: impl Into<String>) -> AwsError {
@@ -121,7 +123,7 @@ async fn get_caller_identity(
     call: Call,
 ) -> Result<GetCallerIdentityOutput, AwsError> {
     let (user_id, arn) = match &caller(&call) {
-        Caller::Root => (state.ctx.account_id.clone(), root_arn(&state.ctx)),
+        Caller::Root { .. } => (state.ctx.account_id.clone(), root_arn(&state.ctx)),
         Caller::User { user, .. } => (user.id.clone(), user.arn.clone()),
         Caller::Role { role, session } => (
             format!("{}:{}", role.id, session.session_name),
@@ -190,17 +192,31 @@ pub fn may_assume(
     if identity == Verdict::ExplicitDeny {
         return false;
     }
+    // Across accounts both sides must agree: the role's account through its trust policy, the
+    // caller's through its identity policies (root's always allow).
+    if role.account != ctx.account_id {
+        return (direct || via_account_allows(trust, ctx, &request)) && identity == Verdict::Allow;
+    }
     if direct {
         return true;
     }
-    let via_account = matches!(
+    via_account_allows(trust, ctx, &request) && identity == Verdict::Allow
+}
+
+/// Whether the trust policy allows the caller's account as a whole (`"AWS": "<account-id>"` or
+/// its `:root` ARN).
+fn via_account_allows<'a>(
+    trust: &trellis_policy::Policy,
+    ctx: &Context,
+    request: &dyn Fn(Principal) -> RequestContext<'a>,
+) -> bool {
+    matches!(
         trust.evaluate(&request(Principal::Iam {
             arn: root_arn(ctx),
             account: ctx.account_id.clone(),
         })),
         Decision::Allow(_)
-    );
-    via_account && identity == Verdict::Allow
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -236,7 +252,8 @@ async fn token_key(state: &AppState) -> Result<Vec<u8>, AwsError> {
     let stored = StoredTokenKey {
         key: base64::engine::general_purpose::STANDARD.encode(bytes),
     };
-    let mut tx = state.store.write().await.map_err(internal)?;
+    // One key for every account's sessions: a record of no account.
+    let mut tx = state.global_store.write().await.map_err(internal)?;
     if tx
         .get(TOKEN_KEY_KIND, TOKEN_KEY_ID)
         .await
@@ -482,9 +499,16 @@ async fn assume_role(
         ))
     };
     let index = state.identities.current();
-    // An unknown role, or another account's, is refused like a role the caller may not assume.
-    let role = role_name_of(&state.ctx, &role_arn)
-        .and_then(|name| index.role(name))
+    // The role's account is its ARN's: another account of the organization may be assumed
+    // into (cross-account), as its trust policy allows. An unknown role is refused like a role
+    // the caller may not assume.
+    let role_account = crate::identity::arn_account(&role_arn);
+    let role_ctx = Context {
+        account_id: role_account.clone(),
+        ..state.ctx.clone()
+    };
+    let role = role_name_of(&role_ctx, &role_arn)
+        .and_then(|name| index.role(&role_account, name))
         .filter(|r| r.arn == role_arn)
         .cloned()
         .ok_or_else(refused)?;
@@ -534,7 +558,7 @@ async fn assume_role(
         credentials,
         assumed_role_user: AssumedRoleUser {
             assumed_role_id: format!("{}:{session_name}", role.id),
-            arn: assumed_role_arn(&state.ctx, &role.name, &session_name),
+            arn: assumed_role_arn(&role_ctx, &role.name, &session_name),
         },
     })
 }
@@ -584,9 +608,9 @@ async fn get_session_token(
     }
     let (subject, id, duration) = match caller(&call) {
         // Root's sessions last at most an hour, as AWS's do.
-        Caller::Root => (
+        Caller::Root { account } => (
             Subject::Root,
-            String::new(),
+            account,
             duration.min(MAX_ROOT_SESSION_DURATION),
         ),
         Caller::User { user, .. } => (Subject::User, user.id.clone(), duration),
@@ -612,6 +636,7 @@ mod tests {
 
     fn role(trust: &str) -> Role {
         Role {
+            account: "111122223333".into(),
             id: "AROAAPP".into(),
             name: "app".into(),
             path: "/".into(),
@@ -632,6 +657,7 @@ mod tests {
     fn user(policy: Option<&str>) -> Caller {
         Caller::User {
             user: Arc::new(User {
+                account: "111122223333".into(),
                 id: "AIDAALICE".into(),
                 name: "alice".into(),
                 path: "/".into(),
@@ -689,10 +715,14 @@ mod tests {
             ("account root + identity allow", trust("111122223333", assume, ""), user(Some(ALLOW_ASSUME)), "sts:AssumeRole", vec![], true),
             ("account root ARN + identity allow", trust("arn:aws:iam::111122223333:root", assume, ""), user(Some(ALLOW_ASSUME)), "sts:AssumeRole", vec![], true),
             ("account root without identity allow", trust("111122223333", assume, ""), user(None), "sts:AssumeRole", vec![], false),
-            ("account root, root caller", trust("111122223333", assume, ""), Caller::Root, "sts:AssumeRole", vec![], true),
+            ("account root, root caller", trust("111122223333", assume, ""), Caller::Root {
+                account: "111122223333".into(),
+            }, "sts:AssumeRole", vec![], true),
             ("another user named", trust("arn:aws:iam::111122223333:user/bob", assume, ""), user(Some(ALLOW_ASSUME)), "sts:AssumeRole", vec![], false),
             ("wrong account", trust("999999999999", assume, ""), user(Some(ALLOW_ASSUME)), "sts:AssumeRole", vec![], false),
-            ("wrong account, root caller", trust("999999999999", assume, ""), Caller::Root, "sts:AssumeRole", vec![], false),
+            ("wrong account, root caller", trust("999999999999", assume, ""), Caller::Root {
+                account: "111122223333".into(),
+            }, "sts:AssumeRole", vec![], false),
             ("external ID matches", trust(ALICE, assume, external), user(None), "sts:AssumeRole", x("expected-id"), true),
             ("external ID differs", trust(ALICE, assume, external), user(None), "sts:AssumeRole", x("other-id"), false),
             ("external ID missing", trust(ALICE, assume, external), user(None), "sts:AssumeRole", vec![], false),
@@ -727,7 +757,9 @@ mod tests {
         assert!(!may_assume(
             &ctx,
             &broken,
-            &Caller::Root,
+            &Caller::Root {
+                account: "111122223333".into(),
+            },
             "sts:AssumeRole",
             &[]
         ));

@@ -329,9 +329,23 @@ pub fn build(revision: u64, ctx: &Context, mut docs: Documents) -> Snapshot {
 
     let mut hosts = HostMap::default();
     let mut dns_names: BTreeSet<String> = BTreeSet::new();
+    // The management account's zone, and each other account's that has a served service (every
+    // account's generated names live under its own apex).
+    let mut dns_zones: BTreeSet<String> =
+        BTreeSet::from([trellis_model::dns::zone_apex(&ctx.region, &ctx.account_id)]);
+    let apex_suffix = format!(
+        ".{}.{}.on.aws",
+        trellis_model::dns::SERVICES_LABEL,
+        ctx.region
+    );
     for svc in &served {
         claim_host(&mut hosts, &svc.dns_name, svc);
         dns_names.insert(svc.dns_name.clone());
+        if let Some((_, apex)) = svc.dns_name.split_once('.')
+            && apex.ends_with(&apex_suffix)
+        {
+            dns_zones.insert(apex.to_string());
+        }
     }
     for svc in &served {
         if let Some(domain) = &svc.custom_domain_name {
@@ -373,7 +387,7 @@ pub fn build(revision: u64, ctx: &Context, mut docs: Documents) -> Snapshot {
         hosts,
         ports,
         target_groups,
-        dns_zones: vec![trellis_model::dns::zone_apex(&ctx.region, &ctx.account_id)],
+        dns_zones: dns_zones.into_iter().collect(),
         dns_names: dns_names.into_iter().collect(),
         tls_names: tls_names.into_iter().collect(),
     }

@@ -130,6 +130,13 @@ impl Tx {
         self.account.as_deref()
     }
 
+    /// Makes the rest of this transaction act for `account` (`None`: every account). For the
+    /// rare write that spans accounts in one commit — the organization creating a member account
+    /// and its first role. Handlers get transactions already scoped to their caller.
+    pub fn set_account(&mut self, account: Option<&str>) {
+        self.account = account.map(Arc::from);
+    }
+
     fn scope(&self) -> Option<&str> {
         self.account.as_deref()
     }
@@ -263,7 +270,12 @@ impl Tx {
                 "WHERE kind = $1 AND coalesce(parent, '') = $2 AND name = $3 \
                  AND ($4 IS NULL OR account = $4 OR account = '')"
             ),
-            &[Some(kind), Some(parent.unwrap_or("")), Some(name), account.as_deref()],
+            &[
+                Some(kind),
+                Some(parent.unwrap_or("")),
+                Some(name),
+                account.as_deref(),
+            ],
             "get record by name",
         )
         .await

@@ -117,6 +117,8 @@ impl Functions {
         if let Some(remote) = &config.remote {
             tracing::info!(endpoint = %remote.endpoint, "functions not hosted here are invoked remotely");
         }
+        // Functions belong to the management account (the Lambda API refuses other accounts).
+        let store = store.scoped(&ctx.account_id);
         let host = FunctionHost::new(store, config).map_err(anyhow::Error::msg)?;
         let isolation = host.isolation();
         if !isolation.enabled() {

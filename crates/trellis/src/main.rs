@@ -1,6 +1,7 @@
 //! The `trellis` binary: command-line interface, configuration, wiring of the store, control
 //! plane and data plane, signal handling and shutdown order. The only crate that knows all others.
 
+mod accounts;
 mod api_limits;
 mod ca;
 mod conn_limits;
@@ -32,6 +33,9 @@ enum Command {
     Ca(ca::CaArgs),
     /// Print logs Trellis keeps: `trellis logs function NAME` prints a function's log.
     Logs(logs::LogsArgs),
+    /// Member accounts: `trellis accounts credentials ID` prints a new account's root
+    /// credentials, once.
+    Accounts(accounts::AccountsArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -43,6 +47,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve::run(*args),
         Command::Ca(args) => ca::run(args),
         Command::Logs(args) => logs::run(args),
+        Command::Accounts(args) => accounts::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

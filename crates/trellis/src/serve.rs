@@ -268,6 +268,18 @@ async fn serve(
         region: args.region.clone(),
         account_id: args.account_id.clone(),
     };
+    // Records written before accounts existed belong to the management account.
+    let adopted = store
+        .adopt_unowned(&ctx.account_id, trellis_api::organizations::GLOBAL_KINDS)
+        .await
+        .context("cannot give existing records to the management account")?;
+    if adopted > 0 {
+        tracing::info!(
+            records = adopted,
+            account = %ctx.account_id,
+            "records without an account now belong to the management account"
+        );
+    }
     let state = AppState::new(
         ctx.clone(),
         store.clone(),

@@ -88,16 +88,29 @@ impl TableBuilder {
 
     /// Adds operations whose handlers share `state`.
     pub fn add<S: Clone + Send + Sync + 'static>(
+        self,
+        state: S,
+        ops: Vec<Operation<S>>,
+    ) -> TableBuilder {
+        self.add_scoped(state, ops, |s, _| s.clone())
+    }
+
+    /// Adds operations whose handlers each get the state `for_request` derives from the shared
+    /// one and the request's extensions (what the gate put there: the caller, its account), so
+    /// that a handler cannot forget to scope what it reads to the caller.
+    pub fn add_scoped<S: Clone + Send + Sync + 'static>(
         mut self,
         state: S,
         ops: Vec<Operation<S>>,
+        for_request: fn(&S, &axum::http::Extensions) -> S,
     ) -> TableBuilder {
         for op in ops {
             let state = state.clone();
             let handler = op.handler;
             let meta = Arc::new(op.meta.clone());
-            let bound: Bound = Arc::new(move |req| {
-                let fut = handler(state.clone(), meta.clone(), req);
+            let bound: Bound = Arc::new(move |req: Request| {
+                let scoped = for_request(&state, req.extensions());
+                let fut = handler(scoped, meta.clone(), req);
                 let meta = meta.clone();
                 Box::pin(async move {
                     let mut resp = fut.await;

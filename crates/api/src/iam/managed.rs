@@ -798,7 +798,7 @@ async fn entity(tx: &mut Tx, kind: EntityType, name: &str) -> IamResult<(String,
     })
 }
 
-fn attachment_id(entity_id: &str, arn: &str) -> String {
+pub(crate) fn attachment_id(entity_id: &str, arn: &str) -> String {
     format!("{entity_id} {arn}")
 }
 
