@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 
 from backends import INGRESS, Caller, ServiceBuilder, dig, fixed, free_port
 from conftest import ACCOUNT, BIN, REGION, error_code, unique, wait_until_applied
+from functions_support import ROLE, invoke, zip_bytes
 from test_iam import wait_identity
 
 pytest_plugins = ["backends"]
@@ -118,10 +119,6 @@ def test_member_root_is_its_own_account(dp_server, member):
         with pytest.raises(ClientError) as e:
             call()
         assert error_code(e) == "AccessDeniedException"
-    # Functions are hosted by the management account only.
-    with pytest.raises(ClientError) as e:
-        client(dp_server, creds, "lambda").list_functions()
-    assert error_code(e) == "AccessDeniedException"
 
 
 def test_accounts_do_not_see_each_other(dp_server, dp_lattice, member):
@@ -160,6 +157,66 @@ def test_accounts_do_not_see_each_other(dp_server, dp_lattice, member):
                         if u["Arn"].split(":")[4] != ACCOUNT}
     theirs.delete_service(serviceIdentifier=their_svc["id"])
     dp_lattice.delete_service(serviceIdentifier=mine_svc["id"])
+
+
+def test_functions_belong_to_their_account(dp_server, member):
+    """Both accounts create a function with the same name; each invokes its own, lists only its
+    own, and a member's LAMBDA target group serves traffic from the member's function."""
+    account, creds = member
+    name = unique("fn")
+    code = {"ZipFile": zip_bytes({"app.py": WHO})}
+    mine = dp_server.client("lambda").create_function(
+        FunctionName=name, Runtime="python3.12", Role=ROLE, Handler="app.handler",
+        Environment={"Variables": {"OWNER": "management"}}, Code=code)
+    theirs_lam = client(dp_server, creds, "lambda")
+    theirs = theirs_lam.create_function(
+        FunctionName=name, Runtime="python3.12", Role=f"arn:aws:iam::{account}:role/fn", Handler="app.handler",
+        Environment={"Variables": {"OWNER": "member"}}, Code=code)
+    assert mine["FunctionArn"] == f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
+    assert theirs["FunctionArn"] == f"arn:aws:lambda:{REGION}:{account}:function:{name}"
+    _, out = invoke(theirs_lam, name, {})
+    assert out == {"owner": "member", "arn": theirs["FunctionArn"]}
+    _, out = invoke(dp_server.client("lambda"), name, {})
+    assert out == {"owner": "management", "arn": mine["FunctionArn"]}
+    # Neither reaches the other's by ARN.
+    with pytest.raises(ClientError) as e:
+        theirs_lam.get_function(FunctionName=mine["FunctionArn"])
+    assert error_code(e) == "ResourceNotFoundException"
+    with pytest.raises(ClientError) as e:
+        theirs_lam.invoke(FunctionName=mine["FunctionArn"], Payload=b"{}")
+    assert error_code(e) == "ResourceNotFoundException"
+    assert [f["FunctionName"] for f in theirs_lam.list_functions()["Functions"]] == [name]
+    # Each account's function logs to its own file: `trellis logs function NAME [--account ID]`.
+    logs = {}
+    for who, extra in (("management", []), ("member", ["--account", account])):
+        p = subprocess.run([BIN, "logs", "function", name, "--data-dir", dp_server.data_dir, *extra],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        logs[who] = p.stdout
+    assert logs["management"].count("START RequestId") == 1, logs
+    assert logs["member"].count("START RequestId") == 1, logs
+    # A LAMBDA target group of the member may name the member's function, not the management's.
+    lattice = client(dp_server, creds)
+    tg = lattice.create_target_group(name=unique("fns"), type="LAMBDA")
+    refused = lattice.register_targets(targetGroupIdentifier=tg["id"], targets=[{"id": mine["FunctionArn"]}])
+    assert [f["id"] for f in refused["unsuccessful"]] == [mine["FunctionArn"]]
+    lattice.register_targets(targetGroupIdentifier=tg["id"], targets=[{"id": theirs["FunctionArn"]}])
+    svc = ServiceBuilder(lattice)
+    port = free_port()
+    svc.listener("HTTP", port, {"forward": {"targetGroups": [{"targetGroupIdentifier": tg["id"], "weight": 1}]}})
+    wait_until_applied(dp_server)
+    resp = Caller(svc.dns_name, port).request("/")
+    assert resp.status == 200 and resp.json()["owner"] == "member", resp.body
+
+
+WHO = """
+import json, os
+def handler(event, context):
+    body = {"owner": os.environ["OWNER"], "arn": context.invoked_function_arn}
+    if "requestContext" in event or "httpMethod" in event or "method" in event:
+        return {"statusCode": 200, "headers": {"content-type": "application/json"}, "body": json.dumps(body)}
+    return body
+"""
 
 
 def test_management_assumes_the_access_role(dp_server, member):

@@ -62,6 +62,41 @@ def test_unknown_functions_are_invoked_remotely(pair):
     assert invoke(far_lam, name, {})[1]["version"] == "v1"
 
 
+def test_member_accounts_never_invoke_remotely(pair):
+    """The remote is called with the operator's credentials: a member account's invocations of
+    functions it does not have stop at the near server, by name or by another account's ARN."""
+    import configparser
+
+    import boto3
+    import botocore.config
+
+    near, far = pair
+    name = unique("far")
+    create_python(far.client("lambda"), name)
+    orgs = near.client("organizations")
+    orgs.create_organization(FeatureSet="ALL")
+    account = orgs.create_account(Email=f"{unique('m')}@example.com", AccountName="m")["CreateAccountStatus"]["AccountId"]
+    p = subprocess.run([BIN, "accounts", "credentials", account, "--data-dir", near.data_dir]
+                       + (["--store", near.store] if near.store else []),
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    profile = configparser.ConfigParser()
+    profile.read_string(p.stdout)
+    creds = profile[f"account-{account}"]
+    member = boto3.client("lambda", endpoint_url=near.endpoint, region_name="us-west-2",
+                          aws_access_key_id=creds["aws_access_key_id"],
+                          aws_secret_access_key=creds["aws_secret_access_key"],
+                          config=botocore.config.Config(retries={"max_attempts": 1}))
+    for target in (name, function_arn(name)):
+        with pytest.raises(ClientError) as e:
+            member.invoke(FunctionName=target, Payload=b"{}")
+        assert error_code(e) == "ResourceNotFoundException", target
+    assert not os.path.exists(os.path.join(far.data_dir, "logs", "functions", f"{name}.log"))
+    # The management account still reaches it.
+    resp, _ = invoke(near.client("lambda"), name, {})
+    assert resp["StatusCode"] == 200
+
+
 def test_wrong_credentials_surface_the_remote_refusal():
     far = Server(backends()[0]).start()
     near = EdgeServer(backends()[0], far.endpoint, credentials=("AKIAWRONGWRONGWRONG0", "wrong")).start()

@@ -465,18 +465,19 @@ pub async fn sigv4_gate(
             used,
         ));
     }
-    parts.extensions.insert(Authorizer(Arc::new({
-        // The caller acts on its own account: the ARNs it is authorized for name it, and a
-        // resource tag is read from its records only.
-        let scoped = state.for_account(caller.account());
-        CallerAuthorizer {
+    // The caller acts on its own account: the ARNs it is authorized for name it, and a
+    // resource tag is read from its records only.
+    let scoped = state.for_account(caller.account());
+    parts
+        .extensions
+        .insert(Authorizer(Arc::new(CallerAuthorizer {
             caller: caller.clone(),
-            hosts_functions: scoped.ctx.account_id == state.management.account_id,
             ctx: scoped.ctx.clone(),
             index,
             store: Some(scoped.store.clone()),
-        }
-    })));
+        })));
+    // Other crates' handlers (the Lambda API) learn the caller's account from its context.
+    parts.extensions.insert(scoped.ctx);
     parts.extensions.insert(caller);
     // The permit is held until the handler is done with the body it was granted for.
     next.run(Request::from_parts(parts, Body::from(bytes.freeze())))

@@ -31,9 +31,6 @@ pub struct CallerAuthorizer {
     pub caller: Caller,
     /// The caller's account.
     pub ctx: Context,
-    /// Whether the caller's account is the management account, the only one that hosts
-    /// functions (the Lambda API refuses other accounts, root included: docs/decisions.md).
-    pub hosts_functions: bool,
     pub index: Arc<IdentityIndex>,
     pub store: Option<trellis_store::Store>,
 }
@@ -50,17 +47,6 @@ impl Authorize for CallerAuthorizer {
 
 impl CallerAuthorizer {
     async fn decide(&self, meta: &OperationMeta, input: &Value) -> Result<(), Box<AwsError>> {
-        if meta.service.signing_name == "lambda" && !self.hosts_functions {
-            return Err(denied(
-                meta,
-                format!(
-                    "User: {} is not authorized to perform: {}: Trellis hosts functions in the \
-                     management account only",
-                    self.caller.arn(&self.ctx),
-                    action(meta)
-                ),
-            ));
-        }
         if matches!(self.caller, Caller::Root { .. }) {
             return Ok(());
         }
@@ -862,7 +848,6 @@ mod tests {
             tags: Vec::new(),
         });
         let auth = CallerAuthorizer {
-            hosts_functions: true,
             caller: Caller::User {
                 user,
                 access_key_id: "AKIAALICE".into(),
@@ -903,7 +888,6 @@ mod tests {
         }
         // Root may do anything.
         let root = CallerAuthorizer {
-            hosts_functions: true,
             caller: Caller::Root {
                 account: "111122223333".into(),
             },

@@ -6,6 +6,14 @@
 //! version ARN); an alias is a `lambda-alias` record `NAME:ALIAS` under it (name `ALIAS`, the
 //! alias ARN). Functions and versions reference `blob:SHA` (their code); aliases reference the
 //! versions they route to, so a version an alias uses cannot be deleted.
+//!
+//! Accounts: records are in their account (the API's transactions are scoped to the caller's),
+//! parents and names are the plain function name, and record IDs — unique across the whole
+//! store — are the function name qualified by the account (`ACCOUNT/NAME`, `ACCOUNT/NAME:N`),
+//! except for the management account ([`set_home_account`]), whose IDs stay the plain names
+//! its records had before accounts existed.
+
+use std::sync::OnceLock;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -36,11 +44,31 @@ fn body<T: Serialize>(doc: &T) -> serde_json::Value {
     serde_json::to_value(doc).unwrap_or_default()
 }
 
+/// The management account: its records' IDs are plain function names.
+static HOME_ACCOUNT: OnceLock<String> = OnceLock::new();
+
+/// Names the management account (the host does, when it starts; the first call wins).
+pub fn set_home_account(account: &str) {
+    let _ = HOME_ACCOUNT.set(account.to_string());
+}
+
+/// The record-ID form of function `name` of `account` (`None`: an unscoped transaction, which
+/// only the management account's records are written through).
+fn record_name(account: Option<&str>, name: &str) -> String {
+    match account {
+        Some(a) if !a.is_empty() && HOME_ACCOUNT.get().map(String::as_str) != Some(a) => {
+            format!("{a}/{name}")
+        }
+        _ => name.to_string(),
+    }
+}
+
 pub async fn get_function(
     tx: &mut Tx,
     name: &str,
 ) -> Result<Option<Loaded<FunctionDoc>>, StoreError> {
-    tx.get(KIND_FUNCTION, name).await?.map(decode).transpose()
+    let id = record_name(tx.account(), name);
+    tx.get(KIND_FUNCTION, &id).await?.map(decode).transpose()
 }
 
 pub async fn get_version(
@@ -48,10 +76,8 @@ pub async fn get_version(
     name: &str,
     version: u64,
 ) -> Result<Option<Loaded<VersionDoc>>, StoreError> {
-    tx.get(KIND_VERSION, &version_id(name, version))
-        .await?
-        .map(decode)
-        .transpose()
+    let id = version_id(&record_name(tx.account(), name), version);
+    tx.get(KIND_VERSION, &id).await?.map(decode).transpose()
 }
 
 pub async fn get_alias(
@@ -59,10 +85,8 @@ pub async fn get_alias(
     name: &str,
     alias: &str,
 ) -> Result<Option<Loaded<AliasDoc>>, StoreError> {
-    tx.get(KIND_ALIAS, &alias_id(name, alias))
-        .await?
-        .map(decode)
-        .transpose()
+    let id = alias_id(&record_name(tx.account(), name), alias);
+    tx.get(KIND_ALIAS, &id).await?.map(decode).transpose()
 }
 
 pub async fn list_functions(tx: &mut Tx) -> Result<Vec<Loaded<FunctionDoc>>, StoreError> {
@@ -92,7 +116,7 @@ pub async fn list_aliases(tx: &mut Tx, name: &str) -> Result<Vec<Loaded<AliasDoc
 pub fn function_record(ctx: &Context, doc: &FunctionDoc) -> Record {
     Record {
         kind: KIND_FUNCTION.into(),
-        id: doc.name.clone(),
+        id: record_name(Some(&ctx.account_id), &doc.name),
         parent: None,
         name: Some(doc.name.clone()),
         arn: Some(function_arn(ctx, &doc.name)),
@@ -106,7 +130,7 @@ pub fn version_record(ctx: &Context, doc: &VersionDoc) -> Record {
     let n = doc.version.to_string();
     Record {
         kind: KIND_VERSION.into(),
-        id: version_id(&doc.name, doc.version),
+        id: version_id(&record_name(Some(&ctx.account_id), &doc.name), doc.version),
         parent: Some(doc.name.clone()),
         name: Some(n.clone()),
         arn: Some(qualified_arn(ctx, &doc.name, &n)),
@@ -116,36 +140,55 @@ pub fn version_record(ctx: &Context, doc: &VersionDoc) -> Record {
     }
 }
 
-/// The record ids of the versions an alias routes to (`$LATEST` is no record).
-fn alias_refs(doc: &AliasDoc) -> Vec<String> {
+/// The record ids of the versions an alias of `account` routes to (`$LATEST` is no record).
+fn alias_refs(account: &str, doc: &AliasDoc) -> Vec<String> {
+    let function = record_name(Some(account), &doc.function);
     std::iter::once(&doc.function_version)
         .chain(doc.additional_version_weights.keys())
-        .filter_map(|v| version_number(v).map(|n| version_id(&doc.function, n)))
+        .filter_map(|v| version_number(v).map(|n| version_id(&function, n)))
         .collect()
 }
 
 pub fn alias_record(ctx: &Context, doc: &AliasDoc) -> Record {
     Record {
         kind: KIND_ALIAS.into(),
-        id: alias_id(&doc.function, &doc.name),
+        id: alias_id(
+            &record_name(Some(&ctx.account_id), &doc.function),
+            &doc.name,
+        ),
         parent: Some(doc.function.clone()),
         name: Some(doc.name.clone()),
         arn: Some(qualified_arn(ctx, &doc.function, &doc.name)),
-        refs: alias_refs(doc),
+        refs: alias_refs(&ctx.account_id, doc),
         body: body(doc),
         seq: 0,
     }
 }
 
-/// Deletes the code blob unless a function or version still uses it.
+/// Deletes the code blob unless a function or version — of any account: blobs are shared by
+/// content — still uses it.
 pub async fn release_blob(tx: &mut Tx, sha256_hex: &str) -> Result<(), StoreError> {
     let reference = blob_ref(sha256_hex);
+    let account = tx.account().map(str::to_string);
+    tx.set_account(None);
+    let mut used = false;
     for kind in [KIND_FUNCTION, KIND_VERSION] {
-        if !tx.list_referencing(kind, &reference).await?.is_empty() {
-            return Ok(());
+        match tx.list_referencing(kind, &reference).await {
+            Ok(users) if users.is_empty() => {}
+            Ok(_) => {
+                used = true;
+                break;
+            }
+            Err(e) => {
+                tx.set_account(account.as_deref());
+                return Err(e);
+            }
         }
     }
-    tx.delete_blob(sha256_hex).await?;
+    tx.set_account(account.as_deref());
+    if !used {
+        tx.delete_blob(sha256_hex).await?;
+    }
     Ok(())
 }
 
@@ -155,8 +198,9 @@ pub async fn aliases_using(
     name: &str,
     version: u64,
 ) -> Result<Vec<String>, StoreError> {
+    let id = version_id(&record_name(tx.account(), name), version);
     Ok(tx
-        .list_referencing(KIND_ALIAS, &version_id(name, version))
+        .list_referencing(KIND_ALIAS, &id)
         .await?
         .into_iter()
         .filter_map(|r| r.name)
@@ -166,9 +210,19 @@ pub async fn aliases_using(
 /// One version that can run: `$LATEST` or a published number, with its configuration.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Target {
+    /// The account the function belongs to.
+    pub account: String,
     pub name: String,
     pub version: String,
     pub config: FunctionConfig,
+}
+
+impl Target {
+    /// The function's name qualified by its account: what the host keys its pools and
+    /// admission by (two accounts may each have a function `web`).
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.account, self.name)
+    }
 }
 
 /// What a name and qualifier resolve to.
@@ -212,6 +266,7 @@ async fn version_target(
 ) -> Result<Target, ResolveError> {
     if version == LATEST {
         return Ok(Target {
+            account: ctx.account_id.clone(),
             name: function.name.clone(),
             version: LATEST.into(),
             config: function.config.clone(),
@@ -224,6 +279,7 @@ async fn version_target(
         ResolveError::NotFound(not_found_message(ctx, &function.name, Some(version)))
     })?;
     Ok(Target {
+        account: ctx.account_id.clone(),
         name: function.name.clone(),
         version: n.to_string(),
         config: loaded.doc.config,

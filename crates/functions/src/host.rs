@@ -116,7 +116,7 @@ fn store_error(e: StoreError) -> InvokeError {
 
 struct ResolutionCache {
     revision: Revision,
-    entries: HashMap<(String, Option<String>), Arc<Resolution>>,
+    entries: HashMap<(String, String, Option<String>), Arc<Resolution>>,
 }
 
 /// The Lambda-compatible function host.
@@ -158,7 +158,19 @@ impl trellis_lambda_event::FunctionInvoker for FunctionHost {
         function: &'a str,
         event: Bytes,
     ) -> trellis_lambda_event::InvokeFuture<'a> {
-        Box::pin(FunctionHost::invoke(self, function, event))
+        Box::pin(async move {
+            // A target group names its function by ARN, and RegisterTargets checked it is a
+            // function of the group's own account: the ARN's account is the one to look in.
+            let account = parse_function_name(function, true)
+                .ok()
+                .and_then(|f| f.account)
+                .unwrap_or_else(|| self.config.ctx.account_id.clone());
+            let ctx = Context {
+                account_id: account,
+                ..self.config.ctx.clone()
+            };
+            FunctionHost::invoke(self, &ctx, function, event).await
+        })
     }
 }
 
@@ -193,6 +205,7 @@ impl FunctionHost {
             &config.python,
             &config.node,
         ));
+        crate::catalog::set_home_account(&config.ctx.account_id);
         let feed = store.subscribe();
         let revision = *feed.borrow();
         let host = Arc::new_cyclic(|me| FunctionHost {
@@ -218,11 +231,14 @@ impl FunctionHost {
         Ok(host)
     }
 
-    pub fn store(&self) -> &Store {
+    /// The store as a whole (every account's functions, and the code blobs); the Lambda API's
+    /// handlers use their caller's account's view ([`crate::api::Api`]).
+    pub fn global_store(&self) -> &Store {
         &self.store
     }
 
-    pub fn ctx(&self) -> &Context {
+    /// The management account's context (`--account-id`, the region).
+    pub fn home_ctx(&self) -> &Context {
         &self.config.ctx
     }
 
@@ -242,14 +258,21 @@ impl FunctionHost {
 
     /// Invokes synchronously (`RequestResponse`) without a log tail: what a LAMBDA target group
     /// needs. `target` is a function name, partial or full ARN, optionally qualified.
-    pub async fn invoke(&self, target: &str, payload: Bytes) -> Result<InvokeOutcome, InvokeError> {
-        self.invoke_with(target, payload, &InvokeOptions::default())
+    /// `ctx` is the account the function is looked up in (the caller's).
+    pub async fn invoke(
+        &self,
+        ctx: &Context,
+        target: &str,
+        payload: Bytes,
+    ) -> Result<InvokeOutcome, InvokeError> {
+        self.invoke_with(ctx, target, payload, &InvokeOptions::default())
             .await
     }
 
     /// Invokes with every option of the `Invoke` API.
     pub async fn invoke_with(
         &self,
+        ctx: &Context,
         target: &str,
         payload: Bytes,
         options: &InvokeOptions,
@@ -260,19 +283,31 @@ impl FunctionHost {
             .map_err(InvokeError::InvalidParameter)?;
         check_payload(&payload, options.invocation_type)?;
 
-        if !fref.is_local(&self.config.ctx) {
-            return self.invoke_remote(&fref, payload, options).await;
+        // The remote endpoint is called with the operator's credentials: only for the
+        // management account (the operator's own), never on a member account's behalf.
+        let remote_allowed = self.remote.is_some() && ctx.account_id == self.config.ctx.account_id;
+        if !fref.is_local(ctx) {
+            if !remote_allowed {
+                return Err(InvokeError::NotFound(format!(
+                    "Function not found: {}",
+                    fref.arn(ctx)
+                )));
+            }
+            return self.invoke_remote(ctx, &fref, payload, options).await;
         }
-        let resolution = match self.resolve(&fref.name, fref.qualifier.as_deref()).await {
+        let resolution = match self
+            .resolve(ctx, &fref.name, fref.qualifier.as_deref())
+            .await
+        {
             Ok(r) => r,
-            Err(ResolveError::NotFound(_)) if self.remote.is_some() => {
-                return self.invoke_remote(&fref, payload, options).await;
+            Err(ResolveError::NotFound(_)) if remote_allowed => {
+                return self.invoke_remote(ctx, &fref, payload, options).await;
             }
             Err(ResolveError::NotFound(message)) => return Err(InvokeError::NotFound(message)),
             Err(ResolveError::Store(e)) => return Err(store_error(e)),
         };
         let target = pick(&resolution);
-        let invoked_arn = fref.arn(&self.config.ctx);
+        let invoked_arn = fref.arn(ctx);
         match options.invocation_type {
             InvocationType::DryRun => Ok(InvokeOutcome {
                 status: 204,
@@ -319,6 +354,7 @@ impl FunctionHost {
 
     async fn invoke_remote(
         &self,
+        ctx: &Context,
         fref: &FunctionRef,
         payload: Bytes,
         options: &InvokeOptions,
@@ -327,7 +363,7 @@ impl FunctionHost {
             Some(remote) => remote.invoke(fref, payload, options).await,
             None => Err(InvokeError::NotFound(format!(
                 "Function not found: {}",
-                fref.arn(&self.config.ctx)
+                fref.arn(ctx)
             ))),
         }
     }
@@ -335,10 +371,15 @@ impl FunctionHost {
     /// Resolves a local function, from the cache when the store has not moved since.
     pub async fn resolve(
         &self,
+        ctx: &Context,
         name: &str,
         qualifier: Option<&str>,
     ) -> Result<Arc<Resolution>, ResolveError> {
-        let key = (name.to_string(), qualifier.map(str::to_string));
+        let key = (
+            ctx.account_id.clone(),
+            name.to_string(),
+            qualifier.map(str::to_string),
+        );
         let revision = *self.feed.borrow();
         {
             let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
@@ -350,9 +391,8 @@ impl FunctionHost {
                 return Ok(hit.clone());
             }
         }
-        let mut tx = self.store.read().await?;
-        let resolution =
-            Arc::new(catalog::resolve(&mut tx, &self.config.ctx, name, qualifier).await?);
+        let mut tx = self.store.scoped(&ctx.account_id).read().await?;
+        let resolution = Arc::new(catalog::resolve(&mut tx, ctx, name, qualifier).await?);
         let seen = tx.revision();
         drop(tx);
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
@@ -364,12 +404,22 @@ impl FunctionHost {
         Ok(resolution)
     }
 
-    fn log_for(&self, name: &str) -> Arc<FunctionLog> {
+    fn log_for(&self, target: &Target) -> Arc<FunctionLog> {
+        // The management account's functions log where they always did; another account's in
+        // a directory of its own.
+        let account =
+            (target.account != self.config.ctx.account_id).then_some(target.account.as_str());
         self.logs
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .entry(name.to_string())
-            .or_insert_with(|| Arc::new(FunctionLog::new(&self.config.data_dir, name)))
+            .entry(target.key())
+            .or_insert_with(|| {
+                Arc::new(FunctionLog::at(crate::logs::log_path_in(
+                    &self.config.data_dir,
+                    account,
+                    &target.name,
+                )))
+            })
             .clone()
     }
 
@@ -440,7 +490,7 @@ impl FunctionHost {
             memory_mb: config.memory_size,
             node: self.config.node.clone(),
             python: self.config.python.clone(),
-            log: self.log_for(&target.name),
+            log: self.log_for(target),
             isolation: self.isolation.clone(),
         }))
     }
@@ -461,10 +511,10 @@ impl FunctionHost {
         }
         let _permit = self
             .pools
-            .admit(&target.name)
+            .admit(&target.key())
             .await
             .map_err(|_| InvokeError::TooManyRequests)?;
-        let key: PoolKey = (target.name.clone(), target.version.clone());
+        let key: PoolKey = (target.key(), target.version.clone());
         let digest = target.config.execution_digest();
         let client_context = options.client_context_base64.as_ref().and_then(|cc| {
             base64::engine::general_purpose::STANDARD
@@ -495,7 +545,7 @@ impl FunctionHost {
             // The code changed on disk under a new process: nothing ran. Its pools go, and the
             // next attempt unpacks the stored package again.
             if attempt == 1 && matches!(completed.outcome, Err(Failure::CodeChanged)) {
-                self.pools.retire_function(&target.name);
+                self.pools.retire_function(&target.key());
                 continue;
             }
             break completed;
@@ -513,22 +563,27 @@ impl FunctionHost {
         })
     }
 
-    /// Stops the runtime processes of `name` (after a delete, or when its code changed).
-    pub fn forget(&self, name: &str) {
-        self.pools.retire_function(name);
+    /// Stops the runtime processes of `account`'s function `name` (after a delete, or when its
+    /// code changed).
+    pub fn forget(&self, account: &str, name: &str) {
+        self.pools.retire_function(&format!("{account}/{name}"));
     }
 
-    /// Process ids of the idle runtime processes of one function version (diagnostics, tests).
+    /// Process ids of the idle runtime processes of one version of the management account's
+    /// function `name` (diagnostics, tests).
     pub fn idle_pids(&self, name: &str, version: &str) -> Vec<u32> {
+        let key = format!("{}/{name}", self.config.ctx.account_id);
         self.pools
-            .get(&(name.to_string(), version.to_string()))
+            .get(&(key, version.to_string()))
             .map(|p| p.idle_pids())
             .unwrap_or_default()
     }
 
-    /// How many invocations of `name` wait for a free concurrency slot (diagnostics, tests).
+    /// How many invocations of the management account's function `name` wait for a free
+    /// concurrency slot (diagnostics, tests).
     pub fn queued(&self, name: &str) -> usize {
-        self.pools.waiting(name)
+        self.pools
+            .waiting(&format!("{}/{name}", self.config.ctx.account_id))
     }
 
     /// Kills every runtime process. Call at shutdown.

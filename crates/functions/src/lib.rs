@@ -54,10 +54,10 @@ pub mod remote;
 pub mod runtime_api;
 pub mod sandbox;
 
-pub use api::{LAMBDA, operations, public_routes};
+pub use api::{Api, LAMBDA, operations, public_routes};
 pub use host::{
     FunctionHost, HostConfig, InvocationType, InvokeError, InvokeOptions, InvokeOutcome,
 };
 pub use isolation::{IsolationConfig, IsolationMode};
-pub use logs::log_path;
+pub use logs::{log_path, log_path_in};
 pub use remote::RemoteConfig;

@@ -34,9 +34,22 @@ pub fn logs_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("logs").join("functions")
 }
 
-/// The log file of the function `name` (a validated function name, so a plain file name).
+/// The log file of the management account's function `name` (a validated function name, so a
+/// plain file name).
 pub fn log_path(data_dir: &Path, name: &str) -> PathBuf {
-    logs_dir(data_dir).join(format!("{name}.log"))
+    log_path_in(data_dir, None, name)
+}
+
+/// The log file of function `name` of `account` (`None`: the management account's, directly in
+/// [`logs_dir`]; another account's under `accounts/<id>/`).
+pub fn log_path_in(data_dir: &Path, account: Option<&str>, name: &str) -> PathBuf {
+    match account {
+        None => logs_dir(data_dir).join(format!("{name}.log")),
+        Some(account) => logs_dir(data_dir)
+            .join("accounts")
+            .join(account)
+            .join(format!("{name}.log")),
+    }
 }
 
 /// The append-only log file of one function, shared by all its runtime processes. Writes are
@@ -49,8 +62,13 @@ pub struct FunctionLog {
 
 impl FunctionLog {
     pub fn new(data_dir: &Path, name: &str) -> FunctionLog {
+        FunctionLog::at(log_path(data_dir, name))
+    }
+
+    /// The log at `path`.
+    pub fn at(path: PathBuf) -> FunctionLog {
         FunctionLog {
-            path: log_path(data_dir, name),
+            path,
             file: Mutex::new(None),
         }
     }

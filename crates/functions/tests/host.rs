@@ -185,7 +185,12 @@ async fn python_handler_runs_and_its_process_is_reused() {
     deploy_python(&f, "py", 10).await;
     let first = f
         .host
-        .invoke_with("py", Bytes::from_static(br#"{"n": 1}"#), &tail_options())
+        .invoke_with(
+            &ctx(),
+            "py",
+            Bytes::from_static(br#"{"n": 1}"#),
+            &tail_options(),
+        )
         .await
         .unwrap();
     assert_eq!(first.status, 200);
@@ -214,6 +219,7 @@ async fn python_handler_runs_and_its_process_is_reused() {
     let second = f
         .host
         .invoke_with(
+            &ctx(),
             "arn:aws:lambda:us-west-2:111122223333:function:py",
             Bytes::from_static(br#"{"n": 2}"#),
             &tail_options(),
@@ -246,7 +252,7 @@ async fn function_errors_are_unhandled_with_the_error_document() {
     deploy_python(&f, "py-err", 10).await;
     let out = f
         .host
-        .invoke("py-err", Bytes::from_static(br#"{"fail": true}"#))
+        .invoke(&ctx(), "py-err", Bytes::from_static(br#"{"fail": true}"#))
         .await
         .unwrap();
     assert_eq!(out.status, 200);
@@ -258,7 +264,7 @@ async fn function_errors_are_unhandled_with_the_error_document() {
     // The process survives a handled exception and serves the next invocation.
     let ok = f
         .host
-        .invoke("py-err", Bytes::from_static(b"{}"))
+        .invoke(&ctx(), "py-err", Bytes::from_static(b"{}"))
         .await
         .unwrap();
     assert_eq!(ok.function_error, None);
@@ -283,6 +289,7 @@ async fn node_handlers_run_in_both_module_styles() {
     let out = f
         .host
         .invoke_with(
+            &ctx(),
             "node-cjs",
             Bytes::from_static(br#"{"a": [1, 2]}"#),
             &tail_options(),
@@ -311,13 +318,13 @@ async fn node_handlers_run_in_both_module_styles() {
     .await;
     let out = f
         .host
-        .invoke("node-esm", Bytes::from_static(br#"{"x": 21}"#))
+        .invoke(&ctx(), "node-esm", Bytes::from_static(br#"{"x": 21}"#))
         .await
         .unwrap();
     assert_eq!(json_of(&out.payload), json!({"doubled": 42}));
     let out = f
         .host
-        .invoke("node-esm", Bytes::from_static(br#"{"fail": true}"#))
+        .invoke(&ctx(), "node-esm", Bytes::from_static(br#"{"fail": true}"#))
         .await
         .unwrap();
     assert_eq!(out.function_error.as_deref(), Some("Unhandled"));
@@ -354,7 +361,7 @@ done
         let payload = Bytes::from(format!(r#"{{"i": {i}}}"#));
         let out = f
             .host
-            .invoke_with("shell", payload, &tail_options())
+            .invoke_with(&ctx(), "shell", payload, &tail_options())
             .await
             .unwrap();
         assert_eq!(out.function_error, None, "{:?}", out.payload);
@@ -381,7 +388,7 @@ async fn responses_over_6mb_are_a_function_error() {
     .await;
     let out = f
         .host
-        .invoke("big", Bytes::from_static(br#"{"size": 7000000}"#))
+        .invoke(&ctx(), "big", Bytes::from_static(br#"{"size": 7000000}"#))
         .await
         .unwrap();
     assert_eq!(out.function_error.as_deref(), Some("Unhandled"));
@@ -396,7 +403,7 @@ async fn responses_over_6mb_are_a_function_error() {
     // Just under the limit is fine.
     let out = f
         .host
-        .invoke("big", Bytes::from_static(br#"{"size": 6000000}"#))
+        .invoke(&ctx(), "big", Bytes::from_static(br#"{"size": 6000000}"#))
         .await
         .unwrap();
     assert_eq!(out.function_error, None);
@@ -415,7 +422,11 @@ async fn a_missing_bootstrap_is_an_invalid_entrypoint() {
         3,
     )
     .await;
-    let out = f.host.invoke("nobootstrap", Bytes::new()).await.unwrap();
+    let out = f
+        .host
+        .invoke(&ctx(), "nobootstrap", Bytes::new())
+        .await
+        .unwrap();
     assert_eq!(out.function_error.as_deref(), Some("Unhandled"));
     assert_eq!(
         json_of(&out.payload)["errorType"],
@@ -429,7 +440,7 @@ async fn timeouts_kill_the_process_and_say_so() {
     deploy_python(&f, "slow", 1).await;
     let warm = f
         .host
-        .invoke("slow", Bytes::from_static(b"{}"))
+        .invoke(&ctx(), "slow", Bytes::from_static(b"{}"))
         .await
         .unwrap();
     let instance = json_of(&warm.payload)["instance"].clone();
@@ -437,6 +448,7 @@ async fn timeouts_kill_the_process_and_say_so() {
     let out = f
         .host
         .invoke_with(
+            &ctx(),
             "slow",
             Bytes::from_static(br#"{"sleep": 5}"#),
             &tail_options(),
@@ -468,7 +480,7 @@ async fn timeouts_kill_the_process_and_say_so() {
     // And the next invocation gets a fresh one.
     let again = f
         .host
-        .invoke("slow", Bytes::from_static(b"{}"))
+        .invoke(&ctx(), "slow", Bytes::from_static(b"{}"))
         .await
         .unwrap();
     assert_eq!(again.function_error, None);
@@ -493,7 +505,7 @@ async fn crashes_and_failures_during_init_are_reported() {
     .await;
     let out = f
         .host
-        .invoke_with("exits", Bytes::new(), &tail_options())
+        .invoke_with(&ctx(), "exits", Bytes::new(), &tail_options())
         .await
         .unwrap();
     assert_eq!(out.function_error.as_deref(), Some("Unhandled"));
@@ -516,7 +528,11 @@ async fn crashes_and_failures_during_init_are_reported() {
         3,
     )
     .await;
-    let out = f.host.invoke("noimport", Bytes::new()).await.unwrap();
+    let out = f
+        .host
+        .invoke(&ctx(), "noimport", Bytes::new())
+        .await
+        .unwrap();
     let doc = json_of(&out.payload);
     assert_eq!(out.function_error.as_deref(), Some("Unhandled"));
     assert_eq!(doc["errorType"], "Runtime.ImportModuleError");
@@ -536,7 +552,7 @@ async fn crashes_and_failures_during_init_are_reported() {
         3,
     )
     .await;
-    let out = f.host.invoke("raises", Bytes::new()).await.unwrap();
+    let out = f.host.invoke(&ctx(), "raises", Bytes::new()).await.unwrap();
     let doc = json_of(&out.payload);
     assert_eq!(doc["errorType"], "RuntimeError");
     assert_eq!(doc["errorMessage"], "config missing");
@@ -550,7 +566,7 @@ async fn concurrent_invocations_get_their_own_processes() {
         .map(|_| {
             let host = f.host.clone();
             tokio::spawn(async move {
-                host.invoke("wide", Bytes::from_static(br#"{"sleep": 1}"#))
+                host.invoke(&ctx(), "wide", Bytes::from_static(br#"{"sleep": 1}"#))
                     .await
                     .unwrap()
             })
@@ -593,13 +609,13 @@ async fn beyond_concurrency_and_queue_invocations_are_throttled() {
     deploy_python(&f, "narrow", 10).await;
     // Warm up so that the slow invocations below start at once.
     f.host
-        .invoke("narrow", Bytes::from_static(b"{}"))
+        .invoke(&ctx(), "narrow", Bytes::from_static(b"{}"))
         .await
         .unwrap();
     let running = {
         let host = f.host.clone();
         tokio::spawn(async move {
-            host.invoke("narrow", Bytes::from_static(br#"{"sleep": 1}"#))
+            host.invoke(&ctx(), "narrow", Bytes::from_static(br#"{"sleep": 1}"#))
                 .await
         })
     };
@@ -615,7 +631,7 @@ async fn beyond_concurrency_and_queue_invocations_are_throttled() {
     let queued = {
         let host = f.host.clone();
         tokio::spawn(async move {
-            host.invoke("narrow", Bytes::from_static(br#"{"sleep": 0}"#))
+            host.invoke(&ctx(), "narrow", Bytes::from_static(br#"{"sleep": 0}"#))
                 .await
         })
     };
@@ -628,7 +644,10 @@ async fn beyond_concurrency_and_queue_invocations_are_throttled() {
     tokio::time::timeout(Duration::from_secs(5), waiting)
         .await
         .unwrap();
-    let third = f.host.invoke("narrow", Bytes::from_static(b"{}")).await;
+    let third = f
+        .host
+        .invoke(&ctx(), "narrow", Bytes::from_static(b"{}"))
+        .await;
     assert_eq!(third, Err(InvokeError::TooManyRequests));
     assert!(running.await.unwrap().is_ok());
     assert!(
@@ -651,7 +670,11 @@ async fn new_code_replaces_warm_processes() {
         3,
     )
     .await;
-    let out = f.host.invoke("changing", Bytes::new()).await.unwrap();
+    let out = f
+        .host
+        .invoke(&ctx(), "changing", Bytes::new())
+        .await
+        .unwrap();
     assert_eq!(json_of(&out.payload), json!("v1"));
     deploy(
         &f,
@@ -662,7 +685,11 @@ async fn new_code_replaces_warm_processes() {
         3,
     )
     .await;
-    let out = f.host.invoke("changing", Bytes::new()).await.unwrap();
+    let out = f
+        .host
+        .invoke(&ctx(), "changing", Bytes::new())
+        .await
+        .unwrap();
     assert_eq!(json_of(&out.payload), json!("v2"));
 }
 
@@ -671,26 +698,26 @@ async fn requests_are_checked_before_anything_runs() {
     let f = fixture().await;
     deploy_python(&f, "checked", 3).await;
     assert!(matches!(
-        f.host.invoke("nope", Bytes::new()).await,
+        f.host.invoke(&ctx(), "nope", Bytes::new()).await,
         Err(InvokeError::NotFound(m)) if m == "Function not found: arn:aws:lambda:us-west-2:111122223333:function:nope"
     ));
     assert!(matches!(
-        f.host.invoke("checked:7", Bytes::new()).await,
+        f.host.invoke(&ctx(), "checked:7", Bytes::new()).await,
         Err(InvokeError::NotFound(m)) if m.ends_with("function:checked:7")
     ));
     assert!(matches!(
-        f.host.invoke("bad name!", Bytes::new()).await,
+        f.host.invoke(&ctx(), "bad name!", Bytes::new()).await,
         Err(InvokeError::InvalidName(_))
     ));
     assert!(matches!(
         f.host
-            .invoke("checked", Bytes::from_static(b"{not json"))
+            .invoke(&ctx(), "checked", Bytes::from_static(b"{not json"))
             .await,
         Err(InvokeError::InvalidRequestContent(_))
     ));
     let big = Bytes::from(format!("\"{}\"", "x".repeat(6 * 1024 * 1024)));
     assert!(matches!(
-        f.host.invoke("checked", big).await,
+        f.host.invoke(&ctx(), "checked", big).await,
         Err(InvokeError::RequestTooLarge(m)) if m.contains("6291456 bytes")
     ));
     let mismatch = InvokeOptions {
@@ -699,7 +726,7 @@ async fn requests_are_checked_before_anything_runs() {
     };
     assert!(matches!(
         f.host
-            .invoke_with("checked:1", Bytes::new(), &mismatch)
+            .invoke_with(&ctx(), "checked:1", Bytes::new(), &mismatch)
             .await,
         Err(InvokeError::InvalidParameter(_))
     ));
@@ -707,6 +734,7 @@ async fn requests_are_checked_before_anything_runs() {
     assert!(matches!(
         f.host
             .invoke(
+                &ctx(),
                 "arn:aws:lambda:us-west-2:999999999999:function:checked",
                 Bytes::new()
             )
@@ -719,7 +747,7 @@ async fn requests_are_checked_before_anything_runs() {
     };
     let out = f
         .host
-        .invoke_with("checked", Bytes::new(), &dry)
+        .invoke_with(&ctx(), "checked", Bytes::new(), &dry)
         .await
         .unwrap();
     assert_eq!(out.status, 204);
@@ -735,7 +763,12 @@ async fn event_invocations_run_in_the_background() {
     };
     let out = f
         .host
-        .invoke_with("async-fn", Bytes::from_static(br#"{"n": 42}"#), &event)
+        .invoke_with(
+            &ctx(),
+            "async-fn",
+            Bytes::from_static(br#"{"n": 42}"#),
+            &event,
+        )
         .await
         .unwrap();
     assert_eq!(out.status, 202);
@@ -829,7 +862,7 @@ async fn functions_not_hosted_here_go_to_the_remote_endpoint_signed() {
     // Local functions still run locally.
     let local = f
         .host
-        .invoke("local", Bytes::from_static(b"{}"))
+        .invoke(&ctx(), "local", Bytes::from_static(b"{}"))
         .await
         .unwrap();
     assert!(json_of(&local.payload)["pid"].is_u64());
@@ -838,6 +871,7 @@ async fn functions_not_hosted_here_go_to_the_remote_endpoint_signed() {
     let out = f
         .host
         .invoke(
+            &ctx(),
             "arn:aws:lambda:eu-west-1:444455556666:function:far-away:live",
             Bytes::from_static(br#"{"k": 1}"#),
         )
@@ -855,7 +889,11 @@ async fn functions_not_hosted_here_go_to_the_remote_endpoint_signed() {
     assert_eq!(out.function_error.as_deref(), Some("Unhandled"));
 
     // A name not in the store goes out too, and the remote's errors come back as they are.
-    let err = f.host.invoke("missing", Bytes::new()).await.unwrap_err();
+    let err = f
+        .host
+        .invoke(&ctx(), "missing", Bytes::new())
+        .await
+        .unwrap_err();
     match err {
         InvokeError::Remote {
             status,
@@ -884,7 +922,11 @@ async fn an_unreachable_remote_is_a_service_error() {
         });
     })
     .await;
-    let err = f.host.invoke("elsewhere", Bytes::new()).await.unwrap_err();
+    let err = f
+        .host
+        .invoke(&ctx(), "elsewhere", Bytes::new())
+        .await
+        .unwrap_err();
     assert!(matches!(err, InvokeError::Unavailable(_)), "{err:?}");
     assert_eq!(err.status(), 502);
 }
@@ -895,7 +937,7 @@ async fn an_abandoned_invocation_does_not_return_its_busy_process_to_the_pool() 
     deploy_python(&f, "abandoned", 60).await;
     let warm = f
         .host
-        .invoke("abandoned", Bytes::from_static(br#"{"n": 1}"#))
+        .invoke(&ctx(), "abandoned", Bytes::from_static(br#"{"n": 1}"#))
         .await
         .unwrap();
     let busy_instance = json_of(&warm.payload)["instance"].clone();
@@ -906,7 +948,7 @@ async fn an_abandoned_invocation_does_not_return_its_busy_process_to_the_pool() 
     // The caller of a long invocation goes away (as an Invoke client that disconnects does).
     let host = f.host.clone();
     let abandoned = tokio::spawn(async move {
-        host.invoke("abandoned", Bytes::from_static(br#"{"sleep": 30}"#))
+        host.invoke(&ctx(), "abandoned", Bytes::from_static(br#"{"sleep": 30}"#))
             .await
     });
     for _ in 0..1000 {
@@ -927,7 +969,7 @@ async fn an_abandoned_invocation_does_not_return_its_busy_process_to_the_pool() 
     assert!(!f.host.idle_pids("abandoned", "$LATEST").contains(&busy_pid));
     let next = f
         .host
-        .invoke("abandoned", Bytes::from_static(br#"{"n": 7}"#))
+        .invoke(&ctx(), "abandoned", Bytes::from_static(br#"{"n": 7}"#))
         .await
         .unwrap();
     let doc = json_of(&next.payload);

@@ -117,8 +117,6 @@ impl Functions {
         if let Some(remote) = &config.remote {
             tracing::info!(endpoint = %remote.endpoint, "functions not hosted here are invoked remotely");
         }
-        // Functions belong to the management account (the Lambda API refuses other accounts).
-        let store = store.scoped(&ctx.account_id);
         let host = FunctionHost::new(store, config).map_err(anyhow::Error::msg)?;
         let isolation = host.isolation();
         if !isolation.enabled() {
@@ -149,7 +147,12 @@ impl Functions {
         let host = self.host.clone();
         trellis_api::ExtraRoutes {
             operations: vec![Box::new(move |table: trellis_wire::TableBuilder| {
-                table.add(host, trellis_functions::operations())
+                // Each handler acts for its caller's account.
+                table.add_scoped(
+                    trellis_functions::Api::new(host),
+                    trellis_functions::operations(),
+                    trellis_functions::Api::for_request,
+                )
             })],
             public: trellis_functions::public_routes(self.host.clone()),
         }

@@ -1,5 +1,6 @@
-//! `trellis logs function NAME`: prints a function's log — its runtime processes' stdout and
-//! stderr with START/END/REPORT lines per invocation — from `DATA_DIR/logs/functions/NAME.log`.
+//! `trellis logs function NAME [--account ID]`: prints a function's log — its runtime processes'
+//! stdout and stderr with START/END/REPORT lines per invocation — from
+//! `DATA_DIR/logs/functions/NAME.log` (a member account's: `…/functions/accounts/ID/NAME.log`).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -25,6 +26,9 @@ enum LogsOf {
         /// Print only the last N lines.
         #[arg(long, value_name = "N")]
         tail: Option<usize>,
+        /// The member account the function belongs to (default: the management account).
+        #[arg(long, value_name = "ID")]
+        account: Option<String>,
     },
 }
 
@@ -33,11 +37,17 @@ pub fn run(args: LogsArgs) -> anyhow::Result<()> {
         name,
         data_dir,
         tail,
+        account,
     } = args.what;
+    if let Some(a) = &account
+        && !(a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))
+    {
+        bail!("{a:?} is not an account ID (12 digits)");
+    }
     if !trellis_functions::names::valid_name(&name) {
         bail!("{name:?} is not a function name (1-64 of a-z, A-Z, 0-9, - and _)");
     }
-    let path = trellis_functions::log_path(&data_dir, &name);
+    let path = trellis_functions::log_path_in(&data_dir, account.as_deref(), &name);
     let text = match std::fs::read(&path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(

@@ -3,8 +3,8 @@
 //! An alias names `$LATEST` or a published version and may send a share of invocations to one
 //! additional version (`RoutingConfig.AdditionalVersionWeights`).
 
+use crate::api::Api;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use trellis_store::Tx;
@@ -14,7 +14,6 @@ use super::error::{LambdaError, LambdaResult};
 use super::functions::load_function;
 use super::local_ref;
 use super::wire::{self, AliasConfiguration, NoContent, RoutingConfig, check_revision, required};
-use crate::FunctionHost;
 use crate::catalog::{self, Loaded};
 use crate::config::{self, AliasDoc, new_revision_id};
 use crate::names::{FunctionRef, LATEST, check_alias_name, qualified_arn, version_number};
@@ -39,7 +38,7 @@ struct NewAlias {
 }
 
 impl CreateAliasInput {
-    fn validate(self, host: &FunctionHost) -> LambdaResult<NewAlias> {
+    fn validate(self, host: &Api) -> LambdaResult<NewAlias> {
         let fref = local_ref(host, &self.function_name, false)?;
         let name = required(self.name, "name")?;
         check_alias_name(&name)?;
@@ -68,7 +67,7 @@ pub struct AliasNameInput {
 }
 
 impl AliasNameInput {
-    fn validate(&self, host: &FunctionHost) -> LambdaResult<FunctionRef> {
+    fn validate(&self, host: &Api) -> LambdaResult<FunctionRef> {
         let fref = local_ref(host, &self.function_name, false)?;
         check_alias_name(&self.name)?;
         Ok(fref)
@@ -103,7 +102,7 @@ pub struct UpdateAliasInput {
     revision_id: Option<String>,
 }
 
-fn alias_not_found(host: &FunctionHost, name: &str, alias: &str) -> LambdaError {
+fn alias_not_found(host: &Api, name: &str, alias: &str) -> LambdaError {
     LambdaError::NotFound(format!(
         "Cannot find alias arn: {}",
         qualified_arn(host.ctx(), name, alias)
@@ -111,12 +110,7 @@ fn alias_not_found(host: &FunctionHost, name: &str, alias: &str) -> LambdaError 
 }
 
 /// Checks that `version` (`$LATEST` or a number) exists for `name`.
-async fn check_version(
-    host: &FunctionHost,
-    tx: &mut Tx,
-    name: &str,
-    version: &str,
-) -> LambdaResult<()> {
+async fn check_version(host: &Api, tx: &mut Tx, name: &str, version: &str) -> LambdaResult<()> {
     if version == LATEST {
         return Ok(());
     }
@@ -143,7 +137,7 @@ async fn check_version(
 
 /// Checks a routing configuration against the alias's primary version.
 async fn check_routing(
-    host: &FunctionHost,
+    host: &Api,
     tx: &mut Tx,
     name: &str,
     primary: &str,
@@ -178,7 +172,7 @@ async fn check_routing(
 }
 
 pub(crate) async fn create_alias(
-    host: Arc<FunctionHost>,
+    host: Api,
     input: CreateAliasInput,
     _: Call,
 ) -> LambdaResult<AliasConfiguration> {
@@ -217,7 +211,7 @@ pub(crate) async fn create_alias(
 }
 
 pub(crate) async fn get_alias(
-    host: Arc<FunctionHost>,
+    host: Api,
     input: AliasNameInput,
     _: Call,
 ) -> LambdaResult<AliasConfiguration> {
@@ -234,7 +228,7 @@ pub(crate) async fn get_alias(
 }
 
 pub(crate) async fn list_aliases(
-    host: Arc<FunctionHost>,
+    host: Api,
     input: ListAliasesInput,
     _: Call,
 ) -> LambdaResult<ListAliasesOutput> {
@@ -264,7 +258,7 @@ pub(crate) async fn list_aliases(
 }
 
 pub(crate) async fn update_alias(
-    host: Arc<FunctionHost>,
+    host: Api,
     input: UpdateAliasInput,
     _: Call,
 ) -> LambdaResult<AliasConfiguration> {
@@ -306,7 +300,7 @@ pub(crate) async fn update_alias(
 }
 
 pub(crate) async fn delete_alias(
-    host: Arc<FunctionHost>,
+    host: Api,
     input: AliasNameInput,
     _: Call,
 ) -> LambdaResult<NoContent> {

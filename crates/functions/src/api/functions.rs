@@ -8,8 +8,8 @@
 //! store transaction, so a failed request changes nothing and concurrent writers cannot both
 //! pass a check.
 
+use crate::api::Api;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use trellis_store::Tx;
@@ -21,7 +21,6 @@ use super::wire::{
     required,
 };
 use super::{code_location, local_ref};
-use crate::FunctionHost;
 use crate::catalog::{self, Loaded};
 use crate::code::{self, CodeError};
 use crate::config::{
@@ -57,7 +56,7 @@ struct NewFunction {
 }
 
 impl CreateFunctionInput {
-    fn validate(self, host: &FunctionHost) -> LambdaResult<NewFunction> {
+    fn validate(self, host: &Api) -> LambdaResult<NewFunction> {
         let fref = local_ref(host, &required(self.function_name, "functionName")?, false)?;
         let role = required(self.role, "role")?;
         config::check_role(&role)?;
@@ -133,7 +132,7 @@ pub struct QualifiedFunctionInput {
 }
 
 impl QualifiedFunctionInput {
-    fn validate(&self, host: &FunctionHost) -> LambdaResult<FunctionRef> {
+    fn validate(&self, host: &Api) -> LambdaResult<FunctionRef> {
         let fref = local_ref(host, &self.function_name, true)?;
         if let Some(q) = &self.qualifier {
             check_qualifier(q)?;
@@ -288,7 +287,7 @@ pub struct PublishVersionInput {
 }
 
 /// The `FunctionConfiguration` of `$LATEST`.
-fn latest_configuration(host: &FunctionHost, doc: &FunctionDoc) -> FunctionConfiguration {
+fn latest_configuration(host: &Api, doc: &FunctionDoc) -> FunctionConfiguration {
     FunctionConfiguration::new(
         &doc.name,
         &function_arn(host.ctx(), &doc.name),
@@ -297,7 +296,7 @@ fn latest_configuration(host: &FunctionHost, doc: &FunctionDoc) -> FunctionConfi
     )
 }
 
-fn version_configuration(host: &FunctionHost, doc: &VersionDoc) -> FunctionConfiguration {
+fn version_configuration(host: &Api, doc: &VersionDoc) -> FunctionConfiguration {
     let n = doc.version.to_string();
     FunctionConfiguration::new(
         &doc.name,
@@ -343,7 +342,7 @@ fn zip_from(
 
 /// Loads a function's document; an unknown name is ResourceNotFoundException.
 pub(super) async fn load_function(
-    host: &FunctionHost,
+    host: &Api,
     tx: &mut Tx,
     name: &str,
 ) -> LambdaResult<Loaded<FunctionDoc>> {
@@ -355,7 +354,7 @@ pub(super) async fn load_function(
 /// Publishes `$LATEST` of `function` as a new version unless it is unchanged since the last
 /// one; returns the version. `function` is updated in place and must be written back.
 async fn publish(
-    host: &FunctionHost,
+    host: &Api,
     tx: &mut Tx,
     function: &mut FunctionDoc,
     description: Option<String>,
@@ -387,7 +386,7 @@ async fn publish(
 }
 
 pub(crate) async fn create_function(
-    host: Arc<FunctionHost>,
+    host: Api,
     input: CreateFunctionInput,
     _: Call,
 ) -> LambdaResult<FunctionConfiguration> {
@@ -421,7 +420,7 @@ pub(crate) async fn create_function(
 /// The configuration a qualified GetFunction/GetFunctionConfiguration returns, and the hex
 /// digest of its package.
 async fn configuration_for(
-    host: &FunctionHost,
+    host: &Api,
     tx: &mut Tx,
     name: &str,
     qualifier: Option<&str>,
@@ -461,7 +460,7 @@ async fn configuration_for(
 }
 
 pub(crate) async fn get_function(
-    host: Arc<FunctionHost>,
+    host: Api,
     input: QualifiedFunctionInput,
     call: Call,
 ) -> LambdaResult<GetFunctionOutput> {
@@ -482,7 +481,7 @@ pub(crate) async fn get_function(
 }
 
 pub(crate) async fn get_function_configuration(
-    host: Arc<FunctionHost>,
+    host: Api,
     input: QualifiedFunctionInput,
     _: Call,
 ) -> LambdaResult<FunctionConfiguration> {
@@ -494,7 +493,7 @@ pub(crate) async fn get_function_configuration(
 }
 
 pub(crate) async fn list_functions(
-    host: Arc<FunctionHost>,
+    host: Api,
     input: ListFunctionsInput,
     _: Call,
 ) -> LambdaResult<ListFunctionsOutput> {
@@ -532,7 +531,7 @@ pub(crate) async fn list_functions(
 }
 
 pub(crate) async fn list_versions(
-    host: Arc<FunctionHost>,
+    host: Api,
     input: ListVersionsByFunctionInput,
     _: Call,
 ) -> LambdaResult<ListVersionsByFunctionOutput> {
@@ -562,7 +561,7 @@ pub(crate) async fn list_versions(
 /// DeleteFunction answers 204 with no body, as Lambda does (the model's output has only
 /// `StatusCode`, bound to the HTTP status).
 pub(crate) async fn delete_function(
-    host: Arc<FunctionHost>,
+    host: Api,
     input: QualifiedFunctionInput,
     _: Call,
 ) -> LambdaResult<NoContent> {
@@ -616,12 +615,12 @@ pub(crate) async fn delete_function(
         }
     }
     tx.commit().await?;
-    host.forget(&name);
+    host.forget(&host.ctx().account_id, &name);
     Ok(NoContent {})
 }
 
 pub(crate) async fn update_function_code(
-    host: Arc<FunctionHost>,
+    host: Api,
     input: UpdateFunctionCodeInput,
     _: Call,
 ) -> LambdaResult<FunctionConfiguration> {
@@ -663,7 +662,7 @@ pub(crate) async fn update_function_code(
 }
 
 pub(crate) async fn update_function_configuration(
-    host: Arc<FunctionHost>,
+    host: Api,
     input: UpdateFunctionConfigurationInput,
     _: Call,
 ) -> LambdaResult<FunctionConfiguration> {
@@ -680,7 +679,7 @@ pub(crate) async fn update_function_configuration(
 }
 
 pub(crate) async fn publish_version(
-    host: Arc<FunctionHost>,
+    host: Api,
     input: PublishVersionInput,
     _: Call,
 ) -> LambdaResult<FunctionConfiguration> {
@@ -718,7 +717,7 @@ mod tests {
 
     const ROLE: &str = "arn:aws:iam::111122223333:role/fn";
 
-    async fn host() -> (tempfile::TempDir, Arc<FunctionHost>) {
+    async fn host() -> (tempfile::TempDir, Api) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::connect(&Store::sqlite_url(&dir.path().join("t.db")))
             .await
@@ -728,9 +727,9 @@ mod tests {
             region: "us-west-2".into(),
             account_id: "111122223333".into(),
         };
-        let host =
-            FunctionHost::new(store, HostConfig::new(dir.path().to_path_buf(), ctx)).unwrap();
-        (dir, host)
+        let host = crate::FunctionHost::new(store, HostConfig::new(dir.path().to_path_buf(), ctx))
+            .unwrap();
+        (dir, Api::new(host))
     }
 
     fn zip_base64() -> String {

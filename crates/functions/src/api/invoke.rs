@@ -6,8 +6,8 @@
 //! `X-Amz-Function-Error: Unhandled` and the error document as the payload; `LogType: Tail`
 //! adds `X-Amz-Log-Result`, base64 of the last 4 KB of the invocation's log.
 
+use crate::api::Api;
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -15,7 +15,6 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
 use super::error::{LambdaError, LambdaResult};
-use crate::FunctionHost;
 use crate::config::constraint;
 use crate::host::{InvocationType, InvokeOptions};
 use crate::names::check_qualifier;
@@ -68,14 +67,16 @@ pub fn options(
 }
 
 pub async fn invoke(
-    State(host): State<Arc<FunctionHost>>,
+    State(host): State<Api>,
     Path(function_name): Path<String>,
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> LambdaResult<Response> {
     let options = options(&headers, &params)?;
-    let outcome = host.invoke_with(&function_name, body, &options).await?;
+    let outcome = host
+        .invoke_with(host.ctx(), &function_name, body, &options)
+        .await?;
     let status = StatusCode::from_u16(outcome.status).unwrap_or(StatusCode::OK);
     let mut resp = if status == StatusCode::OK {
         (status, outcome.payload).into_response()

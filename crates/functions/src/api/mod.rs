@@ -29,6 +29,9 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use trellis_wire::{AwsError, Operation, Protocol, Service, ServiceErrors};
 
+use trellis_model::Context;
+use trellis_store::Store;
+
 use crate::FunctionHost;
 use crate::names::{FunctionRef, parse_function_name};
 use error::{LambdaError, LambdaResult};
@@ -225,8 +228,67 @@ macro_rules! op {
     };
 }
 
+/// What a Lambda API handler works with: the host, and its caller's account — the context its
+/// ARNs name and the store scoped to it, so a handler sees and changes only that account's
+/// functions. The table derives it per request ([`Api::for_request`]).
+#[derive(Clone)]
+pub struct Api {
+    host: Arc<FunctionHost>,
+    ctx: Context,
+    store: Store,
+}
+
+impl std::ops::Deref for Api {
+    type Target = FunctionHost;
+    fn deref(&self) -> &FunctionHost {
+        &self.host
+    }
+}
+
+impl Api {
+    /// The API over `host`, acting for the management account until a request says otherwise.
+    pub fn new(host: Arc<FunctionHost>) -> Api {
+        let ctx = host.home_ctx().clone();
+        let store = host.global_store().scoped(&ctx.account_id);
+        Api { host, ctx, store }
+    }
+
+    /// The state of a request: the caller's account, which the gate put in the request's
+    /// extensions as a [`Context`]. A request without one (which the table refuses before any
+    /// handler runs) acts for no account and sees no function.
+    pub fn for_request(&self, extensions: &axum::http::Extensions) -> Api {
+        let ctx = extensions
+            .get::<Context>()
+            .cloned()
+            .unwrap_or_else(|| Context {
+                account_id: String::new(),
+                ..self.host.home_ctx().clone()
+            });
+        Api {
+            host: Arc::clone(&self.host),
+            store: self.host.global_store().scoped(&ctx.account_id),
+            ctx,
+        }
+    }
+
+    /// The caller's account.
+    pub fn ctx(&self) -> &Context {
+        &self.ctx
+    }
+
+    /// The store as the caller's account sees it.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The host itself.
+    pub fn host(&self) -> &Arc<FunctionHost> {
+        &self.host
+    }
+}
+
 /// The Lambda operations Trellis serves (`lambda/2015-03-31`), bindings from the model.
-pub fn operations() -> Vec<Operation<Arc<FunctionHost>>> {
+pub fn operations() -> Vec<Operation<Api>> {
     vec![
         op!(CreateFunction, POST "/2015-03-31/functions" 201, functions::create_function, CREATE_FUNCTION)
             .body_cap(CODE_BODY_CAP, None),
@@ -301,11 +363,7 @@ fn unknown_operation(what: &str) -> AwsError {
 }
 
 /// Parses a `FunctionName` path member that must name a function of this Trellis.
-pub fn local_ref(
-    host: &FunctionHost,
-    raw: &str,
-    allow_qualifier: bool,
-) -> LambdaResult<FunctionRef> {
+pub fn local_ref(host: &Api, raw: &str, allow_qualifier: bool) -> LambdaResult<FunctionRef> {
     let fref = parse_function_name(raw, allow_qualifier)?;
     if !fref.is_local(host.ctx()) {
         return Err(LambdaError::NotFound(format!(
@@ -326,7 +384,7 @@ fn link_signature(sha256_hex: &str, expires: u64) -> String {
 }
 
 /// A `Code.Location` link to download the deployment package, on the address the client used.
-pub fn code_location(_host: &FunctionHost, headers: &HeaderMap, sha256_hex: &str) -> String {
+pub fn code_location(_host: &Api, headers: &HeaderMap, sha256_hex: &str) -> String {
     let authority = headers
         .get("host")
         .and_then(|v| v.to_str().ok())
@@ -369,7 +427,7 @@ async fn download_code(
     if now > expires {
         return (StatusCode::FORBIDDEN, "Request has expired\n").into_response();
     }
-    let blob = match host.store().read().await {
+    let blob = match host.global_store().read().await {
         Ok(mut tx) => tx.get_blob(&sha256).await,
         Err(e) => Err(e),
     };

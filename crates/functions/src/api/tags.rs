@@ -6,8 +6,8 @@
 //! and changes tags with TagResource/UntagResource, so `aws_lambda_function` needs all of them.
 //! Tags live on the function's document (CreateFunction sets them, GetFunction returns them).
 
+use crate::api::Api;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use trellis_wire::Call;
@@ -16,7 +16,6 @@ use super::error::{LambdaError, LambdaResult};
 use super::functions::load_function;
 use super::local_ref;
 use super::wire::{NoContent, required};
-use crate::FunctionHost;
 use crate::catalog::{self, Loaded};
 use crate::names::FunctionRef;
 
@@ -47,10 +46,7 @@ pub struct TagResourceInput {
 }
 
 impl TagResourceInput {
-    fn validate(
-        self,
-        host: &FunctionHost,
-    ) -> LambdaResult<(FunctionRef, BTreeMap<String, String>)> {
+    fn validate(self, host: &Api) -> LambdaResult<(FunctionRef, BTreeMap<String, String>)> {
         let fref = tagged_function(host, &self.resource)?;
         let tags = required(self.tags, "tags")?;
         check_tags(&tags)?;
@@ -68,7 +64,7 @@ pub struct UntagResourceInput {
 }
 
 impl UntagResourceInput {
-    fn validate(self, host: &FunctionHost) -> LambdaResult<(FunctionRef, Vec<String>)> {
+    fn validate(self, host: &Api) -> LambdaResult<(FunctionRef, Vec<String>)> {
         let fref = tagged_function(host, &self.resource)?;
         match self.tag_keys {
             Some(keys) if !keys.is_empty() => Ok((fref, keys)),
@@ -95,7 +91,7 @@ pub struct GetFunctionCodeSigningConfigOutput {
 
 /// The function a `Resource` (TaggableResource) names: only unqualified function ARNs of this
 /// Trellis; tags on versions and aliases are not supported, as in Lambda.
-fn tagged_function(host: &FunctionHost, resource: &str) -> LambdaResult<FunctionRef> {
+fn tagged_function(host: &Api, resource: &str) -> LambdaResult<FunctionRef> {
     if !resource.starts_with("arn:") {
         return Err(LambdaError::Validation(format!(
             "1 validation error detected: Value '{resource}' at 'resource' failed to satisfy constraint: Member must satisfy regular expression pattern: arn:(aws[a-zA-Z-]*):lambda:[a-z]{{2}}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{{1}}:\\d{{12}}:(function:[a-zA-Z0-9-_]+(:(\\$LATEST|[a-zA-Z0-9-_]+))?|code-signing-config:csc-[a-z0-9]{{17}}|event-source-mapping:[0-9a-fA-F]{{8}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{12}}|capacity-provider:[a-zA-Z0-9-_]+)"
@@ -134,7 +130,7 @@ fn check_tags(tags: &BTreeMap<String, String>) -> LambdaResult<()> {
 }
 
 pub(crate) async fn tag_resource(
-    host: Arc<FunctionHost>,
+    host: Api,
     input: TagResourceInput,
     _: Call,
 ) -> LambdaResult<NoContent> {
@@ -155,7 +151,7 @@ pub(crate) async fn tag_resource(
 }
 
 pub(crate) async fn untag_resource(
-    host: Arc<FunctionHost>,
+    host: Api,
     input: UntagResourceInput,
     _: Call,
 ) -> LambdaResult<NoContent> {
@@ -173,7 +169,7 @@ pub(crate) async fn untag_resource(
 }
 
 pub(crate) async fn list_tags(
-    host: Arc<FunctionHost>,
+    host: Api,
     input: ListTagsInput,
     _: Call,
 ) -> LambdaResult<ListTagsOutput> {
@@ -186,7 +182,7 @@ pub(crate) async fn list_tags(
 /// GetFunctionCodeSigningConfig: Trellis has no code signing, so every function answers with
 /// Lambda's "none" (an empty `CodeSigningConfigArn`; the model allows 0 characters).
 pub(crate) async fn get_function_code_signing_config(
-    host: Arc<FunctionHost>,
+    host: Api,
     input: FunctionNameInput,
     _: Call,
 ) -> LambdaResult<GetFunctionCodeSigningConfigOutput> {
