@@ -219,6 +219,26 @@ def handler(event, context):
 """
 
 
+def test_custom_domain_names_are_not_shared_across_accounts(dp_server, dp_lattice, member):
+    """The data plane answers and certifies a custom domain name for one service: another account
+    cannot take a name in use (nor shadow it), while the owner's account may reuse it."""
+    _, creds = member
+    domain = f"{unique('api')}.corp.example"
+    mine = dp_lattice.create_service(name=unique("named"), customDomainName=domain)
+    theirs = client(dp_server, creds)
+    for wanted in (domain, domain.upper(), domain + "."):
+        with pytest.raises(ClientError) as e:
+            theirs.create_service(name=unique("squat"), customDomainName=wanted)
+        assert error_code(e) == "ConflictException", wanted
+    own = theirs.create_service(name=unique("named"), customDomainName=f"{unique('api')}.team.example")
+    again = dp_lattice.create_service(name=unique("again"), customDomainName=domain)
+    for lattice, svc in ((dp_lattice, mine), (dp_lattice, again), (theirs, own)):
+        lattice.delete_service(serviceIdentifier=svc["id"])
+    # Once the name is free again, another account may have it.
+    taken = theirs.create_service(name=unique("named"), customDomainName=domain)
+    theirs.delete_service(serviceIdentifier=taken["id"])
+
+
 def test_management_assumes_the_access_role(dp_server, member):
     """CreateAccount's OrganizationAccountAccessRole: the management account may assume it (a
     cross-account role assumption) and then acts in the member account."""

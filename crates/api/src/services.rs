@@ -256,6 +256,9 @@ pub(crate) async fn create(
         "services-per-region",
     )
     .await?;
+    if let Some(domain) = &new.custom_domain_name {
+        check_domain_free(&mut tx, &s.ctx.account_id, domain).await?;
+    }
     let id = KIND.new_id();
     let arn = s.ctx.top_level_arn(KIND, &id);
     let now = Timestamp::now();
@@ -341,6 +344,41 @@ pub(crate) async fn list(
         })
         .collect::<ApiResult<_>>()?;
     Ok(ListOutput { items, next_token })
+}
+
+/// Refuses a custom domain name another account's service has: the data plane answers and
+/// certifies a name for one service only, and one account must not take over (or be shadowed
+/// on) a name another serves. Within one account the earliest service keeps a shared name, as
+/// before accounts. Reads every account's services, inside the caller's write transaction (so
+/// no concurrent create slips between the check and the insert).
+async fn check_domain_free(tx: &mut Tx, account: &str, domain: &str) -> ApiResult<()> {
+    let wanted = domain.strip_suffix('.').unwrap_or(domain);
+    let scope = tx.account().map(str::to_string);
+    tx.set_account(None);
+    let all = tx.list(KIND.store_kind(), None).await;
+    tx.set_account(scope.as_deref());
+    for rec in all? {
+        let other_account = rec
+            .arn
+            .as_deref()
+            .and_then(|a| a.split(':').nth(4))
+            .unwrap_or_default();
+        let theirs = rec
+            .body
+            .get("customDomainName")
+            .and_then(|v| v.as_str())
+            .is_some_and(|d| d.eq_ignore_ascii_case(wanted));
+        if theirs && other_account != account {
+            return Err(ApiError::conflict(
+                KIND,
+                &rec.id,
+                format!(
+                    "The custom domain name {wanted} is in use by a service of another account"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 pub(crate) async fn update(
