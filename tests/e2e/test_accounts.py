@@ -155,6 +155,14 @@ def test_accounts_do_not_see_each_other(dp_server, dp_lattice, member):
     assert created["Arn"] == f"arn:aws:iam::{account}:user/{user}"
     assert user not in {u["UserName"] for u in dp_server.client("iam").list_users()["Users"]
                         if u["Arn"].split(":")[4] != ACCOUNT}
+    # Client networks too: a VPC is its account's.
+    vpc = dp_server.client("ec2").create_vpc(CidrBlock="10.99.0.0/16")["Vpc"]["VpcId"]
+    their_ec2 = client(dp_server, creds, "ec2")
+    assert vpc not in {v["VpcId"] for v in their_ec2.describe_vpcs()["Vpcs"]}
+    with pytest.raises(ClientError) as e:
+        their_ec2.delete_vpc(VpcId=vpc)
+    assert error_code(e) == "InvalidVpcID.NotFound"
+    dp_server.client("ec2").delete_vpc(VpcId=vpc)
     theirs.delete_service(serviceIdentifier=their_svc["id"])
     dp_lattice.delete_service(serviceIdentifier=mine_svc["id"])
 

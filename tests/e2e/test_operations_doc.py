@@ -52,10 +52,10 @@ def test_the_table_matches_the_models(server):
     service = None
     rows = 0
     for line in served(server).splitlines():
-        m = re.match(r"^### .* \(`([0-9-]+)`, ([a-z-]+), signing name `([a-z-]+)`\)$", line)
+        m = re.match(r"^### .* \(`([0-9-]+)`, ([a-z0-9-]+), signing name `([a-z0-9-]+)`\)$", line)
         if m:
             service = {"vpc-lattice": "vpc-lattice", "lambda": "lambda", "tagging": "resourcegroupstaggingapi",
-                       "iam": "iam", "sts": "sts", "organizations": "organizations"}[m.group(3)]
+                       "iam": "iam", "sts": "sts", "organizations": "organizations", "ec2": "ec2"}[m.group(3)]
             models.setdefault(service, loader.load_service_model(service, "service-2"))
             assert models[service]["metadata"]["apiVersion"] == m.group(1)
             continue

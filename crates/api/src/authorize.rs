@@ -337,6 +337,13 @@ pub fn evaluate(caller: &Caller, request: &RequestContext<'_>) -> Verdict {
 /// The denial in the service's vocabulary: `AccessDenied` for the query services (IAM, STS),
 /// `AccessDeniedException` for the others (with Lambda's and Tagging's `Message` spelling).
 fn denied(meta: &OperationMeta, message: String) -> Box<AwsError> {
+    if meta.service.signing_name == "ec2" {
+        return Box::new(AwsError::new(
+            "UnauthorizedOperation",
+            StatusCode::FORBIDDEN,
+            format!("You are not authorized to perform this operation. {message}"),
+        ));
+    }
     if meta.service.protocol.is_query() {
         return Box::new(AwsError::new(
             "AccessDenied",

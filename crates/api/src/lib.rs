@@ -14,6 +14,7 @@ pub mod associations;
 pub mod auth;
 pub mod authorize;
 pub mod cascade;
+pub mod ec2;
 pub mod error;
 pub mod iam;
 pub mod identity;
@@ -274,6 +275,7 @@ pub fn table(
         organizations::operations(),
         AppState::for_request,
     );
+    builder = builder.add_scoped(state.clone(), ec2::operations(), AppState::for_request);
     for add in extra {
         builder = add(builder);
     }
