@@ -58,7 +58,7 @@ def test_vpc_lifecycle_with_the_cli(server, ec2):
     (lambda ec2: ec2.describe_vpcs(Filters=[{"Name": "flavour", "Values": ["x"]}]), "InvalidParameterValue"),
     (lambda ec2: ec2.describe_vpcs(MaxResults=2), "InvalidParameterValue"),
     (lambda ec2: ec2.describe_vpcs(NextToken="forged"), "InvalidPaginationToken"),
-    (lambda ec2: ec2.create_tags(Resources=["i-0123"], Tags=[{"Key": "k", "Value": "v"}]), "InvalidID"),
+    (lambda ec2: ec2.create_tags(Resources=["igw-0123"], Tags=[{"Key": "k", "Value": "v"}]), "InvalidID"),
     (lambda ec2: ec2.describe_managed_prefix_lists(PrefixListIds=["pl-00000000"]), "InvalidPrefixListID.NotFound"),
 ], ids=["vpc-too-big", "vpc-host-bits", "vpc-not-cidr", "vpc-no-cidr", "delete-unknown", "subnet-unknown-vpc",
         "unknown-filter", "max-results-small", "forged-token", "tag-unknown-type", "unknown-prefix-list"])

@@ -308,11 +308,15 @@ def test_single_target_types(lattice):
     assert resp["successful"] == [{"id": ALB, "port": 80}]
     assert [f["failureCode"] for f in resp["unsuccessful"]] == ["ConflictException", "ValidationException"]
 
+    # INSTANCE targets are instance IDs of instances that exist (test_traffic_instances.py
+    # registers real ones): malformed and unknown IDs are refused alike.
     inst = lattice.create_target_group(name=unique("grp"), type="INSTANCE", config={"protocol": "HTTP", "port": 8080, "vpcIdentifier": VPC})
     resp = lattice.register_targets(targetGroupIdentifier=inst["id"], targets=[
         {"id": "i-0123456789abcdef0"}, {"id": "i-01234567"}, {"id": "i-xyz"}, {"id": "10.0.0.1"}])
-    assert resp["successful"] == [{"id": "i-0123456789abcdef0", "port": 8080}, {"id": "i-01234567", "port": 8080}]
-    assert [f["id"] for f in resp["unsuccessful"]] == ["i-xyz", "10.0.0.1"]
+    assert resp["successful"] == []
+    assert [f["id"] for f in resp["unsuccessful"]] == ["i-0123456789abcdef0", "i-01234567", "i-xyz", "10.0.0.1"]
+    assert all(f["failureCode"] == "ValidationException" for f in resp["unsuccessful"])
+    assert "does not exist" in resp["unsuccessful"][0]["failureMessage"]
 
 
 def test_list_targets_filter_and_pagination(lattice, unchecked):

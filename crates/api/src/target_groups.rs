@@ -662,6 +662,35 @@ pub(crate) async fn register_targets(
                 continue;
             }
         };
+        // An INSTANCE target names an instance of the caller's account, in the group's VPC.
+        if tg.target_type == TargetGroupType::Instance {
+            let found = tx.get(crate::ec2::INSTANCE_KIND, &id).await?;
+            let problem = match &found {
+                None => Some(format!("Instance {id} does not exist")),
+                Some(r) => {
+                    let vpc = r.body.get("vpc_id").and_then(|v| v.as_str()).unwrap_or("");
+                    let state = r.body.get("state").and_then(|v| v.as_str()).unwrap_or("");
+                    if state == "terminated" {
+                        Some(format!("Instance {id} is terminated"))
+                    } else if tg
+                        .config
+                        .vpc_identifier
+                        .as_deref()
+                        .is_some_and(|v| v != vpc)
+                    {
+                        Some(format!(
+                            "Instance {id} is in {vpc}, not in the target group's VPC"
+                        ))
+                    } else {
+                        None
+                    }
+                }
+            };
+            if let Some(m) = problem {
+                out.failed(&id, port, &ApiError::validation_other(m));
+                continue;
+            }
+        }
         if registered.iter().any(|t| t.id == id && t.port == port) {
             out.ok(&id, port);
             continue;
@@ -814,6 +843,20 @@ pub(crate) async fn list_targets(
     let mut items = Vec::with_capacity(records.len());
     for rec in &records {
         let t: Target = doc(rec)?;
+        // An instance that is not running (stopped, terminated, unknown) has no address to
+        // send to: its targets are UNAVAILABLE whatever health checking last saw.
+        if in_use
+            && tg.target_type == TargetGroupType::Instance
+            && !instance_running(&mut tx, &t.id).await?
+        {
+            items.push(TargetSummary {
+                id: t.id,
+                port: t.port,
+                status: TargetStatus::Unavailable,
+                reason_code: Some(INSTANCE_NOT_RUNNING.to_string()),
+            });
+            continue;
+        }
         let observed = health.and_then(|h| h.observe(&tg.id, &t.id, t.port));
         let st = target_status(in_use, tg.health_checks_enabled(), observed);
         items.push(TargetSummary {
@@ -842,6 +885,18 @@ pub(crate) async fn list_targets(
         }
     }
     Ok(ListOutput { items, next_token })
+}
+
+/// The `reasonCode` of an INSTANCE target whose instance is not running (Lattice documents no
+/// list of reason codes; docs/decisions.md).
+pub const INSTANCE_NOT_RUNNING: &str = "InstanceNotRunning";
+
+/// Whether the caller's instance `id` exists and is running.
+async fn instance_running(tx: &mut Tx, id: &str) -> ApiResult<bool> {
+    Ok(tx
+        .get(crate::ec2::INSTANCE_KIND, id)
+        .await?
+        .is_some_and(|r| r.body.get("state").and_then(|v| v.as_str()) == Some("running")))
 }
 
 #[cfg(test)]

@@ -82,6 +82,13 @@ async fn read_documents(tx: &mut Tx) -> Result<Documents, LoadError> {
         d.targets.push((tg, target));
     }
     read_kind(tx, AUTH_POLICY_KIND, &mut d.auth_policies, |_, doc| doc).await?;
+    read_kind(
+        tx,
+        trellis_snapshot::INSTANCE_KIND,
+        &mut d.instances,
+        |_, doc| doc,
+    )
+    .await?;
     Ok(d)
 }
 

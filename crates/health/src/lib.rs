@@ -66,7 +66,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use trellis_model::resources::target_group::{HealthCheck, TargetStatus};
+use trellis_model::resources::target_group::{HealthCheck, TargetGroupType, TargetStatus};
 use trellis_snapshot::{Snapshot, TargetEntry, TargetGroupEntry};
 
 pub use check::USER_AGENT;
@@ -413,8 +413,15 @@ impl GroupRuntime {
         self.draining.retain(|_, (_, until)| *until > now);
         let mut targets = HashMap::with_capacity(tg.targets.len());
         let mut active = Vec::with_capacity(tg.targets.len());
+        // A target of an addressed group without an address (an INSTANCE target whose
+        // instance is not running) is neither checked nor picked, not even failing open: there
+        // is nowhere to send its traffic. ListTargets reports it from configuration.
+        let addressed = matches!(
+            tg.target_type,
+            TargetGroupType::Ip | TargetGroupType::Instance
+        );
         for entry in &tg.targets {
-            if targets.contains_key(&entry.key) {
+            if targets.contains_key(&entry.key) || (addressed && entry.addr.is_none()) {
                 continue;
             }
             let mut target = match self.targets.remove(&entry.key) {

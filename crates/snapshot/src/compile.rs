@@ -26,10 +26,13 @@ use crate::{
 pub const TARGET_KIND: &str = "target";
 /// Store kind of auth policies (id = parent = the service or service network id).
 pub const AUTH_POLICY_KIND: &str = "auth-policy";
+/// The record kind of an EC2 instance (the API's `ec2::INSTANCE_KIND`): what INSTANCE targets'
+/// addresses come from.
+pub const INSTANCE_KIND: &str = "ec2-instance";
 
 /// Every record kind a snapshot is compiled from; the data plane's loader
 /// (`trellis_dataplane::load`) reads exactly these.
-pub const KINDS: [&str; 8] = [
+pub const KINDS: [&str; 9] = [
     "service-network",
     "service",
     "service-network-service-association",
@@ -38,6 +41,7 @@ pub const KINDS: [&str; 8] = [
     "target-group",
     TARGET_KIND,
     AUTH_POLICY_KIND,
+    INSTANCE_KIND,
 ];
 
 /// What an unparseable stored auth policy is replaced by: one statement denying every action to
@@ -100,6 +104,18 @@ pub struct Documents {
     /// (target group id, target).
     pub targets: Vec<(String, Target)>,
     pub auth_policies: Vec<StoredAuthPolicy>,
+    pub instances: Vec<InstanceDoc>,
+}
+
+/// What the data plane needs of a stored EC2 instance (the API's `StoredInstance` has more).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct InstanceDoc {
+    pub instance_id: String,
+    pub private_ip: String,
+    #[serde(default)]
+    pub ipv6: Option<String>,
+    /// `running`, `stopped` or `terminated`: only a running instance gets traffic.
+    pub state: String,
 }
 
 fn decode<T: DeserializeOwned>(rec: &Record) -> Result<T, CompileError> {
@@ -136,6 +152,7 @@ fn decode_all(records: &[Record]) -> Result<Documents, CompileError> {
                 d.targets.push((tg, decode(rec)?));
             }
             AUTH_POLICY_KIND => d.auth_policies.push(decode(rec)?),
+            INSTANCE_KIND => d.instances.push(decode(rec)?),
             _ => {}
         }
     }
@@ -354,6 +371,21 @@ pub fn build(revision: u64, ctx: &Context, mut docs: Documents) -> Snapshot {
         }
     }
 
+    // Running instances' addresses (IPv4, IPv6), for INSTANCE targets.
+    let instances: HashMap<&str, (Option<IpAddr>, Option<IpAddr>)> = docs
+        .instances
+        .iter()
+        .filter(|i| i.state == "running")
+        .map(|i| {
+            (
+                i.instance_id.as_str(),
+                (
+                    i.private_ip.parse().ok(),
+                    i.ipv6.as_deref().and_then(|a| a.parse().ok()),
+                ),
+            )
+        })
+        .collect();
     let mut targets_of: HashMap<&str, Vec<&Target>> = HashMap::new();
     for (tg, t) in &docs.targets {
         targets_of.entry(tg.as_str()).or_default().push(t);
@@ -366,7 +398,7 @@ pub fn build(revision: u64, ctx: &Context, mut docs: Documents) -> Snapshot {
                 .get(tg.id.as_str())
                 .into_iter()
                 .flatten()
-                .map(|t| target_entry(tg, t))
+                .map(|t| target_entry(tg, t, &instances))
                 .collect();
             let entry = TargetGroupEntry {
                 id: tg.id.clone(),
@@ -405,7 +437,14 @@ fn claim_host(hosts: &mut HostMap, name: &str, svc: &Arc<ServiceEntry>) {
     }
 }
 
-fn target_entry(tg: &TargetGroup, t: &Target) -> TargetEntry {
+/// A registered target as the data plane serves it. An INSTANCE target's address is its
+/// instance's (IPv6 for an IPV6 group, else IPv4) while the instance is running; otherwise it
+/// has none and gets no traffic.
+fn target_entry(
+    tg: &TargetGroup,
+    t: &Target,
+    instances: &HashMap<&str, (Option<IpAddr>, Option<IpAddr>)>,
+) -> TargetEntry {
     let addr = match tg.target_type {
         TargetGroupType::Ip => match (t.id.parse::<IpAddr>(), t.port.or(tg.config.port)) {
             (Ok(ip), Some(port)) => Some(SocketAddr::new(ip, port)),
@@ -418,7 +457,20 @@ fn target_entry(tg: &TargetGroup, t: &Target) -> TargetEntry {
                 None
             }
         },
-        TargetGroupType::Lambda | TargetGroupType::Instance | TargetGroupType::Alb => None,
+        TargetGroupType::Instance => {
+            let ipv6 = matches!(
+                tg.config.ip_address_type,
+                Some(trellis_model::resources::target_group::IpAddressType::Ipv6)
+            );
+            let ip = instances
+                .get(t.id.as_str())
+                .and_then(|(v4, v6)| if ipv6 { *v6 } else { *v4 });
+            match (ip, t.port.or(tg.config.port)) {
+                (Some(ip), Some(port)) => Some(SocketAddr::new(ip, port)),
+                _ => None,
+            }
+        }
+        TargetGroupType::Lambda | TargetGroupType::Alb => None,
     };
     TargetEntry {
         id: t.id.clone(),

@@ -27,8 +27,8 @@ use trellis_model::resources::target_group::{TargetGroupConfig, TargetGroupType}
 use trellis_router::RouteTable;
 
 pub use compile::{
-    AUTH_POLICY_KIND, CompileInput, DENY_ALL_POLICY, Documents, KINDS, Record, StoredAuthPolicy,
-    TARGET_KIND, build, compile, no_parent,
+    AUTH_POLICY_KIND, CompileInput, DENY_ALL_POLICY, Documents, INSTANCE_KIND, InstanceDoc, KINDS,
+    Record, StoredAuthPolicy, TARGET_KIND, build, compile, no_parent,
 };
 
 /// Configuration as the data plane serves it, at one store revision.

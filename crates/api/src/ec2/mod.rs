@@ -26,6 +26,9 @@ use trellis_wire::{AwsError, Call, Operation, Protocol, Service, ServiceErrors};
 
 use crate::AppState;
 
+pub mod instances;
+pub use instances::INSTANCE_KIND;
+
 /// The record kind of a VPC (id `vpc-…`).
 pub const VPC_KIND: &str = "ec2-vpc";
 /// The record kind of a subnet (id `subnet-…`, parent: its VPC).
@@ -61,6 +64,10 @@ const CODES: &[&str] = &[
     "InvalidID",
     "InvalidPaginationToken",
     "InvalidPrefixListID.NotFound",
+    "InvalidInstanceID.NotFound",
+    "InvalidIPAddress.InUse",
+    "IncorrectInstanceState",
+    "InstanceLimitExceeded",
     "VpcLimitExceeded",
     "CidrLimitExceeded",
     "RulesPerSecurityGroupLimitExceeded",
@@ -121,6 +128,11 @@ const SERVED: &[&str] = &[
     "DeleteTags",
     "DescribeTags",
     "DescribeManagedPrefixLists",
+    "RunInstances",
+    "DescribeInstances",
+    "TerminateInstances",
+    "StopInstances",
+    "StartInstances",
 ];
 
 /// Every EC2 operation Trellis serves.
@@ -142,6 +154,11 @@ pub fn operations() -> Vec<Operation<AppState>> {
         Operation::rpc(&EC2, "DeleteTags", delete_tags).errors(&[]),
         Operation::rpc(&EC2, "DescribeTags", describe_tags).errors(&[]),
         Operation::rpc(&EC2, "DescribeManagedPrefixLists", describe_prefix_lists).errors(&[]),
+        Operation::rpc(&EC2, "RunInstances", instances::run_instances).errors(&[]),
+        Operation::rpc(&EC2, "DescribeInstances", instances::describe_instances).errors(&[]),
+        Operation::rpc(&EC2, "TerminateInstances", instances::terminate_instances).errors(&[]),
+        Operation::rpc(&EC2, "StopInstances", instances::stop_instances).errors(&[]),
+        Operation::rpc(&EC2, "StartInstances", instances::start_instances).errors(&[]),
     ]
 }
 
@@ -2171,6 +2188,8 @@ fn kind_of(id: &str) -> Option<(&'static str, &'static str)> {
         Some((SUBNET_KIND, "subnet"))
     } else if id.starts_with("sg-") {
         Some((SECURITY_GROUP_KIND, "security-group"))
+    } else if id.starts_with("i-") {
+        Some((INSTANCE_KIND, "instance"))
     } else {
         None
     }
@@ -2187,6 +2206,10 @@ async fn retag(
     let rec = tx.get(kind, id).await?.ok_or_else(|| match kind {
         VPC_KIND => vpc_not_found(id),
         SUBNET_KIND => subnet_not_found(id),
+        INSTANCE_KIND => Ec2Error::new(
+            "InvalidInstanceID.NotFound",
+            format!("The instance ID '{id}' does not exist"),
+        ),
         _ => group_not_found(id),
     })?;
     let mut body = rec.body.clone();
@@ -2319,6 +2342,7 @@ async fn describe_tags(
         (VPC_KIND, "vpc"),
         (SUBNET_KIND, "subnet"),
         (SECURITY_GROUP_KIND, "security-group"),
+        (INSTANCE_KIND, "instance"),
     ] {
         for rec in tx.list(kind, None).await? {
             let tags: Vec<Tag> =
