@@ -128,3 +128,11 @@ def test_readme_accounts_runs_as_written(dp_server, tmp_path):
     assert "0" in lines, p.stdout  # the management account lists none of the member's services
     assert f"arn:aws:sts::{account}:assumed-role/OrganizationAccountAccessRole/ops" in lines, p.stdout
     assert "[payments]" in cred.read_text()
+
+
+def test_readme_instances_runs_as_written(server, tmp_path):
+    """The EC2 block of "What is implemented": a VPC and subnet, a host registered with
+    run-instances, an INSTANCE target group naming it (UNUSED: no service forwards to it)."""
+    out = run_readme_block(server, "instances", tmp_path).stdout
+    rows = [l.split("\t") for l in out.splitlines() if l.startswith("i-")]
+    assert len(rows) == 1 and rows[0][1:] == ["8080", "UNUSED"], out
