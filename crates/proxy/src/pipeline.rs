@@ -61,6 +61,9 @@ pub(crate) async fn handle(conn: Arc<ConnCtx>, req: Request<Incoming>) -> Respon
         metrics.request(&record);
     }
     record.emit();
+    if let Some(sink) = conn.shared.access_logs.get() {
+        crate::access_log::deliver(sink.as_ref(), &record);
+    }
     response
 }
 
@@ -128,12 +131,15 @@ async fn proxy_request(
         },
     )
     .inspect_err(|e| {
-        if let ProxyError::AccessDenied { layer, .. } = e {
+        if let ProxyError::AccessDenied { layer, caller, .. } = e {
             record.auth_denied = Some(layer.reason());
+            record.caller = caller.clone();
+            record.anonymous = caller.is_none();
         }
     })?;
     let mut req = Request::from_parts(head, body);
     record.caller = authenticated.caller().cloned();
+    record.anonymous = matches!(authenticated, auth::Authenticated::Anonymous);
 
     // 6. Rules: the first matching rule's action, else the default action.
     let action = {
@@ -488,8 +494,9 @@ async fn forward(
 }
 
 /// What the access log will record about a request (reference §8.2). Filled as the pipeline
-/// goes and completed when the response head is ready; `AccessRecord::emit` is the hook
-/// where a log sink will receive it (for now a `tracing` debug line).
+/// goes and completed when the response head is ready; `AccessRecord::emit` writes a `tracing`
+/// debug line and [`crate::access_log`] turns it into Lattice's JSON record for the access-log
+/// sink.
 #[derive(Debug)]
 pub struct AccessRecord {
     pub start_time: SystemTime,
@@ -520,6 +527,8 @@ pub struct AccessRecord {
     pub caller: Option<Arc<dyn auth::Caller>>,
     /// Which layer denied the request (`authDeniedReason`: `Network`, `Service`, `Identity`).
     pub auth_denied: Option<&'static str>,
+    /// An unsigned request the auth stage let through (`resolvedUser` is `Anonymous`).
+    pub anonymous: bool,
     /// Until the response head was ready (the body may still be streaming).
     pub duration: Duration,
     /// The target group's metric handles, once a group was picked and metrics are on.
@@ -551,6 +560,7 @@ impl AccessRecord {
             failure: None,
             caller: None,
             auth_denied: None,
+            anonymous: false,
             duration: Duration::ZERO,
             group_series: None,
             active: None,

@@ -283,6 +283,7 @@ async fn serve(
         ready,
         state.failed_ports.clone(),
         Arc::clone(&metrics.lattice),
+        None,
     );
 
     let functions =
