@@ -1,0 +1,314 @@
+//! Access-log delivery: the [`Dispatcher`] the proxy offers records to (it implements
+//! [`AccessLogSink`]), a bounded queue and a worker task per destination, and the [`Sink`]s the
+//! workers write to.
+//!
+//! `offer` never waits: a record goes into its destination's queue with `try_send`, or is
+//! dropped and counted (`trellis_access_log_dropped_total`) when the queue is full. Each worker
+//! takes what its queue holds (up to [`BATCH_MAX`] records, or what arrived within
+//! [`BATCH_WAIT`] of the first), writes it as one batch, and retries a failed batch with
+//! exponential backoff ([`RETRIES`] times) before counting it failed. S3 and Firehose sinks fit
+//! the same trait: their batches are objects or `PutRecordBatch` calls.
+//!
+//! Queues are keyed by subscription and destination ARN; a queue whose subscription went away
+//! stays idle (one parked task) until the process ends.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use trellis_telemetry::access_log::{AccessLogMetrics, AccessLogSink, Delivery};
+
+use crate::events::{EventStore, now_ms};
+
+/// Records a destination's queue holds before new ones are dropped.
+pub const QUEUE_CAPACITY: usize = 10_000;
+/// Records written per batch at most.
+pub const BATCH_MAX: usize = 500;
+/// How long a worker waits for more records after the first of a batch.
+pub const BATCH_WAIT: Duration = Duration::from_millis(200);
+/// How often a failed batch is retried.
+pub const RETRIES: u32 = 5;
+/// The first retry's delay (doubled each time).
+pub const BACKOFF: Duration = Duration::from_millis(100);
+
+/// Why a batch was not written.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SinkError(pub String);
+
+/// A destination: writes one batch of records (each one JSON object, no newline).
+pub trait Sink: Send + 'static {
+    /// The `destination` label of its metrics.
+    fn kind(&self) -> &'static str;
+    fn write(&mut self, batch: &[Arc<str>]) -> impl Future<Output = Result<(), SinkError>> + Send;
+}
+
+/// A hosted log group: each record one event in the stream named after the subscribed
+/// resource, timestamped when it was written.
+pub struct LogGroupSink {
+    pub events: EventStore,
+    /// The group's ARN without `:*` (its key in the event store).
+    pub group: String,
+    pub stream: String,
+}
+
+impl Sink for LogGroupSink {
+    fn kind(&self) -> &'static str {
+        "log-group"
+    }
+
+    async fn write(&mut self, batch: &[Arc<str>]) -> Result<(), SinkError> {
+        let now = now_ms();
+        let events: Vec<(i64, &str)> = batch.iter().map(|r| (now, &**r)).collect();
+        self.events
+            .put(&self.group, &self.stream, &events, true)
+            .await
+            .map_err(|e| SinkError(e.to_string()))
+    }
+}
+
+/// JSON lines appended to a file, or written to stdout (`-`), for log shippers.
+pub struct FileSink {
+    out: Box<dyn std::io::Write + Send>,
+}
+
+impl FileSink {
+    /// `-` is stdout; anything else a file opened for appending (created 0600).
+    pub fn open(path: &str) -> std::io::Result<FileSink> {
+        let out: Box<dyn std::io::Write + Send> = if path == "-" {
+            Box::new(std::io::stdout())
+        } else {
+            let path = PathBuf::from(path);
+            let mut options = std::fs::OpenOptions::new();
+            options.create(true).append(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            Box::new(options.open(&path)?)
+        };
+        Ok(FileSink { out })
+    }
+}
+
+impl Sink for FileSink {
+    fn kind(&self) -> &'static str {
+        "file"
+    }
+
+    async fn write(&mut self, batch: &[Arc<str>]) -> Result<(), SinkError> {
+        // A few kilobytes per batch to a local file or pipe: written inline.
+        let mut buf = Vec::with_capacity(batch.iter().map(|r| r.len() + 1).sum());
+        for r in batch {
+            buf.extend_from_slice(r.as_bytes());
+            buf.push(b'\n');
+        }
+        self.out
+            .write_all(&buf)
+            .and_then(|()| self.out.flush())
+            .map_err(|e| SinkError(e.to_string()))
+    }
+}
+
+/// One destination's queue.
+struct Queue {
+    tx: mpsc::Sender<Arc<str>>,
+    kind: &'static str,
+}
+
+/// The proxy's access-log sink: queues per destination, workers that write them.
+pub struct Dispatcher {
+    events: EventStore,
+    /// The every-request sink (`--access-log-file`).
+    all: Option<Queue>,
+    queues: RwLock<HashMap<String, Queue>>,
+    metrics: Arc<AccessLogMetrics>,
+}
+
+impl Dispatcher {
+    /// Must be called on the runtime the workers run on.
+    pub fn new(
+        events: EventStore,
+        file: Option<FileSink>,
+        metrics: Arc<AccessLogMetrics>,
+    ) -> Dispatcher {
+        let all = file.map(|sink| spawn(sink, Arc::clone(&metrics)));
+        Dispatcher {
+            events,
+            all,
+            queues: RwLock::default(),
+            metrics,
+        }
+    }
+
+    fn push(&self, q: &Queue, record: Arc<str>) {
+        let labels = AccessLogMetrics::labels(q.kind);
+        match q.tx.try_send(record) {
+            Ok(()) => {
+                self.metrics.accepted.get_or_create(&labels).inc();
+                self.metrics.queued.get_or_create(&labels).inc();
+            }
+            Err(_) => {
+                self.metrics.dropped.get_or_create(&labels).inc();
+            }
+        }
+    }
+}
+
+impl AccessLogSink for Dispatcher {
+    fn wants_all(&self) -> bool {
+        self.all.is_some()
+    }
+
+    fn offer(&self, delivery: Option<Delivery<'_>>, record: Arc<str>) {
+        let Some(d) = delivery else {
+            if let Some(q) = &self.all {
+                self.push(q, record);
+            }
+            return;
+        };
+        let key = format!("{}\n{}", d.subscription, d.destination_arn);
+        {
+            let queues = self.queues.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(q) = queues.get(&key) {
+                self.push(q, record);
+                return;
+            }
+        }
+        // The snapshot only lists log-group destinations (`trellis_snapshot`); the event
+        // store knows a group by its ARN without the `:*`.
+        if log_group_name(d.destination_arn).is_none() {
+            return;
+        }
+        let group = d
+            .destination_arn
+            .strip_suffix(":*")
+            .unwrap_or(d.destination_arn);
+        let mut queues = self.queues.write().unwrap_or_else(PoisonError::into_inner);
+        let q = queues.entry(key).or_insert_with(|| {
+            spawn(
+                LogGroupSink {
+                    events: self.events.clone(),
+                    group: group.to_string(),
+                    stream: d.resource.to_string(),
+                },
+                Arc::clone(&self.metrics),
+            )
+        });
+        self.push(q, record);
+    }
+}
+
+/// The group name of `arn:…:logs:…:log-group:NAME[:*]`.
+pub fn log_group_name(arn: &str) -> Option<&str> {
+    let (_, name) = arn.split_once(":log-group:")?;
+    Some(name.strip_suffix(":*").unwrap_or(name))
+}
+
+fn spawn<S: Sink>(sink: S, metrics: Arc<AccessLogMetrics>) -> Queue {
+    let kind = sink.kind();
+    let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+    tokio::spawn(work(sink, rx, metrics));
+    Queue { tx, kind }
+}
+
+async fn work<S: Sink>(
+    mut sink: S,
+    mut rx: mpsc::Receiver<Arc<str>>,
+    metrics: Arc<AccessLogMetrics>,
+) {
+    let labels = AccessLogMetrics::labels(sink.kind());
+    let mut batch: Vec<Arc<str>> = Vec::with_capacity(BATCH_MAX);
+    loop {
+        if rx.recv_many(&mut batch, BATCH_MAX).await == 0 {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + BATCH_WAIT;
+        while batch.len() < BATCH_MAX {
+            let room = BATCH_MAX - batch.len();
+            match tokio::time::timeout_at(deadline, rx.recv_many(&mut batch, room)).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        let n = batch.len() as i64;
+        metrics.queued.get_or_create(&labels).dec_by(n);
+        let mut delay = BACKOFF;
+        let mut attempt = 0;
+        loop {
+            match sink.write(&batch).await {
+                Ok(()) => {
+                    metrics.delivered.get_or_create(&labels).inc_by(n as u64);
+                    break;
+                }
+                Err(e) if attempt < RETRIES => {
+                    tracing::debug!(error = %e, attempt, "access-log batch not written; retrying");
+                    attempt += 1;
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, records = n, destination = sink.kind(), "access-log batch dropped after retries");
+                    metrics.failed.get_or_create(&labels).inc_by(n as u64);
+                    break;
+                }
+            }
+        }
+        batch.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_group_name_table() {
+        for (arn, want) in [
+            ("arn:aws:logs:us-west-2:111122223333:log-group:g", Some("g")),
+            (
+                "arn:aws:logs:us-west-2:111122223333:log-group:/a/b:*",
+                Some("/a/b"),
+            ),
+            ("arn:aws:s3:::bucket", None),
+        ] {
+            assert_eq!(log_group_name(arn), want, "{arn}");
+        }
+    }
+
+    #[tokio::test]
+    async fn delivers_to_a_log_group_and_drops_when_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let events = EventStore::open(&dir.path().join("e.db")).await.unwrap();
+        let metrics = Arc::new(AccessLogMetrics::default());
+        let d = Dispatcher::new(events.clone(), None, Arc::clone(&metrics));
+        assert!(!d.wants_all());
+        let delivery = Delivery {
+            subscription: "als-1",
+            destination_arn: "arn:aws:logs:us-west-2:111122223333:log-group:g",
+            resource: "svc-1",
+        };
+        d.offer(Some(delivery), Arc::from("{\"a\":1}"));
+        let labels = AccessLogMetrics::labels("log-group");
+        for _ in 0..200 {
+            if metrics.delivered.get_or_create(&labels).get() == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(metrics.delivered.get_or_create(&labels).get(), 1);
+        let got = events
+            .read(&crate::events::Query {
+                group: "arn:aws:logs:us-west-2:111122223333:log-group:g",
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].stream, "svc-1");
+        assert_eq!(got[0].message, "{\"a\":1}");
+    }
+}
