@@ -834,8 +834,18 @@ fn access_logs_go_to_existing_hosted_log_groups_of_the_service_and_its_networks(
     assoc2.body["id"] = "snsa-second".into();
     assoc2.body["serviceNetworkId"] = sn2.clone().into();
     f.records.push(assoc2);
-    f.push(LOG_GROUP_KIND, "g1", None, &serde_json::json!({"logGroupName": "/svc"}));
-    f.push(LOG_GROUP_KIND, "g2", None, &serde_json::json!({"logGroupName": "/net"}));
+    f.push(
+        LOG_GROUP_KIND,
+        "g1",
+        None,
+        &serde_json::json!({"logGroupName": "/svc"}),
+    );
+    f.push(
+        LOG_GROUP_KIND,
+        "g2",
+        None,
+        &serde_json::json!({"logGroupName": "/net"}),
+    );
     let mut sub = |id: &str, resource: &str, dest: String, log_type: Option<&str>| {
         let doc = AccessLogSubscription {
             id: id.into(),
@@ -853,8 +863,18 @@ fn access_logs_go_to_existing_hosted_log_groups_of_the_service_and_its_networks(
     sub("als-svc", &svc, group("/svc"), None);
     sub("als-s3", &svc, "arn:aws:s3:::bucket".into(), None);
     sub("als-missing", &svc, group("/not-created"), None);
-    sub("als-other-account", &svc, "arn:aws:logs:us-west-2:444455556666:log-group:/svc".into(), None);
-    sub("als-net", &sn2, format!("{}:*", group("/net")), Some("SERVICE"));
+    sub(
+        "als-other-account",
+        &svc,
+        "arn:aws:logs:us-west-2:444455556666:log-group:/svc".into(),
+        None,
+    );
+    sub(
+        "als-net",
+        &sn2,
+        format!("{}:*", group("/net")),
+        Some("SERVICE"),
+    );
     sub("als-resource", &sn1, group("/net"), Some("RESOURCE"));
     let snap = f.compile();
     let s = snap.service_by_host(&dns("s", &svc)).unwrap();
