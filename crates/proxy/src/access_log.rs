@@ -256,3 +256,338 @@ fn line<'r>(
     *last = Some((network, Arc::clone(&line)));
     line
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+    use http::{HeaderValue, Method, Uri};
+    use serde_json::{Value, json};
+    use trellis_model::resources::AuthType;
+    use trellis_model::resources::listener::ListenerProtocol;
+    use trellis_model::resources::target_group::TargetGroupType;
+    use trellis_policy::{Decision, RequestContext};
+    use trellis_snapshot::{
+        AccessLogEntry, ListenerEntry, NetworkEntry, ServiceEntry, TargetGroupEntry,
+    };
+
+    use super::*;
+    use crate::auth::Caller;
+
+    const SVC: &str = "arn:aws:vpc-lattice:us-west-2:111122223333:service/svc-1";
+    const SN: &str = "arn:aws:vpc-lattice:us-west-2:111122223333:servicenetwork/sn-1";
+    const SN2: &str = "arn:aws:vpc-lattice:us-west-2:111122223333:servicenetwork/sn-2";
+    const TG: &str = "arn:aws:vpc-lattice:us-west-2:111122223333:targetgroup/tg-1";
+
+    #[derive(Debug)]
+    struct Role;
+
+    impl Caller for Role {
+        fn arn(&self) -> &str {
+            "arn:aws:sts::111122223333:assumed-role/app/s"
+        }
+        fn session_name(&self) -> Option<&str> {
+            Some("s")
+        }
+        fn tags(&self) -> &[(String, String)] {
+            static TAGS: std::sync::LazyLock<Vec<(String, String)>> =
+                std::sync::LazyLock::new(|| vec![("team".into(), "a".into())]);
+            &TAGS
+        }
+        fn org(&self) -> Option<(&str, &str)> {
+            Some(("o-abc", "o-abc/r-1/"))
+        }
+        fn decide(&self, _: &RequestContext<'_>) -> Decision {
+            Decision::ImplicitDeny
+        }
+    }
+
+    fn service(access_logs: Vec<AccessLogEntry>) -> Arc<ServiceEntry> {
+        Arc::new(ServiceEntry {
+            id: "svc-1".into(),
+            arn: SVC.into(),
+            name: "s".into(),
+            auth_type: AuthType::None,
+            dns_name: "s.example".into(),
+            custom_domain_name: None,
+            networks: vec![NetworkEntry {
+                id: "sn-1".into(),
+                arn: SN.into(),
+                auth_type: AuthType::None,
+                auth_policy: None,
+            }],
+            listeners: HashMap::new(),
+            auth_policy: None,
+            tags: Default::default(),
+            access_logs,
+        })
+    }
+
+    /// A 404 fixed response to an HTTP/1.1 GET, on a known service and listener.
+    fn base() -> AccessRecord {
+        AccessRecord {
+            start_time: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            started: Instant::now(),
+            source: "10.0.0.7:51000".parse().unwrap(),
+            listener_port: 8080,
+            server_name: None,
+            protocol: Version::HTTP_11,
+            method: Method::GET,
+            uri: Uri::from_static("/fixed/x?q=1"),
+            host: Some(HeaderValue::from_static("s.example:8080")),
+            user_agent: Some(HeaderValue::from_static("curl/8")),
+            request_id: HeaderValue::from_static("req-1"),
+            service: Some(service(Vec::new())),
+            listener: Some(Arc::new(ListenerEntry {
+                id: "listener-1".into(),
+                arn: "x".into(),
+                name: "l".into(),
+                protocol: ListenerProtocol::Http,
+                port: 8080,
+                routes: trellis_router::RouteTable::compile(
+                    &[],
+                    "rule-d",
+                    &trellis_model::resources::rule::RuleAction::FixedResponse { status_code: 404 },
+                ),
+            })),
+            target_group: None,
+            target: None,
+            retries: 0,
+            status: 404,
+            failure: None,
+            caller: None,
+            auth_denied: None,
+            anonymous: false,
+            duration: Duration::from_millis(12),
+            group_series: None,
+            active: None,
+        }
+    }
+
+    fn json_of(r: &AccessRecord, network: Option<&str>) -> Value {
+        serde_json::from_str(&LatticeRecord::new(r, network).to_json()).unwrap()
+    }
+
+    #[test]
+    fn fixed_response_record_has_every_field() {
+        let v = json_of(&base(), Some(SN));
+        let want = json!({
+            "startTime": "2023-11-14T22:13:20Z",
+            "serviceNetworkArn": SN,
+            "serviceArn": SVC,
+            "targetGroupArn": "-",
+            "listenerId": "listener-1",
+            "listenerType": "HTTP",
+            "sourceVpcId": "-",
+            "sourceVpcArn": "-",
+            "destinationVpcId": "-",
+            "sourceIpPort": "10.0.0.7:51000",
+            "targetIpPort": "-",
+            "hostHeader": "s.example:8080",
+            "serverNameIndication": "-",
+            "sslCipher": "-",
+            "tlsVersion": "-",
+            "requestMethod": "GET",
+            "requestPath": "/fixed/x",
+            "protocol": "HTTP/1.1",
+            "userAgent": "curl/8",
+            "responseCode": 404,
+            "grpcResponseCode": "-",
+            "bytesReceived": "-",
+            "bytesSent": "-",
+            "duration": 12,
+            "requestToTargetDuration": 0,
+            "responseFromTargetDuration": 0,
+            "requestId": "req-1",
+            "resolvedUser": "-",
+            "authDeniedReason": "-",
+            "failureReason": "-",
+            "callerPrincipal": "-",
+            "callerPrincipalOrgID": "-",
+            "callerPrincipalTags": "-",
+            "callerX509SubjectCN": "-",
+            "callerX509IssuerOU": "-",
+            "callerX509SANNameCN": "-",
+            "callerX509SANDNS": "-",
+            "callerX509SANURI": "-",
+        });
+        assert_eq!(v, want);
+        // Lattice's member order.
+        let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+        let want_keys: Vec<&String> = want.as_object().unwrap().keys().collect();
+        assert_eq!(keys, want_keys);
+    }
+
+    type Change = fn(&mut AccessRecord);
+    /// A case: its name, what it changes in [`base`], the fields it expects.
+    type Case<'a> = (&'a str, Change, &'a [(&'a str, Value)]);
+
+    #[test]
+    fn field_table() {
+        let cases: &[Case] = &[
+            (
+                "forwarded over HTTP/2",
+                |r| {
+                    r.protocol = Version::HTTP_2;
+                    r.host = None;
+                    r.uri = Uri::from_static("http://s.example:8080/api");
+                    r.target = Some("10.1.2.3:80".parse().unwrap());
+                    r.target_group = Some(Arc::new(TargetGroupEntry {
+                        id: "tg-1".into(),
+                        arn: TG.into(),
+                        name: "g".into(),
+                        target_type: TargetGroupType::Ip,
+                        config: Default::default(),
+                        in_use: true,
+                        targets: Vec::new(),
+                    }));
+                    r.status = 200;
+                },
+                &[
+                    ("protocol", json!("HTTP/2")),
+                    ("hostHeader", json!("s.example:8080")),
+                    ("requestPath", json!("/api")),
+                    ("targetGroupArn", json!(TG)),
+                    ("targetIpPort", json!("10.1.2.3:80")),
+                    ("requestToTargetDuration", json!("-")),
+                    ("responseCode", json!(200)),
+                ],
+            ),
+            (
+                "denied, unsigned",
+                |r| {
+                    r.status = 403;
+                    r.failure = Some("ClientAccessDenied");
+                    r.auth_denied = Some("Service");
+                    r.anonymous = true;
+                },
+                &[
+                    ("resolvedUser", json!("Anonymous")),
+                    ("authDeniedReason", json!("Service")),
+                    ("failureReason", json!("ClientAccessDenied")),
+                    ("callerPrincipal", json!("-")),
+                ],
+            ),
+            (
+                "denied, signed by a role session",
+                |r| {
+                    r.status = 403;
+                    r.failure = Some("ClientAccessDenied");
+                    r.auth_denied = Some("Identity");
+                    r.caller = Some(Arc::new(Role));
+                },
+                &[
+                    (
+                        "resolvedUser",
+                        json!("arn:aws:sts::111122223333:assumed-role/app/s"),
+                    ),
+                    (
+                        "callerPrincipal",
+                        json!("arn:aws:sts::111122223333:assumed-role/app/s"),
+                    ),
+                    ("callerPrincipalOrgID", json!("o-abc")),
+                    ("callerPrincipalTags", json!({"team": "a"})),
+                    ("authDeniedReason", json!("Identity")),
+                ],
+            ),
+            (
+                "TLS, no service found",
+                |r| {
+                    r.server_name = Some(Arc::from("s.example"));
+                    r.service = None;
+                    r.listener = None;
+                    r.user_agent = None;
+                    r.failure = Some("ClientProtocolError");
+                },
+                &[
+                    ("serverNameIndication", json!("s.example")),
+                    ("serviceArn", json!("-")),
+                    ("listenerId", json!("-")),
+                    ("listenerType", json!("-")),
+                    ("userAgent", json!("-")),
+                    ("failureReason", json!("ClientProtocolError")),
+                ],
+            ),
+        ];
+        for (name, change, want) in cases {
+            let mut r = base();
+            change(&mut r);
+            let v = json_of(&r, Some(SN));
+            for (field, value) in *want {
+                assert_eq!(&v[field], value, "{name}: {field}");
+            }
+        }
+    }
+
+    #[test]
+    fn start_time_is_second_precision_utc() {
+        assert_eq!(start_time(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        let t = UNIX_EPOCH + Duration::from_millis(951_782_400_999);
+        assert_eq!(start_time(t), "2000-02-29T00:00:00Z");
+        assert!(start_time(SystemTime::now()).ends_with('Z'));
+    }
+
+    #[derive(Default)]
+    struct Collect {
+        all: bool,
+        got: std::sync::Mutex<Vec<(Option<String>, String)>>,
+    }
+
+    impl AccessLogSink for Collect {
+        fn wants_all(&self) -> bool {
+            self.all
+        }
+        fn offer(&self, delivery: Option<Delivery<'_>>, record: Arc<str>) {
+            self.got.lock().unwrap().push((
+                delivery.map(|d| d.subscription.to_string()),
+                record.to_string(),
+            ));
+        }
+    }
+
+    #[test]
+    fn deliver_offers_each_destination_its_network() {
+        let entry = |id: &str, network: Option<&str>| AccessLogEntry {
+            subscription_id: id.into(),
+            destination_arn: "arn:aws:logs:us-west-2:111122223333:log-group:g".into(),
+            log_group: "g".into(),
+            resource_id: "svc-1".into(),
+            network_arn: network.map(str::to_string),
+        };
+        // Nobody wants a record: nothing is formatted or offered.
+        let sink = Collect::default();
+        deliver(&sink, &base());
+        assert!(sink.got.lock().unwrap().is_empty());
+
+        let mut r = base();
+        r.service = Some(service(vec![
+            entry("als-svc", None),
+            entry("als-sn2", Some(SN2)),
+        ]));
+        let sink = Collect {
+            all: true,
+            ..Collect::default()
+        };
+        deliver(&sink, &r);
+        let got = sink.got.lock().unwrap();
+        let networks: Vec<(Option<&str>, String)> = got
+            .iter()
+            .map(|(sub, line)| {
+                let v: Value = serde_json::from_str(line).unwrap();
+                (
+                    sub.as_deref(),
+                    v["serviceNetworkArn"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            networks,
+            [
+                (None, SN.to_string()),
+                (Some("als-svc"), SN.to_string()),
+                (Some("als-sn2"), SN2.to_string()),
+            ]
+        );
+    }
+}
