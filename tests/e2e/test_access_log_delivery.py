@@ -15,15 +15,19 @@ import tempfile
 import time
 from types import SimpleNamespace
 
+import urllib.request
+
 import pytest
 from botocore.exceptions import ClientError
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from backends import INGRESS, Caller, ServiceBuilder, curl, fixed, forward, free_port, ip_target_group, \
     path_prefix, wait_until_applied
 from conftest import ACCOUNT, REGION, error_code, unique
 
 ACCESS_LOG_FILE = os.path.join(tempfile.mkdtemp(prefix="trellis-access-log-"), "access.jsonl")
-SERVER_ARGS = ["--access-log-file", ACCESS_LOG_FILE]
+# Retention rounds every second, so that the retention test sees expired events go.
+SERVER_ARGS = ["--access-log-file", ACCESS_LOG_FILE, "--log-retention-interval", "1"]
 WAIT_S = 30
 
 # Every member of Lattice's service access-log record (reference §8.2), in its order.
@@ -175,17 +179,60 @@ def test_network_subscription_receives_every_service_in_it(env):
     assert [s["logStreamName"] for s in streams["logStreams"]] == [env.svc.sn["id"]]
 
 
+def file_lines():
+    try:
+        with open(ACCESS_LOG_FILE) as f:
+            return [json.loads(line) for line in f if line.strip()]
+    except FileNotFoundError:
+        return []
+
+
+def delivery_metrics(server):
+    """{(sample name, destination): value} of the trellis_access_log_* series."""
+    with urllib.request.urlopen(server.endpoint + "/metrics", timeout=5) as r:
+        text = r.read().decode()
+    out = {}
+    for family in text_string_to_metric_families(text):
+        if family.name.startswith("trellis_access_log_"):
+            for s in family.samples:
+                out[(s.name, s.labels.get("destination"))] = s.value
+    return out
+
+
 def test_access_log_file_gets_every_request(env):
-    def lines():
-        try:
-            with open(ACCESS_LOG_FILE) as f:
-                return [json.loads(line) for line in f if line.strip()]
-        except FileNotFoundError:
-            return []
-    records = wait_for(lines, lambda r: len(r) >= 4, "four lines in the access-log file")
+    records = wait_for(file_lines, lambda r: len(r) >= 4, "four lines in the access-log file")
     assert len(records) == 4
     assert all(list(r) == RECORD_FIELDS for r in records)
     assert sorted(r["requestPath"] for r in records) == ["/fixed/h2", "/fixed/one", "/ok", "/secret"]
+
+
+def test_delivery_metrics_count_what_was_written(env):
+    wait_for(file_lines, lambda r: len(r) >= 4, "the file sink's lines")
+    # The counters and the file agree once the file's queue is empty; nothing was dropped.
+    m = wait_for(lambda: delivery_metrics(env.server),
+                 lambda m: m.get(("trellis_access_log_delivered_total", "file")) == len(file_lines())
+                 and m.get(("trellis_access_log_queued", "file")) == 0, "the file sink's counters")
+    assert m[("trellis_access_log_accepted_total", "file")] == m[("trellis_access_log_delivered_total", "file")]
+    assert m.get(("trellis_access_log_delivered_total", "log-group"), 0) >= 7
+    for kind in ("file", "log-group"):
+        assert m.get(("trellis_access_log_dropped_total", kind), 0) == 0
+        assert m.get(("trellis_access_log_failed_total", kind), 0) == 0
+
+
+def test_retention_deletes_expired_events(env):
+    logs = env.server.client("logs")
+    name = unique("/trellis/retention")
+    logs.create_log_group(logGroupName=name)
+    logs.create_log_stream(logGroupName=name, logStreamName="s")
+    now = int(time.time() * 1000)
+    ten_days = 10 * 86_400_000
+    logs.put_log_events(logGroupName=name, logStreamName="s",
+                        logEvents=[{"timestamp": now - ten_days, "message": "old"}, {"timestamp": now, "message": "new"}])
+    assert [e["message"] for e in logs.filter_log_events(logGroupName=name)["events"]] == ["old", "new"]
+    logs.put_retention_policy(logGroupName=name, retentionInDays=7)
+    wait_for(lambda: [e["message"] for e in logs.filter_log_events(logGroupName=name)["events"]],
+             lambda m: m == ["new"], "the expired event to go")
+    logs.delete_log_group(logGroupName=name)
 
 
 def test_deleting_the_subscription_stops_delivery(env):
@@ -204,15 +251,15 @@ def test_deleting_the_subscription_stops_delivery(env):
         assert c.request("/after").status == 403
     finally:
         c.close()
-    # The network's group got /after, so the pipeline has handled it; the deleted
-    # subscription's group did not.
+    # The network's group got /after, so the pipeline has handled it, and every log-group queue
+    # is empty; the deleted subscription's group did not get it.
     wait_for(lambda: filter_events(server, env.net_group, '{ $.requestPath = "/after" }'), lambda r: len(r) == 1,
              "the network's record of /after")
-    logs = server.client("logs")
-    deadline = time.monotonic() + 2
+    wait_for(lambda: delivery_metrics(server), lambda m: m.get(("trellis_access_log_queued", "log-group")) == 0
+             and m[("trellis_access_log_accepted_total", "log-group")]
+             == m[("trellis_access_log_delivered_total", "log-group")], "empty log-group queues")
     assert [r["requestPath"] for r in filter_events(server, group)] == ["/before"]
-    assert time.monotonic() < deadline + WAIT_S
-    logs.delete_log_group(logGroupName=group)
+    server.client("logs").delete_log_group(logGroupName=group)
 
 
 def test_log_group_lifecycle_and_errors(env):
