@@ -96,3 +96,16 @@ def test_readme_iam_auth_runs_as_written(dp_server, tmp_path):
     assert role in refusals[0] and "no service-based policy" in refusals[0]
     assert "User: arn:aws:iam::111122223333:user/app " in refusals[1] and "no service-based policy" in refusals[1]
     assert "User: anonymous " in refusals[2] and "no network-based policy" in refusals[2]
+
+
+def test_readme_access_logs_run_as_written(dp_server, tmp_path):
+    """The "Watching traffic: access logs" section: a log group, a service's subscription to it,
+    two requests, and filter-log-events printing the 404's record. Only the server's addresses,
+    the credentials file and the fixed ports are pointed at this test's."""
+    import json
+
+    p = run_dataplane_block(dp_server, "accesslogs", tmp_path, ("9003", "8082"))
+    assert p.stdout.splitlines()[:2] == ["200", "404"], p.stdout
+    record = json.loads(p.stdout.split("\n", 2)[2])
+    assert record["responseCode"] == 404 and record["requestPath"] == "/gone/away"
+    assert record["serviceArn"].startswith("arn:aws:vpc-lattice:us-west-2:111122223333:service/svc-")
