@@ -346,3 +346,28 @@ def test_tail_follow_polling_sees_new_requests(env):
     finally:
         c.close()
     wait_for(poll, lambda paths: "/fixed/tail" in paths, "the tailed request")
+
+
+def test_https_request_records_sni_cipher_and_version(env):
+    server, lattice = env.server, env.lattice
+    svc = ServiceBuilder(lattice)
+    tls_port = free_port()
+    svc.listener("HTTPS", tls_port, fixed(404))
+    group = unique("/trellis/tls")
+    server.cli("create-log-group", "--log-group-name", group, service="logs")
+    server.cli("create-access-log-subscription", "--resource-identifier", svc.svc["arn"],
+               "--destination-arn", group_arn(group))
+    wait_until_applied(server)
+    for args, tls_version in ((["--tlsv1.3"], "TLSv1.3"), (["--tlsv1.2", "--tls-max", "1.2"], "TLSv1.2")):
+        status, _, _ = curl(f"https://{svc.dns_name}:{tls_port}/tls/{tls_version}", "--http1.1", "--cacert",
+                            server.ca_path, *args, resolve=f"{svc.dns_name}:{tls_port}:{INGRESS}")
+        assert status == 404
+    records = wait_for(lambda: filter_events(server, group), lambda r: len(r) == 2, "the two TLS records")
+    by_version = {r["tlsVersion"]: r for r in records}
+    assert set(by_version) == {"TLSv1.3", "TLSv1.2"}
+    for version, r in by_version.items():
+        assert r["requestPath"] == f"/tls/{version}"
+        assert r["serverNameIndication"] == svc.dns_name
+        assert (r["listenerType"], r["responseCode"]) == ("HTTPS", 404)
+    assert by_version["TLSv1.3"]["sslCipher"].startswith("TLS_")
+    assert by_version["TLSv1.2"]["sslCipher"].startswith("ECDHE-")

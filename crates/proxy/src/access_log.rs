@@ -161,9 +161,8 @@ impl<'a> LatticeRecord<'a> {
                 .map_or_else(|| DASH.to_string(), |t| format!("{}:{}", t.ip(), t.port())),
             host_header: or_dash(host),
             server_name_indication: or_dash(r.server_name.as_deref()),
-            // Not recorded per connection yet (docs/decisions.md, "Access-log records").
-            ssl_cipher: DASH,
-            tls_version: DASH,
+            ssl_cipher: r.tls.map_or(DASH, |(cipher, _)| cipher),
+            tls_version: r.tls.map_or(DASH, |(_, version)| version),
             request_method: r.method.as_str(),
             request_path: r.uri.path(),
             protocol: protocol(r.protocol),
@@ -332,6 +331,7 @@ mod tests {
             source: "10.0.0.7:51000".parse().unwrap(),
             listener_port: 8080,
             server_name: None,
+            tls: None,
             protocol: Version::HTTP_11,
             method: Method::GET,
             uri: Uri::from_static("/fixed/x?q=1"),
@@ -495,6 +495,7 @@ mod tests {
                 "TLS, no service found",
                 |r| {
                     r.server_name = Some(Arc::from("s.example"));
+                    r.tls = Some(("TLS_AES_128_GCM_SHA256", "TLSv1.3"));
                     r.service = None;
                     r.listener = None;
                     r.user_agent = None;
@@ -502,6 +503,8 @@ mod tests {
                 },
                 &[
                     ("serverNameIndication", json!("s.example")),
+                    ("sslCipher", json!("TLS_AES_128_GCM_SHA256")),
+                    ("tlsVersion", json!("TLSv1.3")),
                     ("serviceArn", json!("-")),
                     ("listenerId", json!("-")),
                     ("listenerType", json!("-")),

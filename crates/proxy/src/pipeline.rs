@@ -504,6 +504,8 @@ pub struct AccessRecord {
     pub source: std::net::SocketAddr,
     pub listener_port: u16,
     pub server_name: Option<Arc<str>>,
+    /// The TLS connection's cipher suite (OpenSSL name) and protocol version.
+    pub tls: Option<(&'static str, &'static str)>,
     pub protocol: Version,
     pub method: Method,
     /// The request target: as received until the request passed step 2, then its normal form
@@ -545,6 +547,7 @@ impl AccessRecord {
             source: conn.peer,
             listener_port: conn.local_port,
             server_name: conn.tls.as_ref().map(|t| Arc::clone(&t.server_name)),
+            tls: conn.tls.as_ref().map(|t| (t.cipher, t.version)),
             protocol: req.version(),
             method: req.method().clone(),
             uri: req.uri().clone(),
