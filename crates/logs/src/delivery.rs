@@ -311,4 +311,119 @@ mod tests {
         assert_eq!(got[0].stream, "svc-1");
         assert_eq!(got[0].message, "{\"a\":1}");
     }
+
+    /// Fails its first `failures` writes, then records what it is given.
+    struct Flaky {
+        failures: u32,
+        written: Arc<std::sync::Mutex<Vec<String>>>,
+    }
+
+    impl Sink for Flaky {
+        fn kind(&self) -> &'static str {
+            "file"
+        }
+
+        async fn write(&mut self, batch: &[Arc<str>]) -> Result<(), SinkError> {
+            if self.failures > 0 {
+                self.failures -= 1;
+                return Err(SinkError("down".into()));
+            }
+            self.written
+                .lock()
+                .unwrap()
+                .extend(batch.iter().map(|r| r.to_string()));
+            Ok(())
+        }
+    }
+
+    async fn settle(metrics: &AccessLogMetrics, done: impl Fn(&AccessLogMetrics) -> bool) {
+        for _ in 0..500 {
+            if done(metrics) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("delivery did not settle");
+    }
+
+    #[tokio::test]
+    async fn retries_with_backoff_then_counts_failures() {
+        let labels = AccessLogMetrics::labels("file");
+        let dir = tempfile::tempdir().unwrap();
+        let events = EventStore::open(&dir.path().join("e.db")).await.unwrap();
+        // The backoff's sleeps pass in virtual time.
+        tokio::time::pause();
+        for (failures, delivered, failed) in [(0, 3, 0), (RETRIES, 3, 0), (RETRIES + 1, 0, 3)] {
+            let metrics = Arc::new(AccessLogMetrics::default());
+            let written = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let d = Dispatcher {
+                events: events.clone(),
+                all: Some(spawn(
+                    Flaky {
+                        failures,
+                        written: Arc::clone(&written),
+                    },
+                    Arc::clone(&metrics),
+                )),
+                queues: RwLock::default(),
+                metrics: Arc::clone(&metrics),
+            };
+            for r in ["a", "b", "c"] {
+                d.offer(None, Arc::from(r));
+            }
+            settle(&metrics, |m| {
+                m.delivered.get_or_create(&labels).get() + m.failed.get_or_create(&labels).get()
+                    == 3
+            })
+            .await;
+            assert_eq!(
+                metrics.delivered.get_or_create(&labels).get(),
+                delivered,
+                "{failures}"
+            );
+            assert_eq!(
+                metrics.failed.get_or_create(&labels).get(),
+                failed,
+                "{failures}"
+            );
+            assert_eq!(metrics.queued.get_or_create(&labels).get(), 0);
+            assert_eq!(written.lock().unwrap().len() as u64, delivered);
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_full_queue_drops_and_counts_without_waiting() {
+        let metrics = Arc::new(AccessLogMetrics::default());
+        let written = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let d = Dispatcher {
+            events: EventStore::open(&tempfile::tempdir().unwrap().path().join("e.db"))
+                .await
+                .unwrap(),
+            all: Some(spawn(
+                Flaky {
+                    failures: 0,
+                    written: Arc::clone(&written),
+                },
+                Arc::clone(&metrics),
+            )),
+            queues: RwLock::default(),
+            metrics: Arc::clone(&metrics),
+        };
+        // On a current-thread runtime the worker cannot run until this task yields: the queue
+        // fills and the rest is dropped, synchronously.
+        for _ in 0..QUEUE_CAPACITY + 5 {
+            d.offer(None, Arc::from("r"));
+        }
+        let labels = AccessLogMetrics::labels("file");
+        assert_eq!(metrics.dropped.get_or_create(&labels).get(), 5);
+        assert_eq!(
+            metrics.queued.get_or_create(&labels).get(),
+            QUEUE_CAPACITY as i64
+        );
+        settle(&metrics, |m| {
+            m.delivered.get_or_create(&labels).get() == QUEUE_CAPACITY as u64
+        })
+        .await;
+        assert_eq!(written.lock().unwrap().len(), QUEUE_CAPACITY);
+    }
 }
