@@ -371,3 +371,39 @@ def test_https_request_records_sni_cipher_and_version(env):
         assert (r["listenerType"], r["responseCode"]) == ("HTTPS", 404)
     assert by_version["TLSv1.3"]["sslCipher"].startswith("TLS_")
     assert by_version["TLSv1.2"]["sslCipher"].startswith("ECDHE-")
+
+
+def test_iam_users_are_authorized_per_log_group(env):
+    """`logs:*` actions on `arn:aws:logs:REGION:ACCOUNT:log-group:NAME:*`, as IAM names them."""
+    from test_iam import as_user, denied, new_user, refused, wait_identity
+
+    server = env.server
+    allowed = unique("/team-a/app")
+    other = unique("/team-b/app")
+    for g in (allowed, other):
+        server.cli("create-log-group", "--log-group-name", g, service="logs")
+    policy = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["logs:FilterLogEvents", "logs:DescribeLogStreams"],
+         "Resource": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/team-a/*"},
+        {"Effect": "Allow", "Action": "logs:DescribeLogGroups", "Resource": "*"},
+    ]}
+    user, key = new_user(server, policy)
+    wait_identity(server)
+    logs = as_user(server, key, "logs")
+    assert logs.filter_log_events(logGroupName=allowed)["events"] == []
+    assert logs.describe_log_streams(logGroupIdentifier=group_arn(allowed))["logStreams"] == []
+    assert {g["logGroupName"] for g in logs.describe_log_groups(logGroupNamePrefix="/team-")["logGroups"]} >= \
+        {allowed, other}
+    for call, action, group in (
+        (lambda: logs.filter_log_events(logGroupName=other), "logs:FilterLogEvents", other),
+        (lambda: logs.put_retention_policy(logGroupName=allowed, retentionInDays=1), "logs:PutRetentionPolicy",
+         allowed),
+        (lambda: logs.delete_log_group(logGroupName=allowed), "logs:DeleteLogGroup", allowed),
+    ):
+        with pytest.raises(ClientError) as e:
+            call()
+        code, message, http_status = refused(e)
+        assert (code, http_status) == ("AccessDeniedException", 403)
+        assert message == denied(user["Arn"], action, f"{group_arn(group)}:*")
+    for g in (allowed, other):
+        server.cli("delete-log-group", "--log-group-name", g, service="logs")
