@@ -133,6 +133,9 @@ def test_filter_pattern_returns_exactly_the_404s_field_by_field(env):
         assert r["serverNameIndication"] == r["sslCipher"] == r["tlsVersion"] == "-"
         assert r["sourceVpcId"] == r["sourceVpcArn"] == r["destinationVpcId"] == "-"
         assert isinstance(r["duration"], int) and r["duration"] >= 0
+        # Head and body bytes: a GET without a body, a 404 with an empty one.
+        assert isinstance(r["bytesReceived"], int) and r["bytesReceived"] > len(path)
+        assert isinstance(r["bytesSent"], int) and r["bytesSent"] > len("HTTP/1.1 404 Not Found")
         assert len(r["startTime"]) == 20 and r["startTime"].endswith("Z")
         assert r["requestId"] != "-"
     assert by_path["/fixed/one"]["requestId"] == env.responses["/fixed/one"].headers["x-amzn-requestid"]
@@ -145,6 +148,10 @@ def test_forwarded_request_names_its_target(env):
     assert r["targetGroupArn"] == env.tg["arn"]
     assert r["targetIpPort"] == f"{env.backend.target()['id']}:{env.backend.target()['port']}"
     assert r["requestId"] == env.responses["/ok"].headers["x-amzn-requestid"]
+    assert r["bytesSent"] > len(env.responses["/ok"].body)
+    assert isinstance(r["responseFromTargetDuration"], int)
+    # A GET has no body to time towards the target.
+    assert r["requestToTargetDuration"] == "-"
 
 
 @pytest.mark.parametrize("pattern, paths", [

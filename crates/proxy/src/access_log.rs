@@ -8,6 +8,10 @@
 //! subscriptions (from the snapshot the request was served with), or the every-request sink
 //! (`trellis serve --access-log-file`). The records of one request differ only in
 //! `serviceNetworkArn`, so each distinct value is formatted once.
+//!
+//! The record is completed when the response body ends: the pipeline hands it to the response
+//! body as a [`Pending`], which counts the body's bytes and, when the body is dropped (its last
+//! byte written, or the client gone), sets `duration` and `bytesSent` and delivers it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +20,7 @@ use http::Version;
 use serde::Serialize;
 use trellis_telemetry::access_log::{AccessLogSink, Delivery};
 
+use crate::body::ResponseBody;
 use crate::pipeline::AccessRecord;
 
 /// What Lattice writes for a value it does not have.
@@ -145,6 +150,21 @@ impl<'a> LatticeRecord<'a> {
             _ => serde_json::Value::String(DASH.into()),
         };
         let forwarded = r.target.is_some();
+        let bytes_received = if r.body_empty {
+            Num::Value(r.head_bytes)
+        } else if let Some(p) = &r.progress {
+            Num::Value(r.head_bytes + p.bytes())
+        } else {
+            Num::Missing
+        };
+        // The upload's last byte towards the target, when it had a body.
+        let to_target = match (&r.progress, forwarded) {
+            (Some(p), true) => Num::Value(millis(
+                p.last().into_std().saturating_duration_since(r.started),
+            )),
+            (None, true) => Num::Missing,
+            (_, false) => Num::Value(0),
+        };
         LatticeRecord {
             start_time: start_time(r.start_time),
             service_network_arn: or_dash(network_arn),
@@ -169,18 +189,14 @@ impl<'a> LatticeRecord<'a> {
             user_agent: or_dash(r.user_agent.as_ref().and_then(|u| u.to_str().ok())),
             response_code: r.status,
             grpc_response_code: Num::Missing,
-            bytes_received: Num::Missing,
-            bytes_sent: Num::Missing,
+            bytes_received,
+            bytes_sent: r.bytes_sent.map_or(Num::Missing, Num::Value),
             duration: millis(r.duration),
-            request_to_target_duration: if forwarded {
-                Num::Missing
-            } else {
-                Num::Value(0)
-            },
-            response_from_target_duration: if forwarded {
-                Num::Missing
-            } else {
-                Num::Value(0)
+            request_to_target_duration: to_target,
+            response_from_target_duration: match (forwarded, r.to_client) {
+                (true, Some(d)) => Num::Value(millis(d)),
+                (true, None) => Num::Missing,
+                (false, _) => Num::Value(0),
             },
             request_id: or_dash(r.request_id.to_str().ok()),
             resolved_user,
@@ -201,6 +217,69 @@ impl<'a> LatticeRecord<'a> {
     pub fn to_json(&self) -> Arc<str> {
         // Serializing plain strings and numbers cannot fail.
         Arc::from(serde_json::to_string(self).unwrap_or_default())
+    }
+}
+
+/// Whether some destination wants `record` (so that it is worth completing and formatting).
+pub(crate) fn wanted(sink: &dyn AccessLogSink, record: &AccessRecord) -> bool {
+    sink.wants_all()
+        || record
+            .service
+            .as_deref()
+            .is_some_and(|s| !s.access_logs.is_empty())
+}
+
+/// The size of a request head as received: the request line and each header field's name and
+/// value plus 4 (`": "` and CRLF) — `header_fields` — and the blank line.
+pub(crate) fn request_head_bytes(record: &AccessRecord, header_fields: usize) -> u64 {
+    let target = record.uri.path_and_query().map_or(1, |p| p.as_str().len());
+    // `METHOD SP target SP HTTP/1.1 CRLF` … CRLF
+    (record.method.as_str().len() + 1 + target + 1 + 8 + 2 + header_fields + 2) as u64
+}
+
+/// A record waiting for its response body to end.
+pub(crate) struct Pending {
+    record: AccessRecord,
+    sink: Arc<dyn AccessLogSink>,
+    /// The response head's size, then the body's bytes added as they pass.
+    sent: u64,
+}
+
+impl Pending {
+    pub(crate) fn new(
+        record: AccessRecord,
+        sink: Arc<dyn AccessLogSink>,
+        response: &http::Response<ResponseBody>,
+    ) -> Pending {
+        // `HTTP/1.1 SP 3DIGIT SP reason CRLF`, the fields, CRLF (an HTTP/1.1 estimate for
+        // HTTP/2 too, whose compressed heads are smaller).
+        let reason = response.status().canonical_reason().map_or(0, str::len);
+        let fields: usize = response
+            .headers()
+            .iter()
+            .map(|(n, v)| n.as_str().len() + v.len() + 4)
+            .sum();
+        Pending {
+            record,
+            sink,
+            sent: (8 + 1 + 3 + 1 + reason + 2 + fields + 2) as u64,
+        }
+    }
+
+    /// Counts body bytes handed to the connection.
+    pub(crate) fn sent(&mut self, bytes: usize) {
+        self.sent += bytes as u64;
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        let r = &mut self.record;
+        let total = r.started.elapsed();
+        r.to_client = Some(total.saturating_sub(r.duration));
+        r.duration = total;
+        r.bytes_sent = Some(self.sent);
+        deliver(self.sink.as_ref(), r);
     }
 }
 
@@ -355,6 +434,11 @@ mod tests {
             target: None,
             retries: 0,
             status: 404,
+            head_bytes: 120,
+            body_empty: true,
+            progress: None,
+            bytes_sent: Some(150),
+            to_client: Some(Duration::from_millis(3)),
             failure: None,
             caller: None,
             auth_denied: None,
@@ -394,8 +478,8 @@ mod tests {
             "userAgent": "curl/8",
             "responseCode": 404,
             "grpcResponseCode": "-",
-            "bytesReceived": "-",
-            "bytesSent": "-",
+            "bytesReceived": 120,
+            "bytesSent": 150,
             "duration": 12,
             "requestToTargetDuration": 0,
             "responseFromTargetDuration": 0,
@@ -451,7 +535,22 @@ mod tests {
                     ("targetGroupArn", json!(TG)),
                     ("targetIpPort", json!("10.1.2.3:80")),
                     ("requestToTargetDuration", json!("-")),
+                    ("responseFromTargetDuration", json!(3)),
                     ("responseCode", json!(200)),
+                ],
+            ),
+            (
+                "a body nobody counted, a response not finished",
+                |r| {
+                    r.body_empty = false;
+                    r.bytes_sent = None;
+                    r.target = Some("10.1.2.3:80".parse().unwrap());
+                    r.to_client = None;
+                },
+                &[
+                    ("bytesReceived", json!("-")),
+                    ("bytesSent", json!("-")),
+                    ("responseFromTargetDuration", json!("-")),
                 ],
             ),
             (
@@ -521,6 +620,30 @@ mod tests {
                 assert_eq!(&v[field], value, "{name}: {field}");
             }
         }
+    }
+
+    #[test]
+    fn head_sizes() {
+        let r = base();
+        // "GET /fixed/x?q=1 HTTP/1.1\r\n" + fields + "\r\n"
+        assert_eq!(request_head_bytes(&r, 40), 27 + 40 + 2);
+        let mut response = http::Response::new(ResponseBody::empty());
+        *response.status_mut() = http::StatusCode::NOT_FOUND;
+        response
+            .headers_mut()
+            .insert("x-amzn-requestid", HeaderValue::from_static("abc"));
+        let sink = Arc::new(Collect {
+            all: true,
+            ..Collect::default()
+        });
+        let mut pending = Pending::new(r, sink.clone(), &response);
+        pending.sent(10);
+        drop(pending);
+        let got = sink.got.lock().unwrap();
+        let v: Value = serde_json::from_str(&got[0].1).unwrap();
+        // "HTTP/1.1 404 Not Found\r\n" (24) + "x-amzn-requestid: abc\r\n" (23) + "\r\n" + 10
+        assert_eq!(v["bytesSent"], json!(24 + 23 + 2 + 10));
+        assert_eq!(v["responseCode"], json!(404));
     }
 
     #[test]

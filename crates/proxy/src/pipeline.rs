@@ -61,8 +61,11 @@ pub(crate) async fn handle(conn: Arc<ConnCtx>, req: Request<Incoming>) -> Respon
         metrics.request(&record);
     }
     record.emit();
-    if let Some(sink) = conn.shared.access_logs.get() {
-        crate::access_log::deliver(sink.as_ref(), &record);
+    if let Some(sink) = conn.shared.access_logs.get()
+        && crate::access_log::wanted(sink.as_ref(), &record)
+    {
+        let pending = crate::access_log::Pending::new(record, Arc::clone(sink), &response);
+        response.body_mut().log_on_end(pending);
     }
     response
 }
@@ -95,6 +98,7 @@ async fn proxy_request(
     //    (service, rules, auth policy, access log, Lambda event) and the target see alike.
     //    The header limits (step 4) measure what the client sent, before a Host is added.
     let header_size = headers::header_size(req.headers());
+    record.head_bytes = crate::access_log::request_head_bytes(record, header_size.1);
     // The URI as received, when its normal form differs: a signature covers what was sent.
     let mut received = None;
     if canonicalize(&mut req, conn)? {
@@ -435,6 +439,7 @@ async fn forward(
     let timeout = shared.config.idle_timeout;
     // Only a request that still has a body to send needs its upload watched.
     let progress = (!req.body().is_end_stream()).then(|| Arc::new(Progress::new()));
+    record.progress = progress.clone();
     let mut req = req.map(|body| RequestBody::new(body, progress.clone()));
 
     let no_target = || ProxyError::NoTarget {
@@ -522,6 +527,16 @@ pub struct AccessRecord {
     pub target: Option<std::net::SocketAddr>,
     pub retries: u8,
     pub status: u16,
+    /// The request head's size as received (request line and header fields), and whether the
+    /// request had no body.
+    pub head_bytes: u64,
+    pub body_empty: bool,
+    /// The forwarded request body's progress (its bytes, when it last moved).
+    pub(crate) progress: Option<Arc<Progress>>,
+    /// Set when the response body ends: the bytes sent (head and body), and the time from the
+    /// response head to the end.
+    pub bytes_sent: Option<u64>,
+    pub to_client: Option<Duration>,
     /// Lattice's `failureReason` when the request failed in the proxy.
     pub failure: Option<&'static str>,
     /// The authenticated caller (`resolvedUser` is its ARN), when the request was signed and
@@ -531,7 +546,8 @@ pub struct AccessRecord {
     pub auth_denied: Option<&'static str>,
     /// An unsigned request the auth stage let through (`resolvedUser` is `Anonymous`).
     pub anonymous: bool,
-    /// Until the response head was ready (the body may still be streaming).
+    /// Until the response head was ready (the body may still be streaming); for the access log,
+    /// until the response body ended.
     pub duration: Duration,
     /// The target group's metric handles, once a group was picked and metrics are on.
     pub group_series: Option<Arc<trellis_telemetry::lattice::TargetGroupSeries>>,
@@ -560,6 +576,11 @@ impl AccessRecord {
             target: None,
             retries: 0,
             status: 0,
+            head_bytes: 0,
+            body_empty: req.body().is_end_stream(),
+            progress: None,
+            bytes_sent: None,
+            to_client: None,
             failure: None,
             caller: None,
             auth_denied: None,
