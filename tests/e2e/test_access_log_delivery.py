@@ -414,3 +414,33 @@ def test_iam_users_are_authorized_per_log_group(env):
         assert message == denied(user["Arn"], action, f"{group_arn(group)}:*")
     for g in (allowed, other):
         server.cli("delete-log-group", "--log-group-name", g, service="logs")
+
+
+def test_grpc_calls_record_their_grpc_status(env, start_backend):
+    import grpc
+
+    server, lattice = env.server, env.lattice
+    backend = start_backend("logs-grpc", protocol="h2c", grpc=True)
+    tg = ip_target_group(lattice, protocol="HTTP", protocol_version="GRPC", health_check={"enabled": False},
+                         targets=[backend])
+    svc = ServiceBuilder(lattice)
+    port = free_port()
+    svc.listener("HTTPS", port, forward((tg, 1)))
+    group = unique("/trellis/grpc")
+    server.cli("create-log-group", "--log-group-name", group, service="logs")
+    server.cli("create-access-log-subscription", "--resource-identifier", svc.svc["id"],
+               "--destination-arn", group_arn(group))
+    wait_until_applied(server)
+    creds = grpc.ssl_channel_credentials(root_certificates=open(server.ca_path, "rb").read())
+    options = [("grpc.ssl_target_name_override", svc.dns_name), ("grpc.default_authority", svc.dns_name)]
+    with grpc.secure_channel(f"{INGRESS}:{port}", creds, options=options) as ch:
+        assert ch.unary_unary("/test.Echo/Unary")(b"hi", timeout=20) == b"hi"
+        with pytest.raises(grpc.RpcError) as e:
+            ch.unary_unary("/test.Echo/Fail")(b"x", metadata=(("x-grpc-status", "5"),), timeout=20)
+        assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    records = wait_for(lambda: filter_events(server, group), lambda r: len(r) == 2, "the two gRPC records")
+    assert {(r["requestPath"], r["responseCode"], r["grpcResponseCode"], r["protocol"]) for r in records} == {
+        ("/test.Echo/Unary", 200, 0, "HTTP/2"), ("/test.Echo/Fail", 200, 5, "HTTP/2")}
+    [failed] = filter_events(server, group, "{ $.grpcResponseCode = 5 }")
+    assert failed["requestPath"] == "/test.Echo/Fail"
+    assert failed["targetGroupArn"] == tg["arn"]

@@ -188,7 +188,7 @@ impl<'a> LatticeRecord<'a> {
             protocol: protocol(r.protocol),
             user_agent: or_dash(r.user_agent.as_ref().and_then(|u| u.to_str().ok())),
             response_code: r.status,
-            grpc_response_code: Num::Missing,
+            grpc_response_code: r.grpc_status.map_or(Num::Missing, Num::Value),
             bytes_received,
             bytes_sent: r.bytes_sent.map_or(Num::Missing, Num::Value),
             duration: millis(r.duration),
@@ -245,6 +245,11 @@ pub(crate) struct Pending {
     sent: u64,
 }
 
+/// A `grpc-status` value.
+fn grpc_status(headers: &http::HeaderMap) -> Option<u64> {
+    headers.get("grpc-status")?.to_str().ok()?.parse().ok()
+}
+
 impl Pending {
     pub(crate) fn new(
         record: AccessRecord,
@@ -259,10 +264,20 @@ impl Pending {
             .iter()
             .map(|(n, v)| n.as_str().len() + v.len() + 4)
             .sum();
+        let mut record = record;
+        // A trailers-only gRPC response (the proxy's own errors among them) has it in the head.
+        record.grpc_status = grpc_status(response.headers());
         Pending {
             record,
             sink,
             sent: (8 + 1 + 3 + 1 + reason + 2 + fields + 2) as u64,
+        }
+    }
+
+    /// Reads `grpc-status` from the response's trailers.
+    pub(crate) fn trailers(&mut self, trailers: &http::HeaderMap) {
+        if let Some(status) = grpc_status(trailers) {
+            self.record.grpc_status = Some(status);
         }
     }
 
@@ -434,6 +449,7 @@ mod tests {
             target: None,
             retries: 0,
             status: 404,
+            grpc_status: None,
             head_bytes: 120,
             body_empty: true,
             progress: None,
@@ -551,6 +567,18 @@ mod tests {
                     ("bytesReceived", json!("-")),
                     ("bytesSent", json!("-")),
                     ("responseFromTargetDuration", json!("-")),
+                ],
+            ),
+            (
+                "gRPC",
+                |r| {
+                    r.protocol = Version::HTTP_2;
+                    r.status = 200;
+                    r.grpc_status = Some(14);
+                },
+                &[
+                    ("grpcResponseCode", json!(14)),
+                    ("responseCode", json!(200)),
                 ],
             ),
             (

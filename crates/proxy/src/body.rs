@@ -215,10 +215,12 @@ impl Body for ResponseBody {
             Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             Kind::Upstream(body) => body.poll_frame(cx),
         };
-        if let (Some(log), Poll::Ready(Some(Ok(frame)))) = (&mut this.log, &frame)
-            && let Some(data) = frame.data_ref()
-        {
-            log.sent(data.len());
+        if let (Some(log), Poll::Ready(Some(Ok(frame)))) = (&mut this.log, &frame) {
+            if let Some(data) = frame.data_ref() {
+                log.sent(data.len());
+            } else if let Some(trailers) = frame.trailers_ref() {
+                log.trailers(trailers);
+            }
         }
         frame
     }

@@ -530,6 +530,8 @@ pub struct AccessRecord {
     /// The request head's size as received (request line and header fields), and whether the
     /// request had no body.
     pub head_bytes: u64,
+    /// The gRPC status of the response (`grpc-status` in its head or trailers).
+    pub grpc_status: Option<u64>,
     pub body_empty: bool,
     /// The forwarded request body's progress (its bytes, when it last moved).
     pub(crate) progress: Option<Arc<Progress>>,
@@ -577,6 +579,7 @@ impl AccessRecord {
             retries: 0,
             status: 0,
             head_bytes: 0,
+            grpc_status: None,
             body_empty: req.body().is_end_stream(),
             progress: None,
             bytes_sent: None,
