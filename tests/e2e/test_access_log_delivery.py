@@ -444,3 +444,28 @@ def test_grpc_calls_record_their_grpc_status(env, start_backend):
     [failed] = filter_events(server, group, "{ $.grpcResponseCode = 5 }")
     assert failed["requestPath"] == "/test.Echo/Fail"
     assert failed["targetGroupArn"] == tg["arn"]
+
+
+def test_a_group_created_after_the_subscription_receives_from_then_on(env):
+    """Subscribing to a log group that does not exist is accepted (docs/decisions.md); records
+    are delivered once the group exists."""
+    server = env.server
+    group = unique("/trellis/later")
+    sub = server.cli("create-access-log-subscription", "--resource-identifier", env.denied.svc["id"],
+                     "--destination-arn", group_arn(group))
+    wait_until_applied(server)
+    c = Caller(env.denied.dns_name, env.port)
+    try:
+        assert c.request("/no-group-yet").status == 403
+        # Handled: the network's group has it; every log-group queue is empty.
+        wait_for(lambda: filter_events(server, env.net_group, '{ $.requestPath = "/no-group-yet" }'),
+                 lambda r: len(r) == 1, "the network's record")
+        server.cli("create-log-group", "--log-group-name", group, service="logs")
+        wait_until_applied(server)
+        assert c.request("/group-exists").status == 403
+    finally:
+        c.close()
+    records = wait_for(lambda: filter_events(server, group), lambda r: len(r) >= 1, "the record after creation")
+    assert [r["requestPath"] for r in records] == ["/group-exists"]
+    server.cli("delete-access-log-subscription", "--access-log-subscription-identifier", sub["id"])
+    server.cli("delete-log-group", "--log-group-name", group, service="logs")
