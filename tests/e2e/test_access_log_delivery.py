@@ -279,6 +279,8 @@ def test_log_group_lifecycle_and_errors(env):
     [g] = logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"]
     assert g["logGroupName"] == name and g["arn"] == group_arn(name) + ":*"
     assert g["logGroupArn"] == group_arn(name) and "retentionInDays" not in g
+    for ids in ([name], [group_arn(name)], [group_arn(name) + ":*", unique("/absent")]):
+        assert [g["logGroupName"] for g in logs.describe_log_groups(logGroupIdentifiers=ids)["logGroups"]] == [name]
     logs.put_retention_policy(logGroupName=name, retentionInDays=7)
     assert logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"][0]["retentionInDays"] == 7
     with pytest.raises(ClientError) as e:

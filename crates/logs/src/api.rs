@@ -384,6 +384,8 @@ async fn create_log_group(s: LogsState, input: CreateLogGroupInput, _: Call) -> 
 pub struct DescribeLogGroupsInput {
     log_group_name_prefix: Option<String>,
     log_group_name_pattern: Option<String>,
+    /// Names or ARNs (with or without `:*`); at most 50.
+    log_group_identifiers: Option<Vec<String>>,
     next_token: Option<String>,
     limit: Option<i64>,
 }
@@ -431,6 +433,30 @@ async fn describe_log_groups(
     {
         return invalid("logGroupNamePattern is at most 512 characters");
     }
+    let identifiers = match &input.log_group_identifiers {
+        Some(ids) if ids.is_empty() || ids.len() > 50 => {
+            return invalid("logGroupIdentifiers must name between 1 and 50 log groups");
+        }
+        Some(_)
+            if input.log_group_name_prefix.is_some() || input.log_group_name_pattern.is_some() =>
+        {
+            return invalid(
+                "logGroupIdentifiers cannot be combined with logGroupNamePrefix or logGroupNamePattern.",
+            );
+        }
+        Some(ids) => Some(
+            ids.iter()
+                .map(|id| {
+                    let id = id.strip_suffix(":*").unwrap_or(id);
+                    match id.split_once(":log-group:") {
+                        Some(_) => id.to_string(),
+                        None => group_arn(&s.ctx, id),
+                    }
+                })
+                .collect::<Vec<String>>(),
+        ),
+        None => None,
+    };
     let mut tx = s.store.read().await?;
     let records = tx.list(LOG_GROUP_KIND, None).await?;
     let _ = tx.rollback().await;
@@ -446,6 +472,9 @@ async fn describe_log_groups(
                     .log_group_name_pattern
                     .as_deref()
                     .is_none_or(|p| g.log_group_name.to_lowercase().contains(&p.to_lowercase()))
+                && identifiers
+                    .as_ref()
+                    .is_none_or(|ids| ids.contains(&g.log_group_arn))
                 && input
                     .next_token
                     .as_deref()
