@@ -1077,3 +1077,100 @@ pub async fn retention_round(store: &Store, events: &EventStore) -> LogsResult<(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> Context {
+        Context {
+            partition: "aws".into(),
+            region: "us-west-2".into(),
+            account_id: "111122223333".into(),
+        }
+    }
+
+    #[test]
+    fn name_checks_table() {
+        let long = "a".repeat(513);
+        for (name, ok) in [
+            ("/aws/vpclattice/x", true),
+            ("a.b-c_d#e", true),
+            ("", false),
+            ("has space", false),
+            ("colon:no", false),
+            (long.as_str(), false),
+        ] {
+            assert_eq!(check_group_name(name).is_ok(), ok, "group {name:?}");
+        }
+        for (name, ok) in [
+            ("svc-1", true),
+            ("a/b c", true),
+            ("", false),
+            ("a:b", false),
+            ("a*", false),
+        ] {
+            assert_eq!(check_stream_name(name).is_ok(), ok, "stream {name:?}");
+        }
+    }
+
+    #[test]
+    fn limit_table() {
+        for (limit, max, want) in [
+            (None, 50, Some(50)),
+            (Some(1), 50, Some(1)),
+            (Some(50), 50, Some(50)),
+            (Some(0), 50, None),
+            (Some(51), 50, None),
+            (Some(-1), 10_000, None),
+            (Some(10_000), 10_000, Some(10_000)),
+        ] {
+            assert_eq!(check_limit(limit, max, max).ok(), want, "{limit:?}");
+        }
+    }
+
+    #[test]
+    fn group_ref_table() {
+        let arn = "arn:aws:logs:us-west-2:111122223333:log-group:/g";
+        let star = format!("{arn}:*");
+        for (name, id, want) in [
+            (Some("/g"), None, Ok("/g")),
+            (None, Some("/g"), Ok("/g")),
+            (None, Some(arn), Ok("/g")),
+            (None, Some(star.as_str()), Ok("/g")),
+            (
+                None,
+                Some("arn:aws:logs:eu-west-1:111122223333:log-group:/g"),
+                Err("ResourceNotFoundException"),
+            ),
+            (Some("/g"), Some("/g"), Err("InvalidParameterException")),
+            (None, None, Err("InvalidParameterException")),
+        ] {
+            let got = group_ref(&ctx(), name, id).map_err(|e| AwsError::from(e).code);
+            assert_eq!(
+                got.as_deref().map_err(String::as_str),
+                want,
+                "{name:?} {id:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn get_log_events_tokens_round_trip() {
+        let c = Cursor {
+            timestamp: 1_700_000_000_000,
+            id: 42,
+        };
+        assert_eq!(
+            parse_token(&format!("f/{}", c.encode())).unwrap(),
+            (false, c)
+        );
+        assert_eq!(
+            parse_token(&format!("b/{}", c.encode())).unwrap(),
+            (true, c)
+        );
+        for bad in ["", "f/", "x/1_2", "f/1", "f/a_b"] {
+            assert!(parse_token(bad).is_err(), "{bad}");
+        }
+    }
+}
