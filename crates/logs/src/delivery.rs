@@ -9,8 +9,9 @@
 //! exponential backoff ([`RETRIES`] times) before counting it failed. S3 and Firehose sinks fit
 //! the same trait: their batches are objects or `PutRecordBatch` calls.
 //!
-//! Queues are keyed by subscription and destination ARN; a queue whose subscription went away
-//! stays idle (one parked task) until the process ends.
+//! Queues are keyed by subscription and destination ARN, created on a subscription's first
+//! record, and retired after [`IDLE_RETIRE`] without records (a deleted subscription's queue
+//! goes away; a quiet one is created again on its next record).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -34,6 +35,11 @@ pub const BATCH_WAIT: Duration = Duration::from_millis(200);
 pub const RETRIES: u32 = 5;
 /// The first retry's delay (doubled each time).
 pub const BACKOFF: Duration = Duration::from_millis(100);
+/// How long a subscription's queue may stay empty before its worker retires it.
+pub const IDLE_RETIRE: Duration = Duration::from_secs(600);
+
+/// The subscription queues, by key.
+type Queues = Arc<RwLock<HashMap<String, Queue>>>;
 
 /// Why a batch was not written.
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +122,30 @@ impl Sink for FileSink {
 struct Queue {
     tx: mpsc::Sender<Arc<str>>,
     kind: &'static str,
+    /// Tells this queue from a later one under the same key.
+    id: u64,
+}
+
+/// Where a worker removes its queue when it retires it.
+struct Retire {
+    queues: std::sync::Weak<RwLock<HashMap<String, Queue>>>,
+    key: String,
+    id: u64,
+}
+
+impl Retire {
+    /// Removes the queue (if it is still this worker's). Senders push under the map's read
+    /// lock, so once this returns nobody can push to it; dropping its sender lets the worker
+    /// drain what is left and end.
+    fn retire(self) {
+        let Some(queues) = self.queues.upgrade() else {
+            return;
+        };
+        let mut queues = queues.write().unwrap_or_else(PoisonError::into_inner);
+        if queues.get(&self.key).is_some_and(|q| q.id == self.id) {
+            queues.remove(&self.key);
+        }
+    }
 }
 
 /// The proxy's access-log sink: queues per destination, workers that write them.
@@ -123,7 +153,7 @@ pub struct Dispatcher {
     events: EventStore,
     /// The every-request sink (`--access-log-file`).
     all: Option<Queue>,
-    queues: RwLock<HashMap<String, Queue>>,
+    queues: Queues,
     metrics: Arc<AccessLogMetrics>,
 }
 
@@ -134,11 +164,11 @@ impl Dispatcher {
         file: Option<FileSink>,
         metrics: Arc<AccessLogMetrics>,
     ) -> Dispatcher {
-        let all = file.map(|sink| spawn(sink, Arc::clone(&metrics)));
+        let all = file.map(|sink| spawn(sink, Arc::clone(&metrics), None));
         Dispatcher {
             events,
             all,
-            queues: RwLock::default(),
+            queues: Queues::default(),
             metrics,
         }
     }
@@ -187,6 +217,11 @@ impl AccessLogSink for Dispatcher {
             .strip_suffix(":*")
             .unwrap_or(d.destination_arn);
         let mut queues = self.queues.write().unwrap_or_else(PoisonError::into_inner);
+        let retire = Retire {
+            queues: Arc::downgrade(&self.queues),
+            key: key.clone(),
+            id: 0,
+        };
         let q = queues.entry(key).or_insert_with(|| {
             spawn(
                 LogGroupSink {
@@ -195,6 +230,7 @@ impl AccessLogSink for Dispatcher {
                     stream: d.resource.to_string(),
                 },
                 Arc::clone(&self.metrics),
+                Some(retire),
             )
         });
         self.push(q, record);
@@ -207,22 +243,41 @@ pub fn log_group_name(arn: &str) -> Option<&str> {
     Some(name.strip_suffix(":*").unwrap_or(name))
 }
 
-fn spawn<S: Sink>(sink: S, metrics: Arc<AccessLogMetrics>) -> Queue {
+/// Starts a worker for `sink`; with `retire`, the worker removes its queue from the map after
+/// [`IDLE_RETIRE`] without records.
+fn spawn<S: Sink>(sink: S, metrics: Arc<AccessLogMetrics>, retire: Option<Retire>) -> Queue {
+    static IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let id = IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let kind = sink.kind();
     let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
-    tokio::spawn(work(sink, rx, metrics));
-    Queue { tx, kind }
+    tokio::spawn(work(sink, rx, metrics, retire.map(|r| Retire { id, ..r })));
+    Queue { tx, kind, id }
 }
 
 async fn work<S: Sink>(
     mut sink: S,
     mut rx: mpsc::Receiver<Arc<str>>,
     metrics: Arc<AccessLogMetrics>,
+    mut retire: Option<Retire>,
 ) {
     let labels = AccessLogMetrics::labels(sink.kind());
     let mut batch: Vec<Arc<str>> = Vec::with_capacity(BATCH_MAX);
     loop {
-        if rx.recv_many(&mut batch, BATCH_MAX).await == 0 {
+        let got = if retire.is_some() {
+            match tokio::time::timeout(IDLE_RETIRE, rx.recv_many(&mut batch, BATCH_MAX)).await {
+                Ok(n) => n,
+                Err(_) => {
+                    // Idle: leave the map; what was queued meanwhile is still written below.
+                    if let Some(r) = retire.take() {
+                        r.retire();
+                    }
+                    continue;
+                }
+            }
+        } else {
+            rx.recv_many(&mut batch, BATCH_MAX).await
+        };
+        if got == 0 {
             return;
         }
         let deadline = tokio::time::Instant::now() + BATCH_WAIT;
@@ -364,8 +419,9 @@ mod tests {
                         written: Arc::clone(&written),
                     },
                     Arc::clone(&metrics),
+                    None,
                 )),
-                queues: RwLock::default(),
+                queues: Queues::default(),
                 metrics: Arc::clone(&metrics),
             };
             for r in ["a", "b", "c"] {
@@ -405,8 +461,9 @@ mod tests {
                     written: Arc::clone(&written),
                 },
                 Arc::clone(&metrics),
+                None,
             )),
-            queues: RwLock::default(),
+            queues: Queues::default(),
             metrics: Arc::clone(&metrics),
         };
         // On a current-thread runtime the worker cannot run until this task yields: the queue
@@ -425,5 +482,52 @@ mod tests {
         })
         .await;
         assert_eq!(written.lock().unwrap().len(), QUEUE_CAPACITY);
+    }
+
+    #[tokio::test]
+    async fn an_idle_queue_retires_and_keeps_what_it_holds() {
+        tokio::time::pause();
+        let metrics = Arc::new(AccessLogMetrics::default());
+        let written = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let queues = Queues::default();
+        let key = "als-1\narn".to_string();
+        let q = spawn(
+            Flaky {
+                failures: 0,
+                written: Arc::clone(&written),
+            },
+            Arc::clone(&metrics),
+            Some(Retire {
+                queues: Arc::downgrade(&queues),
+                key: key.clone(),
+                id: 0,
+            }),
+        );
+        let tx = q.tx.clone();
+        queues.write().unwrap().insert(key.clone(), q);
+        tx.try_send(Arc::from("one")).unwrap();
+        let labels = AccessLogMetrics::labels("file");
+        // Nothing counted this record as accepted (it bypassed `push`): wait on the sink.
+        for _ in 0..100 {
+            if written.lock().unwrap().len() == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(written.lock().unwrap().len(), 1);
+        // Idle for longer than IDLE_RETIRE: the queue leaves the map.
+        tokio::time::sleep(IDLE_RETIRE + Duration::from_secs(1)).await;
+        assert!(queues.read().unwrap().get(&key).is_none());
+        // A record sent by a holder of the old sender still arrives; then the worker ends.
+        tx.try_send(Arc::from("two")).unwrap();
+        drop(tx);
+        for _ in 0..100 {
+            if written.lock().unwrap().len() == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(*written.lock().unwrap(), ["one", "two"]);
+        assert_eq!(metrics.failed.get_or_create(&labels).get(), 0);
     }
 }
