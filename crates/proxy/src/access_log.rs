@@ -154,6 +154,8 @@ impl<'a> LatticeRecord<'a> {
             Num::Value(r.head_bytes)
         } else if let Some(p) = &r.progress {
             Num::Value(r.head_bytes + p.bytes())
+        } else if let Some(n) = r.body_read {
+            Num::Value(r.head_bytes + n)
         } else {
             Num::Missing
         };
@@ -453,6 +455,7 @@ mod tests {
             head_bytes: 120,
             body_empty: true,
             progress: None,
+            body_read: None,
             bytes_sent: Some(150),
             to_client: Some(Duration::from_millis(3)),
             failure: None,
@@ -568,6 +571,14 @@ mod tests {
                     ("bytesSent", json!("-")),
                     ("responseFromTargetDuration", json!("-")),
                 ],
+            ),
+            (
+                "a body read whole for a function",
+                |r| {
+                    r.body_empty = false;
+                    r.body_read = Some(30);
+                },
+                &[("bytesReceived", json!(150))],
             ),
             (
                 "gRPC",

@@ -535,6 +535,8 @@ pub struct AccessRecord {
     pub body_empty: bool,
     /// The forwarded request body's progress (its bytes, when it last moved).
     pub(crate) progress: Option<Arc<Progress>>,
+    /// The size of a request body read whole (LAMBDA targets).
+    pub body_read: Option<u64>,
     /// Set when the response body ends: the bytes sent (head and body), and the time from the
     /// response head to the end.
     pub bytes_sent: Option<u64>,
@@ -582,6 +584,7 @@ impl AccessRecord {
             grpc_status: None,
             body_empty: req.body().is_end_stream(),
             progress: None,
+            body_read: None,
             bytes_sent: None,
             to_client: None,
             failure: None,
