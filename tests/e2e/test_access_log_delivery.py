@@ -308,6 +308,12 @@ def test_log_group_lifecycle_and_errors(env):
     assert "nextToken" not in rest
     assert [e["message"] for e in logs.filter_log_events(logGroupName=name, filterPattern="?3 ?4")["events"]] == \
         ["line 3", "line 4"]
+    # startTime and endTime: FilterLogEvents includes both ends, GetLogEvents excludes endTime.
+    assert [e["message"] for e in logs.filter_log_events(logGroupName=name, startTime=now + 1,
+                                                         endTime=now + 3)["events"]] == ["line 1", "line 2", "line 3"]
+    assert [e["message"] for e in logs.get_log_events(logGroupName=name, logStreamName="app", startTime=now + 1,
+                                                      endTime=now + 3, startFromHead=True)["events"]] == \
+        ["line 1", "line 2"]
 
     for call, code in (
         (lambda: logs.put_log_events(logGroupName=name, logStreamName="nope",

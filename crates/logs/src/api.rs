@@ -984,7 +984,8 @@ async fn filter_log_events(
                 streams: &input.log_stream_names,
                 stream_prefix: input.log_stream_name_prefix.as_deref(),
                 start: input.start_time,
-                end: input.end_time,
+                // FilterLogEvents includes events at `endTime`; GetLogEvents excludes them.
+                end: input.end_time.map(|t| t.saturating_add(1)),
                 after: cursor,
                 backwards: false,
                 limit: PAGE,
