@@ -17,10 +17,11 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io::Write as _;
 use std::path::PathBuf;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use trellis_telemetry::access_log::{AccessLogMetrics, AccessLogSink, Delivery};
 
 use crate::events::{EventStore, now_ms};
@@ -151,9 +152,15 @@ impl Retire {
 /// The proxy's access-log sink: queues per destination, workers that write them.
 pub struct Dispatcher {
     events: EventStore,
-    /// The every-request sink (`--access-log-file`).
-    all: Option<Queue>,
+    /// Whether there is an every-request sink (`--access-log-file`).
+    wants_all: bool,
+    /// Its queue, until [`Dispatcher::close`].
+    all: RwLock<Option<Queue>>,
     queues: Queues,
+    /// Every worker started, for [`Dispatcher::close`] to wait on.
+    workers: Mutex<Vec<JoinHandle<()>>>,
+    /// Set by [`Dispatcher::close`]: no new queue is created afterwards.
+    closed: std::sync::atomic::AtomicBool,
     metrics: Arc<AccessLogMetrics>,
 }
 
@@ -164,12 +171,58 @@ impl Dispatcher {
         file: Option<FileSink>,
         metrics: Arc<AccessLogMetrics>,
     ) -> Dispatcher {
-        let all = file.map(|sink| spawn(sink, Arc::clone(&metrics), None));
+        Dispatcher::with_sink(events, file, metrics)
+    }
+
+    /// [`Dispatcher::new`] with any every-request sink.
+    fn with_sink<S: Sink>(
+        events: EventStore,
+        all: Option<S>,
+        metrics: Arc<AccessLogMetrics>,
+    ) -> Dispatcher {
+        let mut workers = Vec::new();
+        let all = all.map(|sink| {
+            let (q, worker) = spawn(sink, Arc::clone(&metrics), None);
+            workers.push(worker);
+            q
+        });
         Dispatcher {
             events,
-            all,
+            wants_all: all.is_some(),
+            all: RwLock::new(all),
             queues: Queues::default(),
+            workers: Mutex::new(workers),
+            closed: std::sync::atomic::AtomicBool::new(false),
             metrics,
+        }
+    }
+
+    /// Stops taking records and waits, at most `within`, for the workers to write what their
+    /// queues hold (at shutdown, once the proxy has drained). Records offered afterwards are
+    /// dropped.
+    pub async fn close(&self, within: Duration) {
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Release);
+        // Dropping every sender lets each worker drain its queue and end.
+        self.all
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        self.queues
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        let workers =
+            std::mem::take(&mut *self.workers.lock().unwrap_or_else(PoisonError::into_inner));
+        let all = async {
+            for w in workers {
+                let _ = w.await;
+            }
+        };
+        if tokio::time::timeout(within, all).await.is_err() {
+            tracing::warn!(
+                "access-log queues not written within the shutdown grace; the rest is lost"
+            );
         }
     }
 
@@ -189,12 +242,12 @@ impl Dispatcher {
 
 impl AccessLogSink for Dispatcher {
     fn wants_all(&self) -> bool {
-        self.all.is_some()
+        self.wants_all
     }
 
     fn offer(&self, delivery: Option<Delivery<'_>>, record: Arc<str>) {
         let Some(d) = delivery else {
-            if let Some(q) = &self.all {
+            if let Some(q) = &*self.all.read().unwrap_or_else(PoisonError::into_inner) {
                 self.push(q, record);
             }
             return;
@@ -212,6 +265,11 @@ impl AccessLogSink for Dispatcher {
         if log_group_name(d.destination_arn).is_none() {
             return;
         }
+        if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+            let labels = AccessLogMetrics::labels("log-group");
+            self.metrics.dropped.get_or_create(&labels).inc();
+            return;
+        }
         let group = d
             .destination_arn
             .strip_suffix(":*")
@@ -223,7 +281,7 @@ impl AccessLogSink for Dispatcher {
             id: 0,
         };
         let q = queues.entry(key).or_insert_with(|| {
-            spawn(
+            let (q, worker) = spawn(
                 LogGroupSink {
                     events: self.events.clone(),
                     group: group.to_string(),
@@ -231,7 +289,11 @@ impl AccessLogSink for Dispatcher {
                 },
                 Arc::clone(&self.metrics),
                 Some(retire),
-            )
+            );
+            let mut workers = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
+            workers.retain(|w| !w.is_finished());
+            workers.push(worker);
+            q
         });
         self.push(q, record);
     }
@@ -245,13 +307,17 @@ pub fn log_group_name(arn: &str) -> Option<&str> {
 
 /// Starts a worker for `sink`; with `retire`, the worker removes its queue from the map after
 /// [`IDLE_RETIRE`] without records.
-fn spawn<S: Sink>(sink: S, metrics: Arc<AccessLogMetrics>, retire: Option<Retire>) -> Queue {
+fn spawn<S: Sink>(
+    sink: S,
+    metrics: Arc<AccessLogMetrics>,
+    retire: Option<Retire>,
+) -> (Queue, JoinHandle<()>) {
     static IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     let id = IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let kind = sink.kind();
     let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
-    tokio::spawn(work(sink, rx, metrics, retire.map(|r| Retire { id, ..r })));
-    Queue { tx, kind, id }
+    let worker = tokio::spawn(work(sink, rx, metrics, retire.map(|r| Retire { id, ..r })));
+    (Queue { tx, kind, id }, worker)
 }
 
 async fn work<S: Sink>(
@@ -411,19 +477,14 @@ mod tests {
         for (failures, delivered, failed) in [(0, 3, 0), (RETRIES, 3, 0), (RETRIES + 1, 0, 3)] {
             let metrics = Arc::new(AccessLogMetrics::default());
             let written = Arc::new(std::sync::Mutex::new(Vec::new()));
-            let d = Dispatcher {
-                events: events.clone(),
-                all: Some(spawn(
-                    Flaky {
-                        failures,
-                        written: Arc::clone(&written),
-                    },
-                    Arc::clone(&metrics),
-                    None,
-                )),
-                queues: Queues::default(),
-                metrics: Arc::clone(&metrics),
-            };
+            let d = Dispatcher::with_sink(
+                events.clone(),
+                Some(Flaky {
+                    failures,
+                    written: Arc::clone(&written),
+                }),
+                Arc::clone(&metrics),
+            );
             for r in ["a", "b", "c"] {
                 d.offer(None, Arc::from(r));
             }
@@ -451,21 +512,17 @@ mod tests {
     async fn a_full_queue_drops_and_counts_without_waiting() {
         let metrics = Arc::new(AccessLogMetrics::default());
         let written = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let d = Dispatcher {
-            events: EventStore::open(&tempfile::tempdir().unwrap().path().join("e.db"))
-                .await
-                .unwrap(),
-            all: Some(spawn(
-                Flaky {
-                    failures: 0,
-                    written: Arc::clone(&written),
-                },
-                Arc::clone(&metrics),
-                None,
-            )),
-            queues: Queues::default(),
-            metrics: Arc::clone(&metrics),
-        };
+        let events = EventStore::open(&tempfile::tempdir().unwrap().path().join("e.db"))
+            .await
+            .unwrap();
+        let d = Dispatcher::with_sink(
+            events,
+            Some(Flaky {
+                failures: 0,
+                written: Arc::clone(&written),
+            }),
+            Arc::clone(&metrics),
+        );
         // On a current-thread runtime the worker cannot run until this task yields: the queue
         // fills and the rest is dropped, synchronously.
         for _ in 0..QUEUE_CAPACITY + 5 {
@@ -491,7 +548,7 @@ mod tests {
         let written = Arc::new(std::sync::Mutex::new(Vec::new()));
         let queues = Queues::default();
         let key = "als-1\narn".to_string();
-        let q = spawn(
+        let (q, _worker) = spawn(
             Flaky {
                 failures: 0,
                 written: Arc::clone(&written),
@@ -529,5 +586,48 @@ mod tests {
         }
         assert_eq!(*written.lock().unwrap(), ["one", "two"]);
         assert_eq!(metrics.failed.get_or_create(&labels).get(), 0);
+    }
+
+    #[tokio::test]
+    async fn close_writes_what_the_queues_hold() {
+        let metrics = Arc::new(AccessLogMetrics::default());
+        let written = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let dir = tempfile::tempdir().unwrap();
+        let events = EventStore::open(&dir.path().join("e.db")).await.unwrap();
+        let d = Dispatcher::with_sink(
+            events.clone(),
+            Some(Flaky {
+                failures: 0,
+                written: Arc::clone(&written),
+            }),
+            Arc::clone(&metrics),
+        );
+        let delivery = Delivery {
+            subscription: "als-1",
+            destination_arn: "arn:aws:logs:us-west-2:111122223333:log-group:g",
+            resource: "svc-1",
+        };
+        for i in 0..50 {
+            d.offer(None, Arc::from(format!("{i}")));
+            d.offer(Some(delivery), Arc::from(format!("{{\"i\":{i}}}")));
+        }
+        d.close(Duration::from_secs(30)).await;
+        assert_eq!(written.lock().unwrap().len(), 50);
+        let got = events
+            .read(&crate::events::Query {
+                group: "arn:aws:logs:us-west-2:111122223333:log-group:g",
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 50);
+        // Afterwards nothing is taken, and no queue is created again.
+        d.offer(None, Arc::from("late"));
+        d.offer(Some(delivery), Arc::from("late"));
+        assert_eq!(written.lock().unwrap().len(), 50);
+        assert!(d.queues.read().unwrap().is_empty());
+        let labels = AccessLogMetrics::labels("log-group");
+        assert_eq!(metrics.dropped.get_or_create(&labels).get(), 1);
     }
 }

@@ -87,6 +87,9 @@ pub const IDLE_TIMEOUT_SECS: std::ops::RangeInclusive<u64> = 1..=600;
 /// Below this `--idle-timeout` is outside Lattice's range, which is worth a warning.
 const LATTICE_MIN_IDLE_TIMEOUT_SECS: u64 = 60;
 
+/// How long shutdown waits for the access-log queues to be written.
+const ACCESS_LOG_GRACE: Duration = Duration::from_secs(5);
+
 /// The file the bound API address is written to, so tools can find a port picked with `:0`.
 pub const API_ADDRESS_FILE: &str = "api-address";
 /// The file the bound DNS address is written to (before `api-address`, so whoever waits for the
@@ -323,7 +326,7 @@ async fn serve(
         ready,
         state.failed_ports.clone(),
         Arc::clone(&metrics.lattice),
-        Some(access_logs),
+        Some(access_logs.clone()),
     );
 
     let functions =
@@ -383,6 +386,8 @@ async fn serve(
     identity_follower.abort();
     retention.abort();
     data_plane.shutdown().await;
+    // The proxy has drained: write what the access-log queues still hold.
+    access_logs.close(ACCESS_LOG_GRACE).await;
     functions.shutdown();
     store.close().await;
     Ok(served?)
