@@ -477,3 +477,32 @@ def test_a_group_created_after_the_subscription_receives_from_then_on(env):
     assert [r["requestPath"] for r in records] == ["/group-exists"]
     server.cli("delete-access-log-subscription", "--access-log-subscription-identifier", sub["id"])
     server.cli("delete-log-group", "--log-group-name", group, service="logs")
+
+
+def test_updating_the_destination_moves_delivery(env):
+    server = env.server
+    first, second = unique("/trellis/first"), unique("/trellis/second")
+    for g in (first, second):
+        server.cli("create-log-group", "--log-group-name", g, service="logs")
+    sub = server.cli("create-access-log-subscription", "--resource-identifier", env.denied.svc["id"],
+                     "--destination-arn", group_arn(first))
+    wait_until_applied(server)
+    c = Caller(env.denied.dns_name, env.port)
+    try:
+        assert c.request("/to-first").status == 403
+        wait_for(lambda: filter_events(server, first), lambda r: len(r) == 1, "the first group's record")
+        server.cli("update-access-log-subscription", "--access-log-subscription-identifier", sub["id"],
+                   "--destination-arn", group_arn(second))
+        wait_until_applied(server)
+        assert c.request("/to-second").status == 403
+    finally:
+        c.close()
+    wait_for(lambda: filter_events(server, second), lambda r: len(r) == 1, "the second group's record")
+    wait_for(lambda: delivery_metrics(server), lambda m: m.get(("trellis_access_log_queued", "log-group")) == 0
+             and m[("trellis_access_log_accepted_total", "log-group")]
+             == m[("trellis_access_log_delivered_total", "log-group")], "empty log-group queues")
+    assert [r["requestPath"] for r in filter_events(server, first)] == ["/to-first"]
+    assert [r["requestPath"] for r in filter_events(server, second)] == ["/to-second"]
+    server.cli("delete-access-log-subscription", "--access-log-subscription-identifier", sub["id"])
+    for g in (first, second):
+        server.cli("delete-log-group", "--log-group-name", g, service="logs")
