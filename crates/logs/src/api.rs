@@ -345,6 +345,13 @@ async fn create_log_group(s: LogsState, input: CreateLogGroupInput, _: Call) -> 
     if input.tags.len() > 50 {
         return invalid("A log group can have at most 50 tags");
     }
+    if input
+        .tags
+        .iter()
+        .any(|(k, v)| k.is_empty() || k.len() > 128 || v.len() > 256)
+    {
+        return invalid("Tag keys are 1 to 128 characters and tag values at most 256");
+    }
     let arn = group_arn(&s.ctx, &input.log_group_name);
     let doc = StoredLogGroup {
         log_group_name: input.log_group_name.clone(),
