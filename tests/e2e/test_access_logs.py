@@ -2,7 +2,7 @@
 status codes on service networks and services, destination rules (log group, S3 bucket or
 Firehose stream; one subscription per destination type per resource), serviceNetworkLogType,
 validation, not-found, idempotency, pagination, and the cascades that remove subscriptions with
-their service network or service. Trellis stores subscriptions; log delivery comes later."""
+their service network or service. Delivery is test_access_log_delivery.py's."""
 
 import pytest
 from botocore.exceptions import ClientError

@@ -247,6 +247,41 @@ def test_custom_domain_names_are_not_shared_across_accounts(dp_server, dp_lattic
     theirs.delete_service(serviceIdentifier=taken["id"])
 
 
+def test_access_logs_stay_in_their_account(dp_server, dp_lattice, member):
+    """Both accounts have a log group called /svc-logs; the member's service logs into the
+    member's group, never into the management account's group of the same name."""
+    import time
+
+    account, creds = member
+    name = unique("/svc-logs")
+    dp_server.client("logs").create_log_group(logGroupName=name)
+    their_logs = client(dp_server, creds, "logs")
+    their_logs.create_log_group(logGroupName=name)
+    groups = their_logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"]
+    assert [g["arn"] for g in groups] == [f"arn:aws:logs:{REGION}:{account}:log-group:{name}:*"]
+    theirs = client(dp_server, creds)
+    svc = ServiceBuilder(theirs)
+    port = free_port()
+    svc.listener("HTTP", port, fixed(404))
+    # A subscription to the management account's group is not a destination for the member.
+    theirs.create_access_log_subscription(
+        resourceIdentifier=svc.svc["id"],
+        destinationArn=f"arn:aws:logs:{REGION}:{account}:log-group:{name}")
+    theirs.create_access_log_subscription(
+        resourceIdentifier=svc.sn["id"],
+        destinationArn=f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}")
+    wait_until_applied(dp_server)
+    assert Caller(svc.dns_name, port).request("/member-only").status == 404
+    deadline = time.monotonic() + 30
+    while not their_logs.filter_log_events(logGroupName=name)["events"]:
+        assert time.monotonic() < deadline, "the member's record never arrived"
+        time.sleep(0.1)
+    records = [json.loads(e["message"]) for e in their_logs.filter_log_events(logGroupName=name)["events"]]
+    assert [r["requestPath"] for r in records] == ["/member-only"]
+    assert records[0]["serviceArn"].split(":")[4] == account
+    assert dp_server.client("logs").filter_log_events(logGroupName=name)["events"] == []
+
+
 def test_management_assumes_the_access_role(dp_server, member):
     """CreateAccount's OrganizationAccountAccessRole: the management account may assume it (a
     cross-account role assumption) and then acts in the member account."""

@@ -136,3 +136,16 @@ def test_readme_instances_runs_as_written(server, tmp_path):
     out = run_readme_block(server, "instances", tmp_path).stdout
     rows = [l.split("\t") for l in out.splitlines() if l.startswith("i-")]
     assert len(rows) == 1 and rows[0][1:] == ["8080", "UNUSED"], out
+
+
+def test_readme_access_logs_run_as_written(dp_server, tmp_path):
+    """The "Watching traffic: access logs" section: a log group, a service's subscription to it,
+    two requests, and filter-log-events printing the 404's record. Only the server's addresses,
+    the credentials file and the fixed ports are pointed at this test's."""
+    import json
+
+    p = run_dataplane_block(dp_server, "accesslogs", tmp_path, ("9003", "8082"))
+    assert p.stdout.splitlines()[:2] == ["200", "404"], p.stdout
+    record = json.loads(p.stdout.split("\n", 2)[2])
+    assert record["responseCode"] == 404 and record["requestPath"] == "/gone/away"
+    assert record["serviceArn"].startswith("arn:aws:vpc-lattice:us-west-2:111122223333:service/svc-")

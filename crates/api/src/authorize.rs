@@ -9,7 +9,7 @@
 //! policy can do nothing but `sts:GetCallerIdentity`, which AWS never denies.
 //!
 //! The action is `<prefix>:<Operation>` with the service's IAM prefix (`vpc-lattice`, `lambda`,
-//! `tag` for the Tagging API, `iam`, `sts`); Lambda's Invoke is `lambda:InvokeFunction`, as in
+//! `tag` for the Tagging API, `iam`, `sts`, `logs`); Lambda's Invoke is `lambda:InvokeFunction`, as in
 //! IAM. The resource is the ARN of what the input names ([`requests`]; docs/decisions.md lists
 //! the rule per service), or `*` when it names nothing.
 
@@ -430,12 +430,34 @@ pub fn requests(
             return out;
         }
         "iam" => vec![iam_resource(meta.name, input, caller, ctx, index)],
+        "logs" => logs_resources(input, ctx),
         _ => Vec::new(),
     };
     if resources.is_empty() {
         return vec![(action, "*".to_string())];
     }
     resources.into_iter().map(|r| (action.clone(), r)).collect()
+}
+
+/// CloudWatch Logs: the log group the input names (`logGroupName`, or `logGroupIdentifier` as a
+/// name or ARN) as `arn:…:log-group:NAME:*`, as IAM names log groups; none (so `*`) for calls
+/// that name no group (DescribeLogGroups).
+fn logs_resources(input: &Value, ctx: &Context) -> Vec<String> {
+    let s = |member: &str| input.get(member).and_then(Value::as_str);
+    let Some(group) = s("logGroupName").or(s("logGroupIdentifier")) else {
+        return Vec::new();
+    };
+    if group.starts_with("arn:") {
+        return vec![if group.ends_with(":*") {
+            group.to_string()
+        } else {
+            format!("{group}:*")
+        }];
+    }
+    vec![format!(
+        "arn:{}:logs:{}:{}:log-group:{group}:*",
+        ctx.partition, ctx.region, ctx.account_id
+    )]
 }
 
 /// A string or a list of strings (a query or JSON list member).

@@ -79,6 +79,8 @@ pub struct Status {
     pub failed_ports: FailedPortsReport,
     /// The data-plane metrics (`trellis_lattice_*`, snapshot build time); `None` counts nothing.
     pub metrics: Option<Arc<LatticeMetrics>>,
+    /// Where the proxy sends access-log records; `None` writes none.
+    pub access_logs: Option<Arc<dyn trellis_telemetry::access_log::AccessLogSink>>,
 }
 
 /// Where [`Status`] reports bind failures: a function rather than the API's shared list, so that
@@ -161,6 +163,9 @@ impl DataPlane {
         );
         proxy.set_invoker(functions);
         proxy.set_credentials(credentials);
+        if let Some(sink) = &status.access_logs {
+            proxy.set_access_log_sink(Arc::clone(sink));
+        }
         if let Some(metrics) = &status.metrics {
             proxy.set_metrics(Arc::clone(metrics));
             let health = Arc::clone(&health);

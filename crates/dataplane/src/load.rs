@@ -5,7 +5,10 @@
 use serde::de::DeserializeOwned;
 use trellis_model::Context;
 use trellis_model::resources::target_group::Target;
-use trellis_snapshot::{AUTH_POLICY_KIND, CompileError, Documents, Snapshot, TARGET_KIND};
+use trellis_snapshot::{
+    ACCESS_LOG_KIND, AUTH_POLICY_KIND, CompileError, Documents, LOG_GROUP_KIND, Snapshot,
+    TARGET_KIND,
+};
 use trellis_store::{Store, StoreError, Tx};
 
 /// Why a load produced no snapshot. A store failure is worth retrying; the others are not until
@@ -89,6 +92,8 @@ async fn read_documents(tx: &mut Tx) -> Result<Documents, LoadError> {
         |_, doc| doc,
     )
     .await?;
+    read_kind(tx, ACCESS_LOG_KIND, &mut d.access_logs, |_, doc| doc).await?;
+    read_kind(tx, LOG_GROUP_KIND, &mut d.log_groups, |_, doc| doc).await?;
     Ok(d)
 }
 

@@ -228,6 +228,7 @@ async fn fresh_store() -> (tempfile::TempDir, Store, Status) {
         ready: Arc::new(AtomicBool::new(false)),
         failed_ports: Arc::new(|_: &[FailedPort]| {}),
         metrics: None,
+        access_logs: None,
     };
     (dir, store, status)
 }

@@ -240,6 +240,7 @@ pub(crate) fn authorize(
                      on resource: {resource} {why}"
                 ),
                 layer,
+                caller,
             });
         }
     }
@@ -830,6 +831,7 @@ mod tests {
                 listeners: Default::default(),
                 auth_policy: policy(svc_policy),
                 tags: Default::default(),
+                access_logs: Vec::new(),
             };
             let caller = identity.map(Fixed);
             let principal = match &caller {

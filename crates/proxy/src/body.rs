@@ -48,6 +48,13 @@ impl Body for RequestBody {
         let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
         if let Some(progress) = &this.progress {
             progress.mark();
+            if let Some(Ok(data)) = frame.as_ref().map(|f| f.as_ref().map(Frame::data_ref))
+                && let Some(data) = data
+            {
+                progress
+                    .bytes
+                    .fetch_add(data.len() as u64, Ordering::Relaxed);
+            }
             if let Some(Err(error)) = &frame {
                 tracing::debug!(%error, "client request body failed");
                 progress.fail(BodyFault::of(error));
@@ -76,6 +83,8 @@ pub(crate) struct Progress {
     last: AtomicU64,
     /// How the client's body failed: 0 while it has not, else [`Progress::FAULTS`]'s index + 1.
     fault: AtomicU8,
+    /// Body bytes that passed (the access log's `bytesReceived`).
+    bytes: AtomicU64,
 }
 
 impl Progress {
@@ -84,6 +93,7 @@ impl Progress {
             base: Instant::now(),
             last: AtomicU64::new(0),
             fault: AtomicU8::new(0),
+            bytes: AtomicU64::new(0),
         }
     }
 
@@ -110,6 +120,11 @@ impl Progress {
         );
     }
 
+    /// Body bytes that passed so far.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
     /// The instant of the latest frame (the creation time when none passed yet).
     pub(crate) fn last(&self) -> Instant {
         self.base + std::time::Duration::from_nanos(self.last.load(Ordering::Relaxed))
@@ -121,6 +136,9 @@ pub struct ResponseBody {
     kind: Kind,
     /// Keeps the client connection's request active until the body is done (or dropped).
     active: Option<ActiveRequest>,
+    /// The request's access-log record, completed and delivered when the body is dropped (its
+    /// last byte was handed to the connection, or the client went away).
+    log: Option<Box<crate::access_log::Pending>>,
 }
 
 enum Kind {
@@ -134,13 +152,18 @@ impl ResponseBody {
     /// A generated body (empty when `bytes` is).
     pub(crate) fn text(bytes: Bytes) -> ResponseBody {
         let kind = Kind::Full((!bytes.is_empty()).then_some(bytes));
-        ResponseBody { kind, active: None }
+        ResponseBody {
+            kind,
+            active: None,
+            log: None,
+        }
     }
 
     pub(crate) fn empty() -> ResponseBody {
         ResponseBody {
             kind: Kind::Full(None),
             active: None,
+            log: None,
         }
     }
 
@@ -164,12 +187,18 @@ impl ResponseBody {
         ResponseBody {
             kind: Kind::Upstream(body),
             active: None,
+            log: None,
         }
     }
 
     /// Ties the client request's activity to this body's lifetime.
     pub(crate) fn hold(&mut self, active: ActiveRequest) {
         self.active = Some(active);
+    }
+
+    /// Counts the body's bytes into `log`, which delivers the record when the body is dropped.
+    pub(crate) fn log_on_end(&mut self, log: crate::access_log::Pending) {
+        self.log = Some(Box::new(log));
     }
 }
 
@@ -181,10 +210,19 @@ impl Body for ResponseBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        match &mut self.get_mut().kind {
+        let this = self.get_mut();
+        let frame = match &mut this.kind {
             Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             Kind::Upstream(body) => body.poll_frame(cx),
+        };
+        if let (Some(log), Poll::Ready(Some(Ok(frame)))) = (&mut this.log, &frame) {
+            if let Some(data) = frame.data_ref() {
+                log.sent(data.len());
+            } else if let Some(trailers) = frame.trailers_ref() {
+                log.trailers(trailers);
+            }
         }
+        frame
     }
 
     fn is_end_stream(&self) -> bool {

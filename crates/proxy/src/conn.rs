@@ -54,6 +54,40 @@ impl ConnCtx {
 pub(crate) struct TlsInfo {
     /// The SNI, lower-cased (TLS connections without SNI are refused in the handshake).
     pub server_name: Arc<str>,
+    /// The negotiated cipher suite's OpenSSL name and the protocol version (`TLSv1.3`), as
+    /// the access log's `sslCipher` and `tlsVersion` spell them.
+    pub cipher: &'static str,
+    pub version: &'static str,
+}
+
+/// A rustls cipher suite's OpenSSL name (Lattice's `sslCipher`), `-` for one Trellis does not
+/// offer.
+pub(crate) fn openssl_cipher(suite: tokio_rustls::rustls::CipherSuite) -> &'static str {
+    use tokio_rustls::rustls::CipherSuite as C;
+    match suite {
+        C::TLS13_AES_128_GCM_SHA256 => "TLS_AES_128_GCM_SHA256",
+        C::TLS13_AES_256_GCM_SHA384 => "TLS_AES_256_GCM_SHA384",
+        C::TLS13_CHACHA20_POLY1305_SHA256 => "TLS_CHACHA20_POLY1305_SHA256",
+        C::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 => "ECDHE-ECDSA-AES128-GCM-SHA256",
+        C::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384 => "ECDHE-ECDSA-AES256-GCM-SHA384",
+        C::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256 => "ECDHE-ECDSA-CHACHA20-POLY1305",
+        C::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 => "ECDHE-RSA-AES128-GCM-SHA256",
+        C::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 => "ECDHE-RSA-AES256-GCM-SHA384",
+        C::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256 => "ECDHE-RSA-CHACHA20-POLY1305",
+        _ => "-",
+    }
+}
+
+/// `TLSv1.2`, `TLSv1.3` (Lattice's `tlsVersion`).
+pub(crate) fn tls_version(v: tokio_rustls::rustls::ProtocolVersion) -> &'static str {
+    use tokio_rustls::rustls::ProtocolVersion as V;
+    match v {
+        V::TLSv1_3 => "TLSv1.3",
+        V::TLSv1_2 => "TLSv1.2",
+        V::TLSv1_1 => "TLSv1.1",
+        V::TLSv1_0 => "TLSv1",
+        _ => "-",
+    }
 }
 
 /// Counts a request as active on its connection until dropped. It is dropped with the
@@ -220,13 +254,17 @@ pub(crate) async fn serve(
             return;
         }
     };
-    let (server_name, h2) = {
+    let (server_name, h2, cipher, version) = {
         let (_, session) = tls.get_ref();
         (
             session
                 .server_name()
                 .map(|name| Arc::<str>::from(name.to_ascii_lowercase())),
             session.alpn_protocol() == Some(trellis_tls::ALPN_H2),
+            session
+                .negotiated_cipher_suite()
+                .map_or("-", |s| openssl_cipher(s.suite())),
+            session.protocol_version().map_or("-", tls_version),
         )
     };
     let Some(server_name) = server_name else {
@@ -237,7 +275,11 @@ pub(crate) async fn serve(
     } else {
         (&shared.servers.h1, Scan::Http1)
     };
-    let ctx = ctx(Some(TlsInfo { server_name }));
+    let ctx = ctx(Some(TlsInfo {
+        server_name,
+        cipher,
+        version,
+    }));
     let io = Watched::new(tls, Arc::clone(&ctx), scan);
     drive(builder, TokioIo::new(io), ctx, phase).await;
 }
@@ -332,6 +374,42 @@ async fn idle_timer(ctx: &ConnCtx, idle: Duration) {
             }
         } else {
             ended.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tls_name_tests {
+    use tokio_rustls::rustls::{CipherSuite as C, ProtocolVersion as V};
+
+    use super::{openssl_cipher, tls_version};
+
+    #[test]
+    fn openssl_names_table() {
+        for (suite, want) in [
+            (C::TLS13_AES_128_GCM_SHA256, "TLS_AES_128_GCM_SHA256"),
+            (
+                C::TLS13_CHACHA20_POLY1305_SHA256,
+                "TLS_CHACHA20_POLY1305_SHA256",
+            ),
+            (
+                C::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+                "ECDHE-ECDSA-AES256-GCM-SHA384",
+            ),
+            (
+                C::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+                "ECDHE-RSA-CHACHA20-POLY1305",
+            ),
+            (C::TLS_RSA_WITH_AES_128_CBC_SHA, "-"),
+        ] {
+            assert_eq!(openssl_cipher(suite), want, "{suite:?}");
+        }
+        for (v, want) in [
+            (V::TLSv1_3, "TLSv1.3"),
+            (V::TLSv1_2, "TLSv1.2"),
+            (V::SSLv3, "-"),
+        ] {
+            assert_eq!(tls_version(v), want, "{v:?}");
         }
     }
 }

@@ -104,6 +104,9 @@ pub enum ProxyError {
     AccessDenied {
         message: String,
         layer: crate::auth::Layer,
+        /// The authenticated caller who was denied (`None`: an unsigned request), for the
+        /// access log's `resolvedUser`.
+        caller: Option<std::sync::Arc<dyn crate::auth::Caller>>,
     },
     /// A signed request to an `AWS_IAM` service or network whose signature or credentials do
     /// not authenticate anyone; `message` is the 403 body (`<code>: <message>`).
@@ -416,6 +419,7 @@ mod tests {
         let denied = ProxyError::AccessDenied {
             message: "AccessDeniedException: User: anonymous … 100%".into(),
             layer: crate::auth::Layer::Service,
+            caller: None,
         };
         let r = respond_grpc(&denied);
         assert_eq!(r.status(), StatusCode::OK);
@@ -494,6 +498,7 @@ mod tests {
                 ProxyError::AccessDenied {
                     message: "AccessDeniedException: …".into(),
                     layer: crate::auth::Layer::Service,
+                    caller: None,
                 },
                 403,
                 Side::Downstream,

@@ -65,6 +65,7 @@ pub(crate) async fn forward(
         headers::insert_identity(&mut parts.headers, caller.as_ref());
     }
     let body = read_body(body, &parts.headers, shared.config.idle_timeout).await?;
+    record.body_read = Some(body.len() as u64);
 
     let version = group
         .config

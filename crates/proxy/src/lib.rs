@@ -47,6 +47,7 @@
 //!   including the combinations Lattice's matrix rejects (an HTTP/1.1 client to an HTTP2 or
 //!   GRPC group): converting costs nothing and refusing helps no one.
 
+mod access_log;
 mod auth;
 mod body;
 mod conn;
@@ -163,6 +164,8 @@ pub(crate) struct Shared {
     pub key_cache: trellis_sigv4::KeyCache,
     /// The data-plane metrics; set once, after construction (none: nothing is counted).
     pub metrics: OnceLock<metrics::Recorder>,
+    /// Where access-log records go; set once, after construction (none: no records).
+    pub access_logs: OnceLock<Arc<dyn trellis_telemetry::access_log::AccessLogSink>>,
 }
 
 /// The proxy: listeners that follow the snapshot, and the request path behind them.
@@ -215,6 +218,7 @@ impl Proxy {
                 credentials: OnceLock::new(),
                 key_cache: trellis_sigv4::KeyCache::default(),
                 metrics: OnceLock::new(),
+                access_logs: OnceLock::new(),
             }),
             ports: Mutex::new(Ports::default()),
             sweeper: Once::new(),
@@ -247,6 +251,14 @@ impl Proxy {
             .is_err()
         {
             tracing::warn!("the proxy's metrics were already set; the new ones are ignored");
+        }
+    }
+
+    /// Gives the proxy the sink its access-log records go to. Only the first call counts; until
+    /// it, no record is written.
+    pub fn set_access_log_sink(&self, sink: Arc<dyn trellis_telemetry::access_log::AccessLogSink>) {
+        if self.shared.access_logs.set(sink).is_err() {
+            tracing::warn!("the proxy's access-log sink was already set; the new one is ignored");
         }
     }
 

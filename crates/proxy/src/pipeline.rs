@@ -61,6 +61,12 @@ pub(crate) async fn handle(conn: Arc<ConnCtx>, req: Request<Incoming>) -> Respon
         metrics.request(&record);
     }
     record.emit();
+    if let Some(sink) = conn.shared.access_logs.get()
+        && crate::access_log::wanted(sink.as_ref(), &record)
+    {
+        let pending = crate::access_log::Pending::new(record, Arc::clone(sink), &response);
+        response.body_mut().log_on_end(pending);
+    }
     response
 }
 
@@ -92,6 +98,7 @@ async fn proxy_request(
     //    (service, rules, auth policy, access log, Lambda event) and the target see alike.
     //    The header limits (step 4) measure what the client sent, before a Host is added.
     let header_size = headers::header_size(req.headers());
+    record.head_bytes = crate::access_log::request_head_bytes(record, header_size.1);
     // The URI as received, when its normal form differs: a signature covers what was sent.
     let mut received = None;
     if canonicalize(&mut req, conn)? {
@@ -128,12 +135,15 @@ async fn proxy_request(
         },
     )
     .inspect_err(|e| {
-        if let ProxyError::AccessDenied { layer, .. } = e {
+        if let ProxyError::AccessDenied { layer, caller, .. } = e {
             record.auth_denied = Some(layer.reason());
+            record.caller = caller.clone();
+            record.anonymous = caller.is_none();
         }
     })?;
     let mut req = Request::from_parts(head, body);
     record.caller = authenticated.caller().cloned();
+    record.anonymous = matches!(authenticated, auth::Authenticated::Anonymous);
 
     // 6. Rules: the first matching rule's action, else the default action.
     let action = {
@@ -429,6 +439,7 @@ async fn forward(
     let timeout = shared.config.idle_timeout;
     // Only a request that still has a body to send needs its upload watched.
     let progress = (!req.body().is_end_stream()).then(|| Arc::new(Progress::new()));
+    record.progress = progress.clone();
     let mut req = req.map(|body| RequestBody::new(body, progress.clone()));
 
     let no_target = || ProxyError::NoTarget {
@@ -488,8 +499,9 @@ async fn forward(
 }
 
 /// What the access log will record about a request (reference §8.2). Filled as the pipeline
-/// goes and completed when the response head is ready; `AccessRecord::emit` is the hook
-/// where a log sink will receive it (for now a `tracing` debug line).
+/// goes and completed when the response head is ready; `AccessRecord::emit` writes a `tracing`
+/// debug line and [`crate::access_log`] turns it into Lattice's JSON record for the access-log
+/// sink.
 #[derive(Debug)]
 pub struct AccessRecord {
     pub start_time: SystemTime,
@@ -497,6 +509,8 @@ pub struct AccessRecord {
     pub source: std::net::SocketAddr,
     pub listener_port: u16,
     pub server_name: Option<Arc<str>>,
+    /// The TLS connection's cipher suite (OpenSSL name) and protocol version.
+    pub tls: Option<(&'static str, &'static str)>,
     pub protocol: Version,
     pub method: Method,
     /// The request target: as received until the request passed step 2, then its normal form
@@ -513,6 +527,20 @@ pub struct AccessRecord {
     pub target: Option<std::net::SocketAddr>,
     pub retries: u8,
     pub status: u16,
+    /// The request head's size as received (request line and header fields), and whether the
+    /// request had no body.
+    pub head_bytes: u64,
+    /// The gRPC status of the response (`grpc-status` in its head or trailers).
+    pub grpc_status: Option<u64>,
+    pub body_empty: bool,
+    /// The forwarded request body's progress (its bytes, when it last moved).
+    pub(crate) progress: Option<Arc<Progress>>,
+    /// The size of a request body read whole (LAMBDA targets).
+    pub body_read: Option<u64>,
+    /// Set when the response body ends: the bytes sent (head and body), and the time from the
+    /// response head to the end.
+    pub bytes_sent: Option<u64>,
+    pub to_client: Option<Duration>,
     /// Lattice's `failureReason` when the request failed in the proxy.
     pub failure: Option<&'static str>,
     /// The authenticated caller (`resolvedUser` is its ARN), when the request was signed and
@@ -520,7 +548,10 @@ pub struct AccessRecord {
     pub caller: Option<Arc<dyn auth::Caller>>,
     /// Which layer denied the request (`authDeniedReason`: `Network`, `Service`, `Identity`).
     pub auth_denied: Option<&'static str>,
-    /// Until the response head was ready (the body may still be streaming).
+    /// An unsigned request the auth stage let through (`resolvedUser` is `Anonymous`).
+    pub anonymous: bool,
+    /// Until the response head was ready (the body may still be streaming); for the access log,
+    /// until the response body ended.
     pub duration: Duration,
     /// The target group's metric handles, once a group was picked and metrics are on.
     pub group_series: Option<Arc<trellis_telemetry::lattice::TargetGroupSeries>>,
@@ -536,6 +567,7 @@ impl AccessRecord {
             source: conn.peer,
             listener_port: conn.local_port,
             server_name: conn.tls.as_ref().map(|t| Arc::clone(&t.server_name)),
+            tls: conn.tls.as_ref().map(|t| (t.cipher, t.version)),
             protocol: req.version(),
             method: req.method().clone(),
             uri: req.uri().clone(),
@@ -548,9 +580,17 @@ impl AccessRecord {
             target: None,
             retries: 0,
             status: 0,
+            head_bytes: 0,
+            grpc_status: None,
+            body_empty: req.body().is_end_stream(),
+            progress: None,
+            body_read: None,
+            bytes_sent: None,
+            to_client: None,
             failure: None,
             caller: None,
             auth_denied: None,
+            anonymous: false,
             duration: Duration::ZERO,
             group_series: None,
             active: None,

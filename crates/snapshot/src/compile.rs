@@ -8,6 +8,7 @@ use std::sync::{Arc, LazyLock};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use trellis_model::Context;
+use trellis_model::resources::access_log::AccessLogSubscription;
 use trellis_model::resources::association::{AssociationStatus, ServiceNetworkServiceAssociation};
 use trellis_model::resources::listener::{Listener, ListenerProtocol};
 use trellis_model::resources::rule::Rule;
@@ -18,8 +19,8 @@ use trellis_policy::{Policy, PolicyKind};
 use trellis_router::RouteTable;
 
 use crate::{
-    CompileError, HostMap, ListenerEntry, NetworkEntry, PortProtocols, ServiceEntry, Snapshot,
-    TargetEntry, TargetGroupEntry,
+    AccessLogEntry, CompileError, HostMap, ListenerEntry, NetworkEntry, PortProtocols,
+    ServiceEntry, Snapshot, TargetEntry, TargetGroupEntry,
 };
 
 /// Store kind of registered targets (parent = the target group's id).
@@ -32,7 +33,7 @@ pub const INSTANCE_KIND: &str = "ec2-instance";
 
 /// Every record kind a snapshot is compiled from; the data plane's loader
 /// (`trellis_dataplane::load`) reads exactly these.
-pub const KINDS: [&str; 9] = [
+pub const KINDS: [&str; 11] = [
     "service-network",
     "service",
     "service-network-service-association",
@@ -42,7 +43,15 @@ pub const KINDS: [&str; 9] = [
     TARGET_KIND,
     AUTH_POLICY_KIND,
     INSTANCE_KIND,
+    ACCESS_LOG_KIND,
+    LOG_GROUP_KIND,
 ];
+
+/// Store kind of access-log subscriptions (parent = the service or service network id).
+pub const ACCESS_LOG_KIND: &str = "access-log-subscription";
+/// Store kind of the CloudWatch Logs log groups Trellis hosts (`trellis-logs`); the snapshot
+/// reads their names to know which log-group destinations exist here.
+pub const LOG_GROUP_KIND: &str = "logs-log-group";
 
 /// What an unparseable stored auth policy is replaced by: one statement denying every action to
 /// every principal. Explicit denies win in IAM evaluation, so nothing is allowed through a
@@ -105,6 +114,8 @@ pub struct Documents {
     pub targets: Vec<(String, Target)>,
     pub auth_policies: Vec<StoredAuthPolicy>,
     pub instances: Vec<InstanceDoc>,
+    pub access_logs: Vec<AccessLogSubscription>,
+    pub log_groups: Vec<StoredLogGroup>,
 }
 
 /// What the data plane needs of a stored EC2 instance (the API's `StoredInstance` has more).
@@ -116,6 +127,15 @@ pub struct InstanceDoc {
     pub ipv6: Option<String>,
     /// `running`, `stopped` or `terminated`: only a running instance gets traffic.
     pub state: String,
+}
+
+/// A hosted log group as the snapshot needs it (the `trellis-logs` document has more members).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredLogGroup {
+    pub log_group_name: String,
+    /// Without the trailing `:*`; it names the group's account.
+    pub log_group_arn: String,
 }
 
 fn decode<T: DeserializeOwned>(rec: &Record) -> Result<T, CompileError> {
@@ -153,6 +173,8 @@ fn decode_all(records: &[Record]) -> Result<Documents, CompileError> {
             }
             AUTH_POLICY_KIND => d.auth_policies.push(decode(rec)?),
             INSTANCE_KIND => d.instances.push(decode(rec)?),
+            ACCESS_LOG_KIND => d.access_logs.push(decode(rec)?),
+            LOG_GROUP_KIND => d.log_groups.push(decode(rec)?),
             _ => {}
         }
     }
@@ -194,6 +216,71 @@ fn parse_auth_policy(resource_id: &str, text: &str) -> Arc<Policy> {
     }
 }
 
+/// The access-log subscriptions the data plane delivers, by subscribed resource (service or
+/// service network id): those of the `SERVICE` log type whose destination is a log group this
+/// Trellis hosts, that exists, and that belongs to the subscription's own account.
+/// Subscriptions to other destinations (S3, Firehose, another account's or region's log group)
+/// and to log groups not (or no longer) here are stored but receive nothing
+/// (docs/decisions.md, "Access logs and hosted CloudWatch Logs").
+fn access_log_entries(docs: &Documents) -> HashMap<String, Vec<AccessLogEntry>> {
+    let groups: HashMap<&str, &str> = docs
+        .log_groups
+        .iter()
+        .map(|g| (g.log_group_arn.as_str(), g.log_group_name.as_str()))
+        .collect();
+    let account = |arn: &str| arn.split(':').nth(4).unwrap_or_default().to_string();
+    let mut out: HashMap<String, Vec<AccessLogEntry>> = HashMap::new();
+    for sub in &docs.access_logs {
+        if sub
+            .service_network_log_type
+            .as_deref()
+            .is_some_and(|t| t != "SERVICE")
+        {
+            continue;
+        }
+        let destination = sub
+            .destination_arn
+            .strip_suffix(":*")
+            .unwrap_or(&sub.destination_arn);
+        let Some(&name) = groups.get(destination) else {
+            continue;
+        };
+        if account(destination) != account(&sub.arn) {
+            continue;
+        }
+        out.entry(sub.resource_id.clone())
+            .or_default()
+            .push(AccessLogEntry {
+                subscription_id: sub.id.clone(),
+                destination_arn: sub.destination_arn.clone(),
+                log_group: name.to_string(),
+                resource_id: sub.resource_id.clone(),
+                network_arn: None,
+            });
+    }
+    out
+}
+
+/// A served service's deliveries: its own subscriptions, then those of each of its networks
+/// (a request to the service is a request through every network it is in: Trellis has no VPCs
+/// to tell which one a client used).
+fn service_access_logs(
+    by_resource: &HashMap<String, Vec<AccessLogEntry>>,
+    service_id: &str,
+    networks: &[NetworkEntry],
+) -> Vec<AccessLogEntry> {
+    let mut out: Vec<AccessLogEntry> = by_resource.get(service_id).cloned().unwrap_or_default();
+    for n in networks {
+        for e in by_resource.get(&n.id).into_iter().flatten() {
+            out.push(AccessLogEntry {
+                network_arn: Some(n.arn.clone()),
+                ..e.clone()
+            });
+        }
+    }
+    out
+}
+
 /// Compiles the records of one revision into a snapshot.
 ///
 /// * A record whose body does not decode as its kind's document is a [`CompileError::Document`]:
@@ -232,6 +319,8 @@ pub fn build(revision: u64, ctx: &Context, mut docs: Documents) -> Snapshot {
         .map(|p| (p.resource_id.as_str(), p.policy.as_str()))
         .collect();
     let policy_of = |id: &str| policies.get(id).map(|text| parse_auth_policy(id, text));
+
+    let access_logs = access_log_entries(&docs);
 
     let networks: HashMap<&str, &ServiceNetwork> =
         docs.networks.iter().map(|n| (n.id.as_str(), n)).collect();
@@ -337,10 +426,11 @@ pub fn build(revision: u64, ctx: &Context, mut docs: Documents) -> Snapshot {
             auth_type: svc.auth_type,
             dns_name,
             custom_domain_name,
-            networks: svc_networks,
             listeners,
             auth_policy: policy_of(&svc.id),
             tags: svc.tags.clone(),
+            access_logs: service_access_logs(&access_logs, &svc.id, &svc_networks),
+            networks: svc_networks,
         }));
     }
 

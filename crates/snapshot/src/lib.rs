@@ -27,8 +27,9 @@ use trellis_model::resources::target_group::{TargetGroupConfig, TargetGroupType}
 use trellis_router::RouteTable;
 
 pub use compile::{
-    AUTH_POLICY_KIND, CompileInput, DENY_ALL_POLICY, Documents, INSTANCE_KIND, InstanceDoc, KINDS,
-    Record, StoredAuthPolicy, TARGET_KIND, build, compile, no_parent,
+    ACCESS_LOG_KIND, AUTH_POLICY_KIND, CompileInput, DENY_ALL_POLICY, Documents, INSTANCE_KIND,
+    InstanceDoc, KINDS, LOG_GROUP_KIND, Record, StoredAuthPolicy, StoredLogGroup, TARGET_KIND,
+    build, compile, no_parent,
 };
 
 /// Configuration as the data plane serves it, at one store revision.
@@ -85,6 +86,21 @@ pub struct ServiceEntry {
     pub auth_policy: Option<Arc<trellis_policy::Policy>>,
     /// Its tags: `aws:ResourceTag/<key>` of the data plane's policy evaluation.
     pub tags: trellis_model::resources::Tags,
+    /// Where its requests' access-log records go: its own subscriptions, then its networks'.
+    pub access_logs: Vec<AccessLogEntry>,
+}
+
+/// One access-log subscription a served service's requests are delivered to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessLogEntry {
+    pub subscription_id: String,
+    pub destination_arn: String,
+    /// The hosted log group the destination ARN names.
+    pub log_group: String,
+    /// The subscribed resource (the service, or one of its networks).
+    pub resource_id: String,
+    /// For a network's subscription, that network's ARN (the record's `serviceNetworkArn`).
+    pub network_arn: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -4,6 +4,7 @@
 //! bounded (operation names, status codes, resource IDs), never request-derived strings. The
 //! data plane's series under Lattice's names are [`lattice`]'s.
 
+pub mod access_log;
 pub mod lattice;
 
 use std::sync::Arc;
@@ -36,6 +37,8 @@ pub struct Metrics {
     applied_revision_lag: Gauge<u64, AtomicU64>,
     /// The data plane's series (`trellis_lattice_*`, `trellis_snapshot_build_seconds`).
     pub lattice: Arc<lattice::LatticeMetrics>,
+    /// Access-log delivery (`trellis_access_log_*`).
+    pub access_log: Arc<access_log::AccessLogMetrics>,
 }
 
 impl Default for Metrics {
@@ -72,6 +75,7 @@ impl Metrics {
             applied_revision_lag.clone(),
         );
         let lattice = lattice::LatticeMetrics::register(&mut registry);
+        let access_log = access_log::AccessLogMetrics::register(&mut registry);
         Metrics {
             registry,
             api_requests,
@@ -79,6 +83,7 @@ impl Metrics {
             applied_revision,
             applied_revision_lag,
             lattice,
+            access_log,
         }
     }
 

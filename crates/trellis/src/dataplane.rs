@@ -27,11 +27,13 @@ pub fn status(
     ready: Arc<AtomicBool>,
     failed_ports: Arc<RwLock<Vec<FailedPort>>>,
     metrics: Arc<trellis_telemetry::lattice::LatticeMetrics>,
+    access_logs: Option<Arc<dyn trellis_telemetry::access_log::AccessLogSink>>,
 ) -> Status {
     Status {
         applied,
         ready,
         metrics: Some(metrics),
+        access_logs,
         failed_ports: Arc::new(move |now: &[trellis_dataplane::FailedPort]| {
             *failed_ports.write().unwrap_or_else(PoisonError::into_inner) = now
                 .iter()
@@ -301,6 +303,7 @@ mod tests {
             Arc::default(),
             Arc::clone(&shared),
             Arc::clone(&trellis_telemetry::Metrics::new().lattice),
+            None,
         );
         (status.failed_ports)(&[trellis_dataplane::FailedPort {
             port: 8443,

@@ -59,6 +59,14 @@ pub struct ServeArgs {
     /// service-networks-per-region, service-associations-per-service-network. Repeatable.
     #[arg(long = "quota", value_name = "CODE=N")]
     quotas: Vec<String>,
+    /// Also write every proxied request's access-log record (Lattice's JSON, one per line) to
+    /// this file, appending, or to stdout with `-`: for shipping with Vector or Fluent Bit.
+    /// Subscriptions to Trellis-hosted log groups are delivered whether or not this is set.
+    #[arg(long, value_name = "PATH|-")]
+    access_log_file: Option<String>,
+    /// Seconds between rounds that delete log events older than their group's retention.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300, hide = true)]
+    log_retention_interval: u64,
     #[command(flatten)]
     functions: crate::functions::FunctionArgs,
     /// Data-plane connection deadlines and caps (--handshake-timeout, --header-read-timeout,
@@ -78,6 +86,9 @@ pub const MAX_DEREGISTRATION_DELAY_SECS: u64 = 3600;
 pub const IDLE_TIMEOUT_SECS: std::ops::RangeInclusive<u64> = 1..=600;
 /// Below this `--idle-timeout` is outside Lattice's range, which is worth a warning.
 const LATTICE_MIN_IDLE_TIMEOUT_SECS: u64 = 60;
+
+/// How long shutdown waits for the access-log queues to be written.
+const ACCESS_LOG_GRACE: Duration = Duration::from_secs(5);
 
 /// The file the bound API address is written to, so tools can find a port picked with `:0`.
 pub const API_ADDRESS_FILE: &str = "api-address";
@@ -121,6 +132,12 @@ fn check_args(args: &ServeArgs) -> anyhow::Result<()> {
             IDLE_TIMEOUT_SECS.start(),
             IDLE_TIMEOUT_SECS.end()
         );
+    }
+    if args.log_retention_interval == 0 {
+        bail!("--log-retention-interval must be at least 1 second");
+    }
+    if args.access_log_file.as_deref() == Some("") {
+        bail!("--access-log-file needs a path, or - for stdout");
     }
     if args.worker_threads == Some(0) {
         bail!("--worker-threads must be at least 1");
@@ -290,11 +307,38 @@ async fn serve(
     )
     .with_quotas(quotas(&args.quotas)?)
     .with_gate_limits(args.api_limits.gate());
+    // Log events live beside the store, never in it (docs/decisions.md, "Log events").
+    let events = trellis_logs::EventStore::open(&data_dir.join("logs").join("events.db"))
+        .await
+        .context("cannot open the log event store")?;
+    let file_sink = match &args.access_log_file {
+        Some(path) => Some(
+            trellis_logs::FileSink::open(path)
+                .with_context(|| format!("cannot open --access-log-file {path}"))?,
+        ),
+        None => None,
+    };
+    let access_logs = Arc::new(trellis_logs::Dispatcher::new(
+        events.clone(),
+        file_sink,
+        Arc::clone(&metrics.access_log),
+    ));
+    let retention = tokio::spawn(trellis_logs::api::enforce_retention(
+        store.clone(),
+        events.clone(),
+        Duration::from_secs(args.log_retention_interval),
+    ));
+    let logs_state = trellis_logs::LogsState {
+        ctx: ctx.clone(),
+        store: store.clone(),
+        events,
+    };
     let status = crate::dataplane::status(
         applied,
         ready,
         state.failed_ports.clone(),
         Arc::clone(&metrics.lattice),
+        Some(access_logs.clone()),
     );
 
     let functions =
@@ -340,13 +384,27 @@ async fn serve(
     eprintln!("trellis: DNS listening on {dns} (UDP and TCP)");
     eprintln!("trellis: API listening on http://{bound}");
 
-    let app = trellis_api::router_with(state, functions.routes());
+    let mut routes = functions.routes();
+    routes
+        .operations
+        .push(Box::new(move |table: trellis_wire::TableBuilder| {
+            // Each handler acts for its caller's account.
+            table.add_scoped(
+                logs_state,
+                trellis_logs::operations(),
+                trellis_logs::LogsState::for_request,
+            )
+        }));
+    let app = trellis_api::router_with(state, routes);
     // The API stops accepting first; then the proxy drains, DNS stops and the store closes.
     let served =
         trellis_api::server::serve(listener, app, args.api_limits.server(), shutdown).await;
     tracing::info!("shutting down");
     identity_follower.abort();
+    retention.abort();
     data_plane.shutdown().await;
+    // The proxy has drained: write what the access-log queues still hold.
+    access_logs.close(ACCESS_LOG_GRACE).await;
     functions.shutdown();
     store.close().await;
     Ok(served?)

@@ -1,6 +1,7 @@
 //! The access-log subscription document: where a service network's or service's access logs go
-//! (a CloudWatch Logs log group, an S3 bucket or a Firehose delivery stream). Trellis stores the
-//! subscription now; the telemetry sinks deliver to it later.
+//! (a CloudWatch Logs log group, an S3 bucket or a Firehose delivery stream). The data plane
+//! delivers records to the subscriptions whose destination is a log group Trellis hosts
+//! (`trellis-logs`); the others are stored only.
 
 use std::sync::LazyLock;
 

@@ -201,6 +201,7 @@ pub fn service(name: &str, auth: AuthType, listeners: Vec<ListenerEntry>) -> Ser
             .collect(),
         auth_policy: None,
         tags: Default::default(),
+        access_logs: Vec::new(),
     }
 }
 

@@ -814,12 +814,96 @@ fn an_undecodable_document_rejects_the_snapshot() {
 #[test]
 fn records_of_other_kinds_are_ignored() {
     let mut f = Fixture::default();
-    f.push(
-        "access-log-subscription",
-        "als-1",
-        None,
-        &serde_json::json!("anything"),
-    );
+    f.push("tag", "als-1", None, &serde_json::json!("anything"));
     f.push("resource-policy", "svc-1", None, &serde_json::json!(5));
     assert!(f.compile().hosts.is_empty());
+}
+
+#[test]
+fn access_logs_go_to_existing_hosted_log_groups_of_the_service_and_its_networks() {
+    let (sn1, sn2, svc) = (id("sn", 1), id("sn", 2), id("svc", 1));
+    let group = |name: &str| format!("arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}");
+    let mut f = Fixture::default();
+    f.network(&sn1, AuthType::None)
+        .network(&sn2, AuthType::None)
+        .service(&svc, "s", None)
+        .associate(&sn1, &svc, AssociationStatus::Active);
+    // A second association of the service (to sn2).
+    let mut assoc2 = f.records.last().unwrap().clone();
+    assoc2.id = "snsa-second".into();
+    assoc2.body["id"] = "snsa-second".into();
+    assoc2.body["serviceNetworkId"] = sn2.clone().into();
+    f.records.push(assoc2);
+    f.push(
+        LOG_GROUP_KIND,
+        "g1",
+        None,
+        &serde_json::json!({"logGroupName": "/svc", "logGroupArn": group("/svc")}),
+    );
+    f.push(
+        LOG_GROUP_KIND,
+        "g2",
+        None,
+        &serde_json::json!({"logGroupName": "/net", "logGroupArn": group("/net")}),
+    );
+    let mut sub = |id: &str, resource: &str, dest: String, log_type: Option<&str>| {
+        let doc = AccessLogSubscription {
+            id: id.into(),
+            arn: format!("arn:aws:vpc-lattice:{REGION}:{ACCOUNT}:accesslogsubscription/{id}"),
+            resource_id: resource.into(),
+            resource_arn: "x".into(),
+            destination_arn: dest,
+            service_network_log_type: log_type.map(str::to_string),
+            created_at: t0(),
+            last_updated_at: t0(),
+            tags: Tags::new(),
+        };
+        f.push(ACCESS_LOG_KIND, id, Some(resource), &doc);
+    };
+    sub("als-svc", &svc, group("/svc"), None);
+    sub("als-s3", &svc, "arn:aws:s3:::bucket".into(), None);
+    sub("als-missing", &svc, group("/not-created"), None);
+    sub(
+        "als-other-account",
+        &svc,
+        "arn:aws:logs:us-west-2:444455556666:log-group:/svc".into(),
+        None,
+    );
+    sub(
+        "als-net",
+        &sn2,
+        format!("{}:*", group("/net")),
+        Some("SERVICE"),
+    );
+    sub("als-resource", &sn1, group("/net"), Some("RESOURCE"));
+    // Another account's group of the same name, hosted here, is not this account's destination.
+    f.push(
+        LOG_GROUP_KIND,
+        "g3",
+        None,
+        &serde_json::json!({"logGroupName": "/svc",
+            "logGroupArn": "arn:aws:logs:us-west-2:444455556666:log-group:/svc"}),
+    );
+    let snap = f.compile();
+    let s = snap.service_by_host(&dns("s", &svc)).unwrap();
+    let got: Vec<(&str, &str, &str, Option<&str>)> = s
+        .access_logs
+        .iter()
+        .map(|e| {
+            (
+                e.subscription_id.as_str(),
+                e.log_group.as_str(),
+                e.resource_id.as_str(),
+                e.network_arn.as_deref(),
+            )
+        })
+        .collect();
+    let sn2_arn = format!("arn:aws:vpc-lattice:{REGION}:{ACCOUNT}:servicenetwork/{sn2}");
+    assert_eq!(
+        got,
+        [
+            ("als-svc", "/svc", svc.as_str(), None),
+            ("als-net", "/net", sn2.as_str(), Some(sn2_arn.as_str())),
+        ]
+    );
 }
