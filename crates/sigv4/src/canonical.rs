@@ -36,9 +36,12 @@ pub(crate) struct QueryParam {
 }
 
 /// The canonical URI for a raw (as received, percent-encoded) request path.
-pub(crate) fn canonical_uri(raw_path: &str) -> String {
-    let normalized = normalize_path(raw_path);
-    percent_encode(normalized.as_bytes(), PATH).to_string()
+/// Borrowed when the path needs neither normalising nor encoding (`/static`).
+pub(crate) fn canonical_uri(raw_path: &str) -> Cow<'_, str> {
+    match normalize_path(raw_path) {
+        Cow::Borrowed(path) => Cow::from(percent_encode(path.as_bytes(), PATH)),
+        Cow::Owned(path) => Cow::Owned(percent_encode(path.as_bytes(), PATH).to_string()),
+    }
 }
 
 /// Removes dot segments and empty segments (RFC 3986 section 5.2.4, plus the `//` collapsing AWS

@@ -89,13 +89,23 @@ pub(crate) struct Credential {
 impl Credential {
     /// `YYYYMMDD/region/service/aws4_request` (SigV4) or `YYYYMMDD/service/aws4_request`
     /// (SigV4A), as it appears in the string to sign.
+    #[cfg(test)]
     pub(crate) fn scope(&self) -> String {
-        match &self.region {
-            Some(region) => format!(
-                "{}/{}/{}/{}",
-                self.date, region, self.service, self.terminator
-            ),
-            None => format!("{}/{}/{}", self.date, self.service, self.terminator),
+        let mut out = String::new();
+        self.write_scope(&mut out);
+        out
+    }
+
+    /// [`Credential::scope`] appended to `out`.
+    pub(crate) fn write_scope(&self, out: &mut String) {
+        out.push_str(&self.date);
+        if let Some(region) = &self.region {
+            out.push('/');
+            out.push_str(region);
+        }
+        for part in [&self.service, &self.terminator] {
+            out.push('/');
+            out.push_str(part);
         }
     }
 }

@@ -54,8 +54,10 @@ pub struct Prechecked {
     header_token: Option<HeaderToken>,
     /// SigV4A's region set: the raw value and its entries.
     region_set: Option<(String, Vec<String>)>,
-    /// The region reported in [`Verified::region`].
-    region: String,
+    /// The region reported in [`Verified::region`] when it is not the credential scope's.
+    region: Option<String>,
+    /// The request time as `X-Amz-Date` spells it.
+    amz_date: String,
     secret: String,
 }
 
@@ -105,7 +107,7 @@ pub(crate) fn precheck(
     let material = extract_material(req, &query)?;
 
     check_time(&material, opts)?;
-    check_scope(&material, opts)?;
+    let amz_date = check_scope(&material, opts)?;
 
     if !material.signed_headers.contains("host") {
         return Err(SigV4Error::incomplete(
@@ -123,12 +125,13 @@ pub(crate) fn precheck(
     let region_set = check_region_set(req, &material, opts)?;
     check_declared_payload_hash(req, &material)?;
     let region = match (&material.credential.region, &region_set, opts.region) {
-        (Some(scope_region), _, _) => scope_region.clone(),
+        // SigV4: the scope's, read when a Verified is built.
+        (Some(_), _, _) => None,
         // SigV4A: the region the set was matched against, or the set itself if there was none.
-        (None, _, Some(expected)) => expected.to_owned(),
-        (None, Some((raw, _)), None) => raw.clone(),
+        (None, _, Some(expected)) => Some(expected.to_owned()),
+        (None, Some((raw, _)), None) => Some(raw.clone()),
         // Not reached: `check_region_set` returns a set for every SigV4A request.
-        (None, None, None) => String::new(),
+        (None, None, None) => Some(String::new()),
     };
 
     let secret = lookup
@@ -142,6 +145,7 @@ pub(crate) fn precheck(
         header_token,
         region_set,
         region,
+        amz_date,
         secret,
     })
 }
@@ -177,6 +181,7 @@ impl Prechecked {
             region,
             ..
         } = self;
+        let region = region.or(material.credential.region).unwrap_or_default();
         Ok(Verified {
             access_key_id: material.credential.access_key_id,
             region,
@@ -213,6 +218,7 @@ impl Prechecked {
         let Prechecked {
             material,
             query,
+            amz_date,
             secret,
             ..
         } = self;
@@ -263,8 +269,6 @@ impl Prechecked {
             query: canonical::canonical_query(query, exclude),
             signed_headers: &material.signed_headers,
         };
-        let amz_date = parse::format_amz_date(material.request_time);
-        let scope = credential.scope();
         let algorithm = material.algorithm;
 
         for payload_hash in payload_hashes.iter().flatten() {
@@ -278,7 +282,7 @@ impl Prechecked {
                 &mut hasher,
             );
             let string_to_sign =
-                string_to_sign(algorithm, &amz_date, &scope, &hasher.finalize().into());
+                string_to_sign(algorithm, amz_date, credential, &hasher.finalize().into());
             if checker.accepts(&string_to_sign) {
                 return Ok(());
             }
@@ -292,8 +296,12 @@ impl Prechecked {
             |out| canonical_headers(req, &material.signed_headers, false, out),
             payload_hash,
         );
-        let string_to_sign =
-            string_to_sign(algorithm, &amz_date, &scope, &Sha256::digest(&creq).into());
+        let string_to_sign = string_to_sign(
+            algorithm,
+            amz_date,
+            credential,
+            &Sha256::digest(&creq).into(),
+        );
         let redacted_query = canonical::canonical_query(&redact_query(query), exclude);
         let redacted = pieces.assemble(
             &redacted_query,
@@ -419,7 +427,9 @@ fn describe(d: time::Duration) -> String {
     }
 }
 
-fn check_scope(material: &Material, opts: &VerifyOptions<'_>) -> Result<(), SigV4Error> {
+/// Checks the credential scope against the request time and this endpoint; returns the time as
+/// `X-Amz-Date` spells it (the string to sign needs it too).
+fn check_scope(material: &Material, opts: &VerifyOptions<'_>) -> Result<String, SigV4Error> {
     let credential = &material.credential;
     parse::check_terminator(credential)?;
     let amz_date = parse::format_amz_date(material.request_time);
@@ -440,7 +450,7 @@ fn check_scope(material: &Material, opts: &VerifyOptions<'_>) -> Result<(), SigV
     }
     // SigV4A scopes have no region: the region set stands in for it (`check_region_set`).
     let Some(region) = &credential.region else {
-        return Ok(());
+        return Ok(amz_date);
     };
     let region_ok = match opts.region {
         Some(expected) => region == expected,
@@ -451,7 +461,7 @@ fn check_scope(material: &Material, opts: &VerifyOptions<'_>) -> Result<(), SigV
             "Credential should be scoped to a valid region, not '{region}'."
         )));
     }
-    Ok(())
+    Ok(amz_date)
 }
 
 /// SigV4A only: the region set must be present, covered by the signature (a header must be
@@ -577,7 +587,7 @@ fn is_sha256_hex(value: &str) -> bool {
 /// (and are redacted in error messages).
 struct Pieces<'a> {
     method: &'a str,
-    uri: String,
+    uri: Cow<'a, str>,
     query: String,
     signed_headers: &'a SignedHeaders,
 }
@@ -691,15 +701,17 @@ fn redact_query(query: &[QueryParam]) -> Vec<QueryParam> {
 fn string_to_sign(
     algorithm: Algorithm,
     amz_date: &str,
-    scope: &str,
+    credential: &parse::Credential,
     canonical_request_digest: &[u8; 32],
 ) -> String {
     let algorithm = algorithm.name();
-    let mut out = String::with_capacity(algorithm.len() + amz_date.len() + scope.len() + 67);
-    for part in [algorithm, amz_date, scope] {
+    let mut out = String::with_capacity(algorithm.len() + amz_date.len() + 128);
+    for part in [algorithm, amz_date] {
         out.push_str(part);
         out.push('\n');
     }
+    credential.write_scope(&mut out);
+    out.push('\n');
     let digest = hex32(canonical_request_digest);
     out.push_str(std::str::from_utf8(&digest).unwrap_or_default());
     out
