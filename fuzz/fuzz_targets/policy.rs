@@ -22,7 +22,7 @@ fn context(text: &str) -> RequestContext<'static> {
     let resource = lines
         .next()
         .unwrap_or("arn:aws:vpc-lattice:us-west-2:111122223333:service/svc-0123456789abcdef0/path");
-    let mut ctx = RequestContext::new(principal, action, resource);
+    let mut ctx = RequestContext::new(principal, action.to_owned(), resource.to_owned());
     for line in lines {
         let (key, value) = line.split_once('=').unwrap_or((line, ""));
         ctx = ctx.with_key(key, value);

@@ -391,7 +391,7 @@ impl Block {
             };
         };
         // The operator applied to one request value, negation included.
-        let single = |v: &String| self.positive(&entry.values, v, ctx) != op.negated;
+        let single = |v: &str| self.positive(&entry.values, v, ctx) != op.negated;
         match op.qualifier {
             SetQualifier::ForAnyValue => request.iter().any(single),
             SetQualifier::ForAllValues => request.iter().all(single),

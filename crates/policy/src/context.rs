@@ -103,18 +103,76 @@ pub(crate) fn assumed_role(arn: &str) -> Option<AssumedRole<'_>> {
 /// `key` is the name as the policy spells it (IAM key names are case-insensitive, so an
 /// implementation compares ignoring ASCII case). `None` or an empty list means the key is absent.
 pub trait KeySource {
-    fn values(&self, key: &str) -> Option<Vec<String>>;
+    fn values(&self, key: &str) -> Option<KeyValues<'_>>;
+}
+
+/// The values of one condition key, borrowed where they can be: most keys have one value that
+/// already exists somewhere (the method, the principal's account), and a lookup need not copy it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyValues<'a> {
+    /// One value.
+    One(Cow<'a, str>),
+    /// A list kept elsewhere (an explicit key of [`ContextKeys`]).
+    List(&'a [String]),
+    /// A list computed for this lookup.
+    Owned(Vec<String>),
+}
+
+impl<'a> KeyValues<'a> {
+    /// One borrowed value.
+    pub fn one(value: &'a str) -> Self {
+        KeyValues::One(Cow::Borrowed(value))
+    }
+
+    /// How many values there are.
+    pub fn len(&self) -> usize {
+        match self {
+            KeyValues::One(_) => 1,
+            KeyValues::List(values) => values.len(),
+            KeyValues::Owned(values) => values.len(),
+        }
+    }
+
+    /// Whether there are none (the key then counts as absent).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The `i`th value.
+    fn at(&self, i: usize) -> &str {
+        match self {
+            KeyValues::One(value) => value,
+            KeyValues::List(values) => &values[i],
+            KeyValues::Owned(values) => &values[i],
+        }
+    }
+
+    /// The values in order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        (0..self.len()).map(|i| self.at(i))
+    }
+
+    /// The value of a single-valued key (`None` when there are none or several).
+    pub fn single(&self) -> Option<&str> {
+        (self.len() == 1).then(|| self.at(0))
+    }
+
+    /// The values, copied.
+    pub fn to_vec(&self) -> Vec<String> {
+        self.iter().map(str::to_owned).collect()
+    }
 }
 
 /// Everything an evaluation looks at.
 #[derive(Clone)]
 pub struct RequestContext<'a> {
     pub principal: Principal,
-    /// `service:Action`, e.g. `vpc-lattice-svcs:Invoke`. Compared case-insensitively.
-    pub action: String,
+    /// `service:Action`, e.g. `vpc-lattice-svcs:Invoke`. Compared case-insensitively. Borrowed
+    /// or owned, so that a caller evaluating many requests need not copy it for each.
+    pub action: Cow<'a, str>,
     /// The resource ARN, e.g. `arn:aws:vpc-lattice:us-west-2:111122223333:service/svc-…/rates`.
     /// Compared case-sensitively.
-    pub resource: String,
+    pub resource: Cow<'a, str>,
     /// Condition keys. `aws:PrincipalType`, `aws:PrincipalArn` and `aws:PrincipalAccount` need not be
     /// set: when absent they are derived from `principal` (see [`RequestContext::get`]).
     pub keys: ContextKeys,
@@ -138,8 +196,8 @@ impl std::fmt::Debug for RequestContext<'_> {
 impl<'a> RequestContext<'a> {
     pub fn new(
         principal: Principal,
-        action: impl Into<String>,
-        resource: impl Into<String>,
+        action: impl Into<Cow<'a, str>>,
+        resource: impl Into<Cow<'a, str>>,
     ) -> Self {
         RequestContext {
             principal,
@@ -180,7 +238,7 @@ impl<'a> RequestContext<'a> {
     /// them. That matters for safety, not just convenience: the common "authenticated only" policy is
     /// an Allow with `StringNotEqualsIgnoreCase aws:PrincipalType anonymous`, and a negated operator is
     /// *true* for an absent key, so forgetting the key would let anonymous callers in.
-    pub fn get(&self, key: &str) -> Option<Cow<'_, [String]>> {
+    pub fn get(&self, key: &str) -> Option<KeyValues<'_>> {
         let explicit = self.keys.get(key).or_else(|| {
             self.keys
                 .iter()
@@ -188,30 +246,32 @@ impl<'a> RequestContext<'a> {
                 .map(|(_, v)| v)
         });
         if let Some(values) = explicit.filter(|v| !v.is_empty()) {
-            return Some(Cow::Borrowed(values.as_slice()));
+            return Some(KeyValues::List(values.as_slice()));
         }
         if let Some(values) = self
             .source
             .and_then(|s| s.values(key))
             .filter(|v| !v.is_empty())
         {
-            return Some(Cow::Owned(values));
+            return Some(values);
         }
         // An explicitly empty principal key falls back to the derived value too: "no values" must
         // never be a way to make the caller look unknown.
         let derived = if eq_ignore_case(key, "aws:PrincipalType") {
-            self.principal.principal_type().to_owned()
+            Cow::Borrowed(self.principal.principal_type())
         } else if eq_ignore_case(key, "aws:PrincipalArn") {
-            self.principal.principal_arn()?.into_owned()
+            self.principal.principal_arn()?
         } else if eq_ignore_case(key, "aws:PrincipalAccount") {
             match &self.principal {
-                Principal::Iam { account, .. } if !account.is_empty() => account.clone(),
+                Principal::Iam { account, .. } if !account.is_empty() => {
+                    Cow::Borrowed(account.as_str())
+                }
                 _ => return None,
             }
         } else {
             return None;
         };
-        Some(Cow::Owned(vec![derived]))
+        Some(KeyValues::One(derived))
     }
 }
 
@@ -252,15 +312,15 @@ mod tests {
         .with_key("vpc-lattice-svcs:RequestMethod", "GET")
         .with_values("aws:TagKeys", Vec::<String>::new());
         assert_eq!(
-            ctx.get("AWS:PRINCIPALARN").unwrap().as_ref(),
+            ctx.get("AWS:PRINCIPALARN").unwrap().to_vec(),
             ["arn:aws:iam::111122223333:role/app"]
         );
         assert_eq!(
-            ctx.get("aws:principalaccount").unwrap().as_ref(),
+            ctx.get("aws:principalaccount").unwrap().to_vec(),
             ["111122223333"]
         );
         assert_eq!(
-            ctx.get("VPC-Lattice-Svcs:RequestMethod").unwrap().as_ref(),
+            ctx.get("VPC-Lattice-Svcs:RequestMethod").unwrap().to_vec(),
             ["GET"]
         );
         assert!(ctx.get("aws:TagKeys").is_none());
@@ -270,13 +330,13 @@ mod tests {
             .clone()
             .with_values("aws:PrincipalType", Vec::<String>::new());
         assert_eq!(
-            emptied.get("aws:PrincipalType").unwrap().as_ref(),
+            emptied.get("aws:PrincipalType").unwrap().to_vec(),
             ["AssumedRole"]
         );
 
         let overridden = ctx.with_key("aws:PrincipalType", "Custom");
         assert_eq!(
-            overridden.get("aws:PrincipalType").unwrap().as_ref(),
+            overridden.get("aws:PrincipalType").unwrap().to_vec(),
             ["Custom"]
         );
     }
@@ -284,13 +344,13 @@ mod tests {
     struct Headers;
 
     impl KeySource for Headers {
-        fn values(&self, key: &str) -> Option<Vec<String>> {
+        fn values(&self, key: &str) -> Option<KeyValues<'_>> {
             let name = key
                 .get(..31)
                 .filter(|p| p.eq_ignore_ascii_case("vpc-lattice-svcs:RequestHeader/"))
                 .map(|_| &key[31..])?;
             name.eq_ignore_ascii_case("x-team")
-                .then(|| vec!["rates".to_string()])
+                .then(|| KeyValues::Owned(vec!["rates".to_string()]))
         }
     }
 
@@ -302,13 +362,13 @@ mod tests {
         assert_eq!(
             ctx.get("VPC-LATTICE-SVCS:requestheader/X-Team")
                 .unwrap()
-                .as_ref(),
+                .to_vec(),
             ["rates"]
         );
         assert!(ctx.get("vpc-lattice-svcs:RequestHeader/x-other").is_none());
         // Derived principal keys still come from the principal.
         assert_eq!(
-            ctx.get("aws:PrincipalType").unwrap().as_ref(),
+            ctx.get("aws:PrincipalType").unwrap().to_vec(),
             ["Anonymous"]
         );
         // An explicit key wins over the source.
@@ -317,7 +377,7 @@ mod tests {
             explicit
                 .get("vpc-lattice-svcs:RequestHeader/x-team")
                 .unwrap()
-                .as_ref(),
+                .to_vec(),
             ["other"]
         );
     }

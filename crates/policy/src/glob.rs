@@ -41,21 +41,31 @@ pub(crate) fn push_literal(out: &mut Vec<Elem>, text: &str) {
 /// recent `*`, consuming one more character. Worst case is O(pattern × text), which is fine for
 /// policy-sized inputs and never recurses, so hostile patterns cannot blow the stack.
 pub(crate) fn matches(pattern: &[Elem], text: &str, fold_case: bool) -> bool {
-    let eq = |a: char, b: char| {
-        a == b
-            || (fold_case
-                && (a.eq_ignore_ascii_case(&b)
-                    || (!a.is_ascii() || !b.is_ascii()) && a.to_lowercase().eq(b.to_lowercase())))
+    // Equal characters inline; case folding (actions only) out of line.
+    let eq = |a: char, b: char| a == b || (fold_case && eq_folded(a, b));
+    // ARNs, actions and header values are nearly always ASCII: then every character is one
+    // byte and needs no decoding.
+    let ascii = text.is_ascii();
+    let char_at = |t: usize| {
+        if ascii {
+            char::from(text.as_bytes()[t])
+        } else {
+            decode_at(text, t)
+        }
     };
     let mut p = 0;
     let mut t = 0;
     // (pattern index just after the last `*`, text index that `*` has consumed up to)
     let mut backtrack: Option<(usize, usize)> = None;
     while t < text.len() {
-        let c = text[t..].chars().next().expect("t is on a char boundary");
+        let c = char_at(t);
         if let Some(elem) = pattern.get(p) {
             match *elem {
                 Elem::Star => {
+                    // A final `*` takes whatever text is left (`*`, `arn:…/static*`).
+                    if p + 1 == pattern.len() {
+                        return true;
+                    }
                     backtrack = Some((p + 1, t));
                     p += 1;
                     continue;
@@ -75,7 +85,7 @@ pub(crate) fn matches(pattern: &[Elem], text: &str, fold_case: bool) -> bool {
         }
         match backtrack {
             Some((after_star, consumed)) => {
-                let skipped = text[consumed..].chars().next().expect("consumed < t");
+                let skipped = char_at(consumed);
                 let consumed = consumed + skipped.len_utf8();
                 backtrack = Some((after_star, consumed));
                 p = after_star;
@@ -85,6 +95,19 @@ pub(crate) fn matches(pattern: &[Elem], text: &str, fold_case: bool) -> bool {
         }
     }
     pattern[p..].iter().all(|e| *e == Elem::Star)
+}
+
+/// The character at byte `t` of non-ASCII text.
+#[cold]
+fn decode_at(text: &str, t: usize) -> char {
+    text[t..].chars().next().expect("t is on a char boundary")
+}
+
+/// Whether two characters are equal ignoring case.
+#[inline(never)]
+fn eq_folded(a: char, b: char) -> bool {
+    a.eq_ignore_ascii_case(&b)
+        || (!a.is_ascii() || !b.is_ascii()) && a.to_lowercase().eq(b.to_lowercase())
 }
 
 /// Whether two strings are equal ignoring case, without allocating.
@@ -122,6 +145,11 @@ mod tests {
             ("a*b*c", "aXbYbZc", false, true),
             ("a*b*c", "aXbYbZ", false, false),
             ("**", "x", false, true),
+            ("*", "", false, true),
+            ("a*", "a", false, true),
+            ("a*", "b", false, false),
+            ("*b*", "xxbyy", false, true),
+            ("*b*", "xxyy", false, false),
             ("?", "é", false, true),
             (
                 "vpc-lattice-svcs:invoke",

@@ -47,7 +47,7 @@ mod parse;
 mod policy;
 mod template;
 
-pub use context::{ContextKeys, KeySource, Principal, RequestContext};
+pub use context::{ContextKeys, KeySource, KeyValues, Principal, RequestContext};
 pub use diagnostic::Diagnostic;
 pub use eval::{Decision, StatementRef};
 pub use parse::parse;

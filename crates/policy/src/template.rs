@@ -8,7 +8,7 @@
 
 use std::borrow::Cow;
 
-use crate::context::RequestContext;
+use crate::context::{KeyValues, RequestContext};
 use crate::glob::{self, Elem};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -96,9 +96,9 @@ fn resolve<'a>(
     default: &'a Option<String>,
 ) -> Option<Cow<'a, str>> {
     // Multi-valued keys cannot be substituted (IAM says so); treat them like absent ones.
-    match ctx.get(key).as_deref() {
-        Some([single]) => Some(Cow::Owned(single.clone())),
-        _ => default.as_deref().map(Cow::Borrowed),
+    match ctx.get(key).as_ref().and_then(KeyValues::single) {
+        Some(single) => Some(Cow::Owned(single.to_owned())),
+        None => default.as_deref().map(Cow::Borrowed),
     }
 }
 

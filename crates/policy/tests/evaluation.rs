@@ -1057,7 +1057,7 @@ fn resource_policies() {
     let call = |principal: &str, action: &str| {
         RequestContext::new(
             Principal::iam(principal),
-            action,
+            action.to_owned(),
             "arn:aws:vpc-lattice:us-west-2:111122223333:servicenetwork/sn-0123456789abcdef0",
         )
     };
@@ -1122,8 +1122,13 @@ fn multiple_statements_report_first_allow() {
 #[test]
 fn identity_based() {
     const ALICE: &str = "arn:aws:iam::111122223333:user/alice";
-    let call =
-        |action: &str, resource: &str| RequestContext::new(Principal::iam(ALICE), action, resource);
+    let call = |action: &str, resource: &str| {
+        RequestContext::new(
+            Principal::iam(ALICE),
+            action.to_owned(),
+            resource.to_owned(),
+        )
+    };
     let policy = doc(json!([
         {"Sid": "Read", "Effect": "Allow", "Action": ["vpc-lattice:Get*", "vpc-lattice:List*"], "Resource": "*"},
         {"Sid": "Users", "Effect": "Allow", "Action": "iam:*", "Resource": "arn:aws:iam::111122223333:user/team/*"},

@@ -34,7 +34,7 @@ use std::time::SystemTime;
 use http::request::Parts;
 use http::{HeaderMap, Method, Uri, header};
 use trellis_model::resources::AuthType;
-use trellis_policy::{Decision, KeySource, Policy, Principal, RequestContext};
+use trellis_policy::{Decision, KeySource, KeyValues, Policy, Principal, RequestContext};
 use trellis_sigv4::{SigV4Error, UNSIGNED_PAYLOAD};
 use trellis_snapshot::{NetworkEntry, ServiceEntry};
 
@@ -206,20 +206,22 @@ pub(crate) fn authorize(
         .iter()
         .map(Some)
         .chain(service.networks.is_empty().then_some(None));
+    // One context for every network the request may have arrived through: only the network
+    // (`ServiceNetworkArn`) differs between them.
+    let keys = Keys {
+        method: &req.method,
+        path,
+        query: req.uri.query(),
+        headers: &req.headers,
+        service,
+        network: std::cell::Cell::new(None),
+        caller: caller.as_deref(),
+        conn,
+        now,
+    };
+    let request = RequestContext::new(principal, INVOKE, resource.as_str()).with_source(&keys);
     for network in arrivals {
-        let keys = Keys {
-            method: &req.method,
-            path,
-            query: req.uri.query(),
-            headers: &req.headers,
-            service,
-            network,
-            caller: caller.as_deref(),
-            conn,
-            now,
-        };
-        let request =
-            RequestContext::new(principal.clone(), INVOKE, resource.as_str()).with_source(&keys);
+        keys.network.set(network);
         if let Err((layer, explicit)) = decide(service, network, caller.as_deref(), &request) {
             let who = caller.as_ref().map_or("anonymous", |c| c.arn());
             let why = if explicit {
@@ -324,8 +326,14 @@ impl trellis_sigv4::SecretLookup for Lookup<'_> {
 /// ASCII), else the presigned query parameter (percent-decoded). The verifier checks that
 /// whichever it is, is signed.
 fn session_token(req: &Parts) -> Option<Cow<'_, str>> {
-    if let Some(v) = req.headers.get("x-amz-security-token") {
-        return Some(String::from_utf8_lossy(v.as_bytes()));
+    static SECURITY_TOKEN: http::HeaderName = http::HeaderName::from_static("x-amz-security-token");
+    if let Some(v) = req.headers.get(&SECURITY_TOKEN) {
+        // `str::from_utf8` first: on a kilobyte of ASCII it is much faster than the lossy
+        // decoder, which is only needed for a token no STS issued.
+        return Some(match std::str::from_utf8(v.as_bytes()) {
+            Ok(token) => Cow::Borrowed(token),
+            Err(_) => String::from_utf8_lossy(v.as_bytes()),
+        });
     }
     req.uri.query()?.split('&').find_map(|p| {
         let (k, v) = p.split_once('=')?;
@@ -379,9 +387,10 @@ fn verify(
     })?;
     // Lattice never reads the body for auth: the payload hash must be UNSIGNED-PAYLOAD, declared
     // in a signed `x-amz-content-sha256` (presigned URLs may leave it out).
+    static CONTENT_SHA256: http::HeaderName = http::HeaderName::from_static("x-amz-content-sha256");
     let declared = parts
         .headers
-        .get("x-amz-content-sha256")
+        .get(&CONTENT_SHA256)
         .map(|v| v.as_bytes().trim_ascii());
     let presigned = !parts.headers.contains_key(header::AUTHORIZATION);
     match declared {
@@ -396,7 +405,7 @@ fn verify(
         .unwrap_or(Err(CredentialError::Unrecognized))
         .map_err(AuthnError::Credential)?;
     prechecked
-        .finish(parts, UNSIGNED_PAYLOAD, Some(key_cache))
+        .check(parts, UNSIGNED_PAYLOAD, Some(key_cache))
         .map_err(AuthnError::Signature)?;
     Ok(caller)
 }
@@ -452,7 +461,8 @@ struct Keys<'a> {
     query: Option<&'a str>,
     headers: &'a HeaderMap,
     service: &'a ServiceEntry,
-    network: Option<&'a NetworkEntry>,
+    /// The network whose layer is being decided.
+    network: std::cell::Cell<Option<&'a NetworkEntry>>,
     caller: Option<&'a dyn Caller>,
     conn: &'a Connection,
     now: SystemTime,
@@ -465,24 +475,38 @@ fn strip_prefix_ci<'k>(key: &'k str, prefix: &str) -> Option<&'k str> {
         .then(|| &key[prefix.len()..])
 }
 
-fn one(value: impl Into<String>) -> Option<Vec<String>> {
-    Some(vec![value.into()])
+/// One value, borrowed or computed.
+fn one<'v>(value: impl Into<Cow<'v, str>>) -> Option<KeyValues<'v>> {
+    Some(KeyValues::One(value.into()))
+}
+
+/// A header value as text: borrowed when it is UTF-8 (checked by the fast `str::from_utf8`).
+fn header_text(value: &http::HeaderValue) -> Cow<'_, str> {
+    match std::str::from_utf8(value.as_bytes()) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(value.as_bytes()),
+    }
 }
 
 impl KeySource for Keys<'_> {
-    fn values(&self, key: &str) -> Option<Vec<String>> {
+    fn values(&self, key: &str) -> Option<KeyValues<'_>> {
         if let Some(name) = strip_prefix_ci(key, "vpc-lattice-svcs:") {
             if let Some(header) = strip_prefix_ci(name, "RequestHeader/") {
-                let values: Vec<String> = self
-                    .headers
-                    .get_all(header)
-                    .iter()
-                    .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-                    .collect();
-                return Some(values);
+                let mut all = self.headers.get_all(header).iter();
+                return Some(match (all.next(), all.next()) {
+                    (None, _) => KeyValues::Owned(Vec::new()),
+                    (Some(only), None) => KeyValues::One(header_text(only)),
+                    (Some(_), Some(_)) => KeyValues::Owned(
+                        self.headers
+                            .get_all(header)
+                            .iter()
+                            .map(|v| header_text(v).into_owned())
+                            .collect(),
+                    ),
+                });
             }
             if let Some(param) = strip_prefix_ci(name, "RequestQueryString/") {
-                return Some(query_values(self.query?, param));
+                return Some(KeyValues::Owned(query_values(self.query?, param)));
             }
             let is = |k: &str| name.eq_ignore_ascii_case(k);
             return if is("Port") {
@@ -494,7 +518,7 @@ impl KeySource for Keys<'_> {
             } else if is("ServiceArn") {
                 one(self.service.arn.as_str())
             } else if is("ServiceNetworkArn") {
-                one(self.network?.arn.as_str())
+                one(self.network.get()?.arn.as_str())
             } else {
                 None
             };
@@ -537,7 +561,7 @@ impl KeySource for Keys<'_> {
             } else if is("UserAgent") {
                 self.headers
                     .get(header::USER_AGENT)
-                    .map(|v| vec![String::from_utf8_lossy(v.as_bytes()).into_owned()])
+                    .map(|v| KeyValues::One(header_text(v)))
             } else if is("PrincipalIsAWSService") {
                 one("false")
             } else if is("PrincipalOrgID") {
@@ -559,12 +583,12 @@ impl KeySource for Keys<'_> {
 fn tag_value<'t>(
     mut tags: impl Iterator<Item = (&'t str, &'t str)> + Clone,
     key: &str,
-) -> Option<Vec<String>> {
+) -> Option<KeyValues<'t>> {
     let found = tags
         .clone()
         .find(|(k, _)| *k == key)
         .or_else(|| tags.find(|(k, _)| k.eq_ignore_ascii_case(key)));
-    found.map(|(_, v)| vec![v.to_string()])
+    found.map(|(_, v)| KeyValues::one(v))
 }
 
 /// Every value of query parameter `name` (percent-decoded; names compared as decoded).
@@ -643,11 +667,11 @@ mod tests {
         let tags = [("Team", "a"), ("team", "b"), ("Env", "prod")];
         assert_eq!(
             tag_value(tags.iter().copied(), "team"),
-            Some(vec!["b".into()])
+            Some(KeyValues::one("b"))
         );
         assert_eq!(
             tag_value(tags.iter().copied(), "ENV"),
-            Some(vec!["prod".into()])
+            Some(KeyValues::one("prod"))
         );
         assert_eq!(tag_value(tags.iter().copied(), "other"), None);
     }
@@ -859,6 +883,171 @@ mod tests {
         assert_eq!(
             tags,
             "principal=arn:aws:sts::111122223333:assumed-role/app/s\\;1; team=a\\;b\\\\c"
+        );
+    }
+
+    /// The auth stage alone, on the benchmark's request (bench/run's auth case: an assumed-role
+    /// session's SigV4 request with its ~900-byte token, a network policy for authenticated
+    /// callers of the account, a service policy for the role with a `RequestMethod` condition,
+    /// an identity policy that allows Invoke). Prints the time per request; run with
+    /// `cargo test --release -p trellis-proxy --lib auth_stage_cost -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a measurement, not a test"]
+    fn auth_stage_cost() {
+        use hmac::Mac;
+
+        const AKID: &str = "ASIABENCHMARK0000001";
+        const SECRET: &str = "bench-session-secret-0000000000000000000";
+        const ACCOUNT: &str = "111122223333";
+        const ROLE: &str = "arn:aws:iam::111122223333:role/bench-client";
+
+        #[derive(Debug)]
+        struct Session(Arc<Policy>);
+        impl Caller for Session {
+            fn arn(&self) -> &str {
+                "arn:aws:sts::111122223333:assumed-role/bench-client/bench"
+            }
+            fn session_name(&self) -> Option<&str> {
+                Some("bench")
+            }
+            fn tags(&self) -> &[(String, String)] {
+                &[]
+            }
+            fn decide(&self, request: &RequestContext<'_>) -> Decision {
+                self.0.evaluate(request)
+            }
+        }
+        struct Creds(Arc<dyn Caller>);
+        impl Credentials for Creds {
+            fn resolve(&self, key: &str, token: Option<&str>) -> Result<Resolved, CredentialError> {
+                if key != AKID || token.is_none() {
+                    return Err(CredentialError::Unrecognized);
+                }
+                Ok(Resolved {
+                    secret: SECRET.into(),
+                    caller: Arc::clone(&self.0),
+                })
+            }
+        }
+
+        let identity = Arc::new(
+            trellis_policy::parse(
+                r#"{"Statement":[{"Effect":"Allow","Action":"vpc-lattice-svcs:Invoke","Resource":"*"}]}"#,
+                trellis_policy::PolicyKind::Identity,
+            )
+            .unwrap(),
+        );
+        let network = NetworkEntry {
+            id: "sn-1".into(),
+            arn: format!("arn:aws:vpc-lattice:us-west-2:{ACCOUNT}:servicenetwork/sn-1"),
+            auth_type: AuthType::AwsIam,
+            auth_policy: policy(Some(&format!(
+                r#"{{"Statement":[{{"Effect":"Allow","Principal":"*","Action":"vpc-lattice-svcs:Invoke","Resource":"*",
+                "Condition":{{"StringNotEqualsIgnoreCase":{{"aws:PrincipalType":"anonymous"}},
+                "StringEquals":{{"aws:PrincipalAccount":"{ACCOUNT}"}}}}}}]}}"#
+            ))),
+        };
+        let arn = format!("arn:aws:vpc-lattice:us-west-2:{ACCOUNT}:service/svc-0123456789abcdef0");
+        let service = ServiceEntry {
+            id: "svc-0123456789abcdef0".into(),
+            arn: arn.clone(),
+            name: "bench-iam".into(),
+            auth_type: AuthType::AwsIam,
+            dns_name: "bench-iam".into(),
+            custom_domain_name: None,
+            networks: vec![network],
+            listeners: Default::default(),
+            auth_policy: policy(Some(&format!(
+                r#"{{"Statement":[{{"Effect":"Allow","Principal":{{"AWS":"{ROLE}"}},"Action":"vpc-lattice-svcs:Invoke",
+                "Resource":"{arn}/static*","Condition":{{"StringEquals":{{"vpc-lattice-svcs:RequestMethod":"GET"}}}}}}]}}"#
+            ))),
+            tags: Default::default(),
+        };
+
+        let now = time::OffsetDateTime::now_utc();
+        let amz_date = format!(
+            "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+            now.year(),
+            u8::from(now.month()),
+            now.day(),
+            now.hour(),
+            now.minute(),
+            now.second()
+        );
+        let token = "FwoGZXIvYXdzE".repeat(70);
+        let signed = "host;x-amz-content-sha256;x-amz-date;x-amz-security-token;x-bench";
+        let request = |signature: &str| {
+            let (parts, ()) = http::Request::get("http://bench-iam.example:8080/static")
+                .header("host", "bench-iam.example:8080")
+                .header("x-bench", "on")
+                .header("x-amz-content-sha256", UNSIGNED_PAYLOAD)
+                .header("x-amz-date", &amz_date)
+                .header("x-amz-security-token", &token)
+                .header(
+                    "authorization",
+                    format!(
+                        "AWS4-HMAC-SHA256 Credential={AKID}/{}/us-west-2/{SIGNING_NAME}/aws4_request, \
+                         SignedHeaders={signed}, Signature={signature}",
+                        &amz_date[..8]
+                    ),
+                )
+                .header("user-agent", "h2load nghttp2/1.59.0")
+                .body(())
+                .unwrap()
+                .into_parts();
+            parts
+        };
+        let creds = Creds(Arc::new(Session(identity)));
+        let cache = trellis_sigv4::KeyCache::default();
+        let conn = Connection {
+            peer: IpAddr::from([127, 0, 0, 1]),
+            port: 8080,
+            tls: false,
+        };
+        // Sign: the string to sign is what a mismatch reports.
+        let mut unsigned = request(&"0".repeat(64));
+        let string_to_sign =
+            match authenticate(Some(&creds), &cache, "us-west-2", &mut unsigned, None) {
+                Err(AuthnError::Signature(SigV4Error::SignatureDoesNotMatch {
+                    string_to_sign,
+                    ..
+                })) => string_to_sign,
+                other => panic!("{other:?}"),
+            };
+        let key =
+            trellis_sigv4::derive_signing_key(SECRET, &amz_date[..8], "us-west-2", SIGNING_NAME);
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+        mac.update(string_to_sign.as_bytes());
+        let signature: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let mut req = request(&signature);
+
+        let run = |n: u32, req: &mut Parts| {
+            let start = std::time::Instant::now();
+            for _ in 0..n {
+                let out = authorize(
+                    Some(&creds),
+                    &cache,
+                    "us-west-2",
+                    &service,
+                    req,
+                    None,
+                    &conn,
+                );
+                assert!(matches!(out, Ok(Authenticated::Caller(_))), "{out:?}");
+            }
+            start.elapsed().as_nanos() as f64 / f64::from(n)
+        };
+        run(20_000, &mut req);
+        let mut samples: Vec<f64> = (0..7).map(|_| run(50_000, &mut req)).collect();
+        samples.sort_by(f64::total_cmp);
+        println!(
+            "auth stage: median {:.0} ns/request (min {:.0}, max {:.0}, 7 × 50k)",
+            samples[3], samples[0], samples[6]
         );
     }
 }

@@ -36,9 +36,12 @@ pub(crate) struct QueryParam {
 }
 
 /// The canonical URI for a raw (as received, percent-encoded) request path.
-pub(crate) fn canonical_uri(raw_path: &str) -> String {
-    let normalized = normalize_path(raw_path);
-    percent_encode(normalized.as_bytes(), PATH).to_string()
+/// Borrowed when the path needs neither normalising nor encoding (`/static`).
+pub(crate) fn canonical_uri(raw_path: &str) -> Cow<'_, str> {
+    match normalize_path(raw_path) {
+        Cow::Borrowed(path) => Cow::from(percent_encode(path.as_bytes(), PATH)),
+        Cow::Owned(path) => Cow::Owned(percent_encode(path.as_bytes(), PATH).to_string()),
+    }
 }
 
 /// Removes dot segments and empty segments (RFC 3986 section 5.2.4, plus the `//` collapsing AWS
@@ -172,32 +175,58 @@ pub(crate) fn trim_all(value: &[u8]) -> Vec<u8> {
     out
 }
 
-/// [`trim_all`] appended to `out` (the verifier builds the canonical headers in one buffer).
-/// A value without leading, trailing or repeated spaces — nearly every value — is copied whole.
-pub(crate) fn trim_all_into(value: &[u8], out: &mut Vec<u8>) {
+/// `bytes` as text, replacing invalid UTF-8 as [`String::from_utf8_lossy`] does. Valid input (all
+/// of it in practice) is checked by `str::from_utf8`, which is several times faster on ASCII than
+/// the lossy decoder's byte-by-byte walk.
+pub(crate) fn lossy(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
+}
+
+/// Where canonical bytes go: a buffer (error messages, SigV4A's region set) or straight into the
+/// SHA-256 of the canonical request, which then never exists as one string.
+pub(crate) trait Sink {
+    fn put(&mut self, bytes: &[u8]);
+}
+
+impl Sink for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+impl Sink for sha2::Sha256 {
+    fn put(&mut self, bytes: &[u8]) {
+        sha2::Digest::update(self, bytes);
+    }
+}
+
+/// [`trim_all`] appended to `out` (the verifier streams the canonical headers into one sink).
+/// A value without leading, trailing or repeated spaces — nearly every value — is written whole.
+pub(crate) fn trim_all_into(value: &[u8], out: &mut impl Sink) {
     let start = value.iter().position(|&b| b != b' ').unwrap_or(value.len());
     let end = value
         .iter()
         .rposition(|&b| b != b' ')
         .map_or(start, |i| i + 1);
-    let value = &value[start..end];
-    if !value.windows(2).any(|w| w == b"  ") {
-        out.extend_from_slice(value);
+    let mut value = &value[start..end];
+    // `contains` on bytes is a memchr: the usual value (a kilobyte of session token, say) has no
+    // space left and is written at once.
+    if !value.contains(&b' ') {
+        out.put(value);
         return;
     }
-    out.reserve(value.len());
-    let mut previous_space = false;
-    for &b in value {
-        if b == b' ' {
-            if previous_space {
-                continue;
-            }
-            previous_space = true;
-        } else {
-            previous_space = false;
-        }
-        out.push(b);
+    // Each run of spaces is written as one space: write up to and including a run's first
+    // space, then skip the rest of it.
+    while let Some(i) = value.windows(2).position(|w| w == b"  ") {
+        out.put(&value[..=i]);
+        let rest = &value[i + 1..];
+        let skip = rest.iter().position(|&b| b != b' ').unwrap_or(rest.len());
+        value = &rest[skip..];
     }
+    out.put(value);
 }
 
 #[cfg(test)]

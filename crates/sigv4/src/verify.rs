@@ -9,15 +9,17 @@
 //! scope, or an ECDSA P-256 public key derived from the access key), and the final comparison
 //! (HMAC equality, or ECDSA verification of the DER signature over the string to sign).
 
-use http::HeaderValue;
 use http::header::AUTHORIZATION;
+use std::borrow::Cow;
+
+use http::{HeaderName, HeaderValue};
 use p256::ecdsa::signature::hazmat::PrehashVerifier;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::canonical::{self, QueryParam};
+use crate::canonical::{self, QueryParam, Sink};
 use crate::key::{KeyCache, derive_signing_key, derive_sigv4a_verifying_key, hmac_sha256};
-use crate::parse::{self, Algorithm, Material};
+use crate::parse::{self, Algorithm, Material, SignedHeaders};
 use crate::region_set;
 use crate::{SecretLookup, SigV4Error, UNSIGNED_PAYLOAD, Verified, VerifyOptions};
 
@@ -25,6 +27,9 @@ const X_AMZ_CONTENT_SHA256: &str = "x-amz-content-sha256";
 const X_AMZ_SECURITY_TOKEN: &str = "x-amz-security-token";
 const X_AMZ_REGION_SET: &str = "x-amz-region-set";
 const REDACTED: &[u8] = b"** REDACTED **";
+// The same names as header-map keys: a lookup by `&str` parses the name every time.
+static CONTENT_SHA256: HeaderName = HeaderName::from_static(X_AMZ_CONTENT_SHA256);
+static SECURITY_TOKEN: HeaderName = HeaderName::from_static(X_AMZ_SECURITY_TOKEN);
 
 pub(crate) fn verify(
     req: &http::request::Parts,
@@ -46,12 +51,40 @@ pub(crate) fn verify(
 pub struct Prechecked {
     material: Material,
     query: Vec<QueryParam>,
-    header_token: Option<String>,
+    header_token: Option<HeaderToken>,
     /// SigV4A's region set: the raw value and its entries.
     region_set: Option<(String, Vec<String>)>,
-    /// The region reported in [`Verified::region`].
-    region: String,
+    /// The region reported in [`Verified::region`] when it is not the credential scope's.
+    region: Option<String>,
+    /// The request time as `X-Amz-Date` spells it.
+    amz_date: String,
     secret: String,
+}
+
+/// A session token sent as a header. Real tokens are ASCII: such a value is kept as the header
+/// value itself (a reference count, not a copy of its kilobyte). Any other is kept as its lossy
+/// UTF-8 conversion, which is what the token then is everywhere else.
+enum HeaderToken {
+    Utf8(HeaderValue),
+    Lossy(String),
+}
+
+impl HeaderToken {
+    fn new(value: &HeaderValue) -> Self {
+        if std::str::from_utf8(value.as_bytes()).is_ok() {
+            HeaderToken::Utf8(value.clone())
+        } else {
+            HeaderToken::Lossy(String::from_utf8_lossy(value.as_bytes()).into_owned())
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Checked when it was kept.
+            HeaderToken::Utf8(value) => std::str::from_utf8(value.as_bytes()).unwrap_or_default(),
+            HeaderToken::Lossy(token) => token,
+        }
+    }
 }
 
 impl std::fmt::Debug for Prechecked {
@@ -74,17 +107,14 @@ pub(crate) fn precheck(
     let material = extract_material(req, &query)?;
 
     check_time(&material, opts)?;
-    check_scope(&material, opts)?;
+    let amz_date = check_scope(&material, opts)?;
 
-    if !material.signed_headers.iter().any(|h| h == "host") {
+    if !material.signed_headers.contains("host") {
         return Err(SigV4Error::incomplete(
             "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.",
         ));
     }
-    let header_token = req
-        .headers
-        .get(X_AMZ_SECURITY_TOKEN)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let header_token = req.headers.get(&SECURITY_TOKEN).map(HeaderToken::new);
     // An unsigned token could be swapped for another session's token without breaking the
     // signature, so a token sent as a header must be covered by it.
     if header_token.is_some() && !is_signed(&material, X_AMZ_SECURITY_TOKEN) {
@@ -95,12 +125,13 @@ pub(crate) fn precheck(
     let region_set = check_region_set(req, &material, opts)?;
     check_declared_payload_hash(req, &material)?;
     let region = match (&material.credential.region, &region_set, opts.region) {
-        (Some(scope_region), _, _) => scope_region.clone(),
+        // SigV4: the scope's, read when a Verified is built.
+        (Some(_), _, _) => None,
         // SigV4A: the region the set was matched against, or the set itself if there was none.
-        (None, _, Some(expected)) => expected.to_owned(),
-        (None, Some((raw, _)), None) => raw.clone(),
+        (None, _, Some(expected)) => Some(expected.to_owned()),
+        (None, Some((raw, _)), None) => Some(raw.clone()),
         // Not reached: `check_region_set` returns a set for every SigV4A request.
-        (None, None, None) => String::new(),
+        (None, None, None) => Some(String::new()),
     };
 
     let secret = lookup
@@ -114,6 +145,7 @@ pub(crate) fn precheck(
         header_token,
         region_set,
         region,
+        amz_date,
         secret,
     })
 }
@@ -128,9 +160,10 @@ impl Prechecked {
     /// presigned query parameter), if any. Like the access key, it is only a claim until
     /// [`Prechecked::finish`] succeeds.
     pub fn security_token(&self) -> Option<&str> {
-        self.header_token
-            .as_deref()
-            .or(self.material.query_security_token.as_deref())
+        match &self.header_token {
+            Some(token) => Some(token.as_str()),
+            None => self.material.query_security_token.as_deref(),
+        }
     }
 
     /// Completes verification with the body's digest. `req` must be the head the precheck saw.
@@ -140,39 +173,84 @@ impl Prechecked {
         payload_sha256_hex: &str,
         cache: Option<&KeyCache>,
     ) -> Result<Verified, SigV4Error> {
+        self.compare(req, payload_sha256_hex, cache)?;
         let Prechecked {
             material,
-            query,
             header_token,
             region_set,
             region,
-            secret,
+            ..
         } = self;
-        let payload_sha256_hex = payload_sha256_hex.to_ascii_lowercase();
-        let payload_hashes = payload_hash_candidates(req, &material, &payload_sha256_hex)?;
+        let region = region.or(material.credential.region).unwrap_or_default();
+        Ok(Verified {
+            access_key_id: material.credential.access_key_id,
+            region,
+            service: material.credential.service,
+            signed_headers: material.signed_headers.to_vec(),
+            presigned: material.presigned,
+            security_token: header_token
+                .map(|t| t.as_str().to_owned())
+                .or(material.query_security_token),
+            request_time: material.request_time,
+            region_set: region_set.map(|(_, entries)| entries),
+        })
+    }
+
+    /// [`Prechecked::finish`] for a caller that needs only the outcome: the same checks and the
+    /// same errors, without building a [`Verified`] (the data plane's auth stage, which already
+    /// knows who the access key belongs to).
+    pub fn check(
+        self,
+        req: &http::request::Parts,
+        payload_sha256_hex: &str,
+        cache: Option<&KeyCache>,
+    ) -> Result<(), SigV4Error> {
+        self.compare(req, payload_sha256_hex, cache)
+    }
+
+    /// The signature comparison itself.
+    fn compare(
+        &self,
+        req: &http::request::Parts,
+        payload_sha256_hex: &str,
+        cache: Option<&KeyCache>,
+    ) -> Result<(), SigV4Error> {
+        let Prechecked {
+            material,
+            query,
+            amz_date,
+            secret,
+            ..
+        } = self;
+        let payload_sha256_hex = if payload_sha256_hex.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(payload_sha256_hex.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(payload_sha256_hex)
+        };
+        let payload_hashes = payload_hash_candidates(req, material, &payload_sha256_hex)?;
         let credential = &material.credential;
         let checker = match &credential.region {
             Some(scope_region) => Checker::Hmac {
                 key: match cache {
                     Some(cache) => cache.signing_key(
-                        &secret,
+                        secret,
                         &credential.date,
                         scope_region,
                         &credential.service,
                     ),
                     None => derive_signing_key(
-                        &secret,
+                        secret,
                         &credential.date,
                         scope_region,
                         &credential.service,
                     ),
                 },
-                provided: material.signature.to_ascii_lowercase(),
+                provided: material.signature.as_str(),
             },
             None => {
                 let key = match cache {
-                    Some(cache) => cache.sigv4a_key(&credential.access_key_id, &secret),
-                    None => derive_sigv4a_verifying_key(&credential.access_key_id, &secret),
+                    Some(cache) => cache.sigv4a_key(&credential.access_key_id, secret),
+                    None => derive_sigv4a_verifying_key(&credential.access_key_id, secret),
                 };
                 // A signature that is not hex-encoded DER cannot match; it is reported as a
                 // mismatch, as a SigV4 signature of the wrong shape is.
@@ -188,39 +266,48 @@ impl Prechecked {
         let pieces = Pieces {
             method: req.method.as_str(),
             uri: canonical::canonical_uri(req.uri.path()),
-            query: canonical::canonical_query(&query, exclude),
-            headers: canonical_headers(req, &material.signed_headers, false),
-            signed_headers: material.signed_headers.join(";"),
+            query: canonical::canonical_query(query, exclude),
+            signed_headers: &material.signed_headers,
         };
-        let amz_date = parse::format_amz_date(material.request_time);
-        let scope = credential.scope();
         let algorithm = material.algorithm;
 
-        for payload_hash in &payload_hashes {
-            let creq = pieces.canonical_request(&pieces.query, &pieces.headers, payload_hash);
-            let string_to_sign = string_to_sign(algorithm, &amz_date, &scope, &creq);
+        for payload_hash in payload_hashes.iter().flatten() {
+            // Hashed as it is produced: the canonical request (over a kilobyte with a session
+            // token) is never assembled on the way to a match.
+            let mut hasher = Sha256::new();
+            pieces.canonical_request(
+                &pieces.query,
+                |out| canonical_headers(req, &material.signed_headers, false, out),
+                payload_hash,
+                &mut hasher,
+            );
+            let string_to_sign =
+                string_to_sign(algorithm, amz_date, credential, &hasher.finalize().into());
             if checker.accepts(&string_to_sign) {
-                return Ok(Verified {
-                    access_key_id: credential.access_key_id.clone(),
-                    region,
-                    service: credential.service.clone(),
-                    signed_headers: material.signed_headers.clone(),
-                    presigned: material.presigned,
-                    security_token: header_token.or(material.query_security_token),
-                    request_time: material.request_time,
-                    region_set: region_set.map(|(_, entries)| entries),
-                });
+                return Ok(());
             }
         }
 
         // Report the first candidate (the one a well-behaved client meant) for debugging, with the
         // session token redacted: it is a bearer credential and logs are not the place for it.
-        let payload_hash = &payload_hashes[0];
-        let creq = pieces.canonical_request(&pieces.query, &pieces.headers, payload_hash);
-        let string_to_sign = string_to_sign(algorithm, &amz_date, &scope, &creq);
-        let redacted_query = canonical::canonical_query(&redact_query(&query), exclude);
-        let redacted_headers = canonical_headers(req, &material.signed_headers, true);
-        let redacted = pieces.canonical_request(&redacted_query, &redacted_headers, payload_hash);
+        let payload_hash = payload_hashes[0].as_deref().unwrap_or_default();
+        let creq = pieces.assemble(
+            &pieces.query,
+            |out| canonical_headers(req, &material.signed_headers, false, out),
+            payload_hash,
+        );
+        let string_to_sign = string_to_sign(
+            algorithm,
+            amz_date,
+            credential,
+            &Sha256::digest(&creq).into(),
+        );
+        let redacted_query = canonical::canonical_query(&redact_query(query), exclude);
+        let redacted = pieces.assemble(
+            &redacted_query,
+            |out| canonical_headers(req, &material.signed_headers, true, out),
+            payload_hash,
+        );
         Err(SigV4Error::SignatureDoesNotMatch {
             canonical_request: String::from_utf8_lossy(&redacted).into_owned(),
             string_to_sign,
@@ -229,23 +316,31 @@ impl Prechecked {
 }
 
 /// How the final comparison is made.
-enum Checker {
+enum Checker<'a> {
     /// SigV4: the HMAC of the string to sign under the derived key, hex-encoded, must equal the
     /// provided signature (lower-cased).
-    Hmac { key: [u8; 32], provided: String },
+    Hmac { key: [u8; 32], provided: &'a str },
     /// SigV4A: the provided DER signature must verify under the derived public key. `None` when
     /// the signature does not parse (or, never in practice, the key could not be derived).
     Ecdsa(Option<(p256::ecdsa::VerifyingKey, p256::ecdsa::Signature)>),
 }
 
-impl Checker {
+impl Checker<'_> {
     fn accepts(&self, string_to_sign: &str) -> bool {
         match self {
             Self::Hmac { key, provided } => {
-                let computed = hex_lower(&hmac_sha256(key, string_to_sign.as_bytes()));
-                // Constant-time, so response timing reveals nothing about how much of a forged
-                // signature was right.
-                bool::from(computed.as_bytes().ct_eq(provided.as_bytes()))
+                // Compared ignoring the case of the provided hex digits, and in constant time, so
+                // response timing reveals nothing about how much of a forged signature was right.
+                let provided = provided.as_bytes();
+                if provided.len() != 64 {
+                    return false;
+                }
+                let mut lower = [0u8; 64];
+                for (l, p) in lower.iter_mut().zip(provided) {
+                    *l = p.to_ascii_lowercase();
+                }
+                let computed = hex32(&hmac_sha256(key, string_to_sign.as_bytes()));
+                bool::from(computed.ct_eq(&lower))
             }
             // ECDSA signs the SHA-256 of the string to sign. Verification handles only public
             // values, so there is no timing concern here.
@@ -332,7 +427,9 @@ fn describe(d: time::Duration) -> String {
     }
 }
 
-fn check_scope(material: &Material, opts: &VerifyOptions<'_>) -> Result<(), SigV4Error> {
+/// Checks the credential scope against the request time and this endpoint; returns the time as
+/// `X-Amz-Date` spells it (the string to sign needs it too).
+fn check_scope(material: &Material, opts: &VerifyOptions<'_>) -> Result<String, SigV4Error> {
     let credential = &material.credential;
     parse::check_terminator(credential)?;
     let amz_date = parse::format_amz_date(material.request_time);
@@ -353,7 +450,7 @@ fn check_scope(material: &Material, opts: &VerifyOptions<'_>) -> Result<(), SigV
     }
     // SigV4A scopes have no region: the region set stands in for it (`check_region_set`).
     let Some(region) = &credential.region else {
-        return Ok(());
+        return Ok(amz_date);
     };
     let region_ok = match opts.region {
         Some(expected) => region == expected,
@@ -364,7 +461,7 @@ fn check_scope(material: &Material, opts: &VerifyOptions<'_>) -> Result<(), SigV
             "Credential should be scoped to a valid region, not '{region}'."
         )));
     }
-    Ok(())
+    Ok(amz_date)
 }
 
 /// SigV4A only: the region set must be present, covered by the signature (a header must be
@@ -417,7 +514,7 @@ fn check_region_set(
 }
 
 fn is_signed(material: &Material, name: &str) -> bool {
-    material.signed_headers.iter().any(|h| h == name)
+    material.signed_headers.contains(name)
 }
 
 /// A signed `x-amz-content-sha256` must be `UNSIGNED-PAYLOAD` or a digest; this needs no body.
@@ -428,10 +525,10 @@ fn check_declared_payload_hash(
     if !is_signed(material, X_AMZ_CONTENT_SHA256) {
         return Ok(());
     }
-    let Some(declared) = req.headers.get(X_AMZ_CONTENT_SHA256) else {
+    let Some(declared) = req.headers.get(&CONTENT_SHA256) else {
         return Ok(());
     };
-    let declared = String::from_utf8_lossy(declared.as_bytes());
+    let declared = canonical::lossy(declared.as_bytes());
     let declared = declared.trim();
     if declared != UNSIGNED_PAYLOAD && !is_sha256_hex(declared) {
         return Err(SigV4Error::incomplete(format!(
@@ -441,40 +538,44 @@ fn check_declared_payload_hash(
     Ok(())
 }
 
-/// The payload hashes a legitimate signer may have used, most likely first.
-fn payload_hash_candidates(
-    req: &http::request::Parts,
+/// The payload hashes a legitimate signer may have used, most likely first (one or two; the
+/// second slot is `None` when there is one).
+fn payload_hash_candidates<'a>(
+    req: &'a http::request::Parts,
     material: &Material,
-    payload_sha256_hex: &str,
-) -> Result<Vec<String>, SigV4Error> {
+    payload_sha256_hex: &'a str,
+) -> Result<[Option<Cow<'a, str>>; 2], SigV4Error> {
     let declared = req
         .headers
-        .get(X_AMZ_CONTENT_SHA256)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_owned());
-    if let Some(declared) = &declared {
+        .get(&CONTENT_SHA256)
+        .map(|v| match canonical::lossy(v.as_bytes()) {
+            Cow::Borrowed(text) => Cow::Borrowed(text.trim()),
+            Cow::Owned(text) => Cow::Owned(text.trim().to_owned()),
+        });
+    if let Some(declared) = declared {
         // A declared digest that differs from the body means the body changed in flight; say so
         // instead of reporting a vaguer signature mismatch.
-        if is_sha256_hex(declared) && !declared.eq_ignore_ascii_case(payload_sha256_hex) {
+        if is_sha256_hex(&declared) && !declared.eq_ignore_ascii_case(payload_sha256_hex) {
             return Err(SigV4Error::ContentSha256Mismatch {
-                provided: declared.clone(),
+                provided: declared.into_owned(),
                 computed: payload_sha256_hex.to_owned(),
             });
         }
         if is_signed(material, X_AMZ_CONTENT_SHA256) {
             // Its syntax was checked by the precheck.
-            return Ok(vec![declared.clone()]);
+            return Ok([Some(declared), None]);
         }
     }
     if material.presigned {
         // Presigned URLs are signed before any body exists. S3-style signers use
         // UNSIGNED-PAYLOAD; generic ones (aws-sigv4, the CRT) hash the body they were given,
         // usually empty. Both leave everything but the body authenticated, so accept either.
-        Ok(vec![
-            UNSIGNED_PAYLOAD.to_owned(),
-            payload_sha256_hex.to_owned(),
+        Ok([
+            Some(Cow::Borrowed(UNSIGNED_PAYLOAD)),
+            Some(Cow::Borrowed(payload_sha256_hex)),
         ])
     } else {
-        Ok(vec![payload_sha256_hex.to_owned()])
+        Ok([Some(Cow::Borrowed(payload_sha256_hex)), None])
     }
 }
 
@@ -482,89 +583,101 @@ fn is_sha256_hex(value: &str) -> bool {
     value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// The canonical request minus its payload hash, which may vary between candidates.
+/// The canonical request minus its headers and payload hash, which may vary between candidates
+/// (and are redacted in error messages).
 struct Pieces<'a> {
     method: &'a str,
-    uri: String,
+    uri: Cow<'a, str>,
     query: String,
-    headers: Vec<u8>,
-    signed_headers: String,
+    signed_headers: &'a SignedHeaders,
 }
 
 impl Pieces<'_> {
-    fn canonical_request(&self, query: &str, headers: &[u8], payload_hash: &str) -> Vec<u8> {
-        let mut out = Vec::with_capacity(
-            self.method.len() + self.uri.len() + query.len() + headers.len() + 128,
-        );
+    /// Writes the canonical request to `out`, the canonical header block by `headers`.
+    fn canonical_request<S: Sink>(
+        &self,
+        query: &str,
+        headers: impl FnOnce(&mut S),
+        payload_hash: &str,
+        out: &mut S,
+    ) {
         for line in [
             self.method.as_bytes(),
             self.uri.as_bytes(),
             query.as_bytes(),
         ] {
-            out.extend_from_slice(line);
-            out.push(b'\n');
+            out.put(line);
+            out.put(b"\n");
         }
         // Each canonical header line ends in '\n', so a blank line separates the block from the
         // signed-header list, as the spec requires.
-        out.extend_from_slice(headers);
-        out.push(b'\n');
-        out.extend_from_slice(self.signed_headers.as_bytes());
-        out.push(b'\n');
-        out.extend_from_slice(payload_hash.as_bytes());
+        headers(out);
+        out.put(b"\n");
+        out.put(self.signed_headers.joined().as_bytes());
+        out.put(b"\n");
+        out.put(payload_hash.as_bytes());
+    }
+
+    /// The canonical request as bytes (error messages).
+    fn assemble(
+        &self,
+        query: &str,
+        headers: impl FnOnce(&mut Vec<u8>),
+        payload_hash: &str,
+    ) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.canonical_request(query, headers, payload_hash, &mut out);
         out
     }
 }
 
 /// `name:value\n` for every signed header, in the order the client listed them.
-fn canonical_headers(req: &http::request::Parts, signed: &[String], redact: bool) -> Vec<u8> {
-    // Sized once: the names, the values as sent, and the separators.
-    let capacity = signed
-        .iter()
-        .map(|n| n.len() + 2 + req.headers.get(n.as_str()).map_or(0, |v| v.len()))
-        .sum::<usize>()
-        + 64;
-    let mut out = Vec::with_capacity(capacity);
-    for name in signed {
-        out.extend_from_slice(name.as_bytes());
-        out.push(b':');
+fn canonical_headers(
+    req: &http::request::Parts,
+    signed: &SignedHeaders,
+    redact: bool,
+    out: &mut impl Sink,
+) {
+    for name in signed.iter() {
+        out.put(name.as_bytes());
+        out.put(b":");
         if redact && name == X_AMZ_SECURITY_TOKEN {
-            out.extend_from_slice(REDACTED);
+            out.put(REDACTED);
         } else {
-            header_value(req, name, &mut out);
+            header_value(req, name, out);
         }
-        out.push(b'\n');
+        out.put(b"\n");
     }
-    out
 }
 
 /// The canonical value of one header: every occurrence trimmed, joined with ','.
 ///
 /// A signed header that is absent contributes an empty value; the signature then fails unless
 /// the client signed it empty too, which is the honest outcome.
-fn header_value(req: &http::request::Parts, name: &str, out: &mut Vec<u8>) {
+fn header_value(req: &http::request::Parts, name: &str, out: &mut impl Sink) {
     let mut values = req.headers.get_all(name).iter().peekable();
     if values.peek().is_none() && name == "host" {
         // HTTP/2 carries the host in :authority, which lands in the URI, not in a Host header.
         if let Some(a) = req.uri.authority() {
-            out.extend_from_slice(a.as_str().as_bytes());
+            out.put(a.as_str().as_bytes());
         }
         return;
     }
     for (i, value) in values.enumerate() {
         if i > 0 {
-            out.push(b',');
+            out.put(b",");
         }
         canonical::trim_all_into(value.as_bytes(), out);
     }
 }
 
-/// Lower-case hex, by table (the `hex` crate's iterator costs more on the request path).
-fn hex_lower(bytes: &[u8]) -> String {
+/// A digest in lower-case hex, on the stack.
+fn hex32(bytes: &[u8; 32]) -> [u8; 64] {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 0xf)] as char);
+    let mut out = [0u8; 64];
+    for (pair, &b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0xf)];
     }
     out
 }
@@ -588,9 +701,18 @@ fn redact_query(query: &[QueryParam]) -> Vec<QueryParam> {
 fn string_to_sign(
     algorithm: Algorithm,
     amz_date: &str,
-    scope: &str,
-    canonical_request: &[u8],
+    credential: &parse::Credential,
+    canonical_request_digest: &[u8; 32],
 ) -> String {
-    let digest = hex_lower(&Sha256::digest(canonical_request));
-    format!("{}\n{amz_date}\n{scope}\n{digest}", algorithm.name())
+    let algorithm = algorithm.name();
+    let mut out = String::with_capacity(algorithm.len() + amz_date.len() + 128);
+    for part in [algorithm, amz_date] {
+        out.push_str(part);
+        out.push('\n');
+    }
+    credential.write_scope(&mut out);
+    out.push('\n');
+    let digest = hex32(canonical_request_digest);
+    out.push_str(std::str::from_utf8(&digest).unwrap_or_default());
+    out
 }
