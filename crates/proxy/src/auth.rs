@@ -962,6 +962,7 @@ mod tests {
                 "Resource":"{arn}/static*","Condition":{{"StringEquals":{{"vpc-lattice-svcs:RequestMethod":"GET"}}}}}}]}}"#
             ))),
             tags: Default::default(),
+            access_logs: Vec::new(),
         };
 
         let now = time::OffsetDateTime::now_utc();
