@@ -90,10 +90,14 @@ def test_generated_credentials_work_with_the_aws_cli():
                              "--dns-listen", "127.0.0.1:0"], stderr=subprocess.PIPE, text=True, env=env)
     try:
         line = proc.stderr.readline()
+        said = ""
         while "API listening" not in line:
             assert "aws_secret_access_key" not in line
+            said += line
             line = proc.stderr.readline()
             assert line, "server exited early"
+        # Every start says where the credentials are.
+        assert f"root credentials in {cred_file}" in said, said
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
@@ -120,6 +124,32 @@ def test_a_log_that_is_not_a_terminal_has_no_colour_codes(server):
     log = open(server.log_path, errors="replace").read()
     assert "INFO" in log, log[-2000:]
     assert "\x1b[" not in log, log[-2000:]
+
+
+def test_json_log_has_a_line_per_api_request():
+    """`--log-format json`: every line one JSON object; each API call one `api request` line
+    with its operation, principal, status, duration and the request ID the client got."""
+    server = Server("sqlite", ["--log-format", "json"]).start()
+    try:
+        lattice = server.client()
+        resp = lattice.list_services()
+        request_id = resp["ResponseMetadata"]["RequestId"]
+        with pytest.raises(Exception):
+            lattice.get_service(serviceIdentifier="svc-00000000000000000")
+        server.stop()
+        lines = [l for l in open(server.log_path, errors="replace").read().splitlines() if l.startswith("{")]
+        events = [json.loads(l) for l in lines]
+        assert events and all("level" in e and "timestamp" in e for e in events)
+        calls = [e for e in events if e.get("message") == "api request"]
+        listed = [e for e in calls if e["request_id"] == request_id]
+        assert len(listed) == 1, calls
+        assert listed[0]["operation"] == "ListServices" and listed[0]["status"] == 200
+        assert listed[0]["principal"] == "arn:aws:iam::111122223333:root"
+        assert isinstance(listed[0]["duration_ms"], float)
+        assert [(e["operation"], e["status"]) for e in calls if e["operation"] == "GetService"] == [("GetService", 404)]
+        assert any("root credentials from the environment" in l for l in open(server.log_path).read().splitlines())
+    finally:
+        server.cleanup()
 
 
 def test_sigterm_shuts_down_cleanly():

@@ -477,12 +477,21 @@ pub async fn sigv4_gate(
             store: Some(scoped.store.clone()),
         })));
     // Other crates' handlers (the Lambda API) learn the caller's account from its context.
+    let principal = CallerArn(caller.arn(&scoped.ctx));
     parts.extensions.insert(scoped.ctx);
     parts.extensions.insert(caller);
     // The permit is held until the handler is done with the body it was granted for.
-    next.run(Request::from_parts(parts, Body::from(bytes.freeze())))
-        .await
+    let mut resp = next
+        .run(Request::from_parts(parts, Body::from(bytes.freeze())))
+        .await;
+    // For the API's request log line (`observe` in lib.rs), which runs outside the gate.
+    resp.extensions_mut().insert(principal);
+    resp
 }
+
+/// The authenticated caller's ARN, on the responses of requests the gate let through.
+#[derive(Clone, Debug)]
+pub struct CallerArn(pub String);
 
 /// Reads a body of at most `cap` bytes, each piece within `gap` of the previous one, and returns
 /// it with its hex SHA-256 (computed as it arrives).

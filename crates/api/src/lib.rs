@@ -315,16 +315,41 @@ pub fn router_with(state: AppState, extra: ExtraRoutes) -> Router {
 }
 
 /// Counts every request by the operation the table resolved it to (`Admin` for Trellis's own
-/// endpoints, `Unknown` for anything else) and status.
+/// endpoints, `Unknown` for anything else) and status, and logs one line per API request
+/// (Trellis's own endpoints at debug level): operation, principal, status, duration, request ID.
 async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
     let path = req.uri().path();
     let admin = path.starts_with("/_trellis/") || path == "/metrics";
+    let request_id = trellis_wire::request_id::RequestId::of(req.extensions());
     let resp = next.run(req).await;
     let operation = match resp.extensions().get::<OperationName>() {
         Some(OperationName(name)) => name,
         None if admin => "Admin",
         None => "Unknown",
     };
+    let principal = resp
+        .extensions()
+        .get::<auth::CallerArn>()
+        .map_or("-", |c| c.0.as_str());
+    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if admin {
+        tracing::debug!(
+            operation,
+            status = resp.status().as_u16(),
+            duration_ms,
+            "admin request"
+        );
+    } else {
+        tracing::info!(
+            operation,
+            principal,
+            status = resp.status().as_u16(),
+            duration_ms,
+            request_id = %request_id,
+            "api request"
+        );
+    }
     state
         .metrics
         .api_requests

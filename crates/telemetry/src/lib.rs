@@ -105,13 +105,32 @@ impl Metrics {
 /// Installs the global tracing subscriber: human-readable lines on stderr, filtered by
 /// `RUST_LOG` (default `info`), coloured only when stderr is a terminal (a file or a pipe gets
 /// plain text that `grep` and log shippers can read).
-pub fn init_tracing() {
+pub fn init_tracing(format: LogFormat) {
     use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,hickory_server=warn"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        // Colour only for a terminal: a file or a pipe gets plain text.
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        // One JSON object per line (timestamp, level, target, fields), for Vector, Fluent Bit,
+        // Loki or jq.
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+    };
+}
+
+/// How the server's own log lines are written (`trellis serve --log-format`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }

@@ -128,14 +128,25 @@ fn from_environment() -> anyhow::Result<Option<RootCredentials>> {
 
 pub fn load_or_create(data_dir: &Path) -> anyhow::Result<RootCredentials> {
     if let Some(creds) = from_environment()? {
+        eprintln!(
+            "trellis: root credentials from the environment ({ID_ENV}, access key {})",
+            creds.access_key_id
+        );
         return Ok(creds);
     }
     let path = data_dir.join(FILE_NAME);
     if path.exists() {
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        return parse(&text)
-            .with_context(|| format!("{} is not a valid credentials file", path.display()));
+        let creds = parse(&text)
+            .with_context(|| format!("{} is not a valid credentials file", path.display()))?;
+        // Every start says where they are, so nobody has to remember the first one's output.
+        eprintln!(
+            "trellis: root credentials in {} (export AWS_SHARED_CREDENTIALS_FILE={})",
+            path.display(),
+            path.display()
+        );
+        return Ok(creds);
     }
     let creds = generate();
     let mut opts = std::fs::OpenOptions::new();

@@ -42,7 +42,11 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // Everything Trellis writes (credentials, CA key, database, logs) is private to its user.
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
-    trellis_telemetry::init_tracing();
+    let log_format = match &cli.command {
+        Command::Serve(args) => args.log_format(),
+        _ => trellis_telemetry::LogFormat::Text,
+    };
+    trellis_telemetry::init_tracing(log_format);
     let result = match cli.command {
         Command::Serve(args) => serve::run(*args),
         Command::Ca(args) => ca::run(args),

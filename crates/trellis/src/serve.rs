@@ -20,6 +20,11 @@ use trellis_dataplane::DataPlaneConfig;
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
+    /// The server's own log on stderr: `text` (coloured only on a terminal) or `json` (one
+    /// object per line). `RUST_LOG` sets what is logged (default `info`, with a line per API
+    /// request; `RUST_LOG=info,trellis_proxy=debug` adds a line per proxied request).
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormatArg,
     /// Directory for the embedded database, credentials and other state.
     #[arg(long, default_value = "./trellis-data")]
     data_dir: PathBuf,
@@ -172,6 +177,23 @@ fn quotas(flags: &[String]) -> anyhow::Result<trellis_api::Quotas> {
 /// Creates the data dir if needed (0700) and proves it is writable, returning its absolute path.
 /// An existing data dir is made 0700 and its files lose every group and other permission: it
 /// holds the credentials, the CA key and the database (function environments included).
+/// `--log-format`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum LogFormatArg {
+    Text,
+    Json,
+}
+
+impl ServeArgs {
+    /// The log format `--log-format` asks for.
+    pub fn log_format(&self) -> trellis_telemetry::LogFormat {
+        match self.log_format {
+            LogFormatArg::Text => trellis_telemetry::LogFormat::Text,
+            LogFormatArg::Json => trellis_telemetry::LogFormat::Json,
+        }
+    }
+}
+
 pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot use data dir {}", dir.display()))?;
