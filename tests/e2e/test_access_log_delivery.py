@@ -67,6 +67,9 @@ def filter_events(server, group, pattern=""):
 @pytest.fixture(scope="module")
 def env(dp_server, dp_lattice, start_backend):
     lattice = dp_lattice
+    # One file for the module, whose server runs once per store backend: each run starts it
+    # empty (the server appends; the previous backend's server has stopped).
+    open(ACCESS_LOG_FILE, "w").close()
     backend = start_backend("logs")
     tg = ip_target_group(lattice, health_check={"enabled": False}, targets=[backend])
     svc = ServiceBuilder(lattice)
