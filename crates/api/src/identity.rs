@@ -601,7 +601,7 @@ impl IdentityIndex {
             policies.extend(managed_of(&g.group_id));
             group_policies.insert(g.group_id.clone(), policies);
             let group = Arc::new(Group {
-                account: arn_account(&g.arn),
+                account: trellis_model::arn::account_of(&g.arn).to_string(),
                 id: g.group_id,
                 name: g.group_name,
                 path: g.path,
@@ -622,7 +622,7 @@ impl IdentityIndex {
                 policies.extend(group_policies.get(g).into_iter().flatten().cloned());
             }
             let user = Arc::new(User {
-                account: arn_account(&u.arn),
+                account: trellis_model::arn::account_of(&u.arn).to_string(),
                 policies,
                 id: u.user_id,
                 name: u.user_name,
@@ -666,7 +666,7 @@ impl IdentityIndex {
             let mut policies = inline.remove(&role.role_id).unwrap_or_default();
             policies.extend(managed_of(&role.role_id));
             let role = Arc::new(Role {
-                account: arn_account(&role.arn),
+                account: trellis_model::arn::account_of(&role.arn).to_string(),
                 policies,
                 trust,
                 id: role.role_id,
@@ -692,12 +692,6 @@ impl IdentityIndex {
 /// The index key of a name in an account: IAM names are unique per account, regardless of case.
 fn scoped_name(account: &str, name: &str) -> String {
     format!("{account}/{}", name.to_lowercase())
-}
-
-/// The account field of an ARN (`arn:partition:service:region:account:…`), empty when it has
-/// none.
-pub fn arn_account(arn: &str) -> String {
-    arn.split(':').nth(4).unwrap_or_default().to_string()
 }
 
 /// Every identity record of one revision, as [`IdentityIndex::from_records`] takes them.

@@ -361,8 +361,7 @@ async fn check_domain_free(tx: &mut Tx, account: &str, domain: &str) -> ApiResul
         let other_account = rec
             .arn
             .as_deref()
-            .and_then(|a| a.split(':').nth(4))
-            .unwrap_or_default();
+            .map_or("", trellis_model::arn::account_of);
         let theirs = rec
             .body
             .get("customDomainName")

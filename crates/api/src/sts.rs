@@ -502,7 +502,7 @@ async fn assume_role(
     // The role's account is its ARN's: another account of the organization may be assumed
     // into (cross-account), as its trust policy allows. An unknown role is refused like a role
     // the caller may not assume.
-    let role_account = crate::identity::arn_account(&role_arn);
+    let role_account = trellis_model::arn::account_of(&role_arn).to_string();
     let role_ctx = Context {
         account_id: role_account.clone(),
         ..state.ctx.clone()

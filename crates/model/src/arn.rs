@@ -20,6 +20,12 @@ pub struct Arn {
     pub resource: String,
 }
 
+/// The account field of an ARN (`arn:partition:service:region:account:…`), empty when it has
+/// none: whose resource or principal the ARN names.
+pub fn account_of(arn: &str) -> &str {
+    arn.split(':').nth(4).unwrap_or_default()
+}
+
 impl Arn {
     pub fn parse(s: &str) -> Option<Arn> {
         let mut parts = s.splitn(6, ':');

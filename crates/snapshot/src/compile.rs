@@ -8,6 +8,7 @@ use std::sync::{Arc, LazyLock};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use trellis_model::Context;
+use trellis_model::arn::account_of;
 use trellis_model::resources::access_log::AccessLogSubscription;
 use trellis_model::resources::association::{AssociationStatus, ServiceNetworkServiceAssociation};
 use trellis_model::resources::listener::{Listener, ListenerProtocol};
@@ -228,7 +229,6 @@ fn access_log_entries(docs: &Documents) -> HashMap<String, Vec<AccessLogEntry>> 
         .iter()
         .map(|g| (g.log_group_arn.as_str(), g.log_group_name.as_str()))
         .collect();
-    let account = |arn: &str| arn.split(':').nth(4).unwrap_or_default().to_string();
     let mut out: HashMap<String, Vec<AccessLogEntry>> = HashMap::new();
     for sub in &docs.access_logs {
         if sub
@@ -245,7 +245,7 @@ fn access_log_entries(docs: &Documents) -> HashMap<String, Vec<AccessLogEntry>> 
         let Some(&name) = groups.get(destination) else {
             continue;
         };
-        if account(destination) != account(&sub.arn) {
+        if account_of(destination) != account_of(&sub.arn) {
             continue;
         }
         out.entry(sub.resource_id.clone())

@@ -12,14 +12,13 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use trellis_model::{Context, Timestamp};
-use trellis_store::Tx;
 use trellis_wire::Call;
 use trellis_wire::codec::Timestamp as WireTimestamp;
 
 use super::{
-    Ec2Error, Ec2Result, Filter, Filterable, SECURITY_GROUP_KIND, SUBNET_KIND, StoredGroup,
-    StoredSubnet, Tag, TagOut, TagSpecification, all, decode, encode, invalid, missing, new_id,
-    page, record, select, tag_set, tags_for,
+    Ec2Error, Ec2Result, Filter, Filterable, Query, SECURITY_GROUP_KIND, SUBNET_KIND, StoredGroup,
+    StoredSubnet, Tag, TagOut, TagSpecification, all, decode, describe, encode, invalid, missing,
+    new_id, record, tag_set, tags_for,
 };
 use crate::AppState;
 
@@ -199,13 +198,6 @@ pub struct RunInstancesInput {
     tag_specification: Vec<TagSpecification>,
 }
 
-async fn subnet_zone(tx: &mut Tx, subnet_id: &str) -> Ec2Result<String> {
-    Ok(match tx.get(SUBNET_KIND, subnet_id).await? {
-        Some(rec) => decode::<StoredSubnet>(rec)?.availability_zone,
-        None => String::new(),
-    })
-}
-
 pub(super) async fn run_instances(
     s: AppState,
     input: RunInstancesInput,
@@ -359,7 +351,7 @@ pub struct DescribeInstancesOutput {
     next_token: Option<String>,
 }
 
-fn instance_not_found(id: &str) -> Ec2Error {
+pub(super) fn instance_not_found(id: &str) -> Ec2Error {
     Ec2Error::new(
         "InvalidInstanceID.NotFound",
         format!("The instance ID '{id}' does not exist"),
@@ -373,30 +365,38 @@ pub(super) async fn describe_instances(
 ) -> Ec2Result<DescribeInstancesOutput> {
     let mut tx = s.store.read().await?;
     let instances: Vec<StoredInstance> = all(&mut tx, INSTANCE_KIND).await?;
-    let chosen = select(
+    let (items, next_token) = describe(
         instances,
         |i| &i.instance_id,
-        &input.instance_id,
-        &input.filter,
         instance_not_found,
+        Query {
+            ids: &input.instance_id,
+            filters: &input.filter,
+            max_results: input.max_results,
+            next_token: input.next_token.as_deref(),
+            named: false,
+        },
     )?;
-    let (items, next_token) = page(
-        chosen,
-        input.max_results,
-        input.next_token.as_deref(),
-        (5, 1000),
-        !input.instance_id.is_empty(),
-    )?;
-    let mut reservation_set = Vec::with_capacity(items.len());
-    for i in &items {
-        let zone = subnet_zone(&mut tx, &i.subnet_id).await?;
-        reservation_set.push(ReservationOut {
+    // Each instance's zone is its subnet's: the account's subnets, read once.
+    let zones: std::collections::HashMap<String, String> =
+        all::<StoredSubnet>(&mut tx, SUBNET_KIND)
+            .await?
+            .into_iter()
+            .map(|x| (x.subnet_id, x.availability_zone))
+            .collect();
+    let reservation_set = items
+        .iter()
+        .map(|i| ReservationOut {
             reservation_id: i.reservation_id.clone(),
             owner_id: i.owner_id.clone(),
             group_set: Vec::new(),
-            instances_set: vec![instance_out(&s.ctx, i, &zone)],
-        });
-    }
+            instances_set: vec![instance_out(
+                &s.ctx,
+                i,
+                zones.get(&i.subnet_id).map_or("", String::as_str),
+            )],
+        })
+        .collect();
     Ok(DescribeInstancesOutput {
         reservation_set,
         next_token,

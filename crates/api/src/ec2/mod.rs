@@ -857,6 +857,35 @@ pub struct DescribeVpcsOutput {
     next_token: Option<String>,
 }
 
+/// What a Describe call of VPCs, subnets, security groups or instances asks for.
+struct Query<'a> {
+    /// The IDs it names (every one must exist), or none for all.
+    ids: &'a [String],
+    filters: &'a [Filter],
+    max_results: Option<i64>,
+    next_token: Option<&'a str>,
+    /// Whether it named its items some other way too (security groups by name): like IDs, that
+    /// excludes paging.
+    named: bool,
+}
+
+/// One Describe call's answer: the items its IDs name (or all), filtered, one page of them.
+fn describe<T: Filterable>(
+    items: Vec<T>,
+    id_of: impl Fn(&T) -> &str,
+    not_found: impl Fn(&str) -> Ec2Error,
+    q: Query<'_>,
+) -> Ec2Result<(Vec<T>, Option<String>)> {
+    let chosen = select(items, id_of, q.ids, q.filters, not_found)?;
+    page(
+        chosen,
+        q.max_results,
+        q.next_token,
+        (5, 1000),
+        q.named || !q.ids.is_empty(),
+    )
+}
+
 /// Keeps the items whose ID is in `ids` (all of them must exist) or all, then the filtered.
 fn select<T: Filterable>(
     items: Vec<T>,
@@ -888,19 +917,17 @@ async fn describe_vpcs(
 ) -> Ec2Result<DescribeVpcsOutput> {
     let mut tx = s.store.read().await?;
     let vpcs: Vec<StoredVpc> = all(&mut tx, VPC_KIND).await?;
-    let chosen = select(
+    let (items, next_token) = describe(
         vpcs,
         |v| &v.vpc_id,
-        &input.vpc_id,
-        &input.filter,
         vpc_not_found,
-    )?;
-    let (items, next_token) = page(
-        chosen,
-        input.max_results,
-        input.next_token.as_deref(),
-        (5, 1000),
-        !input.vpc_id.is_empty(),
+        Query {
+            ids: &input.vpc_id,
+            filters: &input.filter,
+            max_results: input.max_results,
+            next_token: input.next_token.as_deref(),
+            named: false,
+        },
     )?;
     Ok(DescribeVpcsOutput {
         vpc_set: items.iter().map(VpcOut::from).collect(),
@@ -1264,19 +1291,17 @@ async fn describe_subnets(
 ) -> Ec2Result<DescribeSubnetsOutput> {
     let mut tx = s.store.read().await?;
     let subnets: Vec<StoredSubnet> = all(&mut tx, SUBNET_KIND).await?;
-    let chosen = select(
+    let (items, next_token) = describe(
         subnets,
         |x| &x.subnet_id,
-        &input.subnet_id,
-        &input.filter,
         subnet_not_found,
-    )?;
-    let (items, next_token) = page(
-        chosen,
-        input.max_results,
-        input.next_token.as_deref(),
-        (5, 1000),
-        !input.subnet_id.is_empty(),
+        Query {
+            ids: &input.subnet_id,
+            filters: &input.filter,
+            max_results: input.max_results,
+            next_token: input.next_token.as_deref(),
+            named: false,
+        },
     )?;
     Ok(DescribeSubnetsOutput {
         subnet_set: items.iter().map(|x| subnet_out(&s.ctx, x)).collect(),
@@ -1628,19 +1653,17 @@ async fn describe_security_groups(
         .into_iter()
         .filter(|g| input.group_name.is_empty() || input.group_name.contains(&g.group_name))
         .collect();
-    let chosen = select(
+    let (items, next_token) = describe(
         by_name,
         |g| &g.group_id,
-        &input.group_id,
-        &input.filter,
         group_not_found,
-    )?;
-    let (items, next_token) = page(
-        chosen,
-        input.max_results,
-        input.next_token.as_deref(),
-        (5, 1000),
-        !input.group_id.is_empty() || !input.group_name.is_empty(),
+        Query {
+            ids: &input.group_id,
+            filters: &input.filter,
+            max_results: input.max_results,
+            next_token: input.next_token.as_deref(),
+            named: !input.group_name.is_empty(),
+        },
     )?;
     Ok(DescribeSecurityGroupsOutput {
         security_group_info: items.iter().map(|g| group_out(&s.ctx, g)).collect(),
@@ -2206,10 +2229,7 @@ async fn retag(
     let rec = tx.get(kind, id).await?.ok_or_else(|| match kind {
         VPC_KIND => vpc_not_found(id),
         SUBNET_KIND => subnet_not_found(id),
-        INSTANCE_KIND => Ec2Error::new(
-            "InvalidInstanceID.NotFound",
-            format!("The instance ID '{id}' does not exist"),
-        ),
+        INSTANCE_KIND => instances::instance_not_found(id),
         _ => group_not_found(id),
     })?;
     let mut body = rec.body.clone();
