@@ -32,7 +32,7 @@ import pytest
 
 # VPC, forward, poll and wait_until_applied are shared with the control-plane tests; the data-plane
 # modules import them from here with the rest.
-from conftest import (ROOT, VPC, Server, backends as store_backends, forward, poll, running,  # noqa: F401
+from conftest import (ROOT, VPC, Server, new_vpc, vpc_of, backends as store_backends, forward, poll, running,  # noqa: F401
                       unique, wait_until_applied)
 
 TESTBACKEND_BIN = os.environ.get(
@@ -151,7 +151,8 @@ class DataPlaneServer(Server):
 
 @pytest.fixture(scope="module", params=store_backends())
 def dp_server(request):
-    yield from running(DataPlaneServer(request.param, getattr(request.module, "SERVER_ARGS", ())))
+    yield from running(DataPlaneServer(request.param, getattr(request.module, "SERVER_ARGS", ()),
+                                       open_network=getattr(request.module, "OPEN_NETWORK", True)))
 
 
 @pytest.fixture(scope="module")
@@ -178,9 +179,13 @@ class Caller:
     """A keep-alive HTTP/1.1 client for one service name: connects to the ingress address and port,
     sends `Host: NAME` (HTTP) or SNI NAME (HTTPS, trusting `ca`). Not thread-safe; one per thread."""
 
-    def __init__(self, name, port, tls=False, ca=None, timeout=30):
+    def __init__(self, name, port, tls=False, ca=None, timeout=30, source=None, address=INGRESS):
         self.name = name
         self.port = port
+        # The client's own address (a loopback address inside or outside a test VPC) and the
+        # ingress address it connects to (an association's own one).
+        self.source = (source, 0) if source else None
+        self.address = address
         self.tls = tls
         self.ca = ca
         self.timeout = timeout
@@ -194,11 +199,13 @@ class Caller:
 
             class Pinned(http.client.HTTPSConnection):
                 def connect(self):
-                    sock = socket.create_connection((INGRESS, self.port), self.timeout)
+                    sock = socket.create_connection((address, self.port), self.timeout, source)
                     self.sock = ctx.wrap_socket(sock, server_hostname=name)
 
+            address, source = self.address, self.source
             return Pinned(self.name, self.port, timeout=self.timeout, context=ctx)
-        return http.client.HTTPConnection(INGRESS, self.port, timeout=self.timeout)
+        return http.client.HTTPConnection(self.address, self.port, timeout=self.timeout,
+                                          source_address=self.source)
 
     def request(self, path, method="GET", headers=None, body=None):
         if self.conn is None:
@@ -251,7 +258,7 @@ def dig(server, name, rtype="A", tcp=False):
 def ip_target_group(lattice, name=None, protocol="HTTP", protocol_version="HTTP1", health_check=None, port=80,
                     targets=()):
     """A fresh IP target group with `targets` (Backends) registered."""
-    cfg = {"protocol": protocol, "protocolVersion": protocol_version, "port": port, "vpcIdentifier": VPC}
+    cfg = {"protocol": protocol, "protocolVersion": protocol_version, "port": port, "vpcIdentifier": vpc_of(lattice)}
     if health_check is not None:
         cfg["healthCheck"] = health_check
     tg = lattice.create_target_group(name=name or unique("group"), type="IP", config=cfg)

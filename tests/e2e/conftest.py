@@ -45,8 +45,33 @@ SECRET_KEY = "trellis/test/secret/key/0123456789abcdefgh"
 REGION = "us-west-2"
 ACCOUNT = "111122223333"
 STARTUP_TIMEOUT_S = 30
-# Any well-formed VPC ID will do: Trellis has no VPCs of its own.
+# A well-formed VPC ID that names no VPC: for requests refused before the VPC is looked up
+# (validation tables). Requests that must succeed name a real VPC: `vpc_of(client)`.
 VPC = "vpc-0123456789abcdef0"
+# The test VPC of each (endpoint, access key): see `vpc_of`. A server clears its endpoint's
+# entries when it starts, so a port reused by a later server never finds a stale VPC.
+_VPCS = {}
+
+
+def new_vpc(client, cidr="10.0.0.0/16"):
+    """A fresh VPC (`aws ec2 create-vpc`) in the account of boto3 `client`'s credentials, on its
+    server: Lattice's `vpcIdentifier` members must name a VPC of the caller's account."""
+    creds = client._request_signer._credentials.get_frozen_credentials()
+    ec2 = boto3.client("ec2", endpoint_url=client.meta.endpoint_url, region_name=REGION,
+                       aws_access_key_id=creds.access_key, aws_secret_access_key=creds.secret_key,
+                       aws_session_token=creds.token,
+                       config=botocore.config.Config(retries={"max_attempts": 1}))
+    return ec2.create_vpc(CidrBlock=cidr)["Vpc"]["VpcId"]
+
+
+def vpc_of(client):
+    """The shared test VPC (10.0.0.0/16, associated with nothing, so it admits no test client) of
+    `client`'s server and account, created on first use."""
+    creds = client._request_signer._credentials.get_frozen_credentials()
+    key = (client.meta.endpoint_url, creds.access_key)
+    if key not in _VPCS:
+        _VPCS[key] = new_vpc(client)
+    return _VPCS[key]
 FIXED_404 = {"fixedResponse": {"statusCode": 404}}
 
 
@@ -77,9 +102,12 @@ class Server:
     """One `trellis serve` process, with `extra_args` after the common flags and `env` over the
     test's own environment. `restart()` and `kill9()` keep the data dir and store."""
 
-    def __init__(self, backend, extra_args=(), env=None):
+    def __init__(self, backend, extra_args=(), env=None, open_network=True):
         self.backend = backend
         self.extra_args = list(extra_args)
+        # Development mode (`--open-network`) unless a test is about client networks: the other
+        # suites' clients are in no VPC.
+        self.open_network = open_network
         self.env = dict(env or {})
         self.data_dir = tempfile.mkdtemp(prefix="trellis-e2e-")
         self.store = _fresh_postgres_url() if backend == "postgres" else None
@@ -92,6 +120,8 @@ class Server:
              "--dns-listen", "127.0.0.1:0", "--region", REGION, "--account-id", ACCOUNT]
         if self.store:
             a += ["--store", self.store]
+        if self.open_network:
+            a.append("--open-network")
         return a + self.extra_args
 
     def start(self):
@@ -110,6 +140,8 @@ class Server:
                 addr = open(addr_file).read().strip()
                 if addr:
                     self.endpoint = f"http://{addr}"
+                    for key in [k for k in _VPCS if k[0] == self.endpoint]:
+                        del _VPCS[key]
                     try:
                         with urllib.request.urlopen(self.endpoint + "/_trellis/health", timeout=2) as r:
                             if r.status == 200:
@@ -346,7 +378,7 @@ def target_group(lattice, type="IP", protocol="HTTP", port=None, **config):
     `port` when given and any other `config` members."""
     if type == "LAMBDA":
         return lattice.create_target_group(name=unique("grp"), type="LAMBDA")
-    cfg = {"protocol": protocol, "vpcIdentifier": VPC, **config}
+    cfg = {"protocol": protocol, "vpcIdentifier": vpc_of(lattice), **config}
     if port:
         cfg["port"] = port
     return lattice.create_target_group(name=unique("grp"), type=type, config=cfg)

@@ -6,10 +6,11 @@ DeleteService preconditions they create."""
 
 from concurrent.futures import ThreadPoolExecutor
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import ACCOUNT, REGION, delete_service_network, error_code, fields, members, status, unique
+from conftest import ACCOUNT, REGION, delete_service_network, error_code, fields, members, new_vpc, status, unique
 
 SNSA_CREATE = {"id", "status", "arn", "createdBy", "dnsEntry"}
 SNSA_GET = {"id", "status", "arn", "createdBy", "createdAt", "serviceId", "serviceName", "serviceArn",
@@ -20,10 +21,23 @@ SNVA_GET = {"id", "status", "arn", "createdBy", "createdAt", "lastUpdatedAt", "s
 SNVA_SUMMARY = SNVA_GET - {"securityGroupIds"}
 
 
-def vpc_id(n=None):
-    """A well-formed, unused VPC ID (Trellis accepts any: there are no real VPCs)."""
+def vpc_id(lattice=None):
+    """A fresh VPC of `lattice`'s account (`aws ec2 create-vpc`); without a client, a well-formed
+    ID of no VPC (for lookups that find nothing)."""
+    if lattice is not None:
+        return new_vpc(lattice)
     import uuid
-    return "vpc-" + (uuid.uuid4().hex[:17] if n is None else f"{n:017x}")
+    return "vpc-" + uuid.uuid4().hex[:17]
+
+
+def security_groups(lattice, vpc, n):
+    """`n` fresh security groups of `vpc` (`aws ec2 create-security-group`)."""
+    creds = lattice._request_signer._credentials.get_frozen_credentials()
+    ec2 = boto3.client("ec2", endpoint_url=lattice.meta.endpoint_url, region_name=REGION,
+                       aws_access_key_id=creds.access_key, aws_secret_access_key=creds.secret_key,
+                       aws_session_token=creds.token)
+    return [ec2.create_security_group(GroupName=unique("group"), Description="test", VpcId=vpc)["GroupId"]
+            for _ in range(n)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -210,16 +224,16 @@ def test_service_association_quota_of_500(lattice, sn):
 # ---------------------------------------------------------------------------------------------
 
 def test_vpc_association_lifecycle(lattice, sn):
-    vpc = vpc_id()
+    vpc = vpc_id(lattice)
+    groups = security_groups(lattice, vpc, 3)
     created = lattice.create_service_network_vpc_association(
-        serviceNetworkIdentifier=sn["arn"], vpcIdentifier=vpc, securityGroupIds=["sg-0123abcd", "sg-0123456789abcdef0"],
-        tags={"k": "v"})
+        serviceNetworkIdentifier=sn["arn"], vpcIdentifier=vpc, securityGroupIds=groups[:2], tags={"k": "v"})
     assert status(created) == 200 and members(created) == SNVA_CREATE
     aid = created["id"]
     assert aid.startswith("snva-") and len(aid) == 22
     assert created["arn"] == f"arn:aws:vpc-lattice:{REGION}:{ACCOUNT}:servicenetworkvpcassociation/{aid}"
     assert created["status"] == "ACTIVE" and created["createdBy"] == ACCOUNT
-    assert created["securityGroupIds"] == ["sg-0123abcd", "sg-0123456789abcdef0"]
+    assert created["securityGroupIds"] == groups[:2]
     assert created["privateDnsEnabled"] is True
     assert created["dnsOptions"] == {"privateDnsPreference": "VERIFIED_DOMAINS_ONLY"}
 
@@ -229,11 +243,11 @@ def test_vpc_association_lifecycle(lattice, sn):
     assert lattice.get_service_network(serviceNetworkIdentifier=sn["id"])["numberOfAssociatedVPCs"] == 1
 
     updated = lattice.update_service_network_vpc_association(serviceNetworkVpcAssociationIdentifier=aid,
-                                                             securityGroupIds=["sg-9999aaaa"])
+                                                             securityGroupIds=groups[2:])
     assert status(updated) == 200 and members(updated) == {"id", "arn", "status", "createdBy", "securityGroupIds"}
-    assert updated["securityGroupIds"] == ["sg-9999aaaa"]
+    assert updated["securityGroupIds"] == groups[2:]
     after = lattice.get_service_network_vpc_association(serviceNetworkVpcAssociationIdentifier=aid)
-    assert after["securityGroupIds"] == ["sg-9999aaaa"] and after["lastUpdatedAt"] > after["createdAt"]
+    assert after["securityGroupIds"] == groups[2:] and after["lastUpdatedAt"] > after["createdAt"]
 
     with pytest.raises(ClientError) as e:
         lattice.delete_service_network(serviceNetworkIdentifier=sn["id"])
@@ -258,11 +272,11 @@ def test_vpc_association_lifecycle(lattice, sn):
 
 
 def test_vpc_dns_options(lattice, sn):
-    off = lattice.create_service_network_vpc_association(serviceNetworkIdentifier=sn["id"], vpcIdentifier=vpc_id(),
+    off = lattice.create_service_network_vpc_association(serviceNetworkIdentifier=sn["id"], vpcIdentifier=vpc_id(lattice),
                                                          privateDnsEnabled=False)
     assert off["privateDnsEnabled"] is False and "dnsOptions" not in off
     opts = {"privateDnsPreference": "SPECIFIED_DOMAINS_ONLY", "privateDnsSpecifiedDomains": ["*.example.com", "api.corp"]}
-    on = lattice.create_service_network_vpc_association(serviceNetworkIdentifier=sn["id"], vpcIdentifier=vpc_id(),
+    on = lattice.create_service_network_vpc_association(serviceNetworkIdentifier=sn["id"], vpcIdentifier=vpc_id(lattice),
                                                         privateDnsEnabled=True, dnsOptions=opts)
     assert on["dnsOptions"] == opts
     assert lattice.get_service_network_vpc_association(serviceNetworkVpcAssociationIdentifier=on["id"])["dnsOptions"] == opts
@@ -305,7 +319,7 @@ def test_vpc_association_validation(unchecked, kwargs, expected):
 
 
 def test_one_service_network_per_vpc(lattice, sn):
-    vpc = vpc_id()
+    vpc = vpc_id(lattice)
     first = lattice.create_service_network_vpc_association(serviceNetworkIdentifier=sn["id"], vpcIdentifier=vpc)
     other = lattice.create_service_network(name=unique("onevpc"))
     for target in (sn["id"], other["id"]):
@@ -313,7 +327,7 @@ def test_one_service_network_per_vpc(lattice, sn):
             lattice.create_service_network_vpc_association(serviceNetworkIdentifier=target, vpcIdentifier=vpc)
         assert error_code(e) == "ConflictException" and e.value.response["resourceId"] == first["id"]
     with pytest.raises(ClientError) as e:
-        lattice.create_service_network_vpc_association(serviceNetworkIdentifier="sn-00000000000000000", vpcIdentifier=vpc_id())
+        lattice.create_service_network_vpc_association(serviceNetworkIdentifier="sn-00000000000000000", vpcIdentifier=vpc_id(None))
     assert error_code(e) == "ResourceNotFoundException" and e.value.response["resourceType"] == "SERVICE_NETWORK"
     lattice.delete_service_network_vpc_association(serviceNetworkVpcAssociationIdentifier=first["id"])
     moved = lattice.create_service_network_vpc_association(serviceNetworkIdentifier=other["id"], vpcIdentifier=vpc)
@@ -322,20 +336,26 @@ def test_one_service_network_per_vpc(lattice, sn):
 
 
 def test_vpc_update_validation(lattice, unchecked, sn):
-    a = lattice.create_service_network_vpc_association(serviceNetworkIdentifier=sn["id"], vpcIdentifier=vpc_id(),
-                                                       securityGroupIds=["sg-0123abcd"])
+    vpc = vpc_id(lattice)
+    g = security_groups(lattice, vpc, 6)
+    elsewhere = security_groups(lattice, vpc_id(lattice), 1)[0]
+    a = lattice.create_service_network_vpc_association(serviceNetworkIdentifier=sn["id"], vpcIdentifier=vpc,
+                                                       securityGroupIds=[g[0]])
     for kwargs, expected in [
         ({}, ["securityGroupIds"]),
         ({"securityGroupIds": []}, ["securityGroupIds"]),  # cannot go back to zero
         ({"securityGroupIds": [f"sg-1111111{i}" for i in range(6)]}, ["securityGroupIds"]),
-        ({"securityGroupIds": ["sg-0123abcd", "nope"]}, ["securityGroupIds[1]"]),
+        ({"securityGroupIds": [g[0], "nope"]}, ["securityGroupIds[1]"]),
+        # Groups must exist, in the association's VPC.
+        ({"securityGroupIds": [g[0], "sg-0123abcd"]}, ["securityGroupIds[1]"]),
+        ({"securityGroupIds": [elsewhere]}, ["securityGroupIds[0]"]),
     ]:
         with pytest.raises(ClientError) as e:
             unchecked.update_service_network_vpc_association(serviceNetworkVpcAssociationIdentifier=a["id"], **kwargs)
         assert error_code(e) == "ValidationException" and fields(e) == expected
     assert lattice.get_service_network_vpc_association(serviceNetworkVpcAssociationIdentifier=a["id"])[
-        "securityGroupIds"] == ["sg-0123abcd"]
-    five = [f"sg-2222222{i}" for i in range(5)]
+        "securityGroupIds"] == [g[0]]
+    five = g[1:]
     assert lattice.update_service_network_vpc_association(serviceNetworkVpcAssociationIdentifier=a["arn"],
                                                           securityGroupIds=five)["securityGroupIds"] == five
     with pytest.raises(ClientError) as e:
@@ -346,7 +366,7 @@ def test_vpc_update_validation(lattice, unchecked, sn):
 def test_vpc_association_list_filters(lattice, unchecked):
     sn1 = lattice.create_service_network(name=unique("vl"))
     sn2 = lattice.create_service_network(name=unique("vl"))
-    vpcs = [vpc_id() for _ in range(3)]
+    vpcs = [vpc_id(lattice) for _ in range(3)]
     a = [lattice.create_service_network_vpc_association(serviceNetworkIdentifier=sn1["id"], vpcIdentifier=v)["id"]
          for v in vpcs[:2]]
     b = lattice.create_service_network_vpc_association(serviceNetworkIdentifier=sn2["id"], vpcIdentifier=vpcs[2])["id"]
@@ -359,7 +379,7 @@ def test_vpc_association_list_filters(lattice, unchecked):
     assert ids(vpcIdentifier=vpcs[2]) == [b]
     assert ids(serviceNetworkIdentifier=sn1["id"], vpcIdentifier=vpcs[1]) == [a[1]]
     assert ids(serviceNetworkIdentifier=sn2["id"], vpcIdentifier=vpcs[1]) == []
-    assert ids(vpcIdentifier=vpc_id()) == []
+    assert ids(vpcIdentifier=vpc_id(None)) == []
     with pytest.raises(ClientError) as e:
         lattice.list_service_network_vpc_associations()
     assert error_code(e) == "ValidationException"
@@ -371,12 +391,12 @@ def test_vpc_association_list_filters(lattice, unchecked):
 
 
 def test_vpc_association_idempotency(lattice, sn):
-    tok, vpc = unique("tok"), vpc_id()
+    tok, vpc = unique("tok"), vpc_id(lattice)
     a = lattice.create_service_network_vpc_association(serviceNetworkIdentifier=sn["id"], vpcIdentifier=vpc, clientToken=tok)
     b = lattice.create_service_network_vpc_association(serviceNetworkIdentifier=sn["id"], vpcIdentifier=vpc, clientToken=tok)
     assert a["id"] == b["id"]
     with pytest.raises(ClientError) as e:
-        lattice.create_service_network_vpc_association(serviceNetworkIdentifier=sn["id"], vpcIdentifier=vpc_id(),
+        lattice.create_service_network_vpc_association(serviceNetworkIdentifier=sn["id"], vpcIdentifier=vpc_id(lattice),
                                                        clientToken=tok)
     assert error_code(e) == "ConflictException"
 
@@ -384,24 +404,25 @@ def test_vpc_association_idempotency(lattice, sn):
 def test_vpc_association_quota_of_500(lattice, sn):
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda n: lattice.create_service_network_vpc_association(
-            serviceNetworkIdentifier=sn["id"], vpcIdentifier=vpc_id()), range(500)))
+            serviceNetworkIdentifier=sn["id"], vpcIdentifier=vpc_id(lattice)), range(500)))
     assert lattice.get_service_network(serviceNetworkIdentifier=sn["id"])["numberOfAssociatedVPCs"] == 500
     with pytest.raises(ClientError) as e:
-        lattice.create_service_network_vpc_association(serviceNetworkIdentifier=sn["id"], vpcIdentifier=vpc_id())
+        lattice.create_service_network_vpc_association(serviceNetworkIdentifier=sn["id"], vpcIdentifier=vpc_id(lattice))
     assert error_code(e) == "ServiceQuotaExceededException" and status(e.value.response) == 402
     assert e.value.response["resourceType"] == "SERVICE_NETWORK_VPC_ASSOCIATION"
 
 
 def test_cli_associations(server, lattice, sn, svc):
-    vpc = vpc_id()
+    vpc = vpc_id(lattice)
+    g = security_groups(lattice, vpc, 3)
     created = server.cli("create-service-network-vpc-association", "--service-network-identifier", sn["id"],
-                         "--vpc-identifier", vpc, "--security-group-ids", "sg-0123abcd")
-    assert created["status"] == "ACTIVE" and created["securityGroupIds"] == ["sg-0123abcd"]
+                         "--vpc-identifier", vpc, "--security-group-ids", g[0])
+    assert created["status"] == "ACTIVE" and created["securityGroupIds"] == [g[0]]
     listed = server.cli("list-service-network-vpc-associations", "--vpc-identifier", vpc)
     assert [i["id"] for i in listed["items"]] == [created["id"]]
     updated = server.cli("update-service-network-vpc-association", "--service-network-vpc-association-identifier",
-                         created["id"], "--security-group-ids", "sg-aaaabbbb", "sg-ccccdddd")
-    assert updated["securityGroupIds"] == ["sg-aaaabbbb", "sg-ccccdddd"]
+                         created["id"], "--security-group-ids", g[1], g[2])
+    assert updated["securityGroupIds"] == [g[1], g[2]]
     snsa = server.cli("create-service-network-service-association", "--service-identifier", svc["id"],
                       "--service-network-identifier", sn["arn"])
     assert snsa["dnsEntry"] == svc["dnsEntry"]
@@ -418,7 +439,7 @@ def test_associations_survive_restart(server, lattice):
     sn = lattice.create_service_network(name=unique("keep"))
     svc = lattice.create_service(name=unique("keep"))
     snsa = lattice.create_service_network_service_association(serviceIdentifier=svc["id"], serviceNetworkIdentifier=sn["id"])
-    snva = lattice.create_service_network_vpc_association(serviceNetworkIdentifier=sn["id"], vpcIdentifier=vpc_id())
+    snva = lattice.create_service_network_vpc_association(serviceNetworkIdentifier=sn["id"], vpcIdentifier=vpc_id(lattice))
     server.restart()
     client = server.client()
     assert client.get_service_network_service_association(

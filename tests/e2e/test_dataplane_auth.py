@@ -357,7 +357,8 @@ def test_condition_keys(dp_server, dp_lattice, start_backend):
         allow("/principal-tag", {"StringEquals": {"aws:PrincipalTag/team": "rates"}}),
         allow("/principal-arn", {"ArnLike": {"aws:PrincipalArn": role["Arn"]},
                                  "StringEquals": {"aws:PrincipalAccount": ACCOUNT}}),
-        # Client networks do not exist yet: a policy that needs the source VPC matches nobody.
+        # A client in no VPC (this server is in development mode) has no SourceVpc: a policy that needs
+        # it matches nobody (test_client_networks.py has the VPC that matches).
         allow("/vpc", {"StringEquals": {"vpc-lattice-svcs:SourceVpc": "vpc-0123456789abcdef0"}}),
     ]})
     wait_identity(dp_server)

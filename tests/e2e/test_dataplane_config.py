@@ -7,7 +7,7 @@ import subprocess
 import tempfile
 
 from backends import dig as dig_short
-from conftest import BIN, VPC, unique, wait_applied, wait_until_applied
+from conftest import BIN, unique, vpc_of, wait_applied, wait_until_applied
 
 def dig(server, name, rtype="A"):
     """(status, answers): the response code dig reports and the answer records' data."""
@@ -27,7 +27,7 @@ def test_applied_revision_catches_up_after_every_write(server, lattice):
     sn = lattice.create_service_network(name=unique("net"))
     svc = lattice.create_service(name=unique("web"))
     tg = lattice.create_target_group(name=unique("pool"), type="IP",
-                                     config={"port": 8080, "protocol": "HTTP", "vpcIdentifier": VPC})
+                                     config={"port": 8080, "protocol": "HTTP", "vpcIdentifier": vpc_of(lattice)})
     steps = [
         lambda: lattice.create_service_network_service_association(
             serviceNetworkIdentifier=sn["id"], serviceIdentifier=svc["id"]),

@@ -4,7 +4,7 @@ Lattice) are enforced at the configured value, through the real API and clients.
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import Server, backends, error_code, running, unique
+from conftest import Server, backends, error_code, running, unique, vpc_of
 
 
 QUOTAS = ["services-per-region=3", "service-associations-per-service-network=2",
@@ -46,10 +46,10 @@ def test_lowered_quotas_are_enforced_at_their_value(client):
 
     for _ in range(2):
         client.create_target_group(name=unique("grp"), type="IP", config={
-            "port": 80, "protocol": "HTTP", "vpcIdentifier": "vpc-0123456789abcdef0"})
+            "port": 80, "protocol": "HTTP", "vpcIdentifier": vpc_of(client)})
     with pytest.raises(ClientError) as e:
         client.create_target_group(name=unique("grp"), type="IP", config={
-            "port": 80, "protocol": "HTTP", "vpcIdentifier": "vpc-0123456789abcdef0"})
+            "port": 80, "protocol": "HTTP", "vpcIdentifier": vpc_of(client)})
     quota_error(e, "target-groups-per-region", "TARGET_GROUP")
 
     # Deleting frees quota: the limit counts what exists, not what was ever created.

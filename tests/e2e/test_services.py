@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import ACCOUNT, REGION, error_code, fields, list_by_hand, members, signed, status, stored_count, unique
+from conftest import ACCOUNT, REGION, error_code, fields, list_by_hand, members, signed, status, stored_count, unique, vpc_of
 
 PARTITION_LABEL = hashlib.sha256(ACCOUNT.encode()).hexdigest()[:7]
 CERT = f"arn:aws:acm:{REGION}:{ACCOUNT}:certificate/0a1b2c3d-1111-2222-3333-444455556666"
@@ -221,7 +221,7 @@ def test_delete_cascades_listeners_and_rules(server, lattice):
     svc = lattice.create_service(name=unique("lst"))
     fixed = {"fixedResponse": {"statusCode": 404}}
     tg = lattice.create_target_group(name=unique("lsttg"), type="IP",
-                                     config={"port": 80, "protocol": "HTTP", "vpcIdentifier": "vpc-0123abcd"})
+                                     config={"port": 80, "protocol": "HTTP", "vpcIdentifier": vpc_of(lattice)})
     forward = {"forward": {"targetGroups": [{"targetGroupIdentifier": tg["id"]}]}}
     listeners = [lattice.create_listener(serviceIdentifier=svc["id"], name=f"http-{port}", protocol="HTTP", port=port,
                                          defaultAction=fixed) for port in (80, 8080)]

@@ -16,7 +16,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from conftest import ACCESS_KEY, ACCOUNT, REGION, SECRET_KEY, error_code, unique
+from conftest import ACCESS_KEY, ACCOUNT, REGION, SECRET_KEY, error_code, new_vpc, unique
 from test_readme import run_readme_block
 
 FIXED_404 = {"fixedResponse": {"statusCode": 404}}
@@ -83,7 +83,7 @@ def world(lattice):
     snsa = lattice.create_service_network_service_association(
         serviceNetworkIdentifier=sn["id"], serviceIdentifier=svc["id"], tags=t["servicenetworkserviceassociation"])
     snva = lattice.create_service_network_vpc_association(
-        serviceNetworkIdentifier=sn["id"], vpcIdentifier="vpc-" + RUN[-10:].rjust(17, "0"),
+        serviceNetworkIdentifier=sn["id"], vpcIdentifier=new_vpc(lattice),
         tags=t["servicenetworkvpcassociation"])
     als = lattice.create_access_log_subscription(
         resourceIdentifier=sn["id"], destinationArn=f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/trellis/{RUN}",

@@ -9,7 +9,7 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import ACCOUNT, REGION, VPC, Server, error_code, list_by_hand, members, status, target_group, unique
+from conftest import ACCOUNT, REGION, VPC, Server, new_vpc, vpc_of, error_code, list_by_hand, members, status, target_group, unique
 
 FN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:handler"
 ALB = f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:loadbalancer/app/internal/50dc6c495c0c9188"
@@ -34,7 +34,7 @@ def targets(lattice, tg, **kw):
 
 def test_create_get_update_delete(lattice):
     name = unique("grp")
-    created = lattice.create_target_group(name=name, type="IP", config={"protocol": "HTTP", "vpcIdentifier": VPC},
+    created = lattice.create_target_group(name=name, type="IP", config={"protocol": "HTTP", "vpcIdentifier": vpc_of(lattice)},
                                           tags={"team": "web"})
     assert status(created) == 201
     assert members(created) == {"id", "arn", "name", "type", "config", "status"}
@@ -43,7 +43,7 @@ def test_create_get_update_delete(lattice):
     assert created["arn"] == f"arn:aws:vpc-lattice:{REGION}:{ACCOUNT}:targetgroup/{tid}"
     assert created["status"] == "ACTIVE" and created["type"] == "IP"
     assert created["config"] == {"port": 80, "protocol": "HTTP", "protocolVersion": "HTTP1", "ipAddressType": "IPV4",
-                                 "vpcIdentifier": VPC, "healthCheck": DEFAULT_HC}
+                                 "vpcIdentifier": vpc_of(lattice), "healthCheck": DEFAULT_HC}
 
     got = lattice.get_target_group(targetGroupIdentifier=created["arn"])
     assert members(got) == {"id", "arn", "name", "type", "config", "status", "createdAt", "lastUpdatedAt", "serviceArns"}
@@ -77,11 +77,11 @@ def test_configuration_per_type(lattice):
     lam2 = lattice.create_target_group(name=unique("grp"), type="LAMBDA", config={"lambdaEventStructureVersion": "V2"})
     assert lam2["config"] == {"lambdaEventStructureVersion": "V2"}
 
-    alb = lattice.create_target_group(name=unique("grp"), type="ALB", config={"protocol": "HTTPS", "vpcIdentifier": VPC})
-    assert alb["config"] == {"port": 443, "protocol": "HTTPS", "protocolVersion": "HTTP1", "vpcIdentifier": VPC}
+    alb = lattice.create_target_group(name=unique("grp"), type="ALB", config={"protocol": "HTTPS", "vpcIdentifier": vpc_of(lattice)})
+    assert alb["config"] == {"port": 443, "protocol": "HTTPS", "protocolVersion": "HTTP1", "vpcIdentifier": vpc_of(lattice)}
 
     inst = lattice.create_target_group(name=unique("grp"), type="INSTANCE",
-                                       config={"protocol": "HTTPS", "port": 8443, "vpcIdentifier": VPC, "protocolVersion": "HTTP2"})
+                                       config={"protocol": "HTTPS", "port": 8443, "vpcIdentifier": vpc_of(lattice), "protocolVersion": "HTTP2"})
     assert "ipAddressType" not in inst["config"] and inst["config"]["port"] == 8443
     # Health checks are off by default for HTTP2/GRPC/TCP and check with the group's protocol.
     assert inst["config"]["healthCheck"] == {**DEFAULT_HC, "enabled": False, "protocol": "HTTPS"}
@@ -197,7 +197,7 @@ def test_duplicate_name_and_idempotency(lattice):
 
 
 def test_list_filters_pagination_and_service_arns(lattice, unchecked):
-    vpc = "vpc-" + unique("f")[2:10].ljust(8, "0")
+    vpc = new_vpc(lattice)
     mine = [lattice.create_target_group(name=unique("grp"), type="IP", config={"protocol": "HTTP", "vpcIdentifier": vpc})["id"]
             for _ in range(3)]
     inst = lattice.create_target_group(name=unique("grp"), type="INSTANCE", config={"protocol": "HTTP", "vpcIdentifier": vpc})["id"]
@@ -303,14 +303,14 @@ def test_single_target_types(lattice):
     assert lattice.deregister_targets(targetGroupIdentifier=fn["id"], targets=[{"id": FN}])["successful"] == [{"id": FN}]
     assert lattice.register_targets(targetGroupIdentifier=fn["id"], targets=[{"id": other_fn}])["successful"] == [{"id": other_fn}]
 
-    alb = lattice.create_target_group(name=unique("grp"), type="ALB", config={"protocol": "HTTP", "vpcIdentifier": VPC})
+    alb = lattice.create_target_group(name=unique("grp"), type="ALB", config={"protocol": "HTTP", "vpcIdentifier": vpc_of(lattice)})
     resp = lattice.register_targets(targetGroupIdentifier=alb["id"], targets=[{"id": ALB}, {"id": ALB + "0"}, {"id": FN}])
     assert resp["successful"] == [{"id": ALB, "port": 80}]
     assert [f["failureCode"] for f in resp["unsuccessful"]] == ["ConflictException", "ValidationException"]
 
     # INSTANCE targets are instance IDs of instances that exist (test_traffic_instances.py
     # registers real ones): malformed and unknown IDs are refused alike.
-    inst = lattice.create_target_group(name=unique("grp"), type="INSTANCE", config={"protocol": "HTTP", "port": 8080, "vpcIdentifier": VPC})
+    inst = lattice.create_target_group(name=unique("grp"), type="INSTANCE", config={"protocol": "HTTP", "port": 8080, "vpcIdentifier": vpc_of(lattice)})
     resp = lattice.register_targets(targetGroupIdentifier=inst["id"], targets=[
         {"id": "i-0123456789abcdef0"}, {"id": "i-01234567"}, {"id": "i-xyz"}, {"id": "10.0.0.1"}])
     assert resp["successful"] == []
@@ -394,7 +394,7 @@ def test_target_groups_per_region_quota(server):
 def test_cli_target_groups(server):
     name = unique("grp")
     out = server.cli("create-target-group", "--name", name, "--type", "IP",
-                     "--config", json.dumps({"protocol": "HTTPS", "vpcIdentifier": VPC, "healthCheck": {"path": "/hc"}}))
+                     "--config", json.dumps({"protocol": "HTTPS", "vpcIdentifier": vpc_of(server.client()), "healthCheck": {"path": "/hc"}}))
     assert out["config"]["port"] == 443 and out["config"]["healthCheck"]["path"] == "/hc"
     reg = server.cli("register-targets", "--target-group-identifier", out["id"], "--targets", "id=10.0.0.5,port=8443")
     assert reg["successful"] == [{"id": "10.0.0.5", "port": 8443}]

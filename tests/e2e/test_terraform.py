@@ -47,7 +47,7 @@ import zipfile
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import ACCESS_KEY, ACCOUNT, REGION, SECRET_KEY, VPC, error_code, tags_of, unique
+from conftest import ACCESS_KEY, ACCOUNT, REGION, SECRET_KEY, error_code, new_vpc, tags_of, unique
 
 PLUGINS = os.environ.get("TRELLIS_TF_PLUGINS", "/opt/tf-plugins")
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/tf-lambda"
@@ -64,6 +64,7 @@ terraform {
 }
 
 variable "endpoint" { type = string }
+variable "vpc" { type = string }
 variable "stage" { type = string }
 
 provider "aws" {
@@ -109,7 +110,7 @@ resource "aws_vpclattice_target_group" "ip" {
   config {
     port           = 80
     protocol       = "HTTP"
-    vpc_identifier = "%(vpc)s"
+    vpc_identifier = var.vpc
     health_check {
       enabled                       = true
       health_check_interval_seconds = local.v1 ? 10 : 20
@@ -128,7 +129,7 @@ resource "aws_vpclattice_target_group" "tcp" {
   config {
     port           = 9000
     protocol       = "TCP"
-    vpc_identifier = "%(vpc)s"
+    vpc_identifier = var.vpc
     health_check {
       enabled = !local.v1
       path    = "/ready"
@@ -332,7 +333,7 @@ resource "aws_vpclattice_service_network_service_association" "sa" {
 }
 
 resource "aws_vpclattice_service_network_vpc_association" "va" {
-  vpc_identifier             = "%(vpc)s"
+  vpc_identifier             = var.vpc
   service_network_identifier = aws_vpclattice_service_network.sn.id
   tags                       = local.tags
 }
@@ -407,7 +408,7 @@ data "aws_vpclattice_resource_policy" "sn" {
   resource_arn = aws_vpclattice_resource_policy.sn.resource_arn
 }
 ''' % {"region": REGION, "account": ACCOUNT, "access_key": ACCESS_KEY, "secret_key": SECRET_KEY,
-       "vpc": VPC, "role": ROLE}
+       "role": ROLE}
 
 CLI_CONFIG = '''
 provider_installation {
@@ -455,6 +456,7 @@ class Workspace:
         self.terraform = tf_home["terraform"]
         self.env = dict(os.environ, TF_CLI_CONFIG_FILE=tf_home["cli_config"], TF_IN_AUTOMATION="1",
                         TF_DATA_DIR=os.path.join(self.dir, ".terraform"), TF_VAR_endpoint=server.endpoint,
+                        TF_VAR_vpc=new_vpc(server.client()),
                         CHECKPOINT_DISABLE="1")
         for k in ("TF_LOG", "AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
             self.env.pop(k, None)

@@ -20,7 +20,7 @@ import dns.rcode
 import dns.resolver
 import pytest
 
-from backends import (INGRESS, VPC, Caller, curl, dig, fixed, forward, free_port, path_prefix, wait_until_applied)
+from backends import (INGRESS, Caller, vpc_of, curl, dig, fixed, forward, free_port, path_prefix, wait_until_applied)
 from conftest import BIN, binomial_bounds, unique
 
 
@@ -33,7 +33,7 @@ def launch(dp_server, dp_lattice, start_backend):
     svc = cli("create-service", "--name", unique("launch"))
     tgs = {}
     for backend in (instance, function):
-        config = {"protocol": "HTTP", "port": 80, "protocolVersion": "HTTP1", "vpcIdentifier": VPC}
+        config = {"protocol": "HTTP", "port": 80, "protocolVersion": "HTTP1", "vpcIdentifier": vpc_of(dp_server.client())}
         tg = cli("create-target-group", "--name", unique(backend.name), "--type", "IP",
                  "--config", json.dumps(config))
         cli("register-targets", "--target-group-identifier", tg["id"], "--targets", json.dumps([backend.target()]))

@@ -703,6 +703,20 @@ pub struct UpdateServiceNetworkVpcAssociationOutput {
     security_group_ids: Vec<String>,
 }
 
+/// The tag giving a VPC association its own ingress address (read by the data plane's
+/// `trellis_snapshot::clients`): its value must be an IP address.
+pub const INGRESS_ADDRESS_TAG: &str = "trellis:ingress-address";
+
+fn check_ingress_tag(tags: &trellis_model::resources::Tags) -> ApiResult<()> {
+    match tags.get(INGRESS_ADDRESS_TAG) {
+        Some(v) if v.parse::<std::net::IpAddr>().is_err() => Err(ApiError::validation_field(
+            "tags",
+            format!("the {INGRESS_ADDRESS_TAG} tag must be an IP address, not {v:?}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 pub(crate) async fn create_vpc(
     s: AppState,
     input: CreateServiceNetworkVpcAssociationInput,
@@ -728,6 +742,9 @@ pub(crate) async fn create_vpc(
         &new.service_network_identifier,
     )
     .await?;
+    crate::ec2::require_vpc(&mut tx, "vpcIdentifier", &new.vpc_id).await?;
+    crate::ec2::require_security_groups(&mut tx, &new.vpc_id, &new.security_group_ids).await?;
+    check_ingress_tag(&input.tags)?;
     // One service network per VPC through associations (a fixed limit, reference §11.1).
     if let Some(existing) = tx
         .list_referencing(SNVA.store_kind(), &new.vpc_id)
@@ -846,6 +863,7 @@ pub(crate) async fn update_vpc(
         &input.service_network_vpc_association_identifier,
     )
     .await?;
+    crate::ec2::require_security_groups(&mut tx, &a.vpc_id, &sgs).await?;
     a.security_group_ids = sgs;
     a.last_updated_at = Timestamp::now();
     set_doc(&mut rec, &a)?;

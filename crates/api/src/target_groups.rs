@@ -406,6 +406,9 @@ pub(crate) async fn create(
         "target-groups-per-region",
     )
     .await?;
+    if let Some(vpc) = new.config.vpc_identifier.as_deref() {
+        crate::ec2::require_vpc(&mut tx, "config.vpcIdentifier", vpc).await?;
+    }
     let id = KIND.new_id();
     let arn = s.ctx.top_level_arn(KIND, &id);
     let now = Timestamp::now();

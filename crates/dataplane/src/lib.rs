@@ -65,6 +65,10 @@ pub struct DataPlaneConfig {
     pub deregistration_delay: Duration,
     /// Client connection deadlines and caps.
     pub conn_limits: trellis_proxy::ConnLimits,
+    /// Development mode: clients no VPC admits reach every service (`--open-network`).
+    pub open_network: bool,
+    /// Trusted PROXY protocol v2 senders (`--proxy-protocol-from`).
+    pub proxy_protocol_from: Vec<ipnet::IpNet>,
 }
 
 /// What the data plane reports through the API's admin endpoints (shared with its `AppState`).
@@ -233,6 +237,8 @@ fn proxy_config(config: &DataPlaneConfig) -> ProxyConfig {
         ingress: config.ingress,
         idle_timeout: config.idle_timeout,
         limits: config.conn_limits.clone(),
+        open_network: config.open_network,
+        proxy_protocol_from: config.proxy_protocol_from.clone(),
         ..ProxyConfig::default()
     }
 }

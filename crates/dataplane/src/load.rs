@@ -7,7 +7,7 @@ use trellis_model::Context;
 use trellis_model::resources::target_group::Target;
 use trellis_snapshot::{
     ACCESS_LOG_KIND, AUTH_POLICY_KIND, CompileError, Documents, LOG_GROUP_KIND, Snapshot,
-    TARGET_KIND,
+    TARGET_KIND, clients,
 };
 use trellis_store::{Store, StoreError, Tx};
 
@@ -94,6 +94,21 @@ async fn read_documents(tx: &mut Tx) -> Result<Documents, LoadError> {
     .await?;
     read_kind(tx, ACCESS_LOG_KIND, &mut d.access_logs, |_, doc| doc).await?;
     read_kind(tx, LOG_GROUP_KIND, &mut d.log_groups, |_, doc| doc).await?;
+    read_kind(tx, clients::VPC_KIND, &mut d.vpcs, |_, doc| doc).await?;
+    read_kind(
+        tx,
+        clients::SECURITY_GROUP_KIND,
+        &mut d.security_groups,
+        |_, doc| doc,
+    )
+    .await?;
+    read_kind(
+        tx,
+        clients::VPC_ASSOCIATION_KIND,
+        &mut d.vpc_associations,
+        |_, doc| doc,
+    )
+    .await?;
     Ok(d)
 }
 

@@ -174,8 +174,8 @@ impl<'a> LatticeRecord<'a> {
             target_group_arn: or_dash(r.target_group.as_deref().map(|g| g.arn.as_str())),
             listener_id: or_dash(listener.map(|l| l.id.as_str())),
             listener_type: or_dash(listener.map(|l| l.protocol.as_str())),
-            source_vpc_id: DASH,
-            source_vpc_arn: DASH,
+            source_vpc_id: or_dash(r.client.as_deref().map(|c| c.vpc.id.as_str())),
+            source_vpc_arn: or_dash(r.client.as_deref().map(|c| c.vpc.arn.as_str())),
             destination_vpc_id: DASH,
             source_ip_port: format!("{}:{}", r.source.ip(), r.source.port()),
             target_ip_port: r
@@ -311,18 +311,31 @@ pub(crate) fn deliver(sink: &dyn AccessLogSink, record: &AccessRecord) {
     if deliveries.is_empty() && !all {
         return;
     }
-    // A service-level record names the service's first network (Trellis has no VPC to tell
-    // which network a client came through).
-    let first_network = record
-        .service
+    // A service-level record names the network the request arrived through (its client's
+    // VPC's); for a client no VPC admitted (development mode), the service's first network.
+    let arrived = record
+        .client
         .as_deref()
-        .and_then(|s| s.networks.first())
-        .map(|n| n.arn.as_str());
+        .and_then(|c| c.vpc.association.as_ref());
+    let first_network = match arrived {
+        Some(a) => Some(a.network_arn.as_str()),
+        None => record
+            .service
+            .as_deref()
+            .and_then(|s| s.networks.first())
+            .map(|n| n.arn.as_str()),
+    };
     let mut last = None;
     if all {
         sink.offer(None, line(record, first_network, &mut last));
     }
     for d in deliveries {
+        // A network's subscription receives only the requests that arrived through it.
+        if let (Some(a), Some(n)) = (arrived, d.network_arn.as_deref())
+            && a.network_arn != n
+        {
+            continue;
+        }
         let network = d.network_arn.as_deref().or(first_network);
         sink.offer(
             Some(Delivery {
@@ -462,6 +475,7 @@ mod tests {
             caller: None,
             auth_denied: None,
             anonymous: false,
+            client: None,
             duration: Duration::from_millis(12),
             group_series: None,
             active: None,

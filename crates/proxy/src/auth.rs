@@ -154,17 +154,33 @@ impl Layer {
 
 /// What the request looked like to the connection: the facts condition keys need that the
 /// request head does not carry.
-pub(crate) struct Connection {
+pub(crate) struct Connection<'a> {
     pub peer: IpAddr,
     pub port: u16,
     pub tls: bool,
+    /// The service network the request arrived through (its client's VPC's); `None` when no
+    /// client network admitted it (development mode), and then every network of the service
+    /// is one it may have arrived through.
+    pub network: Option<&'a NetworkEntry>,
+    /// The client's VPC (`SourceVpc`, `SourceVpcOwnerAccount`).
+    pub vpc: Option<&'a trellis_snapshot::clients::ClientVpc>,
 }
 
-/// Whether any layer of `service` asks for auth.
-pub(crate) fn required(service: &ServiceEntry) -> bool {
+impl Connection<'_> {
+    /// The networks the request may have arrived through.
+    fn networks<'s>(&'s self, service: &'s ServiceEntry) -> &'s [NetworkEntry] {
+        match self.network {
+            Some(n) => std::slice::from_ref(n),
+            None => &service.networks,
+        }
+    }
+}
+
+/// Whether any layer of `service` (reached through `conn`'s networks) asks for auth.
+pub(crate) fn required(service: &ServiceEntry, conn: &Connection) -> bool {
     service.auth_type == AuthType::AwsIam
-        || service
-            .networks
+        || conn
+            .networks(service)
             .iter()
             .any(|n| n.auth_type == AuthType::AwsIam)
 }
@@ -180,7 +196,7 @@ pub(crate) fn authorize(
     received: Option<&Uri>,
     conn: &Connection,
 ) -> Result<Authenticated, ProxyError> {
-    if !required(service) {
+    if !required(service, conn) {
         return Ok(Authenticated::Off);
     }
     let caller = if is_signed(req) {
@@ -201,11 +217,11 @@ pub(crate) fn authorize(
         Some(c) => Principal::iam(c.arn()),
         None => Principal::Anonymous,
     };
-    let arrivals = service
-        .networks
+    let networks = conn.networks(service);
+    let arrivals = networks
         .iter()
         .map(Some)
-        .chain(service.networks.is_empty().then_some(None));
+        .chain(networks.is_empty().then_some(None));
     // One context for every network the request may have arrived through: only the network
     // (`ServiceNetworkArn`) differs between them.
     let keys = Keys {
@@ -452,9 +468,9 @@ fn decide(
     Ok(())
 }
 
-/// The condition keys of one request, answered when a policy asks (reference §7.4). Keys Trellis
-/// cannot know yet (`SourceVpc`, `SourceVpcOwnerAccount`, `aws:PrincipalOrgID`) are absent, so
-/// a policy that requires them does not match (fail closed).
+/// The condition keys of one request, answered when a policy asks (reference §7.4). A key the
+/// request has no value for (`SourceVpc` of a client no VPC admitted, in development mode) is
+/// absent, so a policy that requires it does not match (fail closed).
 struct Keys<'a> {
     method: &'a Method,
     path: &'a str,
@@ -464,7 +480,7 @@ struct Keys<'a> {
     /// The network whose layer is being decided.
     network: std::cell::Cell<Option<&'a NetworkEntry>>,
     caller: Option<&'a dyn Caller>,
-    conn: &'a Connection,
+    conn: &'a Connection<'a>,
     now: SystemTime,
 }
 
@@ -519,6 +535,10 @@ impl KeySource for Keys<'_> {
                 one(self.service.arn.as_str())
             } else if is("ServiceNetworkArn") {
                 one(self.network.get()?.arn.as_str())
+            } else if is("SourceVpc") {
+                one(self.conn.vpc?.id.as_str())
+            } else if is("SourceVpcOwnerAccount") {
+                one(self.conn.vpc?.owner.as_str())
             } else {
                 None
             };
@@ -1004,6 +1024,8 @@ mod tests {
             peer: IpAddr::from([127, 0, 0, 1]),
             port: 8080,
             tls: false,
+            network: None,
+            vpc: None,
         };
         // Sign: the string to sign is what a mismatch reports.
         let mut unsigned = request(&"0".repeat(64));

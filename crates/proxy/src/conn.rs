@@ -30,8 +30,15 @@ const TLS_HANDSHAKE: u8 = 0x16;
 /// connection; every request holds it through an `Arc`.
 pub(crate) struct ConnCtx {
     pub shared: Arc<Shared>,
+    /// The client's address: the TCP peer, or the one a trusted PROXY protocol sender gave.
     pub peer: SocketAddr,
+    /// The ingress address and port the connection arrived on.
+    pub local: SocketAddr,
     pub local_port: u16,
+    /// Where the connection comes from (`peer`, and the VPC a trusted sender named).
+    pub origin: crate::clients::Origin,
+    /// The client network admitting the connection, as of the last snapshot a request saw.
+    pub clients: crate::clients::ClientCache,
     /// Set on TLS connections.
     pub tls: Option<TlsInfo>,
     /// `x-forwarded-for` and `x-forwarded-port`, formatted once per connection.
@@ -179,11 +186,13 @@ impl Servers {
 
 /// Serves one accepted connection until it closes, misses a deadline, times out idle, or is
 /// told to stop. `slot` holds its place under the connection caps until then.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn serve(
     shared: Arc<Shared>,
-    stream: TcpStream,
+    mut stream: TcpStream,
     peer: SocketAddr,
-    local_port: u16,
+    proxied: bool,
+    local: SocketAddr,
     forwarded_port: HeaderValue,
     mut phase: watch::Receiver<Phase>,
     slot: Slot,
@@ -194,6 +203,50 @@ pub(crate) async fn serve(
     let handshake = tokio::time::Instant::now() + shared.config.limits.handshake_timeout;
     // Responses are written whole by hyper; Nagle would only delay them.
     let _ = stream.set_nodelay(true);
+
+    // A trusted sender's PROXY header (within the same deadline) says who the client is; the
+    // connection is then admitted by that client's network, as others were at accept.
+    let origin = if proxied {
+        let read = tokio::select! {
+            read = tokio::time::timeout_at(handshake, crate::clients::read_header(&mut stream, peer)) => read,
+            _ = phase.changed() => return,
+        };
+        let origin = match read {
+            Ok(Ok(origin)) => origin,
+            Ok(Err(error)) => {
+                crate::listener::refused_by_network(&shared, local, peer, &error);
+                return;
+            }
+            Err(_) => {
+                crate::listener::refused_by_network(
+                    &shared,
+                    local,
+                    peer,
+                    &"no PROXY header by the handshake deadline",
+                );
+                return;
+            }
+        };
+        if !shared.config.open_network
+            && let Err(refusal) = shared.snapshots.load().clients.admit(
+                local.ip(),
+                local.port(),
+                origin.peer.ip(),
+                origin.claimed_vpc.as_deref(),
+            )
+        {
+            crate::listener::refused_by_network(&shared, local, origin.peer, &refusal);
+            return;
+        }
+        origin
+    } else {
+        crate::clients::Origin {
+            peer,
+            claimed_vpc: None,
+        }
+    };
+    let peer = origin.peer;
+    let local_port = local.port();
 
     let mut first = [0u8; 1];
     let peeked = tokio::select! {
@@ -210,7 +263,10 @@ pub(crate) async fn serve(
         Arc::new(ConnCtx {
             shared: Arc::clone(&shared),
             peer,
+            local,
             local_port,
+            origin: origin.clone(),
+            clients: crate::clients::ClientCache::default(),
             tls,
             forwarded_for: forwarded_for.clone(),
             forwarded_port: forwarded_port.clone(),

@@ -108,6 +108,11 @@ pub enum ProxyError {
         /// access log's `resolvedUser`.
         caller: Option<std::sync::Arc<dyn crate::auth::Caller>>,
     },
+    /// The connection's client network no longer admits it (its VPC's association was removed
+    /// or its security groups changed since the connection was accepted; new connections are
+    /// closed at accept instead).
+    #[error("client network refused: {0}")]
+    ClientNetwork(trellis_snapshot::clients::Refusal),
     /// A signed request to an `AWS_IAM` service or network whose signature or credentials do
     /// not authenticate anyone; `message` is the 403 body (`<code>: <message>`).
     #[error("{message}")]
@@ -198,6 +203,7 @@ impl ProxyError {
             | HeadersTooLarge { .. }
             | AccessDenied { .. }
             | AuthenticationFailed { .. }
+            | ClientNetwork(_)
             | RequestBodyTooLarge { .. }
             | RequestBody(_)
             | RequestBodyTimeout(_) => Side::Downstream,
@@ -248,7 +254,9 @@ impl ProxyError {
             RequestBodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             RequestBodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Lambda { error, .. } => error.status(),
-            AccessDenied { .. } | AuthenticationFailed { .. } => StatusCode::FORBIDDEN,
+            AccessDenied { .. } | AuthenticationFailed { .. } | ClientNetwork(_) => {
+                StatusCode::FORBIDDEN
+            }
             UnknownService | NoListener { .. } => StatusCode::NOT_FOUND,
             Misdirected => StatusCode::MISDIRECTED_REQUEST,
             UnknownTargetGroup(_) | NoFunctionHost => StatusCode::INTERNAL_SERVER_ERROR,
@@ -293,7 +301,9 @@ impl ProxyError {
             | RequestBodyTimeout(_) => "ClientProtocolError",
             RequestBody(BodyFault::Malformed) => "ClientProtocolError",
             RequestBody(BodyFault::BrokenOff) => "ClientConnectionClosed",
-            AccessDenied { .. } | AuthenticationFailed { .. } => "ClientAccessDenied",
+            AccessDenied { .. } | AuthenticationFailed { .. } | ClientNetwork(_) => {
+                "ClientAccessDenied"
+            }
             AllWeightsZero
             | NoTarget { .. }
             | NoAddress { .. }
@@ -349,6 +359,7 @@ pub(crate) fn respond(error: &ProxyError) -> Response<ResponseBody> {
         AccessDenied { message, .. } | AuthenticationFailed { message } => {
             Bytes::from(message.clone())
         }
+        ClientNetwork(refusal) => Bytes::from(format!("Access denied: {refusal}")),
         AllWeightsZero | NoTarget { .. } => Bytes::from_static(b"Service Unavailable"),
         UnknownTargetGroup(_) | NoFunctionHost => Bytes::from_static(b"Internal Server Error"),
         NoAddress { .. } | Connect { .. } | Tls { .. } | NotSent { .. } | Upstream { .. } => {

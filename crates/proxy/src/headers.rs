@@ -9,8 +9,10 @@
 //!   value).
 //! * Incoming `x-amzn-lattice-*` and `x-amzn-source-vpc` fields are removed, whatever follows
 //!   the prefix, so no client can pose as an identity or a network.
-//! * `x-amzn-lattice-network` is sent as `SourceVpcArn=` (empty value, which the map-header
-//!   format allows) until client networks exist; `x-amzn-source-vpc` is not sent then.
+//! * `x-amzn-lattice-network` is `SourceVpcArn=<the client's VPC's ARN>` and
+//!   `x-amzn-source-vpc` its ID; for a client no VPC admitted (development mode,
+//!   `--open-network`) the first is sent as `SourceVpcArn=` (an empty value, which the map-header
+//!   format allows) and the second not at all.
 //! * The client's `x-amzn-requestid` is kept (truncated to 512 bytes); otherwise a UUID v4 is
 //!   generated. Either way it reaches the target and comes back on the response.
 
@@ -18,7 +20,7 @@ use std::sync::{Arc, Weak};
 
 use arc_swap::ArcSwap;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use trellis_snapshot::{ServiceEntry, Snapshot, TargetGroupEntry};
+use trellis_snapshot::{NetworkEntry, ServiceEntry, Snapshot, TargetGroupEntry};
 
 use crate::rng;
 
@@ -29,6 +31,7 @@ pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-p
 pub const X_AMZN_LATTICE_TARGET: HeaderName = HeaderName::from_static("x-amzn-lattice-target");
 pub const X_AMZN_LATTICE_NETWORK: HeaderName = HeaderName::from_static("x-amzn-lattice-network");
 pub const X_AMZN_LATTICE_IDENTITY: HeaderName = HeaderName::from_static("x-amzn-lattice-identity");
+pub const X_AMZN_SOURCE_VPC: HeaderName = HeaderName::from_static("x-amzn-source-vpc");
 pub const X_AMZN_LATTICE_IDENTITY_TAGS: HeaderName =
     HeaderName::from_static("x-amzn-lattice-identity-tags");
 
@@ -290,12 +293,16 @@ pub(crate) fn header_size(headers: &HeaderMap) -> (usize, usize) {
 
 /// The value of `x-amzn-lattice-target` for a service and target group, in the format real
 /// Lattice traffic shows: `ServiceArn=…; ServiceNetworkArn=…; TargetGroupArn=…`. The network is
-/// the service's first association (Trellis does not know the client's network yet).
+/// the one the request arrived through, or for a client no VPC admitted (development mode) the
+/// service's first.
 pub(crate) fn lattice_target_value(
     service: &ServiceEntry,
+    network: Option<&NetworkEntry>,
     group: &TargetGroupEntry,
 ) -> HeaderValue {
-    let network = service.networks.first().map_or("", |n| n.arn.as_str());
+    let network = network
+        .or(service.networks.first())
+        .map_or("", |n| n.arn.as_str());
     let value = format!(
         "ServiceArn={}; ServiceNetworkArn={}; TargetGroupArn={}",
         service.arn, network, group.arn
@@ -318,7 +325,8 @@ pub(crate) struct TargetHeaderCache {
 #[derive(Default, Clone)]
 struct TargetHeaders {
     snapshot: Weak<Snapshot>,
-    by_group: std::collections::HashMap<String, (String, HeaderValue)>,
+    /// By group id: (network id, service id, value) for each network requests came through.
+    by_group: std::collections::HashMap<String, Vec<(String, String, HeaderValue)>>,
 }
 
 impl TargetHeaderCache {
@@ -326,17 +334,21 @@ impl TargetHeaderCache {
         &self,
         snapshot: &Arc<Snapshot>,
         service: &ServiceEntry,
+        network: Option<&NetworkEntry>,
         group: &TargetGroupEntry,
     ) -> HeaderValue {
+        let network_id = network.map_or("", |n| n.id.as_str());
         let current = self.current.load();
         let same_snapshot = std::ptr::eq(current.snapshot.as_ptr(), Arc::as_ptr(snapshot));
         if same_snapshot
-            && let Some((service_id, value)) = current.by_group.get(&group.id)
-            && *service_id == service.id
+            && let Some(entries) = current.by_group.get(&group.id)
+            && let Some((_, _, value)) = entries
+                .iter()
+                .find(|(n, s, _)| n == network_id && *s == service.id)
         {
             return value.clone();
         }
-        let value = lattice_target_value(service, group);
+        let value = lattice_target_value(service, network, group);
         let newer = !same_snapshot
             && current
                 .snapshot
@@ -353,8 +365,13 @@ impl TargetHeaderCache {
                         by_group: Default::default(),
                     }
                 };
-                next.by_group
-                    .insert(group.id.clone(), (service.id.clone(), value.clone()));
+                let entries = next.by_group.entry(group.id.clone()).or_default();
+                if !entries
+                    .iter()
+                    .any(|(n, s, _)| n == network_id && *s == service.id)
+                {
+                    entries.push((network_id.to_string(), service.id.clone(), value.clone()));
+                }
                 next
             });
         }

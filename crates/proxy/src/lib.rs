@@ -50,6 +50,7 @@
 mod access_log;
 mod auth;
 mod body;
+mod clients;
 mod conn;
 mod error;
 mod head;
@@ -63,7 +64,7 @@ mod rng;
 mod upstream;
 
 use std::collections::{BTreeSet, HashMap};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Once, OnceLock, PoisonError};
 use std::time::Duration;
@@ -78,6 +79,7 @@ pub use auth::{
     Caller, CredentialError, Credentials, INVOKE, IdentityCache, IdentityFields, Layer, Resolved,
     SIGNING_NAME,
 };
+pub use clients::SOURCE_VPC_TLV;
 pub use conn::{
     H2_KEEP_ALIVE_INTERVAL, H2_KEEP_ALIVE_TIMEOUT, H2_MAX_CONCURRENT_STREAMS,
     H2_MAX_LOCAL_ERROR_RESET_STREAMS, H2_MAX_PENDING_ACCEPT_RESET_STREAMS,
@@ -102,8 +104,15 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Debug)]
 pub struct ProxyConfig {
-    /// The address every listener port is bound on (`--ingress-address`).
+    /// The address every listener port is bound on (`--ingress-address`); the VPC
+    /// associations' own ingress addresses (`trellis:ingress-address`) are bound too.
     pub ingress: IpAddr,
+    /// Development mode (`--open-network`): clients no VPC admits still reach every served
+    /// service, as before client networks existed.
+    pub open_network: bool,
+    /// Peers that must start each connection with a PROXY protocol v2 header
+    /// (`--proxy-protocol-from`), which gives the client's address and VPC.
+    pub proxy_protocol_from: Vec<ipnet::IpNet>,
     /// A client connection with no active request for this long is closed (Lattice: 60 s). Also
     /// the longest a target may take to start its response once the request stopped moving.
     pub idle_timeout: Duration,
@@ -119,6 +128,8 @@ impl Default for ProxyConfig {
     fn default() -> ProxyConfig {
         ProxyConfig {
             ingress: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            open_network: false,
+            proxy_protocol_from: Vec::new(),
             idle_timeout: Duration::from_secs(60),
             max_header_bytes: 60 * 1024,
             max_headers: 100,
@@ -139,6 +150,9 @@ pub struct ProxyStats {
     pub client_connections: usize,
     /// Client connections closed at accept because a connection cap was reached.
     pub refused_connections: u64,
+    /// Client connections closed at accept because no client network admitted them (or a
+    /// trusted sender's PROXY header was invalid).
+    pub refused_by_network: u64,
 }
 
 /// Everything connections and requests share.
@@ -155,6 +169,8 @@ pub(crate) struct Shared {
     pub connections: Arc<AtomicUsize>,
     /// Client connections refused at accept.
     pub refused: Arc<AtomicU64>,
+    /// Client connections refused because no client network admitted them.
+    pub refused_by_network: AtomicU64,
     /// Invokes LAMBDA targets' functions; set once, after construction.
     pub invoker: OnceLock<Arc<dyn FunctionInvoker>>,
     /// Where signed requests' secrets and callers come from; set once, after construction.
@@ -177,7 +193,9 @@ pub struct Proxy {
 
 #[derive(Default)]
 struct Ports {
-    bound: HashMap<u16, PortHandle>,
+    /// By address and port: every listener port is bound on the ingress address and on each
+    /// VPC association's own ingress address.
+    bound: HashMap<SocketAddr, PortHandle>,
     /// Phase senders of removed ports whose connections may still be finishing.
     draining: Vec<watch::Sender<Phase>>,
 }
@@ -214,6 +232,7 @@ impl Proxy {
                 retries: AtomicU64::new(0),
                 connections: Arc::new(AtomicUsize::new(0)),
                 refused: Arc::new(AtomicU64::new(0)),
+                refused_by_network: AtomicU64::new(0),
                 invoker: OnceLock::new(),
                 credentials: OnceLock::new(),
                 key_cache: trellis_sigv4::KeyCache::default(),
@@ -269,50 +288,56 @@ impl Proxy {
     pub async fn reconcile(self: &Arc<Self>, snapshot: &Snapshot) -> Vec<(u16, std::io::Error)> {
         self.sweeper
             .call_once(|| self.shared.upstreams.spawn_sweeper());
-        let wanted: BTreeSet<u16> = snapshot
+        let ports: BTreeSet<u16> = snapshot
             .ports
             .iter()
             .filter(|(_, protocols)| protocols.http || protocols.https)
             .map(|(port, _)| *port)
             .collect();
+        let mut addresses = snapshot.clients.ingress_addresses();
+        addresses.insert(self.shared.config.ingress);
+        let wanted: BTreeSet<SocketAddr> = addresses
+            .iter()
+            .flat_map(|ip| ports.iter().map(|port| SocketAddr::new(*ip, *port)))
+            .collect();
         let mut failures = Vec::new();
         let mut removed = Vec::new();
         {
-            let mut ports = self.lock_ports();
-            let gone: Vec<u16> = ports
+            let mut bound = self.lock_ports();
+            let gone: Vec<SocketAddr> = bound
                 .bound
                 .keys()
-                .filter(|port| !wanted.contains(port))
+                .filter(|addr| !wanted.contains(addr))
                 .copied()
                 .collect();
-            for port in gone {
-                if let Some(handle) = ports.bound.remove(&port) {
+            for addr in gone {
+                if let Some(handle) = bound.bound.remove(&addr) {
                     handle.phase.send_replace(Phase::Draining);
-                    removed.push((port, handle));
+                    removed.push((addr, handle));
                 }
             }
-            for port in wanted {
-                if ports.bound.contains_key(&port) {
+            for addr in wanted {
+                if bound.bound.contains_key(&addr) {
                     continue;
                 }
-                match listener::bind(self.shared.config.ingress, port) {
+                match listener::bind(addr) {
                     Ok(socket) => {
-                        tracing::info!(port, "listening");
-                        let handle = listener::spawn(Arc::clone(&self.shared), socket, port);
-                        ports.bound.insert(port, handle);
+                        tracing::info!(%addr, "listening");
+                        let handle = listener::spawn(Arc::clone(&self.shared), socket, addr);
+                        bound.bound.insert(addr, handle);
                     }
                     Err(error) => {
-                        tracing::warn!(port, %error, "cannot bind listener port");
-                        failures.push((port, error));
+                        tracing::warn!(%addr, %error, "cannot bind listener port");
+                        failures.push((addr.port(), error));
                     }
                 }
             }
-            ports.draining.retain(|phase| !phase.is_closed());
+            bound.draining.retain(|phase| !phase.is_closed());
         }
-        for (port, handle) in removed {
+        for (addr, handle) in removed {
             // Once the accept loop has ended, its socket is closed.
             let _ = handle.accept.await;
-            tracing::info!(port, "stopped listening; connections drain");
+            tracing::info!(%addr, "stopped listening; connections drain");
             self.lock_ports().draining.push(handle.phase);
         }
         failures
@@ -355,11 +380,19 @@ impl Proxy {
         }
     }
 
-    /// The ports currently bound, ascending.
+    /// The ports currently bound (on any address), ascending.
     pub fn ports(&self) -> Vec<u16> {
-        let mut ports: Vec<u16> = self.lock_ports().bound.keys().copied().collect();
+        let mut ports: Vec<u16> = self.lock_ports().bound.keys().map(|a| a.port()).collect();
         ports.sort_unstable();
+        ports.dedup();
         ports
+    }
+
+    /// The addresses and ports currently bound, ascending.
+    pub fn bound(&self) -> Vec<SocketAddr> {
+        let mut bound: Vec<SocketAddr> = self.lock_ports().bound.keys().copied().collect();
+        bound.sort_unstable();
+        bound
     }
 
     pub fn stats(&self) -> ProxyStats {
@@ -368,6 +401,7 @@ impl Proxy {
             upstream_connects: self.shared.upstreams.connects(),
             client_connections: self.shared.connections.load(Ordering::Relaxed),
             refused_connections: self.shared.refused.load(Ordering::Relaxed),
+            refused_by_network: self.shared.refused_by_network.load(Ordering::Relaxed),
         }
     }
 

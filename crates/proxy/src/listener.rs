@@ -1,6 +1,7 @@
-//! Listening sockets: binding a port on the ingress address, the accept loop (which admits each
-//! connection under the connection caps, or closes it at once), and the phase signal through
-//! which a port (and every connection it accepted) is drained or closed.
+//! Listening sockets: binding a port on an ingress address, the accept loop (which admits each
+//! connection under the connection caps and, unless its peer is a trusted PROXY protocol
+//! sender, by its client network — or closes it at once), and the phase signal through which a
+//! port (and every connection it accepted) is drained or closed.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -37,31 +38,32 @@ pub(crate) struct PortHandle {
     pub accept: JoinHandle<()>,
 }
 
-/// Binds `port` on `ingress` with `SO_REUSEADDR`, so a port can be bound again at once after a
-/// previous listener on it was closed (its old connections in TIME_WAIT do not block it).
-pub(crate) fn bind(ingress: IpAddr, port: u16) -> io::Result<TcpListener> {
-    let socket = match ingress {
+/// Binds `addr` with `SO_REUSEADDR`, so a port can be bound again at once after a previous
+/// listener on it was closed (its old connections in TIME_WAIT do not block it).
+pub(crate) fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = match addr.ip() {
         IpAddr::V4(_) => TcpSocket::new_v4()?,
         IpAddr::V6(_) => TcpSocket::new_v6()?,
     };
     socket.set_reuseaddr(true)?;
-    socket.bind(SocketAddr::new(ingress, port))?;
+    socket.bind(addr)?;
     socket.listen(BACKLOG)
 }
 
-/// Starts accepting on `listener`; each connection is served on its own task.
-pub(crate) fn spawn(shared: Arc<Shared>, listener: TcpListener, port: u16) -> PortHandle {
+/// Starts accepting on `listener` (bound on `local`); each connection is served on its own task.
+pub(crate) fn spawn(shared: Arc<Shared>, listener: TcpListener, local: SocketAddr) -> PortHandle {
     let (phase, receiver) = watch::channel(Phase::Serving);
-    let accept = tokio::spawn(accept_loop(shared, listener, port, receiver));
+    let accept = tokio::spawn(accept_loop(shared, listener, local, receiver));
     PortHandle { phase, accept }
 }
 
 async fn accept_loop(
     shared: Arc<Shared>,
     listener: TcpListener,
-    port: u16,
+    local: SocketAddr,
     mut phase: watch::Receiver<Phase>,
 ) {
+    let port = local.port();
     let forwarded_port = HeaderValue::from(port);
     let gate = PortGate::new(
         &shared.config.limits,
@@ -76,15 +78,20 @@ async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => match gate.admit(peer.ip()) {
                     Ok(slot) => {
-                        tokio::spawn(conn::serve(
-                            Arc::clone(&shared),
-                            stream,
-                            peer,
-                            port,
-                            forwarded_port.clone(),
-                            phase.clone(),
-                            slot,
-                        ));
+                        let proxied = crate::clients::trusted(&shared.config.proxy_protocol_from, peer.ip());
+                        if proxied || admitted(&shared, local, peer) {
+                            tokio::spawn(conn::serve(
+                                Arc::clone(&shared),
+                                stream,
+                                peer,
+                                proxied,
+                                local,
+                                forwarded_port.clone(),
+                                phase.clone(),
+                                slot,
+                            ));
+                        }
+                        // Else closed at once, like a connection over a cap.
                     }
                     Err(refusal) => {
                         // Closed at once: a connection over a cap never holds a descriptor.
@@ -106,6 +113,49 @@ async fn accept_loop(
     // Dropping the listener closes the socket: new connections are refused from here on.
     drop(listener);
     tracing::debug!(port, "stopped accepting");
+}
+
+/// Whether the current snapshot's client networks admit a connection from `peer` to `local`
+/// (always, in development mode). A refusal is counted and logged like the caps' refusals.
+fn admitted(shared: &Shared, local: SocketAddr, peer: SocketAddr) -> bool {
+    if shared.config.open_network {
+        return true;
+    }
+    let snapshot = shared.snapshots.load();
+    match snapshot
+        .clients
+        .admit(local.ip(), local.port(), peer.ip(), None)
+    {
+        Ok(_) => true,
+        Err(refusal) => {
+            refused_by_network(shared, local, peer, &refusal);
+            false
+        }
+    }
+}
+
+/// Logs a connection no client network admits: each at debug level, and a warning at the
+/// first, second, fourth, eighth… (so a first-time user sees why curl's connection closed).
+pub(crate) fn refused_by_network(
+    shared: &Shared,
+    local: SocketAddr,
+    peer: SocketAddr,
+    refusal: &dyn std::fmt::Display,
+) {
+    let count = shared
+        .refused_by_network
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        + 1;
+    tracing::debug!(%local, %peer, %refusal, "connection closed: no client network admits it");
+    if count.is_power_of_two() {
+        tracing::warn!(
+            %local,
+            %peer,
+            %refusal,
+            refused_so_far = count,
+            "client connections no client network admits are being closed (associate the client's VPC with a service network, or start with --open-network for development)"
+        );
+    }
 }
 
 /// Logs a refused connection: each at debug level, and a warning at the first, second, fourth,

@@ -93,6 +93,20 @@ async fn proxy_request(
     //    not affect it.
     let snapshot = shared.snapshots.load_full();
 
+    // 1b. The client network: the VPC admitting this connection under this snapshot (a
+    //     connection accepted under an older one may no longer be admitted: 403), and so the
+    //     service network its requests arrive through.
+    let client = conn
+        .clients
+        .admitted(
+            &snapshot,
+            conn.local,
+            &conn.origin,
+            shared.config.open_network,
+        )
+        .map_err(ProxyError::ClientNetwork)?;
+    record.client = client.clone();
+
     // 2. One authority and one path: conflicting or repeated authorities and ambiguous paths
     //    are refused; the path is replaced by its normal form, which every later stage
     //    (service, rules, auth policy, access log, Lambda event) and the target see alike.
@@ -109,6 +123,17 @@ async fn proxy_request(
     // 2b. The service: by TLS server name on TLS connections, else by Host.
     let service = select_service(&snapshot, conn, &req)?;
     record.service = Some(Arc::clone(service));
+    // A service outside the client's service network does not exist for it (Lattice: 404).
+    let network = match &client {
+        Some(client) => Some(
+            service
+                .networks
+                .iter()
+                .find(|n| n.id == client.network_id())
+                .ok_or(ProxyError::UnknownService)?,
+        ),
+        None => None,
+    };
 
     // 3. The listener: the service's listener on this port, speaking this connection's
     //    protocol (HTTP listeners for clear text, HTTPS listeners for TLS).
@@ -132,6 +157,8 @@ async fn proxy_request(
             peer: conn.peer.ip(),
             port: conn.local_port,
             tls: conn.tls.is_some(),
+            network,
+            vpc: client.as_ref().map(|c| &*c.vpc),
         },
     )
     .inspect_err(|e| {
@@ -182,13 +209,16 @@ async fn proxy_request(
 
     // 8. Headers towards the target: connection-level fields out, client copies of the fields
     //    Trellis owns out, Trellis's own in. Host is the one authority of step 2.
-    let lattice_target = shared.target_headers.get(&snapshot, service, group);
+    let lattice_target = shared
+        .target_headers
+        .get(&snapshot, service, network, group);
     prepare_request(
         &mut req,
         conn,
         request_id,
         lattice_target,
         record.caller.as_deref(),
+        client.as_deref(),
     );
 
     // 9. The target and the exchange: round robin over routable targets; a connection that
@@ -393,11 +423,12 @@ fn prepare_request(
     request_id: &HeaderValue,
     lattice_target: HeaderValue,
     caller: Option<&dyn auth::Caller>,
+    client: Option<&crate::clients::Admitted>,
 ) {
     let headers = req.headers_mut();
     headers::strip_request(headers);
-    // Room for the six fields below at once, rather than growing the map as they arrive.
-    headers.reserve(6);
+    // Room for the seven fields below at once, rather than growing the map as they arrive.
+    headers.reserve(7);
     if let Some(caller) = caller {
         headers::insert_identity(headers, caller);
     }
@@ -412,7 +443,18 @@ fn prepare_request(
         },
     );
     headers.insert(headers::X_AMZN_LATTICE_TARGET, lattice_target);
-    headers.insert(headers::X_AMZN_LATTICE_NETWORK, headers::LATTICE_NETWORK);
+    match client {
+        Some(client) => {
+            headers.insert(
+                headers::X_AMZN_LATTICE_NETWORK,
+                client.network_header.clone(),
+            );
+            headers.insert(headers::X_AMZN_SOURCE_VPC, client.source_vpc_header.clone());
+        }
+        None => {
+            headers.insert(headers::X_AMZN_LATTICE_NETWORK, headers::LATTICE_NETWORK);
+        }
+    }
     headers.insert(X_AMZN_REQUESTID, request_id.clone());
 }
 
@@ -550,6 +592,9 @@ pub struct AccessRecord {
     pub auth_denied: Option<&'static str>,
     /// An unsigned request the auth stage let through (`resolvedUser` is `Anonymous`).
     pub anonymous: bool,
+    /// The client network that admitted the connection (`sourceVpcId`, `sourceVpcArn`, and the
+    /// service network the request arrived through).
+    pub(crate) client: Option<Arc<crate::clients::Admitted>>,
     /// Until the response head was ready (the body may still be streaming); for the access log,
     /// until the response body ended.
     pub duration: Duration,
@@ -591,6 +636,7 @@ impl AccessRecord {
             caller: None,
             auth_denied: None,
             anonymous: false,
+            client: None,
             duration: Duration::ZERO,
             group_series: None,
             active: None,

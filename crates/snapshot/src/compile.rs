@@ -10,7 +10,9 @@ use serde::de::DeserializeOwned;
 use trellis_model::Context;
 use trellis_model::arn::account_of;
 use trellis_model::resources::access_log::AccessLogSubscription;
-use trellis_model::resources::association::{AssociationStatus, ServiceNetworkServiceAssociation};
+use trellis_model::resources::association::{
+    AssociationStatus, ServiceNetworkServiceAssociation, ServiceNetworkVpcAssociation,
+};
 use trellis_model::resources::listener::{Listener, ListenerProtocol};
 use trellis_model::resources::rule::Rule;
 use trellis_model::resources::service::Service;
@@ -19,6 +21,10 @@ use trellis_model::resources::target_group::{Target, TargetGroup, TargetGroupTyp
 use trellis_policy::{Policy, PolicyKind};
 use trellis_router::RouteTable;
 
+use crate::clients::{
+    ClientNetworks, GroupMember, SECURITY_GROUP_KIND, SecurityGroupDoc, VPC_ASSOCIATION_KIND,
+    VPC_KIND, VpcDoc,
+};
 use crate::{
     AccessLogEntry, CompileError, HostMap, ListenerEntry, NetworkEntry, PortProtocols,
     ServiceEntry, Snapshot, TargetEntry, TargetGroupEntry,
@@ -34,7 +40,7 @@ pub const INSTANCE_KIND: &str = "ec2-instance";
 
 /// Every record kind a snapshot is compiled from; the data plane's loader
 /// (`trellis_dataplane::load`) reads exactly these.
-pub const KINDS: [&str; 11] = [
+pub const KINDS: [&str; 14] = [
     "service-network",
     "service",
     "service-network-service-association",
@@ -46,6 +52,9 @@ pub const KINDS: [&str; 11] = [
     INSTANCE_KIND,
     ACCESS_LOG_KIND,
     LOG_GROUP_KIND,
+    VPC_KIND,
+    SECURITY_GROUP_KIND,
+    VPC_ASSOCIATION_KIND,
 ];
 
 /// Store kind of access-log subscriptions (parent = the service or service network id).
@@ -117,6 +126,9 @@ pub struct Documents {
     pub instances: Vec<InstanceDoc>,
     pub access_logs: Vec<AccessLogSubscription>,
     pub log_groups: Vec<StoredLogGroup>,
+    pub vpcs: Vec<VpcDoc>,
+    pub security_groups: Vec<SecurityGroupDoc>,
+    pub vpc_associations: Vec<ServiceNetworkVpcAssociation>,
 }
 
 /// What the data plane needs of a stored EC2 instance (the API's `StoredInstance` has more).
@@ -128,6 +140,10 @@ pub struct InstanceDoc {
     pub ipv6: Option<String>,
     /// `running`, `stopped` or `terminated`: only a running instance gets traffic.
     pub state: String,
+    /// (group id, group name) of its security groups: a rule referencing one of them admits
+    /// the instance's addresses.
+    #[serde(default)]
+    pub security_groups: Vec<(String, String)>,
 }
 
 /// A hosted log group as the snapshot needs it (the `trellis-logs` document has more members).
@@ -176,6 +192,9 @@ fn decode_all(records: &[Record]) -> Result<Documents, CompileError> {
             INSTANCE_KIND => d.instances.push(decode(rec)?),
             ACCESS_LOG_KIND => d.access_logs.push(decode(rec)?),
             LOG_GROUP_KIND => d.log_groups.push(decode(rec)?),
+            VPC_KIND => d.vpcs.push(decode(rec)?),
+            SECURITY_GROUP_KIND => d.security_groups.push(decode(rec)?),
+            VPC_ASSOCIATION_KIND => d.vpc_associations.push(decode(rec)?),
             _ => {}
         }
     }
@@ -184,7 +203,7 @@ fn decode_all(records: &[Record]) -> Result<Documents, CompileError> {
 
 /// Whether an association puts its service in service: stored associations are `ACTIVE`
 /// (Trellis applies synchronously); failed ones and ones being deleted never serve.
-fn association_serves(status: AssociationStatus) -> bool {
+pub(crate) fn association_serves(status: AssociationStatus) -> bool {
     matches!(
         status,
         AssociationStatus::Active
@@ -503,12 +522,35 @@ pub fn build(revision: u64, ctx: &Context, mut docs: Documents) -> Snapshot {
         })
         .collect();
 
+    let members: Vec<GroupMember> = docs
+        .instances
+        .iter()
+        .filter(|i| i.state == "running")
+        .map(|i| GroupMember {
+            addresses: [Some(i.private_ip.as_str()), i.ipv6.as_deref()]
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a.parse().ok())
+                .collect(),
+            groups: i.security_groups.iter().map(|(id, _)| id.clone()).collect(),
+        })
+        .collect();
+    let clients = ClientNetworks::build(
+        ctx,
+        &docs.vpcs,
+        &docs.security_groups,
+        &docs.vpc_associations,
+        &docs.networks,
+        &members,
+    );
+
     Snapshot {
         revision,
         ctx: ctx.clone(),
         hosts,
         ports,
         target_groups,
+        clients,
         dns_zones: dns_zones.into_iter().collect(),
         dns_names: dns_names.into_iter().collect(),
         tls_names: tls_names.into_iter().collect(),

@@ -12,6 +12,7 @@
 //! compilation decides (which services are served, host collisions, unparseable auth policies)
 //! is documented on [`compile`].
 
+pub mod clients;
 mod compile;
 
 use std::collections::{BTreeMap, HashMap};
@@ -51,6 +52,9 @@ pub struct Snapshot {
     pub dns_names: Vec<String>,
     /// The names HTTPS listeners present certificates for (served services with an HTTPS listener).
     pub tls_names: Vec<String>,
+    /// Client VPCs, their associations and security groups: who may connect, and through
+    /// which service network.
+    pub clients: clients::ClientNetworks,
 }
 
 /// Services by host name, looked up once per request. Hashed with foldhash rather than the
@@ -169,6 +173,7 @@ impl Snapshot {
             dns_zones: Vec::new(),
             dns_names: Vec::new(),
             tls_names: Vec::new(),
+            clients: clients::ClientNetworks::default(),
         }
     }
 

@@ -36,9 +36,18 @@ pub struct ServeArgs {
     /// one; the bound address is written to DATA_DIR/dns-address).
     #[arg(long, default_value = "127.0.0.1:9453")]
     dns_listen: SocketAddr,
-    /// Address the listeners' ports are bound on.
+    /// Address the listeners' ports are bound on (VPC associations tagged
+    /// `trellis:ingress-address` add their own).
     #[arg(long, default_value = "127.0.0.1")]
     ingress_address: IpAddr,
+    /// Development mode: clients in no associated VPC reach every served service. Without it,
+    /// only clients a VPC association admits reach the services of its service network.
+    #[arg(long)]
+    open_network: bool,
+    /// A trusted PROXY protocol v2 sender (CIDR or address; repeatable): connections from it
+    /// must start with a PROXY v2 header giving the client's address and, optionally, its VPC.
+    #[arg(long = "proxy-protocol-from", value_name = "CIDR", value_parser = parse_net)]
+    proxy_protocol_from: Vec<ipnet::IpNet>,
     /// Region used in ARNs, DNS names and SigV4 credential scopes.
     #[arg(long, default_value = "us-west-2")]
     region: String,
@@ -382,6 +391,8 @@ async fn serve(
             idle_timeout: Duration::from_secs(args.idle_timeout),
             deregistration_delay: Duration::from_secs(args.deregistration_delay),
             conn_limits: args.conn_limits.limits(),
+            open_network: args.open_network,
+            proxy_protocol_from: args.proxy_protocol_from.clone(),
         },
         store.clone(),
         ca,
@@ -460,6 +471,13 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
             _ = term.recv() => {},
         }
     })
+}
+
+/// A CIDR block, or a single address (as a /32 or /128).
+fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{s:?} is not a CIDR block or an IP address"))
 }
 
 #[cfg(test)]

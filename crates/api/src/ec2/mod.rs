@@ -13,8 +13,11 @@
 //! `DependencyViolation`, …), all declared as the service's common errors since EC2's model
 //! lists none per operation. Authorization is the table's, actions `ec2:<Operation>` on `*`.
 //!
-//! What this does not do yet (issue 12): Lattice's `vpcIdentifier` members are not checked
-//! against these VPCs, and nothing on the data plane reads them.
+//! Lattice's `vpcIdentifier` members must name a VPC of the caller's account, and a VPC
+//! association's security groups groups of that VPC ([`require_vpc`],
+//! [`require_security_groups`]); a VPC with a service-network association cannot be deleted.
+//! The data plane reads VPCs, security groups and instances to attribute client connections
+//! (`trellis_snapshot::clients`).
 
 use axum::http::StatusCode;
 use ipnet::IpNet;
@@ -718,7 +721,7 @@ fn vpc_block(cidr: &str) -> Ec2Result<IpNet> {
 /// How many IPv4 blocks a VPC may have (EC2's default quota).
 const CIDRS_PER_VPC: usize = 5;
 /// How many VPCs an account may have (above EC2's default of 5: they cost nothing here).
-const VPCS_PER_ACCOUNT: u64 = 100;
+const VPCS_PER_ACCOUNT: u64 = 1000;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -968,6 +971,15 @@ async fn delete_vpc(s: AppState, input: VpcIdInput, _: Call) -> Ec2Result<Return
     };
     if tx.count(SUBNET_KIND, Some(id)).await? > 0 {
         return Err(dependency("subnets"));
+    }
+    // A VPC associated with a service network keeps its clients' way in; Lattice's association
+    // goes first (as AWS's DeleteVpc refuses a VPC with Lattice associations).
+    if !tx
+        .list_referencing("service-network-vpc-association", id)
+        .await?
+        .is_empty()
+    {
+        return Err(dependency("service network associations"));
     }
     let groups: Vec<StoredGroup> = tx
         .list(SECURITY_GROUP_KIND, Some(id))
@@ -2509,6 +2521,61 @@ async fn describe_prefix_lists(
             .collect(),
         next_token,
     })
+}
+
+// ---------------------------------------------------------------------------------------------
+// What Lattice's resources may name
+
+/// Checks that `vpc_id` (the Lattice member `field`) names a VPC of the caller's account (the
+/// transaction's). Lattice answers in its own shape: a `ValidationException` on the field.
+pub(crate) async fn require_vpc(
+    tx: &mut Tx,
+    field: &str,
+    vpc_id: &str,
+) -> Result<(), crate::error::ApiError> {
+    if tx.get(VPC_KIND, vpc_id).await?.is_none() {
+        return Err(crate::error::ApiError::validation_field(
+            field,
+            format!("VPC {vpc_id} does not exist in this account (create it with ec2:CreateVpc)"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that each of `ids` names a security group of VPC `vpc_id` in the caller's account.
+pub(crate) async fn require_security_groups(
+    tx: &mut Tx,
+    vpc_id: &str,
+    ids: &[String],
+) -> Result<(), crate::error::ApiError> {
+    for (i, id) in ids.iter().enumerate() {
+        let group: Option<StoredGroup> = match tx.get(SECURITY_GROUP_KIND, id).await? {
+            Some(rec) => Some(
+                serde_json::from_value(rec.body)
+                    .map_err(|e| crate::error::ApiError::Internal(e.to_string()))?,
+            ),
+            None => None,
+        };
+        match group {
+            Some(g) if g.vpc_id == vpc_id => {}
+            Some(g) => {
+                return Err(crate::error::ApiError::validation_field(
+                    &format!("securityGroupIds[{i}]"),
+                    format!(
+                        "security group {id} belongs to VPC {}, not to VPC {vpc_id}",
+                        g.vpc_id
+                    ),
+                ));
+            }
+            None => {
+                return Err(crate::error::ApiError::validation_field(
+                    &format!("securityGroupIds[{i}]"),
+                    format!("security group {id} does not exist in this account"),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

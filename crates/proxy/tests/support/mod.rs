@@ -305,7 +305,10 @@ impl Harness {
         Harness::with_config(ProxyConfig::default())
     }
 
-    pub fn with_config(config: ProxyConfig) -> Harness {
+    /// A harness over `config` in development mode (`open_network`): these tests build
+    /// snapshots without client networks; the e2e suite `test_client_networks.py` covers them.
+    pub fn with_config(mut config: ProxyConfig) -> Harness {
+        config.open_network = true;
         let dir = tempfile::tempdir().unwrap();
         let ca = Arc::new(CertificateAuthority::load_or_create(dir.path()).unwrap());
         let resolver = Arc::new(SniResolver::new(Arc::clone(&ca)));

@@ -1,0 +1,240 @@
+"""Client networks as a reachability boundary, on a server without `--open-network`: VPCs created
+with `aws ec2` (boto3), clients bound to distinct loopback source addresses inside and outside
+their CIDR blocks, a service reached only through the service network its VPC is associated
+with, security groups on the association (changed while a connection stays open), two VPCs with
+the same CIDR told apart by their associations' own ingress addresses, PROXY protocol v2 from a
+trusted and an untrusted sender, `SourceVpc` in an auth policy, the headers the target sees, and
+the API's checks that `vpcIdentifier` and security groups name real ones."""
+
+import http.client
+import json
+import socket
+
+import pytest
+from botocore.exceptions import ClientError
+
+from backends import (INGRESS, Caller, ServiceBuilder, forward, free_port, ip_target_group,
+                      wait_until_applied)
+from conftest import error_code, fields, unique
+
+pytest_plugins = ["backends"]
+
+OPEN_NETWORK = False
+# The trusted PROXY protocol sender (a node agent's address).
+SENDER = "127.0.0.77"
+SERVER_ARGS = ("--proxy-protocol-from", SENDER)
+# A PROXY v2 TLV type carrying the client's VPC (trellis_proxy::SOURCE_VPC_TLV).
+SOURCE_VPC_TLV = 0xE6
+
+
+def refused(caller, path="/"):
+    """Whether the connection is closed before any response (no VPC admits the client)."""
+    try:
+        caller.request(path)
+    except (ConnectionError, OSError, http.client.HTTPException):  # closed, reset, empty reply
+        caller.close()
+        return True
+    return False
+
+
+class World:
+    """Two service networks, a service in each, and a client VPC associated with the first."""
+
+    def __init__(self, server, lattice, backend):
+        self.server, self.lattice, self.backend = server, lattice, backend
+        self.ec2 = server.client("ec2")
+        self.port = free_port()
+        self.one = ServiceBuilder(lattice)
+        self.two = ServiceBuilder(lattice)
+        for s in (self.one, self.two):
+            tg = ip_target_group(lattice, targets=[backend], health_check={"enabled": False})
+            s.listener("HTTP", self.port, forward((tg, 1)))
+        self.vpc = self.ec2.create_vpc(CidrBlock="127.0.1.0/24")["Vpc"]["VpcId"]
+        self.assoc = lattice.create_service_network_vpc_association(
+            serviceNetworkIdentifier=self.one.sn["id"], vpcIdentifier=self.vpc)
+        wait_until_applied(server)
+
+    def caller(self, service, source, **kw):
+        return Caller(service.dns_name, self.port, source=source, **kw)
+
+
+@pytest.fixture(scope="module")
+def world(dp_server, dp_lattice, start_backend):
+    return World(dp_server, dp_lattice, start_backend("clientnets"))
+
+
+def test_only_clients_of_an_associated_vpc_reach_its_network(world):
+    inside = world.caller(world.one, "127.0.1.5")
+    r = inside.request("/")
+    assert r.status == 200 and r.backend == "clientnets"
+    # What the target sees: the client's VPC and the network it came through.
+    seen = r.json()["headers"]
+    assert seen["x-amzn-source-vpc"] == world.vpc
+    assert seen["x-amzn-lattice-network"] == f"SourceVpcArn=arn:aws:ec2:us-west-2:111122223333:vpc/{world.vpc}"
+    assert f"ServiceNetworkArn={world.one.sn['arn']}" in seen["x-amzn-lattice-target"]
+    # A service of another network does not exist for this client.
+    assert world.caller(world.two, "127.0.1.5").request("/").status == 404
+    # Clients outside every VPC, and a VPC with no association, get no connection at all.
+    assert refused(world.caller(world.one, "127.0.2.5"))
+    assert refused(world.caller(world.one, "127.0.0.1"))
+    lonely = world.ec2.create_vpc(CidrBlock="127.0.3.0/24")["Vpc"]["VpcId"]
+    wait_until_applied(world.server)
+    assert refused(world.caller(world.one, "127.0.3.3"))
+    # Associated, it reaches its own network's service only.
+    world.lattice.create_service_network_vpc_association(serviceNetworkIdentifier=world.two.sn["id"],
+                                                         vpcIdentifier=lonely)
+    wait_until_applied(world.server)
+    assert world.caller(world.two, "127.0.3.3").request("/").status == 200
+    assert world.caller(world.one, "127.0.3.3").request("/").status == 404
+
+
+def test_security_groups_filter_clients_and_apply_to_open_connections(world):
+    vpc = world.ec2.create_vpc(CidrBlock="127.0.4.0/24")["Vpc"]["VpcId"]
+    sg = world.ec2.create_security_group(GroupName=unique("clients"), Description="clients", VpcId=vpc)["GroupId"]
+    world.ec2.authorize_security_group_ingress(GroupId=sg, IpPermissions=[{
+        "IpProtocol": "tcp", "FromPort": world.port, "ToPort": world.port,
+        "IpRanges": [{"CidrIp": "127.0.4.0/25"}]}])
+    world.lattice.create_service_network_vpc_association(serviceNetworkIdentifier=world.one.sn["id"],
+                                                         vpcIdentifier=vpc, securityGroupIds=[sg])
+    wait_until_applied(world.server)
+    low, high = world.caller(world.one, "127.0.4.10"), world.caller(world.one, "127.0.4.200")
+    assert low.request("/").status == 200
+    assert refused(high)
+    # Another port is not in the rule.
+    other = ServiceBuilder(world.lattice, associate=False)
+    world.lattice.create_service_network_service_association(serviceNetworkIdentifier=world.one.sn["id"],
+                                                             serviceIdentifier=other.svc["id"])
+    other_port = free_port()
+    other.listener("HTTP", other_port, {"fixedResponse": {"statusCode": 404}})
+    wait_until_applied(world.server)
+    assert refused(Caller(other.dns_name, other_port, source="127.0.4.10"))
+
+    # Widened: the high client enters at the next revision.
+    world.ec2.authorize_security_group_ingress(GroupId=sg, IpPermissions=[{
+        "IpProtocol": "tcp", "FromPort": world.port, "ToPort": world.port,
+        "IpRanges": [{"CidrIp": "127.0.4.128/25"}]}])
+    wait_until_applied(world.server)
+    assert high.request("/").status == 200
+    # Narrowed: the low client's open keep-alive connection is refused its next request.
+    world.ec2.revoke_security_group_ingress(GroupId=sg, IpPermissions=[{
+        "IpProtocol": "tcp", "FromPort": world.port, "ToPort": world.port,
+        "IpRanges": [{"CidrIp": "127.0.4.0/25"}]}])
+    wait_until_applied(world.server)
+    r = low.request("/")
+    assert r.status == 403 and b"security groups" in r.body
+    low.close()
+    assert refused(low)
+    assert high.request("/").status == 200
+
+
+def test_overlapping_vpcs_are_told_apart_by_their_own_ingress_addresses(world):
+    vpcs = [world.ec2.create_vpc(CidrBlock="127.0.0.0/16")["Vpc"]["VpcId"] for _ in range(2)]
+    for vpc, service, address in zip(vpcs, (world.one, world.two), ("127.0.0.11", "127.0.0.12")):
+        world.lattice.create_service_network_vpc_association(
+            serviceNetworkIdentifier=service.sn["id"], vpcIdentifier=vpc,
+            tags={"trellis:ingress-address": address})
+    wait_until_applied(world.server)
+    first = Caller(world.one.dns_name, world.port, address="127.0.0.11")
+    r = first.request("/")
+    assert r.status == 200 and r.json()["headers"]["x-amzn-source-vpc"] == vpcs[0]
+    assert Caller(world.two.dns_name, world.port, address="127.0.0.11").request("/").status == 404
+    second = Caller(world.two.dns_name, world.port, address="127.0.0.12").request("/")
+    assert second.status == 200 and second.json()["headers"]["x-amzn-source-vpc"] == vpcs[1]
+    # The shared ingress address still serves the first VPC's clients (127.0.1.0/24 is more
+    # specific than the /16s, which only their own addresses take).
+    assert world.caller(world.one, "127.0.1.9").request("/").json()["headers"]["x-amzn-source-vpc"] == world.vpc
+    # The tag must be an address.
+    with pytest.raises(ClientError) as e:
+        world.lattice.create_service_network_vpc_association(
+            serviceNetworkIdentifier=world.one.sn["id"], vpcIdentifier=world.ec2.create_vpc(
+                CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"], tags={"trellis:ingress-address": "nowhere"})
+    assert error_code(e) == "ValidationException" and fields(e) == ["tags"]
+
+
+def proxy_v2(client, dest, vpc=None):
+    """A PROXY protocol v2 header (PROXY command, TCP over IPv4) with an optional source-VPC TLV."""
+    src_ip, src_port = client
+    dst_ip, dst_port = dest
+    body = socket.inet_aton(src_ip) + socket.inet_aton(dst_ip) + src_port.to_bytes(2, "big") + dst_port.to_bytes(2, "big")
+    if vpc:
+        body += bytes([SOURCE_VPC_TLV]) + len(vpc).to_bytes(2, "big") + vpc.encode()
+    return b"\r\n\r\n\x00\r\nQUIT\n" + bytes([0x21, 0x11]) + len(body).to_bytes(2, "big") + body
+
+
+def raw_request(source, port, host, preamble=b""):
+    """Sends `preamble` and one HTTP/1.1 request from `source`; the response bytes (b"" if closed)."""
+    with socket.create_connection((INGRESS, port), timeout=10, source_address=(source, 0)) as s:
+        s.sendall(preamble + f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        out = b""
+        try:
+            while chunk := s.recv(65536):
+                out += chunk
+        except ConnectionResetError:
+            pass
+        return out
+
+
+def test_proxy_protocol_from_a_trusted_sender(world):
+    name, port = world.one.dns_name, world.port
+    # The sender relays a client of the VPC: admitted as that client.
+    out = raw_request(SENDER, port, name, proxy_v2(("127.0.1.42", 40000), (INGRESS, port)))
+    assert out.startswith(b"HTTP/1.1 200")
+    body = out.split(b"\r\n\r\n", 1)[1]
+    echoed = json.loads(body[body.index(b"{"):body.rindex(b"}") + 1])
+    assert echoed["headers"]["x-forwarded-for"] == "127.0.1.42"
+    assert echoed["headers"]["x-amzn-source-vpc"] == world.vpc
+    # The sender may name the VPC outright (a client address outside its CIDR).
+    out = raw_request(SENDER, port, name, proxy_v2(("10.7.7.7", 40000), (INGRESS, port), vpc=world.vpc))
+    assert out.startswith(b"HTTP/1.1 200")
+    # A relayed client in no VPC is refused; so is the sender without a header.
+    assert raw_request(SENDER, port, name, proxy_v2(("10.7.7.7", 40000), (INGRESS, port))) == b""
+    assert raw_request(SENDER, port, name) == b""
+    # Anyone else's header is not read: it is not HTTP.
+    out = raw_request("127.0.1.5", port, name, proxy_v2(("127.0.1.42", 40000), (INGRESS, port)))
+    assert out.startswith(b"HTTP/1.1 400")
+
+
+def test_source_vpc_in_an_auth_policy(world):
+    guarded = ServiceBuilder(world.lattice, auth_type="AWS_IAM", associate=False)
+    world.lattice.create_service_network_service_association(serviceNetworkIdentifier=world.one.sn["id"],
+                                                             serviceIdentifier=guarded.svc["id"])
+    port = free_port()
+    tg = ip_target_group(world.lattice, targets=[world.backend], health_check={"enabled": False})
+    guarded.listener("HTTP", port, forward((tg, 1)))
+    world.lattice.put_auth_policy(resourceIdentifier=guarded.svc["id"], policy=json.dumps({
+        "Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": "*", "Action": "vpc-lattice-svcs:Invoke", "Resource": "*",
+            "Condition": {"StringEquals": {"vpc-lattice-svcs:SourceVpc": world.vpc,
+                                           "vpc-lattice-svcs:SourceVpcOwnerAccount": "111122223333"}}}]}))
+    other = world.ec2.create_vpc(CidrBlock="127.0.5.0/24")["Vpc"]["VpcId"]
+    world.lattice.create_service_network_vpc_association(serviceNetworkIdentifier=world.one.sn["id"],
+                                                         vpcIdentifier=other)
+    wait_until_applied(world.server)
+    assert Caller(guarded.dns_name, port, source="127.0.1.7").request("/").status == 200
+    denied = Caller(guarded.dns_name, port, source="127.0.5.7").request("/")
+    assert denied.status == 403 and b"anonymous" in denied.body
+
+
+def test_lattice_members_name_real_vpcs_and_groups(world):
+    lattice, ec2 = world.lattice, world.ec2
+    with pytest.raises(ClientError) as e:
+        lattice.create_target_group(name=unique("grp"), type="IP",
+                                    config={"protocol": "HTTP", "vpcIdentifier": "vpc-0123456789abcdef0"})
+    assert error_code(e) == "ValidationException" and fields(e) == ["config.vpcIdentifier"]
+    with pytest.raises(ClientError) as e:
+        lattice.create_service_network_vpc_association(serviceNetworkIdentifier=world.one.sn["id"],
+                                                       vpcIdentifier="vpc-0123456789abcdef0")
+    assert error_code(e) == "ValidationException" and fields(e) == ["vpcIdentifier"]
+    vpc = ec2.create_vpc(CidrBlock="10.8.0.0/16")["Vpc"]["VpcId"]
+    foreign = ec2.create_security_group(GroupName=unique("g"), Description="d", VpcId=world.vpc)["GroupId"]
+    with pytest.raises(ClientError) as e:
+        lattice.create_service_network_vpc_association(serviceNetworkIdentifier=world.one.sn["id"],
+                                                       vpcIdentifier=vpc, securityGroupIds=[foreign])
+    assert error_code(e) == "ValidationException" and fields(e) == ["securityGroupIds[0]"]
+    # A VPC with an association cannot be deleted before it.
+    with pytest.raises(ClientError) as e:
+        ec2.delete_vpc(VpcId=world.vpc)
+    assert error_code(e) == "DependencyViolation"
+    # Nothing was stored by the refused calls.
+    listed = lattice.list_service_network_vpc_associations(vpcIdentifier=vpc)["items"]
+    assert listed == []
