@@ -9,7 +9,8 @@
 #   4. creates the service with an HTTPS listener on LISTENER_PORT whose default action sends
 #      weight 20 to the app and 10 to the function, rule priority 10 `/to-instance` (the app) and
 #      rule priority 20 `/to-function` (the function);
-#   5. creates a service network and associates the service with it;
+#   5. creates a service network and associates the service with it, and a client VPC (a
+#      loopback /24 of the run's own, CLIENT_NET) the calls come from;
 #   6. waits until Trellis's data plane has applied all of it, resolves the service's generated
 #      DNS name through Trellis's DNS and calls it with curl (trusting the Trellis CA): REQUESTS
 #      times on `/`, printing the split, then `/to-instance` and `/to-function`;
@@ -70,7 +71,6 @@ PYTHON=${PYTHON:-python3}
 PREFIX=walkthrough
 # Any role ARN does: Trellis records a function's role and never assumes it.
 ROLE=arn:aws:iam::111122223333:role/walkthrough-function-role
-VPC=vpc-0123456789abcdef0
 APPLY_TIMEOUT_S=30 HEALTHY_TIMEOUT_S=30 APP_START_TIMEOUT_S=15
 
 say() { printf '%s\n' "$*"; }
@@ -95,6 +95,8 @@ lambda() { show aws lambda "$@" >&3; aws lambda --endpoint-url "$TRELLIS_ENDPOIN
 # The same, unshown, for the bookkeeping calls (polls, cleanup).
 quiet_lattice() { aws vpc-lattice --endpoint-url "$TRELLIS_ENDPOINT" "$@"; }
 quiet_lambda() { aws lambda --endpoint-url "$TRELLIS_ENDPOINT" "$@"; }
+ec2() { show aws ec2 "$@" >&3; aws ec2 --endpoint-url "$TRELLIS_ENDPOINT" "$@"; }
+quiet_ec2() { aws ec2 --endpoint-url "$TRELLIS_ENDPOINT" "$@"; }
 
 # ---------------------------------------------------------------------------------------------
 # Preflight: the tools, the server, the credentials.
@@ -115,6 +117,16 @@ fi
 
 # ---------------------------------------------------------------------------------------------
 # Deleting: what this run created (on exit), or every walkthrough-* leftover (--cleanup).
+
+delete_network() { # id: its VPC associations, then the network
+  local sn=$1 id
+  for id in $(quiet_lattice list-service-network-vpc-associations --service-network-identifier "$sn" \
+    --query 'items[].id' --output text); do
+    quiet_lattice delete-service-network-vpc-association \
+      --service-network-vpc-association-identifier "$id" >/dev/null
+  done
+  quiet_lattice delete-service-network --service-network-identifier "$sn" >/dev/null
+}
 
 delete_service() { # id: its associations, its listeners (with their rules), then the service
   local svc=$1 id
@@ -139,7 +151,10 @@ cleanup_leftovers() {
     quiet_lattice delete-target-group --target-group-identifier "$id" >/dev/null && say "deleted target group $id" || failed=1
   done
   for id in $(quiet_lattice list-service-networks --query "items[?starts_with(name, '$PREFIX-')].id" --output text); do
-    quiet_lattice delete-service-network --service-network-identifier "$id" >/dev/null && say "deleted service network $id" || failed=1
+    delete_network "$id" && say "deleted service network $id" || failed=1
+  done
+  for id in $(quiet_ec2 describe-vpcs --filters "Name=tag:Name,Values=$PREFIX-*" --query 'Vpcs[].VpcId' --output text); do
+    quiet_ec2 delete-vpc --vpc-id "$id" && say "deleted VPC $id" || failed=1
   done
   for name in $(quiet_lambda list-functions --query "Functions[?starts_with(FunctionName, '$PREFIX-')].FunctionName" --output text); do
     quiet_lambda delete-function --function-name "$name" >/dev/null && say "deleted function $name" || failed=1
@@ -155,8 +170,13 @@ fi
 
 RUN_ID=$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')
 NAME=$PREFIX-$RUN_ID
+# The client network: a loopback /24 of this run's own as the VPC curl calls from (127.0.0.1 is
+# outside it, so runs kept side by side never overlap: two VPCs with one CIDR on one ingress
+# address are refused as ambiguous).
+CLIENT_NET=${CLIENT_NET:-127.$((16#${RUN_ID:0:2} % 254 + 1)).$((16#${RUN_ID:2:2})).0/24}
+CLIENT_ADDRESS=${CLIENT_NET%.0/24}.1
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/trellis-walkthrough.XXXXXX")
-APP_PID="" FUNCTION_NAME="" TG_INSTANCE="" TG_FUNCTION="" SERVICE="" NETWORK=""
+APP_PID="" FUNCTION_NAME="" TG_INSTANCE="" TG_FUNCTION="" SERVICE="" NETWORK="" VPC=""
 
 on_exit() {
   local rc=$?
@@ -165,7 +185,7 @@ on_exit() {
   if [ "$KEEP" = 1 ]; then
     step "Kept (--keep): delete with \`$0 --cleanup\`"
     say "service $NAME ${DNS_NAME:+(https://$DNS_NAME:$LISTENER_PORT)}, network $NAME-network,"
-    say "target groups $NAME-instance and $NAME-function, function $FUNCTION_NAME"
+    say "target groups $NAME-instance and $NAME-function, function $FUNCTION_NAME, VPC $VPC"
     if [ -n "$APP_PID" ]; then
       say "the Flask app still runs on 127.0.0.1:$APP_PORT (log $WORK/flask.log): stop it with kill $APP_PID"
     else
@@ -173,12 +193,13 @@ on_exit() {
     fi
     exit "$rc"
   fi
-  if [ -n "$SERVICE$TG_INSTANCE$TG_FUNCTION$NETWORK$FUNCTION_NAME" ]; then
+  if [ -n "$SERVICE$TG_INSTANCE$TG_FUNCTION$NETWORK$FUNCTION_NAME$VPC" ]; then
     step "Deleting what this run created"
     [ -z "$SERVICE" ] || { delete_service "$SERVICE" && say "deleted service $NAME"; }
     [ -z "$TG_INSTANCE" ] || { quiet_lattice delete-target-group --target-group-identifier "$TG_INSTANCE" >/dev/null && say "deleted target group $NAME-instance"; }
     [ -z "$TG_FUNCTION" ] || { quiet_lattice delete-target-group --target-group-identifier "$TG_FUNCTION" >/dev/null && say "deleted target group $NAME-function"; }
-    [ -z "$NETWORK" ] || { quiet_lattice delete-service-network --service-network-identifier "$NETWORK" >/dev/null && say "deleted service network $NAME-network"; }
+    [ -z "$NETWORK" ] || { delete_network "$NETWORK" && say "deleted service network $NAME-network"; }
+    [ -z "$VPC" ] || { quiet_ec2 delete-vpc --vpc-id "$VPC" && say "deleted VPC $VPC"; }
     [ -z "$FUNCTION_NAME" ] || { quiet_lambda delete-function --function-name "$FUNCTION_NAME" >/dev/null && say "deleted function $FUNCTION_NAME"; }
   fi
   if [ -n "$APP_PID" ]; then
@@ -238,6 +259,9 @@ say "a direct invocation returns: $(cat "$WORK/invoke.json")"
 # ---------------------------------------------------------------------------------------------
 step "3. Two target groups: the app (IP target 127.0.0.1:$APP_PORT) and the function (LAMBDA)"
 
+# The client VPC, which curl (below) calls from ($CLIENT_ADDRESS).
+VPC=$(ec2 create-vpc --cidr-block "$CLIENT_NET" \
+  --tag-specifications "ResourceType=vpc,Tags=[{Key=Name,Value=$NAME}]" --query Vpc.VpcId --output text)
 TG_INSTANCE=$(lattice create-target-group --name "$NAME-instance" --type IP \
   --config "{\"port\": $APP_PORT, \"protocol\": \"HTTP\", \"protocolVersion\": \"HTTP1\", \"vpcIdentifier\": \"$VPC\"}" \
   --query id --output text)
@@ -266,11 +290,14 @@ lattice create-rule --service-identifier "$SERVICE" --listener-identifier "$LIST
 say "service $SERVICE, listener $LISTENER"
 
 # ---------------------------------------------------------------------------------------------
-step "5. A service network with the service associated"
+step "5. A service network with the service and the VPC associated"
 
 NETWORK=$(lattice create-service-network --name "$NAME-network" --query id --output text)
 lattice create-service-network-service-association --service-network-identifier "$NETWORK" \
   --service-identifier "$SERVICE" --query status --output text >/dev/null
+# The post associates the instance's VPC with the service network: only clients in it get in.
+lattice create-service-network-vpc-association --service-network-identifier "$NETWORK" \
+  --vpc-identifier "$VPC" --query status --output text >/dev/null
 say "service network $NETWORK; the service's domain name: $DNS_NAME"
 
 # ---------------------------------------------------------------------------------------------
@@ -319,7 +346,7 @@ ADDRESS=$(dig "@$DNS_HOST" -p "$DNS_PORT" "$DNS_NAME" A +short +time=2 +tries=3 
 say "$ADDRESS"
 
 BASE=https://$DNS_NAME:$LISTENER_PORT
-CURL=(curl -sS --max-time 10 --cacert "$TRELLIS_CA" --resolve "$DNS_NAME:$LISTENER_PORT:$ADDRESS")
+CURL=(curl -sS --max-time 10 --interface "$CLIENT_ADDRESS" --cacert "$TRELLIS_CA" --resolve "$DNS_NAME:$LISTENER_PORT:$ADDRESS")
 
 # call PATH: sets STATUS, BODY and SIDE (instance, function or other) for one request.
 call() {

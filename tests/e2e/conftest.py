@@ -255,7 +255,7 @@ def running(server):
 
 @pytest.fixture(scope="module", params=backends())
 def server(request):
-    yield from running(Server(request.param))
+    yield from running(Server(request.param, open_network=getattr(request.module, "OPEN_NETWORK", True)))
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,9 @@ import subprocess
 
 from conftest import ACCESS_KEY, ROOT, SECRET_KEY
 
+# The README's server is `cargo run --release -- serve`: no development mode.
+OPEN_NETWORK = False
+
 
 def readme_block(marker):
     """The bash code of the README section between `<!-- MARKER:begin -->` and `…:end -->`."""
@@ -149,3 +152,14 @@ def test_readme_access_logs_run_as_written(dp_server, tmp_path):
     record = json.loads(p.stdout.split("\n", 2)[2])
     assert record["responseCode"] == 404 and record["requestPath"] == "/gone/away"
     assert record["serviceArn"].startswith("arn:aws:vpc-lattice:us-west-2:111122223333:service/svc-")
+
+
+def test_readme_client_networks_runs_as_written(dp_server, tmp_path):
+    """The "Client networks: who may connect" section: a VPC with a security group on its
+    association; curl from an admitted address gets 200, from an address outside the rule and
+    from one in no VPC gets no connection (000)."""
+    p = run_dataplane_block(dp_server, "clientnets", tmp_path, ("9004", "8083"))
+    lines = p.stdout.splitlines()
+    assert "127.0.8.10 200" in lines, p.stdout
+    assert "127.0.8.200 000" in lines, p.stdout
+    assert "127.0.9.1 000" in lines, p.stdout

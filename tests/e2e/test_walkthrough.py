@@ -20,6 +20,8 @@ from backends import free_port
 from conftest import ROOT, binomial_bounds
 
 SCRIPT = os.path.join(ROOT, "examples", "launch-walkthrough", "run.sh")
+# The walkthrough's server is `cargo run --release -- serve`: no development mode.
+OPEN_NETWORK = False
 PREFIX = "walkthrough-"
 
 
@@ -52,6 +54,8 @@ def leftovers(server):
     names += [t["name"] for t in lattice.list_target_groups()["items"]]
     names += [n["name"] for n in lattice.list_service_networks()["items"]]
     names += [f["FunctionName"] for f in lam.list_functions()["Functions"]]
+    names += [t["Value"] for v in server.client("ec2").describe_vpcs()["Vpcs"] for t in v.get("Tags", [])
+              if t["Key"] == "Name"]
     return [n for n in names if n.startswith(PREFIX)]
 
 
@@ -102,7 +106,7 @@ def test_keep_rerun_and_cleanup(dp_server, tmp_path):
         assert first.returncode == 0, explain(first)
         assert kept_app, first.stdout
         kept = leftovers(dp_server)
-        assert len(kept) == 5, kept  # service, two target groups, network, function
+        assert len(kept) == 6, kept  # service, two target groups, network, function, VPC
 
         second = run_walkthrough(dp_server, tmp_path, **ports)
         assert second.returncode == 0, explain(second)

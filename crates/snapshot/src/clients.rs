@@ -10,8 +10,9 @@
 //!   address is inside the VPC's CIDR blocks. This is how VPCs with overlapping CIDRs are told
 //!   apart.
 //! * A connection to any other ingress address belongs to the VPC whose CIDR blocks contain the
-//!   client's address, among the VPCs without an own ingress address; the longest prefix wins,
-//!   and two VPCs matching with the same prefix length make the connection ambiguous (refused).
+//!   client's address, among the associated VPCs without an own ingress address; the longest
+//!   prefix wins, and two VPCs matching with the same prefix length make the connection
+//!   ambiguous (refused). VPCs with no association take no part: they reach nothing.
 //! * A trusted PROXY protocol v2 sender may name the VPC outright (`claimed`).
 //!
 //! Admission: the VPC must have a serving association (one per VPC, as in Lattice); an
@@ -150,13 +151,13 @@ impl Rule {
 /// Why a connection was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Refusal {
-    /// No VPC's CIDR blocks contain the client's address (on this ingress address).
+    /// No associated VPC's CIDR blocks contain the client's address (on this ingress address).
     NoVpc,
     /// Several VPCs match equally: they need their own ingress addresses.
     Ambiguous,
     /// A trusted sender named a VPC that does not exist.
     UnknownVpc(String),
-    /// The client's VPC is associated with no service network.
+    /// The VPC a trusted sender named is associated with no service network.
     NotAssociated(String),
     /// The association's security groups do not admit the client on this port.
     SecurityGroups(String),
@@ -165,7 +166,9 @@ pub enum Refusal {
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Refusal::NoVpc => f.write_str("the client's address is in no client network (VPC)"),
+            Refusal::NoVpc => f.write_str(
+                "the client's address is in no VPC associated with a service network",
+            ),
             Refusal::Ambiguous => f.write_str(
                 "the client's address is in several VPCs; give their associations own ingress addresses",
             ),
@@ -287,12 +290,16 @@ impl ClientNetworks {
                 cidrs: cidrs.clone(),
                 association,
             });
-            let list = match vpc.association.as_ref().and_then(|a| a.ingress) {
-                Some(address) => out.dedicated.entry(address).or_default(),
-                None => &mut out.shared,
-            };
-            for net in cidrs {
-                list.push((net, Arc::clone(&vpc)));
+            // Only associated VPCs take part in attribution: an unassociated one reaches
+            // nothing, and must not make an associated VPC with the same CIDR ambiguous.
+            if let Some(association) = &vpc.association {
+                let list = match association.ingress {
+                    Some(address) => out.dedicated.entry(address).or_default(),
+                    None => &mut out.shared,
+                };
+                for net in cidrs {
+                    list.push((net, Arc::clone(&vpc)));
+                }
             }
             out.vpcs.insert(vpc.id.clone(), vpc);
         }

@@ -128,7 +128,7 @@ fn admission_table() {
         Option<&'static str>,
         Want,
     );
-    let cases: [Case; 15] = [
+    let cases: [Case; 16] = [
         ("inside one VPC", shared, 80, "127.0.1.5", None, Ok("vpc-a")),
         (
             "the longest prefix wins",
@@ -155,11 +155,19 @@ fn admission_table() {
             Err(Refusal::NoVpc),
         ),
         (
-            "a VPC without association",
+            "a VPC without association takes no part",
             shared,
             80,
             "127.0.9.9",
             None,
+            Ok("vpc-wide"),
+        ),
+        (
+            "a trusted sender names a VPC without association",
+            shared,
+            80,
+            "127.0.9.9",
+            Some("vpc-lonely"),
             Err(Refusal::NotAssociated("vpc-lonely".into())),
         ),
         (
