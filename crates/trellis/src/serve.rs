@@ -413,6 +413,11 @@ async fn serve(
     let dns = data_plane.dns_addr();
     write_address(&data_dir, DNS_ADDRESS_FILE, dns)?;
     write_address(&data_dir, API_ADDRESS_FILE, bound)?;
+    if args.open_network {
+        tracing::warn!(
+            "--open-network (development mode): clients in no associated VPC reach every served service"
+        );
+    }
     tracing::info!(api = %bound, dns = %dns, ingress = %args.ingress_address, store = %redact(&store_url), data_dir = %data_dir.display(), "trellis is serving");
     eprintln!("trellis: DNS listening on {dns} (UDP and TCP)");
     eprintln!("trellis: API listening on http://{bound}");
