@@ -340,8 +340,10 @@ say "instance target 127.0.0.1:$APP_PORT: $status; function target: $(quiet_latt
 # ---------------------------------------------------------------------------------------------
 step "7. Calling the service by its generated name"
 
-show dig "@$DNS_HOST" -p "$DNS_PORT" "$DNS_NAME" +short
-ADDRESS=$(dig "@$DNS_HOST" -p "$DNS_PORT" "$DNS_NAME" A +short +time=2 +tries=3 | grep -E '^[0-9.]+$' | head -n1 || true)
+# Asked from the client VPC's address: Trellis's DNS answers a VPC's clients the names of its
+# service network's services, and nobody else.
+show dig -b "$CLIENT_ADDRESS" "@$DNS_HOST" -p "$DNS_PORT" "$DNS_NAME" +short
+ADDRESS=$(dig -b "$CLIENT_ADDRESS" "@$DNS_HOST" -p "$DNS_PORT" "$DNS_NAME" A +short +time=2 +tries=3 | grep -E '^[0-9.]+$' | head -n1 || true)
 [ -n "$ADDRESS" ] || die "Trellis's DNS at $DNS_HOST:$DNS_PORT did not resolve $DNS_NAME"
 say "$ADDRESS"
 

@@ -297,9 +297,11 @@ def forwarding_service(server, lattice, tg, protocol="HTTP"):
 class ServiceBuilder:
     """A service associated with a fresh service network, with the listeners it is given."""
 
-    def __init__(self, lattice, auth_type="NONE", network_auth_type="NONE", associate=True, name=None):
+    def __init__(self, lattice, auth_type="NONE", network_auth_type="NONE", associate=True, name=None,
+                 custom_domain_name=None):
         self.lattice = lattice
-        self.svc = lattice.create_service(name=name or unique("service"), authType=auth_type)
+        extra = {"customDomainName": custom_domain_name} if custom_domain_name else {}
+        self.svc = lattice.create_service(name=name or unique("service"), authType=auth_type, **extra)
         self.dns_name = self.svc["dnsEntry"]["domainName"]
         self.sn = None
         if associate:

@@ -9,6 +9,7 @@ the API's checks that `vpcIdentifier` and security groups name real ones."""
 import http.client
 import json
 import socket
+import subprocess
 
 import pytest
 from botocore.exceptions import ClientError
@@ -238,3 +239,61 @@ def test_lattice_members_name_real_vpcs_and_groups(world):
     # Nothing was stored by the refused calls.
     listed = lattice.list_service_network_vpc_associations(vpcIdentifier=vpc)["items"]
     assert listed == []
+
+
+def dig_from(server, source, name):
+    """`dig -b SOURCE` against Trellis's DNS: the A answers for `name` (empty for NXDOMAIN)."""
+    host, port = server.dns_address()
+    p = subprocess.run(["dig", "-b", source, f"@{host}", "-p", str(port), name, "A", "+short", "+time=5",
+                        "+tries=1"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    return [line for line in p.stdout.splitlines() if line]
+
+
+def test_dns_answers_each_client_network_its_own_names(world):
+    one, two = world.one.dns_name, world.two.dns_name
+    # The VPC's clients resolve their network's service, with the ingress address; not the other.
+    assert dig_from(world.server, "127.0.1.5", one) == [INGRESS]
+    assert dig_from(world.server, "127.0.1.5", two) == []
+    # A client in no associated VPC resolves nothing.
+    assert dig_from(world.server, "127.0.2.5", one) == []
+    # An association with its own ingress address answers with it.
+    vpc = world.ec2.create_vpc(CidrBlock="127.0.6.0/24")["Vpc"]["VpcId"]
+    world.lattice.create_service_network_vpc_association(
+        serviceNetworkIdentifier=world.one.sn["id"], vpcIdentifier=vpc, tags={"trellis:ingress-address": "127.0.0.13"})
+    wait_until_applied(world.server)
+    assert dig_from(world.server, "127.0.6.5", one) == ["127.0.0.13"]
+    r = Caller(one, world.port, source="127.0.6.5", address="127.0.0.13").request("/")
+    assert r.status == 200 and r.json()["headers"]["x-amzn-source-vpc"] == vpc
+
+
+def test_custom_domain_names_follow_private_dns(world):
+    custom = f"{unique('api')}.example.com"
+    svc = ServiceBuilder(world.lattice, associate=False, custom_domain_name=custom)
+    tg = ip_target_group(world.lattice, targets=[world.backend], health_check={"enabled": False})
+    svc.listener("HTTP", world.port, forward((tg, 1)))
+    sn = world.lattice.create_service_network(name=unique("dns"))
+    world.lattice.create_service_network_service_association(serviceNetworkIdentifier=sn["id"],
+                                                             serviceIdentifier=svc.svc["id"])
+    on, off, only = (world.ec2.create_vpc(CidrBlock=c)["Vpc"]["VpcId"]
+                     for c in ("127.0.11.0/24", "127.0.12.0/24", "127.0.13.0/24"))
+    world.lattice.create_service_network_vpc_association(serviceNetworkIdentifier=sn["id"], vpcIdentifier=on)
+    # A VPC is in one network, so the other two VPCs join two more networks that hold the service:
+    # each association's private DNS settings decide what its VPC's clients resolve.
+    sn_off = world.lattice.create_service_network(name=unique("dns"))
+    sn_only = world.lattice.create_service_network(name=unique("dns"))
+    for other in (sn_off, sn_only):
+        world.lattice.create_service_network_service_association(serviceNetworkIdentifier=other["id"],
+                                                                 serviceIdentifier=svc.svc["id"])
+    world.lattice.create_service_network_vpc_association(serviceNetworkIdentifier=sn_off["id"], vpcIdentifier=off,
+                                                         privateDnsEnabled=False)
+    world.lattice.create_service_network_vpc_association(
+        serviceNetworkIdentifier=sn_only["id"], vpcIdentifier=only, privateDnsEnabled=True,
+        dnsOptions={"privateDnsPreference": "SPECIFIED_DOMAINS_ONLY", "privateDnsSpecifiedDomains": ["*.example.org"]})
+    wait_until_applied(world.server)
+    assert dig_from(world.server, "127.0.11.5", custom) == [INGRESS]
+    assert dig_from(world.server, "127.0.12.5", custom) == []
+    assert dig_from(world.server, "127.0.13.5", custom) == []
+    # The generated name resolves in all three.
+    for source in ("127.0.11.5", "127.0.12.5", "127.0.13.5"):
+        assert dig_from(world.server, source, svc.dns_name) == [INGRESS]

@@ -183,6 +183,7 @@ impl DataPlane {
             tls,
             zones,
             dns_answer: dns_answer_address(config.ingress),
+            open_network: config.open_network,
             failed_ports: status.failed_ports.clone(),
             last_failed: Mutex::default(),
         };
@@ -262,6 +263,37 @@ pub fn zone_records(snapshot: &Snapshot, address: IpAddr) -> Vec<(String, Vec<Ip
         .collect()
 }
 
+/// The DNS zone of a snapshot. Each associated VPC's clients (by their addresses) see the names
+/// of its service network's services — generated names always, custom domain names as the
+/// association's private DNS settings allow — answered with the association's own ingress
+/// address or `address`. Other clients see every name in development mode (`open`), and none
+/// otherwise (NXDOMAIN under the zones).
+pub fn dns_zone(snapshot: &Snapshot, address: IpAddr, open: bool) -> Zone {
+    let everyone = if open {
+        zone_records(snapshot, address)
+    } else {
+        Vec::new()
+    };
+    let views = snapshot.clients.vpcs.values().filter_map(|vpc| {
+        let association = vpc.association.as_ref()?;
+        let answer = association.ingress.unwrap_or(address);
+        let records: Vec<(String, Vec<IpAddr>)> = snapshot
+            .hosts
+            .iter()
+            .filter(|(name, svc)| {
+                svc.networks.iter().any(|n| n.id == association.network_id)
+                    && (**name == svc.dns_name || association.resolves_custom_name(name))
+            })
+            .map(|(name, _)| (name.clone(), vec![answer]))
+            .collect();
+        Some((
+            vpc.cidrs.clone(),
+            Zone::new(snapshot.dns_zones.iter().cloned(), records),
+        ))
+    });
+    Zone::new(snapshot.dns_zones.iter().cloned(), everyone).with_client_views(views)
+}
+
 /// The proxy's bind failures as reported, ordered by port.
 pub fn failed_ports(failures: &[(u16, io::Error)]) -> Vec<FailedPort> {
     let mut out: Vec<FailedPort> = failures
@@ -296,6 +328,8 @@ struct Reconcilers {
     tls: Arc<SniResolver>,
     zones: watch::Sender<Arc<Zone>>,
     dns_answer: IpAddr,
+    /// Development mode: DNS answers clients in no VPC too.
+    open_network: bool,
     failed_ports: FailedPortsReport,
     /// The failures reported last, to log only what changed.
     last_failed: Mutex<Vec<FailedPort>>,
@@ -336,9 +370,10 @@ impl Reconcile for Reconcilers {
         self.publisher.publish(Arc::clone(&snapshot));
         let failures = self.proxy.reconcile(&snapshot).await;
         let failing = self.report(&failures);
-        self.zones.send_replace(Arc::new(Zone::new(
-            snapshot.dns_zones.iter().cloned(),
-            zone_records(&snapshot, self.dns_answer),
+        self.zones.send_replace(Arc::new(dns_zone(
+            &snapshot,
+            self.dns_answer,
+            self.open_network,
         )));
         failing
     }

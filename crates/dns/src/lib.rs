@@ -4,7 +4,10 @@
 //!
 //! The data plane compiles a [`Zone`] from each configuration snapshot and publishes it on a
 //! `tokio::sync::watch` channel; [`DnsServer`] answers every query from the zone current when the
-//! query arrives, without locking it.
+//! query arrives, without locking it. A zone may carry client views
+//! ([`Zone::with_client_views`]): a client whose address is in a view's blocks (its VPC's CIDR
+//! blocks) is answered from that view's zone — its service network's names, with its ingress
+//! address — and any other client from the zone itself.
 //!
 //! Answer policy, in one place:
 //!

@@ -351,7 +351,8 @@ impl RequestHandler for Handler {
     ) -> ResponseInfo {
         // One zone for the whole query, even if a new one is published meanwhile.
         let zone = self.zone.current();
-        let answer = answer(&zone, request);
+        // The client's view: a client network sees its own service network's names.
+        let answer = answer(zone.for_client(request.src().ip()), request);
 
         let (metadata, edns) = response_header(request, &answer);
         self.stats.count(metadata.response_code);

@@ -53,6 +53,16 @@ pub struct Zone {
     /// The apex of every configured zone (not custom domain names), for finding the zone that
     /// answers NXDOMAIN for a name that does not exist.
     apexes: HashMap<Name, usize>,
+    /// Per-client answers (client networks): see [`Zone::with_client_views`].
+    views: std::sync::Arc<ClientViews>,
+}
+
+/// The zones some clients get instead of the default one, by the client's address.
+#[derive(Clone, Default)]
+struct ClientViews {
+    /// (block, index into `zones`), longest prefix first.
+    by_net: Vec<(ipnet::IpNet, usize)>,
+    zones: Vec<Zone>,
 }
 
 #[derive(Clone, Debug)]
@@ -177,6 +187,7 @@ impl Zone {
             authorities: builders.into_iter().map(AuthorityBuilder::build).collect(),
             nodes,
             apexes,
+            views: std::sync::Arc::default(),
         }
     }
 
@@ -203,6 +214,45 @@ impl Zone {
             },
             None => Lookup::Refused,
         }
+    }
+}
+
+impl Zone {
+    /// This zone for clients in no view, and `views` — (the client address blocks, the zone
+    /// they are answered from) — for the others (client networks: each VPC sees the names of
+    /// its service network, with its own ingress address). A client in several views' blocks
+    /// gets the one with the longest matching prefix; a tie between two views gets this zone.
+    pub fn with_client_views(
+        mut self,
+        views: impl IntoIterator<Item = (Vec<ipnet::IpNet>, Zone)>,
+    ) -> Zone {
+        let mut out = ClientViews::default();
+        for (nets, zone) in views {
+            let index = out.zones.len();
+            out.zones.push(zone);
+            out.by_net.extend(nets.into_iter().map(|net| (net, index)));
+        }
+        out.by_net
+            .sort_by_key(|(net, _)| std::cmp::Reverse(net.prefix_len()));
+        self.views = std::sync::Arc::new(out);
+        self
+    }
+
+    /// The zone that answers a client at `address`.
+    pub fn for_client(&self, address: IpAddr) -> &Zone {
+        let address = address.to_canonical();
+        let mut matches = self
+            .views
+            .by_net
+            .iter()
+            .filter(|(net, _)| net.contains(&address));
+        let Some((best, index)) = matches.next() else {
+            return self;
+        };
+        if matches.any(|(net, other)| net.prefix_len() == best.prefix_len() && other != index) {
+            return self;
+        }
+        &self.views.zones[*index]
     }
 }
 
@@ -414,6 +464,34 @@ mod tests {
                 other => panic!("not an SOA: {other:?}"),
             },
             other => panic!("no SOA at {apex}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn client_views_table() {
+        let addr = |a: &str| -> IpAddr { a.parse().unwrap() };
+        let net = |n: &str| -> ipnet::IpNet { n.parse().unwrap() };
+        let view =
+            |to: &str| Zone::new([ZONE.to_string()], [(SERVICE.to_string(), vec![addr(to)])]);
+        let zone = Zone::new([ZONE.to_string()], []).with_client_views([
+            (vec![net("10.0.0.0/16")], view("10.9.9.1")),
+            (vec![net("10.0.1.0/24")], view("10.9.9.2")),
+            (vec![net("10.7.0.0/16")], view("10.9.9.3")),
+            (vec![net("10.7.0.0/16")], view("10.9.9.4")),
+        ]);
+        let name = Name::from_ascii(format!("{SERVICE}.")).unwrap();
+        let a_of = |client: &str| match zone.for_client(addr(client)).lookup(&name, RecordType::A) {
+            Lookup::Found { answers, .. } => answers.first().map(|r| r.data.to_string()),
+            _ => None,
+        };
+        for (client, want) in [
+            ("10.0.5.5", Some("10.9.9.1")),
+            ("10.0.1.5", Some("10.9.9.2")), // the longest prefix
+            ("::ffff:10.0.1.5", Some("10.9.9.2")),
+            ("10.8.0.1", None), // in no view: the default zone, without records
+            ("10.7.0.1", None), // two views tie: the default zone
+        ] {
+            assert_eq!(a_of(client).as_deref(), want, "{client}");
         }
     }
 

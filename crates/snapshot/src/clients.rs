@@ -116,6 +116,34 @@ pub struct ClientAssociation {
     /// the VPC enters). A group that no longer exists contributes no rule.
     pub rules: Vec<Rule>,
     pub has_security_groups: bool,
+    /// Whether the VPC's clients resolve the network's custom domain names
+    /// (`privateDnsEnabled`); generated names always resolve.
+    pub private_dns_enabled: bool,
+    /// With `privateDnsPreference` `SPECIFIED_DOMAINS_ONLY`, the domains (exact, or `*.suffix`)
+    /// whose custom names resolve; `None`: every custom name (Trellis verifies no domains, so
+    /// `VERIFIED_DOMAINS_ONLY` and `ALL_DOMAINS` both mean every one).
+    pub private_dns_domains: Option<Vec<String>>,
+}
+
+impl ClientAssociation {
+    /// Whether the VPC's clients resolve custom domain name `name` (lower case, no final dot).
+    pub fn resolves_custom_name(&self, name: &str) -> bool {
+        if !self.private_dns_enabled {
+            return false;
+        }
+        let Some(domains) = &self.private_dns_domains else {
+            return true;
+        };
+        domains.iter().any(|d| {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            match d.strip_prefix("*.") {
+                Some(suffix) => name
+                    .strip_suffix(suffix)
+                    .is_some_and(|head| head.ends_with('.') && head.len() > 1),
+                None => name == d,
+            }
+        })
+    }
 }
 
 /// One compiled ingress rule: TCP ports (all when `None`) and where clients may come from.
@@ -278,6 +306,14 @@ impl ClientNetworks {
                     ingress,
                     rules,
                     has_security_groups: !a.security_group_ids.is_empty(),
+                    private_dns_enabled: a.private_dns_enabled,
+                    private_dns_domains: a
+                        .dns_options
+                        .as_ref()
+                        .filter(|o| {
+                            o.private_dns_preference.as_deref() == Some("SPECIFIED_DOMAINS_ONLY")
+                        })
+                        .map(|o| o.private_dns_specified_domains.clone().unwrap_or_default()),
                 }
             });
             let vpc = Arc::new(ClientVpc {

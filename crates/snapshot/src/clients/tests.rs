@@ -281,3 +281,37 @@ fn own_ingress_addresses_and_arns() {
         Ok("vpc-a")
     );
 }
+
+#[test]
+fn custom_names_a_vpc_resolves() {
+    let mk = |enabled: bool, domains: Option<Vec<&str>>| ClientAssociation {
+        id: "a".into(),
+        network_id: "sn".into(),
+        network_arn: "arn".into(),
+        ingress: None,
+        rules: Vec::new(),
+        has_security_groups: false,
+        private_dns_enabled: enabled,
+        private_dns_domains: domains.map(|d| d.into_iter().map(String::from).collect()),
+    };
+    for (assoc, name, want) in [
+        (mk(true, None), "api.example.com", true),
+        (mk(false, None), "api.example.com", false),
+        (
+            mk(true, Some(vec!["*.example.com"])),
+            "api.example.com",
+            true,
+        ),
+        (mk(true, Some(vec!["*.example.com"])), "example.com", false),
+        (
+            mk(true, Some(vec!["*.example.com"])),
+            "api.example.org",
+            false,
+        ),
+        (mk(true, Some(vec!["api.corp"])), "api.corp", true),
+        (mk(true, Some(vec!["api.corp"])), "web.api.corp", false),
+        (mk(true, Some(vec![])), "api.corp", false),
+    ] {
+        assert_eq!(assoc.resolves_custom_name(name), want, "{name} {assoc:?}");
+    }
+}
