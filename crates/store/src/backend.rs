@@ -10,8 +10,8 @@ use sqlx::sqlite::{
 };
 use sqlx::{Connection, Postgres, Sqlite, Transaction};
 
-use crate::error::{backend, redact};
-use crate::{Backend, Result, Revision, StoreError, StoreOptions};
+use crate::error::{db, redact};
+use crate::{Backend, PgLimits, Result, Revision, StoreError, StoreOptions};
 
 /// Runs `$body` with `$c` bound to the open transaction of whichever engine `$conn` holds. The
 /// body is expanded once per engine, so the same source compiles against both drivers' types;
@@ -132,7 +132,8 @@ fn is_sqlite_busy(e: &sqlx::Error) -> bool {
 async fn open_postgres(url: &str, options: &StoreOptions) -> Result<PgPool> {
     let shown = redact(url);
     let connect = PgConnectOptions::from_str(url)
-        .map_err(|e| StoreError::Backend(format!("invalid PostgreSQL store URL {shown}: {e}")))?;
+        .map_err(|e| StoreError::Backend(format!("invalid PostgreSQL store URL {shown}: {e}")))?
+        .options(session_settings(&options.postgres));
     // One direct connection first: a pool retries failed connects until its acquire timeout,
     // but a bad URL or a server that is down should be reported at once and precisely.
     match tokio::time::timeout(PG_CONNECT_TIMEOUT, PgConnection::connect_with(&connect)).await {
@@ -151,9 +152,34 @@ async fn open_postgres(url: &str, options: &StoreOptions) -> Result<PgPool> {
             )));
         }
     }
+    // The pool pings a connection before handing it out (sqlx's default), so a connection the
+    // database dropped is replaced, and the acquire timeout bounds that ping too.
     Ok(PgPoolOptions::new()
         .max_connections(options.max_connections.max(2))
+        .acquire_timeout(options.postgres.acquire_timeout)
         .connect_lazy_with(connect))
+}
+
+/// The session settings every PostgreSQL connection starts with (sent as `-c name=value` in the
+/// startup packet, so they hold from the first statement and survive `DISCARD ALL`). Values are
+/// in milliseconds or seconds, PostgreSQL's units for these settings; 0 means "no limit".
+fn session_settings(limits: &PgLimits) -> Vec<(&'static str, String)> {
+    let ms = |d: Option<Duration>| d.map_or(0, |d| d.as_millis().max(1)).to_string();
+    let mut settings = vec![
+        ("statement_timeout", ms(limits.statement_timeout)),
+        ("lock_timeout", ms(limits.lock_timeout)),
+        (
+            "idle_in_transaction_session_timeout",
+            ms(limits.idle_in_transaction_timeout),
+        ),
+    ];
+    if let Some(idle) = limits.keepalive {
+        let idle = idle.as_secs().max(1);
+        settings.push(("tcp_keepalives_idle", idle.to_string()));
+        settings.push(("tcp_keepalives_interval", (idle / 2).max(1).to_string()));
+        settings.push(("tcp_keepalives_count", "3".to_string()));
+    }
+    settings
 }
 
 pub(crate) fn to_revision(value: i64) -> Result<Revision> {
@@ -180,7 +206,7 @@ impl Pool {
                 .await
                 .map(Conn::Postgres),
         }
-        .map_err(|e| backend("begin read transaction", e))
+        .map_err(|e| db("begin read transaction", e))
     }
 
     /// A transaction that will write. SQLite takes the database write lock at `BEGIN IMMEDIATE`,
@@ -192,7 +218,7 @@ impl Pool {
             Pool::Sqlite(p) => p.begin_with("BEGIN IMMEDIATE").await.map(Conn::Sqlite),
             Pool::Postgres(p) => p.begin().await.map(Conn::Postgres),
         }
-        .map_err(|e| backend("begin write transaction", e))
+        .map_err(|e| db("begin write transaction", e))
     }
 
     pub(crate) async fn revision(&self) -> Result<Revision> {
@@ -208,7 +234,7 @@ impl Pool {
                     .await
             }
         }
-        .map_err(|e| backend("read revision", e))?;
+        .map_err(|e| db("read revision", e))?;
         to_revision(value)
     }
 
@@ -225,7 +251,7 @@ impl Conn {
         let value = on_conn!(self, c => sqlx::query_scalar::<_, i64>(SELECT_REVISION)
             .fetch_one(&mut **c)
             .await)
-        .map_err(|e| backend("read revision", e))?;
+        .map_err(|e| db("read revision", e))?;
         to_revision(value)
     }
 
@@ -235,7 +261,7 @@ impl Conn {
         let value = on_conn!(self, c => sqlx::query_scalar::<_, i64>(BUMP_REVISION)
             .fetch_one(&mut **c)
             .await)
-        .map_err(|e| backend("bump revision", e))?;
+        .map_err(|e| db("bump revision", e))?;
         to_revision(value)
     }
 

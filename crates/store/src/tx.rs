@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tokio::sync::OwnedMutexGuard;
 
 use crate::backend::{Conn, on_conn};
-use crate::error::{backend, write_error};
+use crate::error::{backend, commit_error, db, write_error};
 use crate::{
     IdempotencyEntry, Inner, JsonPage, NOTIFY_CHANNEL, Record, Result, Revision, StoreError,
 };
@@ -175,7 +175,7 @@ impl Tx {
     fn check<T>(&mut self, result: Result<T, sqlx::Error>, context: &str) -> Result<T> {
         result.map_err(|e| {
             self.poisoned = true;
-            backend(context, e)
+            db(context, e)
         })
     }
 
@@ -655,10 +655,10 @@ impl Tx {
                 .await;
             if let Err(e) = notified {
                 let _ = conn.rollback().await;
-                return Err(backend("notify revision", e));
+                return Err(db("notify revision", e));
             }
         }
-        conn.commit().await.map_err(|e| backend("commit", e))?;
+        conn.commit().await.map_err(commit_error)?;
         if write_guard.is_some() {
             // Published before the writer lock is released, so local subscribers see this
             // process's revisions in order.
@@ -672,6 +672,6 @@ impl Tx {
         self.conn
             .rollback()
             .await
-            .map_err(|e| backend("rollback", e))
+            .map_err(|e| db("rollback", e))
     }
 }

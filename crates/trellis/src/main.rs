@@ -7,6 +7,7 @@ mod ca;
 mod conn_limits;
 mod credentials;
 mod dataplane;
+mod db_limits;
 mod functions;
 mod logs;
 mod serve;
