@@ -1,6 +1,6 @@
 //! The control plane: the VPC Lattice REST-JSON API (`vpc-lattice/2022-11-30`) over the store,
-//! plus the admin endpoints (`/_trellis/health`, `/_trellis/revision`, `/_trellis/operations`,
-//! `/metrics`).
+//! plus the admin endpoints (`/_trellis/health` and its `live`, `ready` and `store` parts,
+//! `/_trellis/revision`, `/_trellis/operations`, `/metrics`).
 //!
 //! AWS wire shapes live only in this crate. Each resource family has its own module that maps
 //! wire DTOs to model documents; [`error`] is the one place failures become AWS error responses,
@@ -83,10 +83,11 @@ pub struct Inner {
     pub key_cache: trellis_sigv4::KeyCache,
     /// The store revision the data plane has applied (set by whoever follows the change feed).
     pub applied_revision: Arc<AtomicU64>,
-    /// Whether the data plane is ready; `/_trellis/health` answers 503 until it is.
+    /// Whether the data plane is ready (its first snapshot applied); `/_trellis/health/ready`
+    /// answers 503 until it is.
     pub data_plane_ready: Arc<AtomicBool>,
-    /// Listener ports the data plane could not bind at the last reconcile; `/_trellis/health`
-    /// answers 503 and lists them while any remain. Replaced wholesale by the data plane.
+    /// Listener ports the data plane could not bind at the last reconcile;
+    /// `/_trellis/health/ready` answers 503 and lists them while any remain. Replaced wholesale by the data plane.
     pub failed_ports: Arc<RwLock<Vec<FailedPort>>>,
     /// The adjustable account-level quotas (Lattice's defaults unless `trellis serve --quota`).
     pub quotas: Quotas,
@@ -291,7 +292,10 @@ pub fn router_with(state: AppState, extra: ExtraRoutes) -> Router {
     ));
     let listing = table.markdown();
     Router::new()
-        .route("/_trellis/health", get(health))
+        .route("/_trellis/health", get(ready))
+        .route("/_trellis/health/live", get(live))
+        .route("/_trellis/health/ready", get(ready))
+        .route("/_trellis/health/store", get(store_health))
         .route("/_trellis/revision", get(revision))
         .route("/metrics", get(metrics))
         .with_state(state.clone())
@@ -361,8 +365,23 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
     resp
 }
 
-async fn health(State(state): State<AppState>) -> Response {
-    let store_ok = state.store.revision().await.is_ok();
+/// How long `/_trellis/health/store` waits for the database before it answers 503: longer than
+/// the default acquire timeout, so that a pool that is merely opening a connection is not
+/// reported down, and short enough for any probe's timeout.
+pub const STORE_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Liveness: the process is up and its API answers. Never consults the store or the data
+/// plane, so a restart is never triggered by a database outage.
+async fn live() -> Response {
+    axum::Json(json!({ "live": true })).into_response()
+}
+
+/// Traffic readiness (`/_trellis/health/ready`, and `/_trellis/health` for compatibility): the
+/// data plane has applied a snapshot and every listener port is bound. Deliberately not the
+/// store: during a database outage the data plane keeps serving its last snapshot, and a load
+/// balancer that took every node out for it would turn a control-plane outage into a traffic
+/// outage.
+async fn ready(State(state): State<AppState>) -> Response {
     let dp = state.data_plane_ready.load(Ordering::Acquire);
     // A poisoned lock only means a writer panicked mid-replace; the list it left is still a list.
     let failed_ports = state
@@ -370,7 +389,8 @@ async fn health(State(state): State<AppState>) -> Response {
         .read()
         .unwrap_or_else(PoisonError::into_inner)
         .clone();
-    let status = if store_ok && dp && failed_ports.is_empty() {
+    let ready = dp && failed_ports.is_empty();
+    let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
@@ -378,13 +398,43 @@ async fn health(State(state): State<AppState>) -> Response {
     (
         status,
         axum::Json(json!({
+            "ready": ready,
             "api": true,
-            "store": store_ok,
             "dataPlane": dp,
+            "appliedRevision": state.applied_revision.load(Ordering::Acquire),
             "failedPorts": failed_ports,
         })),
     )
         .into_response()
+}
+
+/// Control-plane readiness: the store answers a read within [`STORE_PROBE_TIMEOUT`]. When it
+/// does not, API calls that need it are answered 503 ServiceUnavailableException.
+async fn store_health(State(state): State<AppState>) -> Response {
+    let backend = match state.global_store.backend() {
+        trellis_store::Backend::Sqlite => "sqlite",
+        trellis_store::Backend::Postgres => "postgres",
+    };
+    match state.global_store.probe(STORE_PROBE_TIMEOUT).await {
+        Ok(revision) => axum::Json(json!({
+            "store": true,
+            "backend": backend,
+            "revision": revision,
+        }))
+        .into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "store health probe failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(json!({
+                    "store": false,
+                    "backend": backend,
+                    "error": if e.is_unavailable() { "unavailable" } else { "failed" },
+                })),
+            )
+                .into_response()
+        }
+    }
 }
 
 async fn revision(State(state): State<AppState>) -> ApiResult<Response> {
