@@ -44,8 +44,10 @@
 //!   keepalives, so that a node stopped or cut off in the middle of a write holds the writer
 //!   lock only until the database ends its session; the pool's acquire timeout is short and a
 //!   writer's wait in this process's queue is bounded by the lock timeout, so a database that is
-//!   gone costs a request about that long, not a hang. Migrations lift the lock and statement
-//!   timeouts for their own transaction.
+//!   gone costs a request about that long, not a hang. The node also gives up on any one round
+//!   trip after `statement_timeout` plus a margin (`backend::bounded`), for a database that stops
+//!   answering without closing the connection. Migrations lift the lock and statement timeouts,
+//!   and that bound, for their own transaction.
 //!
 //! Keep read transactions short: on SQLite an open reader stops the WAL from being checkpointed,
 //! on PostgreSQL it holds back vacuum; a write transaction blocks every other writer.

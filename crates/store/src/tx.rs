@@ -345,13 +345,16 @@ impl Tx {
                     .fetch_one(&mut **c)
                     .await
             }
-            Conn::Postgres(c) => {
-                sqlx::query_as::<_, PageRow>(POSTGRES)
-                    .bind(kind)
-                    .bind(after_seq)
-                    .bind(limit)
-                    .fetch_one(&mut **c)
-                    .await
+            Conn::Postgres(c, bound) => {
+                crate::backend::bounded(
+                    *bound,
+                    sqlx::query_as::<_, PageRow>(POSTGRES)
+                        .bind(kind)
+                        .bind(after_seq)
+                        .bind(limit)
+                        .fetch_one(&mut **c),
+                )
+                .await
             }
         };
         let (elements, count, last_seq) = self.check(result, "list records as JSON")?;
@@ -644,15 +647,18 @@ impl Tx {
             ));
         }
         if write_guard.is_some()
-            && let Conn::Postgres(c) = &mut conn
+            && let Conn::Postgres(c, limit) = &mut conn
         {
             // Sent inside the transaction, so PostgreSQL delivers it exactly when (and only if)
             // the commit succeeds.
-            let notified = sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(NOTIFY_CHANNEL)
-                .bind(revision.to_string())
-                .execute(&mut **c)
-                .await;
+            let notified = crate::backend::bounded(
+                *limit,
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(NOTIFY_CHANNEL)
+                    .bind(revision.to_string())
+                    .execute(&mut **c),
+            )
+            .await;
             if let Err(e) = notified {
                 let _ = conn.rollback().await;
                 return Err(db("notify revision", e));

@@ -1331,6 +1331,67 @@ async fn postgres_idle_writers_lose_the_writer_lock() {
     .await;
 }
 
+/// A database that stops answering without closing the connection (a frozen host, a network
+/// that drops packets silently: here its backend process is stopped with SIGSTOP, so neither
+/// its statement timeout nor a TCP error can end the wait) costs a statement the node's own
+/// bound, `statement_timeout` plus a margin, and is reported `Unavailable`, not a hang.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_database_that_stops_answering_is_unavailable_after_the_client_bound() {
+    use sqlx::Connection;
+    harness::run_postgres("frozen_backend", |db| async move {
+        let app = "trellis-frozen-backend";
+        let sep = if db.url.contains('?') { '&' } else { '?' };
+        let store = Store::connect_with(
+            &format!("{}{sep}application_name={app}", db.url),
+            StoreOptions {
+                poll_interval: None,
+                listen: false,
+                postgres: trellis_store::PgLimits {
+                    statement_timeout: Some(Duration::from_secs(1)),
+                    ..trellis_store::PgLimits::default()
+                },
+                ..StoreOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+        let mut tx = store.read().await.unwrap();
+        let mut admin = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        let pid: i32 = sqlx::query_scalar(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = $1 \
+             AND state = 'idle in transaction'",
+        )
+        .bind(app)
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+        let signal = |sig: &str| {
+            let status = std::process::Command::new("kill")
+                .args([sig, &pid.to_string()])
+                .status()
+                .unwrap();
+            assert!(status.success(), "kill {sig} {pid}");
+        };
+        signal("-STOP");
+        let result = tokio::time::timeout(Duration::from_secs(60), tx.get("a", "1")).await;
+        signal("-CONT");
+        let err = result
+            .expect("the store's own bound ends the wait")
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        drop(tx);
+        sqlx::query("SELECT pg_terminate_backend($1)")
+            .bind(pid)
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        // The abandoned connection is not handed out again: the next read works.
+        let mut tx = store.read().await.unwrap();
+        assert_eq!(tx.get("a", "1").await.unwrap(), None);
+    })
+    .await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // PostgreSQL-only: each feed source on its own.
 
