@@ -280,16 +280,25 @@ mod tests {
     /// names the request, not the cause; a cut-off commit says the write may have been applied.
     #[test]
     fn an_unavailable_store_is_a_503_that_keeps_its_cause_in_the_log() {
-        let aws: AwsError =
-            ApiError::from(StoreError::Unavailable("pool timed out at db.internal".into())).into();
+        let aws: AwsError = ApiError::from(StoreError::Unavailable(
+            "pool timed out at db.internal".into(),
+        ))
+        .into();
         assert_eq!(aws.status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(aws.code, trellis_wire::SERVICE_UNAVAILABLE);
         let public = aws.public_message("req-1");
-        assert!(public.contains("retry") && public.contains("req-1"), "{public}");
+        assert!(
+            public.contains("retry") && public.contains("req-1"),
+            "{public}"
+        );
         assert!(!public.contains("db.internal"), "{public}");
         let aws: AwsError = ApiError::from(StoreError::CommitUnknown("eof".into())).into();
         assert_eq!(aws.status, StatusCode::SERVICE_UNAVAILABLE);
-        assert!(aws.message.contains("may or may not have been applied"), "{}", aws.message);
+        assert!(
+            aws.message.contains("may or may not have been applied"),
+            "{}",
+            aws.message
+        );
     }
 
     #[test]

@@ -465,3 +465,81 @@ async fn metrics(State(state): State<AppState>) -> Response {
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod health_tests {
+    use super::*;
+    use http_body_util::BodyExt as _;
+    use tower::ServiceExt as _;
+
+    async fn get(app: &Router, path: &str) -> (StatusCode, serde_json::Value) {
+        let resp = app
+            .clone()
+            .oneshot(
+                axum::http::Request::get(path)
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let status = resp.status();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    /// Liveness never fails; readiness follows the data plane and bound ports, never the store;
+    /// the store's endpoint follows the store alone.
+    #[tokio::test]
+    async fn each_health_endpoint_checks_only_its_own_part() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&Store::sqlite_url(&dir.path().join("h.db")))
+            .await
+            .unwrap();
+        let ready = Arc::new(AtomicBool::new(false));
+        let state = AppState::new(
+            testutil::ctx(),
+            store.clone(),
+            RootCredentials {
+                access_key_id: "AKIDEXAMPLE".into(),
+                secret_access_key: "secret".into(),
+            },
+            Arc::default(),
+            Arc::new(AtomicU64::new(7)),
+            ready.clone(),
+        );
+        let app = router(state.clone());
+
+        assert_eq!(get(&app, "/_trellis/health/live").await.0, StatusCode::OK);
+        for path in ["/_trellis/health", "/_trellis/health/ready"] {
+            let (status, body) = get(&app, path).await;
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+            assert_eq!(body["dataPlane"], false, "{body}");
+        }
+        ready.store(true, Ordering::Release);
+        let (status, body) = get(&app, "/_trellis/health/ready").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(
+            (body["ready"].clone(), body["appliedRevision"].clone()),
+            (json!(true), json!(7))
+        );
+        state.failed_ports.write().unwrap().push(FailedPort {
+            port: 8080,
+            error: "address in use".into(),
+        });
+        let (status, body) = get(&app, "/_trellis/health").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(body["failedPorts"][0]["port"], 8080, "{body}");
+        state.failed_ports.write().unwrap().clear();
+
+        let (status, body) = get(&app, "/_trellis/health/store").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["backend"], "sqlite", "{body}");
+        store.close().await;
+        let (status, body) = get(&app, "/_trellis/health/store").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(body["store"], false, "{body}");
+        // The store being gone is not a reason to take traffic away from this node.
+        assert_eq!(get(&app, "/_trellis/health").await.0, StatusCode::OK);
+        assert_eq!(get(&app, "/_trellis/health/live").await.0, StatusCode::OK);
+    }
+}

@@ -210,7 +210,9 @@ impl From<LogsError> for AwsError {
 impl From<StoreError> for LogsError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Unavailable(m) => LogsError::Unavailable(Box::new(AwsError::unavailable(m))),
+            StoreError::Unavailable(m) => {
+                LogsError::Unavailable(Box::new(AwsError::unavailable(m)))
+            }
             StoreError::CommitUnknown(m) => {
                 LogsError::Unavailable(Box::new(AwsError::outcome_unknown(m)))
             }

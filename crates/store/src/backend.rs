@@ -84,7 +84,10 @@ pub(crate) async fn open(url: &str, options: &StoreOptions) -> Result<Pool> {
     if url.starts_with("sqlite:") {
         open_sqlite(url, options).await.map(Pool::Sqlite)
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let limit = options.postgres.statement_timeout.map(|t| t + CLIENT_MARGIN);
+        let limit = options
+            .postgres
+            .statement_timeout
+            .map(|t| t + CLIENT_MARGIN);
         open_postgres(url, options)
             .await
             .map(|pool| Pool::Postgres(pool, limit))

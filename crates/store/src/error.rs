@@ -54,7 +54,10 @@ fn is_unavailable(e: &sqlx::Error) -> bool {
         sqlx::Error::Database(db) => {
             let code = db.code();
             let code = code.as_deref().unwrap_or_default();
-            if db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().is_some() {
+            if db
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .is_some()
+            {
                 is_unavailable_state(code)
             } else {
                 // SQLite reports its result code (extended codes in the high bytes): SQLITE_BUSY

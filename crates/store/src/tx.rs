@@ -675,9 +675,6 @@ impl Tx {
     }
 
     pub async fn rollback(self) -> Result<()> {
-        self.conn
-            .rollback()
-            .await
-            .map_err(|e| db("rollback", e))
+        self.conn.rollback().await.map_err(|e| db("rollback", e))
     }
 }
