@@ -145,7 +145,9 @@ class Node(DataPlaneServer):
     """`trellis serve` on a given PostgreSQL database (several nodes may share one)."""
 
     def __init__(self, store_url, extra_args=()):
-        super().__init__("sqlite", extra_args)  # "sqlite" only so that no shared database is made
+        # Constructed as "sqlite" only so that `Server` does not create a database on the shared
+        # test server; the node's store is `store_url` on the private cluster.
+        super().__init__("sqlite", extra_args)
         self.backend = "postgres"
         self.store = store_url
 
@@ -180,9 +182,10 @@ def status_cmd(*args):
 def test_a_stopped_node_holding_the_writer_lock_delays_other_nodes_writes_only_until_its_session_ends(pg):
     db = pg.fresh_db()
     url = pg.url(db)
-    # A waits as long as it takes for the lock and loses its session after 8 idle seconds in a
-    # transaction; B gives up on the lock after 1 second.
-    a = Node(url, ["--db-lock-timeout", "120", "--db-idle-in-transaction-timeout", "8"])
+    # A waits as long as it takes for the lock and loses its session after 12 idle seconds in a
+    # transaction (ample time for B's one blocked attempt below); B gives up on the lock after
+    # 1 second.
+    a = Node(url, ["--db-lock-timeout", "120", "--db-idle-in-transaction-timeout", "12"])
     b = Node(url, ["--db-lock-timeout", "1"])
     for node in (a, b):
         node.start()
