@@ -104,7 +104,10 @@ def test_generated_credentials_work_with_the_aws_cli():
 
 
 def test_admin_endpoints(server, lattice):
+    # /_trellis/health is traffic readiness (the store has its own endpoint: test_store_outage.py).
     status, body = server.admin("/_trellis/health")
+    assert status == 200 and json.loads(body)["ready"] is True
+    status, body = server.admin("/_trellis/health/store")
     assert status == 200 and json.loads(body)["store"] is True
     before = server.revision()
     assert set(before) >= {"store", "applied"}

@@ -40,6 +40,9 @@ pub enum ApiError {
         message: String,
     },
     Internal(String),
+    /// The store is unavailable or a write's outcome is unknown: already in its wire form
+    /// ([`AwsError::unavailable`], [`AwsError::outcome_unknown`]), the same in every service.
+    Unavailable(Box<AwsError>),
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -95,6 +98,7 @@ impl ApiError {
             ApiError::AccessDenied(_) => "AccessDeniedException",
             ApiError::Auth { code, .. } => code,
             ApiError::Internal(_) => "InternalServerException",
+            ApiError::Unavailable(_) => trellis_wire::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -110,6 +114,7 @@ impl ApiError {
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::FORBIDDEN)
             }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -155,6 +160,7 @@ impl ApiError {
                 }
                 body
             }
+            ApiError::Unavailable(e) => json!({ "message": e.message }),
             ApiError::AccessDenied(m)
             | ApiError::Internal(m)
             | ApiError::Auth { message: m, .. } => {
@@ -212,14 +218,22 @@ impl From<StoreError> for ApiError {
             },
             StoreError::NotFound => ApiError::Internal("record vanished during the request".into()),
             StoreError::Backend(m) => ApiError::Internal(format!("store failure: {m}")),
+            StoreError::Unavailable(m) => ApiError::Unavailable(Box::new(AwsError::unavailable(m))),
+            StoreError::CommitUnknown(m) => {
+                ApiError::Unavailable(Box::new(AwsError::outcome_unknown(m)))
+            }
         }
     }
 }
 
 impl From<ApiError> for AwsError {
     fn from(e: ApiError) -> AwsError {
-        if let ApiError::Internal(detail) = e {
-            return AwsError::internal("InternalServerException", detail);
+        match e {
+            ApiError::Internal(detail) => {
+                return AwsError::internal("InternalServerException", detail);
+            }
+            ApiError::Unavailable(err) => return *err,
+            _ => {}
         }
         let mut err = AwsError::new(e.code(), e.status(), String::new());
         if let Value::Object(members) = e.body() {
@@ -259,6 +273,31 @@ mod tests {
         assert!(
             aws.internal_detail.unwrap().contains("disk"),
             "the cause is kept for the log"
+        );
+    }
+
+    /// An unavailable store is 503 ServiceUnavailableException whose message says to retry and
+    /// names the request, not the cause; a cut-off commit says the write may have been applied.
+    #[test]
+    fn an_unavailable_store_is_a_503_that_keeps_its_cause_in_the_log() {
+        let aws: AwsError = ApiError::from(StoreError::Unavailable(
+            "pool timed out at db.internal".into(),
+        ))
+        .into();
+        assert_eq!(aws.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(aws.code, trellis_wire::SERVICE_UNAVAILABLE);
+        let public = aws.public_message("req-1");
+        assert!(
+            public.contains("retry") && public.contains("req-1"),
+            "{public}"
+        );
+        assert!(!public.contains("db.internal"), "{public}");
+        let aws: AwsError = ApiError::from(StoreError::CommitUnknown("eof".into())).into();
+        assert_eq!(aws.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            aws.message.contains("may or may not have been applied"),
+            "{}",
+            aws.message
         );
     }
 

@@ -504,6 +504,8 @@ pub enum IamError {
     /// authorization refusal.
     AccessDenied(String),
     Internal(String),
+    /// The store is unavailable (HTTP 503, [`AwsError::unavailable`]).
+    Unavailable(Box<AwsError>),
 }
 
 impl From<IamError> for AwsError {
@@ -520,6 +522,7 @@ impl From<IamError> for AwsError {
             IamError::InvalidInput(m) => ("InvalidInput", StatusCode::BAD_REQUEST, m),
             IamError::AccessDenied(m) => ("AccessDenied", StatusCode::FORBIDDEN, m),
             IamError::Internal(detail) => return AwsError::internal("ServiceFailure", detail),
+            IamError::Unavailable(err) => return *err,
         };
         AwsError::new(code, status, message)
     }
@@ -527,7 +530,13 @@ impl From<IamError> for AwsError {
 
 impl From<StoreError> for IamError {
     fn from(e: StoreError) -> IamError {
-        IamError::Internal(e.to_string())
+        match e {
+            StoreError::Unavailable(m) => IamError::Unavailable(Box::new(AwsError::unavailable(m))),
+            StoreError::CommitUnknown(m) => {
+                IamError::Unavailable(Box::new(AwsError::outcome_unknown(m)))
+            }
+            e => IamError::Internal(e.to_string()),
+        }
     }
 }
 

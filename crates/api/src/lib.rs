@@ -1,6 +1,6 @@
 //! The control plane: the VPC Lattice REST-JSON API (`vpc-lattice/2022-11-30`) over the store,
-//! plus the admin endpoints (`/_trellis/health`, `/_trellis/revision`, `/_trellis/operations`,
-//! `/metrics`).
+//! plus the admin endpoints (`/_trellis/health` and its `live`, `ready` and `store` parts,
+//! `/_trellis/revision`, `/_trellis/operations`, `/metrics`).
 //!
 //! AWS wire shapes live only in this crate. Each resource family has its own module that maps
 //! wire DTOs to model documents; [`error`] is the one place failures become AWS error responses,
@@ -83,10 +83,11 @@ pub struct Inner {
     pub key_cache: trellis_sigv4::KeyCache,
     /// The store revision the data plane has applied (set by whoever follows the change feed).
     pub applied_revision: Arc<AtomicU64>,
-    /// Whether the data plane is ready; `/_trellis/health` answers 503 until it is.
+    /// Whether the data plane is ready (its first snapshot applied); `/_trellis/health/ready`
+    /// answers 503 until it is.
     pub data_plane_ready: Arc<AtomicBool>,
-    /// Listener ports the data plane could not bind at the last reconcile; `/_trellis/health`
-    /// answers 503 and lists them while any remain. Replaced wholesale by the data plane.
+    /// Listener ports the data plane could not bind at the last reconcile;
+    /// `/_trellis/health/ready` answers 503 and lists them while any remain. Replaced wholesale by the data plane.
     pub failed_ports: Arc<RwLock<Vec<FailedPort>>>,
     /// The adjustable account-level quotas (Lattice's defaults unless `trellis serve --quota`).
     pub quotas: Quotas,
@@ -291,7 +292,10 @@ pub fn router_with(state: AppState, extra: ExtraRoutes) -> Router {
     ));
     let listing = table.markdown();
     Router::new()
-        .route("/_trellis/health", get(health))
+        .route("/_trellis/health", get(ready))
+        .route("/_trellis/health/live", get(live))
+        .route("/_trellis/health/ready", get(ready))
+        .route("/_trellis/health/store", get(store_health))
         .route("/_trellis/revision", get(revision))
         .route("/metrics", get(metrics))
         .with_state(state.clone())
@@ -361,8 +365,23 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
     resp
 }
 
-async fn health(State(state): State<AppState>) -> Response {
-    let store_ok = state.store.revision().await.is_ok();
+/// How long `/_trellis/health/store` waits for the database before it answers 503: longer than
+/// the default acquire timeout, so that a pool that is merely opening a connection is not
+/// reported down, and short enough for any probe's timeout.
+pub const STORE_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Liveness: the process is up and its API answers. Never consults the store or the data
+/// plane, so a restart is never triggered by a database outage.
+async fn live() -> Response {
+    axum::Json(json!({ "live": true })).into_response()
+}
+
+/// Traffic readiness (`/_trellis/health/ready`, and `/_trellis/health` for compatibility): the
+/// data plane has applied a snapshot and every listener port is bound. Deliberately not the
+/// store: during a database outage the data plane keeps serving its last snapshot, and a load
+/// balancer that took every node out for it would turn a control-plane outage into a traffic
+/// outage.
+async fn ready(State(state): State<AppState>) -> Response {
     let dp = state.data_plane_ready.load(Ordering::Acquire);
     // A poisoned lock only means a writer panicked mid-replace; the list it left is still a list.
     let failed_ports = state
@@ -370,7 +389,8 @@ async fn health(State(state): State<AppState>) -> Response {
         .read()
         .unwrap_or_else(PoisonError::into_inner)
         .clone();
-    let status = if store_ok && dp && failed_ports.is_empty() {
+    let ready = dp && failed_ports.is_empty();
+    let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
@@ -378,13 +398,43 @@ async fn health(State(state): State<AppState>) -> Response {
     (
         status,
         axum::Json(json!({
+            "ready": ready,
             "api": true,
-            "store": store_ok,
             "dataPlane": dp,
+            "appliedRevision": state.applied_revision.load(Ordering::Acquire),
             "failedPorts": failed_ports,
         })),
     )
         .into_response()
+}
+
+/// Control-plane readiness: the store answers a read within [`STORE_PROBE_TIMEOUT`]. When it
+/// does not, API calls that need it are answered 503 ServiceUnavailableException.
+async fn store_health(State(state): State<AppState>) -> Response {
+    let backend = match state.global_store.backend() {
+        trellis_store::Backend::Sqlite => "sqlite",
+        trellis_store::Backend::Postgres => "postgres",
+    };
+    match state.global_store.probe(STORE_PROBE_TIMEOUT).await {
+        Ok(revision) => axum::Json(json!({
+            "store": true,
+            "backend": backend,
+            "revision": revision,
+        }))
+        .into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "store health probe failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(json!({
+                    "store": false,
+                    "backend": backend,
+                    "error": if e.is_unavailable() { "unavailable" } else { "failed" },
+                })),
+            )
+                .into_response()
+        }
+    }
 }
 
 async fn revision(State(state): State<AppState>) -> ApiResult<Response> {
@@ -414,4 +464,82 @@ async fn metrics(State(state): State<AppState>) -> Response {
         state.metrics.encode(),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod health_tests {
+    use super::*;
+    use http_body_util::BodyExt as _;
+    use tower::ServiceExt as _;
+
+    async fn get(app: &Router, path: &str) -> (StatusCode, serde_json::Value) {
+        let resp = app
+            .clone()
+            .oneshot(
+                axum::http::Request::get(path)
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let status = resp.status();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    /// Liveness never fails; readiness follows the data plane and bound ports, never the store;
+    /// the store's endpoint follows the store alone.
+    #[tokio::test]
+    async fn each_health_endpoint_checks_only_its_own_part() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&Store::sqlite_url(&dir.path().join("h.db")))
+            .await
+            .unwrap();
+        let ready = Arc::new(AtomicBool::new(false));
+        let state = AppState::new(
+            testutil::ctx(),
+            store.clone(),
+            RootCredentials {
+                access_key_id: "AKIDEXAMPLE".into(),
+                secret_access_key: "secret".into(),
+            },
+            Arc::default(),
+            Arc::new(AtomicU64::new(7)),
+            ready.clone(),
+        );
+        let app = router(state.clone());
+
+        assert_eq!(get(&app, "/_trellis/health/live").await.0, StatusCode::OK);
+        for path in ["/_trellis/health", "/_trellis/health/ready"] {
+            let (status, body) = get(&app, path).await;
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+            assert_eq!(body["dataPlane"], false, "{body}");
+        }
+        ready.store(true, Ordering::Release);
+        let (status, body) = get(&app, "/_trellis/health/ready").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(
+            (body["ready"].clone(), body["appliedRevision"].clone()),
+            (json!(true), json!(7))
+        );
+        state.failed_ports.write().unwrap().push(FailedPort {
+            port: 8080,
+            error: "address in use".into(),
+        });
+        let (status, body) = get(&app, "/_trellis/health").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(body["failedPorts"][0]["port"], 8080, "{body}");
+        state.failed_ports.write().unwrap().clear();
+
+        let (status, body) = get(&app, "/_trellis/health/store").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["backend"], "sqlite", "{body}");
+        store.close().await;
+        let (status, body) = get(&app, "/_trellis/health/store").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(body["store"], false, "{body}");
+        // The store being gone is not a reason to take traffic away from this node.
+        assert_eq!(get(&app, "/_trellis/health").await.0, StatusCode::OK);
+        assert_eq!(get(&app, "/_trellis/health/live").await.0, StatusCode::OK);
+    }
 }

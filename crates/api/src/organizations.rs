@@ -179,6 +179,8 @@ pub enum OrgError {
     CreateStatusNotFound(String),
     ConstraintViolation(String),
     Internal(String),
+    /// The store is unavailable (HTTP 503, [`AwsError::unavailable`]).
+    Unavailable(Box<AwsError>),
 }
 
 impl From<OrgError> for AwsError {
@@ -225,13 +227,20 @@ impl From<OrgError> for AwsError {
                     .with_member("Reason", "ACCOUNT_NUMBER_LIMIT_EXCEEDED")
             }
             OrgError::Internal(detail) => AwsError::internal("ServiceException", detail),
+            OrgError::Unavailable(err) => *err,
         }
     }
 }
 
 impl From<StoreError> for OrgError {
     fn from(e: StoreError) -> OrgError {
-        OrgError::Internal(e.to_string())
+        match e {
+            StoreError::Unavailable(m) => OrgError::Unavailable(Box::new(AwsError::unavailable(m))),
+            StoreError::CommitUnknown(m) => {
+                OrgError::Unavailable(Box::new(AwsError::outcome_unknown(m)))
+            }
+            e => OrgError::Internal(e.to_string()),
+        }
     }
 }
 

@@ -242,7 +242,11 @@ impl std::fmt::Debug for Credentials {
 
 /// The account's token key, created (32 bytes from the OS-seeded CSPRNG) by the first session.
 async fn token_key(state: &AppState) -> Result<Vec<u8>, AwsError> {
-    let internal = |e: StoreError| AwsError::internal("InternalFailure", e.to_string());
+    let internal = |e: StoreError| match e {
+        StoreError::Unavailable(m) => AwsError::unavailable(m),
+        StoreError::CommitUnknown(m) => AwsError::outcome_unknown(m),
+        e => AwsError::internal("InternalFailure", e.to_string()),
+    };
     if let Some(key) = state.identities.current().token_key() {
         return Ok(key.to_vec());
     }

@@ -121,6 +121,8 @@ pub enum TaggingError {
     PaginationTokenExpired(String),
     /// Anything else: logged with the request ID, answered generically (HTTP 500).
     Internal(String),
+    /// The store is unavailable (HTTP 503, [`AwsError::unavailable`]).
+    Unavailable(Box<AwsError>),
 }
 
 impl From<TaggingError> for AwsError {
@@ -137,6 +139,7 @@ impl From<TaggingError> for AwsError {
             TaggingError::Internal(detail) => {
                 AwsError::internal("InternalServiceException", detail)
             }
+            TaggingError::Unavailable(err) => *err,
         };
         // The model's exceptions spell their one member `Message`.
         err.with_message_member("Message")
@@ -174,6 +177,7 @@ impl From<ApiError> for TaggingError {
         match e {
             ApiError::Validation(v) => v.into(),
             ApiError::Internal(detail) => TaggingError::Internal(detail),
+            ApiError::Unavailable(err) => TaggingError::Unavailable(err),
             other => TaggingError::Internal(format!("{}: {}", other.code(), other.body())),
         }
     }

@@ -183,6 +183,8 @@ pub enum LogsError {
     NotFound(String),
     AlreadyExists(String),
     Internal(String),
+    /// The store is unavailable (HTTP 503, [`AwsError::unavailable`]).
+    Unavailable(Box<AwsError>),
 }
 
 impl From<LogsError> for AwsError {
@@ -200,13 +202,22 @@ impl From<LogsError> for AwsError {
             LogsError::Internal(detail) => {
                 AwsError::internal("ServiceUnavailableException", detail)
             }
+            LogsError::Unavailable(err) => *err,
         }
     }
 }
 
 impl From<StoreError> for LogsError {
     fn from(e: StoreError) -> Self {
-        LogsError::Internal(e.to_string())
+        match e {
+            StoreError::Unavailable(m) => {
+                LogsError::Unavailable(Box::new(AwsError::unavailable(m)))
+            }
+            StoreError::CommitUnknown(m) => {
+                LogsError::Unavailable(Box::new(AwsError::outcome_unknown(m)))
+            }
+            e => LogsError::Internal(e.to_string()),
+        }
     }
 }
 

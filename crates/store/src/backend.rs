@@ -10,17 +10,21 @@ use sqlx::sqlite::{
 };
 use sqlx::{Connection, Postgres, Sqlite, Transaction};
 
-use crate::error::{backend, redact};
-use crate::{Backend, Result, Revision, StoreError, StoreOptions};
+use crate::error::{db, redact};
+use crate::{Backend, PgLimits, Result, Revision, StoreError, StoreOptions};
 
 /// Runs `$body` with `$c` bound to the open transaction of whichever engine `$conn` holds. The
 /// body is expanded once per engine, so the same source compiles against both drivers' types;
-/// both arms must evaluate to the same type (rows are decoded into tuples for that reason).
+/// both arms must evaluate to the same `Result<_, sqlx::Error>` (rows are decoded into tuples for
+/// that reason). On PostgreSQL the body is bounded by the connection's client-side limit
+/// ([`bounded`]).
 macro_rules! on_conn {
     ($conn:expr, $c:ident => $body:expr) => {
         match $conn {
             $crate::backend::Conn::Sqlite($c) => $body,
-            $crate::backend::Conn::Postgres($c) => $body,
+            $crate::backend::Conn::Postgres($c, limit) => {
+                $crate::backend::bounded(*limit, async { $body }).await
+            }
         }
     };
 }
@@ -30,20 +34,48 @@ pub(crate) use on_conn;
 /// unreachable host fails at startup instead of hanging in TCP retries.
 const PG_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// How much longer than `statement_timeout` the node itself waits for an answer. The database
+/// cancels a statement at its timeout and answers at once; no answer by this margin later means
+/// the answer is not coming (a network that drops packets silently, a database host that froze),
+/// and the node gives up rather than wait for the operating system's TCP timeout.
+const CLIENT_MARGIN: Duration = Duration::from_secs(5);
+
 const SELECT_REVISION: &str = "SELECT revision FROM meta WHERE id = 1";
 const BUMP_REVISION: &str =
     "UPDATE meta SET revision = revision + 1 WHERE id = 1 RETURNING revision";
 
+/// A PostgreSQL pool carries its client-side limit: how long the node waits for any one answer
+/// (`statement_timeout` plus [`CLIENT_MARGIN`]; `None` when statements are not limited).
 #[derive(Clone)]
 pub(crate) enum Pool {
     Sqlite(SqlitePool),
-    Postgres(PgPool),
+    Postgres(PgPool, Option<Duration>),
 }
 
 /// An open transaction on either engine. Dropping it rolls back (sqlx queues the `ROLLBACK`).
+/// A PostgreSQL transaction keeps its pool's client-side limit.
 pub(crate) enum Conn {
     Sqlite(Transaction<'static, Sqlite>),
-    Postgres(Transaction<'static, Postgres>),
+    Postgres(Transaction<'static, Postgres>, Option<Duration>),
+}
+
+/// `fut` (one round trip to PostgreSQL), given up after `limit` as an I/O timeout — which the
+/// store classifies as `Unavailable`, or `CommitUnknown` for a `COMMIT`. The abandoned
+/// connection is not reused: its transaction is dropped, and the pool's ping before the next
+/// use fails on it.
+pub(crate) async fn bounded<T>(
+    limit: Option<Duration>,
+    fut: impl Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, sqlx::Error> {
+    match limit {
+        None => fut.await,
+        Some(limit) => tokio::time::timeout(limit, fut).await.unwrap_or_else(|_| {
+            Err(sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer from the database within {limit:?}"),
+            )))
+        }),
+    }
 }
 
 /// Opens a pool for `url` and checks that the database is reachable; every failure is a
@@ -52,7 +84,13 @@ pub(crate) async fn open(url: &str, options: &StoreOptions) -> Result<Pool> {
     if url.starts_with("sqlite:") {
         open_sqlite(url, options).await.map(Pool::Sqlite)
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        open_postgres(url, options).await.map(Pool::Postgres)
+        let limit = options
+            .postgres
+            .statement_timeout
+            .map(|t| t + CLIENT_MARGIN);
+        open_postgres(url, options)
+            .await
+            .map(|pool| Pool::Postgres(pool, limit))
     } else {
         Err(StoreError::Backend(format!(
             "unsupported store URL {:?}: expected sqlite:///path/to/trellis.db or postgres://…",
@@ -132,7 +170,8 @@ fn is_sqlite_busy(e: &sqlx::Error) -> bool {
 async fn open_postgres(url: &str, options: &StoreOptions) -> Result<PgPool> {
     let shown = redact(url);
     let connect = PgConnectOptions::from_str(url)
-        .map_err(|e| StoreError::Backend(format!("invalid PostgreSQL store URL {shown}: {e}")))?;
+        .map_err(|e| StoreError::Backend(format!("invalid PostgreSQL store URL {shown}: {e}")))?
+        .options(session_settings(&options.postgres));
     // One direct connection first: a pool retries failed connects until its acquire timeout,
     // but a bad URL or a server that is down should be reported at once and precisely.
     match tokio::time::timeout(PG_CONNECT_TIMEOUT, PgConnection::connect_with(&connect)).await {
@@ -151,9 +190,34 @@ async fn open_postgres(url: &str, options: &StoreOptions) -> Result<PgPool> {
             )));
         }
     }
+    // The pool pings a connection before handing it out (sqlx's default), so a connection the
+    // database dropped is replaced, and the acquire timeout bounds that ping too.
     Ok(PgPoolOptions::new()
         .max_connections(options.max_connections.max(2))
+        .acquire_timeout(options.postgres.acquire_timeout)
         .connect_lazy_with(connect))
+}
+
+/// The session settings every PostgreSQL connection starts with (sent as `-c name=value` in the
+/// startup packet, so they hold from the first statement and survive `DISCARD ALL`). Values are
+/// in milliseconds or seconds, PostgreSQL's units for these settings; 0 means "no limit".
+fn session_settings(limits: &PgLimits) -> Vec<(&'static str, String)> {
+    let ms = |d: Option<Duration>| d.map_or(0, |d| d.as_millis().max(1)).to_string();
+    let mut settings = vec![
+        ("statement_timeout", ms(limits.statement_timeout)),
+        ("lock_timeout", ms(limits.lock_timeout)),
+        (
+            "idle_in_transaction_session_timeout",
+            ms(limits.idle_in_transaction_timeout),
+        ),
+    ];
+    if let Some(idle) = limits.keepalive {
+        let idle = idle.as_secs().max(1);
+        settings.push(("tcp_keepalives_idle", idle.to_string()));
+        settings.push(("tcp_keepalives_interval", (idle / 2).max(1).to_string()));
+        settings.push(("tcp_keepalives_count", "3".to_string()));
+    }
+    settings
 }
 
 pub(crate) fn to_revision(value: i64) -> Result<Revision> {
@@ -165,7 +229,7 @@ impl Pool {
     pub(crate) fn backend(&self) -> Backend {
         match self {
             Pool::Sqlite(_) => Backend::Sqlite,
-            Pool::Postgres(_) => Backend::Postgres,
+            Pool::Postgres(..) => Backend::Postgres,
         }
     }
 
@@ -175,12 +239,14 @@ impl Pool {
     pub(crate) async fn begin_read(&self) -> Result<Conn> {
         match self {
             Pool::Sqlite(p) => p.begin().await.map(Conn::Sqlite),
-            Pool::Postgres(p) => p
-                .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                .await
-                .map(Conn::Postgres),
+            Pool::Postgres(p, limit) => bounded(
+                *limit,
+                p.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"),
+            )
+            .await
+            .map(|t| Conn::Postgres(t, *limit)),
         }
-        .map_err(|e| backend("begin read transaction", e))
+        .map_err(|e| db("begin read transaction", e))
     }
 
     /// A transaction that will write. SQLite takes the database write lock at `BEGIN IMMEDIATE`,
@@ -190,9 +256,11 @@ impl Pool {
     pub(crate) async fn begin_write(&self) -> Result<Conn> {
         match self {
             Pool::Sqlite(p) => p.begin_with("BEGIN IMMEDIATE").await.map(Conn::Sqlite),
-            Pool::Postgres(p) => p.begin().await.map(Conn::Postgres),
+            Pool::Postgres(p, limit) => bounded(*limit, p.begin())
+                .await
+                .map(|t| Conn::Postgres(t, *limit)),
         }
-        .map_err(|e| backend("begin write transaction", e))
+        .map_err(|e| db("begin write transaction", e))
     }
 
     pub(crate) async fn revision(&self) -> Result<Revision> {
@@ -202,20 +270,22 @@ impl Pool {
                     .fetch_one(p)
                     .await
             }
-            Pool::Postgres(p) => {
-                sqlx::query_scalar::<_, i64>(SELECT_REVISION)
-                    .fetch_one(p)
-                    .await
+            Pool::Postgres(p, limit) => {
+                bounded(
+                    *limit,
+                    sqlx::query_scalar::<_, i64>(SELECT_REVISION).fetch_one(p),
+                )
+                .await
             }
         }
-        .map_err(|e| backend("read revision", e))?;
+        .map_err(|e| db("read revision", e))?;
         to_revision(value)
     }
 
     pub(crate) async fn close(&self) {
         match self {
             Pool::Sqlite(p) => p.close().await,
-            Pool::Postgres(p) => p.close().await,
+            Pool::Postgres(p, _) => p.close().await,
         }
     }
 }
@@ -225,7 +295,7 @@ impl Conn {
         let value = on_conn!(self, c => sqlx::query_scalar::<_, i64>(SELECT_REVISION)
             .fetch_one(&mut **c)
             .await)
-        .map_err(|e| backend("read revision", e))?;
+        .map_err(|e| db("read revision", e))?;
         to_revision(value)
     }
 
@@ -235,21 +305,21 @@ impl Conn {
         let value = on_conn!(self, c => sqlx::query_scalar::<_, i64>(BUMP_REVISION)
             .fetch_one(&mut **c)
             .await)
-        .map_err(|e| backend("bump revision", e))?;
+        .map_err(|e| db("bump revision", e))?;
         to_revision(value)
     }
 
     pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
         match self {
             Conn::Sqlite(t) => t.commit().await,
-            Conn::Postgres(t) => t.commit().await,
+            Conn::Postgres(t, limit) => bounded(limit, t.commit()).await,
         }
     }
 
     pub(crate) async fn rollback(self) -> Result<(), sqlx::Error> {
         match self {
             Conn::Sqlite(t) => t.rollback().await,
-            Conn::Postgres(t) => t.rollback().await,
+            Conn::Postgres(t, limit) => bounded(limit, t.rollback()).await,
         }
     }
 }

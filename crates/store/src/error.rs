@@ -9,6 +9,66 @@ pub(crate) fn backend(context: &str, e: impl Display) -> StoreError {
     StoreError::Backend(format!("{context}: {e}"))
 }
 
+/// Classifies a driver error from `context`: the database being unreachable, shutting down or
+/// over one of the session's timeouts is `Unavailable` (the request may be retried later);
+/// anything else is `Backend`.
+pub(crate) fn db(context: &str, e: sqlx::Error) -> StoreError {
+    if is_unavailable(&e) {
+        StoreError::Unavailable(format!("{context}: {e}"))
+    } else {
+        backend(context, e)
+    }
+}
+
+/// Classifies a failed `COMMIT`. When the connection broke while the `COMMIT` was in flight,
+/// nobody knows whether the database applied it; a database error that answered the `COMMIT`
+/// means it did not.
+pub(crate) fn commit_error(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(_) => db("commit", e),
+        _ if is_unavailable(&e) => StoreError::CommitUnknown(format!(
+            "the connection to the database failed during COMMIT ({e}); the write may or may \
+             not have been applied"
+        )),
+        _ => backend("commit", e),
+    }
+}
+
+/// SQLSTATEs that say "not now" rather than "not this": PostgreSQL's connection exceptions
+/// (class 08), operator intervention (57: query canceled by `statement_timeout`, admin or crash
+/// shutdown, cannot connect now), `lock_not_available` (55P03, `lock_timeout`),
+/// `idle_in_transaction_session_timeout` (25P03), `too_many_connections` (53300).
+fn is_unavailable_state(state: &str) -> bool {
+    state.starts_with("08")
+        || state.starts_with("57")
+        || matches!(state, "55P03" | "25P03" | "53300")
+}
+
+fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code();
+            let code = code.as_deref().unwrap_or_default();
+            if db
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .is_some()
+            {
+                is_unavailable_state(code)
+            } else {
+                // SQLite reports its result code (extended codes in the high bytes): SQLITE_BUSY
+                // (5) once the busy timeout has passed.
+                code.parse::<i64>().is_ok_and(|n| n & 0xff == 5)
+            }
+        }
+        _ => false,
+    }
+}
+
 /// Classifies an error from inserting or updating `rec`.
 pub(crate) fn write_error(e: sqlx::Error, rec: &Record) -> StoreError {
     if let sqlx::Error::Database(db) = &e
@@ -19,7 +79,7 @@ pub(crate) fn write_error(e: sqlx::Error, rec: &Record) -> StoreError {
         let what = db.constraint().unwrap_or_else(|| db.message());
         return StoreError::Conflict(describe_conflict(what, rec));
     }
-    backend("write record", e)
+    db("write record", e)
 }
 
 fn describe_conflict(what: &str, rec: &Record) -> String {
@@ -67,7 +127,41 @@ pub(crate) fn redact(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::*;
+
+    #[test]
+    fn an_unreachable_database_is_unavailable_and_anything_else_a_backend_error() {
+        for e in [
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::PoolClosed,
+            sqlx::Error::Io(std::io::ErrorKind::ConnectionReset.into()),
+        ] {
+            assert!(matches!(db("x", e), StoreError::Unavailable(_)));
+        }
+        assert!(matches!(
+            db("x", sqlx::Error::RowNotFound),
+            StoreError::Backend(_)
+        ));
+        for state in ["08006", "57014", "57P01", "55P03", "25P03", "53300"] {
+            assert!(is_unavailable_state(state), "{state}");
+        }
+        for state in ["23505", "42P01", "40001"] {
+            assert!(!is_unavailable_state(state), "{state}");
+        }
+    }
+
+    /// A connection lost during COMMIT leaves the outcome unknown; an error that answered the
+    /// COMMIT (or a pool that never gave a connection) does not.
+    #[test]
+    fn a_commit_cut_off_is_reported_as_of_unknown_outcome() {
+        let e = commit_error(sqlx::Error::Io(std::io::ErrorKind::UnexpectedEof.into()));
+        assert!(matches!(&e, StoreError::CommitUnknown(m) if m.contains("may or may not")));
+        assert!(e.is_unavailable());
+        assert!(matches!(
+            commit_error(sqlx::Error::Protocol("garbled".into())),
+            StoreError::Backend(_)
+        ));
+    }
 
     #[test]
     fn redacts_only_the_password() {

@@ -44,7 +44,7 @@ pub(crate) fn spawn(
         ));
     }
     if options.listen
-        && let Pool::Postgres(pg) = pool
+        && let Pool::Postgres(pg, _) = pool
     {
         tokio::spawn(listen(pg.clone(), feed.clone(), shutdown.subscribe()));
     }

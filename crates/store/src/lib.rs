@@ -34,7 +34,20 @@
 //!   A parent of `""` shares the top-level scope with `None`; ids are never empty in practice.
 //! * **Errors.** Uniqueness violations are `Conflict` and leave the transaction usable on both
 //!   engines (each insert/update runs under a savepoint). Any other failed statement poisons the
-//!   transaction: later calls and `commit` return `Backend`, and nothing is committed.
+//!   transaction: later calls and `commit` return an error, and nothing is committed. Failures
+//!   that say "not now" — no connection within the acquire timeout, a broken connection, the
+//!   server shutting down, a lock, statement or idle-in-transaction timeout, SQLite still busy
+//!   after its busy timeout — are `Unavailable`; a connection lost while `COMMIT` was in flight is
+//!   `CommitUnknown` (the write may or may not have been applied); the rest is `Backend`.
+//! * **Bounded waits on PostgreSQL** ([`PgLimits`]). Every connection starts its session with a
+//!   `statement_timeout`, a `lock_timeout`, an `idle_in_transaction_session_timeout` and TCP
+//!   keepalives, so that a node stopped or cut off in the middle of a write holds the writer
+//!   lock only until the database ends its session; the pool's acquire timeout is short and a
+//!   writer's wait in this process's queue is bounded by the lock timeout, so a database that is
+//!   gone costs a request about that long, not a hang. The node also gives up on any one round
+//!   trip after `statement_timeout` plus a margin (`backend::bounded`), for a database that stops
+//!   answering without closing the connection. Migrations lift the lock and statement timeouts,
+//!   and that bound, for their own transaction.
 //!
 //! Keep read transactions short: on SQLite an open reader stops the WAL from being checkpointed,
 //! on PostgreSQL it holds back vacuum; a write transaction blocks every other writer.
@@ -110,6 +123,27 @@ pub enum StoreError {
     NotFound,
     #[error("store backend error: {0}")]
     Backend(String),
+    /// The database could not be reached or did not answer in time: the pool had no connection
+    /// within the acquire timeout, the connection broke, the server is shutting down, or a
+    /// statement hit the lock or statement timeout. Nothing was committed; the request may be
+    /// retried.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The connection failed while `COMMIT` was in flight: the write may or may not have been
+    /// applied. A retry with the same idempotency token is safe.
+    #[error("store commit outcome unknown: {0}")]
+    CommitUnknown(String),
+}
+
+impl StoreError {
+    /// Whether this is [`StoreError::Unavailable`] or [`StoreError::CommitUnknown`]: the store,
+    /// not the request, is at fault, and the same request may succeed later.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Unavailable(_) | StoreError::CommitUnknown(_)
+        )
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -135,6 +169,8 @@ pub struct StoreOptions {
     /// SQLite only: how long a writer waits for another process's write lock before failing.
     /// Default: 30 seconds.
     pub busy_timeout: Duration,
+    /// PostgreSQL only: the session limits every pooled connection gets (see [`PgLimits`]).
+    pub postgres: PgLimits,
 }
 
 impl Default for StoreOptions {
@@ -144,6 +180,45 @@ impl Default for StoreOptions {
             listen: true,
             max_connections: 10,
             busy_timeout: Duration::from_secs(30),
+            postgres: PgLimits::default(),
+        }
+    }
+}
+
+/// How long a PostgreSQL node waits for the database before it gives up, so that a database
+/// that is gone, slow or held by a stuck node costs each request a bounded wait instead of a
+/// hang. Every pooled connection (and the `LISTEN` connection) starts its session with these
+/// settings; `None` leaves the server's own setting (PostgreSQL's default: no limit).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PgLimits {
+    /// `statement_timeout`: the longest any one statement may run. Default: 30 seconds.
+    pub statement_timeout: Option<Duration>,
+    /// `lock_timeout`: the longest a statement waits for a lock — above all the writer lock (the
+    /// `meta` row) that another node holds while it writes. Also bounds the wait in this
+    /// process's own writer queue. Default: 5 seconds.
+    pub lock_timeout: Option<Duration>,
+    /// `idle_in_transaction_session_timeout`: the database ends a session that sits in an open
+    /// transaction doing nothing for this long, releasing its locks — a node stopped (SIGSTOP, a
+    /// VM pause) or cut off while it held the writer lock blocks the others' writes no longer
+    /// than this. Default: 10 seconds.
+    pub idle_in_transaction_timeout: Option<Duration>,
+    /// `tcp_keepalives_idle` (the probe interval is half of it, three probes): the database
+    /// notices a node that vanished without closing its connections (power loss, a network
+    /// partition) and ends its sessions. Default: 10 seconds.
+    pub keepalive: Option<Duration>,
+    /// How long a request waits for a pooled connection (including opening one) before the store
+    /// answers [`StoreError::Unavailable`]. Default: 2 seconds.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PgLimits {
+    fn default() -> Self {
+        PgLimits {
+            statement_timeout: Some(Duration::from_secs(30)),
+            lock_timeout: Some(Duration::from_secs(5)),
+            idle_in_transaction_timeout: Some(Duration::from_secs(10)),
+            keepalive: Some(Duration::from_secs(10)),
+            acquire_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -171,6 +246,10 @@ pub(crate) struct Inner {
     feed: watch::Sender<Revision>,
     /// Queues this process's writers before they reach the database lock (see the module docs).
     write_lock: Arc<Mutex<()>>,
+    /// How long a writer waits in that queue before the store reports itself unavailable
+    /// (PostgreSQL: the lock timeout, since the writer ahead may be waiting on another node;
+    /// SQLite: no bound, the writer ahead holds the file's lock only briefly).
+    write_queue_timeout: Option<Duration>,
     /// Background tasks stop when this is set or dropped (the last `Store` clone going away).
     shutdown: watch::Sender<bool>,
 }
@@ -185,6 +264,10 @@ impl Store {
     /// [`Store::connect`] with explicit [`StoreOptions`].
     pub async fn connect_with(url: &str, options: StoreOptions) -> Result<Store> {
         let pool = backend::open(url, &options).await?;
+        let write_queue_timeout = match pool.backend() {
+            Backend::Postgres => options.postgres.lock_timeout,
+            Backend::Sqlite => None,
+        };
         migrate::run(&pool).await?;
         let revision = pool.revision().await?;
 
@@ -197,6 +280,7 @@ impl Store {
                 pool,
                 feed,
                 write_lock: Arc::new(Mutex::new(())),
+                write_queue_timeout,
                 shutdown,
             }),
             account: None,
@@ -266,6 +350,15 @@ impl Store {
         self.inner.pool.revision().await
     }
 
+    /// Whether the database answers now: reads the revision, giving up after `within` (a
+    /// connection that hangs without failing — a network partition — is cut short here, not by
+    /// the driver). For health checks.
+    pub async fn probe(&self, within: Duration) -> Result<Revision> {
+        tokio::time::timeout(within, self.revision())
+            .await
+            .map_err(|_| StoreError::Unavailable(format!("no answer within {within:?}")))?
+    }
+
     /// The change feed: the latest committed revision (local commits and, on PostgreSQL, other nodes').
     pub fn subscribe(&self) -> watch::Receiver<Revision> {
         self.inner.feed.subscribe()
@@ -292,7 +385,16 @@ impl Store {
 
     /// A write transaction: writers are serialized; `commit` bumps the revision.
     pub async fn write(&self) -> Result<Tx> {
-        let guard = self.inner.write_lock.clone().lock_owned().await;
+        let queued = self.inner.write_lock.clone().lock_owned();
+        let guard = match self.inner.write_queue_timeout {
+            None => queued.await,
+            Some(limit) => tokio::time::timeout(limit, queued).await.map_err(|_| {
+                StoreError::Unavailable(format!(
+                    "waited {limit:?} behind this node's other writers, which are waiting for \
+                     the database's writer lock"
+                ))
+            })?,
+        };
         let mut conn = self.inner.pool.begin_write().await?;
         let revision = match conn.bump_revision().await {
             Ok(revision) => revision,

@@ -62,7 +62,15 @@ pub(crate) async fn run(pool: &Pool) -> Result<()> {
 }
 
 async fn apply(conn: &mut Conn) -> Result<()> {
-    if let Conn::Postgres(c) = conn {
+    if let Conn::Postgres(c, limit) = conn {
+        // A node starting while another migrates waits for it however long that takes, and a
+        // migration may rewrite a large table: the session's lock and statement timeouts (meant
+        // for the request path) do not apply here, nor does the node's own limit.
+        *limit = None;
+        sqlx::raw_sql("SET LOCAL lock_timeout = 0; SET LOCAL statement_timeout = 0")
+            .execute(&mut **c)
+            .await
+            .map_err(|e| backend("lift timeouts for migration", e))?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(MIGRATION_LOCK_KEY)
             .execute(&mut **c)

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tokio::sync::OwnedMutexGuard;
 
 use crate::backend::{Conn, on_conn};
-use crate::error::{backend, write_error};
+use crate::error::{backend, commit_error, db, write_error};
 use crate::{
     IdempotencyEntry, Inner, JsonPage, NOTIFY_CHANNEL, Record, Result, Revision, StoreError,
 };
@@ -175,7 +175,7 @@ impl Tx {
     fn check<T>(&mut self, result: Result<T, sqlx::Error>, context: &str) -> Result<T> {
         result.map_err(|e| {
             self.poisoned = true;
-            backend(context, e)
+            db(context, e)
         })
     }
 
@@ -345,13 +345,16 @@ impl Tx {
                     .fetch_one(&mut **c)
                     .await
             }
-            Conn::Postgres(c) => {
-                sqlx::query_as::<_, PageRow>(POSTGRES)
-                    .bind(kind)
-                    .bind(after_seq)
-                    .bind(limit)
-                    .fetch_one(&mut **c)
-                    .await
+            Conn::Postgres(c, bound) => {
+                crate::backend::bounded(
+                    *bound,
+                    sqlx::query_as::<_, PageRow>(POSTGRES)
+                        .bind(kind)
+                        .bind(after_seq)
+                        .bind(limit)
+                        .fetch_one(&mut **c),
+                )
+                .await
             }
         };
         let (elements, count, last_seq) = self.check(result, "list records as JSON")?;
@@ -644,21 +647,24 @@ impl Tx {
             ));
         }
         if write_guard.is_some()
-            && let Conn::Postgres(c) = &mut conn
+            && let Conn::Postgres(c, limit) = &mut conn
         {
             // Sent inside the transaction, so PostgreSQL delivers it exactly when (and only if)
             // the commit succeeds.
-            let notified = sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(NOTIFY_CHANNEL)
-                .bind(revision.to_string())
-                .execute(&mut **c)
-                .await;
+            let notified = crate::backend::bounded(
+                *limit,
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(NOTIFY_CHANNEL)
+                    .bind(revision.to_string())
+                    .execute(&mut **c),
+            )
+            .await;
             if let Err(e) = notified {
                 let _ = conn.rollback().await;
-                return Err(backend("notify revision", e));
+                return Err(db("notify revision", e));
             }
         }
-        conn.commit().await.map_err(|e| backend("commit", e))?;
+        conn.commit().await.map_err(commit_error)?;
         if write_guard.is_some() {
             // Published before the writer lock is released, so local subscribers see this
             // process's revisions in order.
@@ -669,9 +675,6 @@ impl Tx {
     }
 
     pub async fn rollback(self) -> Result<()> {
-        self.conn
-            .rollback()
-            .await
-            .map_err(|e| backend("rollback", e))
+        self.conn.rollback().await.map_err(|e| db("rollback", e))
     }
 }

@@ -35,6 +35,7 @@ conformance!(
     subscribe_sees_commits,
     second_store_sees_commits,
     writers_are_serialized_across_stores,
+    a_held_writer_lock_makes_other_writers_unavailable,
     concurrent_writers_lose_no_updates,
     read_transaction_is_consistent,
     read_transaction_refuses_writes,
@@ -851,6 +852,34 @@ mod cases {
         assert_eq!(tx.count("a", None).await.unwrap(), 3);
     }
 
+    /// A writer that waits longer than its bound for the database's writer lock (held by another
+    /// Store, as another node or process would) fails with `Unavailable`, not a generic error,
+    /// and nothing it did is committed; once the lock is free, writes succeed again. The bound is
+    /// the lock timeout on PostgreSQL and the busy timeout on SQLite.
+    pub async fn a_held_writer_lock_makes_other_writers_unavailable(db: TestDb) {
+        let holder = db.open().await;
+        let short = StoreOptions {
+            busy_timeout: Duration::from_millis(200),
+            postgres: trellis_store::PgLimits {
+                lock_timeout: Some(Duration::from_millis(200)),
+                ..trellis_store::PgLimits::default()
+            },
+            ..StoreOptions::default()
+        };
+        let waiter = db.open_with(short).await;
+        let before = waiter.revision().await.unwrap();
+        let held = holder.write().await.unwrap();
+        let err = waiter.write().await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::Unavailable(_)),
+            "expected Unavailable, got {err:?}"
+        );
+        assert!(err.is_unavailable());
+        held.rollback().await.unwrap();
+        assert_eq!(waiter.revision().await.unwrap(), before);
+        insert_all(&waiter, &[rec("a", "after")]).await;
+    }
+
     /// The database lock (not just the in-process queue) serializes writers: a writer on a second
     /// Store waits for the first to commit, then sees its changes.
     pub async fn writers_are_serialized_across_stores(db: TestDb) {
@@ -1267,6 +1296,100 @@ mod cases {
             4
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL-only: the session limits.
+
+/// A session left idle inside a write transaction (a node stopped mid-write) is ended by the
+/// database after the configured `idle_in_transaction_session_timeout`, which frees the writer
+/// lock for the others; the stalled writer's next statement fails as `Unavailable`. (The lock
+/// timeout is covered on both engines by `a_held_writer_lock_makes_other_writers_unavailable`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_idle_writers_lose_the_writer_lock() {
+    harness::run_postgres("session_limits", |db| async move {
+        let limits = trellis_store::PgLimits {
+            idle_in_transaction_timeout: Some(Duration::from_millis(300)),
+            ..trellis_store::PgLimits::default()
+        };
+        let store = db
+            .open_with(StoreOptions {
+                postgres: limits,
+                ..StoreOptions::default()
+            })
+            .await;
+        let mut stalled = store.write().await.unwrap();
+        let other = db.open().await;
+        // The stalled writer holds the lock until the database ends its idle session; the other
+        // store's writer (default 5 s lock timeout) then gets it.
+        let revision = insert_all(&other, &[rec("a", "1")]).await;
+        assert!(revision > 0);
+        let err = stalled.insert(&rec("a", "2")).await.unwrap_err();
+        assert!(err.is_unavailable(), "{err:?}");
+        drop(stalled);
+    })
+    .await;
+}
+
+/// A database that stops answering without closing the connection (a frozen host, a network
+/// that drops packets silently: here its backend process is stopped with SIGSTOP, so neither
+/// its statement timeout nor a TCP error can end the wait) costs a statement the node's own
+/// bound, `statement_timeout` plus a margin, and is reported `Unavailable`, not a hang.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_database_that_stops_answering_is_unavailable_after_the_client_bound() {
+    use sqlx::Connection;
+    harness::run_postgres("frozen_backend", |db| async move {
+        let app = "trellis-frozen-backend";
+        let sep = if db.url.contains('?') { '&' } else { '?' };
+        let store = Store::connect_with(
+            &format!("{}{sep}application_name={app}", db.url),
+            StoreOptions {
+                poll_interval: None,
+                listen: false,
+                postgres: trellis_store::PgLimits {
+                    statement_timeout: Some(Duration::from_secs(1)),
+                    ..trellis_store::PgLimits::default()
+                },
+                ..StoreOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+        let mut tx = store.read().await.unwrap();
+        let mut admin = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        let pid: i32 = sqlx::query_scalar(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = $1 \
+             AND state = 'idle in transaction'",
+        )
+        .bind(app)
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+        let signal = |sig: &str| {
+            let status = std::process::Command::new("kill")
+                .args([sig, &pid.to_string()])
+                .status()
+                .unwrap();
+            assert!(status.success(), "kill {sig} {pid}");
+        };
+        signal("-STOP");
+        let result = tokio::time::timeout(Duration::from_secs(60), tx.get("a", "1")).await;
+        signal("-CONT");
+        let err = result
+            .expect("the store's own bound ends the wait")
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        drop(tx);
+        sqlx::query("SELECT pg_terminate_backend($1)")
+            .bind(pid)
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        // The abandoned connection is not handed out again: the next read works.
+        let mut tx = store.read().await.unwrap();
+        assert_eq!(tx.get("a", "1").await.unwrap(), None);
+    })
+    .await;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 //! The data plane's wiring into the API: `trellis serve` starts [`trellis_dataplane::DataPlane`]
-//! through [`start`]; its bind failures go to `/_trellis/health` ([`status`]), its health
+//! through [`start`]; its bind failures go to `/_trellis/health/ready` ([`status`]), its health
 //! checker to ListTargets ([`health_source`]), and its auth stage authenticates callers from the
 //! API's identity index ([`credentials`]). Everything else of the data plane (loading,
 //! following the change feed, the apply order, DNS) is `trellis_dataplane`'s.

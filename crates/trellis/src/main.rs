@@ -7,9 +7,11 @@ mod ca;
 mod conn_limits;
 mod credentials;
 mod dataplane;
+mod db_limits;
 mod functions;
 mod logs;
 mod serve;
+mod status;
 
 use clap::{Parser, Subcommand};
 
@@ -36,6 +38,9 @@ enum Command {
     /// Member accounts: `trellis accounts credentials ID` prints a new account's root
     /// credentials, once.
     Accounts(accounts::AccountsArgs),
+    /// Print a running server's liveness, traffic readiness and store readiness; exits non-zero
+    /// unless it is ready to serve traffic.
+    Status(status::StatusArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -52,6 +57,7 @@ fn main() -> std::process::ExitCode {
         Command::Ca(args) => ca::run(args),
         Command::Logs(args) => logs::run(args),
         Command::Accounts(args) => accounts::run(args),
+        Command::Status(args) => status::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

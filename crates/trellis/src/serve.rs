@@ -91,6 +91,11 @@ pub struct ServeArgs {
     /// --api-body-budget-mib).
     #[command(flatten)]
     api_limits: crate::api_limits::ApiLimitArgs,
+    /// How long a node waits for its PostgreSQL store (--db-statement-timeout,
+    /// --db-lock-timeout, --db-idle-in-transaction-timeout, --db-keepalive,
+    /// --db-acquire-timeout).
+    #[command(flatten)]
+    db_limits: crate::db_limits::DbLimitArgs,
 }
 
 /// The longest `--deregistration-delay` (an hour, the longest draining time AWS load balancers
@@ -160,6 +165,7 @@ fn check_args(args: &ServeArgs) -> anyhow::Result<()> {
     args.functions.check(&args.region)?;
     args.conn_limits.check()?;
     args.api_limits.check()?;
+    args.db_limits.check()?;
     Ok(())
 }
 
@@ -295,7 +301,11 @@ async fn serve(
         None => format!("sqlite://{}", data_dir.join("trellis.db").display()),
     };
     let shutdown = shutdown_signal()?;
-    let store = Store::connect(&store_url)
+    let store_options = trellis_store::StoreOptions {
+        postgres: args.db_limits.limits(),
+        ..trellis_store::StoreOptions::default()
+    };
+    let store = Store::connect_with(&store_url, store_options)
         .await
         .with_context(|| "cannot open the store".to_string())?;
     let listener = tokio::net::TcpListener::bind(args.api_listen)

@@ -12,6 +12,11 @@ pub enum Fault {
     Receiver,
 }
 
+/// The code of [`AwsError::unavailable`]. AWS's JSON services model it under this name (CloudWatch
+/// Logs, among others); SDKs retry it as a transient error. Every service Trellis serves may
+/// answer it, whatever the operation declares.
+pub const SERVICE_UNAVAILABLE: &str = "ServiceUnavailableException";
+
 /// An error response before a protocol shapes it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AwsError {
@@ -54,6 +59,40 @@ impl AwsError {
             code,
             StatusCode::INTERNAL_SERVER_ERROR,
             "An internal error occurred",
+        );
+        e.internal_detail = Some(detail.into());
+        e
+    }
+
+    /// The server cannot answer now but may later — its store is unreachable, busy or held by
+    /// a stuck node: [`SERVICE_UNAVAILABLE`] with HTTP 503, in every service and protocol.
+    /// Nothing was changed. Clients see a fixed message with the request ID; `detail` goes only
+    /// to the log.
+    pub fn unavailable(detail: impl Into<String>) -> AwsError {
+        AwsError::unavailable_with(
+            "The service is temporarily unavailable: its database cannot be reached or did not \
+             answer in time. Nothing was changed; retry the request.",
+            detail,
+        )
+    }
+
+    /// As [`AwsError::unavailable`] for a write whose `COMMIT` was cut off: it may or may not
+    /// have been applied. A retry with the same `clientToken` (where the operation takes one)
+    /// is answered from the first attempt if that one was applied.
+    pub fn outcome_unknown(detail: impl Into<String>) -> AwsError {
+        AwsError::unavailable_with(
+            "The service is temporarily unavailable: the connection to its database failed while \
+             this write was being committed, so it may or may not have been applied. Retry with \
+             the same client token, or read the resource to find out.",
+            detail,
+        )
+    }
+
+    fn unavailable_with(message: &str, detail: impl Into<String>) -> AwsError {
+        let mut e = AwsError::new(
+            SERVICE_UNAVAILABLE,
+            StatusCode::SERVICE_UNAVAILABLE,
+            message,
         );
         e.internal_detail = Some(detail.into());
         e

@@ -19,7 +19,7 @@ pub mod request_id;
 pub mod service;
 pub mod table;
 
-pub use error::{AwsError, Fault};
+pub use error::{AwsError, Fault, SERVICE_UNAVAILABLE};
 pub use operation::{Authorize, AuthorizeFuture, Authorizer, Call, Http, Operation, OperationMeta};
 pub use request_id::{RequestId, deferred};
 pub use service::{Protocol, Service, ServiceErrors};

@@ -60,7 +60,7 @@ impl OperationMeta {
 
     /// Whether the operation may answer with error `code`: one it declares, or one the front
     /// door raises for any operation of its service (an undecodable or oversized input, an
-    /// internal failure, throttling, the service's `common` codes).
+    /// internal failure, throttling, the store being unavailable, the service's `common` codes).
     pub fn declares(&self, code: &str) -> bool {
         let e = &self.service.errors;
         // The query protocols answer an exception's `error.code`, which the IAM model gives as
@@ -73,6 +73,7 @@ impl OperationMeta {
             || e.common.contains(&code)
             || code == e.internal_code
             || code == e.throttling_code
+            || code == crate::error::SERVICE_UNAVAILABLE
             || code == (e.bad_input)(String::new()).code
             || code == self.too_large_error().code
             || code == (e.unknown_operation)("").code

@@ -174,6 +174,8 @@ pub struct Ec2Error {
     code: &'static str,
     message: String,
     internal: bool,
+    /// Set when the store is unavailable: the front door's [`AwsError::unavailable`] (503).
+    unavailable: Option<Box<AwsError>>,
 }
 
 impl Ec2Error {
@@ -182,12 +184,24 @@ impl Ec2Error {
             code,
             message: message.into(),
             internal: false,
+            unavailable: None,
+        }
+    }
+
+    /// An internal failure: logged with the request ID, answered generically.
+    fn internal(message: impl Into<String>) -> Ec2Error {
+        Ec2Error {
+            internal: true,
+            ..Ec2Error::new("InternalError", message)
         }
     }
 }
 
 impl From<Ec2Error> for AwsError {
     fn from(e: Ec2Error) -> AwsError {
+        if let Some(err) = e.unavailable {
+            return *err;
+        }
         if e.internal {
             return AwsError::internal("InternalError", e.message);
         }
@@ -197,10 +211,14 @@ impl From<Ec2Error> for AwsError {
 
 impl From<StoreError> for Ec2Error {
     fn from(e: StoreError) -> Ec2Error {
+        let unavailable = match &e {
+            StoreError::Unavailable(m) => Some(Box::new(AwsError::unavailable(m.clone()))),
+            StoreError::CommitUnknown(m) => Some(Box::new(AwsError::outcome_unknown(m.clone()))),
+            _ => None,
+        };
         Ec2Error {
-            code: "InternalError",
-            message: e.to_string(),
-            internal: true,
+            unavailable,
+            ..Ec2Error::internal(e.to_string())
         }
     }
 }
@@ -335,19 +353,12 @@ fn new_id(prefix: &str) -> String {
 }
 
 fn encode<T: Serialize>(doc: &T) -> Ec2Result<serde_json::Value> {
-    serde_json::to_value(doc).map_err(|e| Ec2Error {
-        code: "InternalError",
-        message: e.to_string(),
-        internal: true,
-    })
+    serde_json::to_value(doc).map_err(|e| Ec2Error::internal(e.to_string()))
 }
 
 fn decode<T: serde::de::DeserializeOwned>(rec: Record) -> Ec2Result<T> {
-    serde_json::from_value(rec.body).map_err(|e| Ec2Error {
-        code: "InternalError",
-        message: format!("a stored {} does not decode: {e}", rec.kind),
-        internal: true,
-    })
+    serde_json::from_value(rec.body)
+        .map_err(|e| Ec2Error::internal(format!("a stored {} does not decode: {e}", rec.kind)))
 }
 
 fn record(

@@ -31,6 +31,8 @@ pub enum LambdaError {
     /// The function's runtime cannot run here (`InvalidRuntimeException`, 502): this host
     /// cannot isolate runtime processes.
     InvalidRuntime(String),
+    /// The store is unavailable (HTTP 503, [`AwsError::unavailable`]).
+    Unavailable(Box<AwsError>),
     /// An error from the remote Lambda endpoint, passed on unchanged.
     Remote {
         status: u16,
@@ -55,6 +57,7 @@ impl LambdaError {
             LambdaError::TooManyRequests => "TooManyRequestsException",
             LambdaError::Service(_) => "ServiceException",
             LambdaError::InvalidRuntime(_) => "InvalidRuntimeException",
+            LambdaError::Unavailable(_) => trellis_wire::SERVICE_UNAVAILABLE,
             LambdaError::Remote { error_type, .. } => error_type,
         }
     }
@@ -73,6 +76,7 @@ impl LambdaError {
             LambdaError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             LambdaError::Service(_) => StatusCode::INTERNAL_SERVER_ERROR,
             LambdaError::InvalidRuntime(_) => StatusCode::BAD_GATEWAY,
+            LambdaError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             LambdaError::Remote { status, .. } => {
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY)
             }
@@ -92,6 +96,7 @@ impl LambdaError {
             | LambdaError::Service(m)
             | LambdaError::InvalidRuntime(m) => m,
             LambdaError::TooManyRequests => "Rate Exceeded.",
+            LambdaError::Unavailable(e) => &e.message,
             LambdaError::Remote { .. } => "",
         }
     }
@@ -119,6 +124,9 @@ impl LambdaError {
 
 impl From<LambdaError> for AwsError {
     fn from(e: LambdaError) -> AwsError {
+        if let LambdaError::Unavailable(err) = e {
+            return (*err).with_member("Type", "Service");
+        }
         if let LambdaError::Service(detail) = &e {
             return AwsError::internal("ServiceException", detail.clone())
                 .with_message_member("Message")
@@ -172,6 +180,12 @@ impl From<StoreError> for LambdaError {
             )),
             StoreError::NotFound => LambdaError::NotFound("Resource not found".into()),
             StoreError::Backend(m) => LambdaError::Service(format!("store: {m}")),
+            StoreError::Unavailable(m) => {
+                LambdaError::Unavailable(Box::new(AwsError::unavailable(m)))
+            }
+            StoreError::CommitUnknown(m) => {
+                LambdaError::Unavailable(Box::new(AwsError::outcome_unknown(m)))
+            }
         }
     }
 }

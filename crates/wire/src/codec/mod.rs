@@ -13,6 +13,7 @@ mod query;
 mod rest_json;
 mod xml;
 
+use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::Response;
 use bytes::Bytes;
@@ -90,7 +91,11 @@ pub fn output_response<O: Serialize>(
 /// request ID, and answered without their detail.
 pub fn error_response(service: &Service, request_id: &RequestId, err: AwsError) -> Response {
     if let Some(detail) = &err.internal_detail {
-        tracing::error!(request_id = %request_id, code = %err.code, detail = %detail, "internal error");
+        if err.status == StatusCode::SERVICE_UNAVAILABLE {
+            tracing::warn!(request_id = %request_id, code = %err.code, detail = %detail, "service unavailable");
+        } else {
+            tracing::error!(request_id = %request_id, code = %err.code, detail = %detail, "internal error");
+        }
     }
     let mut resp = match service.protocol {
         Protocol::RestJson1 => rest_json::error(&err, request_id),
