@@ -297,3 +297,55 @@ def test_custom_domain_names_follow_private_dns(world):
     # The generated name resolves in all three.
     for source in ("127.0.11.5", "127.0.12.5", "127.0.13.5"):
         assert dig_from(world.server, source, svc.dns_name) == [INGRESS]
+
+
+def test_security_group_changes_under_load(world):
+    """While one client calls without pause, another client's rule is added and revoked, again
+    and again: the steady client never fails, and the other is admitted exactly while its rule
+    is applied (every request between two applied revisions is checked against the rule then in
+    force)."""
+    import threading
+
+    vpc = world.ec2.create_vpc(CidrBlock="127.0.14.0/24")["Vpc"]["VpcId"]
+    sg = world.ec2.create_security_group(GroupName=unique("load"), Description="load", VpcId=vpc)["GroupId"]
+    steady_rule = [{"IpProtocol": "tcp", "FromPort": world.port, "ToPort": world.port,
+                    "IpRanges": [{"CidrIp": "127.0.14.10/32"}]}]
+    flip_rule = [{"IpProtocol": "tcp", "FromPort": world.port, "ToPort": world.port,
+                  "IpRanges": [{"CidrIp": "127.0.14.20/32"}]}]
+    world.ec2.authorize_security_group_ingress(GroupId=sg, IpPermissions=steady_rule)
+    world.lattice.create_service_network_vpc_association(serviceNetworkIdentifier=world.one.sn["id"],
+                                                         vpcIdentifier=vpc, securityGroupIds=[sg])
+    wait_until_applied(world.server)
+
+    stop, failures, served = threading.Event(), [], [0]
+
+    def steady():
+        caller = world.caller(world.one, "127.0.14.10")
+        while not stop.is_set():
+            try:
+                r = caller.request("/")
+                if r.status != 200:
+                    failures.append(r.status)
+                served[0] += 1
+            except Exception as e:  # noqa: BLE001 - any failure of an admitted client counts
+                failures.append(repr(e))
+                caller.close()
+
+    thread = threading.Thread(target=steady)
+    thread.start()
+    try:
+        flipper = world.caller(world.one, "127.0.14.20")
+        for _ in range(5):
+            world.ec2.authorize_security_group_ingress(GroupId=sg, IpPermissions=flip_rule)
+            wait_until_applied(world.server)
+            assert flipper.request("/").status == 200
+            world.ec2.revoke_security_group_ingress(GroupId=sg, IpPermissions=flip_rule)
+            wait_until_applied(world.server)
+            # An open connection is refused its next request; a new one gets no connection.
+            assert flipper.request("/").status == 403
+            flipper.close()
+            assert refused(flipper)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert failures == [] and served[0] > 0, (failures[:5], served[0])
