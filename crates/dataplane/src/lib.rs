@@ -69,6 +69,8 @@ pub struct DataPlaneConfig {
     pub open_network: bool,
     /// Trusted PROXY protocol v2 senders (`--proxy-protocol-from`).
     pub proxy_protocol_from: Vec<ipnet::IpNet>,
+    /// Resolvers the DNS server forwards names it does not own to (`--dns-upstream`).
+    pub dns_upstreams: Vec<SocketAddr>,
 }
 
 /// What the data plane reports through the API's admin endpoints (shared with its `AppState`).
@@ -143,7 +145,8 @@ impl DataPlane {
         )));
         let dns = DnsServer::bind(config.dns_listen, zone_rx)
             .await
-            .with_context(|| format!("cannot listen on --dns-listen {}", config.dns_listen))?;
+            .with_context(|| format!("cannot listen on --dns-listen {}", config.dns_listen))?
+            .with_upstreams(config.dns_upstreams.clone());
         let dns_addr = dns.local_addr();
         if let Some(metrics) = &status.metrics {
             let stats = dns.stats();

@@ -18,7 +18,8 @@
 //! | SOA at a zone apex or custom domain name | NOERROR, AA, the SOA |
 //! | ancestor of a known name inside a zone (empty non-terminal) | NODATA, as above |
 //! | other name inside a zone | NXDOMAIN, AA, the zone's SOA in authority |
-//! | name outside every zone that is not a custom domain name; AXFR/IXFR; class other than IN | REFUSED |
+//! | name outside every zone that is not a custom domain name | forwarded to the upstreams ([`DnsServer::with_upstreams`]; SERVFAIL if none answers), else REFUSED |
+//! | AXFR/IXFR; class other than IN | REFUSED |
 //! | not exactly one question | FORMERR |
 //! | opcode other than QUERY | NOTIMP |
 //! | EDNS version above 0 | BADVERS |
@@ -54,8 +55,10 @@
 //! # }
 //! ```
 
+mod forward;
 mod server;
 mod zone;
 
+pub use forward::UPSTREAM_TIMEOUT;
 pub use server::{DnsServer, DnsStats, answer_bytes};
 pub use zone::{TTL, Zone};

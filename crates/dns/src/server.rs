@@ -83,6 +83,7 @@ impl DnsServer {
                         handler: Handler {
                             zone: ZoneReader::new(zone),
                             stats: Arc::default(),
+                            upstreams: Arc::from([]),
                         },
                     });
                 }
@@ -97,6 +98,14 @@ impl DnsServer {
                 Err(error) => return Err(context(error, "TCP", local_addr)),
             }
         }
+    }
+
+    /// Forwards queries for names outside Trellis's zones and custom domain names to
+    /// `upstreams`, tried in order (the server is then a machine's whole resolver); without
+    /// upstreams such queries are REFUSED.
+    pub fn with_upstreams(mut self, upstreams: Vec<SocketAddr>) -> DnsServer {
+        self.handler.upstreams = Arc::from(upstreams);
+        self
     }
 
     /// The address both sockets are bound to (with the port the OS picked, if `addr` had 0).
@@ -196,6 +205,8 @@ impl ZoneReader {
 struct Handler {
     zone: ZoneReader,
     stats: Arc<DnsStats>,
+    /// Where queries for names Trellis does not own go (`--dns-upstream`); none: REFUSED.
+    upstreams: Arc<[SocketAddr]>,
 }
 
 /// Queries answered, by response code (what `trellis_dns_queries_total` reports).
@@ -237,6 +248,8 @@ struct Answer<'z> {
     authoritative: bool,
     answers: &'z [Record],
     soa: Option<&'z Record>,
+    /// A standard query for a name Trellis does not own: an upstream may answer it.
+    not_ours: bool,
 }
 
 impl<'z> Answer<'z> {
@@ -246,6 +259,7 @@ impl<'z> Answer<'z> {
             authoritative: false,
             answers: &[],
             soa: None,
+            not_ours: false,
         }
     }
 }
@@ -283,14 +297,19 @@ fn answer<'z>(zone: &'z Zone, request: &Request) -> Answer<'z> {
             // Positive answers need no authority section; NODATA carries the SOA so that
             // resolvers can cache the negative answer (RFC 2308 §2.2).
             soa: answers.is_empty().then_some(soa),
+            not_ours: false,
         },
         Lookup::NxDomain { soa } => Answer {
             code: ResponseCode::NXDomain,
             authoritative: true,
             answers: &[],
             soa: Some(soa),
+            not_ours: false,
         },
-        Lookup::Refused => Answer::error(ResponseCode::Refused),
+        Lookup::Refused => Answer {
+            not_ours: true,
+            ..Answer::error(ResponseCode::Refused)
+        },
     }
 }
 
@@ -342,6 +361,51 @@ pub fn answer_bytes(zone: &Zone, query: &[u8]) -> Option<Vec<u8>> {
     Some(bytes)
 }
 
+impl Handler {
+    /// Answers `request` with an upstream's reply (SERVFAIL when none answers in time).
+    async fn forwarded<R: ResponseHandler>(
+        &self,
+        request: &Request,
+        answer: &Answer<'_>,
+        mut response_handle: R,
+    ) -> ResponseInfo {
+        let reply = crate::forward::forward(request.as_slice(), &self.upstreams).await;
+        let (mut metadata, edns) = response_header(request, answer);
+        metadata.authoritative = false;
+        metadata.recursion_available = true;
+        let empty = Vec::new();
+        let (answers, authorities, additionals) = match &reply {
+            Some(reply) => {
+                metadata.response_code = reply.metadata.response_code;
+                (&reply.answers, &reply.authorities, &reply.additionals)
+            }
+            None => {
+                metadata.response_code = ResponseCode::ServFail;
+                (&empty, &empty, &empty)
+            }
+        };
+        self.stats.count(metadata.response_code);
+        let response = MessageResponseBuilder::new(&request.queries, edns.as_ref()).build(
+            metadata,
+            answers.iter(),
+            authorities.iter(),
+            iter::empty(),
+            additionals.iter(),
+        );
+        match response_handle.send_response(response).await {
+            Ok(info) => info,
+            Err(error) => {
+                tracing::debug!(%error, "DNS: failed to send a forwarded response");
+                metadata.response_code = ResponseCode::ServFail;
+                ResponseInfo::from(Header {
+                    metadata,
+                    counts: HeaderCounts::default(),
+                })
+            }
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl RequestHandler for Handler {
     async fn handle_request<R: ResponseHandler, T: Time>(
@@ -353,6 +417,9 @@ impl RequestHandler for Handler {
         let zone = self.zone.current();
         // The client's view: a client network sees its own service network's names.
         let answer = answer(zone.for_client(request.src().ip()), request);
+        if answer.not_ours && !self.upstreams.is_empty() {
+            return self.forwarded(request, &answer, response_handle).await;
+        }
 
         let (metadata, edns) = response_header(request, &answer);
         self.stats.count(metadata.response_code);

@@ -48,6 +48,10 @@ pub struct ServeArgs {
     /// must start with a PROXY v2 header giving the client's address and, optionally, its VPC.
     #[arg(long = "proxy-protocol-from", value_name = "CIDR", value_parser = parse_net)]
     proxy_protocol_from: Vec<ipnet::IpNet>,
+    /// An upstream resolver (IP or IP:port, port 53 by default; repeatable, tried in order) the
+    /// DNS server forwards names it does not own to, so it can be a machine's resolver.
+    #[arg(long = "dns-upstream", value_name = "ADDR", value_parser = parse_resolver)]
+    dns_upstream: Vec<SocketAddr>,
     /// Region used in ARNs, DNS names and SigV4 credential scopes.
     #[arg(long, default_value = "us-west-2")]
     region: String,
@@ -403,6 +407,7 @@ async fn serve(
             conn_limits: args.conn_limits.limits(),
             open_network: args.open_network,
             proxy_protocol_from: args.proxy_protocol_from.clone(),
+            dns_upstreams: args.dns_upstream.clone(),
         },
         store.clone(),
         ca,
@@ -486,6 +491,13 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
             _ = term.recv() => {},
         }
     })
+}
+
+/// A resolver's address: `IP:port`, `[IPv6]:port`, or an IP alone (port 53).
+fn parse_resolver(s: &str) -> Result<SocketAddr, String> {
+    s.parse::<SocketAddr>()
+        .or_else(|_| s.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+        .map_err(|_| format!("{s:?} is not an IP address or IP:port"))
 }
 
 /// A CIDR block, or a single address (as a /32 or /128).
