@@ -51,7 +51,10 @@ async fn ask(query: &[u8], sent: &Message, upstream: SocketAddr) -> io::Result<M
         let n = socket.recv(&mut buf).await?;
         // Anything that is not the reply to this query (a late reply to an earlier one on a
         // reused port, garbage) is ignored; the timeout bounds the wait.
-        if let Some(reply) = Message::from_vec(&buf[..n]).ok().filter(|r| answers(r, sent)) {
+        if let Some(reply) = Message::from_vec(&buf[..n])
+            .ok()
+            .filter(|r| answers(r, sent))
+        {
             break reply;
         }
     };
