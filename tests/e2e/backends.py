@@ -52,15 +52,17 @@ def free_port():
 class Backend:
     """One trellis-testbackend process."""
 
-    def __init__(self, name, protocol="auto", grpc=False):
+    def __init__(self, name, protocol="auto", grpc=False, host=INGRESS):
         self.name = name
         self.protocol = protocol
         self.grpc = grpc
+        self.host = host  # an IPv6 address for an IPv6 target
         self.port = 0
         self.proc = None
 
     def start(self):
-        cmd = [TESTBACKEND_BIN, "--listen", f"{INGRESS}:{self.port}", "--name", self.name,
+        listen = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        cmd = [TESTBACKEND_BIN, "--listen", listen, "--name", self.name,
                "--protocol", self.protocol, "--exit-with-stdin"]
         if self.grpc:
             cmd.append("--grpc")
@@ -99,10 +101,11 @@ class Backend:
 
     def target(self):
         """The Lattice target that points at this backend."""
-        return {"id": INGRESS, "port": self.port}
+        return {"id": self.host, "port": self.port}
 
     def control(self, method, path):
-        req = urllib.request.Request(f"http://{INGRESS}:{self.port}{path}", method=method)
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        req = urllib.request.Request(f"http://{host}:{self.port}{path}", method=method)
         with urllib.request.urlopen(req, timeout=5) as r:
             return json.loads(r.read())
 
@@ -123,8 +126,8 @@ def start_backend():
     """A factory: `start_backend("A")` starts a backend that is stopped when the module ends."""
     started = []
 
-    def start(name, protocol="auto", grpc=False):
-        b = Backend(name, protocol, grpc).start()
+    def start(name, protocol="auto", grpc=False, host=INGRESS):
+        b = Backend(name, protocol, grpc, host).start()
         started.append(b)
         return b
 

@@ -23,7 +23,8 @@ pytest_plugins = ["backends"]
 OPEN_NETWORK = False
 # The trusted PROXY protocol sender (a node agent's address).
 SENDER = "127.0.0.77"
-SERVER_ARGS = ("--proxy-protocol-from", SENDER)
+# A dual-stack data plane: listeners on ::1 as well as the ingress address.
+SERVER_ARGS = ("--proxy-protocol-from", SENDER, "--ingress-address", "::1")
 # A PROXY v2 TLV type carrying the client's VPC (trellis_proxy::SOURCE_VPC_TLV).
 SOURCE_VPC_TLV = 0xE6
 
@@ -349,3 +350,39 @@ def test_security_group_changes_under_load(world):
         stop.set()
         thread.join(timeout=30)
     assert failures == [] and served[0] > 0, (failures[:5], served[0])
+
+
+def test_ipv6_clients_and_targets(world, start_backend):
+    """An IPv6 target behind an IPv4 client, an IPv6 client in a VPC's IPv6 block, and DNS answering
+    both families."""
+    v6 = start_backend("v6-target", host="::1")
+    svc = ServiceBuilder(world.lattice, associate=False)
+    world.lattice.create_service_network_service_association(serviceNetworkIdentifier=world.one.sn["id"],
+                                                             serviceIdentifier=svc.svc["id"])
+    tg = world.lattice.create_target_group(name=unique("v6"), type="IP", config={
+        "port": 80, "protocol": "HTTP", "ipAddressType": "IPV6", "vpcIdentifier": world.vpc,
+        "healthCheck": {"enabled": False}})
+    world.lattice.register_targets(targetGroupIdentifier=tg["id"], targets=[v6.target()])
+    port = free_port()
+    svc.listener("HTTP", port, forward((tg, 1)))
+    vpc = world.ec2.create_vpc(CidrBlock="127.0.21.0/24")["Vpc"]["VpcId"]
+    world.ec2.associate_vpc_cidr_block(VpcId=vpc, Ipv6CidrBlock="::/64")
+    world.lattice.create_service_network_vpc_association(serviceNetworkIdentifier=world.one.sn["id"],
+                                                         vpcIdentifier=vpc)
+    wait_until_applied(world.server)
+
+    # IPv4 client → IPv6 target.
+    r = Caller(svc.dns_name, port, source="127.0.21.5").request("/")
+    assert r.status == 200 and r.backend == "v6-target"
+    assert r.json()["headers"]["x-forwarded-for"] == "127.0.21.5"
+    # IPv6 client (::1, in the VPC's ::/64) on the IPv6 ingress address.
+    r = Caller(svc.dns_name, port, address="::1").request("/")
+    assert r.status == 200 and r.backend == "v6-target"
+    assert r.json()["headers"]["x-forwarded-for"] == "::1"
+    assert r.json()["headers"]["x-amzn-source-vpc"] == vpc
+    # DNS answers both families to the VPC's clients.
+    host, dns_port = world.server.dns_address()
+    for rtype, want in (("A", INGRESS), ("AAAA", "::1")):
+        p = subprocess.run(["dig", "-b", "127.0.21.5", f"@{host}", "-p", str(dns_port), svc.dns_name, rtype, "+short"],
+                           capture_output=True, text=True, timeout=30)
+        assert p.stdout.split() == [want], (rtype, p.stdout)

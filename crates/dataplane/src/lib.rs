@@ -60,7 +60,8 @@ const HOLD_MAX: Duration = Duration::from_secs(1);
 pub struct DataPlaneConfig {
     pub ctx: Context,
     pub dns_listen: SocketAddr,
-    pub ingress: IpAddr,
+    /// The addresses listener ports are bound on and DNS answers with (IPv4 → A, IPv6 → AAAA).
+    pub ingress: Vec<IpAddr>,
     pub idle_timeout: Duration,
     pub deregistration_delay: Duration,
     /// Client connection deadlines and caps.
@@ -185,7 +186,7 @@ impl DataPlane {
             health: Arc::clone(&health),
             tls,
             zones,
-            dns_answer: dns_answer_address(config.ingress),
+            dns_answer: config.ingress.iter().map(|a| dns_answer_address(*a)).collect(),
             open_network: config.open_network,
             failed_ports: status.failed_ports.clone(),
             last_failed: Mutex::default(),
@@ -238,7 +239,7 @@ impl DataPlane {
 
 fn proxy_config(config: &DataPlaneConfig) -> ProxyConfig {
     ProxyConfig {
-        ingress: config.ingress,
+        ingress: config.ingress.clone(),
         idle_timeout: config.idle_timeout,
         limits: config.conn_limits.clone(),
         open_network: config.open_network,
@@ -257,29 +258,32 @@ pub fn dns_answer_address(ingress: IpAddr) -> IpAddr {
     }
 }
 
-/// The DNS records of a snapshot: every served name answers `address`.
-pub fn zone_records(snapshot: &Snapshot, address: IpAddr) -> Vec<(String, Vec<IpAddr>)> {
+/// The DNS records of a snapshot: every served name answers `addresses`.
+pub fn zone_records(snapshot: &Snapshot, addresses: &[IpAddr]) -> Vec<(String, Vec<IpAddr>)> {
     snapshot
         .dns_names
         .iter()
-        .map(|name| (name.clone(), vec![address]))
+        .map(|name| (name.clone(), addresses.to_vec()))
         .collect()
 }
 
 /// The DNS zone of a snapshot. Each associated VPC's clients (by their addresses) see the names
 /// of its service network's services — generated names always, custom domain names as the
 /// association's private DNS settings allow — answered with the association's own ingress
-/// address or `address`. Other clients see every name in development mode (`open`), and none
+/// address or `addresses`. Other clients see every name in development mode (`open`), and none
 /// otherwise (NXDOMAIN under the zones).
-pub fn dns_zone(snapshot: &Snapshot, address: IpAddr, open: bool) -> Zone {
+pub fn dns_zone(snapshot: &Snapshot, addresses: &[IpAddr], open: bool) -> Zone {
     let everyone = if open {
-        zone_records(snapshot, address)
+        zone_records(snapshot, addresses)
     } else {
         Vec::new()
     };
     let views = snapshot.clients.vpcs.values().filter_map(|vpc| {
         let association = vpc.association.as_ref()?;
-        let answer = association.ingress.unwrap_or(address);
+        let answer: Vec<IpAddr> = match association.ingress {
+            Some(own) => vec![own],
+            None => addresses.to_vec(),
+        };
         let records: Vec<(String, Vec<IpAddr>)> = snapshot
             .hosts
             .iter()
@@ -287,7 +291,7 @@ pub fn dns_zone(snapshot: &Snapshot, address: IpAddr, open: bool) -> Zone {
                 svc.networks.iter().any(|n| n.id == association.network_id)
                     && (**name == svc.dns_name || association.resolves_custom_name(name))
             })
-            .map(|(name, _)| (name.clone(), vec![answer]))
+            .map(|(name, _)| (name.clone(), answer.clone()))
             .collect();
         Some((
             vpc.cidrs.clone(),
@@ -330,7 +334,7 @@ struct Reconcilers {
     health: Arc<Health>,
     tls: Arc<SniResolver>,
     zones: watch::Sender<Arc<Zone>>,
-    dns_answer: IpAddr,
+    dns_answer: Vec<IpAddr>,
     /// Development mode: DNS answers clients in no VPC too.
     open_network: bool,
     failed_ports: FailedPortsReport,
@@ -375,7 +379,7 @@ impl Reconcile for Reconcilers {
         let failing = self.report(&failures);
         self.zones.send_replace(Arc::new(dns_zone(
             &snapshot,
-            self.dns_answer,
+            &self.dns_answer,
             self.open_network,
         )));
         failing

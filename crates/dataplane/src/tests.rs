@@ -46,13 +46,13 @@ fn zone_records_map_every_dns_name_to_the_address() {
     snap.dns_names = vec!["a.example.com".into(), "b.example.com".into()];
     let addr: IpAddr = "10.0.0.9".parse().unwrap();
     assert_eq!(
-        zone_records(&snap, addr),
+        zone_records(&snap, &[addr]),
         vec![
             ("a.example.com".to_string(), vec![addr]),
             ("b.example.com".to_string(), vec![addr]),
         ]
     );
-    assert!(zone_records(&Snapshot::empty(ctx()), addr).is_empty());
+    assert!(zone_records(&Snapshot::empty(ctx()), &[addr]).is_empty());
 }
 
 #[test]

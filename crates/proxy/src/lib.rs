@@ -104,9 +104,10 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Debug)]
 pub struct ProxyConfig {
-    /// The address every listener port is bound on (`--ingress-address`); the VPC
-    /// associations' own ingress addresses (`trellis:ingress-address`) are bound too.
-    pub ingress: IpAddr,
+    /// The addresses every listener port is bound on (`--ingress-address`, IPv4 and IPv6 for a
+    /// dual-stack data plane); the VPC associations' own ingress addresses
+    /// (`trellis:ingress-address`) are bound too.
+    pub ingress: Vec<IpAddr>,
     /// Development mode (`--open-network`): clients no VPC admits still reach every served
     /// service, as before client networks existed.
     pub open_network: bool,
@@ -127,7 +128,7 @@ pub struct ProxyConfig {
 impl Default for ProxyConfig {
     fn default() -> ProxyConfig {
         ProxyConfig {
-            ingress: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            ingress: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
             open_network: false,
             proxy_protocol_from: Vec::new(),
             idle_timeout: Duration::from_secs(60),
@@ -295,7 +296,7 @@ impl Proxy {
             .map(|(port, _)| *port)
             .collect();
         let mut addresses = snapshot.clients.ingress_addresses();
-        addresses.insert(self.shared.config.ingress);
+        addresses.extend(self.shared.config.ingress.iter().copied());
         let wanted: BTreeSet<SocketAddr> = addresses
             .iter()
             .flat_map(|ip| ports.iter().map(|port| SocketAddr::new(*ip, *port)))

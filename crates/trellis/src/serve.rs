@@ -36,10 +36,11 @@ pub struct ServeArgs {
     /// one; the bound address is written to DATA_DIR/dns-address).
     #[arg(long, default_value = "127.0.0.1:9453")]
     dns_listen: SocketAddr,
-    /// Address the listeners' ports are bound on (VPC associations tagged
+    /// Address the listeners' ports are bound on and DNS answers with; repeat it (or separate
+    /// with commas) for a dual-stack data plane, e.g. `127.0.0.1,::1` (VPC associations tagged
     /// `trellis:ingress-address` add their own).
-    #[arg(long, default_value = "127.0.0.1")]
-    ingress_address: IpAddr,
+    #[arg(long, default_value = "127.0.0.1", value_delimiter = ',')]
+    ingress_address: Vec<IpAddr>,
     /// Development mode: clients in no associated VPC reach every served service. Without it,
     /// only clients a VPC association admits reach the services of its service network.
     #[arg(long)]
@@ -401,7 +402,7 @@ async fn serve(
         DataPlaneConfig {
             ctx,
             dns_listen: args.dns_listen,
-            ingress: args.ingress_address,
+            ingress: args.ingress_address.clone(),
             idle_timeout: Duration::from_secs(args.idle_timeout),
             deregistration_delay: Duration::from_secs(args.deregistration_delay),
             conn_limits: args.conn_limits.limits(),
@@ -433,7 +434,7 @@ async fn serve(
             "--open-network (development mode): clients in no associated VPC reach every served service"
         );
     }
-    tracing::info!(api = %bound, dns = %dns, ingress = %args.ingress_address, store = %redact(&store_url), data_dir = %data_dir.display(), "trellis is serving");
+    tracing::info!(api = %bound, dns = %dns, ingress = ?args.ingress_address, store = %redact(&store_url), data_dir = %data_dir.display(), "trellis is serving");
     eprintln!("trellis: DNS listening on {dns} (UDP and TCP)");
     eprintln!("trellis: API listening on http://{bound}");
 
