@@ -186,7 +186,11 @@ impl DataPlane {
             health: Arc::clone(&health),
             tls,
             zones,
-            dns_answer: config.ingress.iter().map(|a| dns_answer_address(*a)).collect(),
+            dns_answer: config
+                .ingress
+                .iter()
+                .map(|a| dns_answer_address(*a))
+                .collect(),
             open_network: config.open_network,
             failed_ports: status.failed_ports.clone(),
             last_failed: Mutex::default(),
