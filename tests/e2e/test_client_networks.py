@@ -386,3 +386,39 @@ def test_ipv6_clients_and_targets(world, start_backend):
         p = subprocess.run(["dig", "-b", "127.0.21.5", f"@{host}", "-p", str(dns_port), svc.dns_name, rtype, "+short"],
                            capture_output=True, text=True, timeout=30)
         assert p.stdout.split() == [want], (rtype, p.stdout)
+
+
+ECHO = """
+import json
+
+def handler(event, context):
+    return {"statusCode": 200, "headers": {"content-type": "application/json"}, "body": json.dumps(event)}
+"""
+
+
+def test_lambda_targets_see_the_client_network(world):
+    from functions_support import ROLE, function_arn, zip_bytes
+
+    lam = world.server.client("lambda")
+    name = unique("netecho")
+    lam.create_function(FunctionName=name, Runtime="python3.12", Role=ROLE, Handler="app.handler",
+                        Timeout=10, Code={"ZipFile": zip_bytes({"app.py": ECHO})})
+    svc = ServiceBuilder(world.lattice, associate=False)
+    world.lattice.create_service_network_service_association(serviceNetworkIdentifier=world.one.sn["id"],
+                                                             serviceIdentifier=svc.svc["id"])
+    # The service is in both networks; the request arrives through the client's (the first).
+    world.lattice.create_service_network_service_association(serviceNetworkIdentifier=world.two.sn["id"],
+                                                             serviceIdentifier=svc.svc["id"])
+    tg = world.lattice.create_target_group(name=unique("netecho"), type="LAMBDA",
+                                           config={"lambdaEventStructureVersion": "V2"})
+    world.lattice.register_targets(targetGroupIdentifier=tg["id"], targets=[{"id": function_arn(name)}])
+    port = free_port()
+    svc.listener("HTTP", port, forward((tg, 1)))
+    wait_until_applied(world.server)
+    r = Caller(svc.dns_name, port, source="127.0.1.5").request("/who")
+    assert r.status == 200, r.body
+    event = r.json()
+    context = event["requestContext"]
+    assert context["identity"]["sourceVpcArn"] == f"arn:aws:ec2:us-west-2:111122223333:vpc/{world.vpc}"
+    assert context["serviceNetworkArn"] == world.one.sn["arn"]
+    assert event["headers"]["x-amzn-source-vpc"] == [world.vpc]   # V2: every header is a list

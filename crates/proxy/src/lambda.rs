@@ -60,6 +60,14 @@ pub(crate) async fn forward(
 
     let (mut parts, body) = req.into_parts();
     prepare_headers(&mut parts, conn, request_id);
+    let client = record.client.clone();
+    let client = client.as_deref();
+    let arrived = client.and_then(|c| c.vpc.association.as_ref());
+    if let Some(client) = client {
+        parts
+            .headers
+            .insert(headers::X_AMZN_SOURCE_VPC, client.source_vpc_header.clone());
+    }
     let caller = record.caller.clone();
     if let Some(caller) = &caller {
         headers::insert_identity(&mut parts.headers, caller.as_ref());
@@ -80,9 +88,12 @@ pub(crate) async fn forward(
             body: &body,
         },
         &RequestContext {
-            // The client's network is not known yet: the service's first association, as in
-            // `x-amzn-lattice-target`.
-            service_network_arn: service.networks.first().map_or("", |n| n.arn.as_str()),
+            // The network the request came through (its client's VPC's); for a client in no
+            // VPC (development mode), the service's first, as in `x-amzn-lattice-target`.
+            service_network_arn: match arrived {
+                Some(a) => a.network_arn.as_str(),
+                None => service.networks.first().map_or("", |n| n.arn.as_str()),
+            },
             service_arn: &service.arn,
             target_group_arn: &group.arn,
             region: &snapshot.ctx.region,
@@ -92,6 +103,7 @@ pub(crate) async fn forward(
                 principal: caller.as_ref().map(|c| c.arn()),
                 session_name: caller.as_ref().and_then(|c| c.session_name()),
                 principal_org_id: caller.as_ref().and_then(|c| c.org()).map(|(id, _)| id),
+                source_vpc_arn: client.map(|c| c.vpc.arn.as_str()),
                 ..Identity::default()
             },
         },
