@@ -422,3 +422,73 @@ def test_lambda_targets_see_the_client_network(world):
     assert context["identity"]["sourceVpcArn"] == f"arn:aws:ec2:us-west-2:111122223333:vpc/{world.vpc}"
     assert context["serviceNetworkArn"] == world.one.sn["arn"]
     assert event["headers"]["x-amzn-source-vpc"] == [world.vpc]   # V2: every header is a list
+
+
+def test_security_group_references_admit_the_instances_in_a_group(world):
+    """A rule whose source is a security group admits the addresses of the running instances in
+    that group (registered with run-instances), and no one else; a stopped instance's address no
+    longer."""
+    ec2 = world.ec2
+    vpc = ec2.create_vpc(CidrBlock="127.0.30.0/24")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="127.0.30.0/24")["Subnet"]["SubnetId"]
+    peers = ec2.create_security_group(GroupName=unique("peers"), Description="callers", VpcId=vpc)["GroupId"]
+    entry = ec2.create_security_group(GroupName=unique("entry"), Description="entry", VpcId=vpc)["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=entry, IpPermissions=[{
+        "IpProtocol": "tcp", "FromPort": world.port, "ToPort": world.port,
+        "UserIdGroupPairs": [{"GroupId": peers}]}])
+    instance = ec2.run_instances(MinCount=1, MaxCount=1, SubnetId=subnet, PrivateIpAddress="127.0.30.40",
+                                 SecurityGroupIds=[peers])["Instances"][0]["InstanceId"]
+    world.lattice.create_service_network_vpc_association(serviceNetworkIdentifier=world.one.sn["id"],
+                                                         vpcIdentifier=vpc, securityGroupIds=[entry])
+    wait_until_applied(world.server)
+    assert world.caller(world.one, "127.0.30.40").request("/").status == 200
+    assert refused(world.caller(world.one, "127.0.30.41"))
+    ec2.stop_instances(InstanceIds=[instance])
+    wait_until_applied(world.server)
+    assert refused(world.caller(world.one, "127.0.30.40"))
+
+
+def test_a_client_in_its_own_network_namespace(world):
+    """A client in another network namespace, reaching Trellis over a veth pair as a host on a
+    real network would: its VPC's association has the host end's address as its own ingress
+    address; an address of the namespace outside the VPC's CIDR is refused."""
+    tag = unique("n")[-6:]
+    ns, host_if, ns_if = f"trellis-{tag}", f"tvh{tag}", f"tvn{tag}"
+    octet = 100 + int(tag, 16) % 100
+    net = f"10.{octet}.7"
+
+    def sh(*cmd):
+        p = subprocess.run(list(cmd), capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0, f"{' '.join(cmd)}: {p.stderr}"
+        return p.stdout
+
+    sh("ip", "netns", "add", ns)
+    try:
+        sh("ip", "link", "add", host_if, "type", "veth", "peer", "name", ns_if)
+        sh("ip", "link", "set", ns_if, "netns", ns)
+        sh("ip", "addr", "add", f"{net}.1/24", "dev", host_if)
+        sh("ip", "link", "set", host_if, "up")
+        for address in (f"{net}.2/24", f"{net}.20/24"):
+            sh("ip", "netns", "exec", ns, "ip", "addr", "add", address, "dev", ns_if)
+        sh("ip", "netns", "exec", ns, "ip", "link", "set", ns_if, "up")
+        sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+
+        vpc = world.ec2.create_vpc(CidrBlock=f"{net}.0/28")["Vpc"]["VpcId"]
+        world.lattice.create_service_network_vpc_association(
+            serviceNetworkIdentifier=world.one.sn["id"], vpcIdentifier=vpc,
+            tags={"trellis:ingress-address": f"{net}.1"})
+        wait_until_applied(world.server)
+
+        def curl_from(source):
+            p = subprocess.run(["ip", "netns", "exec", ns, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                                "--max-time", "10", "--interface", source,
+                                "--resolve", f"{world.one.dns_name}:{world.port}:{net}.1",
+                                f"http://{world.one.dns_name}:{world.port}/"],
+                               capture_output=True, text=True, timeout=30)
+            return p.stdout
+
+        assert curl_from(f"{net}.2") == "200"
+        assert curl_from(f"{net}.20") == "000"   # outside the VPC's /28: the connection is closed
+    finally:
+        subprocess.run(["ip", "link", "del", host_if], capture_output=True)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
