@@ -122,8 +122,8 @@ async fn proxy_request(
 
     // 2b. The service: by TLS server name on TLS connections, else by Host.
     let service = select_service(&snapshot, conn, &req)?;
-    record.service = Some(Arc::clone(service));
-    // A service outside the client's service network does not exist for it (Lattice: 404).
+    // A service outside the client's service network does not exist for it (Lattice: 404), and
+    // its access logs and metrics never see the request.
     let network = match &client {
         Some(client) => Some(
             service
@@ -134,6 +134,7 @@ async fn proxy_request(
         ),
         None => None,
     };
+    record.service = Some(Arc::clone(service));
 
     // 3. The listener: the service's listener on this port, speaking this connection's
     //    protocol (HTTP listeners for clear text, HTTPS listeners for TLS).
