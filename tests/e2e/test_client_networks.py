@@ -29,6 +29,15 @@ SERVER_ARGS = ("--proxy-protocol-from", SENDER, "--ingress-address", "::1")
 SOURCE_VPC_TLV = 0xE6
 
 
+def service_requests(server, service_id):
+    """The service's `trellis_lattice_service_requests_total`, all status classes."""
+    import urllib.request
+    with urllib.request.urlopen(server.endpoint + "/metrics", timeout=5) as r:
+        text = r.read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("trellis_lattice_service_requests_total{") and f'service="{service_id}"' in line)
+
+
 def refused(caller, path="/"):
     """Whether the connection is closed before any response (no VPC admits the client)."""
     try:
@@ -74,8 +83,9 @@ def test_only_clients_of_an_associated_vpc_reach_its_network(world):
     assert seen["x-amzn-source-vpc"] == world.vpc
     assert seen["x-amzn-lattice-network"] == f"SourceVpcArn=arn:aws:ec2:us-west-2:111122223333:vpc/{world.vpc}"
     assert f"ServiceNetworkArn={world.one.sn['arn']}" in seen["x-amzn-lattice-target"]
-    # A service of another network does not exist for this client.
+    # A service of another network does not exist for this client, and counts nothing.
     assert world.caller(world.two, "127.0.1.5").request("/").status == 404
+    assert service_requests(world.server, world.two.svc["id"]) == 0
     # Clients outside every VPC, and a VPC with no association, get no connection at all.
     assert refused(world.caller(world.one, "127.0.2.5"))
     assert refused(world.caller(world.one, "127.0.0.1"))
