@@ -83,8 +83,9 @@ def test_walkthrough_runs_and_splits_two_to_one(dp_server, tmp_path):
     # The walkthrough's steps as the post has them, through the AWS CLI and Trellis's DNS.
     for shown in ("$ aws lambda create-function", "--runtime nodejs20.x", "--type IP", "--type LAMBDA",
                   "--protocol HTTPS", '"weight": 20', '"weight": 10', "--priority 10", "--priority 20",
-                  "$ aws vpc-lattice create-service-network-service-association", "$ dig @127.0.0.1",
-                  "--cacert " + dp_server.ca_path):
+                  "$ aws vpc-lattice create-service-network-service-association",
+                  "$ aws ec2 create-vpc", "$ aws vpc-lattice create-service-network-vpc-association",
+                  "$ dig -b 127.", "--interface 127.", "--cacert " + dp_server.ca_path):
         assert shown in out, shown
     assert re.search(r"^instance target 127\.0\.0\.1:\d+: HEALTHY; function target: UNAVAILABLE$", out, re.M), out
     assert out.rstrip().endswith("stopped the Flask app")
