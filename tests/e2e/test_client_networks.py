@@ -502,3 +502,26 @@ def test_a_client_in_its_own_network_namespace(world):
     finally:
         subprocess.run(["ip", "link", "del", host_if], capture_output=True)
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def test_an_association_advertises_other_addresses(world):
+    """Behind a load balancer (or with several nodes), DNS answers a VPC's clients the addresses
+    its association advertises (tag `trellis:advertised-address`), of both families."""
+    vpc = world.ec2.create_vpc(CidrBlock="127.0.40.0/24")["Vpc"]["VpcId"]
+    world.lattice.create_service_network_vpc_association(
+        serviceNetworkIdentifier=world.one.sn["id"], vpcIdentifier=vpc,
+        tags={"trellis:advertised-address": "10.1.2.3,10.1.2.4,fd00::7"})
+    wait_until_applied(world.server)
+    assert sorted(dig_from(world.server, "127.0.40.5", world.one.dns_name)) == ["10.1.2.3", "10.1.2.4"]
+    host, port = world.server.dns_address()
+    p = subprocess.run(["dig", "-b", "127.0.40.5", f"@{host}", "-p", str(port), world.one.dns_name, "AAAA", "+short"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.stdout.split() == ["fd00::7"]
+    # Other VPCs keep theirs.
+    assert dig_from(world.server, "127.0.1.5", world.one.dns_name) == [INGRESS]
+    with pytest.raises(ClientError) as e:
+        world.lattice.create_service_network_vpc_association(
+            serviceNetworkIdentifier=world.one.sn["id"],
+            vpcIdentifier=world.ec2.create_vpc(CidrBlock="10.11.0.0/16")["Vpc"]["VpcId"],
+            tags={"trellis:advertised-address": "10.1.2.3,lb.example"})
+    assert error_code(e) == "ValidationException" and fields(e) == ["tags"]

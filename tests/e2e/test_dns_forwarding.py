@@ -174,3 +174,25 @@ def test_readme_dnsmasq_split_dns(resolver, tmp_path):
     finally:
         stub.terminate()
         stub.wait(timeout=10)
+
+
+def test_advertised_addresses_replace_the_ingress_address():
+    """`--advertise-address`: what DNS answers for every service name (a load balancer's address,
+    or every node's), instead of the ingress address the listeners are bound on."""
+    from conftest import wait_until_applied
+
+    gen = running(Server("sqlite", extra_args=["--advertise-address", "192.0.2.10,192.0.2.11"]))
+    server = next(gen)
+    try:
+        lattice = server.client()
+        sn = lattice.create_service_network(name="lb-net")
+        svc = lattice.create_service(name="behind-lb")
+        lattice.create_service_network_service_association(serviceNetworkIdentifier=sn["id"],
+                                                           serviceIdentifier=svc["id"])
+        wait_until_applied(server)
+        host, port = server.dns_address()
+        p = subprocess.run(["dig", f"@{host}", "-p", str(port), svc["dnsEntry"]["domainName"], "A", "+short"],
+                           capture_output=True, text=True, timeout=30)
+        assert sorted(p.stdout.split()) == ["192.0.2.10", "192.0.2.11"]
+    finally:
+        gen.close()

@@ -707,14 +707,30 @@ pub struct UpdateServiceNetworkVpcAssociationOutput {
 /// `trellis_snapshot::clients`): its value must be an IP address.
 pub const INGRESS_ADDRESS_TAG: &str = "trellis:ingress-address";
 
+/// The tag giving what DNS answers an association's clients: IP addresses, comma-separated.
+pub const ADVERTISED_ADDRESS_TAG: &str = "trellis:advertised-address";
+
 fn check_ingress_tag(tags: &trellis_model::resources::Tags) -> ApiResult<()> {
-    match tags.get(INGRESS_ADDRESS_TAG) {
-        Some(v) if v.parse::<std::net::IpAddr>().is_err() => Err(ApiError::validation_field(
+    if let Some(v) = tags.get(INGRESS_ADDRESS_TAG)
+        && v.parse::<std::net::IpAddr>().is_err()
+    {
+        return Err(ApiError::validation_field(
             "tags",
             format!("the {INGRESS_ADDRESS_TAG} tag must be an IP address, not {v:?}"),
-        )),
-        _ => Ok(()),
+        ));
     }
+    if let Some(v) = tags.get(ADVERTISED_ADDRESS_TAG)
+        && v.split(',')
+            .any(|a| a.trim().parse::<std::net::IpAddr>().is_err())
+    {
+        return Err(ApiError::validation_field(
+            "tags",
+            format!(
+                "the {ADVERTISED_ADDRESS_TAG} tag must be IP addresses separated by commas, not {v:?}"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 pub(crate) async fn create_vpc(

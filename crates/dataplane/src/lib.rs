@@ -60,8 +60,11 @@ const HOLD_MAX: Duration = Duration::from_secs(1);
 pub struct DataPlaneConfig {
     pub ctx: Context,
     pub dns_listen: SocketAddr,
-    /// The addresses listener ports are bound on and DNS answers with (IPv4 → A, IPv6 → AAAA).
+    /// The addresses listener ports are bound on (and DNS answers with, unless `advertise`).
     pub ingress: Vec<IpAddr>,
+    /// What DNS answers for service names instead of the ingress addresses (IPv4 → A, IPv6 →
+    /// AAAA): a load balancer's address, or every node's (`--advertise-address`).
+    pub advertise: Vec<IpAddr>,
     pub idle_timeout: Duration,
     pub deregistration_delay: Duration,
     /// Client connection deadlines and caps.
@@ -186,11 +189,15 @@ impl DataPlane {
             health: Arc::clone(&health),
             tls,
             zones,
-            dns_answer: config
-                .ingress
-                .iter()
-                .map(|a| dns_answer_address(*a))
-                .collect(),
+            dns_answer: if config.advertise.is_empty() {
+                config
+                    .ingress
+                    .iter()
+                    .map(|a| dns_answer_address(*a))
+                    .collect()
+            } else {
+                config.advertise.clone()
+            },
             open_network: config.open_network,
             failed_ports: status.failed_ports.clone(),
             last_failed: Mutex::default(),
@@ -273,8 +280,9 @@ pub fn zone_records(snapshot: &Snapshot, addresses: &[IpAddr]) -> Vec<(String, V
 
 /// The DNS zone of a snapshot. Each associated VPC's clients (by their addresses) see the names
 /// of its service network's services — generated names always, custom domain names as the
-/// association's private DNS settings allow — answered with the association's own ingress
-/// address or `addresses`. Other clients see every name in development mode (`open`), and none
+/// association's private DNS settings allow — answered with the association's advertised
+/// addresses (tag `trellis:advertised-address`), else its own ingress address, else
+/// `addresses`. Other clients see every name in development mode (`open`), and none
 /// otherwise (NXDOMAIN under the zones).
 pub fn dns_zone(snapshot: &Snapshot, addresses: &[IpAddr], open: bool) -> Zone {
     let everyone = if open {
@@ -284,9 +292,10 @@ pub fn dns_zone(snapshot: &Snapshot, addresses: &[IpAddr], open: bool) -> Zone {
     };
     let views = snapshot.clients.vpcs.values().filter_map(|vpc| {
         let association = vpc.association.as_ref()?;
-        let answer: Vec<IpAddr> = match association.ingress {
-            Some(own) => vec![own],
-            None => addresses.to_vec(),
+        let answer: Vec<IpAddr> = match (&association.advertised[..], association.ingress) {
+            ([], Some(own)) => vec![own],
+            ([], None) => addresses.to_vec(),
+            (advertised, _) => advertised.to_vec(),
         };
         let records: Vec<(String, Vec<IpAddr>)> = snapshot
             .hosts

@@ -39,6 +39,9 @@ pub const SECURITY_GROUP_KIND: &str = "ec2-security-group";
 pub const VPC_ASSOCIATION_KIND: &str = "service-network-vpc-association";
 /// The tag of a VPC association whose value is the association's own ingress address.
 pub const INGRESS_ADDRESS_TAG: &str = "trellis:ingress-address";
+/// The tag of a VPC association whose value (IP addresses, comma-separated) is what DNS answers
+/// the VPC's clients: a load balancer's address, or the set of nodes, in front of Trellis.
+pub const ADVERTISED_ADDRESS_TAG: &str = "trellis:advertised-address";
 /// The Lattice managed prefix list's ranges (reference §10.3): the addresses Lattice's own
 /// traffic comes from. A rule admitting the prefix list admits clients from these.
 pub const LATTICE_PREFIXES: [&str; 2] = ["169.254.171.0/24", "fd00:ec2:80::/64"];
@@ -112,6 +115,9 @@ pub struct ClientAssociation {
     pub network_arn: String,
     /// The association's own ingress address ([`INGRESS_ADDRESS_TAG`]).
     pub ingress: Option<IpAddr>,
+    /// What DNS answers the VPC's clients ([`ADVERTISED_ADDRESS_TAG`]); empty: the own ingress
+    /// address, else the server's advertised addresses.
+    pub advertised: Vec<IpAddr>,
     /// Its security groups' ingress rules; empty when it has no security groups (everyone in
     /// the VPC enters). A group that no longer exists contributes no rule.
     pub rules: Vec<Rule>,
@@ -286,6 +292,22 @@ impl ClientNetworks {
                     }
                     parsed
                 });
+                let advertised: Vec<IpAddr> = a
+                    .tags
+                    .get(ADVERTISED_ADDRESS_TAG)
+                    .map(|value| {
+                        value
+                            .split(',')
+                            .filter_map(|v| {
+                                let parsed = v.trim().parse::<IpAddr>().ok();
+                                if parsed.is_none() {
+                                    tracing::warn!(association = %a.id, value = %v, "a {ADVERTISED_ADDRESS_TAG} entry is not an IP address; ignored");
+                                }
+                                parsed
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 let mut rules = Vec::new();
                 for sg in &a.security_group_ids {
                     let Some(group) = groups.get(sg.as_str()) else {
@@ -304,6 +326,7 @@ impl ClientNetworks {
                         .get(a.service_network_id.as_str())
                         .map_or_else(String::new, |arn| (*arn).to_string()),
                     ingress,
+                    advertised,
                     rules,
                     has_security_groups: !a.security_group_ids.is_empty(),
                     private_dns_enabled: a.private_dns_enabled,

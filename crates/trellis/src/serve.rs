@@ -41,6 +41,11 @@ pub struct ServeArgs {
     /// `trellis:ingress-address` add their own).
     #[arg(long, default_value = "127.0.0.1", value_delimiter = ',')]
     ingress_address: Vec<IpAddr>,
+    /// What DNS answers for service names instead of the ingress addresses: a load balancer's
+    /// address, or every node's (repeat it or separate with commas). VPC associations tagged
+    /// `trellis:advertised-address` override it for their clients.
+    #[arg(long, value_delimiter = ',')]
+    advertise_address: Vec<IpAddr>,
     /// Development mode: clients in no associated VPC reach every served service. Without it,
     /// only clients a VPC association admits reach the services of its service network.
     #[arg(long)]
@@ -403,6 +408,7 @@ async fn serve(
             ctx,
             dns_listen: args.dns_listen,
             ingress: args.ingress_address.clone(),
+            advertise: args.advertise_address.clone(),
             idle_timeout: Duration::from_secs(args.idle_timeout),
             deregistration_delay: Duration::from_secs(args.deregistration_delay),
             conn_limits: args.conn_limits.limits(),

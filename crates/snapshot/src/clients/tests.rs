@@ -289,6 +289,7 @@ fn custom_names_a_vpc_resolves() {
         network_id: "sn".into(),
         network_arn: "arn".into(),
         ingress: None,
+        advertised: Vec::new(),
         rules: Vec::new(),
         has_security_groups: false,
         private_dns_enabled: enabled,
