@@ -104,7 +104,6 @@ pub(crate) async fn forward(
                 session_name: caller.as_ref().and_then(|c| c.session_name()),
                 principal_org_id: caller.as_ref().and_then(|c| c.org()).map(|(id, _)| id),
                 source_vpc_arn: client.map(|c| c.vpc.arn.as_str()),
-                ..Identity::default()
             },
         },
     );
