@@ -5,6 +5,7 @@ listener ports that cannot be bound showing up in `/_trellis/health`."""
 import socket
 import subprocess
 import tempfile
+import time
 
 from backends import dig as dig_short
 from conftest import BIN, unique, vpc_of, wait_applied, wait_until_applied
@@ -107,7 +108,19 @@ def test_a_listener_port_that_cannot_be_bound_is_reported_by_health(server, latt
         assert [f["port"] for f in body["failedPorts"]] == [port], body
         assert body["failedPorts"][0]["error"], body
 
-        lattice.delete_listener(serviceIdentifier=svc["id"], listenerIdentifier=listener["id"])
-        wait_until_applied(server)
-        status, body = server.health()
-        assert status == 200 and body["failedPorts"] == [], body
+    # The port is free now: a retry binds it (with backoff: 1 s, 2 s, … while it stays taken),
+    # and the failure was logged once, with its cause, however many attempts failed.
+    deadline = time.monotonic() + 60
+    while server.health()[0] != 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    status, body = server.health()
+    assert status == 200 and body["failedPorts"] == [], body
+    socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    failures = [line for line in server.log().splitlines()
+                if "cannot bind listener port" in line and str(port) in line]
+    assert len(failures) == 1 and "in use" in failures[0].lower(), failures
+
+    lattice.delete_listener(serviceIdentifier=svc["id"], listenerIdentifier=listener["id"])
+    wait_until_applied(server)
+    status, body = server.health()
+    assert status == 200 and body["failedPorts"] == [], body

@@ -19,8 +19,10 @@
 //! 3. Publish (`ArcSwap` for requests, `watch` for followers).
 //! 4. `proxy.reconcile` — binds new listener ports, stops accepting on removed ones (after the
 //!    publish, so removed ports never see a snapshot without their service). Ports that fail to
-//!    bind are logged, listed by `/_trellis/health` (503) and retried every
-//!    [`PORT_RETRY_INTERVAL`] until they bind or leave the configuration.
+//!    bind are logged once with the cause, listed by `/_trellis/health` (503) and
+//!    `trellis status`, and retried with backoff — [`PORT_RETRY_INTERVAL`] doubling to
+//!    [`PORT_RETRY_MAX`], from the start again at each configuration change — until they bind
+//!    or leave the configuration.
 //! 5. The DNS zone — last, so a name resolves only once everything behind it is in place.
 //! 6. The applied revision (`/_trellis/revision`, metric) — only now.
 
@@ -48,7 +50,9 @@ mod load;
 pub use load::{LoadError, load};
 
 /// How often ports that failed to bind are tried again while nothing else changes.
-pub const PORT_RETRY_INTERVAL: Duration = Duration::from_secs(5);
+pub const PORT_RETRY_INTERVAL: Duration = Duration::from_secs(1);
+/// The longest wait between two attempts to bind a failing listener port.
+pub const PORT_RETRY_MAX: Duration = Duration::from_secs(60);
 /// First and longest wait before a snapshot load that failed in the store is tried again.
 const STORE_RETRY_MIN: Duration = Duration::from_millis(100);
 const STORE_RETRY_MAX: Duration = Duration::from_secs(5);
@@ -434,6 +438,7 @@ pub async fn follow<R: Reconcile>(
     let mut feed = store.subscribe();
     let mut pending = true;
     let mut ports_failing = false;
+    let mut port_backoff = PORT_RETRY_INTERVAL;
     let mut backoff = STORE_RETRY_MIN;
     let mut hold = None;
     loop {
@@ -456,6 +461,7 @@ pub async fn follow<R: Reconcile>(
                     backoff = STORE_RETRY_MIN;
                     let revision = snapshot.revision;
                     ports_failing = reconcile.apply(Arc::new(snapshot)).await;
+                    port_backoff = PORT_RETRY_INTERVAL;
                     status.applied.fetch_max(revision, Ordering::AcqRel);
                     if let Some(metrics) = &status.metrics {
                         metrics
@@ -482,7 +488,9 @@ pub async fn follow<R: Reconcile>(
             backoff = (backoff * 2).min(STORE_RETRY_MAX);
             Some(wait)
         } else if ports_failing {
-            Some(PORT_RETRY_INTERVAL)
+            let wait = port_backoff;
+            port_backoff = (port_backoff * 2).min(PORT_RETRY_MAX);
+            Some(wait)
         } else {
             None
         };

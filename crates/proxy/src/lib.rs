@@ -328,7 +328,8 @@ impl Proxy {
                         bound.bound.insert(addr, handle);
                     }
                     Err(error) => {
-                        tracing::warn!(%addr, %error, "cannot bind listener port");
+                        // The data plane logs a port's failure once, not each retry.
+                        tracing::debug!(%addr, %error, "cannot bind listener port");
                         failures.push((addr.port(), error));
                     }
                 }
