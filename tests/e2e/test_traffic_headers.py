@@ -149,3 +149,22 @@ def test_aws_iam_auth_fails_closed(env):
     for s in (env.iam_service, env.iam_network):
         r = call(env, name=s.dns_name)
         assert (r.status, r.backend) == (403, None), s.dns_name
+
+
+def test_trace_context_reaches_the_target(env):
+    """W3C trace context and the X-Ray trace header: created when the client sends none, passed on
+    unchanged when it does, and a traceparent that does not parse replaced (its tracestate with it)."""
+    import re
+
+    fresh = call(env).json()["headers"]
+    assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-01", fresh["traceparent"]), fresh
+    assert re.fullmatch(r"Root=1-[0-9a-f]{8}-[0-9a-f]{24}", fresh["x-amzn-trace-id"]), fresh
+    assert call(env).json()["headers"]["traceparent"] != fresh["traceparent"]   # a new trace each time
+
+    sent = {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "tracestate": "congo=t61rcWkgMzE", "x-amzn-trace-id": "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1"}
+    kept = call(env, headers=sent).json()["headers"]
+    assert {k: kept[k] for k in sent} == sent
+
+    bad = call(env, headers={"traceparent": "00-not-a-trace", "tracestate": "congo=1"}).json()["headers"]
+    assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-01", bad["traceparent"]) and "tracestate" not in bad

@@ -15,6 +15,11 @@
 //!   format allows) and the second not at all.
 //! * The client's `x-amzn-requestid` is kept (truncated to 512 bytes); otherwise a UUID v4 is
 //!   generated. Either way it reaches the target and comes back on the response.
+//! * Trace context reaches every target: a valid W3C `traceparent` (and its `tracestate`) and
+//!   the client's `x-amzn-trace-id` are passed on unchanged; when absent, Trellis creates them
+//!   (a new trace, sampled flag set; an X-Ray root `1-<epoch hex>-<96 random bits>`). An invalid
+//!   `traceparent` is replaced by a new one and its `tracestate` dropped, as W3C Trace Context
+//!   asks of a participant that cannot parse it.
 
 use std::sync::{Arc, Weak};
 
@@ -32,6 +37,9 @@ pub const X_AMZN_LATTICE_TARGET: HeaderName = HeaderName::from_static("x-amzn-la
 pub const X_AMZN_LATTICE_NETWORK: HeaderName = HeaderName::from_static("x-amzn-lattice-network");
 pub const X_AMZN_LATTICE_IDENTITY: HeaderName = HeaderName::from_static("x-amzn-lattice-identity");
 pub const X_AMZN_SOURCE_VPC: HeaderName = HeaderName::from_static("x-amzn-source-vpc");
+pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+pub const X_AMZN_TRACE_ID: HeaderName = HeaderName::from_static("x-amzn-trace-id");
 pub const X_AMZN_LATTICE_IDENTITY_TAGS: HeaderName =
     HeaderName::from_static("x-amzn-lattice-identity-tags");
 
@@ -268,6 +276,66 @@ pub(crate) fn request_id(headers: &HeaderMap) -> HeaderValue {
     id
 }
 
+/// Gives the request trace context (see the module docs): what the client sent, when valid, else
+/// a new trace. `now` is the request's start time (the X-Ray root's epoch).
+pub(crate) fn ensure_trace(headers: &mut HeaderMap, now: std::time::SystemTime) {
+    let mut parents = headers.get_all(TRACEPARENT).iter();
+    let valid = matches!((parents.next(), parents.next()), (Some(p), None) if valid_traceparent(p.as_bytes()));
+    if !valid {
+        headers.remove(TRACESTATE);
+        headers.insert(TRACEPARENT, new_traceparent());
+    }
+    if !headers.contains_key(X_AMZN_TRACE_ID) {
+        let epoch = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let value = format!(
+            "Root=1-{:08x}-{:08x}{:016x}",
+            epoch as u32,
+            rng::next_u32(),
+            rng::next_u64()
+        );
+        if let Ok(value) = HeaderValue::try_from(value) {
+            headers.insert(X_AMZN_TRACE_ID, value);
+        }
+    }
+}
+
+/// A new W3C trace: version 00, a random trace ID and parent ID (never all zeros), sampled.
+fn new_traceparent() -> HeaderValue {
+    let (hi, lo, parent) = (rng::next_u64(), rng::next_u64(), rng::next_u64());
+    let value = format!("00-{:016x}{:016x}-{:016x}-01", hi, lo | 1, parent | 1);
+    HeaderValue::try_from(value).expect("hex digits and dashes are a valid header value")
+}
+
+/// Whether `value` is a W3C `traceparent` a participant can propagate: version (two lowercase
+/// hex digits, not `ff`), trace ID (32, not all zeros), parent ID (16, not all zeros), flags (2),
+/// dash-separated; version 00 exactly so, later versions possibly followed by `-…`.
+pub(crate) fn valid_traceparent(value: &[u8]) -> bool {
+    let hex = |b: &[u8]| b.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
+    let zeros = |b: &[u8]| b.iter().all(|c| *c == b'0');
+    if value.len() < 55 {
+        return false;
+    }
+    let (version, trace, parent, flags) =
+        (&value[0..2], &value[3..35], &value[36..52], &value[53..55]);
+    hex(version)
+        && version != b"ff"
+        && value[2] == b'-'
+        && value[35] == b'-'
+        && value[52] == b'-'
+        && hex(trace)
+        && !zeros(trace)
+        && hex(parent)
+        && !zeros(parent)
+        && hex(flags)
+        && if version == b"00" {
+            value.len() == 55
+        } else {
+            value.len() == 55 || value[55] == b'-'
+        }
+}
+
 /// A random UUID v4 from the per-thread generator (no system call per request).
 pub(crate) fn generate_request_id() -> HeaderValue {
     let mut bytes = [0u8; 16];
@@ -381,6 +449,81 @@ impl TargetHeaderCache {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn traceparent_table() {
+        let ok = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        for (value, want) in [
+            (ok, true),
+            (
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
+                true,
+            ),
+            (
+                "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+                true,
+            ),
+            (
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+                false,
+            ),
+            (
+                "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                false,
+            ),
+            (
+                "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+                false,
+            ),
+            (
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+                false,
+            ),
+            (
+                "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+                false,
+            ),
+            (
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+                false,
+            ),
+            ("garbage", false),
+        ] {
+            assert_eq!(valid_traceparent(value.as_bytes()), want, "{value}");
+        }
+        // Generated ones are valid, and differ.
+        let (a, b) = (new_traceparent(), new_traceparent());
+        assert!(valid_traceparent(a.as_bytes()) && a != b);
+        // A valid client value is kept with its tracestate; an invalid one is replaced and its
+        // tracestate dropped; an X-Ray root is added when absent and kept when present.
+        let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(0x6750_0000);
+        let mut h = HeaderMap::new();
+        h.insert(TRACEPARENT, HeaderValue::from_static(ok));
+        h.insert(TRACESTATE, HeaderValue::from_static("vendor=1"));
+        h.insert(
+            X_AMZN_TRACE_ID,
+            HeaderValue::from_static("Root=1-5759e988-bd862e3fe1be46a994272793"),
+        );
+        ensure_trace(&mut h, now);
+        assert_eq!(h[TRACEPARENT], ok);
+        assert_eq!(h[TRACESTATE], "vendor=1");
+        assert_eq!(
+            h[X_AMZN_TRACE_ID],
+            "Root=1-5759e988-bd862e3fe1be46a994272793"
+        );
+        let mut h = HeaderMap::new();
+        h.insert(TRACEPARENT, HeaderValue::from_static("00-bad"));
+        h.insert(TRACESTATE, HeaderValue::from_static("vendor=1"));
+        ensure_trace(&mut h, now);
+        assert!(valid_traceparent(h[TRACEPARENT].as_bytes()));
+        assert!(!h.contains_key(TRACESTATE));
+        let root = h[X_AMZN_TRACE_ID].to_str().unwrap();
+        assert!(
+            root.starts_with("Root=1-67500000-") && root.len() == "Root=1-67500000-".len() + 24,
+            "{root}"
+        );
+    }
+
     use super::*;
 
     fn map(fields: &[(&str, &str)]) -> HeaderMap {

@@ -60,6 +60,7 @@ pub(crate) async fn forward(
 
     let (mut parts, body) = req.into_parts();
     prepare_headers(&mut parts, conn, request_id);
+    headers::ensure_trace(&mut parts.headers, record.start_time);
     let client = record.client.clone();
     let client = client.as_deref();
     let arrived = client.and_then(|c| c.vpc.association.as_ref());

@@ -221,6 +221,7 @@ async fn proxy_request(
         record.caller.as_deref(),
         client.as_deref(),
     );
+    headers::ensure_trace(req.headers_mut(), record.start_time);
 
     // 9. The target and the exchange: round robin over routable targets; a connection that
     //    fails before any byte of the request was sent is retried once on another target.
