@@ -161,3 +161,77 @@ def test_sigterm_shuts_down_cleanly():
         assert s.stop(signal.SIGTERM) == 0
     finally:
         s.cleanup()
+
+
+def test_a_config_file_mirrors_the_flags_and_flags_override_it(tmp_path):
+    """`trellis serve --config FILE`: the file's keys are the flags without dashes; a flag on the
+    command line wins; the shipped example (packaging/trellis.toml) is a valid file."""
+    from conftest import ROOT
+
+    data_dir = tmp_path / "data"
+    conf = tmp_path / "trellis.toml"
+    conf.write_text(f'''
+data-dir = "{data_dir}"
+api-listen = "127.0.0.1:0"
+dns-listen = "127.0.0.1:0"
+region = "eu-west-1"
+account-id = "444455556666"
+ingress-address = ["127.0.0.1"]
+open-network = true
+''')
+    server = Server("sqlite", extra_args=["--config", str(conf), "--region", "us-east-1"])
+    # The file gives the data dir: the Server's own --data-dir must not be passed.
+    server.data_dir = str(data_dir)
+    server.args = lambda: [BIN, "serve", "--config", str(conf), "--region", "us-east-1"]
+    os.makedirs(data_dir, exist_ok=True)
+    server.start()
+    try:
+        # The account comes from the file, the region from the flag that overrides the file's.
+        import boto3
+        import botocore.config
+        from conftest import ACCESS_KEY, SECRET_KEY
+        client = boto3.client("vpc-lattice", endpoint_url=server.endpoint, region_name="us-east-1",
+                              aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
+                              config=botocore.config.Config(retries={"max_attempts": 1}))
+        arn = client.create_service_network(name=unique("cfg"))["arn"]
+        assert arn.startswith("arn:aws:vpc-lattice:us-east-1:444455556666:servicenetwork/sn-"), arn
+    finally:
+        server.cleanup()
+
+    for text, needle in [("nope = 1\n", '"nope" is not a flag of trellis serve'),
+                         ('open-network = "yes"\n', '"open-network" must be true or false'),
+                         ('idle-timeout = "abc"\n', "--idle-timeout"),
+                         ("not toml = = 1\n", "not TOML")]:
+        conf.write_text(text)
+        p = run_serve("--config", str(conf), "--data-dir", str(tmp_path / "x"), "--api-listen", "127.0.0.1:0")
+        assert p.returncode != 0 and needle in p.stderr, (text, p.stderr)
+
+    # The shipped example starts (its paths and ports overridden by flags).
+    example = os.path.join(ROOT, "packaging", "trellis.toml")
+    proc = subprocess.Popen([BIN, "serve", "--config", example, "--data-dir", str(tmp_path / "ex"),
+                             "--api-listen", "127.0.0.1:0", "--dns-listen", "127.0.0.1:0", "--log-format", "text"],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()
+        while "API listening" not in line:
+            assert line, "the example configuration did not start"
+            line = proc.stderr.readline()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+
+
+def test_the_systemd_unit_runs_the_configured_server():
+    """packaging/trellis.service parses as a unit and starts `trellis serve --config` with the
+    path the README installs the example configuration to, whose data dir is the unit's state
+    directory."""
+    from conftest import ROOT
+
+    unit = open(os.path.join(ROOT, "packaging", "trellis.service")).read()
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str
+    parser.read_string(unit)
+    assert parser.sections() == ["Unit", "Service", "Install"]
+    assert parser["Service"]["ExecStart"] == "/usr/local/bin/trellis serve --config /etc/trellis/trellis.toml"
+    assert parser["Service"]["StateDirectory"] == "trellis"
+    assert "/var/lib/trellis" in open(os.path.join(ROOT, "packaging", "trellis.toml")).read()

@@ -4,6 +4,7 @@
 mod accounts;
 mod api_limits;
 mod ca;
+mod config;
 mod conn_limits;
 mod credentials;
 mod dataplane;
@@ -44,7 +45,15 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    // `serve --config FILE`: the file's keys become flags before the command line's.
+    let argv = match config::expand::<Cli>(std::env::args_os().collect()) {
+        Ok(argv) => argv,
+        Err(e) => {
+            eprintln!("trellis: {e:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let cli = Cli::parse_from(argv);
     // Everything Trellis writes (credentials, CA key, database, logs) is private to its user.
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let log_format = match &cli.command {

@@ -20,6 +20,11 @@ use trellis_dataplane::DataPlaneConfig;
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
+    /// A TOML file of flags: each key a flag without its dashes (`api-listen = "0.0.0.0:9460"`,
+    /// `open-network = true`, lists for repeatable flags); a flag on the command line overrides
+    /// the file's key.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// The server's own log on stderr: `text` (coloured only on a terminal) or `json` (one
     /// object per line). `RUST_LOG` sets what is logged (default `info`, with a line per API
     /// request; `RUST_LOG=info,trellis_proxy=debug` adds a line per proxied request).
