@@ -525,3 +525,29 @@ def test_an_association_advertises_other_addresses(world):
             vpcIdentifier=world.ec2.create_vpc(CidrBlock="10.11.0.0/16")["Vpc"]["VpcId"],
             tags={"trellis:advertised-address": "10.1.2.3,lb.example"})
     assert error_code(e) == "ValidationException" and fields(e) == ["tags"]
+
+
+def metric(server, name, **labels):
+    """The value of one sample of `/metrics` (0 when absent)."""
+    import urllib.request
+    with urllib.request.urlopen(server.endpoint + "/metrics", timeout=5) as r:
+        text = r.read().decode()
+    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    for line in text.splitlines():
+        head, _, value = line.rpartition(" ")
+        if head == (f"{name}{{{want}}}" if labels else name):
+            return float(value)
+    return 0.0
+
+
+def test_refused_connections_are_counted(world):
+    before = metric(world.server, "trellis_client_connections_refused_total", reason="client_network")
+    for source in ("127.0.2.7", "127.0.2.8", "127.0.2.9"):
+        assert refused(world.caller(world.one, source))
+    after = metric(world.server, "trellis_client_connections_refused_total", reason="client_network")
+    assert after == before + 3
+    # An admitted keep-alive connection is counted as open while it is.
+    caller = world.caller(world.one, "127.0.1.5")
+    assert caller.request("/").status == 200
+    assert metric(world.server, "trellis_client_connections") >= 1
+    caller.close()

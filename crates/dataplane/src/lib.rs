@@ -183,6 +183,20 @@ impl DataPlane {
         }
         if let Some(metrics) = &status.metrics {
             proxy.set_metrics(Arc::clone(metrics));
+            // Weak: the metrics must not keep the proxy alive (it holds the metrics).
+            let counted = Arc::downgrade(&proxy);
+            metrics.set_connection_source(Box::new(move || {
+                let Some(stats) = counted.upgrade().map(|p| p.stats()) else {
+                    return (0, Vec::new());
+                };
+                (
+                    stats.client_connections as u64,
+                    vec![
+                        ("limit", stats.refused_connections),
+                        ("client_network", stats.refused_by_network),
+                    ],
+                )
+            }));
             let health = Arc::clone(&health);
             metrics.set_target_health_source(Box::new(move || target_health(&health)));
         }

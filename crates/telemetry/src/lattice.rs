@@ -89,6 +89,17 @@ pub struct TargetHealthSample {
 /// Where DNS query counts come from at scrape time: `(response code, queries so far)`.
 pub type DnsSource = Box<dyn Fn() -> Vec<(&'static str, u64)> + Send + Sync>;
 
+/// Where client-connection counts come from at scrape time: (connections open now, [(reason a
+/// connection was closed at accept, how many so far)]).
+pub type ConnectionSource = Box<dyn Fn() -> (u64, Vec<(&'static str, u64)>) + Send + Sync>;
+
+/// Labels of `trellis_client_connections_refused_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusalLabels {
+    /// `limit` (a connection cap) or `client_network` (no VPC association admits the client).
+    pub reason: &'static str,
+}
+
 /// Labels of `trellis_dns_queries_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DnsLabels {
@@ -133,6 +144,9 @@ pub struct LatticeMetrics {
     pub snapshot_build: Histogram,
     dns_queries: Family<DnsLabels, Counter>,
     dns_source: OnceLock<DnsSource>,
+    client_connections: Gauge,
+    client_connections_refused: Family<RefusalLabels, Counter>,
+    connection_source: OnceLock<ConnectionSource>,
 }
 
 impl std::fmt::Debug for LatticeMetrics {
@@ -162,7 +176,20 @@ impl LatticeMetrics {
             snapshot_build: Histogram::new(SNAPSHOT_BUILD_BUCKETS_S),
             dns_queries: Family::default(),
             dns_source: OnceLock::new(),
+            client_connections: Gauge::default(),
+            client_connections_refused: Family::default(),
+            connection_source: OnceLock::new(),
         };
+        registry.register(
+            "client_connections",
+            "Data-plane client connections open now",
+            metrics.client_connections.clone(),
+        );
+        registry.register(
+            "client_connections_refused",
+            "Data-plane client connections closed at accept, by reason (a connection cap, or no client network admitting the client)",
+            metrics.client_connections_refused.clone(),
+        );
         registry.register(
             "dns_queries",
             "DNS queries answered by the embedded server, by response code",
@@ -292,9 +319,25 @@ impl LatticeMetrics {
         let _ = self.dns_source.set(source);
     }
 
+    /// Sets where client-connection counts are read at each scrape. Only the first call counts.
+    pub fn set_connection_source(&self, source: ConnectionSource) {
+        let _ = self.connection_source.set(source);
+    }
+
     /// Replaces the target-health series with the source's current states: a deregistered
     /// target's series disappears, a changed state moves to its new `state` label.
     pub(crate) fn refresh(&self) {
+        if let Some(connections) = self.connection_source.get() {
+            let (open, refused) = connections();
+            self.client_connections
+                .set(i64::try_from(open).unwrap_or(i64::MAX));
+            for (reason, count) in refused {
+                self.client_connections_refused
+                    .get_or_create(&RefusalLabels { reason })
+                    .inner()
+                    .store(count, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
         if let Some(dns) = self.dns_source.get() {
             for (rcode, queries) in dns() {
                 // The server's own counters are the truth; the exported counter mirrors them.
