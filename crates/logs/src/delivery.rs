@@ -4,8 +4,9 @@
 //!
 //! `offer` never waits: a record goes into its destination's queue with `try_send`, or is
 //! dropped and counted (`trellis_access_log_dropped_total`) when the queue is full. Each worker
-//! takes what its queue holds (up to [`BATCH_MAX`] records, or what arrived within
-//! [`BATCH_WAIT`] of the first), writes it as one batch, and retries a failed batch with
+//! takes what its queue holds (up to [`BATCH_MAX`] records: what arrived within [`BATCH_WAIT`]
+//! of the first, waited out asleep so that records do not wake it one by one), writes it as one
+//! batch, and retries a failed batch with
 //! exponential backoff ([`RETRIES`] times) before counting it failed. S3 and Firehose sinks fit
 //! the same trait: their batches are objects or `PutRecordBatch` calls.
 //!
@@ -346,12 +347,17 @@ async fn work<S: Sink>(
         if got == 0 {
             return;
         }
-        let deadline = tokio::time::Instant::now() + BATCH_WAIT;
+        // One wakeup per batch, not one per record: the worker sleeps out the batch window
+        // (records queue up meanwhile without waking it), then takes what came. Waking on
+        // every record cost more CPU than writing it. A queue that already holds a full batch
+        // is taken at once.
+        if batch.len() < BATCH_MAX && rx.len() < BATCH_MAX {
+            tokio::time::sleep(BATCH_WAIT).await;
+        }
         while batch.len() < BATCH_MAX {
-            let room = BATCH_MAX - batch.len();
-            match tokio::time::timeout_at(deadline, rx.recv_many(&mut batch, room)).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
+            match rx.try_recv() {
+                Ok(record) => batch.push(record),
+                Err(_) => break,
             }
         }
         let n = batch.len() as i64;
