@@ -38,7 +38,6 @@ const USAGE: &str = "usage: seed --endpoint URL --services N [--listener-port P]
 TRELLIS_ROOT_SECRET_ACCESS_KEY)";
 const RULES: u32 = 10;
 const TARGETS: u32 = 10;
-const VPC: &str = "vpc-0123456789abcdef0";
 
 struct Args {
     endpoint: String,
@@ -94,15 +93,54 @@ struct Lattice {
 impl Lattice {
     async fn call(&self, method: &str, path: &str, body: Value) -> Result<Value, String> {
         let payload = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
+        let bytes = self
+            .send(method, path, "vpc-lattice", "application/json", payload)
+            .await?;
+        serde_json::from_slice(&bytes).map_err(|e| format!("{method} {path}: {e}"))
+    }
+
+    /// A VPC for the target groups (`aws ec2 create-vpc`: Lattice's `vpcIdentifier` must name
+    /// one): its ID, read from EC2's XML answer.
+    async fn create_vpc(&self) -> Result<String, String> {
+        let form = b"Action=CreateVpc&Version=2016-11-15&CidrBlock=10.0.0.0%2F16".to_vec();
+        let bytes = self
+            .send(
+                "POST",
+                "/",
+                "ec2",
+                "application/x-www-form-urlencoded; charset=utf-8",
+                form,
+            )
+            .await?;
+        let text = String::from_utf8_lossy(&bytes);
+        let start = text
+            .find("<vpcId>")
+            .ok_or_else(|| format!("CreateVpc: no vpcId in {text}"))?
+            + "<vpcId>".len();
+        let end = text[start..]
+            .find('<')
+            .ok_or_else(|| format!("CreateVpc: {text}"))?;
+        Ok(text[start..start + end].to_string())
+    }
+
+    /// One SigV4-signed request for `service`; the body of a 2xx answer.
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        service: &str,
+        content_type: &str,
+        payload: Vec<u8>,
+    ) -> Result<Bytes, String> {
         let url = format!("{}{path}", self.endpoint);
         let headers = [
             ("host", self.authority.as_str()),
-            ("content-type", "application/json"),
+            ("content-type", content_type),
         ];
         let params = aws_sigv4::sign::v4::SigningParams::builder()
             .identity(&self.identity)
             .region(&self.region)
-            .name("vpc-lattice")
+            .name(service)
             .time(SystemTime::now())
             .settings(SigningSettings::default())
             .build()
@@ -147,7 +185,7 @@ impl Lattice {
                 String::from_utf8_lossy(&bytes)
             ));
         }
-        serde_json::from_slice(&bytes).map_err(|e| format!("{method} {path}: {e}"))
+        Ok(bytes)
     }
 }
 
@@ -169,9 +207,10 @@ async fn service(
     api: &Lattice,
     a: &Args,
     sn: &str,
+    vpc: &str,
     n: u32,
 ) -> Result<(String, String, String), String> {
-    let mut config = json!({"port": a.target_port, "protocol": "HTTP", "vpcIdentifier": VPC});
+    let mut config = json!({"port": a.target_port, "protocol": "HTTP", "vpcIdentifier": vpc});
     if !a.health_checks {
         config["healthCheck"] = json!({"enabled": false});
     }
@@ -265,10 +304,17 @@ async fn run(a: Arc<Args>) -> Result<(), String> {
     let sn = id(&api
         .call("POST", "/servicenetworks", json!({"name": "scale"}))
         .await?)?;
+    let vpc = api.create_vpc().await?;
     let next = Arc::new(AtomicU64::new(0));
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..a.concurrency {
-        let (api, a, sn, next) = (api.clone(), a.clone(), sn.clone(), next.clone());
+        let (api, a, sn, vpc, next) = (
+            api.clone(),
+            a.clone(),
+            sn.clone(),
+            vpc.clone(),
+            next.clone(),
+        );
         workers.spawn(async move {
             let mut last = None;
             loop {
@@ -276,7 +322,7 @@ async fn run(a: Arc<Args>) -> Result<(), String> {
                 if n >= u64::from(a.services) {
                     return Ok::<_, String>(last);
                 }
-                last = Some(service(&api, &a, &sn, n as u32).await?);
+                last = Some(service(&api, &a, &sn, &vpc, n as u32).await?);
                 if (n + 1) % 1000 == 0 {
                     eprintln!(
                         "seed: {} services in {:.0} s",
