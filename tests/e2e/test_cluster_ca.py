@@ -203,6 +203,8 @@ def test_a_data_dir_ca_from_before_is_kept(backend):
         assert trellis_ca("--data-dir", server.data_dir) == old_pem, "the CA clients trust is kept"
         with open(os.path.join(server.data_dir, "ca.pem")) as f:
             assert f.read() == old_pem
+        # The old unencrypted key is no longer read, and the operator is told so.
+        assert "ca-key.pem" in server.log() and "no longer used" in server.log()
         key = os.path.join(server.data_dir, "secret.key")
         assert os.stat(key).st_mode & 0o777 == 0o600
         name, port = fixed_https_service(server, server.client())

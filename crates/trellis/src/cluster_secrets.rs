@@ -259,6 +259,11 @@ pub async fn load_or_create(
         None => create(store, data_dir, key).await?,
     };
     let secrets = stored.open(key)?;
+    // An earlier version's unencrypted CA key defeats the sealing: say so at every start.
+    let old_key = data_dir.join(trellis_tls::CA_KEY_FILE);
+    if old_key.exists() {
+        tracing::warn!(path = %old_key.display(), "this file is no longer used (the CA's key is in the store, encrypted); delete it, or move it to an offline backup");
+    }
     write_public(&data_dir.join(CA_FILE), secrets.trust_pem.as_bytes())
         .with_context(|| format!("cannot write {}", data_dir.join(CA_FILE).display()))?;
     Ok(secrets)
