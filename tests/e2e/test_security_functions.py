@@ -110,10 +110,10 @@ def assert_all_denied(doc):
 def test_a_function_cannot_see_the_server_its_data_dir_or_other_processes(srv, lam):
     name = hostile(lam)
     data = srv.data_dir
-    secret_files = [os.path.join(data, f) for f in ("trellis.db", "ca-key.pem", "ca.pem", "credentials")]
+    secret_files = [os.path.join(data, f) for f in ("trellis.db", "secret.key", "ca.pem", "credentials")]
     # They exist on the host (so the attempt means something), except credentials: this server
     # takes them from the environment.
-    assert os.path.exists(os.path.join(data, "ca-key.pem"))
+    assert os.path.exists(os.path.join(data, "secret.key"))
     resp, doc = invoke(lam, name, {
         "server_pid": srv.proc.pid,
         "read": secret_files + ["/etc/shadow"],
@@ -299,7 +299,7 @@ def test_memory_beyond_memorysize_is_killed_and_reported(srv, lam):
 def test_the_data_dir_is_private_and_the_server_environment_holds_no_secret(srv):
     mode = stat.S_IMODE(os.stat(srv.data_dir).st_mode)
     assert mode == 0o700, oct(mode)
-    files = ["ca-key.pem", "ca.pem", "api-address"]
+    files = ["secret.key", "ca.pem", "api-address"]
     if srv.backend == "sqlite":
         files.append("trellis.db")
     for f in files:

@@ -33,6 +33,9 @@ pub const ORGANIZATION_KIND: &str = "organization";
 pub const ACCOUNT_KIND: &str = "org-account";
 /// The record kind of a CreateAccount request (id: `car-…`).
 pub const CREATE_STATUS_KIND: &str = "org-create-account-status";
+/// The record kind of the secrets every node of one store shares (the cluster CA, the code-link
+/// key; `trellis serve` owns its format).
+pub const CLUSTER_SECRETS_KIND: &str = "cluster-secrets";
 /// The record kinds that belong to no account: every account's transactions see them, and the
 /// management account does not adopt them when the server starts.
 pub const GLOBAL_KINDS: &[&str] = &[
@@ -40,6 +43,7 @@ pub const GLOBAL_KINDS: &[&str] = &[
     ACCOUNT_KIND,
     CREATE_STATUS_KIND,
     crate::identity::TOKEN_KEY_KIND,
+    CLUSTER_SECRETS_KIND,
 ];
 /// The role CreateAccount creates in a member account unless asked for another name.
 pub const ACCESS_ROLE: &str = "OrganizationAccountAccessRole";

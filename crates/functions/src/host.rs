@@ -67,6 +67,20 @@ pub struct HostConfig {
     pub python: String,
     /// Where invocations of functions not in the store go.
     pub remote: Option<RemoteConfig>,
+    /// Signs `Code.Location` download links. Every node of one store must use the same key for
+    /// a link one node issued to work on another (`trellis serve` takes it from the store);
+    /// the default is random, valid in this process only.
+    pub code_link_key: CodeLinkKey,
+}
+
+/// The HMAC key of code-download links; kept out of `Debug` output.
+#[derive(Clone)]
+pub struct CodeLinkKey(pub [u8; 32]);
+
+impl std::fmt::Debug for CodeLinkKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CodeLinkKey(..)")
+    }
 }
 
 impl HostConfig {
@@ -82,6 +96,7 @@ impl HostConfig {
             node: "node".into(),
             python: "python3".into(),
             remote: None,
+            code_link_key: CodeLinkKey(rand::random()),
         }
     }
 }

@@ -56,7 +56,8 @@ pub mod sandbox;
 
 pub use api::{Api, LAMBDA, operations, public_routes};
 pub use host::{
-    FunctionHost, HostConfig, InvocationType, InvokeError, InvokeOptions, InvokeOutcome,
+    CodeLinkKey, FunctionHost, HostConfig, InvocationType, InvokeError, InvokeOptions,
+    InvokeOutcome,
 };
 pub use isolation::{IsolationConfig, IsolationMode};
 pub use logs::{log_path, log_path_in};

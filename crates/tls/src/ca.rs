@@ -122,9 +122,53 @@ impl CertificateAuthority {
         }
     }
 
+    /// A new CA in memory (the same kind [`CertificateAuthority::load_or_create`] creates),
+    /// for a caller that keeps it elsewhere than in files, such as the cluster's store.
+    pub fn create() -> Result<CertificateAuthority, TlsError> {
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)
+            .map_err(|e| TlsError::Issue(format!("generating the CA key: {e}")))?;
+        let cert_pem = self_signed_ca_pem(&key)?;
+        let label = Path::new("new CA");
+        CertificateAuthority::from_parts(cert_pem, key, label, label)
+    }
+
+    /// A CA from its certificate and PKCS#8 private key in PEM, checked as a loaded one is.
+    /// `origin` names where they came from in errors (e.g. "store record trellis-ca").
+    pub fn from_pem(
+        cert_pem: &str,
+        key_pem: &str,
+        origin: &str,
+    ) -> Result<CertificateAuthority, TlsError> {
+        let cert_label = Path::new(origin).join(CA_CERT_FILE);
+        let key_label = Path::new(origin).join(CA_KEY_FILE);
+        let key = parse_key(&key_label, key_pem)?;
+        CertificateAuthority::from_parts(cert_pem.to_owned(), key, &cert_label, &key_label)
+    }
+
+    /// Reads `dir/ca.pem` and `dir/ca-key.pem` when both exist, without creating anything:
+    /// `None` when either is missing. For importing a CA a data dir held before the CA moved
+    /// into the store.
+    pub fn load_existing(dir: &Path) -> Result<Option<CertificateAuthority>, TlsError> {
+        let cert_path = dir.join(CA_CERT_FILE);
+        let key_path = dir.join(CA_KEY_FILE);
+        let (Some(cert_pem), Some(key_pem)) =
+            (read_optional(&cert_path)?, read_optional(&key_path)?)
+        else {
+            return Ok(None);
+        };
+        let key = parse_key(&key_path, &key_pem)?;
+        CertificateAuthority::from_parts(cert_pem, key, &cert_path, &key_path).map(Some)
+    }
+
     /// The CA certificate in PEM, as found in `ca.pem`: what clients add to their trust store.
     pub fn certificate_pem(&self) -> String {
         self.cert_pem.clone()
+    }
+
+    /// The CA's private key (PKCS#8 PEM). Secret: whoever holds it can impersonate every
+    /// service to every client that trusts the CA; callers store it only encrypted.
+    pub fn key_pem(&self) -> String {
+        self.issuer.key().serialize_pem()
     }
 
     /// Issues a leaf certificate for the DNS names (the subject alternative names, the first
@@ -399,5 +443,33 @@ mod tests {
             "a".repeat(60)
         );
         ca.issue(&[long]).unwrap();
+    }
+
+    #[test]
+    fn a_ca_round_trips_through_its_pem() {
+        let ca = CertificateAuthority::create().unwrap();
+        let again =
+            CertificateAuthority::from_pem(&ca.certificate_pem(), &ca.key_pem(), "test").unwrap();
+        assert_eq!(again.certificate_pem(), ca.certificate_pem());
+        let other = CertificateAuthority::create().unwrap();
+        let err = CertificateAuthority::from_pem(&ca.certificate_pem(), &other.key_pem(), "test")
+            .unwrap_err();
+        assert!(matches!(err, TlsError::KeyMismatch { .. }), "{err}");
+    }
+
+    #[test]
+    fn load_existing_creates_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(
+            CertificateAuthority::load_existing(dir.path())
+                .unwrap()
+                .is_none()
+        );
+        assert!(!dir.path().join(CA_CERT_FILE).exists());
+        let created = CertificateAuthority::load_or_create(dir.path()).unwrap();
+        let loaded = CertificateAuthority::load_existing(dir.path())
+            .unwrap()
+            .unwrap();
+        assert_eq!(loaded.certificate_pem(), created.certificate_pem());
     }
 }

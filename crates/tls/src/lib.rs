@@ -5,9 +5,11 @@
 //! certificate named on the service. A self-hosted Trellis has no public CA behind it, so it runs a
 //! small local one instead:
 //!
-//! * [`CertificateAuthority`] is the "Trellis Local CA": a self-signed root kept in the data
-//!   directory (`ca.pem`, `ca-key.pem`), created on first start. `trellis ca` prints its
-//!   certificate so clients can add it to their trust store.
+//! * [`CertificateAuthority`] is the "Trellis Local CA": a self-signed root. `trellis serve` keeps
+//!   it in the store, shared by every node (the `trellis` crate's `cluster_secrets`); this crate
+//!   can also keep one in a directory (`ca.pem`, `ca-key.pem`), which is where earlier versions
+//!   kept it and where the proxy's tests keep theirs. `trellis ca` prints its certificate so
+//!   clients can add it to their trust store.
 //! * [`SniResolver`] picks the server certificate for a handshake by SNI among the names the
 //!   current configuration serves, issuing leaf certificates from the CA lazily and caching them.
 //!   Lattice endpoints are multi-tenant, so SNI is required: a handshake without SNI, or for a name

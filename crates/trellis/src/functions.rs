@@ -98,8 +98,10 @@ impl Functions {
         data_dir: &Path,
         ctx: Context,
         store: Store,
+        code_link_key: trellis_functions::CodeLinkKey,
     ) -> anyhow::Result<Functions> {
         let mut config = HostConfig::new(data_dir.to_path_buf(), ctx.clone());
+        config.code_link_key = code_link_key;
         config.concurrency = args.function_concurrency as usize;
         config.code_dir = match &args.function_code_dir {
             Some(dir) => dir.clone(),

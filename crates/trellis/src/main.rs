@@ -4,6 +4,7 @@
 mod accounts;
 mod api_limits;
 mod ca;
+mod cluster_secrets;
 mod config;
 mod conn_limits;
 mod credentials;

@@ -72,6 +72,11 @@ pub struct ServeArgs {
     /// Store URL: default SQLite in the data dir; `postgres://…` for PostgreSQL.
     #[arg(long)]
     store: Option<String>,
+    /// The key (64 hex digits) that seals the secrets every node of one store shares (the CA's
+    /// private key, the code-link key). Default: DATA_DIR/secret.key, created on first start;
+    /// give every node of one store the same file.
+    #[arg(long, value_name = "FILE")]
+    secret_key_file: Option<PathBuf>,
     /// Seconds a deregistered target stays DRAINING (no new requests; in-flight ones finish).
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     deregistration_delay: u64,
@@ -397,9 +402,20 @@ async fn serve(
         Some(access_logs.clone()),
     );
 
-    let functions =
-        crate::functions::Functions::start(&args.functions, &data_dir, ctx.clone(), store.clone())?;
-    let ca = crate::ca::load(&data_dir)?;
+    // The CA and the code-link key are the store's, shared by every node (created by the first).
+    let secret_key = crate::cluster_secrets::SecretKey::load_or_create(
+        args.secret_key_file.as_deref(),
+        &data_dir,
+    )?;
+    let secrets = crate::cluster_secrets::load_or_create(&store, &data_dir, &secret_key).await?;
+    let functions = crate::functions::Functions::start(
+        &args.functions,
+        &data_dir,
+        ctx.clone(),
+        store.clone(),
+        trellis_functions::CodeLinkKey(secrets.code_link_key),
+    )?;
+    let ca = secrets.ca;
     // The gate and the data plane's auth stage authenticate IAM keys and sessions from an
     // in-memory index of the stored identities: loaded before either serves, then rebuilt at
     // every revision the change feed announces.

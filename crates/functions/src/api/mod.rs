@@ -16,7 +16,7 @@ pub mod invoke;
 pub mod tags;
 pub mod wire;
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
@@ -374,17 +374,17 @@ pub fn local_ref(host: &Api, raw: &str, allow_qualifier: bool) -> LambdaResult<F
     Ok(fref)
 }
 
-/// Signs code links; a new key per process, so links are valid on the node that issued them.
-static LINK_KEY: LazyLock<[u8; 32]> = LazyLock::new(rand::random);
-
-fn link_signature(sha256_hex: &str, expires: u64) -> String {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&*LINK_KEY).expect("any key length");
+/// Signs a code link with the host's key ([`crate::host::HostConfig::code_link_key`]: shared
+/// by every node of one store, so a link one node issued downloads from any).
+fn link_signature(host: &FunctionHost, sha256_hex: &str, expires: u64) -> String {
+    let key = &host.config().code_link_key.0;
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("any key length");
     mac.update(format!("{sha256_hex}\n{expires}").as_bytes());
     hex::encode(mac.finalize().into_bytes())
 }
 
 /// A `Code.Location` link to download the deployment package, on the address the client used.
-pub fn code_location(_host: &Api, headers: &HeaderMap, sha256_hex: &str) -> String {
+pub fn code_location(host: &Api, headers: &HeaderMap, sha256_hex: &str) -> String {
     let authority = headers
         .get("host")
         .and_then(|v| v.to_str().ok())
@@ -396,7 +396,7 @@ pub fn code_location(_host: &Api, headers: &HeaderMap, sha256_hex: &str) -> Stri
         + CODE_LINK_SECONDS;
     format!(
         "http://{authority}/_trellis/functions/code/{sha256_hex}?Expires={expires}&Signature={}",
-        link_signature(sha256_hex, expires)
+        link_signature(host, sha256_hex, expires)
     )
 }
 
@@ -414,7 +414,7 @@ async fn download_code(
         .unwrap_or_default()
         .as_secs();
     let signature = params.get("Signature").map(String::as_str).unwrap_or("");
-    let expected = link_signature(&sha256, expires);
+    let expected = link_signature(&host, &sha256, expires);
     let valid = signature.len() == expected.len()
         && signature
             .bytes()
