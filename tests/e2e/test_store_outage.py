@@ -141,13 +141,21 @@ def pg(request):
         cluster.destroy()
 
 
+# Every node of one store needs the same key for the store's sealed secrets (the cluster CA):
+# one key file for every node of this module, as an operator gives every node the same one.
+SECRET_KEY_FILE = os.path.join(tempfile.mkdtemp(prefix="trellis-outage-key-"), "secret.key")
+with open(SECRET_KEY_FILE, "w") as _f:
+    _f.write(os.urandom(32).hex() + "\n")
+os.chmod(SECRET_KEY_FILE, 0o600)
+
+
 class Node(DataPlaneServer):
     """`trellis serve` on a given PostgreSQL database (several nodes may share one)."""
 
     def __init__(self, store_url, extra_args=()):
         # Constructed as "sqlite" only so that `Server` does not create a database on the shared
         # test server; the node's store is `store_url` on the private cluster.
-        super().__init__("sqlite", extra_args)
+        super().__init__("sqlite", [*extra_args, "--secret-key-file", SECRET_KEY_FILE])
         self.backend = "postgres"
         self.store = store_url
 

@@ -39,6 +39,20 @@ enum CaCommand {
 
 pub fn run(args: CaArgs) -> anyhow::Result<()> {
     let data_dir = crate::serve::prepare_data_dir(&args.data_dir)?;
+    // A data dir with no embedded database but with the CA a node wrote belongs to a node whose
+    // store is elsewhere (PostgreSQL): print what that node wrote rather than open (and so
+    // create) an empty embedded store with a CA of its own. `--store` reads the store itself.
+    let ca_file = data_dir.join(cluster_secrets::CA_FILE);
+    if args.store.is_none()
+        && args.command.is_none()
+        && !data_dir.join("trellis.db").exists()
+        && ca_file.exists()
+    {
+        let pem = std::fs::read_to_string(&ca_file)
+            .with_context(|| format!("cannot read {}", ca_file.display()))?;
+        print!("{pem}");
+        return Ok(());
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
