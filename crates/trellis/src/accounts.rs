@@ -57,17 +57,7 @@ pub fn run(args: AccountsArgs) -> anyhow::Result<()> {
                 Store::sqlite_url(&db)
             }
         };
-        let store = Store::connect_with(
-            &url,
-            trellis_store::StoreOptions {
-                poll_interval: None,
-                listen: false,
-                max_connections: 1,
-                ..Default::default()
-            },
-        )
-        .await
-        .context("cannot open the store")?;
+        let store = crate::accounts::open_store(&url).await?;
         let taken =
             trellis_api::organizations::take_root_credentials(&store, &args.account_id).await;
         store.close().await;
@@ -79,4 +69,20 @@ pub fn run(args: AccountsArgs) -> anyhow::Result<()> {
     // stdout carries only the profile, so `>> ~/.aws/credentials` works; logs go to stderr.
     println!("[{profile}]\naws_access_key_id = {id}\naws_secret_access_key = {secret}");
     Ok(())
+}
+
+/// The store of a server, opened for a one-off command (`trellis accounts`, `trellis ca`): one
+/// connection, no change feed.
+pub(crate) async fn open_store(url: &str) -> anyhow::Result<Store> {
+    Store::connect_with(
+        url,
+        trellis_store::StoreOptions {
+            poll_interval: None,
+            listen: false,
+            max_connections: 1,
+            ..Default::default()
+        },
+    )
+    .await
+    .context("cannot open the store")
 }

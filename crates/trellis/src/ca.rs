@@ -61,17 +61,7 @@ pub fn run(args: CaArgs) -> anyhow::Result<()> {
             .store
             .clone()
             .unwrap_or_else(|| Store::sqlite_url(&data_dir.join("trellis.db")));
-        let store = Store::connect_with(
-            &url,
-            trellis_store::StoreOptions {
-                poll_interval: None,
-                listen: false,
-                max_connections: 1,
-                ..Default::default()
-            },
-        )
-        .await
-        .context("cannot open the store")?;
+        let store = crate::accounts::open_store(&url).await?;
         let file = args.secret_key_file.as_deref();
         let pem = match &args.command {
             // Printing needs no secret: certificates are public. Creating the CA does, as at a
